@@ -1,0 +1,95 @@
+// Package aserr defines the numeric ASE/AIGES error codes that travel end to end,
+// from an engine through loader, atom and webgate to the client.
+//
+//	var ErrX = aserr.New(10110, "licence not enough")
+//	return fmt.Errorf("create session %s: %w", sid, aserr.ErrLicenceFull)
+//	code := aserr.CodeOf(err) // 10110
+package aserr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Error is an error with a numeric ASE/AIGES code.
+type Error struct {
+	Code int
+	Msg  string
+}
+
+// New returns an *Error with code and message.
+func New(code int, msg string) *Error { return &Error{Code: code, Msg: msg} }
+
+// Newf returns an *Error with code and a formatted message.
+func Newf(code int, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (code %d)", e.Msg, e.Code) }
+
+// Is matches any *Error with the same code, so errors.Is(err, ErrLicenceFull) works on
+// errors rebuilt from the wire.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Code == e.Code
+}
+
+// Loader and engine codes (specs/aiges-abi.md §5).
+var (
+	ErrInvalidOp       = New(10003, "invalid operation")
+	ErrInvalidHandle   = New(10008, "invalid handle")
+	ErrInvalidData     = New(10009, "invalid data")
+	ErrReleased        = New(10101, "engine instance inactive or already released")
+	ErrOnceTimeout     = New(10102, "once request timeout")
+	ErrRepeatedSession = New(10105, "repeated session")
+	ErrInvalidOutput   = New(10106, "invalid output or parameter")
+	ErrInvalidParam    = New(10107, "invalid parameter value")
+	ErrEngineCrashed   = New(10109, "engine crashed")
+	ErrLicenceFull     = New(10110, "licence not enough")
+)
+
+// Public edge codes (specs/ase-protocol.md §6).
+var (
+	ErrSessionTimeout = New(10114, "session timeout")
+	ErrInvalidResult  = New(10160, "invalid result message from upstream")
+	ErrBadRequest     = New(10163, "invalid request")
+	ErrReadTimeout    = New(10200, "read timeout")
+	ErrAppID          = New(10313, "app_id and api_key does not match")
+	ErrNotFound       = New(10404, "capability not found")
+	ErrNetwork        = New(10222, "network error")
+	ErrNoEngine       = New(10223, "no engine node available")
+	ErrInternal       = New(11502, "unexpected server error")
+)
+
+// CodeOf returns the code carried by err: 0 for nil, the *Error's code when err wraps
+// one, 10102 for a deadline, 10222 for a cancellation and 11502 for anything else.
+func CodeOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return ErrOnceTimeout.Code
+	case errors.Is(err, context.Canceled):
+		return ErrNetwork.Code
+	}
+	return ErrInternal.Code
+}
+
+// MessageOf returns the client-facing message of err: the *Error's message when err
+// wraps one, else err's text.
+func MessageOf(err error) string {
+	if err == nil {
+		return "success"
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Msg
+	}
+	return err.Error()
+}

@@ -1,0 +1,140 @@
+package grpcx
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Server is a gRPC server with the standard interceptor chain and grpc.health.v1.
+type Server struct {
+	*grpc.Server
+	Health *health.Server
+}
+
+// NewServer builds a gRPC server for service (used in metric names: asf_<service>_grpc_...).
+// The chain is recovery → logging → metrics, for unary and streaming calls alike.
+// Health starts NOT_SERVING; call SetServing once the service is ready.
+func NewServer(service string, log zerolog.Logger, reg prometheus.Registerer, extra ...grpc.ServerOption) *Server {
+	m := newMetrics(service, reg)
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(recoverUnary(log), logUnary(log), m.unary),
+		grpc.ChainStreamInterceptor(recoverStream(log), logStream(log), m.stream),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+	s := &Server{Server: grpc.NewServer(append(opts, extra...)...), Health: health.NewServer()}
+	healthpb.RegisterHealthServer(s.Server, s.Health)
+	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	return s
+}
+
+// SetServing marks the whole server SERVING (true) or NOT_SERVING (false) in grpc.health.v1.
+func (s *Server) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.Health.SetServingStatus("", st)
+}
+
+func recoverUnary(log zerolog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error().Str("method", info.FullMethod).Interface("panic", r).Bytes("stack", debug.Stack()).Msg("grpc handler panic")
+				err = ToStatus(fmt.Errorf("%s: panic: %v: %w", info.FullMethod, r, aserr.ErrInternal))
+			}
+		}()
+		return h(ctx, req)
+	}
+}
+
+func recoverStream(log zerolog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error().Str("method", info.FullMethod).Interface("panic", r).Bytes("stack", debug.Stack()).Msg("grpc stream panic")
+				err = ToStatus(fmt.Errorf("%s: panic: %v: %w", info.FullMethod, r, aserr.ErrInternal))
+			}
+		}()
+		return h(srv, ss)
+	}
+}
+
+func logUnary(log zerolog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := h(ctx, req)
+		logCall(log, info.FullMethod, start, err)
+		return resp, err
+	}
+}
+
+func logStream(log zerolog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		start := time.Now()
+		err := h(srv, ss)
+		logCall(log, info.FullMethod, start, err)
+		return err
+	}
+}
+
+func logCall(log zerolog.Logger, method string, start time.Time, err error) {
+	ev := log.Debug()
+	if err != nil {
+		ev = log.Warn().Err(err).Int("code", aserr.CodeOf(FromStatus(err)))
+	}
+	ev.Str("method", method).Dur("took", time.Since(start)).Msg("grpc call")
+}
+
+type metrics struct {
+	calls *prometheus.CounterVec
+	secs  *prometheus.HistogramVec
+}
+
+func newMetrics(service string, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asf_" + service + "_grpc_calls_total",
+			Help: "gRPC calls served, by method and ASE code.",
+		}, []string{"method", "code"}),
+		secs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "asf_" + service + "_grpc_call_seconds",
+			Help:    "gRPC call duration (whole stream for streaming calls).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+		}, []string{"method"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.calls, m.secs)
+	}
+	return m
+}
+
+func (m *metrics) observe(method string, start time.Time, err error) {
+	m.calls.WithLabelValues(method, strconv.Itoa(aserr.CodeOf(FromStatus(err)))).Inc()
+	m.secs.WithLabelValues(method).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	m.observe(info.FullMethod, start, err)
+	return resp, err
+}
+
+func (m *metrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	m.observe(info.FullMethod, start, err)
+	return err
+}

@@ -1,0 +1,45 @@
+package grpcx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestStatusRoundTrip(t *testing.T) {
+	err := ToStatus(fmt.Errorf("create: %w", aserr.ErrLicenceFull))
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("grpc code = %v", status.Code(err))
+	}
+	back := FromStatus(err)
+	if aserr.CodeOf(back) != 10110 || !errors.Is(back, aserr.ErrLicenceFull) {
+		t.Fatalf("round trip lost the code: %v", back)
+	}
+	if aserr.MessageOf(back) != "licence not enough" {
+		t.Fatalf("message = %q", aserr.MessageOf(back))
+	}
+}
+
+func TestStatusEngineCode(t *testing.T) {
+	back := FromStatus(ToStatus(aserr.New(30003, "user exec error")))
+	if aserr.CodeOf(back) != 30003 {
+		t.Fatalf("engine code lost: %v", back)
+	}
+}
+
+func TestStatusContext(t *testing.T) {
+	if status.Code(ToStatus(context.Canceled)) != codes.Canceled {
+		t.Fatal("canceled not kept")
+	}
+	if !errors.Is(FromStatus(status.Error(codes.Canceled, "x")), context.Canceled) {
+		t.Fatal("canceled not restored")
+	}
+	if aserr.CodeOf(FromStatus(status.Error(codes.Unavailable, "down"))) != 10222 {
+		t.Fatal("unavailable should map to 10222")
+	}
+}

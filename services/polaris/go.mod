@@ -1,0 +1,7 @@
+module github.com/athenaserving/asf/services/polaris
+
+go 1.26
+
+require github.com/athenaserving/asf/libs v0.0.0
+
+replace github.com/athenaserving/asf/libs => ../../libs
