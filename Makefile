@@ -1,0 +1,48 @@
+# Athena Serving — every task of the project starts here.
+SERVICES := polaris lbclient atom loader webgate
+MODULES  := libs $(addprefix services/,$(SERVICES)) tools tests
+GO       ?= go
+
+.PHONY: help build run test test-unit test-suite proto proto-tools verify-proto bench bench-quick vet fmt clean
+
+help: ## list the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+build: ## build the five service binaries and the tools into bin/
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ $(foreach s,$(filter-out loader,$(SERVICES)),./services/$(s)/cmd/$(s))
+	$(GO) build -trimpath -o bin/ ./services/loader/cmd/loader
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./tools/cmd/asfrun ./tools/cmd/asfcall
+
+run: build ## start the whole suite locally with two echo loaders; Ctrl-C stops it
+	./bin/asfrun --bin bin
+
+test: ## run every module's tests and the cross-service tests
+	./scripts/test.sh
+
+test-unit: ## every module's tests except the cross-service ones
+	./scripts/test.sh unit
+
+vet: ## go vet every module
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+fmt: ## gofmt every module
+	gofmt -l -w $(MODULES)
+
+proto-tools: ## install protoc and the pinned protoc plugins into .tools/bin
+	./scripts/proto-tools.sh
+
+proto: proto-tools ## regenerate the protobuf code under libs/proto
+	./scripts/proto-gen.sh
+
+verify-proto: proto-tools ## fail if the committed protobuf code differs from `make proto`
+	./scripts/verify-proto.sh
+
+bench: build ## full benchmark run: bench/results/<timestamp>/report.md
+	./scripts/bench.sh full
+
+bench-quick: build ## one-minute benchmark subset
+	./scripts/bench.sh quick
+
+clean: ## remove build output
+	rm -rf bin .run

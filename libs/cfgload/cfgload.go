@@ -1,0 +1,280 @@
+// Package cfgload fills a service's Config struct from, in increasing precedence, the
+// struct's defaults, a YAML file (--config), environment variables (ASF_<SVC>_<KEY>) and
+// command-line flags. One name serves all three: the field tag `cfg:"licence"` is the YAML
+// key `licence`, the env var ASF_LOADER_LICENCE and the flag --licence.
+//
+//	type Config struct {
+//	    Licence int           `cfg:"licence" help:"concurrent engine sessions"`
+//	    TTL     time.Duration `cfg:"ttl" help:"idle session TTL"`
+//	}
+//	cfg := DefaultConfig()
+//	if err := cfgload.Load("loader", os.Args[1:], os.Getenv, &cfg); err != nil { ... }
+//
+// Supported field types: string, bool, int, int64, uint, float64, time.Duration, []string
+// (comma separated in env and flags), map[string]string (k=v,k=v). Fields tagged
+// `secret:"true"` are redacted by Redacted.
+package cfgload
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrHelp is returned when -h or --help was asked for; usage has been printed.
+var ErrHelp = flag.ErrHelp
+
+type field struct {
+	name, help string
+	secret     bool
+	v          reflect.Value
+}
+
+func fields(dst any) ([]field, error) {
+	rv := reflect.ValueOf(dst)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return nil, errors.New("cfgload: dst must be a pointer to a struct")
+	}
+	var out []field
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			name := sf.Tag.Get("cfg")
+			if name == "" {
+				if sf.Type.Kind() == reflect.Struct && sf.Type != reflect.TypeOf(time.Duration(0)) {
+					walk(v.Field(i))
+				}
+				continue
+			}
+			if name == "-" {
+				continue
+			}
+			out = append(out, field{name: name, help: sf.Tag.Get("help"), secret: sf.Tag.Get("secret") == "true", v: v.Field(i)})
+		}
+	}
+	walk(rv.Elem())
+	return out, nil
+}
+
+// value adapts a field to flag.Value so flags parse with the same rules as env.
+type value struct{ f field }
+
+func (v value) String() string {
+	if !v.f.v.IsValid() {
+		return ""
+	}
+	return format(v.f.v)
+}
+func (v value) Set(s string) error { return set(v.f.v, s) }
+
+// IsBoolFlag lets --flag mean --flag=true for bool fields.
+func (v value) IsBoolFlag() bool { return v.f.v.IsValid() && v.f.v.Kind() == reflect.Bool }
+
+func format(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case time.Duration:
+		return x.String()
+	case []string:
+		return strings.Join(x, ",")
+	case map[string]string:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + "=" + x[k]
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+func set(v reflect.Value, s string) error {
+	switch v.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	case []string:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+		return nil
+	case map[string]string:
+		m := map[string]string{}
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			k, val, ok := strings.Cut(p, "=")
+			if !ok {
+				return fmt.Errorf("%q is not key=value", p)
+			}
+			m[strings.TrimSpace(k)] = strings.TrimSpace(val)
+		}
+		v.Set(reflect.ValueOf(m))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetUint(n)
+	case reflect.Float64, reflect.Float32:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	default:
+		return fmt.Errorf("unsupported config type %s", v.Type())
+	}
+	return nil
+}
+
+// EnvName is the environment variable for a config key of service svc:
+// EnvName("loader", "polaris-addr") = "ASF_LOADER_POLARIS_ADDR".
+func EnvName(svc, key string) string {
+	r := strings.NewReplacer("-", "_", ".", "_")
+	return "ASF_" + strings.ToUpper(r.Replace(svc)) + "_" + strings.ToUpper(r.Replace(key))
+}
+
+// Load fills dst (a pointer to a Config struct already holding its defaults).
+func Load(svc string, args []string, getenv func(string) string, dst any) error {
+	return load(svc, args, getenv, dst, os.Stderr)
+}
+
+func load(svc string, args []string, getenv func(string) string, dst any, usage io.Writer) error {
+	fs, err := fields(dst)
+	if err != nil {
+		return err
+	}
+	file := getenv(EnvName(svc, "config"))
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--config="); ok {
+			file = v
+		} else if v, ok := strings.CutPrefix(a, "-config="); ok {
+			file = v
+		} else if (a == "--config" || a == "-config") && i+1 < len(args) {
+			file = args[i+1]
+		}
+	}
+	if file != "" {
+		if err := loadFile(file, fs); err != nil {
+			return err
+		}
+	}
+	for _, f := range fs {
+		if s := getenv(EnvName(svc, f.name)); s != "" {
+			if err := set(f.v, s); err != nil {
+				return fmt.Errorf("env %s: %w", EnvName(svc, f.name), err)
+			}
+		}
+	}
+	set := flag.NewFlagSet(svc, flag.ContinueOnError)
+	set.SetOutput(usage)
+	set.String("config", file, "YAML config file (env "+EnvName(svc, "config")+")")
+	for _, f := range fs {
+		set.Var(value{f}, f.name, f.help+" (env "+EnvName(svc, f.name)+")")
+	}
+	if err := set.Parse(args); err != nil {
+		return err
+	}
+	if set.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", set.Args())
+	}
+	return nil
+}
+
+func loadFile(path string, fs []field) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var raw map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	known := map[string]field{}
+	for _, f := range fs {
+		known[f.name] = f
+	}
+	for k, node := range raw {
+		f, ok := known[k]
+		if !ok {
+			return fmt.Errorf("config file %s: unknown key %q", path, k)
+		}
+		var err error
+		switch {
+		case node.Kind == yaml.ScalarNode:
+			err = set(f.v, node.Value)
+		case f.v.Kind() == reflect.Slice || f.v.Kind() == reflect.Map:
+			ptr := reflect.New(f.v.Type())
+			if err = node.Decode(ptr.Interface()); err == nil {
+				f.v.Set(ptr.Elem())
+			}
+		default:
+			err = fmt.Errorf("want a scalar")
+		}
+		if err != nil {
+			return fmt.Errorf("config file %s: key %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+// Redacted returns the config as key → value text for logging, with secret fields masked.
+func Redacted(cfg any) map[string]string {
+	fs, err := fields(cfg)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]string, len(fs))
+	for _, f := range fs {
+		if f.secret {
+			out[f.name] = "***"
+			continue
+		}
+		out[f.name] = format(f.v)
+	}
+	return out
+}

@@ -1,0 +1,105 @@
+// Package svcmain is the whole of every service's main: load config, build the logger and
+// the metrics registry, start the service, log one "ready" line with its addresses, wait
+// for SIGINT/SIGTERM, shut down within a bound.
+//
+//	func main() {
+//	    svcmain.Main("loader", loader.DefaultConfig(), func(cfg loader.Config, log zerolog.Logger, reg *prometheus.Registry) (svcmain.Service, error) {
+//	        return loader.New(cfg, log, reg)
+//	    })
+//	}
+package svcmain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/athenaserving/asf/libs/cfgload"
+	"github.com/athenaserving/asf/libs/obs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Service is what every service's Server provides.
+type Service interface {
+	Start(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+// ShutdownTimeout bounds the whole shutdown after a signal.
+const ShutdownTimeout = 15 * time.Second
+
+// Main runs a service until a signal and exits the process: 0 after a clean shutdown,
+// 1 on a start-up or shutdown error, 2 on bad configuration.
+func Main[C any](name string, cfg C, build func(C, zerolog.Logger, *prometheus.Registry) (Service, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := Run(ctx, name, os.Args[1:], os.Getenv, cfg, build)
+	stop()
+	os.Exit(code)
+}
+
+// Run is Main without the process: it returns the exit code. ctx ending asks for shutdown.
+func Run[C any](ctx context.Context, name string, args []string, getenv func(string) string, cfg C, build func(C, zerolog.Logger, *prometheus.Registry) (Service, error)) int {
+	if err := cfgload.Load(name, args, getenv, &cfg); err != nil {
+		if errors.Is(err, cfgload.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "%s: config: %v\n", name, err)
+		return 2
+	}
+	conf := cfgload.Redacted(&cfg)
+	log := obs.NewLogger(os.Stderr, name, conf["log-level"])
+	reg := obs.NewRegistry()
+	log.Info().Interface("config", conf).Msg("starting")
+
+	svc, err := build(cfg, log, reg)
+	if err != nil {
+		log.Error().Err(err).Msg("build")
+		return 1
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = svc.Start(startCtx)
+	cancel()
+	if err != nil {
+		log.Error().Err(err).Msg("start")
+		shutdown(svc, log)
+		return 1
+	}
+	ev := log.Info()
+	if a, ok := svc.(interface{ GRPCAddr() string }); ok {
+		ev = ev.Str("grpc", a.GRPCAddr())
+	}
+	if a, ok := svc.(interface{ HTTPAddr() string }); ok {
+		ev = ev.Str("http", a.HTTPAddr())
+	}
+	if a, ok := svc.(interface{ AdminAddr() string }); ok {
+		ev = ev.Str("admin", a.AdminAddr())
+	}
+	if a, ok := svc.(interface{ NATSURL() string }); ok {
+		ev = ev.Str("nats", a.NATSURL())
+	}
+	ev.Msg("ready")
+
+	<-ctx.Done()
+	log.Info().Msg("signal received: shutting down")
+	if err := shutdown(svc, log); err != nil {
+		return 1
+	}
+	log.Info().Msg("stopped")
+	return 0
+}
+
+func shutdown(svc Service, log zerolog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := svc.Shutdown(ctx); err != nil {
+		log.Error().Err(err).Msg("shutdown")
+		return err
+	}
+	return nil
+}

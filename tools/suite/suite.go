@@ -1,0 +1,365 @@
+// Package suite starts the whole Athena Serving suite as separate processes from built
+// binaries — polaris (with embedded NATS), lbclient, loaders, atom, webgate — waits until
+// each is ready, and stops them in reverse order. `make run` (asfrun) and the benchmark
+// harness use it; the in-process equivalent for tests is tests/suitetest.
+//
+//	s, err := suite.Start(ctx, suite.Options{BinDir: "bin", Loaders: 2, Engine: "echo"})
+//	defer s.Stop(context.Background())
+//	fmt.Println(s.WebgateURL())
+package suite
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options say what to start.
+type Options struct {
+	// BinDir holds the polaris, lbclient, atom, loader and webgate binaries.
+	BinDir string
+	// Loaders is how many loader processes to start (default 2).
+	Loaders int
+	// Engine and Service name the loaders' engine and service (default "echo" for both).
+	Engine, Service string
+	// Licence is each loader's concurrent session limit (0 = loader default).
+	Licence int
+	// LoaderArgs are extra flags for every loader (engine config, for example).
+	LoaderArgs []string
+	// LogDir receives one <name>.log per process (default: a temporary directory).
+	LogDir string
+	// FixedPorts uses the design's default ports on 127.0.0.1 instead of free ones.
+	FixedPorts bool
+	// LogLevel for every service (default "info").
+	LogLevel string
+}
+
+// Proc is one started process.
+type Proc struct {
+	Name  string
+	Cmd   *exec.Cmd
+	Addrs map[string]string // grpc, http, admin, nats — as logged in the ready line
+	done  chan struct{}
+	err   error
+}
+
+// PID is the process id.
+func (p *Proc) PID() int { return p.Cmd.Process.Pid }
+
+// Suite is a running suite.
+type Suite struct {
+	opts  Options
+	mu    sync.Mutex
+	procs []*Proc // in start order
+}
+
+const readyTimeout = 60 * time.Second
+
+// Start starts every service in dependency order and returns when all are ready.
+// On any failure it stops what it started and returns the error with the failing
+// process's log file named.
+func Start(ctx context.Context, o Options) (*Suite, error) {
+	if o.Loaders <= 0 {
+		o.Loaders = 2
+	}
+	if o.Engine == "" {
+		o.Engine = "echo"
+	}
+	if o.Service == "" {
+		o.Service = o.Engine
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	if o.LogDir == "" {
+		d, err := os.MkdirTemp("", "asf-suite-")
+		if err != nil {
+			return nil, err
+		}
+		o.LogDir = d
+	}
+	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
+		return nil, err
+	}
+	s := &Suite{opts: o}
+	if err := s.startAll(ctx); err != nil {
+		_ = s.Stop(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Suite) listen(port int) string {
+	if s.opts.FixedPorts {
+		return "127.0.0.1:" + strconv.Itoa(port)
+	}
+	return "127.0.0.1:0"
+}
+
+func (s *Suite) startAll(ctx context.Context) error {
+	o := s.opts
+	pol, err := s.start(ctx, "polaris", "polaris",
+		"--grpc-listen", s.listen(6868), "--admin-listen", s.listen(6869), "--nats-listen", s.listen(4222))
+	if err != nil {
+		return err
+	}
+	polaris := pol.Addrs["grpc"]
+	lb, err := s.start(ctx, "lbclient", "lbclient",
+		"--grpc-listen", s.listen(9989), "--admin-listen", s.listen(9990), "--polaris", polaris)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < o.Loaders; i++ {
+		args := []string{"--grpc-listen", s.listen(5090 + 2*i), "--admin-listen", s.listen(5091 + 2*i),
+			"--polaris", polaris, "--engine", o.Engine, "--service", o.Service, "--warm-up", "0s"}
+		if o.Licence > 0 {
+			args = append(args, "--licence", strconv.Itoa(o.Licence))
+		}
+		if _, err := s.start(ctx, fmt.Sprintf("loader-%d", i+1), "loader", append(args, o.LoaderArgs...)...); err != nil {
+			return err
+		}
+	}
+	at, err := s.start(ctx, "atom", "atom",
+		"--grpc-listen", s.listen(9988), "--admin-listen", s.listen(9987), "--lb", lb.Addrs["grpc"])
+	if err != nil {
+		return err
+	}
+	_, err = s.start(ctx, "webgate", "webgate",
+		"--http-listen", s.listen(8889), "--admin-listen", s.listen(8890), "--atom", at.Addrs["grpc"])
+	return err
+}
+
+// start runs bin with args, tees its stderr into <LogDir>/<name>.log, and waits for its
+// "ready" log line and then for its /readyz.
+func (s *Suite) start(ctx context.Context, name, bin string, args ...string) (*Proc, error) {
+	args = append(args, "--log-level", s.opts.LogLevel)
+	logPath := filepath.Join(s.opts.LogDir, name+".log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(s.opts.BinDir, bin), args...)
+	cmd.Stdout = lf
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		lf.Close()
+		return nil, err
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Proc{Name: name, Cmd: cmd, done: make(chan struct{})}
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+
+	ready := make(chan map[string]string, 1)
+	go func() { // owned by p: ends when the process closes stderr
+		scanReady(stderr, lf, ready)
+		p.err = cmd.Wait()
+		lf.Close()
+		close(p.done)
+	}()
+	t := time.NewTimer(readyTimeout)
+	defer t.Stop()
+	select {
+	case p.Addrs = <-ready:
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited during start-up (%v): see %s", name, p.err, logPath)
+	case <-t.C:
+		return nil, fmt.Errorf("%s not ready after %s: see %s", name, readyTimeout, logPath)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if adm := p.Addrs["admin"]; adm != "" {
+		if err := waitHTTP(ctx, "http://"+adm+"/readyz", readyTimeout, p.done); err != nil {
+			return nil, fmt.Errorf("%s readyz: %w: see %s", name, err, logPath)
+		}
+	}
+	return p, nil
+}
+
+// scanReady copies r to w and sends the address fields of the first "ready" line.
+func scanReady(r io.Reader, w io.Writer, ready chan<- map[string]string) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sent := false
+	for sc.Scan() {
+		line := sc.Bytes()
+		_, _ = w.Write(append(line, '\n'))
+		if sent {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal(line, &m) != nil || m["message"] != "ready" {
+			continue
+		}
+		addrs := map[string]string{}
+		for _, k := range []string{"grpc", "http", "admin", "nats"} {
+			if v, ok := m[k].(string); ok {
+				addrs[k] = v
+			}
+		}
+		ready <- addrs
+		sent = true
+	}
+	_, _ = io.Copy(w, r)
+}
+
+func waitHTTP(ctx context.Context, url string, d time.Duration, dead <-chan struct{}) error {
+	deadline := time.Now().Add(d)
+	c := &http.Client{Timeout: 2 * time.Second}
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("not ready in time")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-dead:
+			return errors.New("process exited")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop sends SIGTERM to every process in reverse start order, waiting for each (SIGKILL
+// after 20 s), so webgate drains before atom, and loaders deregister before polaris stops.
+func (s *Suite) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	procs := s.procs
+	s.procs = nil
+	s.mu.Unlock()
+	var errs []error
+	for i := len(procs) - 1; i >= 0; i-- {
+		if err := stopProc(ctx, procs[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func stopProc(ctx context.Context, p *Proc) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(20 * time.Second)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	_ = p.Cmd.Process.Kill()
+	<-p.done
+	return fmt.Errorf("%s did not stop on SIGTERM: killed", p.Name)
+}
+
+// Kill sends SIGKILL to the named process (for example "loader-1") and waits for it.
+func (s *Suite) Kill(name string) error {
+	p := s.proc(name)
+	if p == nil {
+		return fmt.Errorf("no process %s", name)
+	}
+	_ = p.Cmd.Process.Kill()
+	<-p.done
+	return nil
+}
+
+func (s *Suite) proc(name string) *Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.procs {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *Suite) addr(name, kind string) string {
+	if p := s.proc(name); p != nil {
+		return p.Addrs[kind]
+	}
+	return ""
+}
+
+// Procs returns the started processes in start order.
+func (s *Suite) Procs() []*Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Proc(nil), s.procs...)
+}
+
+// WebgateURL is the base URL of webgate (http://host:port).
+func (s *Suite) WebgateURL() string { return "http://" + s.addr("webgate", "http") }
+
+// AtomAddr is atom's gRPC address.
+func (s *Suite) AtomAddr() string { return s.addr("atom", "grpc") }
+
+// LBAddr is lbclient's gRPC address.
+func (s *Suite) LBAddr() string { return s.addr("lbclient", "grpc") }
+
+// PolarisAddr is polaris's gRPC address.
+func (s *Suite) PolarisAddr() string { return s.addr("polaris", "grpc") }
+
+// NATSURL is the URL of the NATS server embedded in polaris.
+func (s *Suite) NATSURL() string { return s.addr("polaris", "nats") }
+
+// LogDir is where the processes' logs are.
+func (s *Suite) LogDir() string { return s.opts.LogDir }
+
+// LoaderAddrs are the loaders' gRPC addresses.
+func (s *Suite) LoaderAddrs() []string {
+	var out []string
+	for _, p := range s.Procs() {
+		if p.Cmd.Path == filepath.Join(s.opts.BinDir, "loader") {
+			out = append(out, p.Addrs["grpc"])
+		}
+	}
+	return out
+}
+
+// PIDs maps each service name (polaris, lbclient, loader, atom, webgate) to its pids.
+func (s *Suite) PIDs() map[string][]int {
+	out := map[string][]int{}
+	for _, p := range s.Procs() {
+		svc := filepath.Base(p.Cmd.Path)
+		out[svc] = append(out[svc], p.PID())
+	}
+	return out
+}
+
+// AdminAddrs maps each service name to its admin HTTP addresses.
+func (s *Suite) AdminAddrs() map[string][]string {
+	out := map[string][]string{}
+	for _, p := range s.Procs() {
+		svc := filepath.Base(p.Cmd.Path)
+		out[svc] = append(out[svc], p.Addrs["admin"])
+	}
+	return out
+}
