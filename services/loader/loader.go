@@ -1,0 +1,331 @@
+// Package loader is the embeddable loader service: it hosts one engine, admits once
+// requests and sessions within its licence, serves them over gRPC (asf.loader.v1.Loader),
+// registers with polaris and heartbeats its load.
+//
+//	cfg := loader.DefaultConfig()
+//	cfg.GRPCListen, cfg.AdminListen, cfg.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+//	s, err := loader.New(cfg, log, prometheus.NewRegistry())
+//	if err != nil { ... }
+//	if err := s.Start(ctx); err != nil { ... }   // ready: serving and registered
+//	defer s.Shutdown(context.Background())
+//	conn, _ := grpcx.Dial(s.GRPCAddr())
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/obs"
+	"github.com/athenaserving/asf/libs/polarisclient"
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/services/loader/engine"
+	"github.com/athenaserving/asf/services/loader/licence"
+	"github.com/athenaserving/asf/services/loader/session"
+	"github.com/athenaserving/asf/services/loader/transport"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Config is the loader's configuration; tags name the YAML key, env var and flag.
+type Config struct {
+	GRPCListen        string            `cfg:"grpc-listen" help:"gRPC listen address"`
+	AdminListen       string            `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
+	Advertise         string            `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, 0.0.0.0/:: replaced by 127.0.0.1)"`
+	Service           string            `cfg:"service" help:"service name registered in polaris (the capability id)"`
+	Engine            string            `cfg:"engine" help:"engine to host (built-in: echo)"`
+	EngineConfig      map[string]string `cfg:"engine-config" help:"engine Init configuration, k=v,k=v"`
+	Licence           int               `cfg:"licence" help:"concurrent engine slots (sessions and once requests)"`
+	PolarisAddr       string            `cfg:"polaris" help:"polaris gRPC address; empty = do not register"`
+	HeartbeatInterval time.Duration     `cfg:"heartbeat-interval" help:"load report interval"`
+	WarmUp            time.Duration     `cfg:"warm-up" help:"reported idle slots ramp up from 0 over this window after start"`
+	SessionIdleTTL    time.Duration     `cfg:"session-idle-ttl" help:"destroy a session idle for this long"`
+	ReorderWait       time.Duration     `cfg:"reorder-wait" help:"how long a session waits for a missing sync_id before skipping it"`
+	DrainTimeout      time.Duration     `cfg:"drain-timeout" help:"how long shutdown waits for running sessions"`
+	LogLevel          string            `cfg:"log-level" help:"trace, debug, info, warn or error"`
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		GRPCListen: ":5090", AdminListen: ":5091", Service: "echo", Engine: "echo", Licence: 10,
+		PolarisAddr: "127.0.0.1:6868", HeartbeatInterval: time.Second, WarmUp: 10 * time.Second,
+		SessionIdleTTL: 15 * time.Second, ReorderWait: 500 * time.Millisecond, DrainTimeout: 10 * time.Second,
+		LogLevel: "info",
+	}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Licence < 1:
+		return fmt.Errorf("licence %d: must be at least 1: %w", c.Licence, aserr.ErrInvalidParam)
+	case c.Service == "":
+		return fmt.Errorf("service: must not be empty: %w", aserr.ErrInvalidParam)
+	case c.HeartbeatInterval <= 0:
+		return fmt.Errorf("heartbeat-interval %s: must be positive: %w", c.HeartbeatInterval, aserr.ErrInvalidParam)
+	case c.WarmUp < 0 || c.SessionIdleTTL < 0 || c.DrainTimeout < 0 || c.ReorderWait < 0:
+		return fmt.Errorf("durations must not be negative: %w", aserr.ErrInvalidParam)
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			return fmt.Errorf("advertise %q: %v: %w", c.Advertise, err, aserr.ErrInvalidParam)
+		}
+	}
+	return nil
+}
+
+// AdvertiseAddr is the address to register: advertise when set, else bound with an
+// unspecified or empty host (0.0.0.0, ::) replaced by 127.0.0.1.
+func AdvertiseAddr(advertise, bound string) (string, error) {
+	if advertise != "" {
+		return advertise, nil
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "", fmt.Errorf("bound address %q: %w", bound, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	} else if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// offlineTimeout bounds step (1) of Shutdown so an unreachable polaris cannot eat the
+// drain time.
+const offlineTimeout = 3 * time.Second
+
+// Server is one loader.
+type Server struct {
+	cfg       Config
+	log       zerolog.Logger
+	advertise string
+
+	ln    net.Listener
+	grpc  *grpcx.Server
+	admin *obs.Admin
+	eng   engine.Engine
+	pool  *licence.Pool
+	mgr   *session.Manager
+
+	ready   atomic.Bool
+	started atomic.Bool
+	inited  atomic.Bool
+
+	polaris  *polarisclient.Client
+	reg      *polarisclient.Registrar
+	regStop  context.CancelFunc
+	wg       sync.WaitGroup // serve loops and the registrar
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New validates cfg, builds the engine and binds both listeners; nothing runs yet.
+func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("loader config: %w", err)
+	}
+	eng, err := engine.Lookup(cfg.Engine)
+	if err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	ln, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		return nil, fmt.Errorf("loader grpc listen %s: %w", cfg.GRPCListen, err)
+	}
+	adv, err := AdvertiseAddr(cfg.Advertise, ln.Addr().String())
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("loader: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng}
+	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("loader: %w", err)
+	}
+	s.admin = admin
+	s.pool = licence.New(cfg.Licence, cfg.WarmUp, nil)
+	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait}, log)
+	s.grpc = grpcx.NewServer("loader", log, reg)
+	transport.New(s.mgr, log, reg).Register(s.grpc.Server)
+	return s, nil
+}
+
+// Start initialises the engine, serves gRPC and admin, registers with polaris (unless
+// PolarisAddr is empty) and heartbeats; it returns once registered. ctx bounds start-up.
+// After an error, call Shutdown to release what was started.
+func (s *Server) Start(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("loader: already started")
+	}
+	if err := s.eng.Init(ctx, s.cfg.EngineConfig); err != nil {
+		return fmt.Errorf("loader: engine %s init: %w", s.eng.Name(), err)
+	}
+	s.inited.Store(true)
+	s.pool.StartWarmUp()
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.ln); err != nil {
+			s.log.Error().Err(err).Msg("grpc serve")
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.admin.Serve(); err != nil {
+			s.log.Error().Err(err).Msg("admin serve")
+		}
+	}()
+	s.grpc.SetServing(true) // serve before registering: callers may come as soon as polaris lists us
+	if s.cfg.PolarisAddr != "" {
+		c, err := polarisclient.Dial(s.cfg.PolarisAddr)
+		if err != nil {
+			return fmt.Errorf("loader: %w", err)
+		}
+		s.polaris = c
+		s.reg = c.NewRegistrar(&polarispb.Instance{Service: s.cfg.Service, Addr: s.advertise, Kind: "provider"},
+			s.cfg.HeartbeatInterval, s.load, s.log)
+		s.pool.SetOnChange(s.reg.Notify)
+		rctx, cancel := context.WithCancel(context.Background())
+		s.regStop = cancel
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.reg.Run(rctx)
+		}()
+		select {
+		case <-s.reg.Registered():
+		case <-ctx.Done():
+			return fmt.Errorf("loader: register %s at polaris %s: %w", s.advertise, s.cfg.PolarisAddr, ctx.Err())
+		}
+	}
+	s.ready.Store(true)
+	s.log.Info().Str("grpc", s.GRPCAddr()).Str("admin", s.AdminAddr()).Str("advertise", s.advertise).
+		Str("service", s.cfg.Service).Str("engine", s.eng.Name()).Int("licence", s.cfg.Licence).Msg("loader ready")
+	return nil
+}
+
+func (s *Server) load() *polarispb.Load {
+	l := s.pool.Load()
+	live := int32(0)
+	if l.Live {
+		live = 1
+	}
+	return &polarispb.Load{Total: int32(l.Total), Best: int32(l.Best), Idle: int32(l.Idle), Live: live}
+}
+
+// Ready reports whether the loader serves and is registered.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.ln.Addr().String() }
+
+// AdminAddr is the bound admin HTTP address.
+func (s *Server) AdminAddr() string { return s.admin.Addr() }
+
+// AdvertisedAddr is the address registered in polaris.
+func (s *Server) AdvertisedAddr() string { return s.advertise }
+
+// Shutdown: (1) report live=0 and deregister, (2) refuse new sessions, (3) wait for running
+// sessions until the drain timeout or ctx ends, then abort the rest, (4) GracefulStop the
+// gRPC server (Stop when ctx ends), (5) engine Fini; then stop heartbeating and the admin
+// server. Idempotent: later calls return the first call's result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.grpc.SetServing(false)
+	var errs []error
+	// (1) live=0, deregister.
+	if s.reg != nil {
+		octx, cancel := context.WithTimeout(ctx, offlineTimeout)
+		err := s.reg.Offline(octx)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("loader offline: %w", err))
+		}
+		s.regStop()
+	}
+	// (2) refuse new sessions and once requests (10110, so callers try another loader).
+	s.mgr.Refuse()
+	// (3) drain.
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+	if err := s.mgr.Wait(dctx); err != nil {
+		s.log.Warn().Int("sessions", s.mgr.Active()).Msg("drain timeout: aborting the remaining sessions")
+		s.mgr.AbortAll(fmt.Errorf("loader shutting down: %w", aserr.ErrReleased))
+	}
+	cancel()
+	// (4) stop gRPC.
+	if s.started.Load() {
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			<-stopped
+		}
+	} else {
+		s.grpc.Stop()
+		_ = s.ln.Close()
+	}
+	s.mgr.Close()
+	// (5) engine Fini.
+	if s.inited.Load() {
+		if err := s.eng.Fini(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("loader: engine fini: %w", err))
+		}
+	}
+	if err := s.admin.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("loader admin: %w", err))
+	}
+	s.closeRest()
+	return errors.Join(errs...)
+}
+
+// Kill stops the loader abruptly, as a crash would: the gRPC server stops at once and
+// heartbeats stop WITHOUT reporting live=0 or deregistering, so polaris must evict the
+// instance by TTL. For tests. Later Shutdown calls do nothing.
+func (s *Server) Kill() {
+	s.stopOnce.Do(func() {
+		s.ready.Store(false)
+		if s.regStop != nil {
+			s.regStop()
+		}
+		s.grpc.Stop()
+		if !s.started.Load() {
+			_ = s.ln.Close()
+		}
+		s.mgr.Close()
+		_ = s.admin.Shutdown(context.Background())
+		s.closeRest()
+	})
+}
+
+func (s *Server) closeRest() {
+	if !s.started.Load() {
+		// Serve on a shut-down http.Server returns at once and closes the listener.
+		_ = s.admin.Serve()
+	}
+	if s.regStop != nil {
+		s.regStop()
+	}
+	s.wg.Wait()
+	if s.polaris != nil {
+		_ = s.polaris.Close()
+	}
+}

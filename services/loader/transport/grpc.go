@@ -1,0 +1,153 @@
+// Package transport serves the loader's domain (package session) as loaderpb.LoaderServer.
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/grpcx"
+	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/services/loader/session"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+)
+
+// Server adapts a session.Manager to the Loader gRPC service.
+type Server struct {
+	loaderpb.UnimplementedLoaderServer
+	mgr *session.Manager
+	log zerolog.Logger
+	m   *metrics
+}
+
+var _ loaderpb.LoaderServer = (*Server)(nil)
+
+// New returns the gRPC adapter for mgr; its metrics are registered on reg (may be nil).
+func New(mgr *session.Manager, log zerolog.Logger, reg prometheus.Registerer) *Server {
+	return &Server{mgr: mgr, log: log, m: newMetrics(reg, mgr)}
+}
+
+// Register adds the Loader service to s.
+func (g *Server) Register(s grpc.ServiceRegistrar) { loaderpb.RegisterLoaderServer(s, g) }
+
+type metrics struct {
+	onceTotal  *prometheus.CounterVec
+	engineSecs *prometheus.HistogramVec
+	rejections *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, mgr *session.Manager) *metrics {
+	m := &metrics{
+		onceTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asf_loader_once_requests_total", Help: "Once requests served, by ASE code.",
+		}, []string{"code"}),
+		engineSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "asf_loader_engine_call_seconds", Help: "Time inside the engine per once request or session result.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 3, 14),
+		}, []string{"op"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asf_loader_licence_rejections_total", Help: "Requests refused because every licence slot was busy (10110).",
+		}, []string{"call"}),
+	}
+	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "asf_loader_sessions_active", Help: "Engine sessions open now.",
+	}, func() float64 { return float64(mgr.Active()) })
+	if reg != nil {
+		reg.MustRegister(m.onceTotal, m.engineSecs, m.rejections, active)
+	}
+	return m
+}
+
+func (m *metrics) rejected(call string, err error) {
+	if aserr.CodeOf(err) == aserr.ErrLicenceFull.Code {
+		m.rejections.WithLabelValues(call).Inc()
+	}
+}
+
+// Once runs one once request in a licence slot.
+func (g *Server) Once(ctx context.Context, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error) {
+	start := time.Now()
+	res, err := g.mgr.Once(ctx, request(in))
+	g.m.onceTotal.WithLabelValues(strconv.Itoa(aserr.CodeOf(err))).Inc()
+	if err != nil {
+		g.m.rejected("once", err)
+		return nil, grpcx.ToStatus(err)
+	}
+	g.m.engineSecs.WithLabelValues("once").Observe(res.Engine.Seconds())
+	return &loaderpb.LoaderOutput{
+		ServiceId: in.GetServiceId(), Status: loaderpb.Status_STATUS_ONCE, Pl: pbPayloads(res.Outputs),
+		EngineNs: res.Engine.Nanoseconds(), LoaderNs: time.Since(start).Nanoseconds(),
+	}, nil
+}
+
+// Session runs one engine session: the first input opens it (10110 when the licence is
+// full), inputs are written as they come, results are sent as the engine produces them,
+// and the stream ends with nil after the END result. When the client goes away the
+// engine session is aborted and its slot freed before the handler returns.
+func (g *Server) Session(stream loaderpb.Loader_SessionServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return grpcx.ToStatus(err)
+	}
+	var lastIn atomic.Int64
+	lastIn.Store(time.Now().UnixNano())
+	sess, err := g.mgr.Open(ctx, sessionParams(first))
+	if err != nil {
+		g.m.rejected("session", err)
+		return grpcx.ToStatus(err)
+	}
+	defer sess.Abort()
+	if err := sess.Write(ctx, frame(first)); err != nil {
+		return grpcx.ToStatus(err)
+	}
+	// The reader ends when the client half-closes, the session ends, or the stream ends
+	// (gRPC cancels the stream context once this handler returns).
+	go func() {
+		for {
+			in, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					sess.Fail(err)
+				}
+				return
+			}
+			lastIn.Store(time.Now().UnixNano())
+			if err := sess.Write(ctx, frame(in)); err != nil {
+				return // the session ended; Recv below reports why
+			}
+		}
+	}()
+	for {
+		r, err := sess.Recv(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return grpcx.ToStatus(ctx.Err())
+			}
+			return grpcx.ToStatus(err)
+		}
+		g.m.engineSecs.WithLabelValues("session").Observe(r.Engine.Seconds())
+		out := &loaderpb.LoaderOutput{
+			ServiceId: first.GetServiceId(), Status: pbStatus(r.Status), Pl: pbPayloads(r.Outputs),
+			EngineNs: r.Engine.Nanoseconds(), LoaderNs: time.Since(time.Unix(0, lastIn.Load())).Nanoseconds(),
+		}
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+	}
+}
