@@ -1,0 +1,18 @@
+// Command lbclient runs the load-aggregation service. Configuration: defaults →
+// --config YAML → ASF_LBCLIENT_* environment → flags (--grpc-listen, --admin-listen,
+// --polaris, --nats-url, --report-interval, --stale-after, --strategy,
+// --start-wait, --log-level).
+package main
+
+import (
+	"github.com/athenaserving/asf/libs/svcmain"
+	"github.com/athenaserving/asf/services/lbclient"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	svcmain.Main("lbclient", lbclient.DefaultConfig(), func(cfg lbclient.Config, log zerolog.Logger, reg *prometheus.Registry) (svcmain.Service, error) {
+		return lbclient.New(cfg, log, reg)
+	})
+}

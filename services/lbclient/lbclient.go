@@ -1,0 +1,294 @@
+// Package lbclient is the load-aggregation service: it keeps the live load of every
+// loader (from polaris and NATS) and answers lbpb.Lb.Pick from memory.
+//
+//	cfg := lbclient.DefaultConfig()
+//	cfg.GRPCListen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+//	cfg.PolarisAddr = polarisAddr
+//	srv, err := lbclient.New(cfg, log, prometheus.NewRegistry())
+//	if err != nil { return err }
+//	if err := srv.Start(ctx); err != nil { return err } // returns even if polaris is down
+//	defer srv.Shutdown(context.Background())
+//	conn, _ := grpcx.Dial(srv.GRPCAddr())
+//	resp, err := lbpb.NewLbClient(conn).Pick(ctx, &lbpb.PickRequest{Service: "echo", N: 3})
+package lbclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/obs"
+	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	"github.com/athenaserving/asf/services/lbclient/balance"
+	"github.com/athenaserving/asf/services/lbclient/source"
+	"github.com/athenaserving/asf/services/lbclient/transport"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+)
+
+// Config is lbclient's configuration; see libs/cfgload for how tags map to YAML keys,
+// ASF_LBCLIENT_* variables and flags.
+type Config struct {
+	GRPCListen     string        `cfg:"grpc-listen" help:"gRPC listen address (Lb service)"`
+	AdminListen    string        `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz /v1/view)"`
+	PolarisAddr    string        `cfg:"polaris" help:"polaris gRPC address"`
+	NATSURL        string        `cfg:"nats-url" help:"NATS URL; empty asks polaris (Registry.Info)"`
+	ReportInterval time.Duration `cfg:"report-interval" help:"loaders' load report interval; loaders are forgotten after 10 of them"`
+	StaleAfter     time.Duration `cfg:"stale-after" help:"a loader without a load report for this long leaves rotation"`
+	Strategy       string        `cfg:"strategy" help:"pick strategy: least-load or round-robin"`
+	StartWait      time.Duration `cfg:"start-wait" help:"how long Start waits for polaris before returning not ready (retrying goes on)"`
+	LogLevel       string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		GRPCListen:     ":9989",
+		AdminListen:    ":9990",
+		PolarisAddr:    "127.0.0.1:6868",
+		ReportInterval: time.Second,
+		StaleAfter:     3 * time.Second,
+		Strategy:       balance.StrategyLeastLoad,
+		StartWait:      5 * time.Second,
+		LogLevel:       "info",
+	}
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.GRPCListen == "" {
+		errs = append(errs, errors.New("grpc-listen is empty"))
+	}
+	if c.AdminListen == "" {
+		errs = append(errs, errors.New("admin-listen is empty"))
+	}
+	if c.PolarisAddr == "" {
+		errs = append(errs, errors.New("polaris is empty"))
+	}
+	if c.ReportInterval <= 0 {
+		errs = append(errs, fmt.Errorf("report-interval %s must be positive", c.ReportInterval))
+	}
+	if c.StaleAfter < c.ReportInterval {
+		errs = append(errs, fmt.Errorf("stale-after %s must be at least report-interval %s", c.StaleAfter, c.ReportInterval))
+	}
+	if c.StartWait < 0 {
+		errs = append(errs, fmt.Errorf("start-wait %s must not be negative", c.StartWait))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is an embeddable lbclient.
+type Server struct {
+	cfg   Config
+	log   zerolog.Logger
+	view  *balance.View
+	src   *source.Source
+	grpc  *grpcx.Server
+	ln    net.Listener
+	admin *obs.Admin
+
+	mu       sync.Mutex // guards started, stopped, cancel
+	started  bool
+	stopped  bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New validates cfg and binds the gRPC and admin listeners; nothing runs until Start.
+func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("lbclient config: %w", err)
+	}
+	strategy, err := balance.NewStrategy(cfg.Strategy)
+	if err != nil {
+		return nil, fmt.Errorf("lbclient config: %w", err)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	view := balance.NewView(balance.Options{
+		StaleAfter:  cfg.StaleAfter,
+		ForgetAfter: 10 * cfg.ReportInterval,
+		Strategy:    strategy,
+	})
+	src, err := source.New(source.Config{PolarisAddr: cfg.PolarisAddr, NATSURL: cfg.NATSURL, SweepEvery: cfg.ReportInterval}, view, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("lbclient: %w", err)
+	}
+	lb, err := transport.NewLB(view, time.Now, reg)
+	if err != nil {
+		_ = src.Close()
+		return nil, fmt.Errorf("lbclient metrics: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		_ = src.Close()
+		return nil, fmt.Errorf("lbclient grpc listen %s: %w", cfg.GRPCListen, err)
+	}
+	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln}
+	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
+	if err != nil {
+		_ = ln.Close()
+		_ = src.Close()
+		return nil, fmt.Errorf("lbclient: %w", err)
+	}
+	admin.Handle("/v1/view", transport.ViewHandler(view, time.Now, s.Ready, func() any {
+		return struct {
+			source.Info
+			Connected bool `json:"nats_connected"`
+		}{src.Info(), src.Connected()}
+	}))
+	s.admin = admin
+	s.grpc = grpcx.NewServer("lbclient", log, reg)
+	lbpb.RegisterLbServer(s.grpc.Server, lb)
+	return s, nil
+}
+
+// Start serves gRPC and admin and starts following polaris. It returns once the first
+// registry snapshot is applied, or after StartWait (or when ctx ends) with Ready still
+// false while the connection to polaris keeps being retried in the background. Pick
+// answers 10404 until the view knows a service.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started || s.stopped {
+		s.mu.Unlock()
+		return errors.New("lbclient: Start called twice or after Shutdown")
+	}
+	s.started = true
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(4) // under mu, so a concurrent Shutdown waits for all four
+	s.mu.Unlock()
+
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error().Err(err).Msg("grpc serve")
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.admin.Serve(); err != nil {
+			s.log.Error().Err(err).Msg("admin serve")
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.src.Run(runCtx); err != nil {
+			s.log.Error().Err(err).Msg("registry source stopped")
+		}
+	}()
+	// The Lb service answers from the view at once; gRPC health says SERVING once ready.
+	go func() {
+		defer s.wg.Done()
+		s.markServingWhenReady(runCtx)
+	}()
+
+	wait := time.NewTimer(s.cfg.StartWait)
+	defer wait.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !s.src.Ready() {
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+		case <-tick.C:
+			continue
+		}
+		s.log.Warn().Str("polaris", s.cfg.PolarisAddr).Msg("polaris not reached during start-up; not ready, retrying in the background")
+		return nil
+	}
+	s.grpc.SetServing(true)
+	return nil
+}
+
+// markServingWhenReady flips gRPC health to SERVING once the source is ready.
+func (s *Server) markServingWhenReady(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s.src.Ready() {
+				s.grpc.SetServing(true)
+				return
+			}
+		}
+	}
+}
+
+// Ready tells whether the first registry snapshot is applied with NATS subscribed.
+func (s *Server) Ready() bool { return s.src.Ready() }
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.ln.Addr().String() }
+
+// AdminAddr is the bound admin HTTP address.
+func (s *Server) AdminAddr() string { return s.admin.Addr() }
+
+// Live is the number of loaders of service in rotation now (for tests and probes).
+func (s *Server) Live(service string) int { return s.view.Live(service, time.Now()) }
+
+// View is the server's balance view (read-only use: Dump, Stats, Live).
+func (s *Server) View() *balance.View { return s.view }
+
+// Shutdown stops the server; it is idempotent.
+// Order: (1) gRPC health NOT_SERVING so callers move away, (2) GracefulStop the gRPC
+// server (Stop when ctx ends) so in-flight Picks finish, (3) stop the registry source
+// (closes the NATS connection), (4) shut the admin server down last so /metrics and
+// /readyz answer until the end, (5) wait for every goroutine, then close the polaris
+// connection.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	started := s.started
+	cancel := s.cancel
+	s.mu.Unlock()
+
+	// Health.Shutdown sets NOT_SERVING and ignores later updates from the watcher.
+	s.grpc.Health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+	}
+	if !started {
+		// Serve never ran: the listener is still open.
+		_ = s.ln.Close()
+	}
+	if cancel != nil {
+		cancel()
+	}
+	err := s.admin.Shutdown(ctx)
+	if !started {
+		// Serve never ran, so Shutdown left the admin listener open; Serve on a shut
+		// down server closes it at once.
+		_ = s.admin.Serve()
+	}
+	s.wg.Wait()
+	_ = s.src.Close()
+	if err != nil {
+		return fmt.Errorf("lbclient admin shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+// Package transport adapts lbclient's domain (package balance) to the wire: the
+// lbpb.Lb gRPC service, the Prometheus metrics read from the view, and the admin
+// /v1/view JSON dump.
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/grpcx"
+	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	"github.com/athenaserving/asf/services/lbclient/balance"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// unknownService is the metric label of picks for a service the view never saw, so
+// callers cannot grow the label set.
+const unknownService = "_unknown"
+
+// LB serves lbpb.Lb from a balance.View.
+type LB struct {
+	lbpb.UnimplementedLbServer
+	view *balance.View
+	now  func() time.Time
+
+	picks   *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+var _ lbpb.LbServer = (*LB)(nil)
+
+// NewLB returns the gRPC adapter and registers its metrics and the view collector on
+// reg (nil registers nothing). now is the clock (nil means time.Now).
+func NewLB(view *balance.View, now func() time.Time, reg prometheus.Registerer) (*LB, error) {
+	if now == nil {
+		now = time.Now
+	}
+	l := &LB{
+		view: view,
+		now:  now,
+		picks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asf_lbclient_picks_total",
+			Help: "Pick calls answered, by service (bounded: registered services only), strategy and ASE code.",
+		}, []string{"service", "strategy", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "asf_lbclient_pick_seconds",
+			Help:    "Time to answer a Pick from the view.",
+			Buckets: prometheus.ExponentialBuckets(0.000005, 3, 10),
+		}, []string{"strategy"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{l.picks, l.seconds, &viewCollector{view: view, now: now}} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// Pick answers with up to n (0 means 1) distinct loaders of the service, best first.
+func (l *LB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickResponse, error) {
+	start := time.Now()
+	addrs, err := l.view.Pick(req.GetService(), int(req.GetN()), req.GetExclude(), req.GetKey(), l.now())
+	strategy := l.view.StrategyName()
+	svc := req.GetService()
+	if aserr.CodeOf(err) == aserr.ErrNotFound.Code || !l.view.Known(svc) {
+		svc = unknownService
+	}
+	l.picks.WithLabelValues(svc, strategy, strconv.Itoa(aserr.CodeOf(err))).Inc()
+	l.seconds.WithLabelValues(strategy).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, grpcx.ToStatus(err)
+	}
+	return &lbpb.PickResponse{Addrs: addrs}, nil
+}
+
+// viewCollector exports per-service gauges and counters read from the view at scrape.
+type viewCollector struct {
+	view *balance.View
+	now  func() time.Time
+}
+
+var (
+	descLive = prometheus.NewDesc("asf_lbclient_loaders_live",
+		"Loaders in rotation, by service.", []string{"service"}, nil)
+	descKnown = prometheus.NewDesc("asf_lbclient_loaders_known",
+		"Loaders held in memory (in rotation or not), by service.", []string{"service"}, nil)
+	descOver = prometheus.NewDesc("asf_lbclient_overcommits_total",
+		"Picks whose first loader had no effective idle left, by service.", []string{"service"}, nil)
+)
+
+// Describe sends the collector's descriptors.
+func (c *viewCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descLive
+	ch <- descKnown
+	ch <- descOver
+}
+
+// Collect reads the view.
+func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.view.Stats(c.now()) {
+		ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(st.Live), st.Service)
+		ch <- prometheus.MustNewConstMetric(descKnown, prometheus.GaugeValue, float64(st.Known), st.Service)
+		ch <- prometheus.MustNewConstMetric(descOver, prometheus.CounterValue, float64(st.Overcommits), st.Service)
+	}
+}
+
+// ViewDump is the body of GET /v1/view.
+type ViewDump struct {
+	Strategy string                `json:"strategy"`
+	Ready    bool                  `json:"ready"`
+	Extra    any                   `json:"source,omitempty"`
+	Services []balance.ServiceDump `json:"services"`
+}
+
+// ViewHandler serves the view as JSON. extra, when set, adds a "source" field (for
+// example the NATS URL in use).
+func ViewHandler(view *balance.View, now func() time.Time, ready func() bool, extra func() any) http.Handler {
+	if now == nil {
+		now = time.Now
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		d := ViewDump{Strategy: view.StrategyName(), Services: view.Dump(now())}
+		if ready != nil {
+			d.Ready = ready()
+		}
+		if extra != nil {
+			d.Extra = extra()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(d)
+	})
+}
