@@ -1,0 +1,316 @@
+package polaris
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/natsbus"
+	"github.com/athenaserving/asf/libs/obs"
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/services/polaris/config"
+	"github.com/athenaserving/asf/services/polaris/registry"
+	"github.com/athenaserving/asf/services/polaris/transport"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Config is polaris's configuration; every field is a flag, a YAML key and an env var
+// (ASF_POLARIS_<KEY>) through libs/cfgload.
+type Config struct {
+	GRPCListen    string        `cfg:"grpc-listen" help:"gRPC listen address (registry and config center)"`
+	AdminListen   string        `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz /v1/registry)"`
+	NATSEmbedded  bool          `cfg:"nats-embedded" help:"run a NATS server inside polaris"`
+	NATSListen    string        `cfg:"nats-listen" help:"listen address of the embedded NATS server"`
+	NATSURL       string        `cfg:"nats-url" help:"external NATS URL, used when nats-embedded is false"`
+	SubjectPrefix string        `cfg:"subject-prefix" help:"NATS subject prefix (<prefix>.registry.<svc>, .load., .config.)"`
+	TTL           time.Duration `cfg:"ttl" help:"default instance TTL after its last heartbeat"`
+	WatchBuffer   int           `cfg:"watch-buffer" help:"events a Watch stream may fall behind before it is dropped"`
+	LogLevel      string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		GRPCListen:    ":6868",
+		AdminListen:   ":6869",
+		NATSEmbedded:  true,
+		NATSListen:    "127.0.0.1:4222",
+		SubjectPrefix: "asf",
+		TTL:           registry.DefaultTTL,
+		WatchBuffer:   transport.DefaultWatchBuffer,
+		LogLevel:      "info",
+	}
+}
+
+func (c Config) validate() error {
+	var errs []string
+	if c.GRPCListen == "" {
+		errs = append(errs, "grpc-listen is empty")
+	}
+	if c.AdminListen == "" {
+		errs = append(errs, "admin-listen is empty")
+	}
+	if c.NATSEmbedded && c.NATSListen == "" {
+		errs = append(errs, "nats-listen is empty while nats-embedded is set")
+	}
+	if !c.NATSEmbedded && c.NATSURL == "" {
+		errs = append(errs, "nats-url is empty while nats-embedded is off")
+	}
+	if c.SubjectPrefix == "" || strings.ContainsAny(c.SubjectPrefix, "*> \t") {
+		errs = append(errs, fmt.Sprintf("subject-prefix %q is not a NATS subject", c.SubjectPrefix))
+	}
+	if c.TTL <= 0 {
+		errs = append(errs, "ttl must be positive")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("polaris config: %s: %w", strings.Join(errs, "; "), aserr.ErrInvalidParam)
+	}
+	return nil
+}
+
+// Server is a polaris server.
+type Server struct {
+	cfg     Config
+	log     zerolog.Logger
+	promReg *prometheus.Registry
+
+	reg    *registry.Registry
+	center *config.Center
+	grpcLn net.Listener
+	grpc   *grpcx.Server
+	admin  *obs.Admin
+
+	emb     *natsbus.Embedded
+	nc      *nats.Conn
+	ncDone  chan struct{}
+	natsURL atomic.Value // string
+	pub     *transport.Publisher
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	ready    atomic.Bool
+	started  atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New validates cfg, builds the registry and config center, and binds the gRPC and admin
+// listeners; nothing runs until Start. promReg nil gets a fresh registry.
+func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server, error) {
+	if cfg.WatchBuffer <= 0 {
+		cfg.WatchBuffer = transport.DefaultWatchBuffer
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if promReg == nil {
+		promReg = prometheus.NewRegistry()
+	}
+	reg, err := registry.New(context.Background(), registry.NewMemStore(), registry.Options{TTL: cfg.TTL})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, center: config.New(config.NewMemStore(), config.Options{})}
+	s.natsURL.Store("")
+
+	s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		return nil, fmt.Errorf("grpc listen %s: %w", cfg.GRPCListen, err)
+	}
+	s.admin, err = obs.NewAdmin(cfg.AdminListen, promReg, s.Ready)
+	if err != nil {
+		_ = s.grpcLn.Close()
+		return nil, err
+	}
+	s.admin.Handle("/v1/registry", http.HandlerFunc(s.serveRegistry))
+	s.admin.Handle("/v1/config/applied", http.HandlerFunc(s.serveApplied))
+
+	s.grpc = grpcx.NewServer("polaris", log, promReg)
+	polarispb.RegisterRegistryServer(s.grpc.Server, transport.NewRegistryServer(reg, s.NATSURL, cfg.SubjectPrefix, cfg.WatchBuffer))
+	polarispb.RegisterConfigServer(s.grpc.Server, transport.NewConfigServer(s.center, cfg.WatchBuffer))
+	s.registerMetrics()
+	return s, nil
+}
+
+func (s *Server) registerMetrics() {
+	st := func(f func(registry.Stats) uint64) func() float64 {
+		return func() float64 { return float64(f(s.reg.Stats())) }
+	}
+	s.promReg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asf_polaris_instances", Help: "Registered instances."},
+			func() float64 { return float64(s.reg.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asf_polaris_watchers", Help: "Live registry and config watchers."},
+			func() float64 { return float64(s.reg.Watchers() + s.center.Watchers()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "asf_polaris_registrations_total", Help: "Registrations accepted."},
+			st(func(x registry.Stats) uint64 { return x.Registrations })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "asf_polaris_heartbeats_total", Help: "Heartbeats of known instances."},
+			st(func(x registry.Stats) uint64 { return x.Heartbeats })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "asf_polaris_evictions_total", Help: "Instances evicted after their TTL."},
+			st(func(x registry.Stats) uint64 { return x.Evictions })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "asf_polaris_watchers_dropped_total", Help: "Registry watchers dropped for falling behind."},
+			st(func(x registry.Stats) uint64 { return x.WatchersDropped })),
+	)
+}
+
+// Start starts the event bus (the embedded NATS server, or a connection to the external
+// one), the TTL sweeper, the NATS publisher, the gRPC and the admin servers, and returns
+// once they serve. ctx bounds start-up only.
+func (s *Server) Start(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("polaris: already started")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	url := s.cfg.NATSURL
+	if s.cfg.NATSEmbedded {
+		emb, err := natsbus.StartEmbedded(s.cfg.NATSListen, s.log)
+		if err != nil {
+			return fmt.Errorf("polaris start: %w", err)
+		}
+		s.emb, url = emb, emb.ClientURL()
+	}
+	s.natsURL.Store(url)
+	s.ncDone = make(chan struct{})
+	done := s.ncDone
+	nc, err := natsbus.Connect(url, "polaris", s.log, nats.ClosedHandler(func(*nats.Conn) { close(done) }))
+	if err != nil {
+		s.stopNATS(context.Background())
+		return fmt.Errorf("polaris start: %w", err)
+	}
+	s.nc = nc
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.pub = transport.NewPublisher(nc, s.cfg.SubjectPrefix, s.reg, s.center, s.log, s.promReg)
+	if err := s.pub.Start(runCtx); err != nil {
+		cancel()
+		s.stopNATS(context.Background())
+		return err
+	}
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.reg.Run(runCtx) }()
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.grpcLn); err != nil {
+			s.log.Error().Err(err).Msg("grpc serve")
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.admin.Serve(); err != nil {
+			s.log.Error().Err(err).Msg("admin serve")
+		}
+	}()
+	s.grpc.SetServing(true)
+	s.ready.Store(true)
+	s.log.Info().Str("grpc", s.GRPCAddr()).Str("admin", s.AdminAddr()).Str("nats", url).Msg("polaris started")
+	return nil
+}
+
+// Ready reports whether the server serves.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
+
+// AdminAddr is the bound admin HTTP address.
+func (s *Server) AdminAddr() string { return s.admin.Addr() }
+
+// NATSURL is the URL of the event bus (empty before Start).
+func (s *Server) NATSURL() string { return s.natsURL.Load().(string) }
+
+// Registry is the server's registry, for embedding and tests.
+func (s *Server) Registry() *registry.Registry { return s.reg }
+
+// ConfigCenter is the server's config center, for embedding and tests.
+func (s *Server) ConfigCenter() *config.Center { return s.center }
+
+// Shutdown stops the server; it is idempotent and bounded by ctx.
+// Order: (1) not ready, health NOT_SERVING; (2) stop accepting: gRPC GracefulStop and
+// admin shutdown begin; (3) close every registry and config watcher, so Watch streams
+// and the publisher end and GracefulStop can finish (Stop when ctx ends); (4) stop the
+// TTL sweeper and wait for every goroutine; (5) drain the NATS connection; (6) stop the
+// embedded NATS server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.grpc.SetServing(false)
+	if !s.started.Load() {
+		s.grpc.Stop()
+		_ = s.grpcLn.Close()
+		return s.admin.Shutdown(ctx)
+	}
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	adminErr := s.admin.Shutdown(ctx)
+	s.reg.Close()
+	s.center.Close()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-stopped
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.pub != nil {
+		s.pub.Wait()
+	}
+	natsErr := s.stopNATS(ctx)
+	return errors.Join(adminErr, natsErr)
+}
+
+// stopNATS drains the connection (bounded by ctx) and stops the embedded server.
+func (s *Server) stopNATS(ctx context.Context) error {
+	var err error
+	if s.nc != nil {
+		if derr := s.nc.Drain(); derr != nil {
+			s.nc.Close()
+		}
+		select {
+		case <-s.ncDone:
+		case <-ctx.Done():
+			s.nc.Close()
+			err = fmt.Errorf("nats drain: %w", ctx.Err())
+		}
+	}
+	if s.emb != nil {
+		s.emb.Shutdown()
+	}
+	return err
+}
+
+func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"instances": s.reg.List(r.URL.Query().Get("service"))})
+}
+
+func (s *Server) serveApplied(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	k := config.Key{Project: q.Get("project"), Group: q.Get("group"), Service: q.Get("service"), Version: q.Get("version"), File: q.Get("file")}
+	writeJSON(w, map[string]any{"key": k, "reports": s.center.Applied(k)})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
