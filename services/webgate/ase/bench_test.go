@@ -1,0 +1,36 @@
+package ase
+
+import (
+	"encoding/base64"
+	"testing"
+
+	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+)
+
+// BenchmarkParseFrame parses a typical streaming frame: 40 ms of 16 kHz 16-bit PCM.
+func BenchmarkParseFrame(b *testing.B) {
+	audio := base64.StdEncoding.EncodeToString(make([]byte, 1280))
+	in := []byte(`{"header":{"app_id":"your_appid","status":1},"payload":{"input":{"encoding":"raw","sample_rate":16000,"channels":1,"bit_depth":16,"status":1,"seq":1,"audio":"` + audio + `"}}}`)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseFrame(in, "ist", StatusContinue); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendResult renders a typical recognition result with inline JSON.
+func BenchmarkAppendResult(b *testing.B) {
+	res := &atompb.Result{Sid: "ase000e48e5@hu184ebb9f44b05c3882", Status: 1, Payload: []*atompb.Item{{
+		Name: "result", DataType: "text",
+		Attributes: map[string]string{"encoding": "utf8", "compress": "raw", "format": "json", "status": "1", "seq": "1"},
+		Data:       []byte(`{"ws":[{"bg":0,"cw":[{"w":"hello","sc":0.9}]},{"bg":40,"cw":[{"w":"world","sc":0.8}]}]}`),
+	}}}
+	r := DefaultRenderer()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = r.AppendResult(buf[:0], res)
+	}
+}

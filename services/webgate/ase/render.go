@@ -1,0 +1,236 @@
+package ase
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+)
+
+// AttrType is how an output attribute is written in the response JSON.
+type AttrType int
+
+// Attribute types.
+const (
+	AttrString AttrType = iota // a JSON string
+	AttrNumber                 // a JSON number (its text must be a valid JSON number)
+	AttrBool                   // a JSON boolean (its text must be "true" or "false")
+)
+
+// AttrTyper decides the JSON type of attribute key of output item output. It is the one
+// place where response typing is decided, so a schema-driven typer can replace it.
+type AttrTyper func(output, key string) AttrType
+
+// numericKeys are the attributes rendered as numbers by DefaultAttrType.
+var numericKeys = map[string]bool{
+	"sample_rate": true, "channels": true, "bit_depth": true, "frame_size": true,
+	"frame_rate": true, "status": true, "seq": true, "height": true, "width": true,
+}
+
+// DefaultAttrType types the well-known numeric attributes as numbers and everything else as
+// strings, until capability output schemas say otherwise.
+func DefaultAttrType(_, key string) AttrType {
+	if numericKeys[key] {
+		return AttrNumber
+	}
+	return AttrString
+}
+
+// Renderer renders atom results as ASE response JSON. The zero value is not usable; use
+// DefaultRenderer or set Typer.
+type Renderer struct {
+	// Typer types output attributes.
+	Typer AttrTyper
+}
+
+// DefaultRenderer returns a Renderer with DefaultAttrType.
+func DefaultRenderer() Renderer { return Renderer{Typer: DefaultAttrType} }
+
+// AppendResult appends the ASE response JSON of res to dst. A result with a non-zero code is
+// rendered as an error response.
+func (r Renderer) AppendResult(dst []byte, res *atompb.Result) []byte {
+	if res.GetCode() != 0 {
+		return AppendError(dst, int(res.GetCode()), res.GetMessage(), res.GetSid())
+	}
+	dst = append(dst, `{"header":{"code":0,"message":"success","sid":`...)
+	dst = appendString(dst, res.GetSid())
+	dst = append(dst, `,"status":`...)
+	dst = strconv.AppendInt(dst, int64(res.GetStatus()), 10)
+	dst = append(dst, '}')
+	if len(res.GetPayload()) > 0 {
+		dst = append(dst, `,"payload":{`...)
+		for i, it := range res.GetPayload() {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, it.GetName())
+			dst = append(dst, ':')
+			dst = r.appendItem(dst, it)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+func (r Renderer) appendItem(dst []byte, it *atompb.Item) []byte {
+	dataType := it.GetDataType()
+	if dataType == "" {
+		dataType = "text"
+	}
+	attrs := it.GetAttributes()
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
+		if k != dataType {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	typer := r.Typer
+	if typer == nil {
+		typer = DefaultAttrType
+	}
+	dst = append(dst, '{')
+	for _, k := range keys {
+		v := attrs[k]
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		switch typer(it.GetName(), k) {
+		case AttrNumber:
+			if isJSONNumber(v) {
+				dst = append(dst, v...)
+				break
+			}
+			dst = appendString(dst, v)
+		case AttrBool:
+			if v == "true" || v == "false" {
+				dst = append(dst, v...)
+				break
+			}
+			dst = appendString(dst, v)
+		default:
+			dst = appendString(dst, v)
+		}
+		dst = append(dst, ',')
+	}
+	dst = appendString(dst, dataType)
+	dst = append(dst, ':')
+	if attrs["format"] == "json" && len(it.GetData()) > 0 {
+		// Compact validates as it copies and writes nothing on error.
+		b := bytes.NewBuffer(dst)
+		if err := json.Compact(b, it.GetData()); err == nil {
+			return append(b.Bytes(), '}')
+		}
+	}
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, it.GetData())
+	return append(dst, '"', '}')
+}
+
+// AppendError appends an ASE error response {"header":{"code":N,"message":"...","sid":"..."}}.
+func AppendError(dst []byte, code int, message, sid string) []byte {
+	dst = append(dst, `{"header":{"code":`...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, `,"message":`...)
+	dst = appendString(dst, message)
+	dst = append(dst, `,"sid":`...)
+	dst = appendString(dst, sid)
+	return append(dst, '}', '}')
+}
+
+// isJSONNumber reports whether s follows the JSON number grammar.
+func isJSONNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD, and U+2028/U+2029
+// are escaped so the output is safe to embed in JavaScript.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
