@@ -1,0 +1,263 @@
+// Package route chooses loaders for frames and drives the calls: a once request with
+// retries on the next candidate, and one sticky loader session per client session with
+// replay on reopen. It declares what it needs from lbclient and the loaders as interfaces
+// and does no gRPC itself.
+//
+//	r := route.New(lb, loaders, route.Options{OnceTimeout: 30 * time.Second})
+//	out, err := r.Once(ctx, frame)   // a once request
+//	err = r.Stream(ctx, client)      // a whole client session
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/services/atom/convert"
+	"github.com/rs/zerolog"
+)
+
+// picker answers which loaders may serve a service, best first (lbclient's Pick).
+type picker interface {
+	Pick(ctx context.Context, service string, n int, exclude []string, key string) ([]string, error)
+}
+
+// dialer gives access to the loader at addr. Errors carry aserr codes.
+type dialer interface {
+	Loader(addr string) (Loader, error)
+}
+
+// Loader is one loader as the router uses it. Errors carry aserr codes (10110 licence
+// full, 10222 network, engine codes); context errors pass through.
+type Loader interface {
+	// Once runs a one-shot request.
+	Once(ctx context.Context, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error)
+	// Session opens a session stream; cancelling ctx aborts it.
+	Session(ctx context.Context) (Session, error)
+}
+
+// Session is one open loader session stream. Send and Recv may run in different goroutines.
+type Session interface {
+	// Send sends one input; io.EOF means the stream has ended and Recv tells why.
+	Send(in *loaderpb.LoaderInput) error
+	// CloseSend closes the input side.
+	CloseSend() error
+	// Recv returns the next output; io.EOF after the loader ended the stream cleanly.
+	Recv() (*loaderpb.LoaderOutput, error)
+}
+
+// Client is the client side of a stream session as the router sees it.
+type Client interface {
+	// Recv returns the next client frame, io.EOF once the client closed its side. It must
+	// return once the stream's context ends.
+	Recv() (*atompb.Frame, error)
+	// Send delivers one loader output to the client; it blocks while the client is slow.
+	Send(out *loaderpb.LoaderOutput) error
+}
+
+// Observer receives routing events, for metrics. Capability values come from clients;
+// the observer bounds them.
+type Observer interface {
+	// Retry counts a move to the next candidate after a refusal with code.
+	Retry(capability string, code int)
+	// LoaderError counts a loader call or session that failed with code.
+	LoaderError(capability string, code int)
+	// Hop observes the latency of one hop: "lb", "loader" or "session_first_result".
+	Hop(hop string, d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Retry(string, int)         {}
+func (nopObserver) LoaderError(string, int)   {}
+func (nopObserver) Hop(string, time.Duration) {}
+
+// Options tunes a Router; zero fields take the defaults noted.
+type Options struct {
+	// OnceTimeout bounds a once request whose context has no deadline (default 30 s).
+	OnceTimeout time.Duration
+	// Candidates is how many loaders to ask lbclient for at a time (default 3).
+	Candidates int
+	// MaxAttempts bounds the loaders tried for one request or session (default 6).
+	MaxAttempts int
+	// ReplayFrames and ReplayBytes bound the frames kept for replay before the first
+	// output of a session (defaults 64 frames, 4 MiB); past them a failed session is not
+	// reopened.
+	ReplayFrames int
+	ReplayBytes  int
+	// EndGrace is how long a session may take to end its stream after its last output
+	// before it is cancelled (default 1 s).
+	EndGrace time.Duration
+	// Meta returns the schema meta of a capability; nil or a nil result means defaults.
+	Meta func(capability string) *convert.Meta
+	// Observer receives routing events; nil means none.
+	Observer Observer
+	// Log is the router's logger.
+	Log zerolog.Logger
+}
+
+// Router routes once requests and sessions to loaders. It is safe for concurrent use.
+type Router struct {
+	pick picker
+	dial dialer
+	opts Options
+	obs  Observer
+	log  zerolog.Logger
+}
+
+// New returns a Router that picks loaders with p and reaches them with d.
+func New(p picker, d dialer, opts Options) *Router {
+	if opts.OnceTimeout <= 0 {
+		opts.OnceTimeout = 30 * time.Second
+	}
+	if opts.Candidates <= 0 {
+		opts.Candidates = 3
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 6
+	}
+	if opts.ReplayFrames <= 0 {
+		opts.ReplayFrames = 64
+	}
+	if opts.ReplayBytes <= 0 {
+		opts.ReplayBytes = 4 << 20
+	}
+	if opts.EndGrace <= 0 {
+		opts.EndGrace = time.Second
+	}
+	obs := opts.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Router{pick: p, dial: d, opts: opts, obs: obs, log: opts.Log}
+}
+
+// Meta returns the schema meta of capability (nil means defaults).
+func (r *Router) Meta(capability string) *convert.Meta {
+	if r.opts.Meta == nil {
+		return nil
+	}
+	return r.opts.Meta(capability)
+}
+
+// retryable reports whether err is a refusal that another loader may not give:
+// licence full (10110) or unavailable/network (10222). Cancellation is never retried.
+func retryable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var e *aserr.Error
+	return errors.As(err, &e) && (e.Code == aserr.ErrLicenceFull.Code || e.Code == aserr.ErrNetwork.Code)
+}
+
+// candidates hands out loaders for one request: a batch from lbclient at a time, asking
+// again with the tried ones excluded when the batch runs out, at most MaxAttempts in all.
+type candidates struct {
+	r          *Router
+	capability string
+	key        string
+	batch      []string
+	tried      []string
+}
+
+func (r *Router) candidates(capability, key string) *candidates {
+	return &candidates{r: r, capability: capability, key: key}
+}
+
+var errAttempts = aserr.New(aserr.ErrNoEngine.Code, "no engine node available: attempts exhausted")
+
+func (c *candidates) next(ctx context.Context) (string, error) {
+	if len(c.tried) >= c.r.opts.MaxAttempts {
+		return "", errAttempts
+	}
+	if len(c.batch) == 0 {
+		start := time.Now()
+		addrs, err := c.r.pick.Pick(ctx, c.capability, c.r.opts.Candidates, slices.Clone(c.tried), c.key)
+		c.r.obs.Hop("lb", time.Since(start))
+		if err != nil {
+			return "", fmt.Errorf("pick %s: %w", c.capability, err)
+		}
+		for _, a := range addrs {
+			if a != "" && !slices.Contains(c.tried, a) && !slices.Contains(c.batch, a) {
+				c.batch = append(c.batch, a)
+			}
+		}
+		if len(c.batch) == 0 {
+			return "", fmt.Errorf("pick %s: %w", c.capability, aserr.ErrNoEngine)
+		}
+	}
+	addr := c.batch[0]
+	c.batch = c.batch[1:]
+	c.tried = append(c.tried, addr)
+	return addr, nil
+}
+
+// Once serves a once request: it picks up to Candidates loaders (key: uid, else app_id)
+// and calls the first; on 10110 or 10222 it moves to the next, asking lbclient for more
+// when the batch runs out, up to MaxAttempts. A loader result is never retried. The frame
+// is sent as ONCE whatever its status. Without a deadline on ctx, OnceTimeout (or the
+// capability's) applies.
+func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOutput, error) {
+	meta := r.Meta(f.GetCapability())
+	if _, ok := ctx.Deadline(); !ok {
+		timeout := r.opts.OnceTimeout
+		if meta != nil && meta.OnceTimeout > 0 {
+			timeout = meta.OnceTimeout
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	in := convert.ToLoaderInput(f, 0, meta)
+	in.Status, in.State = loaderpb.Status_STATUS_ONCE, loaderpb.State_STATE_ONCE
+
+	capability := f.GetCapability()
+	cands := r.candidates(capability, convert.RouteKey(f))
+	var last error
+	for {
+		addr, err := cands.next(ctx)
+		if err != nil {
+			if last != nil {
+				return nil, last
+			}
+			return nil, err
+		}
+		if last != nil {
+			r.obs.Retry(capability, aserr.CodeOf(last))
+		}
+		out, err := r.once(ctx, addr, in)
+		if err == nil {
+			// A result is final, even one carrying an error code.
+			if oerr := convert.OutputError(out); oerr != nil {
+				r.obs.LoaderError(capability, aserr.CodeOf(oerr))
+				return nil, fmt.Errorf("loader %s once: %w", addr, oerr)
+			}
+			return out, nil
+		}
+		r.obs.LoaderError(capability, aserr.CodeOf(err))
+		if !retryable(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		r.log.Debug().Str("sid", f.GetSid()).Str("loader", addr).Err(err).Msg("once refused: next candidate")
+		last = err
+	}
+}
+
+func (r *Router) once(ctx context.Context, addr string, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error) {
+	l, err := r.dial.Loader(addr)
+	if err != nil {
+		return nil, fmt.Errorf("loader %s: %w", addr, err)
+	}
+	start := time.Now()
+	out, err := l.Once(ctx, in)
+	r.obs.Hop("loader", time.Since(start))
+	if err != nil {
+		return nil, fmt.Errorf("loader %s once: %w", addr, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,93 @@
+// Package transport adapts atom to gRPC: the Atom service (Call, Stream) over the router,
+// and the gRPC clients of lbclient and the loaders that the router uses.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/grpcx"
+	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/services/atom/route"
+	"google.golang.org/grpc"
+)
+
+// LBClient asks lbclient for loaders over gRPC.
+type LBClient struct{ c lbpb.LbClient }
+
+// NewLBClient returns an LBClient over cc.
+func NewLBClient(cc grpc.ClientConnInterface) *LBClient { return &LBClient{c: lbpb.NewLbClient(cc)} }
+
+// Pick returns up to n loader addresses for service, best first, never one in exclude.
+// Errors carry lbclient's code (10404 unknown service, 10223 none live, 10222 unreachable).
+func (l *LBClient) Pick(ctx context.Context, service string, n int, exclude []string, key string) ([]string, error) {
+	resp, err := l.c.Pick(ctx, &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key})
+	if err != nil {
+		return nil, fmt.Errorf("lb pick: %w", grpcx.FromStatus(err))
+	}
+	return resp.GetAddrs(), nil
+}
+
+// Loaders reaches loaders over gRPC through a connection pool keyed by address.
+type Loaders struct{ pool *grpcx.Pool }
+
+// NewLoaders returns Loaders dialling through pool.
+func NewLoaders(pool *grpcx.Pool) *Loaders { return &Loaders{pool: pool} }
+
+// Loader returns the loader at addr.
+func (l *Loaders) Loader(addr string) (route.Loader, error) {
+	cc, err := l.pool.Get(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", aserr.ErrNetwork, err)
+	}
+	return loaderConn{c: loaderpb.NewLoaderClient(cc)}, nil
+}
+
+type loaderConn struct{ c loaderpb.LoaderClient }
+
+func (l loaderConn) Once(ctx context.Context, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error) {
+	out, err := l.c.Once(ctx, in)
+	if err != nil {
+		return nil, grpcx.FromStatus(err)
+	}
+	return out, nil
+}
+
+func (l loaderConn) Session(ctx context.Context) (route.Session, error) {
+	st, err := l.c.Session(ctx)
+	if err != nil {
+		return nil, grpcx.FromStatus(err)
+	}
+	return loaderSession{st: st}, nil
+}
+
+type loaderSession struct {
+	st grpc.BidiStreamingClient[loaderpb.LoaderInput, loaderpb.LoaderOutput]
+}
+
+func (s loaderSession) Send(in *loaderpb.LoaderInput) error {
+	if err := s.st.Send(in); err != nil {
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		return grpcx.FromStatus(err)
+	}
+	return nil
+}
+
+func (s loaderSession) CloseSend() error { return s.st.CloseSend() }
+
+func (s loaderSession) Recv() (*loaderpb.LoaderOutput, error) {
+	out, err := s.st.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, grpcx.FromStatus(err)
+	}
+	return out, nil
+}

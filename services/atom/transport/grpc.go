@@ -1,0 +1,131 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/grpcx"
+	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/services/atom/convert"
+	"github.com/athenaserving/asf/services/atom/route"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+)
+
+// Server serves the Atom gRPC service over a route.Router.
+type Server struct {
+	atompb.UnimplementedAtomServer
+	router *route.Router
+	m      *Metrics
+	log    zerolog.Logger
+}
+
+var _ atompb.AtomServer = (*Server)(nil)
+
+// NewServer returns the Atom service over router.
+func NewServer(router *route.Router, m *Metrics, log zerolog.Logger) *Server {
+	return &Server{router: router, m: m, log: log}
+}
+
+// canceled reports whether the caller went away (as opposed to a deadline or a failure).
+func canceled(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
+
+// Call serves a once request. Failures come back as a Result carrying the code and
+// message, so the caller can render any code; only a cancelled call ends with a status.
+func (s *Server) Call(ctx context.Context, f *atompb.Frame) (*atompb.Result, error) {
+	start := time.Now()
+	defer func() { s.m.Hop("atom", time.Since(start)) }()
+	capability := f.GetCapability()
+	out, err := s.router.Once(ctx, f)
+	if err != nil {
+		if canceled(ctx) {
+			s.m.Request(capability, code(0, true))
+			return nil, grpcx.ToStatus(context.Canceled)
+		}
+		s.log.Debug().Str("sid", f.GetSid()).Str("capability", capability).Err(err).Msg("once failed")
+		s.m.Request(capability, code(aserr.CodeOf(err), false))
+		res := convert.ErrorResult(err, f.GetSid(), convert.StatusOnce)
+		res.Timing = map[string]int64{convert.TimingAtom: time.Since(start).Nanoseconds()}
+		return res, nil
+	}
+	s.m.Request(capability, "0")
+	res := convert.NewResult(out, s.router.Meta(capability), f.GetSid())
+	res.Timing[convert.TimingAtom] = time.Since(start).Nanoseconds()
+	return res, nil
+}
+
+// Stream serves one session: every loader output becomes a Result; a failure becomes one
+// Result with its code and message, after which the stream ends without a status error.
+// Only a cancelled stream ends with a status.
+func (s *Server) Stream(ss grpc.BidiStreamingServer[atompb.Frame, atompb.Result]) error {
+	ctx := ss.Context()
+	c := &streamClient{ss: ss, router: s.router}
+	err := s.router.Stream(ctx, c)
+	capability, sid := c.ids()
+	if err == nil {
+		s.m.Session(capability, "0")
+		return nil
+	}
+	if canceled(ctx) {
+		s.m.Session(capability, code(0, true))
+		return grpcx.ToStatus(context.Canceled)
+	}
+	s.log.Debug().Str("sid", sid).Str("capability", capability).Err(err).Msg("session failed")
+	s.m.Session(capability, code(aserr.CodeOf(err), false))
+	if serr := ss.Send(convert.ErrorResult(err, sid, convert.StatusEnd)); serr != nil {
+		return serr
+	}
+	return nil
+}
+
+// streamClient is the router's view of the client stream. Recv runs in the router's
+// reader goroutine and Send in its pump; the session ids and the time of the latest
+// frame are shared between them.
+type streamClient struct {
+	ss     grpc.BidiStreamingServer[atompb.Frame, atompb.Result]
+	router *route.Router
+
+	mu              sync.Mutex
+	capability, sid string
+	meta            *convert.Meta
+	lastFrame       atomic.Int64 // unix ns of the latest client frame, for atom_ns
+}
+
+func (c *streamClient) ids() (string, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.capability, c.sid
+}
+
+func (c *streamClient) Recv() (*atompb.Frame, error) {
+	f, err := c.ss.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, grpcx.FromStatus(err)
+	}
+	c.lastFrame.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	if c.capability == "" && c.sid == "" {
+		c.capability, c.sid = f.GetCapability(), f.GetSid()
+		c.meta = c.router.Meta(c.capability)
+	}
+	c.mu.Unlock()
+	return f, nil
+}
+
+func (c *streamClient) Send(out *loaderpb.LoaderOutput) error {
+	c.mu.Lock()
+	sid, meta := c.sid, c.meta
+	c.mu.Unlock()
+	res := convert.NewResult(out, meta, sid)
+	res.Timing[convert.TimingAtom] = time.Now().UnixNano() - c.lastFrame.Load()
+	return c.ss.Send(res)
+}
