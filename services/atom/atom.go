@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
-	"google.golang.org/grpc"
 	"github.com/athenaserving/asf/libs/obs"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/atom/route"
