@@ -1,0 +1,236 @@
+// Package suitetest starts the whole suite — polaris (embedded NATS), lbclient, loaders,
+// atom and webgate — in one process on 127.0.0.1:0, for cross-service tests.
+//
+//	s := suitetest.Start(t, suitetest.Options{Loaders: 2})
+//	resp, err := http.Post(s.URL()+"/v1/private/echo", "application/json", body)
+//	suitetest.WaitFor(t, 3*time.Second, func() bool { return s.LB.Live("echo") == 2 })
+//
+// Everything is stopped in reverse order by t.Cleanup.
+package suitetest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/athenaserving/asf/services/atom"
+	"github.com/athenaserving/asf/services/lbclient"
+	"github.com/athenaserving/asf/services/loader"
+	"github.com/athenaserving/asf/services/polaris"
+	"github.com/athenaserving/asf/services/webgate"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Options say what to start.
+type Options struct {
+	// Loaders is the number of echo loaders (default 2).
+	Loaders int
+	// Licence per loader (default 10).
+	Licence int
+	// Service and Engine of the loaders (default "echo").
+	Service, Engine string
+	// Loader adjusts each loader's config before it starts (index from 0).
+	Loader func(i int, cfg *loader.Config)
+	// Webgate adjusts webgate's config.
+	Webgate func(cfg *webgate.Config)
+	// Atom adjusts atom's config.
+	Atom func(cfg *atom.Config)
+	// Atoms is the number of atom replicas (default 1); webgate dials all of them.
+	Atoms int
+}
+
+// Suite is a running suite.
+type Suite struct {
+	t       testing.TB
+	Polaris *polaris.Server
+	LB      *lbclient.Server
+	Atoms   []*atom.Server
+	Webgate *webgate.Server
+
+	mu         sync.Mutex
+	Loaders    []*loader.Server
+	loaderRegs []*prometheus.Registry
+	opts    Options
+	stops   []func(context.Context) error
+}
+
+// stopper is what every service provides for shutdown.
+type stopper interface {
+	Start(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+func logger(t testing.TB, svc string) zerolog.Logger {
+	if os.Getenv("ASF_TEST_LOGS") != "" {
+		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel).With().Str("svc", svc).Logger()
+	}
+	return zerolog.Nop()
+}
+
+// Start starts the suite and registers its shutdown with t.Cleanup.
+func Start(t testing.TB, o Options) *Suite {
+	t.Helper()
+	if o.Loaders == 0 {
+		o.Loaders = 2
+	}
+	if o.Licence == 0 {
+		o.Licence = 10
+	}
+	if o.Service == "" {
+		o.Service = "echo"
+	}
+	if o.Engine == "" {
+		o.Engine = "echo"
+	}
+	if o.Atoms == 0 {
+		o.Atoms = 1
+	}
+	s := &Suite{t: t, opts: o}
+	t.Cleanup(s.stopAll)
+
+	pc := polaris.DefaultConfig()
+	pc.GRPCListen, pc.AdminListen, pc.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	var err error
+	s.Polaris, err = polaris.New(pc, logger(t, "polaris"), prometheus.NewRegistry())
+	check(t, "polaris", err)
+	s.start(s.Polaris)
+
+	lc := lbclient.DefaultConfig()
+	lc.GRPCListen, lc.AdminListen, lc.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", s.Polaris.GRPCAddr()
+	s.LB, err = lbclient.New(lc, logger(t, "lbclient"), prometheus.NewRegistry())
+	check(t, "lbclient", err)
+	s.start(s.LB)
+	WaitFor(t, 10*time.Second, s.LB.Ready)
+
+	for i := 0; i < o.Loaders; i++ {
+		s.AddLoader()
+	}
+	WaitFor(t, 10*time.Second, func() bool { return s.LB.Live(o.Service) == o.Loaders })
+
+	addrs := ""
+	for i := 0; i < o.Atoms; i++ {
+		ac := atom.DefaultConfig()
+		ac.GRPCListen, ac.AdminListen, ac.LBAddr = "127.0.0.1:0", "127.0.0.1:0", s.LB.GRPCAddr()
+		if o.Atom != nil {
+			o.Atom(&ac)
+		}
+		a, err := atom.New(ac, logger(t, "atom"), prometheus.NewRegistry())
+		check(t, "atom", err)
+		s.start(a)
+		s.Atoms = append(s.Atoms, a)
+		if addrs != "" {
+			addrs += ","
+		}
+		addrs += a.GRPCAddr()
+	}
+
+	wc := webgate.DefaultConfig()
+	wc.HTTPListen, wc.AdminListen, wc.AtomAddr = "127.0.0.1:0", "127.0.0.1:0", addrs
+	if o.Webgate != nil {
+		o.Webgate(&wc)
+	}
+	s.Webgate, err = webgate.New(wc, logger(t, "webgate"), prometheus.NewRegistry())
+	check(t, "webgate", err)
+	s.start(s.Webgate)
+	return s
+}
+
+// AddLoader starts one more loader registered with the suite's polaris and returns it.
+func (s *Suite) AddLoader() *loader.Server {
+	s.t.Helper()
+	s.mu.Lock()
+	i := len(s.Loaders)
+	s.mu.Unlock()
+	c := loader.DefaultConfig()
+	c.GRPCListen, c.AdminListen, c.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", s.Polaris.GRPCAddr()
+	c.Service, c.Engine, c.Licence = s.opts.Service, s.opts.Engine, s.opts.Licence
+	c.WarmUp, c.HeartbeatInterval = 0, 200*time.Millisecond
+	c.DrainTimeout = 2 * time.Second
+	if s.opts.Loader != nil {
+		s.opts.Loader(i, &c)
+	}
+	name := fmt.Sprintf("loader-%d", i)
+	reg := prometheus.NewRegistry()
+	l, err := loader.New(c, logger(s.t, name), reg)
+	check(s.t, name, err)
+	s.start(l)
+	s.mu.Lock()
+	s.Loaders = append(s.Loaders, l)
+	s.loaderRegs = append(s.loaderRegs, reg)
+	s.mu.Unlock()
+	return l
+}
+
+func (s *Suite) start(svc stopper) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	s.stops = append(s.stops, svc.Shutdown)
+	s.mu.Unlock()
+	if err := svc.Start(ctx); err != nil {
+		s.t.Fatalf("start %T: %v", svc, err)
+	}
+}
+
+func (s *Suite) stopAll() {
+	s.mu.Lock()
+	stops := s.stops
+	s.stops = nil
+	s.mu.Unlock()
+	for i := len(stops) - 1; i >= 0; i-- {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := stops[i](ctx); err != nil {
+			s.t.Logf("shutdown: %v", err)
+		}
+		cancel()
+	}
+}
+
+// LoaderCounter sums the samples of the counter metric name in loader i's registry
+// (for example asf_loader_once_requests_total), across all label values.
+func (s *Suite) LoaderCounter(i int, name string) float64 {
+	s.mu.Lock()
+	reg := s.loaderRegs[i]
+	s.mu.Unlock()
+	mfs, err := reg.Gather()
+	if err != nil {
+		s.t.Fatalf("gather loader %d metrics: %v", i, err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// URL is webgate's base URL (http://127.0.0.1:port).
+func (s *Suite) URL() string { return "http://" + s.Webgate.HTTPAddr() }
+
+// WaitFor polls cond every 10 ms until it holds or d passes, then fails the test.
+func WaitFor(t testing.TB, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func check(t testing.TB, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
