@@ -1,0 +1,91 @@
+package suite
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// repoRoot walks up from the test's directory to the folder holding go.work.
+func repoRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.work not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// TestSuiteProcesses builds the five binaries and runs them as separate processes, the
+// way `make run` does, then sends the once request that `make run` prints.
+func TestSuiteProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every service binary")
+	}
+	root := repoRoot(t)
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/",
+		"./services/polaris/cmd/polaris", "./services/lbclient/cmd/lbclient", "./services/loader/cmd/loader",
+		"./services/atom/cmd/atom", "./services/webgate/cmd/webgate")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Options{BinDir: bin, Loaders: 2, LogDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	if got := len(s.LoaderAddrs()); got != 2 {
+		t.Fatalf("loaders = %d", got)
+	}
+	body := `{"header":{"app_id":"demo","status":3},"parameter":{"echo":{}},"payload":{"input":{"encoding":"utf8","status":3,"text":"aGVsbG8gYXRoZW5h"}}}`
+	resp, err := http.Post(s.WebgateURL()+"/v1/private/echo", "application/json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var r struct {
+		Header struct {
+			Code int    `json:"code"`
+			SID  string `json:"sid"`
+		} `json:"header"`
+		Payload map[string]map[string]any `json:"payload"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != 200 || r.Header.Code != 0 || r.Header.SID == "" {
+		t.Fatalf("once: %d %s (%v)", resp.StatusCode, b, err)
+	}
+	if r.Payload["input"]["text"] != "aGVsbG8gYXRoZW5h" {
+		t.Fatalf("echo payload: %s", b)
+	}
+
+	// Stop is ordered and clean: every process exits on SIGTERM.
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range s.Procs() {
+		t.Errorf("%s still listed after Stop", p.Name)
+	}
+}
