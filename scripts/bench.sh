@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# bench.sh [quick|full] [asfbench flags...] — build the suite, run the benchmark harness against
+# the suite and its baselines, and write bench/results/<timestamp>/report.md (+ PNG charts).
+#   quick: about one minute (one load per scenario)   full: a few minutes (every load)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=${1:-quick}
+case "$profile" in
+quick | full) ;;
+*)
+	echo "usage: $0 [quick|full] [asfbench flags...]" >&2
+	exit 2
+	;;
+esac
+shift || true
+
+# The FastAPI + uvicorn baseline runs on Debian's packages with /usr/bin/python3.
+if ! /usr/bin/python3 -c 'import fastapi, uvicorn' 2>/dev/null; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "bench: installing python3-fastapi python3-uvicorn (Debian packages)" >&2
+		apt-get update -qq &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				python3-fastapi python3-uvicorn python3-uvloop python3-httptools >/dev/null ||
+			echo "bench: apt-get failed; the FastAPI baseline will be skipped" >&2
+	else
+		echo "bench: python3-fastapi/python3-uvicorn missing and not root; the FastAPI baseline will be skipped" >&2
+	fi
+fi
+
+extra=()
+if ! make build; then
+	echo "bench: make build failed; measuring the baselines only" >&2
+	extra+=(--no-suite --no-suite-reason "make build failed")
+fi
+mkdir -p bin
+go build -trimpath -o bin/asfbench ./tools/cmd/asfbench
+
+# 2000 WebSocket sessions need a few thousand descriptors on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+exec ./bin/asfbench --profile "$profile" --bin bin --out bench/results "${extra[@]}" "$@"

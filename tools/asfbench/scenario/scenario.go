@@ -1,0 +1,409 @@
+// Package scenario runs the bench scenarios — once over HTTP, WebSocket streams, the Python
+// identity engine and the control plane — against the suite and its baselines in one run, and
+// fills a report.Report.
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/athenaserving/asf/tools/asfbench"
+	"github.com/athenaserving/asf/tools/asfbench/baseline"
+	"github.com/athenaserving/asf/tools/asfbench/procstat"
+	"github.com/athenaserving/asf/tools/asfbench/report"
+	"github.com/athenaserving/asf/tools/asfbench/targets"
+)
+
+// Suite is what the scenarios need from a running suite (tools/suite.Suite satisfies it).
+type Suite interface {
+	WebgateURL() string
+	LBAddr() string
+	PolarisAddr() string
+	PIDs() map[string][]int
+	Stop(ctx context.Context) error
+}
+
+// StartSuite starts the suite with loaders hosting engine.
+type StartSuite func(ctx context.Context, engine string, logDir string) (Suite, error)
+
+// Profile is the size of a run.
+type Profile struct {
+	Name                    string
+	Plan                    asfbench.Plan
+	OnceConcurrency         []int
+	StreamSessions          []int
+	StreamPace              time.Duration
+	StreamFrameSize         int
+	StreamFramesPerSession  int
+	PythonConcurrency       []int
+	PickConcurrency         []int
+	PropagationSamples      int
+	OncePayload             int
+	OIPConcurrency          []int
+	PythonWorkers           int
+	PropagationPollInterval time.Duration
+}
+
+// Full is `make bench`: a few minutes on two cores.
+func Full() Profile {
+	return Profile{
+		Name: "full",
+		Plan: asfbench.Plan{Warmup: 2 * time.Second, Window: 2 * time.Second, MinWindows: 3, MaxWindows: 5,
+			Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}},
+		OnceConcurrency: []int{1, 16, 64, 256},
+		StreamSessions:  []int{100, 500, 1000, 2000}, StreamPace: 40 * time.Millisecond,
+		StreamFrameSize: 1280, StreamFramesPerSession: 250,
+		PythonConcurrency: []int{1, 16, 64, 256}, PickConcurrency: []int{1, 16, 64},
+		OIPConcurrency: []int{16}, PropagationSamples: 30, OncePayload: 256,
+		PythonWorkers: 2, PropagationPollInterval: 200 * time.Microsecond,
+	}
+}
+
+// Quick is `make bench-quick`: about one minute.
+func Quick() Profile {
+	p := Full()
+	p.Name = "quick"
+	p.Plan = asfbench.Plan{Warmup: 500 * time.Millisecond, Window: time.Second, MinWindows: 3, MaxWindows: 3,
+		Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}}
+	p.OnceConcurrency = []int{16}
+	p.StreamSessions = []int{100}
+	p.PythonConcurrency = []int{16}
+	p.PickConcurrency = []int{16}
+	p.PropagationSamples = 10
+	return p
+}
+
+// Env is everything a run needs.
+type Env struct {
+	Profile Profile
+	// StartSuite is nil when the suite cannot be started (then every suite row says why).
+	StartSuite StartSuite
+	// SuiteUnavailable says why StartSuite is nil.
+	SuiteUnavailable string
+	// PythonSuite tries the suite with the python-identity engine (off until loaders host Python).
+	PythonSuite bool
+	// BaselineHTTP is the bare Go echo's URL, BaselineGRPC the bare gRPC echo's address, and
+	// BaselinePIDs the process serving them.
+	BaselineHTTP, BaselineGRPC string
+	BaselinePIDs               []int
+	// Python is the interpreter for the FastAPI baseline.
+	Python string
+	// Creds sign every ASE request.
+	Creds asfbench.Credentials
+	AppID string
+	// OutDir receives logs (and the report, written by the caller).
+	OutDir string
+	// Log receives progress lines.
+	Log io.Writer
+	// Only, when non-empty, selects scenarios by id (once, stream, python, control).
+	Only map[string]bool
+}
+
+func (e *Env) logf(format string, a ...any) {
+	if e.Log != nil {
+		fmt.Fprintf(e.Log, format+"\n", a...)
+	}
+}
+
+func (e *Env) want(id string) bool { return len(e.Only) == 0 || e.Only[id] }
+
+// NotAvailablePython is the reason the suite side of the Python scenario is skipped.
+const NotAvailablePython = "Python engines not yet supported by the loader"
+
+// NotAvailableOIP is the reason the suite side of OIP v2 is skipped.
+const NotAvailableOIP = "OIP v2 is not served by webgate yet"
+
+// Run runs every selected scenario and returns the report (not yet written).
+func Run(ctx context.Context, env *Env) (*report.Report, error) {
+	rep := &report.Report{Mode: env.Profile.Name, Started: time.Now(), Machine: DescribeMachine()}
+	if env.StartSuite == nil {
+		rep.Notes = append(rep.Notes, "The suite was not measured: "+env.SuiteUnavailable+". Only the baselines ran.")
+	}
+	var suite Suite
+	if env.StartSuite != nil && (env.want("once") || env.want("stream") || env.want("control")) {
+		env.logf("starting the suite (echo engine)")
+		s, err := env.StartSuite(ctx, "echo", filepath.Join(env.OutDir, "logs", "suite-echo"))
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("The suite did not start (%v); suite rows are missing.", err))
+			env.logf("suite start: %v", err)
+		} else {
+			suite = s
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = s.Stop(sctx)
+			}()
+		}
+	}
+	steps := []struct {
+		id  string
+		run func(context.Context, *Env, Suite) (*report.Scenario, error)
+	}{
+		{"once", runOnce}, {"stream", runStream}, {"python", runPython}, {"control", runControl},
+	}
+	var errs []error
+	for _, st := range steps {
+		if !env.want(st.id) {
+			continue
+		}
+		sc, err := st.run(ctx, env, suite)
+		if sc != nil {
+			rep.Scenarios = append(rep.Scenarios, sc)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", st.id, err))
+			env.logf("scenario %s: %v", st.id, err)
+		}
+	}
+	rep.Duration = time.Since(rep.Started)
+	return rep, errors.Join(errs...)
+}
+
+// groups names the process groups of one system under test, plus the load generator.
+type groups map[string]procstat.Group
+
+func suiteGroups(s Suite) groups {
+	g := groups{"asfbench": {PIDs: []int{os.Getpid()}}}
+	if s == nil {
+		return g
+	}
+	for name, pids := range s.PIDs() {
+		g[name] = procstat.Group{PIDs: pids}
+	}
+	return g
+}
+
+func pidGroups(name string, pids []int) groups {
+	return groups{"asfbench": {PIDs: []int{os.Getpid()}}, name: {PIDs: pids}}
+}
+
+// measure runs target under load and fills a report row with latency, CPU and peak RSS.
+func measure(ctx context.Context, env *Env, system string, x float64, target asfbench.Target, load asfbench.Load, g groups) (*report.Row, error) {
+	row := &report.Row{System: system, X: x, Load: fmt.Sprint(x)}
+	for _, gr := range g {
+		gr.ResetPeak()
+	}
+	var cpu0 map[string]time.Duration
+	r := asfbench.Runner{}
+	// CPU counts from the end of the warm-up, like the windows' requests.
+	r.OnMeasure = func() {
+		cpu0 = map[string]time.Duration{}
+		for k, gr := range g {
+			cpu0[k] = gr.Read().CPU
+		}
+	}
+	r.OnWindow = func(i int, w *asfbench.Window) {
+		env.logf("  %-22s %-6v window %d: %7.0f req/s p50 %6.2f ms p99 %7.2f ms errors %d",
+			system, x, i, w.Throughput(), ms(w.Hist.Quantile(0.5)), ms(w.Hist.Quantile(0.99)), w.Errors)
+	}
+	res, err := r.Run(ctx, target, load, env.Profile.Plan)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %v: %w", system, x, err)
+	}
+	row.Result = &res
+	var ok uint64
+	for _, w := range res.Windows {
+		ok += w.OK
+	}
+	row.CPUPer1k = map[string]float64{}
+	row.PeakRSS = map[string]int64{}
+	for k, gr := range g {
+		u := gr.Read()
+		if ok > 0 && cpu0 != nil {
+			row.CPUPer1k[k] = (u.CPU - cpu0[k]).Seconds() / (float64(ok) / 1000)
+		}
+		if k != "asfbench" || len(g) == 1 {
+			row.PeakRSS[k] = u.PeakRSS
+		}
+	}
+	return row, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func na(system string, x float64, why string) *report.Row {
+	return &report.Row{System: system, X: x, Load: fmt.Sprint(x), NotAvailable: why}
+}
+
+func (e *Env) onceTarget(base, service string, c int) *targets.ASEOnce {
+	return targets.NewASEOnce(targets.ASEOnceConfig{BaseURL: base, Service: service, AppID: e.AppID,
+		Creds: e.Creds, PayloadSize: e.Profile.OncePayload, MaxConns: c})
+}
+
+// runOnce is scenario 1: ASE once requests to the echo engine, suite vs bare Go echo.
+func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
+	sc := &report.Scenario{ID: "once", Title: "1. Once, echo engine, HTTP", XLabel: "concurrency", Baseline: "bare Go echo",
+		Description: fmt.Sprintf("Closed loop. Signed ASE once requests (POST /v1/private/echo, %d-byte text) through webgate → atom → loader(echo), "+
+			"against a bare Go net/http JSON echo (the floor for the HTTP path).", env.Profile.OncePayload)}
+	for _, c := range env.Profile.OnceConcurrency {
+		load := asfbench.Load{Concurrency: c}
+		if s != nil {
+			env.logf("once: suite c=%d", c)
+			t := env.onceTarget(s.WebgateURL(), "echo", c)
+			row, err := measure(ctx, env, "suite", float64(c), t, load, suiteGroups(s))
+			t.Close()
+			if err != nil {
+				return sc, err
+			}
+			row.VS = "bare Go echo"
+			sc.Rows = append(sc.Rows, row)
+		} else {
+			sc.Rows = append(sc.Rows, na("suite", float64(c), env.suiteWhy()))
+		}
+		env.logf("once: bare Go echo c=%d", c)
+		t := env.onceTarget(env.BaselineHTTP, "echo", c)
+		row, err := measure(ctx, env, "bare Go echo", float64(c), t, load, pidGroups("baseline", env.BaselinePIDs))
+		t.Close()
+		if err != nil {
+			return sc, err
+		}
+		sc.Rows = append(sc.Rows, row)
+	}
+	// OIP v2: the client is ready; only the baseline serves it today.
+	for _, c := range env.Profile.OIPConcurrency {
+		sc.Rows = append(sc.Rows, na("suite OIP v2", float64(c), NotAvailableOIP))
+		t := targets.NewOIPInfer(targets.OIPConfig{BaseURL: env.BaselineHTTP, Model: "identity", Elements: 64, MaxConns: c})
+		row, err := measure(ctx, env, "bare Go OIP v2", float64(c), t, asfbench.Load{Concurrency: c}, pidGroups("baseline", env.BaselinePIDs))
+		t.Close()
+		if err != nil {
+			return sc, err
+		}
+		sc.Rows = append(sc.Rows, row)
+	}
+	return sc, nil
+}
+
+func (e *Env) suiteWhy() string {
+	if e.SuiteUnavailable != "" {
+		return e.SuiteUnavailable
+	}
+	return "the suite did not start"
+}
+
+// heldP99 is the frame-to-result p99 bound of scenario 2.
+const heldP99 = 50 * time.Millisecond
+
+// runStream is scenario 2: WebSocket sessions of 1280-byte frames every 40 ms.
+func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
+	p := env.Profile
+	sc := &report.Scenario{ID: "stream", Title: "2. Stream, echo engine, WebSocket", XLabel: "sessions", Baseline: "bare Go WS echo",
+		Description: fmt.Sprintf("Each session sends a %d-byte audio frame every %v (status 0, 1, …, 2; %d frames, then a new session) "+
+			"and waits for its result; latency is frame-to-result from the frame's scheduled send time.",
+			p.StreamFrameSize, p.StreamPace, p.StreamFramesPerSession)}
+	mk := func(base string) *targets.ASEStream {
+		return targets.NewASEStream(targets.ASEStreamConfig{BaseURL: base, Service: "echo", AppID: env.AppID, Creds: env.Creds,
+			FrameSize: p.StreamFrameSize, FramesPerSession: p.StreamFramesPerSession})
+	}
+	for _, n := range p.StreamSessions {
+		load := asfbench.Load{Concurrency: n, Pace: p.StreamPace}
+		if s != nil {
+			env.logf("stream: suite sessions=%d", n)
+			row, err := measure(ctx, env, "suite", float64(n), mk(s.WebgateURL()), load, suiteGroups(s))
+			if err != nil {
+				return sc, err
+			}
+			row.VS = "bare Go WS echo"
+			sc.Rows = append(sc.Rows, row)
+		} else {
+			sc.Rows = append(sc.Rows, na("suite", float64(n), env.suiteWhy()))
+		}
+		env.logf("stream: bare Go WS echo sessions=%d", n)
+		row, err := measure(ctx, env, "bare Go WS echo", float64(n), mk(env.BaselineHTTP), load, pidGroups("baseline", env.BaselinePIDs))
+		if err != nil {
+			return sc, err
+		}
+		sc.Rows = append(sc.Rows, row)
+	}
+	for _, sys := range sc.Systems() {
+		sc.Findings = append(sc.Findings, heldFinding(sc, sys))
+	}
+	return sc, nil
+}
+
+// heldFinding states the largest session count a system held with p99 ≤ 50 ms and under
+// 0.1 % errors.
+func heldFinding(sc *report.Scenario, sys string) string {
+	best := -1.0
+	for _, r := range sc.ByX(sys) {
+		sum := r.Result.Summary
+		if sum.P99 <= heldP99 && float64(sum.Errors) <= 0.001*float64(max(sum.Requests, 1)) && sum.Requests > 0 {
+			best = max(best, r.X)
+		}
+	}
+	if len(sc.ByX(sys)) == 0 {
+		return fmt.Sprintf("%s: not measured.", sys)
+	}
+	if best < 0 {
+		return fmt.Sprintf("%s: no measured session count held p99 ≤ %v with < 0.1 %% errors.", sys, heldP99)
+	}
+	return fmt.Sprintf("%s: largest session count held with p99 ≤ %v and < 0.1 %% errors: **%.0f**.", sys, heldP99, best)
+}
+
+// runPython is scenario 3: the Python identity engine, suite vs FastAPI + uvicorn.
+func runPython(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error) {
+	p := env.Profile
+	sc := &report.Scenario{ID: "python", Title: "3. Python identity engine", XLabel: "concurrency", Baseline: "FastAPI+uvicorn",
+		Description: fmt.Sprintf("Closed loop. Signed ASE once requests to the `python-identity` engine, against the same Python function "+
+			"served by FastAPI + uvicorn (Debian packages, /usr/bin/python3, %d workers: one per core).", p.PythonWorkers)}
+	var suite Suite
+	suiteWhy := NotAvailablePython
+	if env.PythonSuite && env.StartSuite != nil {
+		s, err := env.StartSuite(ctx, "python-identity", filepath.Join(env.OutDir, "logs", "suite-python"))
+		if err != nil {
+			suiteWhy = fmt.Sprintf("the suite did not start with python-identity: %v", err)
+		} else {
+			suite = s
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = s.Stop(sctx)
+			}()
+		}
+	}
+	env.logf("python: starting FastAPI + uvicorn")
+	fa, faErr := baseline.StartFastAPI(ctx, baseline.FastAPIOptions{Python: env.Python, Workers: p.PythonWorkers,
+		Dir: filepath.Join(env.OutDir, "logs", "fastapi")})
+	if faErr != nil {
+		sc.Notes = append(sc.Notes, fmt.Sprintf("FastAPI + uvicorn not measured: %v", faErr))
+	} else {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = fa.Stop(sctx)
+		}()
+	}
+	for _, c := range p.PythonConcurrency {
+		load := asfbench.Load{Concurrency: c}
+		if suite != nil {
+			t := env.onceTarget(suite.WebgateURL(), "python-identity", c)
+			row, err := measure(ctx, env, "suite", float64(c), t, load, suiteGroups(suite))
+			t.Close()
+			if err != nil {
+				return sc, err
+			}
+			row.VS = "FastAPI+uvicorn"
+			sc.Rows = append(sc.Rows, row)
+		} else {
+			sc.Rows = append(sc.Rows, na("suite", float64(c), suiteWhy))
+		}
+		if fa != nil {
+			env.logf("python: FastAPI c=%d", c)
+			t := env.onceTarget(fa.URL(), "python-identity", c)
+			row, err := measure(ctx, env, "FastAPI+uvicorn", float64(c), t, load, pidGroups("uvicorn", fa.PIDs()))
+			t.Close()
+			if err != nil {
+				return sc, err
+			}
+			sc.Rows = append(sc.Rows, row)
+		}
+	}
+	return sc, nil
+}
