@@ -22,7 +22,9 @@ import (
 
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/obs"
+	"github.com/athenaserving/asf/libs/polarisclient"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/lbclient/balance"
 	"github.com/athenaserving/asf/services/lbclient/source"
 	"github.com/athenaserving/asf/services/lbclient/transport"
@@ -40,7 +42,15 @@ type Config struct {
 	NATSURL        string        `cfg:"nats-url" help:"NATS URL; empty asks polaris (Registry.Info)"`
 	ReportInterval time.Duration `cfg:"report-interval" help:"loaders' load report interval; loaders are forgotten after 10 of them"`
 	StaleAfter     time.Duration `cfg:"stale-after" help:"a loader without a load report for this long leaves rotation"`
-	Strategy       string        `cfg:"strategy" help:"pick strategy: least-load or round-robin"`
+	Strategy       string        `cfg:"strategy" help:"default pick strategy: least-load, p2c, round-robin or consistent-hash"`
+	// Strategies overrides Strategy per service.
+	Strategies map[string]string `cfg:"strategies" help:"per-service strategy, service=strategy,service=strategy"`
+	PickLease  time.Duration     `cfg:"pick-lease" help:"a pick stays charged against a loader until a report this much younger than it (covers pick → session → report)"`
+	// HashEpsilon is the consistent-hash load slack.
+	HashEpsilon float64 `cfg:"hash-epsilon" help:"consistent-hash bounded-load slack: keys stay while a loader is under (1+ε)× the mean utilisation"`
+	// ReplicaService is the registry service the replicas register under.
+	ReplicaService string        `cfg:"replica-service" help:"polaris service lbclient replicas register under to split loaders' idle slots; empty: no registration, this replica uses every idle slot"`
+	Advertise      string        `cfg:"advertise" help:"address registered under replica-service (default: the bound gRPC address, 0.0.0.0/:: replaced by 127.0.0.1)"`
 	StartWait      time.Duration `cfg:"start-wait" help:"how long Start waits for polaris before returning not ready (retrying goes on)"`
 	LogLevel       string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
 }
@@ -54,6 +64,9 @@ func DefaultConfig() Config {
 		ReportInterval: time.Second,
 		StaleAfter:     3 * time.Second,
 		Strategy:       balance.StrategyLeastLoad,
+		PickLease:      balance.DefaultLease,
+		HashEpsilon:    balance.DefaultEpsilon,
+		ReplicaService: "lbclient",
 		StartWait:      5 * time.Second,
 		LogLevel:       "info",
 	}
@@ -76,6 +89,17 @@ func (c Config) validate() error {
 	if c.StaleAfter < c.ReportInterval {
 		errs = append(errs, fmt.Errorf("stale-after %s must be at least report-interval %s", c.StaleAfter, c.ReportInterval))
 	}
+	if c.PickLease < 0 {
+		errs = append(errs, fmt.Errorf("pick-lease %s must not be negative", c.PickLease))
+	}
+	if c.HashEpsilon < 0 {
+		errs = append(errs, fmt.Errorf("hash-epsilon %g must not be negative", c.HashEpsilon))
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			errs = append(errs, fmt.Errorf("advertise %q: %w", c.Advertise, err))
+		}
+	}
 	if c.StartWait < 0 {
 		errs = append(errs, fmt.Errorf("start-wait %s must not be negative", c.StartWait))
 	}
@@ -91,6 +115,11 @@ type Server struct {
 	grpc  *grpcx.Server
 	ln    net.Listener
 	admin *obs.Admin
+	self  string // address registered under ReplicaService
+
+	polaris   *polarisclient.Client
+	registrar *polarisclient.Registrar
+	regCancel context.CancelFunc
 
 	mu       sync.Mutex // guards started, stopped, cancel
 	started  bool
@@ -106,33 +135,44 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
-	strategy, err := balance.NewStrategy(cfg.Strategy)
-	if err != nil {
-		return nil, fmt.Errorf("lbclient config: %w", err)
-	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	view := balance.NewView(balance.Options{
-		StaleAfter:  cfg.StaleAfter,
-		ForgetAfter: 10 * cfg.ReportInterval,
-		Strategy:    strategy,
+	ln, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		return nil, fmt.Errorf("lbclient grpc listen %s: %w", cfg.GRPCListen, err)
+	}
+	self, err := advertiseAddr(cfg.Advertise, ln.Addr().String())
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("lbclient: %w", err)
+	}
+	view, err := balance.NewView(balance.Options{
+		StaleAfter:     cfg.StaleAfter,
+		ForgetAfter:    10 * cfg.ReportInterval,
+		Strategy:       cfg.Strategy,
+		Strategies:     cfg.Strategies,
+		Lease:          cfg.PickLease,
+		Epsilon:        cfg.HashEpsilon,
+		ReplicaService: cfg.ReplicaService,
+		Self:           self,
 	})
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("lbclient config: %w", err)
+	}
 	src, err := source.New(source.Config{PolarisAddr: cfg.PolarisAddr, NATSURL: cfg.NATSURL, SweepEvery: cfg.ReportInterval}, view, log, reg)
 	if err != nil {
+		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient: %w", err)
 	}
 	lb, err := transport.NewLB(view, time.Now, reg)
 	if err != nil {
+		_ = ln.Close()
 		_ = src.Close()
 		return nil, fmt.Errorf("lbclient metrics: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.GRPCListen)
-	if err != nil {
-		_ = src.Close()
-		return nil, fmt.Errorf("lbclient grpc listen %s: %w", cfg.GRPCListen, err)
-	}
-	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln}
+	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self}
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
 	if err != nil {
 		_ = ln.Close()
@@ -146,6 +186,20 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		}{src.Info(), src.Connected()}
 	}))
 	s.admin = admin
+	if cfg.ReplicaService != "" {
+		// Registered as a replica, the others split the loaders' idle slots with this one.
+		c, err := polarisclient.Dial(cfg.PolarisAddr)
+		if err != nil {
+			_ = ln.Close()
+			_ = src.Close()
+			_ = admin.Shutdown(context.Background())
+			_ = admin.Serve() // closes the listener of a shut-down server
+			return nil, fmt.Errorf("lbclient: %w", err)
+		}
+		s.polaris = c
+		s.registrar = c.NewRegistrar(&polarispb.Instance{Service: cfg.ReplicaService, Addr: self, Kind: "provider"},
+			cfg.ReportInterval, func() *polarispb.Load { return &polarispb.Load{Total: 1, Best: 1, Idle: 1, Live: 1} }, log)
+	}
 	s.grpc = grpcx.NewServer("lbclient", log, reg)
 	lbpb.RegisterLbServer(s.grpc.Server, lb)
 	return s, nil
@@ -165,6 +219,15 @@ func (s *Server) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(4) // under mu, so a concurrent Shutdown waits for all four
+	if s.registrar != nil {
+		rctx, rcancel := context.WithCancel(context.Background())
+		s.regCancel = rcancel
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.registrar.Run(rctx)
+		}()
+	}
 	s.mu.Unlock()
 
 	go func() {
@@ -226,6 +289,29 @@ func (s *Server) markServingWhenReady(ctx context.Context) {
 	}
 }
 
+// advertiseAddr is advertise when set, else bound with an unspecified host replaced by
+// 127.0.0.1.
+func advertiseAddr(advertise, bound string) (string, error) {
+	if advertise != "" {
+		return advertise, nil
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "", fmt.Errorf("bound address %q: %w", bound, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// NATSConnected tells whether the NATS connection is up (while it is down, the view is
+// kept from polaris polls).
+func (s *Server) NATSConnected() bool { return s.src.Connected() }
+
+// Self is the address this replica registers under ReplicaService.
+func (s *Server) Self() string { return s.self }
+
 // Ready tells whether the first registry snapshot is applied with NATS subscribed.
 func (s *Server) Ready() bool { return s.src.Ready() }
 
@@ -243,10 +329,12 @@ func (s *Server) View() *balance.View { return s.view }
 
 // Shutdown stops the server; it is idempotent.
 // Order: (1) gRPC health NOT_SERVING so callers move away, (2) GracefulStop the gRPC
-// server (Stop when ctx ends) so in-flight Picks finish, (3) stop the registry source
-// (closes the NATS connection), (4) shut the admin server down last so /metrics and
-// /readyz answer until the end, (5) wait for every goroutine, then close the polaris
-// connection.
+// server (Stop when ctx ends) so in-flight Picks finish, (3) report the replica
+// registration live=0 and deregister it (bounded by 2 s), so the other replicas take
+// this one's share of idle slots only once it no longer picks, (4) stop the registry
+// source (closes the NATS connection), (5) shut the admin server down last so /metrics
+// and /readyz answer until the end, (6) wait for every goroutine, then close the
+// polaris connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
 	return s.stopErr
@@ -276,6 +364,14 @@ func (s *Server) shutdown(ctx context.Context) error {
 		// Serve never ran: the listener is still open.
 		_ = s.ln.Close()
 	}
+	if s.registrar != nil && started {
+		octx, ocancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := s.registrar.Offline(octx); err != nil {
+			s.log.Warn().Err(err).Msg("replica deregistration")
+		}
+		ocancel()
+		s.regCancel()
+	}
 	if cancel != nil {
 		cancel()
 	}
@@ -287,6 +383,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	_ = s.src.Close()
+	if s.polaris != nil {
+		_ = s.polaris.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("lbclient admin shutdown: %w", err)
 	}

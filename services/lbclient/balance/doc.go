@@ -3,7 +3,8 @@
 // callers feed it registry and load events and pass the current time explicitly, so
 // tests are deterministic.
 //
-//	v := balance.NewView(balance.Options{StaleAfter: 3 * time.Second})
+//	v, err := balance.NewView(balance.Options{StaleAfter: 3 * time.Second,
+//	    Strategies: map[string]string{"tts": balance.StrategyConsistentHash}})
 //	v.Apply(snapshot, now)                        // full registry snapshot
 //	v.Report("echo", "10.0.0.1:5090", balance.Load{Total: 4, Idle: 4, Live: 1}, 7, now)
 //	addrs, err := v.Pick("echo", 3, nil, "", now) // best first

@@ -1,10 +1,13 @@
 package balance
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -16,7 +19,17 @@ const (
 	DefaultStaleAfter     = 3 * DefaultReportInterval
 	DefaultForgetAfter    = 10 * DefaultReportInterval
 	DefaultWeight         = 100
+	// DefaultLease is how long a pick stays charged against a loader after a later
+	// report arrived: a report sent before the picked session reached the loader does
+	// not count it yet.
+	DefaultLease = 100 * time.Millisecond
 )
+
+// replicaRefresh bounds how long a computed replica set is reused.
+const replicaRefresh = 20 * time.Millisecond
+
+// maxInFlight bounds the picks remembered per loader.
+const maxInFlight = 4096
 
 // Load is the soft state a loader reports.
 type Load struct {
@@ -54,51 +67,81 @@ type Options struct {
 	// ForgetAfter removes a loader from memory in Sweep when no report arrived for this
 	// long (default 10 × 1 s).
 	ForgetAfter time.Duration
-	// Strategy ranks candidates; nil means least-load.
-	Strategy Strategy
+	// Strategy is the default strategy name ("" means least-load).
+	Strategy string
+	// Strategies overrides the strategy per service (service → strategy name).
+	Strategies map[string]string
+	// Lease is how long a pick stays charged after a newer report (default 100 ms);
+	// it must cover the time from a pick to the loader's report of that session.
+	Lease time.Duration
+	// Epsilon is the consistent-hash load slack (default 0.25).
+	Epsilon float64
+	// ReplicaService is the registry service under which the lbclient replicas that
+	// share the loaders register; its members in rotation split every loader's idle
+	// slots between them. Empty: this view owns all idle slots.
+	ReplicaService string
+	// Self is this replica's address in ReplicaService.
+	Self string
 }
 
 // View holds, per service, the loaders with their last load, admin state, report time
-// and report sequence. It is safe for concurrent use; one mutex guards everything,
-// and the Strategy is called with it held.
+// and report sequence, and the picks this replica made since. It is safe for concurrent
+// use: one read-write lock guards the set of services and one mutex each service, so
+// picks for different services do not contend. Strategies run under the service lock.
 type View struct {
-	opts Options
+	opts       Options
+	strategies map[string]Strategy
+	def        Strategy
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	services map[string]*service
-	// tombstones remember the seq of removed loaders so a load report that was
-	// published before the removal but processed after it does not bring them back.
-	tombstones map[key]tombstone
+
+	replDirty atomic.Bool
+	repl      atomic.Pointer[replicaSet]
 }
 
-type key struct{ service, addr string }
+type service struct {
+	name     string
+	strategy Strategy
+
+	mu      sync.Mutex
+	loaders map[string]*loader
+	order   []*loader // loaders sorted by address; nil when membership changed
+	state   *State
+	// tombstones remember the seq of removed loaders so a load report that was
+	// published before the removal but processed after it does not bring them back.
+	tombstones  map[string]tombstone
+	overcommits uint64 // picks whose first loader had no room left
+	picks       uint64
+}
 
 type tombstone struct {
 	seq uint64
 	at  time.Time
 }
 
-type service struct {
-	loaders map[string]*loader
-	// overcommits counts picks whose first loader had no room left.
-	overcommits uint64
-	picks       uint64
-}
-
 type loader struct {
 	addr       string
+	hash       uint64
 	load       Load
 	admin      Admin
 	lastReport time.Time
 	seq        uint64
-	// picked counts picks that returned this loader first since its last report.
-	picked int32
+	// inflight are the times of this replica's picks not yet assumed to be counted by
+	// the loader's report: every pick since the last report, and those within Lease
+	// before it.
+	inflight []time.Time
 }
 
-func (l *loader) effIdle() int32 { return l.load.Idle - l.picked }
+// replicaSet is the lbclient replicas sharing the loaders, as seen at a moment.
+type replicaSet struct {
+	members []string // sorted addresses in rotation
+	self    int      // index of Self in members; -1 when absent
+	at      time.Time
+}
 
-// NewView returns an empty view.
-func NewView(opts Options) *View {
+// NewView returns an empty view; it fails on an unknown strategy name.
+func NewView(opts Options) (*View, error) {
 	if opts.StaleAfter <= 0 {
 		opts.StaleAfter = DefaultStaleAfter
 	}
@@ -108,68 +151,165 @@ func NewView(opts Options) *View {
 	if opts.ForgetAfter < opts.StaleAfter {
 		opts.ForgetAfter = opts.StaleAfter
 	}
-	if opts.Strategy == nil {
-		opts.Strategy = NewLeastLoad()
+	if opts.Lease <= 0 {
+		opts.Lease = DefaultLease
 	}
-	return &View{opts: opts, services: map[string]*service{}, tombstones: map[key]tombstone{}}
+	if opts.Epsilon <= 0 {
+		opts.Epsilon = DefaultEpsilon
+	}
+	def, err := NewStrategy(opts.Strategy)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{opts: opts, def: def, strategies: map[string]Strategy{}, services: map[string]*service{}}
+	var errs []error
+	for svc, name := range opts.Strategies {
+		st, err := NewStrategy(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("service %s: %w", svc, err))
+			continue
+		}
+		v.strategies[svc] = st
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	v.replDirty.Store(true)
+	return v, nil
 }
 
-// StrategyName is the name of the view's strategy.
-func (v *View) StrategyName() string { return v.opts.Strategy.Name() }
+// MustNewView is NewView for options known to be valid (tests, fixed strategies).
+func MustNewView(opts Options) *View {
+	v, err := NewView(opts)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
 
-func (v *View) svc(name string) *service {
+// StrategyName is the name of the strategy the service is picked with.
+func (v *View) StrategyName(serviceName string) string {
+	if st, ok := v.strategies[serviceName]; ok {
+		return st.Name()
+	}
+	return v.def.Name()
+}
+
+// get returns the service or nil.
+func (v *View) get(name string) *service {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.services[name]
+}
+
+// svcLocked returns the service, creating it; v.mu must be held for writing.
+func (v *View) svcLocked(name string) *service {
 	s := v.services[name]
 	if s == nil {
-		s = &service{loaders: map[string]*loader{}}
+		st := v.def
+		if o, ok := v.strategies[name]; ok {
+			st = o
+		}
+		state := NewState(name)
+		state.Epsilon = v.opts.Epsilon
+		s = &service{name: name, strategy: st, loaders: map[string]*loader{}, state: state, tombstones: map[string]tombstone{}}
 		v.services[name] = s
 	}
 	return s
 }
 
-// Apply replaces the view's membership with a full registry snapshot taken at now:
-// loaders missing from it are removed; loaders in it take its load, seq and admin
-// state (the snapshot is authoritative, so a restarted registry's lower seqs are
-// accepted). Services seen before stay known.
-func (v *View) Apply(snapshot []Instance, now time.Time) {
+// svc returns the service, creating it.
+func (v *View) svc(name string) *service {
+	if s := v.get(name); s != nil {
+		return s
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	keep := make(map[key]bool, len(snapshot))
+	return v.svcLocked(name)
+}
+
+func (v *View) touched(serviceName string) {
+	if v.opts.ReplicaService != "" && serviceName == v.opts.ReplicaService {
+		v.replDirty.Store(true)
+	}
+}
+
+// Apply replaces the view's membership with a full registry snapshot taken at now:
+// loaders missing from it are removed; loaders in it take its admin state, and its load
+// and seq when the seq differs from the one held (a snapshot repeating the last report
+// is no fresh report, so staleness keeps counting; a lower seq means the registry
+// restarted). Services seen before stay known.
+func (v *View) Apply(snapshot []Instance, now time.Time) {
+	by := map[string][]Instance{}
 	for _, in := range snapshot {
 		if in.Service == "" || in.Addr == "" {
 			continue
 		}
-		keep[key{in.Service, in.Addr}] = true
-		delete(v.tombstones, key{in.Service, in.Addr})
-		l := v.upsertLocked(in)
-		l.setLoad(in.Load, in.Seq, now)
+		by[in.Service] = append(by[in.Service], in)
 	}
-	for name, s := range v.services {
-		for addr := range s.loaders {
-			if !keep[key{name, addr}] {
-				delete(s.loaders, addr)
+	v.mu.Lock()
+	for name := range by {
+		v.svcLocked(name)
+	}
+	all := make([]*service, 0, len(v.services))
+	for _, s := range v.services {
+		all = append(all, s)
+	}
+	v.mu.Unlock()
+	for _, s := range all {
+		s.mu.Lock()
+		keep := make(map[string]bool, len(by[s.name]))
+		for _, in := range by[s.name] {
+			keep[in.Addr] = true
+			delete(s.tombstones, in.Addr)
+			l, existed := s.upsertLocked(in)
+			if !existed || in.Seq == 0 || in.Seq != l.seq {
+				l.setLoad(in.Load, in.Seq, now, v.opts.Lease)
 			}
 		}
+		for addr := range s.loaders {
+			if !keep[addr] {
+				delete(s.loaders, addr)
+				s.order = nil
+			}
+		}
+		s.mu.Unlock()
+		v.touched(s.name)
 	}
 }
 
-func (v *View) upsertLocked(in Instance) *loader {
-	s := v.svc(in.Service)
-	l := s.loaders[in.Addr]
+// upsertLocked returns the loader, adding it with DefaultAdmin; existed tells whether
+// it was there.
+func (s *service) upsertLocked(in Instance) (l *loader, existed bool) {
+	l = s.loaders[in.Addr]
+	existed = l != nil
 	if l == nil {
-		l = &loader{addr: in.Addr, admin: DefaultAdmin}
+		l = &loader{addr: in.Addr, hash: hashString(in.Addr), admin: DefaultAdmin}
 		s.loaders[in.Addr] = l
+		s.order = nil
 	}
 	if in.Admin != nil {
 		l.admin = *in.Admin
 	}
-	return l
+	return l, existed
 }
 
-func (l *loader) setLoad(ld Load, seq uint64, now time.Time) {
+// setLoad records a report received at now and forgets the picks made more than lease
+// before it (the report is assumed to count them).
+func (l *loader) setLoad(ld Load, seq uint64, now time.Time, lease time.Duration) {
 	l.load = ld
 	l.seq = seq
 	l.lastReport = now
-	l.picked = 0
+	cut := now.Add(-lease)
+	k := 0
+	for k < len(l.inflight) && !l.inflight[k].After(cut) {
+		k++
+	}
+	if k == len(l.inflight) {
+		l.inflight = l.inflight[:0]
+	} else if k > 0 {
+		l.inflight = append(l.inflight[:0], l.inflight[k:]...)
+	}
 }
 
 // Upsert records a membership event (added or admin changed). A new loader takes the
@@ -179,36 +319,34 @@ func (v *View) Upsert(in Instance, now time.Time) {
 	if in.Service == "" || in.Addr == "" {
 		return
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	delete(v.tombstones, key{in.Service, in.Addr})
-	existed := v.services[in.Service] != nil && v.services[in.Service].loaders[in.Addr] != nil
-	l := v.upsertLocked(in)
+	s := v.svc(in.Service)
+	s.mu.Lock()
+	delete(s.tombstones, in.Addr)
+	l, existed := s.upsertLocked(in)
 	// An admin change usually repeats the last load with the same seq: keep the local
 	// accounting then.
 	if !existed || in.Seq > l.seq {
-		l.setLoad(in.Load, in.Seq, now)
+		l.setLoad(in.Load, in.Seq, now, v.opts.Lease)
 	}
+	s.mu.Unlock()
+	v.touched(in.Service)
 }
 
 // Remove takes a loader out of the view at once (registry REMOVED). seq is the last
 // seq the registry held for it; load reports up to it that arrive later are dropped.
 func (v *View) Remove(serviceName, addr string, seq uint64, now time.Time) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	s := v.svc(serviceName)
-	if l := s.loaders[addr]; l != nil && l.seq > seq {
-		seq = l.seq
+	s.mu.Lock()
+	if l := s.loaders[addr]; l != nil {
+		if l.seq > seq {
+			seq = l.seq
+		}
+		delete(s.loaders, addr)
+		s.order = nil
 	}
-	delete(s.loaders, addr)
-	v.tombstones[key{serviceName, addr}] = tombstone{seq: seq, at: now}
-}
-
-// acceptLocked tells whether a report with seq is newer than what l holds. seq 0 means
-// "unsequenced" and is always taken. An older seq is taken once l is stale, so a
-// registry that restarted (and counts from 1 again) is followed after StaleAfter.
-func (v *View) acceptLocked(l *loader, seq uint64, now time.Time) bool {
-	return seq == 0 || seq > l.seq || v.staleLocked(l, now)
+	s.tombstones[addr] = tombstone{seq: seq, at: now}
+	s.mu.Unlock()
+	v.touched(serviceName)
 }
 
 func (v *View) staleLocked(l *loader, now time.Time) bool {
@@ -216,28 +354,32 @@ func (v *View) staleLocked(l *loader, now time.Time) bool {
 }
 
 // Report records a load report of (service, addr) with sequence seq received at now.
-// Reports older than the last accepted seq are ignored and Report returns false. A
-// report for an unknown loader adds it with DefaultAdmin, unless the loader was removed
-// after that report was sent.
+// Reports older than the last accepted seq are ignored and Report returns false; seq 0
+// means "unsequenced" and is always taken, and an older seq is taken once the loader is
+// stale (the registry restarted and counts from 1 again). A report for an unknown
+// loader adds it with DefaultAdmin, unless the loader was removed after that report
+// was sent.
 func (v *View) Report(serviceName, addr string, ld Load, seq uint64, now time.Time) bool {
 	if serviceName == "" || addr == "" {
 		return false
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	s := v.svc(serviceName)
+	s.mu.Lock()
 	l := s.loaders[addr]
 	if l == nil {
-		if t, ok := v.tombstones[key{serviceName, addr}]; ok && seq != 0 && seq <= t.seq {
+		if t, ok := s.tombstones[addr]; ok && seq != 0 && seq <= t.seq {
+			s.mu.Unlock()
 			return false
 		}
-		delete(v.tombstones, key{serviceName, addr})
-		l = &loader{addr: addr, admin: DefaultAdmin}
-		s.loaders[addr] = l
-	} else if !v.acceptLocked(l, seq, now) {
+		delete(s.tombstones, addr)
+		l, _ = s.upsertLocked(Instance{Service: serviceName, Addr: addr})
+	} else if seq != 0 && seq <= l.seq && !v.staleLocked(l, now) {
+		s.mu.Unlock()
 		return false
 	}
-	l.setLoad(ld, seq, now)
+	l.setLoad(ld, seq, now, v.opts.Lease)
+	s.mu.Unlock()
+	v.touched(serviceName)
 	return true
 }
 
@@ -254,34 +396,95 @@ func (v *View) inRotation(l *loader, now time.Time) (bool, string) {
 	return true, ""
 }
 
-// Pick returns up to n distinct loaders of service that are in rotation and not in
-// exclude, best first, as ranked by the view's strategy. The first one returned is
-// charged one local pick (its effective idle drops by one until its next report).
+// replicas returns the replica set at now, recomputing it when the replica service
+// changed or the cached one is older than replicaRefresh. Nil without replica
+// accounting.
+func (v *View) replicas(now time.Time) *replicaSet {
+	if v.opts.ReplicaService == "" {
+		return nil
+	}
+	if r := v.repl.Load(); r != nil && !v.replDirty.Load() && now.Sub(r.at) < replicaRefresh && !now.Before(r.at) {
+		return r
+	}
+	v.replDirty.Store(false)
+	r := &replicaSet{self: -1, at: now}
+	if s := v.get(v.opts.ReplicaService); s != nil {
+		s.mu.Lock()
+		for _, l := range s.loaders {
+			if ok, _ := v.inRotation(l, now); ok {
+				r.members = append(r.members, l.addr)
+			}
+		}
+		s.mu.Unlock()
+	}
+	sort.Strings(r.members)
+	r.self = slices.Index(r.members, v.opts.Self)
+	v.repl.Store(r)
+	return r
+}
+
+// share is the part of idle slots this replica may use: idle split evenly between the
+// R replicas in address order, the remainder going to the replicas that follow the
+// loader's hash position (so remainders of different loaders land on different
+// replicas). The shares of all replicas add up to idle. Without replica accounting
+// (r nil, or no replica registered yet) the share is all of idle; a replica that does
+// not see itself registered while others are gets none.
+func share(idle int32, h uint64, r *replicaSet) int32 {
+	if r == nil || len(r.members) == 0 {
+		return idle
+	}
+	if r.self < 0 || idle <= 0 {
+		return 0
+	}
+	n := len(r.members)
+	q, rem := idle/int32(n), idle%int32(n)
+	pos := (r.self - int(h%uint64(n)) + n) % n
+	if int32(pos) < rem {
+		q++
+	}
+	return q
+}
+
+// Pick returns up to n (at least 1) distinct loaders of service that are in rotation and
+// not in exclude, best first, as ranked by the service's strategy. The first one
+// returned is charged one pick: it counts against this replica's share of the loader's
+// idle slots until a report at least Lease younger than the pick. A pick whose first
+// loader had no room left is counted as an over-commit.
 // Errors: a service never seen wraps aserr.ErrNotFound (10404); a known service
 // without a loader to return wraps aserr.ErrNoEngine (10223).
 func (v *View) Pick(serviceName string, n int, exclude []string, key string, now time.Time) ([]string, error) {
 	if n <= 0 {
 		n = 1
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	s := v.services[serviceName]
+	s := v.get(serviceName)
 	if s == nil {
 		return nil, fmt.Errorf("pick %q: %w", serviceName, aserr.ErrNotFound)
 	}
-	cands := make([]Candidate, 0, len(s.loaders))
-	for _, l := range s.loaders {
+	repl := v.replicas(now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.order == nil {
+		s.order = make([]*loader, 0, len(s.loaders))
+		for _, l := range s.loaders {
+			s.order = append(s.order, l)
+		}
+		slices.SortFunc(s.order, func(a, b *loader) int { return strings.Compare(a.addr, b.addr) })
+	}
+	cands := make([]Candidate, 0, len(s.order))
+	for _, l := range s.order {
 		if ok, _ := v.inRotation(l, now); !ok || slices.Contains(exclude, l.addr) {
 			continue
 		}
-		cands = append(cands, Candidate{Addr: l.addr, EffIdle: l.effIdle(), Load: l.load, Weight: l.admin.Weight})
+		infl := int32(len(l.inflight))
+		cands = append(cands, Candidate{
+			Addr: l.addr, Room: share(l.load.Idle, l.hash, repl) - infl, Free: l.load.Idle - infl,
+			Load: l.load, Weight: l.admin.Weight, Hash: l.hash,
+		})
 	}
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("pick %q: %d loaders known, none in rotation: %w", serviceName, len(s.loaders), aserr.ErrNoEngine)
 	}
-	// A deterministic base order keeps strategies independent of map iteration.
-	sort.Slice(cands, func(i, j int) bool { return cands[i].Addr < cands[j].Addr })
-	ranked := v.opts.Strategy.Rank(serviceName, cands, key)
+	ranked := s.strategy.Rank(s.state, cands, key, n)
 	if len(ranked) > n {
 		ranked = ranked[:n]
 	}
@@ -289,30 +492,67 @@ func (v *View) Pick(serviceName string, n int, exclude []string, key string, now
 	for i, c := range ranked {
 		out[i] = c.Addr
 	}
-	first := s.loaders[out[0]]
-	if first.effIdle() <= 0 {
+	if ranked[0].Room <= 0 {
 		s.overcommits++
 	}
-	first.picked++
+	first := s.loaders[out[0]]
+	if len(first.inflight) >= maxInFlight {
+		first.inflight = append(first.inflight[:0], first.inflight[maxInFlight/2:]...)
+	}
+	first.inflight = append(first.inflight, now)
 	s.picks++
 	return out, nil
 }
 
-// Known tells whether service was ever seen (a pick for it does not fail with 10404).
-func (v *View) Known(serviceName string) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.services[serviceName] != nil
+// LoaderLoad returns the last load and seq the view holds for (service, addr).
+func (v *View) LoaderLoad(serviceName, addr string) (Load, uint64, bool) {
+	s := v.get(serviceName)
+	if s == nil {
+		return Load{}, 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.loaders[addr]
+	if l == nil {
+		return Load{}, 0, false
+	}
+	return l.load, l.seq, true
 }
+
+// Replicas returns the lbclient replicas sharing the loaders' idle slots at now (sorted)
+// and this replica's index among them (-1 when it is not among them). Empty without
+// replica accounting.
+func (v *View) Replicas(now time.Time) ([]string, int) {
+	r := v.replicas(now)
+	if r == nil {
+		return nil, -1
+	}
+	return slices.Clone(r.members), r.self
+}
+
+// all returns every service, sorted by name.
+func (v *View) all() []*service {
+	v.mu.RLock()
+	out := make([]*service, 0, len(v.services))
+	for _, s := range v.services {
+		out = append(out, s)
+	}
+	v.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *service) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// Known tells whether service was ever seen (a pick for it does not fail with 10404).
+func (v *View) Known(serviceName string) bool { return v.get(serviceName) != nil }
 
 // Live is the number of loaders of service in rotation at now.
 func (v *View) Live(serviceName string, now time.Time) int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	s := v.services[serviceName]
+	s := v.get(serviceName)
 	if s == nil {
 		return 0
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	live := 0
 	for _, l := range s.loaders {
 		if ok, _ := v.inRotation(l, now); ok {
@@ -325,27 +565,28 @@ func (v *View) Live(serviceName string, now time.Time) int {
 // ServiceStats are the counters of one service, for metrics.
 type ServiceStats struct {
 	Service     string
+	Strategy    string
 	Known       int // loaders held in memory
 	Live        int // loaders in rotation
 	Picks       uint64
-	Overcommits uint64 // picks whose first loader had effective idle <= 0
+	Overcommits uint64 // picks whose first loader had no room left
 }
 
 // Stats returns per-service counters at now, sorted by service.
 func (v *View) Stats(now time.Time) []ServiceStats {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	out := make([]ServiceStats, 0, len(v.services))
-	for name, s := range v.services {
-		st := ServiceStats{Service: name, Known: len(s.loaders), Picks: s.picks, Overcommits: s.overcommits}
+	all := v.all()
+	out := make([]ServiceStats, 0, len(all))
+	for _, s := range all {
+		s.mu.Lock()
+		st := ServiceStats{Service: s.name, Strategy: s.strategy.Name(), Known: len(s.loaders), Picks: s.picks, Overcommits: s.overcommits}
 		for _, l := range s.loaders {
 			if ok, _ := v.inRotation(l, now); ok {
 				st.Live++
 			}
 		}
+		s.mu.Unlock()
 		out = append(out, st)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
 	return out
 }
 
@@ -356,8 +597,11 @@ type LoaderDump struct {
 	Admin      Admin     `json:"admin"`
 	LastReport time.Time `json:"last_report"`
 	Seq        uint64    `json:"seq"`
-	EffIdle    int32     `json:"effective_idle"`
-	InRotation bool      `json:"in_rotation"`
+	// InFlight are this replica's picks not yet assumed counted by a report.
+	InFlight int32 `json:"in_flight"`
+	// Share is this replica's share of the reported idle slots.
+	Share      int32 `json:"share"`
+	InRotation bool  `json:"in_rotation"`
 	// Reason says why the loader is out of rotation (not live, disabled, stale).
 	Reason string `json:"reason,omitempty"`
 }
@@ -365,6 +609,7 @@ type LoaderDump struct {
 // ServiceDump is one service in a Dump.
 type ServiceDump struct {
 	Service     string       `json:"service"`
+	Strategy    string       `json:"strategy"`
 	Live        int          `json:"live"`
 	Picks       uint64       `json:"picks"`
 	Overcommits uint64       `json:"overcommits"`
@@ -374,11 +619,12 @@ type ServiceDump struct {
 // Dump returns the whole view as seen at now, sorted by service and address, for the
 // admin endpoint.
 func (v *View) Dump(now time.Time) []ServiceDump {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	out := make([]ServiceDump, 0, len(v.services))
-	for name, s := range v.services {
-		sd := ServiceDump{Service: name, Picks: s.picks, Overcommits: s.overcommits, Loaders: []LoaderDump{}}
+	repl := v.replicas(now)
+	all := v.all()
+	out := make([]ServiceDump, 0, len(all))
+	for _, s := range all {
+		s.mu.Lock()
+		sd := ServiceDump{Service: s.name, Strategy: s.strategy.Name(), Picks: s.picks, Overcommits: s.overcommits, Loaders: []LoaderDump{}}
 		for _, l := range s.loaders {
 			ok, why := v.inRotation(l, now)
 			if ok {
@@ -386,34 +632,36 @@ func (v *View) Dump(now time.Time) []ServiceDump {
 			}
 			sd.Loaders = append(sd.Loaders, LoaderDump{
 				Addr: l.addr, Load: l.load, Admin: l.admin, LastReport: l.lastReport, Seq: l.seq,
-				EffIdle: l.effIdle(), InRotation: ok, Reason: why,
+				InFlight: int32(len(l.inflight)), Share: share(l.load.Idle, l.hash, repl), InRotation: ok, Reason: why,
 			})
 		}
+		s.mu.Unlock()
 		sort.Slice(sd.Loaders, func(i, j int) bool { return sd.Loaders[i].Addr < sd.Loaders[j].Addr })
 		out = append(out, sd)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
 	return out
 }
 
 // Sweep forgets loaders without a report for ForgetAfter, and tombstones as old, and
 // returns how many loaders it forgot. Services stay known.
 func (v *View) Sweep(now time.Time) int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	n := 0
-	for _, s := range v.services {
+	for _, s := range v.all() {
+		s.mu.Lock()
 		for addr, l := range s.loaders {
 			if now.Sub(l.lastReport) > v.opts.ForgetAfter {
 				delete(s.loaders, addr)
+				s.order = nil
 				n++
 			}
 		}
-	}
-	for k, t := range v.tombstones {
-		if now.Sub(t.at) > v.opts.ForgetAfter {
-			delete(v.tombstones, k)
+		for k, t := range s.tombstones {
+			if now.Sub(t.at) > v.opts.ForgetAfter {
+				delete(s.tombstones, k)
+			}
 		}
+		s.mu.Unlock()
+		v.touched(s.name)
 	}
 	return n
 }

@@ -20,9 +20,9 @@ func inst(svc, addr string, ld Load, seq uint64) Instance {
 
 func newView(t *testing.T, strategy string) *View {
 	t.Helper()
-	st, err := NewStrategy(strategy)
+	v, err := NewView(Options{StaleAfter: 3 * time.Second, ForgetAfter: 10 * time.Second, Strategy: strategy})
 	require.NoError(t, err)
-	return NewView(Options{StaleAfter: 3 * time.Second, ForgetAfter: 10 * time.Second, Strategy: st})
+	return v
 }
 
 func TestLeastLoadSpreadsBurstAcrossEqualLoaders(t *testing.T) {
@@ -73,9 +73,15 @@ func TestLeastLoadPrefersIdleAndReturnsFullLoadersLast(t *testing.T) {
 	require.Equal(t, "busy:1", got[0])
 	require.Len(t, got, 3)
 
-	// A new report resets the local accounting.
+	// A report within the lease still counts the picks as in flight; a later one
+	// resets the local accounting.
 	require.True(t, v.Report("echo", "idle:1", live(5), 2, t0))
 	got, err = v.Pick("echo", 1, nil, "", t0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"busy:1"}, got)
+	later := t0.Add(DefaultLease + time.Millisecond)
+	require.True(t, v.Report("echo", "idle:1", live(5), 3, later))
+	got, err = v.Pick("echo", 1, nil, "", later)
 	require.NoError(t, err)
 	require.Equal(t, []string{"idle:1"}, got)
 }
@@ -212,7 +218,7 @@ func TestSweepForgetsLongSilentLoaders(t *testing.T) {
 
 func TestRoundRobin(t *testing.T) {
 	v := newView(t, StrategyRoundRobin)
-	require.Equal(t, StrategyRoundRobin, v.StrategyName())
+	require.Equal(t, StrategyRoundRobin, v.StrategyName("echo"))
 	v.Apply([]Instance{inst("echo", "a:1", live(9), 1), inst("echo", "b:1", live(0), 1), inst("echo", "c:1", live(1), 1)}, t0)
 	var firsts []string
 	for range 6 {
@@ -226,7 +232,7 @@ func TestRoundRobin(t *testing.T) {
 }
 
 func TestNewStrategyUnknown(t *testing.T) {
-	_, err := NewStrategy("p2c")
+	_, err := NewStrategy("random")
 	require.Error(t, err)
 }
 

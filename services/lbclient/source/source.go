@@ -253,6 +253,13 @@ func (s *Source) Run(ctx context.Context) error {
 		case <-retryC:
 			doReload()
 		case <-sweep.C:
+			// While NATS is down no load event arrives: poll polaris instead, so loaders
+			// that keep heartbeating stay in rotation and picks go on being answered.
+			if !s.connected.Load() && retryC == nil {
+				if err := s.loadSnapshot(ctx); err != nil {
+					s.log.Debug().Err(err).Msg("registry poll while nats is down")
+				}
+			}
 			if n := s.view.Sweep(s.cfg.Now()); n > 0 {
 				s.log.Info().Int("forgotten", n).Msg("swept loaders silent for long")
 			}

@@ -140,7 +140,7 @@ func startRig(t *testing.T, prefix string) *rig {
 	require.NoError(t, err)
 	servePolaris(t, ln, f)
 
-	view := balance.NewView(balance.Options{})
+	view := balance.MustNewView(balance.Options{})
 	src, err := New(Config{PolarisAddr: ln.Addr().String(), RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond}, view, zerolog.Nop(), nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -237,7 +237,7 @@ func TestSourceWaitsForPolaris(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 
-	view := balance.NewView(balance.Options{})
+	view := balance.MustNewView(balance.Options{})
 	src, err := New(Config{PolarisAddr: addr, RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, CallTimeout: 200 * time.Millisecond}, view, zerolog.Nop(), nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -263,7 +263,7 @@ func TestSourceWaitsForPolaris(t *testing.T) {
 }
 
 func TestSourceStopsWhilePolarisDown(t *testing.T) {
-	src, err := New(Config{PolarisAddr: "127.0.0.1:1", RetryMin: 10 * time.Millisecond}, balance.NewView(balance.Options{}), zerolog.Nop(), nil)
+	src, err := New(Config{PolarisAddr: "127.0.0.1:1", RetryMin: 10 * time.Millisecond}, balance.MustNewView(balance.Options{}), zerolog.Nop(), nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -289,7 +289,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		if err != nil {
 			return
 		}
-		s := &Source{view: balance.NewView(balance.Options{})}
+		s := &Source{view: balance.MustNewView(balance.Options{})}
 		s.apply(ev, time.Unix(0, 0))
 		for _, st := range ev.GetInstances() {
 			if in, ok := toInstance(st); ok && (in.Service == "" || in.Addr == "") {

@@ -66,8 +66,8 @@ func NewLB(view *balance.View, now func() time.Time, reg prometheus.Registerer) 
 func (l *LB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickResponse, error) {
 	start := time.Now()
 	addrs, err := l.view.Pick(req.GetService(), int(req.GetN()), req.GetExclude(), req.GetKey(), l.now())
-	strategy := l.view.StrategyName()
 	svc := req.GetService()
+	strategy := l.view.StrategyName(svc)
 	if aserr.CodeOf(err) == aserr.ErrNotFound.Code || !l.view.Known(svc) {
 		svc = unknownService
 	}
@@ -91,7 +91,9 @@ var (
 	descKnown = prometheus.NewDesc("asf_lbclient_loaders_known",
 		"Loaders held in memory (in rotation or not), by service.", []string{"service"}, nil)
 	descOver = prometheus.NewDesc("asf_lbclient_overcommits_total",
-		"Picks whose first loader had no effective idle left, by service.", []string{"service"}, nil)
+		"Picks whose first loader had no room left in this replica's share of its idle slots, by service.", []string{"service"}, nil)
+	descReplicas = prometheus.NewDesc("asf_lbclient_replicas",
+		"lbclient replicas sharing the loaders' idle slots (0: replica accounting off).", nil, nil)
 )
 
 // Describe sends the collector's descriptors.
@@ -99,21 +101,28 @@ func (c *viewCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLive
 	ch <- descKnown
 	ch <- descOver
+	ch <- descReplicas
 }
 
 // Collect reads the view.
 func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, st := range c.view.Stats(c.now()) {
+	now := c.now()
+	members, _ := c.view.Replicas(now)
+	ch <- prometheus.MustNewConstMetric(descReplicas, prometheus.GaugeValue, float64(len(members)))
+	for _, st := range c.view.Stats(now) {
 		ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(st.Live), st.Service)
 		ch <- prometheus.MustNewConstMetric(descKnown, prometheus.GaugeValue, float64(st.Known), st.Service)
 		ch <- prometheus.MustNewConstMetric(descOver, prometheus.CounterValue, float64(st.Overcommits), st.Service)
 	}
 }
 
-// ViewDump is the body of GET /v1/view.
+// ViewDump is the body of GET /v1/view: the default strategy, the lbclient replicas
+// sharing the loaders (and this one's index among them), and every service's loaders.
 type ViewDump struct {
 	Strategy string                `json:"strategy"`
 	Ready    bool                  `json:"ready"`
+	Replicas []string              `json:"replicas"`
+	Self     int                   `json:"self_index"`
 	Extra    any                   `json:"source,omitempty"`
 	Services []balance.ServiceDump `json:"services"`
 }
@@ -129,7 +138,9 @@ func ViewHandler(view *balance.View, now func() time.Time, ready func() bool, ex
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		d := ViewDump{Strategy: view.StrategyName(), Services: view.Dump(now())}
+		t := now()
+		d := ViewDump{Strategy: view.StrategyName(""), Services: view.Dump(t)}
+		d.Replicas, d.Self = view.Replicas(t)
 		if ready != nil {
 			d.Ready = ready()
 		}

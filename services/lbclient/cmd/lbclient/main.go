@@ -1,7 +1,8 @@
 // Command lbclient runs the load-aggregation service. Configuration: defaults →
 // --config YAML → ASF_LBCLIENT_* environment → flags (--grpc-listen, --admin-listen,
-// --polaris, --nats-url, --report-interval, --stale-after, --strategy,
-// --start-wait, --log-level).
+// --polaris, --nats-url, --report-interval, --stale-after, --strategy, --strategies,
+// --pick-lease, --hash-epsilon, --replica-service, --advertise, --start-wait,
+// --log-level). See docs/load-balancing.md.
 package main
 
 import (
