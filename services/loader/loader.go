@@ -1,6 +1,9 @@
 // Package loader is the embeddable loader service: it hosts one engine, admits once
 // requests and sessions within its licence, serves them over gRPC (asf.loader.v1.Loader),
-// registers with polaris and heartbeats its load.
+// registers with polaris and heartbeats its load. The engine is the built-in echo, a C
+// library on the AIGES ABI (engine c, package engine/cabi) or a Python wrapper (engine
+// python, package engine/python), in this process or, with isolation process, in
+// supervised worker processes (package worker); NewEngine builds it.
 //
 //	cfg := loader.DefaultConfig()
 //	cfg.GRPCListen, cfg.AdminListen, cfg.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", ""
@@ -16,19 +19,25 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/cfgload"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/loader/engine"
+	"github.com/athenaserving/asf/services/loader/engine/cabi"
+	"github.com/athenaserving/asf/services/loader/engine/python"
 	"github.com/athenaserving/asf/services/loader/licence"
 	"github.com/athenaserving/asf/services/loader/session"
 	"github.com/athenaserving/asf/services/loader/transport"
+	"github.com/athenaserving/asf/services/loader/worker"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -39,8 +48,13 @@ type Config struct {
 	AdminListen       string            `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
 	Advertise         string            `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, 0.0.0.0/:: replaced by 127.0.0.1)"`
 	Service           string            `cfg:"service" help:"service name registered in polaris (the capability id)"`
-	Engine            string            `cfg:"engine" help:"engine to host (built-in: echo)"`
+	Engine            string            `cfg:"engine" help:"engine kind: echo (built-in), c (AIGES libwrapper.so) or python (AIGES wrapper.py)"`
+	EnginePath        string            `cfg:"engine-path" help:"engine c: path of the libwrapper.so; engine python: path of the wrapper.py"`
 	EngineConfig      map[string]string `cfg:"engine-config" help:"engine Init configuration, k=v,k=v"`
+	Async             bool              `cfg:"async" help:"engine c: async mode (wrapperExecAsync, session results by callback instead of wrapperRead)"`
+	Workers           int               `cfg:"workers" help:"engine python, or isolation process: number of worker processes (0: python one per CPU, isolation 1)"`
+	Isolation         string            `cfg:"isolation" help:"none: the engine runs in the loader process; process: in supervised worker processes (a crash fails only that worker's requests with 10109)"`
+	WorkerCommand     []string          `cfg:"worker-command" help:"isolation process: command that starts a worker (default: this executable's engine-worker subcommand); engine flags are appended"`
 	Licence           int               `cfg:"licence" help:"concurrent engine slots (sessions and once requests)"`
 	PolarisAddr       string            `cfg:"polaris" help:"polaris gRPC address; empty = do not register"`
 	HeartbeatInterval time.Duration     `cfg:"heartbeat-interval" help:"load report interval"`
@@ -55,6 +69,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		GRPCListen: ":5090", AdminListen: ":5091", Service: "echo", Engine: "echo", Licence: 10,
+		Isolation:   IsolationNone,
 		PolarisAddr: "127.0.0.1:6868", HeartbeatInterval: time.Second, WarmUp: 10 * time.Second,
 		SessionIdleTTL: 15 * time.Second, ReorderWait: 500 * time.Millisecond, DrainTimeout: 10 * time.Second,
 		LogLevel: "info",
@@ -71,6 +86,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("heartbeat-interval %s: must be positive: %w", c.HeartbeatInterval, aserr.ErrInvalidParam)
 	case c.WarmUp < 0 || c.SessionIdleTTL < 0 || c.DrainTimeout < 0 || c.ReorderWait < 0:
 		return fmt.Errorf("durations must not be negative: %w", aserr.ErrInvalidParam)
+	}
+	if err := c.validateEngine(); err != nil {
+		return err
 	}
 	if c.Advertise != "" {
 		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
@@ -132,12 +150,12 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("loader config: %w", err)
 	}
-	eng, err := engine.Lookup(cfg.Engine)
-	if err != nil {
-		return nil, fmt.Errorf("loader: %w", err)
-	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
+	}
+	eng, err := NewEngine(cfg, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.GRPCListen)
 	if err != nil {
@@ -328,4 +346,109 @@ func (s *Server) closeRest() {
 	if s.polaris != nil {
 		_ = s.polaris.Close()
 	}
+}
+
+// Engine kinds (Config.Engine).
+const (
+	EngineEcho   = "echo"
+	EngineC      = "c"
+	EnginePython = "python"
+)
+
+// Isolation modes (Config.Isolation).
+const (
+	IsolationNone    = "none"
+	IsolationProcess = "process"
+)
+
+// EngineWorkerCommand is the subcommand of the loader executable that hosts one engine
+// worker for isolation process.
+const EngineWorkerCommand = "engine-worker"
+
+func (c Config) validateEngine() error {
+	switch c.Engine {
+	case EngineEcho:
+	case EngineC, EnginePython:
+		if c.EnginePath == "" {
+			return fmt.Errorf("engine %s needs engine-path: %w", c.Engine, aserr.ErrInvalidParam)
+		}
+	default:
+		return fmt.Errorf("engine %q: want %s, %s or %s: %w", c.Engine, EngineEcho, EngineC, EnginePython, aserr.ErrInvalidParam)
+	}
+	switch c.Isolation {
+	case "", IsolationNone:
+	case IsolationProcess:
+		if c.Engine == EnginePython {
+			return fmt.Errorf("isolation process: python engines always run in their own worker processes (set workers): %w", aserr.ErrInvalidParam)
+		}
+	default:
+		return fmt.Errorf("isolation %q: want %s or %s: %w", c.Isolation, IsolationNone, IsolationProcess, aserr.ErrInvalidParam)
+	}
+	if c.Workers < 0 {
+		return fmt.Errorf("workers %d: must not be negative: %w", c.Workers, aserr.ErrInvalidParam)
+	}
+	return nil
+}
+
+// NewEngine builds the uninitialised engine cfg names (engine, engine-path, async,
+// workers), in this process or, with isolation process, behind a pool of supervised
+// worker processes each running the engine-worker subcommand. The loader, the dryrun
+// command and the engine workers all build their engine here.
+func NewEngine(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (engine.Engine, error) {
+	if err := cfg.validateEngine(); err != nil {
+		return nil, err
+	}
+	if cfg.Isolation != IsolationProcess {
+		return NewLocalEngine(cfg, log, reg)
+	}
+	cmd := cfg.WorkerCommand
+	if len(cmd) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("isolation process: %w", err)
+		}
+		cmd = []string{exe, EngineWorkerCommand}
+	}
+	cmd = append(append([]string{}, cmd...), "--engine="+cfg.Engine, "--engine-path="+cfg.EnginePath,
+		"--async="+strconv.FormatBool(cfg.Async), "--isolation="+IsolationNone, "--log-level="+cfg.LogLevel)
+	return worker.NewEngine(worker.Config{Name: cfg.Engine, Command: cmd, Size: max(cfg.Workers, 1), Log: log}), nil
+}
+
+// NewLocalEngine builds the engine cfg names in this process, whatever cfg.Isolation says.
+func NewLocalEngine(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (engine.Engine, error) {
+	switch cfg.Engine {
+	case EngineC:
+		return cabi.Open(cfg.EnginePath, cabi.Options{Name: EngineC, Async: cfg.Async, Log: log, Registry: reg})
+	case EnginePython:
+		return python.New(python.Options{Name: EnginePython, WrapperPath: cfg.EnginePath, Workers: cfg.Workers, Log: log}), nil
+	}
+	return engine.Lookup(cfg.Engine)
+}
+
+// EngineWorkerMain is the engine-worker subcommand: args are loader flags naming the
+// engine (as NewEngine passes them); the worker socket comes from the parent pool. It
+// serves until the parent closes the socket or ctx ends and returns the exit code.
+func EngineWorkerMain(ctx context.Context, args []string, getenv func(string) string) int {
+	cfg := DefaultConfig()
+	if err := cfgload.Load("loader", args, getenv, &cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "loader %s: config: %v\n", EngineWorkerCommand, err)
+		return 2
+	}
+	cfg.Isolation = IsolationNone
+	log := obs.NewLogger(os.Stderr, "loader-worker", cfg.LogLevel).With().Str("worker", getenv(worker.EnvID)).Logger()
+	eng, err := NewLocalEngine(cfg, log, nil)
+	if err != nil {
+		log.Error().Err(err).Msg("engine")
+		return 1
+	}
+	conn, err := worker.ChildConn()
+	if err != nil {
+		log.Error().Err(err).Msg("worker socket")
+		return 2
+	}
+	if err := worker.Serve(ctx, conn, eng); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error().Err(err).Msg("serve")
+		return 1
+	}
+	return 0
 }

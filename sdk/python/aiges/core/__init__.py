@@ -1,0 +1,1 @@
+"""Compatibility package: aiges.core.types is aiges.types."""

@@ -1,0 +1,212 @@
+"""The loader's worker protocol (see services/loader/worker/proto.go): frames of
+uint32 length | uint8 type | uint64 id | body, big-endian; strings and bytes as uint32
+length + bytes, maps as uint32 count + key/value pairs, lists as uint32 count + items."""
+
+import struct
+
+MSG_INIT, MSG_FINI, MSG_ONCE, MSG_OPEN, MSG_WRITE, MSG_CLOSE = 1, 2, 3, 4, 5, 6
+MSG_OK, MSG_ERR, MSG_RESULT = 16, 17, 18
+
+MAX_FRAME = 256 << 20
+
+_hdr = struct.Struct(">IBQ")
+_u32 = struct.Struct(">I")
+_u64 = struct.Struct(">Q")
+_i32 = struct.Struct(">i")
+
+
+class Malformed(ValueError):
+    """A frame or body that does not decode."""
+
+
+def frame(msg_type, ident, body=b""):
+    return _hdr.pack(9 + len(body), msg_type, ident) + body
+
+
+def read_frame(rfile):
+    """Reads one frame: (type, id, body), or None at a clean end of stream."""
+    head = rfile.read(13)
+    if not head:
+        return None
+    if len(head) < 13:
+        raise EOFError("truncated frame header")
+    n, t, ident = _hdr.unpack(head)
+    if n < 9 or n > MAX_FRAME:
+        raise Malformed("frame length %d" % n)
+    body = rfile.read(n - 9) if n > 9 else b""
+    if len(body) != n - 9:
+        raise EOFError("truncated frame body")
+    return t, ident, body
+
+
+class Decoder(object):
+    __slots__ = ("b", "i")
+
+    def __init__(self, b):
+        self.b = b
+        self.i = 0
+
+    def _take(self, n):
+        j = self.i + n
+        if j > len(self.b):
+            raise Malformed("short body")
+        v = self.b[self.i:j]
+        self.i = j
+        return v
+
+    def u8(self):
+        if self.i >= len(self.b):
+            raise Malformed("short body")
+        v = self.b[self.i]
+        self.i += 1
+        return v
+
+    def u32(self):
+        return _u32.unpack(self._take(4))[0]
+
+    def i32(self):
+        return _i32.unpack(self._take(4))[0]
+
+    def u64(self):
+        return _u64.unpack(self._take(8))[0]
+
+    def raw(self):
+        return self._take(self.u32())
+
+    def str(self):
+        return self.raw().decode("utf-8", "replace")
+
+    def map(self):
+        n = self.u32()
+        return {self.str(): self.str() for _ in range(n)}
+
+    def meta(self):
+        return self.str(), self.u8(), self.map()
+
+    def metas(self):
+        return [self.meta() for _ in range(self.u32())]
+
+    def payloads(self):
+        out = []
+        for _ in range(self.u32()):
+            name, typ, attrs = self.meta()
+            out.append((name, typ, attrs, bytes(self.raw())))
+        return out
+
+    def u32s(self):
+        return [self.u32() for _ in range(self.u32())]
+
+    def request(self):
+        return {"tag": self.str(), "headers": self.map(), "params": self.map(), "expect": self.metas(),
+                "inputs": self.payloads(), "psr": self.u32s()}
+
+    def session_params(self):
+        return {"tag": self.str(), "headers": self.map(), "params": self.map(), "expect": self.metas(),
+                "psr": self.u32s()}
+
+    def write(self):
+        sid = self.u64()
+        sync = self.i32()
+        status = self.u8()
+        return sid, sync, status, self.payloads()
+
+    def done(self):
+        if self.i != len(self.b):
+            raise Malformed("%d trailing bytes" % (len(self.b) - self.i))
+
+
+def _s(parts, b):
+    parts.append(_u32.pack(len(b)))
+    parts.append(b)
+
+
+def _str(parts, s):
+    _s(parts, s.encode("utf-8"))
+
+
+def _map(parts, m):
+    parts.append(_u32.pack(len(m)))
+    for k in sorted(m):
+        _str(parts, str(k))
+        _str(parts, str(m[k]))
+
+
+def payloads(parts, items):
+    """Encodes a list of (name, type, attrs, data)."""
+    parts.append(_u32.pack(len(items)))
+    for name, typ, attrs, data in items:
+        _str(parts, name)
+        parts.append(bytes((typ & 0xFF,)))
+        _map(parts, attrs or {})
+        _s(parts, data)
+
+
+def encode_response(items):
+    parts = []
+    payloads(parts, items)
+    return b"".join(parts)
+
+
+def encode_error(code, msg):
+    parts = [_i32.pack(code)]
+    _str(parts, msg)
+    return b"".join(parts)
+
+
+def encode_result(status, items, code=0, msg="", engine_ns=0):
+    parts = [bytes((status,))]
+    payloads(parts, items)
+    parts.append(_i32.pack(code))
+    _str(parts, msg)
+    parts.append(_u64.pack(max(0, int(engine_ns))))
+    return b"".join(parts)
+
+
+def encode_request(req):
+    """Encodes a request dict (the parent side; used by tests)."""
+    parts = []
+    _str(parts, req.get("tag", ""))
+    _map(parts, req.get("headers", {}))
+    _map(parts, req.get("params", {}))
+    expect = req.get("expect", [])
+    parts.append(_u32.pack(len(expect)))
+    for name, typ, attrs in expect:
+        _str(parts, name)
+        parts.append(bytes((typ,)))
+        _map(parts, attrs)
+    payloads(parts, req.get("inputs", []))
+    psr = req.get("psr", [])
+    parts.append(_u32.pack(len(psr)))
+    for p in psr:
+        parts.append(_u32.pack(p))
+    return b"".join(parts)
+
+
+def encode_session_params(sp):
+    parts = []
+    _str(parts, sp.get("tag", ""))
+    _map(parts, sp.get("headers", {}))
+    _map(parts, sp.get("params", {}))
+    expect = sp.get("expect", [])
+    parts.append(_u32.pack(len(expect)))
+    for name, typ, attrs in expect:
+        _str(parts, name)
+        parts.append(bytes((typ,)))
+        _map(parts, attrs)
+    psr = sp.get("psr", [])
+    parts.append(_u32.pack(len(psr)))
+    for p in psr:
+        parts.append(_u32.pack(p))
+    return b"".join(parts)
+
+
+def encode_write(sid, sync_id, status, items):
+    parts = [_u64.pack(sid), _i32.pack(sync_id), bytes((status,))]
+    payloads(parts, items)
+    return b"".join(parts)
+
+
+def encode_map(m):
+    parts = []
+    _map(parts, m)
+    return b"".join(parts)

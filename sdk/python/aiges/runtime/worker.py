@@ -1,0 +1,348 @@
+"""The worker runtime: imports a wrapper once and serves the loader's calls."""
+
+import importlib.util
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+from aiges import dto
+from aiges.runtime import protocol as P
+from aiges.runtime.calls import call_compat
+from aiges.types import DataEnd, DataOnce, ERR_INIT, ERR_USER_INIT, ERR_USER_EXEC
+from aiges.utils.log import log
+
+ERR_INVALID_OUTPUT = 10106
+ERR_INVALID_HANDLE = 10008
+
+
+class EngineError(Exception):
+    """An error with an engine code, sent back to the loader."""
+
+    def __init__(self, code, msg):
+        Exception.__init__(self, msg)
+        self.code = int(code)
+        self.msg = msg
+
+
+def load_wrapper(path):
+    """Imports wrapper.py (path is the file or its directory) and returns the wrapper:
+    an instance of its Wrapper class, or the module itself for function-style wrappers."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "wrapper.py")
+    d = os.path.dirname(path)
+    if d not in sys.path:
+        sys.path.insert(0, d)
+    spec = importlib.util.spec_from_file_location("wrapper", path)
+    if spec is None or spec.loader is None:
+        raise ImportError("no python module at %s" % path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["wrapper"] = mod
+    spec.loader.exec_module(mod)
+    cls = getattr(mod, "Wrapper", None)
+    return cls() if isinstance(cls, type) else mod
+
+
+def _overrides(w, name):
+    """Whether wrapper w implements name itself (not just WrapperBase's default)."""
+    from aiges.sdk import WrapperBase
+    fn = getattr(type(w), name, None) if not isinstance(w, type(sys)) else getattr(w, name, None)
+    if fn is None:
+        return False
+    return fn is not getattr(WrapperBase, name, None)
+
+
+def _exc_text(e):
+    return "%s: %s" % (type(e).__name__, e)
+
+
+def build_datalist(items, status=None):
+    dl = dto.DataListCls()
+    for name, typ, attrs, data in items:
+        st = status
+        if st is None:
+            try:
+                st = int(attrs.get("status", DataOnce))
+            except ValueError:
+                st = DataOnce
+        dl.list.append(dto.DataListNode(key=name, data=data, len=len(data), type=typ, status=st, desc=attrs))
+    return dl
+
+
+class Runtime(object):
+    """Serves one worker connection for one wrapper."""
+
+    def __init__(self, sock, wrapper_path, threads=8):
+        self.sock = sock
+        self.wrapper_path = wrapper_path
+        self.wlock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="aiges-call")
+        self.wrapper = None
+        self.load_error = None
+        self.slock = threading.Lock()
+        self.sessions = {}   # session id -> [handle, sid]
+        self.by_sid = {}     # wrapper sid -> session id
+        self.once_waiters = {}  # sid -> [event, response]
+        try:
+            self.wrapper = load_wrapper(wrapper_path)
+        except BaseException as e:  # noqa: B902 - report any import failure on Init
+            traceback.print_exc()
+            self.load_error = "import %s: %s" % (wrapper_path, _exc_text(e))
+        if self.wrapper is not None:
+            self.sync_once = _overrides(self.wrapper, "wrapperOnceExec") or not _overrides(self.wrapper, "wrapperOnceExecAsync")
+            self.has_read = _overrides(self.wrapper, "wrapperRead")
+        dto.set_callback_hook(self.on_callback)
+
+    # --- transport --------------------------------------------------------------------
+    def send(self, msg_type, ident, body=b""):
+        data = P.frame(msg_type, ident, body)
+        with self.wlock:
+            self.sock.sendall(data)
+
+    def reply_ok(self, ident, body=b""):
+        self.send(P.MSG_OK, ident, body)
+
+    def reply_err(self, ident, code, msg):
+        self.send(P.MSG_ERR, ident, P.encode_error(code, msg))
+
+    def serve(self):
+        rfile = self.sock.makefile("rb", buffering=1 << 16)
+        try:
+            while True:
+                f = P.read_frame(rfile)
+                if f is None:
+                    break
+                self.pool.submit(self.handle, *f)
+        except (EOFError, OSError) as e:
+            log.info("worker connection ended: %s", e)
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def handle(self, msg_type, ident, body):
+        try:
+            d = P.Decoder(body)
+            if msg_type == P.MSG_INIT:
+                cfg = d.map()
+                d.done()
+                self.init(cfg)
+                self.reply_ok(ident)
+            elif msg_type == P.MSG_FINI:
+                self.fini()
+                self.reply_ok(ident)
+            elif msg_type == P.MSG_ONCE:
+                req = d.request()
+                d.done()
+                self.reply_ok(ident, P.encode_response(self.once(req, ident)))
+            elif msg_type == P.MSG_OPEN:
+                sp = d.session_params()
+                d.done()
+                self.open(ident, sp)
+                self.reply_ok(ident)
+            elif msg_type == P.MSG_WRITE:
+                sid, sync, status, items = d.write()
+                d.done()
+                self.write(sid, status, items)
+                self.reply_ok(ident)
+            elif msg_type == P.MSG_CLOSE:
+                sid = d.u64()
+                d.done()
+                self.close(sid)
+                self.reply_ok(ident)
+            else:
+                self.reply_err(ident, 10003, "unknown message type %d" % msg_type)
+        except EngineError as e:
+            self._safe_reply_err(ident, e.code, e.msg)
+        except P.Malformed as e:
+            self._safe_reply_err(ident, 10009, "malformed message: %s" % e)
+        except OSError:
+            pass  # the connection is gone; serve() ends
+        except BaseException as e:  # noqa: B902
+            traceback.print_exc()
+            self._safe_reply_err(ident, ERR_USER_EXEC, _exc_text(e))
+
+    def _safe_reply_err(self, ident, code, msg):
+        try:
+            self.reply_err(ident, code, msg)
+        except OSError:
+            pass
+
+    # --- engine calls -----------------------------------------------------------------
+    def _error_text(self, code):
+        try:
+            text = self.wrapper.wrapperError(code)
+        except Exception as e:  # noqa: BLE001
+            text = "wrapperError(%d) raised %s" % (code, _exc_text(e))
+        return text or "engine error %d" % code
+
+    def _check_ret(self, ret, what):
+        if ret is None or ret == 0:
+            return
+        if isinstance(ret, int):
+            raise EngineError(ret, self._error_text(ret))
+        raise EngineError(ERR_USER_EXEC, "%s returned %r, want an int" % (what, ret))
+
+    def _user(self, code, what, fn, *args):
+        try:
+            return fn(*args)
+        except EngineError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            raise EngineError(code, "%s: %s" % (what, _exc_text(e)))
+
+    def init(self, cfg):
+        if self.load_error is not None:
+            raise EngineError(ERR_INIT, self.load_error)
+        ret = self._user(ERR_USER_INIT, "wrapperInit", self.wrapper.wrapperInit, dict(cfg))
+        self._check_ret(ret, "wrapperInit")
+
+    def fini(self):
+        if self.wrapper is None:
+            return
+        ret = self._user(ERR_USER_EXEC, "wrapperFini", self.wrapper.wrapperFini)
+        self._check_ret(ret, "wrapperFini")
+
+    def _outputs(self, resp, what):
+        """Converts a Response into (items, status); raises EngineError for a failed or
+        malformed one. status is DataEnd when any item ends, else the last item's."""
+        if resp is None:
+            return [], None
+        if isinstance(resp, int):
+            self._check_ret(resp, what)
+            return [], None
+        if not isinstance(resp, dto.Response):
+            raise EngineError(ERR_INVALID_OUTPUT, "%s returned %s, want a Response" % (what, type(resp).__name__))
+        if resp.error_code:
+            raise EngineError(resp.error_code, self._error_text(resp.error_code))
+        items, status = [], None
+        for r in resp.list or []:
+            data = r.data
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            elif isinstance(data, (bytearray, memoryview)):
+                data = bytes(data)
+            elif data is None:
+                data = b""
+            elif not isinstance(data, bytes):
+                raise EngineError(ERR_INVALID_OUTPUT, "%s: output %r data is %s, want bytes or str" % (what, r.key, type(data).__name__))
+            attrs = getattr(r, "desc", None) or {}
+            items.append((str(r.key), int(r.type or 0), {str(k): str(v) for k, v in attrs.items()}, data))
+            st = int(r.status if r.status is not None else DataOnce)
+            status = DataEnd if status == DataEnd or st == DataEnd else st
+        return items, status
+
+    def once(self, req, ident):
+        if self.wrapper is None:
+            raise EngineError(ERR_INIT, self.load_error or "no wrapper")
+        params = dict(req["params"])
+        data = build_datalist(req["inputs"], DataOnce)
+        tag = req["tag"]
+        persid = req["psr"][0] if req["psr"] else 0
+        if self.sync_once:
+            resp = self._user(ERR_USER_EXEC, "wrapperOnceExec", call_compat, self.wrapper.wrapperOnceExec, params, data, tag, persid)
+        else:
+            sid = tag or "once-%d" % ident
+            waiter = [threading.Event(), None]
+            with self.slock:
+                self.once_waiters[sid] = waiter
+            try:
+                ret = self._user(ERR_USER_EXEC, "wrapperOnceExecAsync", call_compat, self.wrapper.wrapperOnceExecAsync, params, data, sid, persid)
+                self._check_ret(ret, "wrapperOnceExecAsync")
+                waiter[0].wait()
+                resp = waiter[1]
+            finally:
+                with self.slock:
+                    self.once_waiters.pop(sid, None)
+        items, _ = self._outputs(resp, "wrapperOnceExec")
+        return items
+
+    def open(self, ident, sp):
+        if self.wrapper is None:
+            raise EngineError(ERR_INIT, self.load_error or "no wrapper")
+        sid = sp["tag"] or "session-%d" % ident
+        persid = sp["psr"][0] if sp["psr"] else 0
+        resp = self._user(ERR_USER_EXEC, "wrapperCreate", call_compat, self.wrapper.wrapperCreate, dict(sp["params"]), sid, persid, sp["tag"])
+        if isinstance(resp, dto.SessionCreateResponse):
+            if resp.error_code:
+                raise EngineError(resp.error_code, self._error_text(resp.error_code))
+            handle = resp.handle
+        else:
+            handle = resp
+        with self.slock:
+            self.sessions[ident] = [handle, sid]
+            self.by_sid[sid] = ident
+
+    def _session(self, ident):
+        with self.slock:
+            s = self.sessions.get(ident)
+        if s is None:
+            raise EngineError(ERR_INVALID_HANDLE, "no session %d" % ident)
+        return s
+
+    def emit(self, ident, resp, what, engine_ns=0):
+        try:
+            items, status = self._outputs(resp, what)
+        except EngineError as e:
+            self.send(P.MSG_RESULT, ident, P.encode_result(DataEnd, [], e.code, e.msg, engine_ns))
+            return
+        if not items and status is None:
+            return
+        self.send(P.MSG_RESULT, ident, P.encode_result(status if status is not None else DataOnce, items, 0, "", engine_ns))
+
+    def write(self, ident, status, items):
+        handle, sid = self._session(ident)
+        start = time.monotonic_ns()
+        ret = self._user(ERR_USER_EXEC, "wrapperWrite", self.wrapper.wrapperWrite, handle, build_datalist(items, status), sid)
+        self._check_ret(ret, "wrapperWrite")
+        if self.has_read:
+            resp = self._user(ERR_USER_EXEC, "wrapperRead", self.wrapper.wrapperRead, handle, sid)
+            self.emit(ident, resp, "wrapperRead", time.monotonic_ns() - start)
+
+    def close(self, ident):
+        with self.slock:
+            s = self.sessions.pop(ident, None)
+            if s is not None and self.by_sid.get(s[1]) == ident:
+                del self.by_sid[s[1]]
+        if s is None:
+            return
+        ret = self._user(ERR_USER_EXEC, "wrapperDestroy", self.wrapper.wrapperDestroy, s[0])
+        self._check_ret(ret, "wrapperDestroy")
+
+    def on_callback(self, response, sid):
+        """aiges.dto.callback: a result for session sid or for an async once request."""
+        with self.slock:
+            waiter = self.once_waiters.get(sid)
+            ident = self.by_sid.get(sid)
+        if waiter is not None:
+            waiter[1] = response
+            waiter[0].set()
+            return 0
+        if ident is None:
+            log.warning("callback for unknown sid %s dropped", sid)
+            return ERR_INVALID_HANDLE
+        try:
+            self.emit(ident, response, "callback")
+        except OSError:
+            return ERR_INVALID_HANDLE
+        return 0
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(prog="python3 -m aiges.runtime", description="AthenaServing Python engine worker")
+    ap.add_argument("--wrapper", required=True, help="wrapper.py or the directory holding it")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("ASF_WORKER_THREADS", "8")),
+                    help="concurrent calls served by this worker")
+    args = ap.parse_args(argv)
+    fd = os.environ.get("ASF_WORKER_FD")
+    if not fd:
+        print("ASF_WORKER_FD is not set: this program is started by the loader", file=sys.stderr)
+        return 2
+    sock = socket.socket(fileno=int(fd))
+    rt = Runtime(sock, args.wrapper, args.threads)
+    rt.serve()
+    return 0

@@ -1,0 +1,154 @@
+import io
+import os
+import socket
+import tempfile
+import textwrap
+import threading
+import unittest
+
+from aiges import dto
+from aiges.runtime import protocol as P
+from aiges.runtime.calls import call_compat, positional_arity
+from aiges.runtime.worker import Runtime
+
+WRAPPER = textwrap.dedent('''
+    from aiges.dto import Response, ResponseData, SessionCreateResponse
+    from aiges.sdk import WrapperBase
+
+    class Wrapper(WrapperBase):
+        def wrapperInit(self, config):
+            self.config = config
+            return 0
+
+        def wrapperOnceExec(self, params, reqData, usrTag="", persId=0):
+            if reqData.get("boom"):
+                raise KeyError("boom")
+            n = reqData.list[0]
+            return Response([ResponseData(key=n.key, data=n.data + params.get("suffix", "").encode(), length=0, type=n.type, status=n.status)])
+
+        def wrapperCreate(self, params, sid, persId=0, usrTag=""):
+            return SessionCreateResponse(handle="h-" + sid)
+
+        def wrapperWrite(self, handle, req, sid):
+            self.last = (handle, req.list[0].data, req.list[0].status, sid)
+            return 0
+
+        def wrapperRead(self, handle, sid):
+            h, data, status, _ = self.last
+            return Response([ResponseData(key="out", data=data.decode(), length=len(data), status=status)])
+
+        def wrapperDestroy(self, handle):
+            return 0
+''')
+
+
+class TestProtocol(unittest.TestCase):
+    def test_request_round_trip(self):
+        req = {"tag": "t", "headers": {"a": "1"}, "params": {"p": "v"}, "expect": [("out", 0, {"encoding": "utf8"})],
+               "inputs": [("in", 1, {"rate": "16000"}, b"\x00\xff")], "psr": [1, 2]}
+        d = P.Decoder(P.encode_request(req))
+        self.assertEqual(d.request(), req)
+        d.done()
+        sid, sync, status, items = P.Decoder(P.encode_write(5, -1, 2, req["inputs"])).write()
+        self.assertEqual((sid, sync, status, items), (5, -1, 2, req["inputs"]))
+
+    def test_frames(self):
+        buf = io.BytesIO(P.frame(P.MSG_ONCE, 1 << 40, b"body") + P.frame(P.MSG_FINI, 2))
+        self.assertEqual(P.read_frame(buf), (P.MSG_ONCE, 1 << 40, b"body"))
+        self.assertEqual(P.read_frame(buf), (P.MSG_FINI, 2, b""))
+        self.assertIsNone(P.read_frame(buf))
+        with self.assertRaises(EOFError):
+            P.read_frame(io.BytesIO(P.frame(P.MSG_ONCE, 1, b"body")[:-1]))
+        with self.assertRaises(P.Malformed):
+            P.read_frame(io.BytesIO(b"\x00\x00\x00\x01" + b"\x00" * 9))
+
+    def test_malformed_body(self):
+        body = P.encode_request({"inputs": [("in", 1, {}, b"abc")]})
+        for i in range(len(body)):
+            with self.assertRaises(P.Malformed):
+                d = P.Decoder(body[:i])
+                d.request()
+                d.done()
+
+    def test_call_compat(self):
+        def two(a, b):
+            return (a, b)
+
+        def many(*args):
+            return args
+
+        self.assertEqual(positional_arity(two), 2)
+        self.assertEqual(call_compat(two, 1, 2, 3, 4), (1, 2))
+        self.assertEqual(call_compat(many, 1, 2, 3), (1, 2, 3))
+
+
+class Conn(object):
+    """The parent side of a worker connection, for driving a Runtime in-process."""
+
+    def __init__(self, test, wrapper_src):
+        self.dir = tempfile.TemporaryDirectory()
+        with open(os.path.join(self.dir.name, "wrapper.py"), "w") as f:
+            f.write(wrapper_src)
+        self.parent, child = socket.socketpair()
+        self.rt = Runtime(child, self.dir.name, threads=2)
+        self.thread = threading.Thread(target=self.rt.serve, daemon=True)
+        self.thread.start()
+        self.rfile = self.parent.makefile("rb")
+        self.results = []
+        test.addCleanup(self.close)
+
+    def call(self, t, ident, body=b""):
+        self.parent.sendall(P.frame(t, ident, body))
+        while True:
+            mt, mid, mbody = P.read_frame(self.rfile)
+            if mt == P.MSG_RESULT:
+                self.results.append((mid, mbody))
+                continue
+            assert mid == ident, (mid, ident)
+            if mt == P.MSG_ERR:
+                d = P.Decoder(mbody)
+                return "err", (d.i32(), d.str())
+            return "ok", mbody
+
+    def close(self):
+        self.rfile.close()  # the socket stays open while its file object is
+        self.parent.close()
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "runtime did not stop at the end of its connection"
+        self.dir.cleanup()
+        dto.set_callback_hook(None)
+
+
+class TestRuntime(unittest.TestCase):
+    def test_once_and_session(self):
+        c = Conn(self, WRAPPER)
+        self.assertEqual(c.call(P.MSG_INIT, 1, P.encode_map({"k": "v"})), ("ok", b""))
+        self.assertEqual(c.rt.wrapper.config, {"k": "v"})
+        st, body = c.call(P.MSG_ONCE, 2, P.encode_request({"params": {"suffix": "!"}, "inputs": [("text", 0, {}, b"hi")]}))
+        self.assertEqual(st, "ok")
+        self.assertEqual(P.Decoder(body).payloads(), [("text", 0, {}, b"hi!")])
+        st, err = c.call(P.MSG_ONCE, 3, P.encode_request({"inputs": [("boom", 0, {}, b"")]}))
+        self.assertEqual((st, err[0]), ("err", 30003))
+        self.assertIn("KeyError", err[1])
+
+        self.assertEqual(c.call(P.MSG_OPEN, 10, P.encode_session_params({"tag": "sid-1"})), ("ok", b""))
+        self.assertEqual(c.call(P.MSG_WRITE, 11, P.encode_write(10, 0, 2, [("audio", 1, {}, b"pcm")])), ("ok", b""))
+        self.assertEqual(c.rt.wrapper.last, ("h-sid-1", b"pcm", 2, "sid-1"))
+        self.assertEqual(len(c.results), 1)
+        sid, body = c.results[0]
+        d = P.Decoder(body)
+        self.assertEqual((sid, d.u8(), d.payloads(), d.i32(), d.str()), (10, 2, [("out", 0, {}, b"pcm")], 0, ""))
+        self.assertEqual(c.call(P.MSG_CLOSE, 12, (10).to_bytes(8, "big")), ("ok", b""))
+        st, err = c.call(P.MSG_WRITE, 13, P.encode_write(10, 1, 1, []))
+        self.assertEqual((st, err[0]), ("err", 10008))
+        self.assertEqual(c.call(P.MSG_FINI, 14), ("ok", b""))
+
+    def test_import_error_reported_on_init(self):
+        c = Conn(self, "raise RuntimeError('cannot load model')\n")
+        st, err = c.call(P.MSG_INIT, 1, P.encode_map({}))
+        self.assertEqual((st, err[0]), ("err", 30001))
+        self.assertIn("cannot load model", err[1])
+
+
+if __name__ == "__main__":
+    unittest.main()
