@@ -3,7 +3,7 @@ SERVICES := polaris lbclient atom loader webgate
 MODULES  := libs $(addprefix services/,$(SERVICES)) tools tests
 GO       ?= go
 
-.PHONY: help build run test test-unit test-suite proto proto-tools verify-proto bench bench-quick vet fmt clean
+.PHONY: help build run test test-unit proto proto-tools verify-proto bench bench-quick vet fmt clean consul chromium test-deps
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,11 +17,19 @@ build: ## build the five service binaries and the tools into bin/
 run: build ## start the whole suite locally with two echo loaders; Ctrl-C stops it
 	./bin/asfrun --bin bin
 
-test: ## run every module's tests and the cross-service tests
+test: test-deps ## run every module's tests and the cross-service tests
 	./scripts/test.sh
 
-test-unit: ## every module's tests except the cross-service ones
+test-unit: test-deps ## every module's tests except the cross-service ones
 	./scripts/test.sh unit
+
+test-deps: consul chromium ## what the tests need beyond Go: a Consul agent, Chromium
+
+consul: ## build the Consul agent v1.14.11 (for the polaris consul backend) into bin/consul
+	./scripts/consul.sh
+
+chromium: ## install Debian's chromium for the console test (when root)
+	./scripts/chromium.sh
 
 vet: ## go vet every module
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done

@@ -1,8 +1,13 @@
 // Package polarisclient is the SDK services use to talk to polaris: keep an instance
-// registered with heartbeats, and read the registry.
+// registered with heartbeats, discover and watch services, get and watch config files
+// (reporting back whether each revision was applied), and keep running on a local disk
+// cache of the last known registry and config while polaris is unreachable.
 //
-//	c, _ := polarisclient.Dial("127.0.0.1:6868")
+//	c, _ := polarisclient.DialWith("127.0.0.1:6868", polarisclient.Options{
+//	    CacheDir: "/var/cache/asf/atom", Caller: &polarispb.Caller{Addr: addr}, Log: log})
 //	defer c.Close()
+//	go c.Watch(ctx, "echo", func(snap []*polarispb.InstanceState) { ... })     // reconnects
+//	go c.WatchConfig(ctx, key, false, func(f *polarispb.ConfigFile) error { ... }) // reports applied
 //	r := c.NewRegistrar(&polarispb.Instance{Service: "echo", Addr: addr, Kind: "provider"},
 //	    time.Second, loadFunc, log)
 //	go r.Run(ctx)        // heartbeats until ctx ends; r.Notify() sends one at once
@@ -20,24 +25,53 @@ import (
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/protobuf/proto"
 )
+
+// Options configure a Client; the zero value is a client without disk cache.
+type Options struct {
+	// CacheDir keeps the last known registry snapshots and applied config files; empty
+	// disables the cache.
+	CacheDir string
+	// Caller identifies this instance to the config center: its gray group (label
+	// "gray") and the address apply reports are filed under.
+	Caller *polarispb.Caller
+	// Log receives reconnects and cache use.
+	Log zerolog.Logger
+	// Backoff spaces reconnects; zero values take DefaultBackoff.
+	Backoff Backoff
+}
 
 // Client holds one connection to polaris and its registry and config clients.
 type Client struct {
 	cc       *grpc.ClientConn
 	Registry polarispb.RegistryClient
 	Config   polarispb.ConfigClient
+
+	opt   Options
+	cache *diskCache
 }
 
 // Dial connects to polaris at addr. The connection is lazy: Dial does not fail when
 // polaris is down, calls do until it is back.
-func Dial(addr string) (*Client, error) {
-	cc, err := grpcx.Dial(addr)
+func Dial(addr string) (*Client, error) { return DialWith(addr, Options{Log: zerolog.Nop()}) }
+
+// DialWith connects to polaris at addr with o; like Dial, it does not wait for polaris.
+func DialWith(addr string, o Options) (*Client, error) {
+	o.Backoff = o.Backoff.withDefaults()
+	cc, err := grpcx.Dial(addr, grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: o.Backoff.Min, Multiplier: 2, Jitter: 0.2, MaxDelay: o.Backoff.Max},
+		MinConnectTimeout: 5 * time.Second,
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("polaris: %w", err)
 	}
-	return &Client{cc: cc, Registry: polarispb.NewRegistryClient(cc), Config: polarispb.NewConfigClient(cc)}, nil
+	c := &Client{cc: cc, Registry: polarispb.NewRegistryClient(cc), Config: polarispb.NewConfigClient(cc), opt: o}
+	if o.CacheDir != "" {
+		c.cache = &diskCache{dir: o.CacheDir, log: o.Log}
+	}
+	return c, nil
 }
 
 // Close closes the connection.
@@ -69,7 +103,7 @@ func (c *Client) NewRegistrar(inst *polarispb.Instance, interval time.Duration, 
 	}
 	return &Registrar{
 		c: c, inst: proto.Clone(inst).(*polarispb.Instance), interval: interval, load: load,
-		log: log.With().Str("service", inst.GetService()).Str("addr", inst.GetAddr()).Logger(),
+		log:  log.With().Str("service", inst.GetService()).Str("addr", inst.GetAddr()).Logger(),
 		kick: make(chan struct{}, 1), ready: make(chan struct{}),
 	}
 }
@@ -86,11 +120,13 @@ func (r *Registrar) Notify() {
 }
 
 // Run registers and heartbeats until ctx ends. It never gives up on an unreachable
-// polaris: it logs and tries again at the next tick.
+// polaris: after a failure it tries again with backoff (from interval/4 up to
+// 4×interval), and at once on Notify.
 func (r *Registrar) Run(ctx context.Context) error {
-	t := time.NewTicker(r.interval)
+	bo := Backoff{Min: r.interval / 4, Max: 4 * r.interval}
+	failures := 0
+	t := time.NewTimer(0)
 	defer t.Stop()
-	r.beat(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -98,29 +134,43 @@ func (r *Registrar) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-r.kick:
 		}
-		r.beat(ctx)
+		next := r.interval
+		if r.beat(ctx) {
+			failures = 0
+		} else {
+			next = bo.Delay(failures)
+			failures++
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
 	}
 }
 
-func (r *Registrar) beat(ctx context.Context) {
+// beat sends one heartbeat (or registration) and reports whether polaris answered.
+func (r *Registrar) beat(ctx context.Context) bool {
 	r.mu.Lock()
 	registered, offline := r.registered, r.offline
 	r.mu.Unlock()
 	if offline {
-		return
+		return true
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.interval)
 	defer cancel()
 	if registered {
 		resp, err := r.c.Registry.Heartbeat(cctx, &polarispb.HeartbeatRequest{Service: r.inst.GetService(), Addr: r.inst.GetAddr(), Load: r.load()})
 		if err == nil && resp.GetKnown() {
-			return
+			return true
 		}
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("heartbeat failed")
 			}
-			return
+			return false
 		}
 		r.log.Warn().Msg("polaris no longer knows this instance: registering again")
 	}
@@ -129,11 +179,12 @@ func (r *Registrar) beat(ctx context.Context) {
 			r.log.Warn().Err(err).Msg("register failed")
 		}
 		r.setRegistered(false)
-		return
+		return false
 	}
 	r.setRegistered(true)
 	r.readyOnce.Do(func() { close(r.ready) })
 	r.log.Info().Msg("registered")
+	return true
 }
 
 func (r *Registrar) setRegistered(v bool) {

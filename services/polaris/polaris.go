@@ -37,6 +37,11 @@ type Config struct {
 	TTL           time.Duration `cfg:"ttl" help:"default instance TTL after its last heartbeat"`
 	WatchBuffer   int           `cfg:"watch-buffer" help:"events a Watch stream may fall behind before it is dropped"`
 	LogLevel      string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
+	ConsoleListen string        `cfg:"console-listen" help:"HTTP listen address of the admin API (/api/v1) and the web console (/ui)"`
+	DataDir       string        `cfg:"data-dir" help:"data directory (admin API tokens, hashed; polaris.db of backend embedded)"`
+	Backend       string        `cfg:"backend" help:"storage of registrations and config: embedded (bbolt file in data-dir), memory, consul"`
+	ConsulAddr    string        `cfg:"consul-addr" help:"Consul HTTP address (backend consul)"`
+	ConsulToken   string        `cfg:"consul-token" secret:"true" help:"Consul ACL token (backend consul)"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -50,6 +55,10 @@ func DefaultConfig() Config {
 		TTL:           registry.DefaultTTL,
 		WatchBuffer:   transport.DefaultWatchBuffer,
 		LogLevel:      "info",
+		ConsoleListen: ":8095",
+		DataDir:       "./data/polaris",
+		Backend:       BackendEmbedded,
+		ConsulAddr:    "127.0.0.1:8500",
 	}
 }
 
@@ -70,9 +79,13 @@ func (c Config) validate() error {
 	if c.SubjectPrefix == "" || strings.ContainsAny(c.SubjectPrefix, "*> \t") {
 		errs = append(errs, fmt.Sprintf("subject-prefix %q is not a NATS subject", c.SubjectPrefix))
 	}
+	if c.ConsoleListen == "" || c.DataDir == "" {
+		errs = append(errs, "console-listen and data-dir are required")
+	}
 	if c.TTL <= 0 {
 		errs = append(errs, "ttl must be positive")
 	}
+	errs = append(errs, validBackend(c)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("polaris config: %s: %w", strings.Join(errs, "; "), aserr.ErrInvalidParam)
 	}
@@ -96,6 +109,8 @@ type Server struct {
 	ncDone  chan struct{}
 	natsURL atomic.Value // string
 	pub     *transport.Publisher
+	store   *backend
+	cons    *consoleServer
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -117,11 +132,21 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	if promReg == nil {
 		promReg = prometheus.NewRegistry()
 	}
-	reg, err := registry.New(context.Background(), registry.NewMemStore(), registry.Options{TTL: cfg.TTL})
+	store, err := openBackend(context.Background(), cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, center: config.New(config.NewMemStore(), config.Options{})}
+	built := false
+	defer func() {
+		if !built {
+			_ = store.close()
+		}
+	}()
+	reg, err := registry.New(context.Background(), store.reg, registry.Options{TTL: cfg.TTL})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, store: store, center: config.New(store.cfg, config.Options{})}
 	s.natsURL.Store("")
 
 	s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen)
@@ -133,6 +158,11 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 		_ = s.grpcLn.Close()
 		return nil, err
 	}
+	if s.cons, err = s.newConsole(); err != nil {
+		_ = s.grpcLn.Close()
+		_ = s.admin.Shutdown(context.Background())
+		return nil, err
+	}
 	s.admin.Handle("/v1/registry", http.HandlerFunc(s.serveRegistry))
 	s.admin.Handle("/v1/config/applied", http.HandlerFunc(s.serveApplied))
 
@@ -140,6 +170,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	polarispb.RegisterRegistryServer(s.grpc.Server, transport.NewRegistryServer(reg, s.NATSURL, cfg.SubjectPrefix, cfg.WatchBuffer))
 	polarispb.RegisterConfigServer(s.grpc.Server, transport.NewConfigServer(s.center, cfg.WatchBuffer))
 	s.registerMetrics()
+	built = true
 	return s, nil
 }
 
@@ -199,8 +230,9 @@ func (s *Server) Start(ctx context.Context) error {
 		s.stopNATS(context.Background())
 		return err
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.reg.Run(runCtx) }()
+	go func() { defer s.wg.Done(); s.center.Run(runCtx) }()
 	go func() {
 		defer s.wg.Done()
 		if err := s.grpc.Serve(s.grpcLn); err != nil {
@@ -213,6 +245,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Error().Err(err).Msg("admin serve")
 		}
 	}()
+	s.startConsole(runCtx)
 	s.grpc.SetServing(true)
 	s.ready.Store(true)
 	s.log.Info().Str("grpc", s.GRPCAddr()).Str("admin", s.AdminAddr()).Str("nats", url).Msg("polaris started")
@@ -239,10 +272,10 @@ func (s *Server) ConfigCenter() *config.Center { return s.center }
 
 // Shutdown stops the server; it is idempotent and bounded by ctx.
 // Order: (1) not ready, health NOT_SERVING; (2) stop accepting: gRPC GracefulStop and
-// admin shutdown begin; (3) close every registry and config watcher, so Watch streams
+// admin and console shutdown begin; (3) close every registry and config watcher, so Watch streams
 // and the publisher end and GracefulStop can finish (Stop when ctx ends); (4) stop the
-// TTL sweeper and wait for every goroutine; (5) drain the NATS connection; (6) stop the
-// embedded NATS server.
+// TTL sweeper and the store watches and wait for every goroutine; (5) drain the NATS
+// connection; (6) stop the embedded NATS server; (7) close the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
 	return s.stopErr
@@ -254,11 +287,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if !s.started.Load() {
 		s.grpc.Stop()
 		_ = s.grpcLn.Close()
-		return s.admin.Shutdown(ctx)
+		_ = s.cons.ln.Close()
+		return errors.Join(s.admin.Shutdown(ctx), s.cons.srv.Shutdown(ctx), s.store.close())
 	}
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
-	adminErr := s.admin.Shutdown(ctx)
+	adminErr := errors.Join(s.admin.Shutdown(ctx), s.cons.srv.Shutdown(ctx))
 	s.reg.Close()
 	s.center.Close()
 	select {
@@ -275,7 +309,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.pub.Wait()
 	}
 	natsErr := s.stopNATS(ctx)
-	return errors.Join(adminErr, natsErr)
+	return errors.Join(adminErr, natsErr, s.store.close())
 }
 
 // stopNATS drains the connection (bounded by ctx) and stops the embedded server.

@@ -41,6 +41,7 @@ func start(t *testing.T, mod func(*polaris.Config)) *polaris.Server {
 	t.Helper()
 	cfg := polaris.DefaultConfig()
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ConsoleListen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -279,6 +280,7 @@ func TestConfigOverGRPCAndNATS(t *testing.T) {
 func TestShutdownEndsWatchStreams(t *testing.T) {
 	cfg := polaris.DefaultConfig()
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ConsoleListen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	srv, err := polaris.New(cfg, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -51,9 +51,9 @@ type Suite struct {
 	Atoms   []*atom.Server
 	Webgate *webgate.Server
 
-	mu         sync.Mutex
-	Loaders    []*loader.Server
-	loaderRegs []*prometheus.Registry
+	mu      sync.Mutex
+	Loaders []*loader.Server
+	regs    map[string]*prometheus.Registry // "polaris", "lbclient", "atom-0", "loader-1", "webgate"
 	opts    Options
 	stops   []func(context.Context) error
 }
@@ -89,19 +89,20 @@ func Start(t testing.TB, o Options) *Suite {
 	if o.Atoms == 0 {
 		o.Atoms = 1
 	}
-	s := &Suite{t: t, opts: o}
+	s := &Suite{t: t, opts: o, regs: map[string]*prometheus.Registry{}}
 	t.Cleanup(s.stopAll)
 
 	pc := polaris.DefaultConfig()
 	pc.GRPCListen, pc.AdminListen, pc.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	pc.ConsoleListen, pc.DataDir = "127.0.0.1:0", t.TempDir()
 	var err error
-	s.Polaris, err = polaris.New(pc, logger(t, "polaris"), prometheus.NewRegistry())
+	s.Polaris, err = polaris.New(pc, logger(t, "polaris"), s.reg("polaris"))
 	check(t, "polaris", err)
 	s.start(s.Polaris)
 
 	lc := lbclient.DefaultConfig()
 	lc.GRPCListen, lc.AdminListen, lc.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", s.Polaris.GRPCAddr()
-	s.LB, err = lbclient.New(lc, logger(t, "lbclient"), prometheus.NewRegistry())
+	s.LB, err = lbclient.New(lc, logger(t, "lbclient"), s.reg("lbclient"))
 	check(t, "lbclient", err)
 	s.start(s.LB)
 	WaitFor(t, 10*time.Second, s.LB.Ready)
@@ -118,7 +119,7 @@ func Start(t testing.TB, o Options) *Suite {
 		if o.Atom != nil {
 			o.Atom(&ac)
 		}
-		a, err := atom.New(ac, logger(t, "atom"), prometheus.NewRegistry())
+		a, err := atom.New(ac, logger(t, "atom"), s.reg(fmt.Sprintf("atom-%d", i)))
 		check(t, "atom", err)
 		s.start(a)
 		s.Atoms = append(s.Atoms, a)
@@ -133,7 +134,7 @@ func Start(t testing.TB, o Options) *Suite {
 	if o.Webgate != nil {
 		o.Webgate(&wc)
 	}
-	s.Webgate, err = webgate.New(wc, logger(t, "webgate"), prometheus.NewRegistry())
+	s.Webgate, err = webgate.New(wc, logger(t, "webgate"), s.reg("webgate"))
 	check(t, "webgate", err)
 	s.start(s.Webgate)
 	return s
@@ -154,13 +155,11 @@ func (s *Suite) AddLoader() *loader.Server {
 		s.opts.Loader(i, &c)
 	}
 	name := fmt.Sprintf("loader-%d", i)
-	reg := prometheus.NewRegistry()
-	l, err := loader.New(c, logger(s.t, name), reg)
+	l, err := loader.New(c, logger(s.t, name), s.reg(name))
 	check(s.t, name, err)
 	s.start(l)
 	s.mu.Lock()
 	s.Loaders = append(s.Loaders, l)
-	s.loaderRegs = append(s.loaderRegs, reg)
 	s.mu.Unlock()
 	return l
 }
@@ -191,15 +190,27 @@ func (s *Suite) stopAll() {
 	}
 }
 
-// LoaderCounter sums the samples of the counter metric name in loader i's registry
-// (for example asf_loader_once_requests_total), across all label values.
-func (s *Suite) LoaderCounter(i int, name string) float64 {
+func (s *Suite) reg(name string) *prometheus.Registry {
 	s.mu.Lock()
-	reg := s.loaderRegs[i]
+	defer s.mu.Unlock()
+	r := prometheus.NewRegistry()
+	s.regs[name] = r
+	return r
+}
+
+// Counter sums the samples of counter metric name (for example
+// asf_loader_once_requests_total) across all label values in the registry of the named
+// process: "polaris", "lbclient", "webgate", "atom-0", "loader-1", ...
+func (s *Suite) Counter(process, name string) float64 {
+	s.mu.Lock()
+	reg := s.regs[process]
 	s.mu.Unlock()
+	if reg == nil {
+		s.t.Fatalf("no process %q in the suite", process)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
-		s.t.Fatalf("gather loader %d metrics: %v", i, err)
+		s.t.Fatalf("gather %s metrics: %v", process, err)
 	}
 	var sum float64
 	for _, mf := range mfs {

@@ -39,6 +39,8 @@ type Options struct {
 	LoaderArgs []string
 	// LogDir receives one <name>.log per process (default: a temporary directory).
 	LogDir string
+	// DataDir holds the services' state, e.g. polaris's store (default: LogDir/../data).
+	DataDir string
 	// FixedPorts uses the design's default ports on 127.0.0.1 instead of free ones.
 	FixedPorts bool
 	// LogLevel for every service (default "info").
@@ -89,6 +91,9 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 		}
 		o.LogDir = d
 	}
+	if o.DataDir == "" {
+		o.DataDir = filepath.Join(filepath.Dir(filepath.Clean(o.LogDir)), "data")
+	}
 	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -110,7 +115,8 @@ func (s *Suite) listen(port int) string {
 func (s *Suite) startAll(ctx context.Context) error {
 	o := s.opts
 	pol, err := s.start(ctx, "polaris", "polaris",
-		"--grpc-listen", s.listen(6868), "--admin-listen", s.listen(6869), "--nats-listen", s.listen(4222))
+		"--grpc-listen", s.listen(6868), "--admin-listen", s.listen(6869), "--nats-listen", s.listen(4222),
+		"--console-listen", s.listen(8095), "--data-dir", filepath.Join(o.DataDir, "polaris"))
 	if err != nil {
 		return err
 	}

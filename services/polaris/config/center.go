@@ -3,17 +3,25 @@ package config
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
+	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/polaris/internal/fanout"
 )
+
+// DefaultMaxFileSize is the largest file content a push accepts by default.
+const DefaultMaxFileSize = 4 << 20
+
+// ErrTooLarge is returned for a push whose content exceeds the size limit.
+var ErrTooLarge = aserr.New(aserr.ErrInvalidParam.Code, "config file too large")
 
 // Options tune a Center; zero values take the defaults.
 type Options struct {
 	// Now is the clock (tests inject one); time.Now by default.
 	Now func() time.Time
+	// MaxFileSize is the largest content a push accepts; DefaultMaxFileSize by default.
+	MaxFileSize int
 }
 
 type watchState struct {
@@ -31,14 +39,16 @@ type Watch = fanout.Sub[Event, *watchState]
 // Center is the config center. It is safe for concurrent use.
 // Lock order: Center.mu, then the watcher hub's lock, then appliedMu.
 type Center struct {
-	store Store
-	now   func() time.Time
+	store   Store
+	shared  SharedStore // store when it is shared, else nil
+	now     func() time.Time
+	maxSize int
 
 	mu  sync.Mutex // serialises writes and watch registration
 	hub *fanout.Hub[Event, *watchState]
-
-	appliedMu sync.Mutex
-	applied   map[Key]map[string]Applied
+	// notified is the last revision announced to raw watchers per file, -1 once deleted,
+	// so that a shared store's echo of this replica's own writes is not announced twice.
+	notified map[Key]int64
 }
 
 // New returns a config center backed by store.
@@ -46,7 +56,54 @@ func New(store Store, opt Options) *Center {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Center{store: store, now: opt.Now, hub: fanout.NewHub[Event, *watchState](), applied: map[Key]map[string]Applied{}}
+	if opt.MaxFileSize <= 0 {
+		opt.MaxFileSize = DefaultMaxFileSize
+	}
+	c := &Center{store: store, now: opt.Now, maxSize: opt.MaxFileSize, hub: fanout.NewHub[Event, *watchState](), notified: map[Key]int64{}}
+	c.shared, _ = store.(SharedStore)
+	return c
+}
+
+// Run follows the changes other replicas make in a shared store and tells this
+// replica's watchers, until ctx ends. With a store that is not shared it only waits.
+func (c *Center) Run(ctx context.Context) {
+	if c.shared == nil {
+		<-ctx.Done()
+		return
+	}
+	c.shared.Watch(ctx, c.applyRemote)
+}
+
+// applyRemote tells watchers about a change seen in the shared store.
+func (c *Center) applyRemote(k Key, rec *Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last, known := c.notified[k]
+	if rec == nil {
+		if known && last < 0 {
+			return // this replica deleted it
+		}
+		c.notified[k] = -1
+		c.notifyLocked(k, nil, nil)
+		return
+	}
+	var raw []File
+	switch {
+	case known && last >= rec.Last():
+		// already announced (this replica's own push)
+	case known && last > 0:
+		for _, f := range rec.Revisions {
+			if f.Revision > last {
+				raw = append(raw, f)
+			}
+		}
+	case len(rec.Revisions) > 0:
+		raw = rec.Revisions[len(rec.Revisions)-1:]
+	}
+	if rec.Last() > last {
+		c.notified[k] = rec.Last()
+	}
+	c.notifyLocked(k, rec, raw)
 }
 
 // Resolve picks the revision of rec that caller gets: its gray group's revision when the
@@ -54,7 +111,7 @@ func New(store Store, opt Options) *Center {
 func Resolve(rec Record, caller Caller) (File, bool) {
 	if g := caller.Labels[GrayLabel]; g != "" {
 		if n, ok := rec.Gray[g]; ok {
-			if f, ok := rec.revision(n); ok {
+			if f, ok := rec.Revision(n); ok {
 				f = cloneFile(f)
 				f.Gray = true
 				return f, true
@@ -64,7 +121,7 @@ func Resolve(rec Record, caller Caller) (File, bool) {
 	if rec.Current == 0 {
 		return File{}, false
 	}
-	f, ok := rec.revision(rec.Current)
+	f, ok := rec.Revision(rec.Current)
 	return cloneFile(f), ok
 }
 
@@ -75,35 +132,22 @@ func (c *Center) Push(ctx context.Context, k Key, content []byte, comment, grayG
 	if !k.valid(true) {
 		return File{}, fmt.Errorf("push %s: %w", k, ErrInvalid)
 	}
+	if len(content) > c.maxSize {
+		return File{}, fmt.Errorf("push %s: %d bytes exceed the limit of %d bytes: %w", k, len(content), c.maxSize, ErrTooLarge)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pushLocked(ctx, k, content, comment, grayGroup)
 }
 
 func (c *Center) pushLocked(ctx context.Context, k Key, content []byte, comment, grayGroup string) (File, error) {
-	rec, _, err := c.store.Get(ctx, k)
+	rec, f, err := c.store.Append(ctx, File{Key: k, Content: content, Created: c.now(), Comment: comment, GrayGroup: grayGroup})
 	if err != nil {
 		return File{}, fmt.Errorf("push %s: %w", k, err)
 	}
-	rec.Key = k
-	f := File{
-		Key: k, Content: append([]byte(nil), content...), Revision: rec.last() + 1,
-		Created: c.now(), Comment: comment, GrayGroup: grayGroup, Gray: grayGroup != "",
-	}
-	rec.Revisions = append(rec.Revisions, f)
-	if grayGroup == "" {
-		rec.Current, rec.Gray = f.Revision, nil
-	} else {
-		if rec.Gray == nil {
-			rec.Gray = map[string]int64{}
-		}
-		rec.Gray[grayGroup] = f.Revision
-	}
-	if err := c.store.Put(ctx, rec); err != nil {
-		return File{}, fmt.Errorf("push %s: %w", k, err)
-	}
-	c.notifyLocked(k, &rec, f)
-	return cloneFile(f), nil
+	c.notified[k] = f.Revision
+	c.notifyLocked(k, &rec, []File{f})
+	return f, nil
 }
 
 // Rollback pushes the content of revision rev of k again, as a new revision for everyone.
@@ -117,7 +161,7 @@ func (c *Center) Rollback(ctx context.Context, k Key, rev int64) (File, error) {
 	if err != nil {
 		return File{}, fmt.Errorf("rollback %s: %w", k, err)
 	}
-	old, found := rec.revision(rev)
+	old, found := rec.Revision(rev)
 	if !ok || !found {
 		return File{}, fmt.Errorf("rollback %s to revision %d: %w", k, rev, ErrNotFound)
 	}
@@ -131,20 +175,15 @@ func (c *Center) Delete(ctx context.Context, k Key) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok, err := c.store.Get(ctx, k)
+	ok, err := c.store.Delete(ctx, k)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", k, err)
 	}
 	if !ok {
 		return fmt.Errorf("delete %s: %w", k, ErrNotFound)
 	}
-	if err := c.store.Delete(ctx, k); err != nil {
-		return fmt.Errorf("delete %s: %w", k, err)
-	}
-	c.notifyLocked(k, nil, File{Key: k})
-	c.appliedMu.Lock()
-	delete(c.applied, k)
-	c.appliedMu.Unlock()
+	c.notified[k] = -1
+	c.notifyLocked(k, nil, nil)
 	return nil
 }
 
@@ -232,15 +271,22 @@ func (c *Center) Watchers() int { return c.hub.Len() }
 func (c *Center) Close() { c.hub.Close() }
 
 // notifyLocked tells watchers that k changed: rec is its new record, nil once deleted;
-// pushed is the revision just pushed (or the bare key on delete).
-func (c *Center) notifyLocked(k Key, rec *Record, pushed File) {
+// pushed are the revisions to announce to raw watchers (none: nothing new for them).
+func (c *Center) notifyLocked(k Key, rec *Record, pushed []File) {
 	c.hub.Each(func(w *Watch) (Event, bool) {
 		st := w.State
 		if st.raw {
 			if rec == nil {
 				return Event{Type: EventRemoved, Files: []File{{Key: k}}}, true
 			}
-			return Event{Type: EventUpdated, Files: []File{cloneFile(pushed)}}, true
+			if len(pushed) == 0 {
+				return Event{}, false
+			}
+			files := make([]File, len(pushed))
+			for i, f := range pushed {
+				files[i] = cloneFile(f)
+			}
+			return Event{Type: EventUpdated, Files: files}, true
 		}
 		if !st.key.Matches(k, st.prefix) {
 			return Event{}, false
@@ -264,29 +310,41 @@ func (c *Center) notifyLocked(k Key, rec *Record, pushed File) {
 }
 
 // ReportApplied records whether the instance at caller.Addr applied revision rev of k.
-func (c *Center) ReportApplied(_ context.Context, k Key, rev int64, caller Caller, applied bool, reason string) error {
+func (c *Center) ReportApplied(ctx context.Context, k Key, rev int64, caller Caller, applied bool, reason string) error {
 	if !k.valid(true) || caller.Addr == "" {
 		return fmt.Errorf("report applied %s by %q: %w", k, caller.Addr, ErrInvalid)
 	}
-	c.appliedMu.Lock()
-	defer c.appliedMu.Unlock()
-	m := c.applied[k]
-	if m == nil {
-		m = map[string]Applied{}
-		c.applied[k] = m
+	a := Applied{Key: k, Addr: caller.Addr, Revision: rev, Applied: applied, Reason: reason, At: c.now()}
+	if err := c.store.PutApplied(ctx, a); err != nil {
+		return fmt.Errorf("report applied %s by %s: %w", k, caller.Addr, err)
 	}
-	m[caller.Addr] = Applied{Key: k, Addr: caller.Addr, Revision: rev, Applied: applied, Reason: reason, At: c.now()}
 	return nil
 }
 
-// Applied returns the latest apply report of every instance for k, sorted by address.
+// appliedTimeout bounds the store read of Applied, which takes no context.
+const appliedTimeout = 5 * time.Second
+
+// Applied returns the latest apply report of every instance for k, sorted by address
+// (none when the store cannot be read; AppliedReports returns the error).
 func (c *Center) Applied(k Key) []Applied {
-	c.appliedMu.Lock()
-	defer c.appliedMu.Unlock()
-	out := make([]Applied, 0, len(c.applied[k]))
-	for _, a := range c.applied[k] {
-		out = append(out, a)
+	ctx, cancel := context.WithTimeout(context.Background(), appliedTimeout)
+	defer cancel()
+	out, err := c.AppliedReports(ctx, k)
+	if err != nil {
+		return []Applied{}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
 	return out
+}
+
+// AppliedReports returns the latest apply report of every instance for k, sorted by
+// address.
+func (c *Center) AppliedReports(ctx context.Context, k Key) ([]Applied, error) {
+	out, err := c.store.Applied(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("applied %s: %w", k, err)
+	}
+	if out == nil {
+		out = []Applied{}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -36,6 +37,11 @@ type entry struct {
 	lastSeen time.Time
 	ttl      time.Duration
 	seq      uint64
+	// passed is when liveness was last passed through to a shared store.
+	passed time.Time
+	// confirmed is set once a shared store's view holds the instance: from then on the
+	// store, not the local sweeper, decides when it goes.
+	confirmed bool
 }
 
 type watchState struct{ service string }
@@ -43,10 +49,11 @@ type watchState struct{ service string }
 // Registry holds the instances of every service. It is safe for concurrent use.
 // Lock order: Registry.mu, then the watcher hub's lock.
 type Registry struct {
-	store Store
-	ttl   time.Duration
-	sweep time.Duration
-	now   func() time.Time
+	store  Store
+	shared SharedStore // store when it is shared, else nil
+	ttl    time.Duration
+	sweep  time.Duration
+	now    func() time.Time
 
 	mu      sync.Mutex
 	entries map[Key]*entry
@@ -72,11 +79,31 @@ func New(ctx context.Context, store Store, opt Options) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load admin states: %w", err)
 	}
-	return &Registry{
+	regs, err := store.Instances(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load registrations: %w", err)
+	}
+	r := &Registry{
 		store: store, ttl: opt.TTL, sweep: opt.SweepInterval, now: opt.Now,
 		entries: map[Key]*entry{}, admins: admins,
 		hub: fanout.NewHub[Event, watchState](),
-	}, nil
+	}
+	r.shared, _ = store.(SharedStore)
+	// Restored instances get a fresh TTL from now: they are evicted unless they
+	// heartbeat within it (or, on a shared store, unless the store keeps them alive).
+	now := r.now()
+	for _, reg := range regs {
+		ttl := reg.TTL
+		if ttl <= 0 {
+			ttl = r.ttl
+		}
+		r.seq++
+		r.entries[reg.Instance.Key()] = &entry{
+			inst: cloneInstance(reg.Instance), lastSeen: now, passed: now, ttl: ttl, seq: r.seq,
+			confirmed: r.shared != nil,
+		}
+	}
+	return r, nil
 }
 
 // TTL is the default TTL.
@@ -103,7 +130,7 @@ func (r *Registry) Register(ctx context.Context, inst Instance, load Load, ttl t
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.store.PutInstance(ctx, inst); err != nil {
+	if err := r.store.PutInstance(ctx, Registration{Instance: inst, TTL: ttl}); err != nil {
 		return 0, fmt.Errorf("register %s/%s: %w", k.Service, k.Addr, err)
 	}
 	e, known := r.entries[k]
@@ -113,6 +140,7 @@ func (r *Registry) Register(ctx context.Context, inst Instance, load Load, ttl t
 	}
 	r.seq++
 	e.inst, e.load, e.lastSeen, e.ttl, e.seq = inst, load, r.now(), ttl, r.seq
+	e.passed = e.lastSeen
 	r.registrations.Add(1)
 	typ := EventAdded
 	if known {
@@ -124,20 +152,43 @@ func (r *Registry) Register(ctx context.Context, inst Instance, load Load, ttl t
 
 // Heartbeat records load for k and renews its TTL. known is false when the registry does
 // not hold k (evicted, deregistered or never registered): the caller registers again.
-func (r *Registry) Heartbeat(_ context.Context, k Key, load Load) (known bool, err error) {
+// On a shared store the heartbeat is passed through at most once per TTL/3.
+func (r *Registry) Heartbeat(ctx context.Context, k Key, load Load) (known bool, err error) {
 	if k.Service == "" || k.Addr == "" {
 		return false, fmt.Errorf("heartbeat %q at %q: %w", k.Service, k.Addr, ErrInvalid)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	e, ok := r.entries[k]
 	if !ok {
+		r.mu.Unlock()
 		return false, nil
 	}
 	r.seq++
-	e.load, e.lastSeen, e.seq = load, r.now(), r.seq
+	now := r.now()
+	e.load, e.lastSeen, e.seq = load, now, r.seq
 	r.heartbeats.Add(1)
 	r.emitLocked(EventLoad, r.stateLocked(k, e))
+	pass := r.shared != nil && now.Sub(e.passed) >= e.ttl/3
+	var reg Registration
+	if pass {
+		e.passed = now
+		reg = Registration{Instance: cloneInstance(e.inst), TTL: e.ttl}
+	}
+	r.mu.Unlock()
+	if !pass {
+		return true, nil
+	}
+	// The store call runs outside the lock: heartbeats of other instances go on.
+	if aerr := r.shared.Alive(ctx, k); aerr != nil {
+		if perr := r.shared.PutInstance(ctx, reg); perr != nil {
+			r.mu.Lock()
+			if e, ok := r.entries[k]; ok {
+				e.passed = time.Time{} // try again with the next heartbeat
+			}
+			r.mu.Unlock()
+			return true, fmt.Errorf("heartbeat %s/%s: %w", k.Service, k.Addr, errors.Join(aerr, perr))
+		}
+	}
 	return true, nil
 }
 
@@ -225,8 +276,16 @@ func (r *Registry) Watchers() int { return r.hub.Len() }
 // Close ends every subscription with fanout.ErrClosed and refuses new ones.
 func (r *Registry) Close() { r.hub.Close() }
 
-// Run evicts expired instances every sweep interval until ctx ends.
+// Run evicts expired instances every sweep interval until ctx ends. On a shared store it
+// also follows the store's views of instances and admin states.
 func (r *Registry) Run(ctx context.Context) {
+	if r.shared != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Add(2)
+		go func() { defer wg.Done(); r.shared.WatchInstances(ctx, r.applyInstances) }()
+		go func() { defer wg.Done(); r.shared.WatchAdmins(ctx, r.applyAdmins) }()
+	}
 	t := time.NewTicker(r.sweep)
 	defer t.Stop()
 	for {
@@ -246,7 +305,14 @@ func (r *Registry) Sweep(ctx context.Context) int {
 	now := r.now()
 	n := 0
 	for k, e := range r.entries {
-		if now.Sub(e.lastSeen) <= e.ttl {
+		ttl := e.ttl
+		if r.shared != nil {
+			if e.confirmed {
+				continue // the shared store decides
+			}
+			ttl *= 2 // not yet in the store's view: give it time to show
+		}
+		if now.Sub(e.lastSeen) <= ttl {
 			continue
 		}
 		if ok, err := r.removeLocked(ctx, k); ok && err == nil {
@@ -288,4 +354,71 @@ func (r *Registry) emitLocked(t EventType, st State) {
 		return ev, s.State.service == "" || s.State.service == st.Instance.Service
 	})
 	r.dropped.Add(uint64(n))
+}
+
+// applyInstances brings the registry in line with a shared store's view of the live
+// registrations: new ones are ADDED, changed ones CHANGED, and confirmed ones that left
+// the view (deregistered elsewhere, or failed their liveness check) REMOVED.
+func (r *Registry) applyInstances(regs []Registration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	in := make(map[Key]bool, len(regs))
+	for _, reg := range regs {
+		k := reg.Instance.Key()
+		in[k] = true
+		ttl := reg.TTL
+		if ttl <= 0 {
+			ttl = r.ttl
+		}
+		e, ok := r.entries[k]
+		if !ok {
+			r.seq++
+			e = &entry{inst: cloneInstance(reg.Instance), lastSeen: now, passed: now, ttl: ttl, seq: r.seq, confirmed: true}
+			r.entries[k] = e
+			r.emitLocked(EventAdded, r.stateLocked(k, e))
+			continue
+		}
+		e.confirmed = true
+		if !sameInstance(e.inst, reg.Instance) || e.ttl != ttl {
+			e.inst, e.ttl = cloneInstance(reg.Instance), ttl
+			r.emitLocked(EventChanged, r.stateLocked(k, e))
+		}
+	}
+	for k, e := range r.entries {
+		if in[k] || !e.confirmed {
+			continue
+		}
+		delete(r.entries, k)
+		r.evictions.Add(1)
+		r.emitLocked(EventRemoved, r.stateLocked(k, e))
+	}
+}
+
+// applyAdmins takes a shared store's view of the admin states; registered instances
+// whose state changed get CHANGED.
+func (r *Registry) applyAdmins(admins map[Key]Admin) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, a := range admins {
+		if old, ok := r.admins[k]; ok && old == a {
+			continue
+		}
+		r.admins[k] = a
+		if e, ok := r.entries[k]; ok {
+			r.emitLocked(EventChanged, r.stateLocked(k, e))
+		}
+	}
+}
+
+func sameInstance(a, b Instance) bool {
+	if a.Service != b.Service || a.Addr != b.Addr || a.Version != b.Version || a.Kind != b.Kind || len(a.Labels) != len(b.Labels) {
+		return false
+	}
+	for k, v := range a.Labels {
+		if w, ok := b.Labels[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,82 @@
+package polaris
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/athenaserving/asf/services/polaris/adminapi"
+	"github.com/athenaserving/asf/services/polaris/adminapi/auth"
+	"github.com/athenaserving/asf/services/polaris/console"
+)
+
+// consoleServer is the HTTP listener of the admin API (/api/v1/) and the web console
+// (/ui/, /login), with the token store and the config catalog behind them.
+type consoleServer struct {
+	ln      net.Listener
+	srv     *http.Server
+	tokens  *auth.Store
+	catalog *adminapi.Catalog
+}
+
+// newConsole opens the token store in cfg.DataDir (creating the first admin token on
+// the first start and logging it once), builds the API and console and binds
+// cfg.ConsoleListen.
+func (s *Server) newConsole() (*consoleServer, error) {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	tokens, err := auth.Open(filepath.Join(s.cfg.DataDir, auth.FileName), nil)
+	if err != nil {
+		return nil, err
+	}
+	secret, created, err := tokens.Bootstrap()
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		// Shown once: only its hash is stored.
+		s.log.Warn().Str("token", secret).Str("file", filepath.Join(s.cfg.DataDir, auth.FileName)).
+			Msg("first start: admin token created; store it now, it is not shown again (console login and Authorization: Bearer)")
+	}
+	cat, err := adminapi.NewCatalog(context.Background(), s.center, nil, s.log)
+	if err != nil {
+		return nil, err
+	}
+	con := console.New(console.Options{Registry: s.reg, Center: s.center, Catalog: cat, Tokens: tokens, Log: s.log})
+	api := adminapi.New(adminapi.Options{Registry: s.reg, Center: s.center, Catalog: cat, Tokens: tokens, Log: s.log, LoginLink: con.LoginLink})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api.Handler())
+	mux.Handle("/", con.Handler())
+	ln, err := net.Listen("tcp", s.cfg.ConsoleListen)
+	if err != nil {
+		return nil, fmt.Errorf("console listen %s: %w", s.cfg.ConsoleListen, err)
+	}
+	return &consoleServer{
+		ln: ln, tokens: tokens, catalog: cat,
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
+	}, nil
+}
+
+// startConsole runs the catalog and serves the console until shutdown.
+func (s *Server) startConsole(ctx context.Context) {
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.cons.catalog.Run(ctx) }()
+	go func() {
+		defer s.wg.Done()
+		if err := s.cons.srv.Serve(s.cons.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Msg("console serve")
+		}
+	}()
+}
+
+// ConsoleAddr is the bound address of the admin API and web console.
+func (s *Server) ConsoleAddr() string { return s.cons.ln.Addr().String() }
+
+// Tokens is the admin API's token store, for embedding and tests.
+func (s *Server) Tokens() *auth.Store { return s.cons.tokens }

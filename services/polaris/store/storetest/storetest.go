@@ -1,0 +1,408 @@
+// Package storetest is the conformance suite of polaris's storage backends: every
+// backend (memory, bbolt, Consul) runs the same tests against its registry.Store and
+// config.Store.
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) storetest.Stores {
+//			return storetest.Stores{Registry: reg, Config: cfg, Reopen: reopen}
+//		})
+//	}
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/athenaserving/asf/services/polaris/config"
+	"github.com/athenaserving/asf/services/polaris/registry"
+)
+
+// Stores is one backend's pair of stores, fresh and empty.
+type Stores struct {
+	Registry registry.Store
+	Config   config.Store
+	// Reopen, when set, closes the stores and opens them again on the same data, as a
+	// restarted polaris would; durable backends set it.
+	Reopen func(t *testing.T) Stores
+}
+
+// Run runs the conformance suite; newStores returns fresh, empty stores for each test.
+func Run(t *testing.T, newStores func(t *testing.T) Stores) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s Stores)
+	}{
+		{"RegistryInstances", testRegistryInstances},
+		{"RegistryAdmins", testRegistryAdmins},
+		{"ConfigAppendAndGray", testConfigAppendAndGray},
+		{"ConfigConcurrentAppend", testConfigConcurrentAppend},
+		{"ConfigLargeContent", testConfigLargeContent},
+		{"ConfigDeleteAndList", testConfigDeleteAndList},
+		{"ConfigApplied", testConfigApplied},
+		{"CenterGrayAndRollback", testCenterGrayAndRollback},
+		{"Reopen", testReopen},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStores(t)) })
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func inst(svc, addr string) registry.Instance {
+	return registry.Instance{Service: svc, Addr: addr, Version: "1.0", Kind: registry.KindProvider,
+		Labels: map[string]string{"zone": "a", "weird key/with.dots": "v=1;2"}}
+}
+
+func testRegistryInstances(t *testing.T, s Stores) {
+	c, st := ctx(t), s.Registry
+	must(t, st.PutInstance(c, registry.Registration{Instance: inst("echo", "127.0.0.1:2"), TTL: 3 * time.Second}))
+	must(t, st.PutInstance(c, registry.Registration{Instance: inst("echo", "127.0.0.1:1"), TTL: 3 * time.Second}))
+	must(t, st.PutInstance(c, registry.Registration{Instance: inst("atom", "[::1]:9"), TTL: time.Second}))
+	re := inst("echo", "127.0.0.1:2")
+	re.Version, re.Labels = "2.0", map[string]string{"zone": "b"}
+	must(t, st.PutInstance(c, registry.Registration{Instance: re, TTL: 6 * time.Second}))
+
+	got, err := st.Instances(c)
+	must(t, err)
+	want := []registry.Registration{
+		{Instance: inst("atom", "[::1]:9"), TTL: time.Second},
+		{Instance: inst("echo", "127.0.0.1:1"), TTL: 3 * time.Second},
+		{Instance: re, TTL: 6 * time.Second},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("instances:\n got %v\nwant %v", got, want)
+	}
+	must(t, st.DeleteInstance(c, registry.Key{Service: "echo", Addr: "127.0.0.1:1"}))
+	must(t, st.DeleteInstance(c, registry.Key{Service: "nope", Addr: "127.0.0.1:1"}))
+	got, err = st.Instances(c)
+	must(t, err)
+	if len(got) != 2 || got[1].Instance.Addr != "127.0.0.1:2" {
+		t.Fatalf("after delete: %v", got)
+	}
+}
+
+func testRegistryAdmins(t *testing.T, s Stores) {
+	c, st := ctx(t), s.Registry
+	k1, k2 := registry.Key{Service: "echo", Addr: "127.0.0.1:1"}, registry.Key{Service: "a/b", Addr: "h:2"}
+	must(t, st.PutInstance(c, registry.Registration{Instance: inst(k1.Service, k1.Addr), TTL: time.Second}))
+	must(t, st.PutAdmin(c, k1, registry.Admin{Enabled: true, Weight: 10}))
+	must(t, st.PutAdmin(c, k1, registry.Admin{Enabled: false, Weight: 20}))
+	must(t, st.PutAdmin(c, k2, registry.Admin{Enabled: true, Weight: 0}))
+	must(t, st.DeleteInstance(c, k1)) // admin state outlives the registration
+	got, err := st.Admins(c)
+	must(t, err)
+	want := map[registry.Key]registry.Admin{k1: {Enabled: false, Weight: 20}, k2: {Enabled: true, Weight: 0}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("admins: got %v want %v", got, want)
+	}
+}
+
+func key(file string) config.Key {
+	return config.Key{Project: "asf", Group: "default", Service: "atom", Version: "1", File: file}
+}
+
+func testConfigAppendAndGray(t *testing.T, s Stores) {
+	c, st := ctx(t), s.Config
+	k := key("atom.toml")
+	if _, ok, err := st.Get(c, k); err != nil || ok {
+		t.Fatalf("empty store: ok=%v err=%v", ok, err)
+	}
+	created := time.Unix(1700000000, 123000000).UTC()
+	rec, f, err := st.Append(c, config.File{Key: k, Content: []byte("a=1"), Created: created, Comment: "first"})
+	must(t, err)
+	if f.Revision != 1 || rec.Current != 1 || string(f.Content) != "a=1" {
+		t.Fatalf("first append: %+v %+v", rec, f)
+	}
+	_, f, err = st.Append(c, config.File{Key: k, Content: []byte("a=2"), Created: created, GrayGroup: "canary"})
+	must(t, err)
+	if f.Revision != 2 || !f.Gray || f.GrayGroup != "canary" {
+		t.Fatalf("gray append: %+v", f)
+	}
+	_, _, err = st.Append(c, config.File{Key: k, Content: nil, Created: created, GrayGroup: "blue"})
+	must(t, err)
+	rec, ok, err := st.Get(c, k)
+	must(t, err)
+	if !ok || rec.Current != 1 || rec.Gray["canary"] != 2 || rec.Gray["blue"] != 3 || rec.Last() != 3 {
+		t.Fatalf("record after gray: %+v", rec)
+	}
+	if r1, _ := rec.Revision(1); r1.Comment != "first" || !r1.Created.Equal(created) || r1.Key != k {
+		t.Fatalf("revision 1: %+v", r1)
+	}
+	if r3, _ := rec.Revision(3); len(r3.Content) != 0 {
+		t.Fatalf("empty content: %q", r3.Content)
+	}
+	// A full release retires every gray revision.
+	rec, f, err = st.Append(c, config.File{Key: k, Content: []byte("a=4"), Created: created})
+	must(t, err)
+	if f.Revision != 4 || rec.Current != 4 || len(rec.Gray) != 0 {
+		t.Fatalf("full release: %+v", rec)
+	}
+	rec, _, err = st.Get(c, k)
+	must(t, err)
+	if rec.Current != 4 || len(rec.Gray) != 0 || len(rec.Revisions) != 4 {
+		t.Fatalf("stored after full release: %+v", rec)
+	}
+}
+
+func testConfigConcurrentAppend(t *testing.T, s Stores) {
+	c, st := ctx(t), s.Config
+	k := key("race.toml")
+	const writers, each = 4, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, _, err := st.Append(c, config.File{Key: k, Content: fmt.Appendf(nil, "w%d-%d", w, i)}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	rec, _, err := st.Get(c, k)
+	must(t, err)
+	seen := map[string]bool{}
+	for i, f := range rec.Revisions {
+		if f.Revision != int64(i+1) {
+			t.Fatalf("revision %d at %d: not consecutive", f.Revision, i)
+		}
+		seen[string(f.Content)] = true
+	}
+	if len(rec.Revisions) != writers*each || len(seen) != writers*each {
+		t.Fatalf("%d revisions, %d distinct contents: lost pushes", len(rec.Revisions), len(seen))
+	}
+}
+
+func testConfigLargeContent(t *testing.T, s Stores) {
+	c, st := ctx(t), s.Config
+	k := key("big.bin")
+	big := make([]byte, config.DefaultMaxFileSize)
+	for i := range big {
+		big[i] = byte(i*7 + i>>11)
+	}
+	_, _, err := st.Append(c, config.File{Key: k, Content: big})
+	must(t, err)
+	rec, _, err := st.Get(c, k)
+	must(t, err)
+	if f, _ := rec.Revision(1); !bytes.Equal(f.Content, big) {
+		t.Fatalf("large content changed on the way: %d bytes back", len(f.Content))
+	}
+}
+
+func testConfigDeleteAndList(t *testing.T, s Stores) {
+	c, st := ctx(t), s.Config
+	for _, f := range []string{"b.toml", "a.toml", "a.yaml", "x%2Fa.toml"} {
+		_, _, err := st.Append(c, config.File{Key: key(f), Content: []byte(f)})
+		must(t, err)
+	}
+	// Parts holding separators must not run into each other.
+	odd := config.Key{Project: "asf", Group: "default", Service: "atom/1", Version: "x", File: "a.toml"}
+	_, _, err := st.Append(c, config.File{Key: odd, Content: []byte("odd")})
+	must(t, err)
+	other := key("a.toml")
+	other.Version = "2"
+	_, _, err = st.Append(c, config.File{Key: other, Content: []byte("v2")})
+	must(t, err)
+
+	names := func(dir config.Key) []string {
+		recs, err := st.List(c, dir)
+		must(t, err)
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.Key.File)
+			if r.Key.Dir() != dir.Dir() {
+				t.Fatalf("listed %v under %v", r.Key, dir)
+			}
+		}
+		return out
+	}
+	if got := fmt.Sprint(names(key(""))); got != "[a.toml a.yaml b.toml x%2Fa.toml]" {
+		t.Fatalf("list dir: %s", got)
+	}
+	if got := fmt.Sprint(names(key("a."))); got != "[a.toml a.yaml]" {
+		t.Fatalf("list prefix: %s", got)
+	}
+	if rec, ok, err := st.Get(c, odd); err != nil || !ok || string(rec.Revisions[0].Content) != "odd" {
+		t.Fatalf("odd key: %v %v %v", rec, ok, err)
+	}
+
+	must(t, st.PutApplied(c, config.Applied{Key: key("a.toml"), Addr: "h:1", Revision: 1, Applied: true}))
+	ok, err := st.Delete(c, key("a.toml"))
+	must(t, err)
+	if !ok {
+		t.Fatal("delete of a stored file reported it missing")
+	}
+	if ok, err = st.Delete(c, key("a.toml")); err != nil || ok {
+		t.Fatalf("second delete: %v %v", ok, err)
+	}
+	if _, ok, _ := st.Get(c, key("a.toml")); ok {
+		t.Fatal("deleted file still there")
+	}
+	if as, err := st.Applied(c, key("a.toml")); err != nil || len(as) != 0 {
+		t.Fatalf("apply reports outlive their file: %v %v", as, err)
+	}
+	if got := fmt.Sprint(names(key("a."))); got != "[a.yaml]" {
+		t.Fatalf("list after delete: %s", got)
+	}
+	// A file pushed again after its delete starts a new history.
+	_, f, err := st.Append(c, config.File{Key: key("a.toml"), Content: []byte("again")})
+	must(t, err)
+	if f.Revision != 1 {
+		t.Fatalf("revision after delete: %d", f.Revision)
+	}
+}
+
+func testConfigApplied(t *testing.T, s Stores) {
+	c, st := ctx(t), s.Config
+	k := key("atom.toml")
+	at := time.Unix(1700000000, 0).UTC()
+	must(t, st.PutApplied(c, config.Applied{Key: k, Addr: "10.0.0.2:1", Revision: 1, Applied: true, At: at}))
+	must(t, st.PutApplied(c, config.Applied{Key: k, Addr: "10.0.0.1:1", Revision: 1, Applied: false, Reason: "parse error", At: at}))
+	must(t, st.PutApplied(c, config.Applied{Key: k, Addr: "10.0.0.1:1", Revision: 2, Applied: true, At: at}))
+	got, err := st.Applied(c, k)
+	must(t, err)
+	if len(got) != 2 || got[0].Addr != "10.0.0.1:1" || got[0].Revision != 2 || !got[0].Applied || got[1].Addr != "10.0.0.2:1" || !got[1].At.Equal(at) {
+		t.Fatalf("applied: %+v", got)
+	}
+	if other, err := st.Applied(c, key("other")); err != nil || len(other) != 0 {
+		t.Fatalf("applied of another file: %v %v", other, err)
+	}
+}
+
+func next(t *testing.T, w *config.Watch) config.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-w.C():
+		if !ok {
+			t.Fatalf("watch closed: %v", w.Err())
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no config event")
+	}
+	return config.Event{}
+}
+
+func testCenterGrayAndRollback(t *testing.T, s Stores) {
+	c := ctx(t)
+	center := config.New(s.Config, config.Options{})
+	defer center.Close()
+	k := key("gray.toml")
+	_, err := center.Push(c, k, []byte("v1"), "v1", "")
+	must(t, err)
+	canary, err := center.Watch(c, k, false, config.Caller{Addr: "h:1", Labels: map[string]string{config.GrayLabel: "canary"}}, 16)
+	must(t, err)
+	plain, err := center.Watch(c, k, false, config.Caller{Addr: "h:2"}, 16)
+	must(t, err)
+	next(t, canary)
+	next(t, plain)
+
+	_, err = center.Push(c, k, []byte("v2-gray"), "canary", "canary")
+	must(t, err)
+	if ev := next(t, canary); ev.Type != config.EventUpdated || string(ev.Files[0].Content) != "v2-gray" || !ev.Files[0].Gray {
+		t.Fatalf("canary watcher: %+v", ev)
+	}
+	if f, err := center.Get(c, k, config.Caller{Addr: "h:2"}); err != nil || string(f.Content) != "v1" {
+		t.Fatalf("plain caller during gray: %q %v", f.Content, err)
+	}
+	// Full release retires the canary.
+	_, err = center.Push(c, k, []byte("v3"), "release", "")
+	must(t, err)
+	if ev := next(t, plain); string(ev.Files[0].Content) != "v3" {
+		t.Fatalf("plain watcher: %+v", ev)
+	}
+	if ev := next(t, canary); string(ev.Files[0].Content) != "v3" || ev.Files[0].Gray {
+		t.Fatalf("canary after release: %+v", ev)
+	}
+	// Rollback pushes revision 1's content as revision 4.
+	f, err := center.Rollback(c, k, 1)
+	must(t, err)
+	if f.Revision != 4 || string(f.Content) != "v1" {
+		t.Fatalf("rollback: %+v", f)
+	}
+	if ev := next(t, plain); ev.Files[0].Revision != 4 || string(ev.Files[0].Content) != "v1" {
+		t.Fatalf("plain after rollback: %+v", ev)
+	}
+	hist, err := center.History(c, k)
+	must(t, err)
+	if len(hist) != 4 {
+		t.Fatalf("history: %d revisions", len(hist))
+	}
+	if _, err := center.Rollback(c, k, 9); err == nil {
+		t.Fatal("rollback to a missing revision succeeded")
+	}
+	if _, err := center.Push(c, k, make([]byte, config.DefaultMaxFileSize+1), "", ""); err == nil {
+		t.Fatal("oversized push accepted")
+	}
+	if hist, _ := center.History(c, k); len(hist) != 4 {
+		t.Fatalf("a refused push left a revision: %d", len(hist))
+	}
+}
+
+func testReopen(t *testing.T, s Stores) {
+	if s.Reopen == nil {
+		t.Skip("backend is not durable")
+	}
+	c := ctx(t)
+	k := key("keep.toml")
+	ik := registry.Key{Service: "echo", Addr: "127.0.0.1:7"}
+	must(t, s.Registry.PutInstance(c, registry.Registration{Instance: inst(ik.Service, ik.Addr), TTL: 2 * time.Second}))
+	must(t, s.Registry.PutAdmin(c, ik, registry.Admin{Enabled: false, Weight: 5}))
+	for _, g := range []string{"", "canary", ""} {
+		_, _, err := s.Config.Append(c, config.File{Key: k, Content: []byte("c" + g), GrayGroup: g})
+		must(t, err)
+	}
+	_, _, err := s.Config.Append(c, config.File{Key: k, Content: []byte("g"), GrayGroup: "blue"})
+	must(t, err)
+	must(t, s.Config.PutApplied(c, config.Applied{Key: k, Addr: "h:1", Revision: 3, Applied: true}))
+
+	r := s.Reopen(t)
+	regs, err := r.Registry.Instances(c)
+	must(t, err)
+	if len(regs) != 1 || regs[0].Instance.Key() != ik || regs[0].TTL != 2*time.Second || regs[0].Instance.Labels["zone"] != "a" {
+		t.Fatalf("instances after reopen: %+v", regs)
+	}
+	admins, err := r.Registry.Admins(c)
+	must(t, err)
+	if admins[ik] != (registry.Admin{Enabled: false, Weight: 5}) {
+		t.Fatalf("admins after reopen: %v", admins)
+	}
+	rec, ok, err := r.Config.Get(c, k)
+	must(t, err)
+	if !ok || len(rec.Revisions) != 4 || rec.Current != 3 || rec.Gray["blue"] != 4 {
+		t.Fatalf("config after reopen: %+v", rec)
+	}
+	as, err := r.Config.Applied(c, k)
+	must(t, err)
+	if len(as) != 1 || as[0].Revision != 3 {
+		t.Fatalf("applied after reopen: %+v", as)
+	}
+	_, f, err := r.Config.Append(c, config.File{Key: k, Content: []byte("next")})
+	must(t, err)
+	if f.Revision != 5 {
+		t.Fatalf("revision after reopen: %d", f.Revision)
+	}
+}
