@@ -1,25 +1,89 @@
 package grpcx
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
-// Dial opens a client connection to addr (host:port) with the suite's defaults:
-// plaintext inside the cluster, keepalive pings so dead peers are noticed within seconds.
+// Dial opens a client connection to addr with the suite's defaults: plaintext inside the
+// cluster, keepalive pings so dead peers are noticed within seconds. addr is one
+// host:port (or any gRPC target), or a comma-separated list of host:port, which Dial
+// hands to DialList.
 func Dial(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{
+	if strings.Contains(addr, ",") {
+		return DialList(SplitAddrs(addr), extra...)
+	}
+	cc, err := grpc.NewClient(addr, append(dialDefaults(), extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return cc, nil
+}
+
+func dialDefaults() []grpc.DialOption {
+	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
 	}
-	cc, err := grpc.NewClient(addr, append(opts, extra...)...)
+}
+
+// SplitAddrs splits a comma-separated address list, trimming blanks and dropping empty
+// entries and repeats.
+func SplitAddrs(list string) []string {
+	var out []string
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		dup := false
+		for _, b := range out {
+			dup = dup || a == b
+		}
+		if !dup {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// listScheme is the resolver scheme of DialList connections; each connection has its
+// own resolver instance, so the name never clashes.
+const listScheme = "asf-list"
+
+// DialList opens one client connection over several replicas of a service (host:port
+// each) with Dial's defaults and client-side round-robin: every call, and every stream
+// as a whole, goes to the next ready replica, so all messages of one stream stay on the
+// replica that opened it. A replica that is down is skipped while another is ready.
+func DialList(addrs []string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("dial: empty address list")
+	}
+	if len(addrs) == 1 {
+		return Dial(addrs[0], extra...)
+	}
+	r := manual.NewBuilderWithScheme(listScheme)
+	state := resolver.State{}
+	for _, a := range addrs {
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
+	}
+	r.InitialState(state)
+	opts := append(dialDefaults(),
+		grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+	)
+	cc, err := grpc.NewClient(listScheme+":///"+strings.Join(addrs, ","), append(opts, extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, fmt.Errorf("dial %s: %w", strings.Join(addrs, ","), err)
 	}
 	return cc, nil
 }

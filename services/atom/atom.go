@@ -5,6 +5,7 @@
 //	cfg := atom.DefaultConfig()
 //	cfg.GRPCListen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 //	cfg.LBAddr = lb.GRPCAddr()
+//	cfg.Polaris = polaris.GRPCAddr() // optional: capability schemas + registration as "atom"
 //	srv, err := atom.New(cfg, log, prometheus.NewRegistry())
 //	if err != nil { ... }
 //	if err := srv.Start(ctx); err != nil { ... }
@@ -17,13 +18,19 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/obs"
+	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/services/atom/capmeta"
+	"github.com/athenaserving/asf/services/atom/convert"
 	"github.com/athenaserving/asf/services/atom/route"
 	"github.com/athenaserving/asf/services/atom/transport"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +44,9 @@ type Config struct {
 	GRPCListen  string        `cfg:"grpc-listen" help:"gRPC listen address of the Atom service"`
 	AdminListen string        `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
 	LBAddr      string        `cfg:"lb" help:"lbclient gRPC address"`
-	OnceTimeout time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline"`
+	OnceTimeout time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline and whose capability sets no once_timeout"`
+	Polaris     string        `cfg:"polaris" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
+	Advertise   string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
 	LogLevel    string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
 }
 
@@ -76,8 +85,17 @@ type Server struct {
 	lbConn  *grpc.ClientConn
 	loaders *grpcx.Pool
 
+	// With Config.Polaris only: the schema watcher and the registrar, run under runCtx.
+	polaris   *polarisclient.Client
+	schemas   *capability.Registry
+	watcher   *capability.Watcher
+	registrar *polarisclient.Registrar
+	runCtx    context.Context
+	runStop   context.CancelFunc
+
 	ready    atomic.Bool
-	started  atomic.Bool
+	started  atomic.Bool // Start was called
+	serving  atomic.Bool // the serve goroutines own the listeners
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
@@ -93,6 +111,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		reg = prometheus.NewRegistry()
 	}
 	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool()}
+	s.runCtx, s.runStop = context.WithCancel(context.Background())
 	lbConn, err := grpcx.Dial(cfg.LBAddr)
 	if err != nil {
 		return nil, fmt.Errorf("atom lbclient: %w", err)
@@ -109,9 +128,28 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		_ = s.grpcLn.Close()
 		return nil, fmt.Errorf("atom: %w", err)
 	}
+	var metaOf func(string) *convert.Meta
+	if cfg.Polaris != "" {
+		if s.polaris, err = polarisclient.Dial(cfg.Polaris); err != nil {
+			_ = lbConn.Close()
+			_ = s.grpcLn.Close()
+			return nil, fmt.Errorf("atom: %w", err)
+		}
+		advertise := cfg.Advertise
+		if advertise == "" {
+			advertise = advertiseAddr(s.GRPCAddr())
+		}
+		s.schemas = capability.NewRegistry()
+		s.watcher = capability.NewWatcher(s.polaris.Config, s.schemas, nil,
+			capability.WatchOptions{Caller: &polarispb.Caller{Addr: advertise}}, log)
+		s.registrar = s.polaris.NewRegistrar(&polarispb.Instance{Service: "atom", Addr: advertise, Kind: "provider"},
+			time.Second, func() *polarispb.Load { return &polarispb.Load{Live: 1} }, log)
+		metaOf = capmeta.New(s.schemas).Meta
+	}
 	m := transport.NewMetrics(reg)
 	router := route.New(transport.NewLBClient(lbConn), transport.NewLoaders(s.loaders), route.Options{
 		OnceTimeout: cfg.OnceTimeout,
+		Meta:        metaOf,
 		Observer:    m,
 		Log:         log,
 	})
@@ -120,8 +158,24 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	return s, nil
 }
 
-// Start serves gRPC and admin HTTP and marks the service ready. The listeners are bound
-// already, so it returns at once.
+// advertiseAddr is the address other hosts reach a listener bound to addr at: a wildcard
+// host (":9988", "0.0.0.0", "::") becomes the host name.
+func advertiseAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return addr
+}
+
+// Start serves gRPC and admin HTTP and marks the service ready. With Config.Polaris it
+// first waits (within ctx) for the first snapshot of the capability schemas, and starts
+// the registration in polaris once serving.
 func (s *Server) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -129,6 +183,19 @@ func (s *Server) Start(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("atom: already started")
 	}
+	if s.watcher != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.watcher.Run(s.runCtx)
+		}()
+		select {
+		case <-s.watcher.Synced():
+		case <-ctx.Done():
+			return fmt.Errorf("atom: capability schemas not loaded from polaris %s: %w", s.cfg.Polaris, ctx.Err())
+		}
+	}
+	s.serving.Store(true)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -144,6 +211,13 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.grpc.SetServing(true)
 	s.ready.Store(true)
+	if s.registrar != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.registrar.Run(s.runCtx)
+		}()
+	}
 	return nil
 }
 
@@ -156,11 +230,12 @@ func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 // AdminAddr is the bound admin HTTP address.
 func (s *Server) AdminAddr() string { return s.admin.Addr() }
 
-// Shutdown: (1) mark not ready (/readyz 503, gRPC health NOT_SERVING) so no new work
-// comes, (2) GracefulStop the gRPC server, letting running calls and sessions finish
-// until ctx ends, then Stop (which cancels them and so aborts their loader sessions),
-// (3) close the loader connections and the lbclient connection, (4) stop the admin
-// server, (5) wait for the serve goroutines. It is idempotent.
+// Shutdown: (1) mark not ready (/readyz 503, gRPC health NOT_SERVING) and, with polaris,
+// report live=0 and deregister, so no new work comes, (2) GracefulStop the gRPC server,
+// letting running calls and sessions finish until ctx ends, then Stop (which cancels them
+// and so aborts their loader sessions), (3) stop the schema watcher and the registrar,
+// (4) close the loader, lbclient and polaris connections, (5) stop the admin server,
+// (6) wait for every goroutine. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
 	return s.stopErr
@@ -169,6 +244,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.grpc.SetServing(false)
+	var err error
+	if s.registrar != nil && s.serving.Load() {
+		if oerr := s.registrar.Offline(ctx); oerr != nil {
+			err = fmt.Errorf("polaris: %w", oerr)
+		}
+	}
 
 	done := make(chan struct{})
 	go func() {
@@ -181,17 +262,21 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.grpc.Stop()
 		<-done
 	}
-	if !s.started.Load() {
+	if !s.serving.Load() {
 		_ = s.grpcLn.Close() // Serve never took it over
 	}
 
+	s.runStop()
 	s.loaders.Close()
-	err := s.lbConn.Close()
+	err = errors.Join(err, s.lbConn.Close())
+	if s.polaris != nil {
+		err = errors.Join(err, s.polaris.Close())
+	}
 
 	if aerr := s.admin.Shutdown(ctx); aerr != nil {
 		err = errors.Join(err, fmt.Errorf("admin shutdown: %w", aerr))
 	}
-	if !s.started.Load() {
+	if !s.serving.Load() {
 		// obs.Admin has no Close: Serve on a shut-down server closes its listener and returns.
 		_ = s.admin.Serve()
 	}

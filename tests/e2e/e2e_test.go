@@ -93,9 +93,11 @@ func TestUnknownCapabilityAndBadJSON(t *testing.T) {
 	}
 }
 
-func TestStreamOverWebSocket(t *testing.T) {
-	s := suitetest.Start(t, suitetest.Options{Loaders: 2})
-	ws := "ws" + strings.TrimPrefix(s.URL(), "http") + "/v1/private/echo"
+// streamSession runs one WebSocket session of three frames (status 0, 1, 2) against the
+// echo capability and returns the result statuses; every result must echo its frame.
+func streamSession(t *testing.T, base string) []int {
+	t.Helper()
+	ws := "ws" + strings.TrimPrefix(base, "http") + "/v1/private/echo"
 	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +122,7 @@ func TestStreamOverWebSocket(t *testing.T) {
 		var r response
 		if err := c.ReadJSON(&r); err != nil {
 			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
-				break
+				return statuses
 			}
 			t.Fatalf("read: %v (statuses so far %v)", err, statuses)
 		}
@@ -139,9 +141,31 @@ func TestStreamOverWebSocket(t *testing.T) {
 		}
 		statuses = append(statuses, r.Header.Status)
 	}
-	if fmt.Sprint(statuses) != "[0 1 2]" {
-		t.Fatalf("statuses = %v, want [0 1 2]", statuses)
+}
+
+func TestStreamOverWebSocket(t *testing.T) {
+	s := suitetest.Start(t, suitetest.Options{Loaders: 2})
+	if got := fmt.Sprint(streamSession(t, s.URL())); got != "[0 1 2]" {
+		t.Fatalf("statuses = %v, want [0 1 2]", got)
 	}
+}
+
+// Two atom replicas behind one webgate: sessions spread over both, and each session is
+// served whole by one replica (its three frames, one loader session).
+func TestTwoAtomReplicas(t *testing.T) {
+	s := suitetest.Start(t, suitetest.Options{Loaders: 2, Atoms: 2})
+	const n = 20
+	for i := 0; i < n; i++ {
+		if got := fmt.Sprint(streamSession(t, s.URL())); got != "[0 1 2]" {
+			t.Fatalf("session %d statuses = %v", i, got)
+		}
+	}
+	a := s.Counter("atom-0", "asf_atom_sessions_total")
+	b := s.Counter("atom-1", "asf_atom_sessions_total")
+	if a+b != n || a == 0 || b == 0 {
+		t.Fatalf("sessions per atom replica: %v and %v of %d", a, b, n)
+	}
+	t.Logf("atom-0 served %v sessions, atom-1 %v", a, b)
 }
 
 func TestOnceSpreadsOverLoadersAndSurvivesLoaderDeath(t *testing.T) {
@@ -152,8 +176,8 @@ func TestOnceSpreadsOverLoadersAndSurvivesLoaderDeath(t *testing.T) {
 			t.Fatalf("request %d: %d %+v", i, status, r.Header)
 		}
 	}
-	a := s.LoaderCounter(0, "asf_loader_once_requests_total")
-	b := s.LoaderCounter(1, "asf_loader_once_requests_total")
+	a := s.Counter("loader-0", "asf_loader_once_requests_total")
+	b := s.Counter("loader-1", "asf_loader_once_requests_total")
 	if a+b != n || a < 0.3*n || b < 0.3*n {
 		t.Fatalf("spread: loader0=%v loader1=%v of %d (each must serve ≥30%%)", a, b, n)
 	}
@@ -172,13 +196,13 @@ func TestOnceSpreadsOverLoadersAndSurvivesLoaderDeath(t *testing.T) {
 	if left := time.Since(killed); left > 3500*time.Millisecond {
 		t.Fatalf("killed loader left rotation after %s, want ≤ 3 s", left)
 	}
-	before := s.LoaderCounter(1, "asf_loader_once_requests_total")
+	before := s.Counter("loader-1", "asf_loader_once_requests_total")
 	for i := 0; i < 20; i++ {
 		if status, r := postOnce(t, s.URL(), "after-evict"); status != 200 || r.Header.Code != 0 {
 			t.Fatalf("after evict %d: %d %+v", i, status, r.Header)
 		}
 	}
-	if got := s.LoaderCounter(1, "asf_loader_once_requests_total") - before; got != 20 {
+	if got := s.Counter("loader-1", "asf_loader_once_requests_total") - before; got != 20 {
 		t.Fatalf("surviving loader served %v of 20", got)
 	}
 }

@@ -2,12 +2,15 @@
 // It holds no transport: it only reads and builds protobuf data types.
 //
 //	in := convert.ToLoaderInput(frame, syncID, meta)   // frame → LoaderInput
-//	res := convert.NewResult(out, meta, sid)            // LoaderOutput → Result
+//	res := convert.NewResult(out, meta, sid, in.Expect) // LoaderOutput → Result
 package convert
 
 import (
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -38,19 +41,37 @@ const (
 	TimingEngine = "engine_ns"
 )
 
-// Meta is the part of a capability schema's meta that conversion and routing use. A later
-// piece of work fills it from the capability schemas in polaris; a nil *Meta means defaults.
+// Meta is the part of a capability schema's meta that conversion and routing use, filled
+// from the capability schemas (libs/capability). A nil *Meta means defaults everywhere.
 type Meta struct {
+	// Service is the loader service that serves the capability (schema meta "engine");
+	// empty means the capability id.
+	Service string
 	// Inputs maps an input name to its declared data type name (text, audio, image, video, other).
 	Inputs map[string]string
 	// Accepts maps an output name to its declared data type name.
 	Accepts map[string]string
+	// OutputAttrType returns the JSON type schemaoutput gives attribute key of output:
+	// "integer", "number", "boolean", "string", or "" when it does not say. Nil: untyped.
+	OutputAttrType func(output, key string) string
 	// OnceTimeout bounds a once request; zero means the router's default.
 	OnceTimeout time.Duration
+	// FirstResultTimeout bounds the wait for a session's first loader output after its
+	// first frame; zero means no bound.
+	FirstResultTimeout time.Duration
 	// SessionTimeout bounds a session's lifetime; zero means no bound in atom.
 	SessionTimeout time.Duration
 	// ReadTimeout is the longest wait for the next client frame; zero means no bound in atom.
 	ReadTimeout time.Duration
+}
+
+// LoaderService returns the loader service that serves capability: Service when set,
+// else capability itself.
+func (m *Meta) LoaderService(capability string) string {
+	if m == nil || m.Service == "" {
+		return capability
+	}
+	return m.Service
 }
 
 func (m *Meta) accept(name string) (string, bool) {
@@ -67,6 +88,13 @@ func (m *Meta) input(name string) (string, bool) {
 	}
 	t, ok := m.Inputs[name]
 	return t, ok
+}
+
+func (m *Meta) attrType(output, key string) string {
+	if m == nil || m.OutputAttrType == nil {
+		return ""
+	}
+	return m.OutputAttrType(output, key)
 }
 
 // DataTypeOf maps an ASE data field name to the loader data type: text, audio, image and
@@ -157,48 +185,34 @@ func RouteKey(f *atompb.Frame) string {
 	return f.GetHeader()[HeaderAppID]
 }
 
-// ToLoaderInput converts one frame into a LoaderInput: every header field plus sid and
-// capability into headers, params into params, accepts into expect (sorted by name, data
-// type from meta's accept declaration, else TEXT), payload items into pl (in order), and
+// ToLoaderInput converts one frame into a LoaderInput (docs/protocol.md, "atom:
+// conversion rules"): every header field plus sid and capability into headers, params into
+// params, the output descriptors into expect (Expect), payload items into pl in order (data
+// type from the schema's input declaration, else the item's data field, else TEXT), and
 // the frame status into status and state. syncID is the frame's position in its session.
 func ToLoaderInput(f *atompb.Frame, syncID int32, meta *Meta) *loaderpb.LoaderInput {
 	status, state := LoaderStatus(f.GetStatus())
 	in := &loaderpb.LoaderInput{
 		ServiceId:   f.GetCapability(),
-		ServiceName: f.GetCapability(),
+		ServiceName: meta.LoaderService(f.GetCapability()),
 		State:       state,
 		Headers:     make(map[string]string, len(f.GetHeader())+2),
 		Params:      copyMap(f.GetParams()),
+		Expect:      Expect(f, meta),
 		SyncId:      syncID,
 		Status:      status,
 	}
 	for k, v := range f.GetHeader() {
 		in.Headers[k] = v
 	}
+	if in.Headers[HeaderAppID] == "" && in.Headers[headerAppIDAlias] != "" {
+		in.Headers[HeaderAppID] = in.Headers[headerAppIDAlias]
+	}
 	if f.GetSid() != "" {
 		in.Headers[HeaderSid] = f.GetSid()
 	}
 	if f.GetCapability() != "" {
 		in.Headers[HeaderCapability] = f.GetCapability()
-	}
-	if len(f.GetAccepts()) > 0 {
-		names := make([]string, 0, len(f.GetAccepts()))
-		for name := range f.GetAccepts() {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		in.Expect = make([]*loaderpb.MetaDesc, 0, len(names))
-		for _, name := range names {
-			dt := loaderpb.DataType_DATA_TYPE_TEXT
-			if t, ok := meta.accept(name); ok {
-				dt = DataTypeOf(t)
-			}
-			in.Expect = append(in.Expect, &loaderpb.MetaDesc{
-				Name:      name,
-				DataType:  dt,
-				Attribute: copyMap(f.GetAccepts()[name].GetAttributes()),
-			})
-		}
 	}
 	if len(f.GetPayload()) > 0 {
 		in.Pl = make([]*loaderpb.Payload, 0, len(f.GetPayload()))
@@ -216,48 +230,127 @@ func ToLoaderInput(f *atompb.Frame, syncID int32, meta *Meta) *loaderpb.LoaderIn
 	return in
 }
 
-// inputType takes the item's own data field name; an item without one falls back to the
-// capability's input declaration, then TEXT.
-func inputType(it *atompb.Item, meta *Meta) loaderpb.DataType {
-	if it.GetDataType() != "" {
-		return DataTypeOf(it.GetDataType())
+// headerAppIDAlias is the older spelling of app_id that clients still send.
+const headerAppIDAlias = "appid"
+
+// Expect returns the expected outputs of a frame, sorted by name: the frame's output
+// descriptors (accepts) with their attributes; a first frame (status 0 or 3) without any
+// descriptor expects every output the schema declares, with no attributes. The data type
+// of each is the schema's accept declaration, else TEXT.
+func Expect(f *atompb.Frame, meta *Meta) []*loaderpb.MetaDesc {
+	accepts := f.GetAccepts()
+	var names []string
+	if len(accepts) > 0 {
+		names = make([]string, 0, len(accepts))
+		for name := range accepts {
+			names = append(names, name)
+		}
+	} else if meta != nil && (f.GetStatus() == StatusBegin || f.GetStatus() == StatusOnce) {
+		for name := range meta.Accepts {
+			names = append(names, name)
+		}
 	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	out := make([]*loaderpb.MetaDesc, 0, len(names))
+	for _, name := range names {
+		dt := loaderpb.DataType_DATA_TYPE_TEXT
+		if t, ok := meta.accept(name); ok {
+			dt = DataTypeOf(t)
+		}
+		out = append(out, &loaderpb.MetaDesc{Name: name, DataType: dt, Attribute: copyMap(accepts[name].GetAttributes())})
+	}
+	return out
+}
+
+// inputType takes the capability's input declaration; an undeclared input falls back to
+// the item's own data field name, then TEXT.
+func inputType(it *atompb.Item, meta *Meta) loaderpb.DataType {
 	if t, ok := meta.input(it.GetName()); ok {
 		return DataTypeOf(t)
+	}
+	if it.GetDataType() != "" {
+		return DataTypeOf(it.GetDataType())
 	}
 	return loaderpb.DataType_DATA_TYPE_TEXT
 }
 
-// ToResult converts the payloads of one loader output into result items: name, data type
-// name from the loader data type, attributes copied, data. meta is reserved for typing
-// attributes from the capability's output schema.
-func ToResult(out *loaderpb.LoaderOutput, meta *Meta) []*atompb.Item {
-	_ = meta
+// ToResult converts the payloads of one loader output into result items, in order:
+// name; data type from the schema's accept declaration of that output, else the loader's;
+// attributes from the loader, completed with the attributes of the matching expect entry
+// that the loader did not set (so format=json reaches the renderer), each typed attribute
+// of schemaoutput rewritten to its canonical JSON literal (TypeAttr); data unchanged.
+func ToResult(out *loaderpb.LoaderOutput, meta *Meta, expect []*loaderpb.MetaDesc) []*atompb.Item {
 	if len(out.GetPl()) == 0 {
 		return nil
 	}
 	items := make([]*atompb.Item, 0, len(out.GetPl()))
 	for _, p := range out.GetPl() {
-		items = append(items, &atompb.Item{
-			Name:       p.GetMeta().GetName(),
-			DataType:   DataTypeName(p.GetMeta().GetDataType()),
-			Attributes: copyMap(p.GetMeta().GetAttribute()),
-			Data:       p.GetData(),
-		})
+		name := p.GetMeta().GetName()
+		dt := DataTypeName(p.GetMeta().GetDataType())
+		if t, ok := meta.accept(name); ok {
+			dt = DataTypeName(DataTypeOf(t))
+		}
+		attrs := copyMap(p.GetMeta().GetAttribute())
+		for _, e := range expect {
+			if e.GetName() != name {
+				continue
+			}
+			for k, v := range e.GetAttribute() {
+				if _, ok := attrs[k]; !ok {
+					if attrs == nil {
+						attrs = map[string]string{}
+					}
+					attrs[k] = v
+				}
+			}
+		}
+		for k, v := range attrs {
+			attrs[k] = TypeAttr(meta.attrType(name, k), v)
+		}
+		items = append(items, &atompb.Item{Name: name, DataType: dt, Attributes: attrs, Data: p.GetData()})
 	}
 	return items
 }
 
+// TypeAttr rewrites an attribute value to the canonical JSON literal of its schema type so
+// a renderer can emit it unquoted: "integer" → decimal integer ("16000.0" → "16000"),
+// "number" → shortest float form, "boolean" → true or false (from 1/0/t/f/true/false in
+// any case). A value that does not parse as its type, and any value of another type, is
+// returned unchanged (rendered as a string).
+func TypeAttr(typ, v string) string {
+	switch typ {
+	case "integer":
+		if i, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+			return strconv.FormatInt(i, 10)
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return strconv.FormatInt(int64(f), 10)
+		}
+	case "number":
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return strconv.FormatFloat(f, 'g', -1, 64)
+		}
+	case "boolean":
+		if b, err := strconv.ParseBool(strings.TrimSpace(v)); err == nil {
+			return strconv.FormatBool(b)
+		}
+	}
+	return v
+}
+
 // NewResult builds the success Result for one loader output: code 0, sid, the mapped
-// status, the payload items, and the loader's loader_ns and engine_ns timings. The caller
+// status, the payload items (ToResult, with the call's expect), and the loader's loader_ns and engine_ns timings. The caller
 // adds atom_ns.
-func NewResult(out *loaderpb.LoaderOutput, meta *Meta, sid string) *atompb.Result {
+func NewResult(out *loaderpb.LoaderOutput, meta *Meta, sid string, expect []*loaderpb.MetaDesc) *atompb.Result {
 	return &atompb.Result{
 		Code:    0,
 		Message: "success",
 		Sid:     sid,
 		Status:  ResultStatus(out.GetStatus()),
-		Payload: ToResult(out, meta),
+		Payload: ToResult(out, meta, expect),
 		Timing: map[string]int64{
 			TimingLoader: out.GetLoaderNs(),
 			TimingEngine: out.GetEngineNs(),

@@ -56,8 +56,13 @@ func item(name, dt string, data string, attrs map[string]string) *atompb.Item {
 
 func TestToLoaderInputGolden(t *testing.T) {
 	meta := &Meta{
+		Service: "echo-loader",
 		Accepts: map[string]string{"result": "text", "picture": "image", "speech": "audio"},
-		Inputs:  map[string]string{"untyped": "video"},
+		Inputs:  map[string]string{"untyped": "video", "declared": "audio"},
+	}
+	multi := &Meta{
+		Inputs:  map[string]string{"audio": "audio", "ref": "text", "face": "image"},
+		Accepts: map[string]string{"result": "text", "tts": "audio", "frame": "video", "blob": "other"},
 	}
 	header := map[string]string{"app_id": "app1", "uid": "u1", "did": "d1", "client_ip": "10.0.0.1", "res_id": "r1"}
 	cases := []struct {
@@ -84,8 +89,23 @@ func TestToLoaderInputGolden(t *testing.T) {
 				item("odd", "smell", "?", nil),
 				item("untyped", "", "v", nil),
 				item("bare", "", "", nil),
+				item("declared", "text", "schema wins", nil),
 			},
 		}, 0, meta},
+		{"input_multi_default_expect", &atompb.Frame{
+			Capability: "multi", Sid: "m1", Status: 0,
+			Header: map[string]string{"appid": "legacy-app", "client_ip": "192.0.2.7", "cid": "c9"},
+			Params: map[string]string{"vcn": "xiaoyan", "speed": "50"},
+			Payload: []*atompb.Item{
+				item("audio", "audio", "\x00\x00", map[string]string{"sample_rate": "16000", "status": "0"}),
+				item("ref", "text", "reference", map[string]string{"encoding": "utf8"}),
+				item("face", "image", "\x89PNG", map[string]string{"encoding": "png"}),
+			},
+		}, 0, multi},
+		{"input_multi_continue_no_default", &atompb.Frame{
+			Capability: "multi", Sid: "m1", Status: 1,
+			Payload: []*atompb.Item{item("audio", "audio", "\x01", map[string]string{"status": "1"})},
+		}, 1, multi},
 		{"input_begin_no_meta", &atompb.Frame{
 			Capability: "ist", Sid: "s1", Status: 0, Header: map[string]string{"app_id": "a", "sid": "stale"},
 			Accepts: map[string]*atompb.Accept{"result": {Attributes: map[string]string{"format": "json"}}},
@@ -104,13 +124,30 @@ func TestToLoaderInputGolden(t *testing.T) {
 	}
 }
 
+func attrTypes(m map[string]map[string]string) func(string, string) string {
+	return func(output, key string) string { return m[output][key] }
+}
+
 func TestToResultGolden(t *testing.T) {
 	pl := func(name string, dt loaderpb.DataType, data string, attrs map[string]string) *loaderpb.Payload {
 		return &loaderpb.Payload{Meta: &loaderpb.MetaDesc{Name: name, DataType: dt, Attribute: attrs}, Data: []byte(data)}
 	}
+	meta := &Meta{
+		Accepts: map[string]string{"result": "text", "speech": "audio", "picture": "image", "clip": "video", "blob": "other", "mislabelled": "audio"},
+		OutputAttrType: attrTypes(map[string]map[string]string{
+			"result": {"status": "integer", "seq": "integer", "score": "number", "final": "boolean", "format": "string", "bad_int": "integer", "big": "number", "yes": "boolean", "frac": "integer"},
+			"speech": {"sample_rate": "integer", "channels": "integer"},
+		}),
+	}
+	expect := []*loaderpb.MetaDesc{
+		{Name: "result", Attribute: map[string]string{"encoding": "utf8", "compress": "raw", "format": "json"}},
+		{Name: "speech", Attribute: map[string]string{"encoding": "raw", "sample_rate": "8000"}},
+	}
 	cases := []struct {
-		name string
-		out  *loaderpb.LoaderOutput
+		name   string
+		out    *loaderpb.LoaderOutput
+		meta   *Meta
+		expect []*loaderpb.MetaDesc
 	}{
 		{"result_once_all_types", &loaderpb.LoaderOutput{
 			ServiceId: "echo", Status: loaderpb.Status_STATUS_ONCE, EngineNs: 1500, LoaderNs: 4000,
@@ -122,17 +159,83 @@ func TestToResultGolden(t *testing.T) {
 				pl("blob", loaderpb.DataType_DATA_TYPE_OTHER, "o", nil),
 				pl("future", loaderpb.DataType(42), "x", nil),
 			},
-		}},
-		{"result_begin", &loaderpb.LoaderOutput{Status: loaderpb.Status_STATUS_BEGIN}},
+		}, nil, nil},
+		{"result_multi_typed", &loaderpb.LoaderOutput{
+			ServiceId: "multi", Status: loaderpb.Status_STATUS_CONTINUE, EngineNs: 10, LoaderNs: 20,
+			Pl: []*loaderpb.Payload{
+				pl("result", loaderpb.DataType_DATA_TYPE_TEXT, `{"ws":[{"w":"hi"}]}`, map[string]string{
+					"status": "1", "seq": "007", "score": "0.50", "final": "1", "format": "json", "bad_int": "n/a",
+					"big": "1e400", "yes": "TRUE", "frac": "3.0", "untyped": "12"}),
+				pl("speech", loaderpb.DataType_DATA_TYPE_AUDIO, "\x01\x02", map[string]string{"sample_rate": "16000", "channels": "1.0"}),
+				pl("picture", loaderpb.DataType_DATA_TYPE_IMAGE, "\xff", nil),
+				pl("clip", loaderpb.DataType_DATA_TYPE_VIDEO, "v", nil),
+				pl("blob", loaderpb.DataType_DATA_TYPE_OTHER, "o", nil),
+				pl("mislabelled", loaderpb.DataType_DATA_TYPE_TEXT, "pcm", nil),
+				pl("undeclared", loaderpb.DataType_DATA_TYPE_IMAGE, "u", map[string]string{"status": "1"}),
+			},
+		}, meta, expect},
+		{"result_begin", &loaderpb.LoaderOutput{Status: loaderpb.Status_STATUS_BEGIN}, nil, nil},
 		{"result_continue", &loaderpb.LoaderOutput{Status: loaderpb.Status_STATUS_CONTINUE,
-			Pl: []*loaderpb.Payload{pl("result", loaderpb.DataType_DATA_TYPE_TEXT, "part", map[string]string{"seq": "1", "status": "1"})}}},
+			Pl: []*loaderpb.Payload{pl("result", loaderpb.DataType_DATA_TYPE_TEXT, "part", map[string]string{"seq": "1", "status": "1"})}}, nil, nil},
 		{"result_end", &loaderpb.LoaderOutput{Status: loaderpb.Status_STATUS_END, EngineNs: 7,
-			Pl: []*loaderpb.Payload{pl("result", loaderpb.DataType_DATA_TYPE_TEXT, "done", map[string]string{"status": "2"})}}},
+			Pl: []*loaderpb.Payload{pl("result", loaderpb.DataType_DATA_TYPE_TEXT, "done", map[string]string{"status": "2"})}}, nil, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			golden(t, tc.name, NewResult(tc.out, nil, "sid-1"))
+			golden(t, tc.name, NewResult(tc.out, tc.meta, "sid-1", tc.expect))
 		})
+	}
+}
+
+func TestTypeAttr(t *testing.T) {
+	for _, tc := range []struct{ typ, in, want string }{
+		{"integer", "16000", "16000"}, {"integer", " 7 ", "7"}, {"integer", "2.0", "2"}, {"integer", "2.5", "2.5"},
+		{"integer", "x", "x"}, {"number", "0.50", "0.5"}, {"number", "NaN", "NaN"}, {"number", "1e400", "1e400"},
+		{"boolean", "1", "true"}, {"boolean", "F", "false"}, {"boolean", "yes", "yes"},
+		{"string", "16000", "16000"}, {"", "true", "true"}, {"object", "{}", "{}"},
+	} {
+		if got := TypeAttr(tc.typ, tc.in); got != tc.want {
+			t.Errorf("TypeAttr(%q, %q) = %q, want %q", tc.typ, tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzTypeAttr checks that a typed attribute is either unchanged or a valid JSON literal
+// of its type.
+func FuzzTypeAttr(f *testing.F) {
+	for _, s := range []string{"1", "1.5", "true", "x", "1e400", "-0"} {
+		f.Add("integer", s)
+		f.Add("number", s)
+		f.Add("boolean", s)
+	}
+	f.Fuzz(func(t *testing.T, typ, v string) {
+		got := TypeAttr(typ, v)
+		if got == v {
+			return
+		}
+		var x any
+		if err := json.Unmarshal([]byte(got), &x); err != nil {
+			t.Fatalf("TypeAttr(%q, %q) = %q: not JSON", typ, v, got)
+		}
+		switch x.(type) {
+		case float64:
+			if typ != "integer" && typ != "number" {
+				t.Fatalf("number for type %q", typ)
+			}
+		case bool:
+			if typ != "boolean" {
+				t.Fatalf("bool for type %q", typ)
+			}
+		default:
+			t.Fatalf("TypeAttr(%q, %q) = %q", typ, v, got)
+		}
+	})
+}
+
+func TestLoaderService(t *testing.T) {
+	var m *Meta
+	if m.LoaderService("ist") != "ist" || (&Meta{}).LoaderService("ist") != "ist" || (&Meta{Service: "asr"}).LoaderService("ist") != "asr" {
+		t.Fatal("loader service mapping")
 	}
 }
 
@@ -181,7 +284,11 @@ func FuzzConvert(f *testing.F) {
 		var fr atompb.Frame
 		if proto.Unmarshal(frameWire, &fr) == nil {
 			in := ToLoaderInput(&fr, syncID, &Meta{Accepts: map[string]string{"r": "audio"}})
-			if len(in.Pl) != len(fr.Payload) || len(in.Expect) != len(fr.Accepts) || in.SyncId != syncID {
+			wantExpect := len(fr.Accepts)
+			if wantExpect == 0 && (fr.Status == StatusBegin || fr.Status == StatusOnce) {
+				wantExpect = 1 // the schema's declared output
+			}
+			if len(in.Pl) != len(fr.Payload) || len(in.Expect) != wantExpect || in.SyncId != syncID {
 				t.Fatalf("lost items: %d/%d payloads, %d/%d accepts", len(in.Pl), len(fr.Payload), len(in.Expect), len(fr.Accepts))
 			}
 			for i, p := range in.Pl {
@@ -198,7 +305,7 @@ func FuzzConvert(f *testing.F) {
 		}
 		var lo loaderpb.LoaderOutput
 		if proto.Unmarshal(outWire, &lo) == nil {
-			items := ToResult(&lo, nil)
+			items := ToResult(&lo, nil, nil)
 			if len(items) != len(lo.Pl) {
 				t.Fatal("lost output payloads")
 			}
@@ -207,7 +314,7 @@ func FuzzConvert(f *testing.F) {
 					t.Fatalf("data type %q does not map back to %v", it.DataType, lo.Pl[i].GetMeta().GetDataType())
 				}
 			}
-			r := NewResult(&lo, nil, "s")
+			r := NewResult(&lo, nil, "s", nil)
 			if r.Status < 0 || r.Status > 3 {
 				t.Fatalf("status %d out of range", r.Status)
 			}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -95,6 +96,10 @@ type Options struct {
 	EndGrace time.Duration
 	// Meta returns the schema meta of a capability; nil or a nil result means defaults.
 	Meta func(capability string) *convert.Meta
+	// SuspectFor is how long a loader that failed with a network error (10222) is tried
+	// last by new requests and sessions of this router, until lbclient has evicted it
+	// (default 3 s, polaris's TTL).
+	SuspectFor time.Duration
 	// Observer receives routing events; nil means none.
 	Observer Observer
 	// Log is the router's logger.
@@ -103,11 +108,12 @@ type Options struct {
 
 // Router routes once requests and sessions to loaders. It is safe for concurrent use.
 type Router struct {
-	pick picker
-	dial dialer
-	opts Options
-	obs  Observer
-	log  zerolog.Logger
+	pick     picker
+	dial     dialer
+	opts     Options
+	obs      Observer
+	log      zerolog.Logger
+	suspects *suspects
 }
 
 // New returns a Router that picks loaders with p and reaches them with d.
@@ -130,11 +136,14 @@ func New(p picker, d dialer, opts Options) *Router {
 	if opts.EndGrace <= 0 {
 		opts.EndGrace = time.Second
 	}
+	if opts.SuspectFor <= 0 {
+		opts.SuspectFor = 3 * time.Second
+	}
 	obs := opts.Observer
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Router{pick: p, dial: d, opts: opts, obs: obs, log: opts.Log}
+	return &Router{pick: p, dial: d, opts: opts, obs: obs, log: opts.Log, suspects: newSuspects(opts.SuspectFor)}
 }
 
 // Meta returns the schema meta of capability (nil means defaults).
@@ -155,18 +164,76 @@ func retryable(err error) bool {
 	return errors.As(err, &e) && (e.Code == aserr.ErrLicenceFull.Code || e.Code == aserr.ErrNetwork.Code)
 }
 
-// candidates hands out loaders for one request: a batch from lbclient at a time, asking
-// again with the tried ones excluded when the batch runs out, at most MaxAttempts in all.
+// suspect reports whether err says the loader itself is gone (network error, not a
+// cancellation of ours), so that new requests should try it last.
+func suspect(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && !errors.Is(err, context.Canceled) && aserr.CodeOf(err) == aserr.ErrNetwork.Code
+}
+
+// suspects remembers loaders that failed with a network error until a deadline. lbclient
+// evicts a dead loader only after polaris's TTL; meanwhile new work goes to the others.
+type suspects struct {
+	ttl   time.Duration
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func newSuspects(ttl time.Duration) *suspects {
+	return &suspects{ttl: ttl, until: map[string]time.Time{}}
+}
+
+func (s *suspects) mark(addr string) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, t := range s.until {
+		if now.After(t) {
+			delete(s.until, a)
+		}
+	}
+	s.until[addr] = now.Add(s.ttl)
+}
+
+func (s *suspects) has(addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Before(s.until[addr])
+}
+
+// last reorders addrs in place so suspects come after the others, keeping each group's order.
+func (s *suspects) last(addrs []string) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.until) == 0 {
+		return
+	}
+	slices.SortStableFunc(addrs, func(a, b string) int {
+		sa, sb := now.Before(s.until[a]), now.Before(s.until[b])
+		switch {
+		case sa == sb:
+			return 0
+		case sb:
+			return -1
+		}
+		return 1
+	})
+}
+
+// candidates hands out loaders for one request: a batch from lbclient at a time (known
+// suspects last), asking again with the tried ones excluded when the batch runs out, at
+// most MaxAttempts in all. service is the loader service of the capability.
 type candidates struct {
 	r          *Router
 	capability string
+	service    string
 	key        string
 	batch      []string
 	tried      []string
 }
 
-func (r *Router) candidates(capability, key string) *candidates {
-	return &candidates{r: r, capability: capability, key: key}
+func (r *Router) candidates(capability string, meta *convert.Meta, key string) *candidates {
+	return &candidates{r: r, capability: capability, service: meta.LoaderService(capability), key: key}
 }
 
 var errAttempts = aserr.New(aserr.ErrNoEngine.Code, "no engine node available: attempts exhausted")
@@ -177,10 +244,10 @@ func (c *candidates) next(ctx context.Context) (string, error) {
 	}
 	if len(c.batch) == 0 {
 		start := time.Now()
-		addrs, err := c.r.pick.Pick(ctx, c.capability, c.r.opts.Candidates, slices.Clone(c.tried), c.key)
+		addrs, err := c.r.pick.Pick(ctx, c.service, c.r.opts.Candidates, slices.Clone(c.tried), c.key)
 		c.r.obs.Hop("lb", time.Since(start))
 		if err != nil {
-			return "", fmt.Errorf("pick %s: %w", c.capability, err)
+			return "", fmt.Errorf("pick %s: %w", c.service, err)
 		}
 		for _, a := range addrs {
 			if a != "" && !slices.Contains(c.tried, a) && !slices.Contains(c.batch, a) {
@@ -188,8 +255,9 @@ func (c *candidates) next(ctx context.Context) (string, error) {
 			}
 		}
 		if len(c.batch) == 0 {
-			return "", fmt.Errorf("pick %s: %w", c.capability, aserr.ErrNoEngine)
+			return "", fmt.Errorf("pick %s: %w", c.service, aserr.ErrNoEngine)
 		}
+		c.r.suspects.last(c.batch)
 	}
 	addr := c.batch[0]
 	c.batch = c.batch[1:]
@@ -197,18 +265,21 @@ func (c *candidates) next(ctx context.Context) (string, error) {
 	return addr, nil
 }
 
-// Once serves a once request: it picks up to Candidates loaders (key: uid, else app_id)
-// and calls the first; on 10110 or 10222 it moves to the next, asking lbclient for more
-// when the batch runs out, up to MaxAttempts. A loader result is never retried. The frame
-// is sent as ONCE whatever its status. Without a deadline on ctx, OnceTimeout (or the
-// capability's) applies.
+// Once serves a once request: it picks up to Candidates loaders of the capability's
+// loader service (key: uid, else app_id) and calls the first; on 10110 or 10222 it moves
+// to the next, asking lbclient for more when the batch runs out, up to MaxAttempts. A
+// loader result is never retried. The frame is sent as ONCE whatever its status. The
+// capability's once timeout bounds the call within ctx's deadline; without either,
+// OnceTimeout applies. Expiry gives 10102.
 func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOutput, error) {
 	meta := r.Meta(f.GetCapability())
-	if _, ok := ctx.Deadline(); !ok {
-		timeout := r.opts.OnceTimeout
-		if meta != nil && meta.OnceTimeout > 0 {
-			timeout = meta.OnceTimeout
-		}
+	timeout := time.Duration(0)
+	if meta != nil && meta.OnceTimeout > 0 {
+		timeout = meta.OnceTimeout
+	} else if _, ok := ctx.Deadline(); !ok {
+		timeout = r.opts.OnceTimeout
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -217,7 +288,8 @@ func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOut
 	in.Status, in.State = loaderpb.Status_STATUS_ONCE, loaderpb.State_STATE_ONCE
 
 	capability := f.GetCapability()
-	cands := r.candidates(capability, convert.RouteKey(f))
+	log := r.log.With().Str("sid", f.GetSid()).Str("capability", capability).Logger()
+	cands := r.candidates(capability, meta, convert.RouteKey(f))
 	var last error
 	for {
 		addr, err := cands.next(ctx)
@@ -237,13 +309,17 @@ func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOut
 				r.obs.LoaderError(capability, aserr.CodeOf(oerr))
 				return nil, fmt.Errorf("loader %s once: %w", addr, oerr)
 			}
+			log.Debug().Str("loader", addr).Msg("once served")
 			return out, nil
 		}
 		r.obs.LoaderError(capability, aserr.CodeOf(err))
+		if suspect(ctx, err) {
+			r.suspects.mark(addr)
+		}
 		if !retryable(err) || ctx.Err() != nil {
 			return nil, err
 		}
-		r.log.Debug().Str("sid", f.GetSid()).Str("loader", addr).Err(err).Msg("once refused: next candidate")
+		log.Debug().Str("loader", addr).Err(err).Msg("once refused: next candidate")
 		last = err
 	}
 }

@@ -13,11 +13,19 @@ import (
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/atom/convert"
+	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 )
 
 // errEarlyEnd is the error of a loader session that ended its stream before its last output.
 var errEarlyEnd = aserr.New(aserr.ErrNetwork.Code, "loader ended the session before its last result")
+
+// ErrFirstResultTimeout is the error of a session whose loader gave no output within the
+// capability's first-result timeout after the first frame.
+var ErrFirstResultTimeout = aserr.New(aserr.ErrReadTimeout.Code, "no result from the engine within the first-result timeout")
+
+// ErrSessionTimeout is the error of a session that outlived the capability's session timeout.
+var ErrSessionTimeout = aserr.New(aserr.ErrSessionTimeout.Code, "session timeout")
 
 // Stream serves one client session. The first frame opens a loader session on the first
 // candidate; frames are forwarded in order, each Send blocking while the loader is slow,
@@ -27,7 +35,8 @@ var errEarlyEnd = aserr.New(aserr.ErrNetwork.Code, "loader ended the session bef
 // Stream returns nil after the last output (END) was delivered or when the client closed
 // without sending a frame; it returns the error otherwise (a loader failure with the
 // loader's code, 10222 when the loader vanished, 10163 for a bad frame, or the client's
-// or ctx's error). Any loader session is cancelled before Stream returns.
+// or ctx's error, ErrFirstResultTimeout or ErrSessionTimeout from the capability's meta).
+// Any loader session is cancelled before Stream returns.
 //
 // Stream reads the client in a goroutine of its own that ends once c.Recv returns, which
 // Client promises once ctx ends.
@@ -58,8 +67,16 @@ func (r *Router) Stream(ctx context.Context, c Client) error {
 		}
 	}()
 
+	var firstResult, lifetime <-chan time.Time // armed by the first frame, per the capability's meta
 	for {
 		select {
+		case <-firstResult:
+			firstResult = nil
+			if !s.anyOutput.Load() {
+				return fmt.Errorf("loader session: %w", ErrFirstResultTimeout)
+			}
+		case <-lifetime:
+			return fmt.Errorf("session: %w", ErrSessionTimeout)
 		case f, ok := <-frames:
 			if !ok {
 				frames = nil
@@ -73,8 +90,21 @@ func (r *Router) Stream(ctx context.Context, c Client) error {
 				s.cur.closeSend()
 				continue
 			}
+			first := s.seq == 0
 			if err := s.forward(f); err != nil {
 				return err
+			}
+			if first && s.meta != nil {
+				if d := s.meta.FirstResultTimeout; d > 0 {
+					t := time.NewTimer(d)
+					defer t.Stop()
+					firstResult = t.C
+				}
+				if d := s.meta.SessionTimeout; d > 0 {
+					t := time.NewTimer(d)
+					defer t.Stop()
+					lifetime = t.C
+				}
 			}
 		case err := <-clientErr:
 			return fmt.Errorf("client: %w", err)
@@ -105,7 +135,9 @@ type stream struct {
 	wg     sync.WaitGroup
 
 	capability, sid string
+	log             zerolog.Logger // carries sid and capability
 	meta            *convert.Meta
+	anyOutput       atomic.Bool // some loader output reached the client
 	cands           *candidates
 	seq             int32
 	clientDone      bool
@@ -165,7 +197,8 @@ func (s *stream) forward(f *atompb.Frame) error {
 	if s.seq == 0 {
 		s.capability, s.sid = f.GetCapability(), f.GetSid()
 		s.meta = s.r.Meta(s.capability)
-		s.cands = s.r.candidates(s.capability, convert.RouteKey(f))
+		s.log = s.r.log.With().Str("sid", s.sid).Str("capability", s.capability).Logger()
+		s.cands = s.r.candidates(s.capability, s.meta, convert.RouteKey(f))
 	}
 	if err := convert.CheckStatus(f.GetStatus(), false); err != nil {
 		return err
@@ -227,6 +260,9 @@ func (s *stream) open() error {
 		a, err := s.start(addr)
 		if err != nil {
 			s.r.obs.LoaderError(s.capability, aserr.CodeOf(err))
+			if suspect(s.ctx, err) {
+				s.r.suspects.mark(addr)
+			}
 			if !retryable(err) || s.ctx.Err() != nil {
 				return err
 			}
@@ -234,6 +270,7 @@ func (s *stream) open() error {
 			continue
 		}
 		s.cur = a
+		s.log.Debug().Str("loader", addr).Int("replayed", len(s.kept)).Msg("loader session opened")
 		for _, in := range s.kept {
 			a.send(in)
 		}
@@ -285,6 +322,7 @@ func (s *stream) pump(a *attempt) {
 		if !a.gotOutput.Swap(true) {
 			s.r.obs.Hop("session_first_result", time.Since(a.start))
 		}
+		s.anyOutput.Store(true)
 		if err := s.client.Send(out); err != nil {
 			s.report(event{a: a, err: fmt.Errorf("client: %w", err), gotOutput: true, fatal: true})
 			return
@@ -339,10 +377,13 @@ func (s *stream) recover(ev event) error {
 	if s.ctx.Err() != nil {
 		return s.ctx.Err()
 	}
+	if suspect(s.ctx, err) {
+		s.r.suspects.mark(a.addr)
+	}
 	if ev.gotOutput || !s.replayable || !retryable(err) {
 		return err
 	}
-	s.r.log.Debug().Str("sid", s.sid).Str("loader", a.addr).Err(err).Msg("session refused before any result: reopening")
+	s.log.Debug().Str("loader", a.addr).Err(err).Msg("session refused before any result: reopening")
 	s.lastErr = err
 	return s.open()
 }

@@ -42,20 +42,24 @@ func (s *Server) Call(ctx context.Context, f *atompb.Frame) (*atompb.Result, err
 	start := time.Now()
 	defer func() { s.m.Hop("atom", time.Since(start)) }()
 	capability := f.GetCapability()
+	log := s.log.With().Str("sid", f.GetSid()).Str("capability", capability).Logger()
 	out, err := s.router.Once(ctx, f)
 	if err != nil {
 		if canceled(ctx) {
 			s.m.Request(capability, code(0, true))
+			log.Debug().Msg("once cancelled by the caller")
 			return nil, grpcx.ToStatus(context.Canceled)
 		}
-		s.log.Debug().Str("sid", f.GetSid()).Str("capability", capability).Err(err).Msg("once failed")
+		log.Debug().Err(err).Int("code", aserr.CodeOf(err)).Msg("once failed")
 		s.m.Request(capability, code(aserr.CodeOf(err), false))
 		res := convert.ErrorResult(err, f.GetSid(), convert.StatusOnce)
 		res.Timing = map[string]int64{convert.TimingAtom: time.Since(start).Nanoseconds()}
 		return res, nil
 	}
 	s.m.Request(capability, "0")
-	res := convert.NewResult(out, s.router.Meta(capability), f.GetSid())
+	meta := s.router.Meta(capability)
+	res := convert.NewResult(out, meta, f.GetSid(), convert.Expect(f, meta))
+	res.Status = convert.StatusOnce // a once request gets one result, whatever status the loader set
 	res.Timing[convert.TimingAtom] = time.Since(start).Nanoseconds()
 	return res, nil
 }
@@ -68,15 +72,17 @@ func (s *Server) Stream(ss grpc.BidiStreamingServer[atompb.Frame, atompb.Result]
 	c := &streamClient{ss: ss, router: s.router}
 	err := s.router.Stream(ctx, c)
 	capability, sid := c.ids()
+	log := s.log.With().Str("sid", sid).Str("capability", capability).Logger()
 	if err == nil {
 		s.m.Session(capability, "0")
 		return nil
 	}
 	if canceled(ctx) {
 		s.m.Session(capability, code(0, true))
+		log.Debug().Msg("session cancelled by the client")
 		return grpcx.ToStatus(context.Canceled)
 	}
-	s.log.Debug().Str("sid", sid).Str("capability", capability).Err(err).Msg("session failed")
+	log.Debug().Err(err).Int("code", aserr.CodeOf(err)).Msg("session failed")
 	s.m.Session(capability, code(aserr.CodeOf(err), false))
 	if serr := ss.Send(convert.ErrorResult(err, sid, convert.StatusEnd)); serr != nil {
 		return serr
@@ -94,7 +100,8 @@ type streamClient struct {
 	mu              sync.Mutex
 	capability, sid string
 	meta            *convert.Meta
-	lastFrame       atomic.Int64 // unix ns of the latest client frame, for atom_ns
+	expect          []*loaderpb.MetaDesc // of the first frame: completes result attributes
+	lastFrame       atomic.Int64         // unix ns of the latest client frame, for atom_ns
 }
 
 func (c *streamClient) ids() (string, string) {
@@ -116,6 +123,7 @@ func (c *streamClient) Recv() (*atompb.Frame, error) {
 	if c.capability == "" && c.sid == "" {
 		c.capability, c.sid = f.GetCapability(), f.GetSid()
 		c.meta = c.router.Meta(c.capability)
+		c.expect = convert.Expect(f, c.meta)
 	}
 	c.mu.Unlock()
 	return f, nil
@@ -123,9 +131,9 @@ func (c *streamClient) Recv() (*atompb.Frame, error) {
 
 func (c *streamClient) Send(out *loaderpb.LoaderOutput) error {
 	c.mu.Lock()
-	sid, meta := c.sid, c.meta
+	sid, meta, expect := c.sid, c.meta, c.expect
 	c.mu.Unlock()
-	res := convert.NewResult(out, meta, sid)
+	res := convert.NewResult(out, meta, sid, expect)
 	res.Timing[convert.TimingAtom] = time.Now().UnixNano() - c.lastFrame.Load()
 	return c.ss.Send(res)
 }
