@@ -20,10 +20,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/obs"
+	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
+	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/athenaserving/asf/services/webgate/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -32,27 +36,56 @@ import (
 
 // Config is webgate's configuration.
 type Config struct {
-	HTTPListen     string        `cfg:"http-listen" help:"address of the public ASE HTTP/WebSocket server"`
-	AdminListen    string        `cfg:"admin-listen" help:"address of the admin server (/metrics /healthz /readyz)"`
-	AtomAddr       string        `cfg:"atom" help:"address of atom's gRPC server"`
-	ReadTimeout    time.Duration `cfg:"read-timeout" help:"WebSocket read timeout: no frame in or result out for this long ends the session (10200)"`
-	SessionTimeout time.Duration `cfg:"session-timeout" help:"WebSocket session lifetime (10114)"`
-	MaxBodyBytes   int64         `cfg:"max-body-bytes" help:"largest once request body and WebSocket message"`
-	DataCenter     string        `cfg:"dc" help:"two-character data centre tag put into every sid"`
-	LogLevel       string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
+	HTTPListen      string        `cfg:"http-listen" help:"address of the public ASE HTTP/WebSocket server"`
+	AdminListen     string        `cfg:"admin-listen" help:"address of the admin server (/metrics /healthz /readyz)"`
+	AtomAddr        string        `cfg:"atom" help:"address of atom's gRPC server"`
+	ReadTimeout     time.Duration `cfg:"read-timeout" help:"WebSocket read timeout: no frame in or result out for this long ends the session (10200); a capability's read_timeout overrides it"`
+	SessionTimeout  time.Duration `cfg:"session-timeout" help:"WebSocket session lifetime (10114); a capability's session_timeout overrides it"`
+	MaxBodyBytes    int64         `cfg:"max-body-bytes" help:"largest once (and OIP infer) request body"`
+	MaxFrameBytes   int64         `cfg:"max-frame-bytes" help:"largest WebSocket message"`
+	MaxPayloadBytes int64         `cfg:"max-payload-bytes" help:"largest decoded payload data of one frame"`
+	DataCenter      string        `cfg:"dc" help:"two-character data centre tag put into every sid"`
+	LogLevel        string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
+	DrainTimeout    time.Duration `cfg:"drain-timeout" help:"on shutdown, how long running sessions may go on before they are closed (10222)"`
+
+	Auth    string `cfg:"auth" help:"HMAC authentication: on or off (off only for local development)"`
+	DemoApp string `cfg:"demo-app" secret:"true" help:"app_id:api_key:api_secret of an app used while no apps config exists (local development); 'generate' makes one and logs its keys"`
+
+	Polaris       string        `cfg:"polaris" help:"polaris address for capability schemas and apps; empty: none"`
+	ConfigWait    time.Duration `cfg:"config-wait" help:"how long Start waits for the first schemas and apps from polaris"`
+	ConfigProject string        `cfg:"config-project" help:"polaris config project of schemas and apps"`
+	ConfigGroup   string        `cfg:"config-group" help:"polaris config group of schemas and apps"`
+	ConfigVersion string        `cfg:"config-version" help:"polaris config version of schemas and apps"`
+	SchemaService string        `cfg:"schema-service" help:"polaris config service holding the capability schemas"`
+	SchemaPrefix  string        `cfg:"schema-prefix" help:"file name prefix of capability schemas"`
+	AppsService   string        `cfg:"apps-service" help:"polaris config service holding the apps file"`
+	AppsFile      string        `cfg:"apps-file" help:"file name of the apps config"`
+	RequireSchema bool          `cfg:"require-schema" help:"answer 404 for capabilities without a schema instead of passing them to atom"`
 }
 
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		HTTPListen:     ":8889",
-		AdminListen:    ":8890",
-		AtomAddr:       "127.0.0.1:9988",
-		ReadTimeout:    15 * time.Second,
-		SessionTimeout: 180 * time.Second,
-		MaxBodyBytes:   10 << 20,
-		DataCenter:     "dx",
-		LogLevel:       "info",
+		HTTPListen:      ":8889",
+		AdminListen:     ":8890",
+		AtomAddr:        "127.0.0.1:9988",
+		ReadTimeout:     15 * time.Second,
+		SessionTimeout:  180 * time.Second,
+		MaxBodyBytes:    10 << 20,
+		MaxFrameBytes:   4 << 20,
+		MaxPayloadBytes: 8 << 20,
+		DataCenter:      "dx",
+		LogLevel:        "info",
+		DrainTimeout:    10 * time.Second,
+		Auth:            "on",
+		ConfigWait:      10 * time.Second,
+		ConfigProject:   "asf",
+		ConfigGroup:     "default",
+		ConfigVersion:   "v1",
+		SchemaService:   "capabilities",
+		SchemaPrefix:    "schema_",
+		AppsService:     "webgate",
+		AppsFile:        "apps.json",
 	}
 }
 
@@ -65,8 +98,10 @@ func (c Config) validate() error {
 		return errors.New("webgate: http-listen, admin-listen and atom-addr are required")
 	case c.ReadTimeout <= 0, c.SessionTimeout <= 0:
 		return errors.New("webgate: read-timeout and session-timeout must be positive")
-	case c.MaxBodyBytes <= 0:
-		return errors.New("webgate: max-body-bytes must be positive")
+	case c.MaxBodyBytes <= 0, c.MaxFrameBytes < 0, c.MaxPayloadBytes < 0:
+		return errors.New("webgate: max-body-bytes must be positive, max-frame-bytes and max-payload-bytes not negative")
+	case c.Auth != "on" && c.Auth != "off":
+		return fmt.Errorf("webgate: auth %q: want on or off", c.Auth)
 	}
 	return nil
 }
@@ -81,15 +116,23 @@ type Server struct {
 	handler *transport.Handler
 	http    *http.Server
 
+	schemas *capability.Registry
+	authn   *auth.Authenticator // nil when auth is off
+	limiter *auth.Limiter
+	polaris *polarisclient.Client // nil without polaris
+	schemaW *capability.Watcher
+	appsW   *appsWatcher
+
 	ready    atomic.Bool
 	started  atomic.Bool
-	wg       sync.WaitGroup // the HTTP and admin serve goroutines
+	wg       sync.WaitGroup // the HTTP and admin serve goroutines and the config watchers
+	stopCfg  context.CancelFunc
 	shutOnce sync.Once
 	shutErr  error
 }
 
-// New validates cfg, binds the HTTP and admin listeners and prepares the atom connection
-// (connected lazily); nothing runs until Start. A nil reg gets a private registry.
+// New validates cfg, binds the HTTP and admin listeners and prepares the atom and polaris
+// connections (connected lazily); nothing runs until Start. A nil reg gets a private registry.
 func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -97,35 +140,81 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, schemas: capability.NewRegistry(), stopCfg: func() {}}
+	var demo *auth.App
+	if cfg.Auth == "on" {
+		s.authn = auth.NewAuthenticator(auth.MaxSkew)
+		s.limiter = auth.NewLimiter()
+		var err error
+		if demo, err = demoApp(cfg.DemoApp, log); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn().Msg("authentication is OFF: for local development only")
+	}
+	var closers []func() error
+	fail := func(err error) (*Server, error) {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+		return nil, fmt.Errorf("webgate: %w", err)
+	}
 	cc, err := grpcx.Dial(cfg.AtomAddr, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResultBytes)))
 	if err != nil {
-		return nil, fmt.Errorf("webgate: %w", err)
+		return fail(err)
 	}
 	s.atom = cc
+	closers = append(closers, cc.Close)
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
-		_ = cc.Close()
-		return nil, fmt.Errorf("webgate: listen %s: %w", cfg.HTTPListen, err)
+		return fail(fmt.Errorf("listen %s: %w", cfg.HTTPListen, err))
 	}
 	s.ln = &onceCloseListener{Listener: ln}
+	closers = append(closers, s.ln.Close)
+	if cfg.Polaris != "" {
+		pc, err := polarisclient.Dial(cfg.Polaris)
+		if err != nil {
+			return fail(err)
+		}
+		s.polaris = pc
+		closers = append(closers, pc.Close)
+		opts := capability.WatchOptions{Caller: &polarispb.Caller{Addr: s.ln.Addr().String(), Labels: map[string]string{"service": "webgate"}}}
+		s.schemaW = capability.NewWatcher(pc.Config, s.schemas, &polarispb.ConfigKey{
+			Project: cfg.ConfigProject, Group: cfg.ConfigGroup, Service: cfg.SchemaService, Version: cfg.ConfigVersion, File: cfg.SchemaPrefix,
+		}, opts, log)
+		if s.authn != nil {
+			s.appsW = newAppsWatcher(pc.Config, &polarispb.ConfigKey{
+				Project: cfg.ConfigProject, Group: cfg.ConfigGroup, Service: cfg.AppsService, Version: cfg.ConfigVersion, File: cfg.AppsFile,
+			}, opts, s.authn, s.limiter, demo, log)
+		}
+	}
+	if s.authn != nil && s.appsW == nil {
+		set := &auth.AppSet{}
+		if demo != nil {
+			set, _ = auth.NewAppSet(demo)
+		}
+		s.authn.SetApps(set)
+	}
 	s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
 	if err != nil {
-		_ = s.ln.Close()
-		_ = cc.Close()
-		return nil, fmt.Errorf("webgate: %w", err)
+		return fail(err)
 	}
+	closers = append(closers, func() error { return s.admin.Shutdown(context.Background()) })
 	s.handler, err = transport.NewHandler(atompb.NewAtomClient(cc), transport.Options{
-		ReadTimeout:    cfg.ReadTimeout,
-		SessionTimeout: cfg.SessionTimeout,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		SIDs:           ase.NewSIDGen(cfg.DataCenter, s.ln.Addr().String()),
+		ReadTimeout:     cfg.ReadTimeout,
+		SessionTimeout:  cfg.SessionTimeout,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		MaxFrameBytes:   cfg.MaxFrameBytes,
+		MaxPayloadBytes: cfg.MaxPayloadBytes,
+		SIDs:            ase.NewSIDGen(cfg.DataCenter, s.ln.Addr().String()),
+		Schemas:         s.schemas,
+		RequireSchema:   cfg.RequireSchema,
+		Auth:            s.authn,
+		Limiter:         s.limiter,
+		Ready:           s.Ready,
 	}, log, reg)
 	if err != nil {
-		_ = s.admin.Shutdown(context.Background())
-		_ = s.ln.Close()
-		_ = cc.Close()
-		return nil, fmt.Errorf("webgate: %w", err)
+		return fail(err)
 	}
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -135,13 +224,43 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	return s, nil
 }
 
-// Start starts serving and returns once the server accepts requests.
+// Schemas is the capability schema registry the server uses.
+func (s *Server) Schemas() *capability.Registry { return s.schemas }
+
+// Start starts the config watchers, waits (up to config-wait) for their first snapshot,
+// starts serving and returns once the server accepts requests.
 func (s *Server) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("webgate: already started")
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	s.stopCfg = cancel
+	var synced []<-chan struct{}
+	if s.schemaW != nil {
+		s.wg.Go(func() { _ = s.schemaW.Run(cctx) })
+		synced = append(synced, s.schemaW.Synced())
+	}
+	if s.appsW != nil {
+		s.wg.Go(func() { s.appsW.Run(cctx) })
+		synced = append(synced, s.appsW.synced)
+	}
+	if len(synced) > 0 {
+		wait := time.NewTimer(s.cfg.ConfigWait)
+		defer wait.Stop()
+	waitLoop:
+		for _, ch := range synced {
+			select {
+			case <-ch:
+			case <-wait.C:
+				s.log.Warn().Dur("waited", s.cfg.ConfigWait).Msg("config from polaris not loaded yet: starting without it")
+				break waitLoop
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 	}
 	s.wg.Add(2)
 	go func() {
@@ -169,22 +288,40 @@ func (s *Server) HTTPAddr() string { return s.ln.Addr().String() }
 // AdminAddr is the bound address of the admin server.
 func (s *Server) AdminAddr() string { return s.admin.Addr() }
 
-// Shutdown: (1) stop accepting: not ready, close the public listener; (2) close every
-// WebSocket with 1001 (going away), cancelling its atom stream; (3) wait for in-flight once
-// requests and sessions until ctx ends; (4) stop the admin server; (5) close the atom
-// connection. It is idempotent.
+// Shutdown: (1) stop accepting: not ready, close the public listener; (2) let running
+// WebSocket sessions go on for up to drain-timeout (bounded by ctx); (3) end the rest with
+// an error frame 10222 "server shutting down" and close 1001, cancelling their atom
+// streams; (4) wait for in-flight once requests and sessions until ctx ends; (5) stop the
+// config watchers; (6) stop the admin server; (7) close the atom and polaris connections.
+// It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.ready.Store(false)
 		_ = s.ln.Close() // (1); Serve returns, and http.Server.Shutdown below tolerates it
+		s.handler.RefuseSessions()
+		drain := s.cfg.DrainTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			drain = min(drain, time.Until(dl)/2)
+		}
+		if drain > 0 {
+			dctx, cancel := context.WithTimeout(ctx, drain)
+			if err := s.handler.Wait(dctx); err != nil {
+				s.log.Info().Msg("drain bound reached: closing the remaining sessions")
+			}
+			cancel()
+		}
 		s.handler.CloseSessions()
 		errs := []error{
 			s.http.Shutdown(ctx),
 			s.handler.Wait(ctx),
-			s.admin.Shutdown(ctx),
 		}
+		s.stopCfg()
+		errs = append(errs, s.admin.Shutdown(ctx))
 		s.wg.Wait()
 		errs = append(errs, s.atom.Close())
+		if s.polaris != nil {
+			errs = append(errs, s.polaris.Close())
+		}
 		s.shutErr = errors.Join(errs...)
 	})
 	return s.shutErr

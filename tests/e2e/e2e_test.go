@@ -1,162 +1,146 @@
 // Package e2e holds the cross-service tests: all five services in one process, driven
-// through webgate like a real client.
+// through webgate like a real client (signed HTTP and WebSocket, tests/asetest).
 package e2e
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
+	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/tests/suitetest"
-	"github.com/gorilla/websocket"
 )
 
-type respHeader struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-	SID     string `json:"sid"`
-	Status  int    `json:"status"`
+func onceFrame(text string) asetest.Frame {
+	return asetest.Frame{Status: 3, Header: map[string]any{"uid": "u1"}, Payload: map[string]asetest.Data{"input": asetest.Text(text)}}
 }
 
-type response struct {
-	Header  respHeader                `json:"header"`
-	Payload map[string]map[string]any `json:"payload"`
-}
-
-func onceBody(text string) []byte {
-	return []byte(fmt.Sprintf(`{"header":{"app_id":"e2e","uid":"u1","status":3},"parameter":{"echo":{}},`+
-		`"payload":{"input":{"encoding":"utf8","status":3,"text":%q}}}`, base64.StdEncoding.EncodeToString([]byte(text))))
-}
-
-func postOnce(t *testing.T, url, text string) (int, response) {
+func once(t *testing.T, c *asetest.Client, text string) *asetest.Response {
 	t.Helper()
-	resp, err := http.Post(url+"/v1/private/echo", "application/json", bytes.NewReader(onceBody(text)))
+	r, err := c.Once(t.Context(), "echo", onceFrame(text))
 	if err != nil {
-		t.Fatalf("post: %v", err)
+		t.Fatalf("once: %v", err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var r response
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("response %q: %v", b, err)
-	}
-	return resp.StatusCode, r
+	return r
 }
 
-func decodeText(t *testing.T, item map[string]any) string {
+func mustOK(t *testing.T, r *asetest.Response, what string) {
 	t.Helper()
-	s, _ := item["text"].(string)
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatalf("output text %q: %v", s, err)
+	if r.HTTPStatus != http.StatusOK || r.Header.Code != 0 || r.Header.Sid == "" {
+		t.Fatalf("%s: HTTP %d %s", what, r.HTTPStatus, r.Raw)
 	}
-	return string(b)
 }
 
 func TestOnceOverHTTP(t *testing.T) {
 	s := suitetest.Start(t, suitetest.Options{Loaders: 2})
-	status, r := postOnce(t, s.URL(), "hello athena")
-	if status != http.StatusOK || r.Header.Code != 0 || r.Header.SID == "" {
-		t.Fatalf("status %d header %+v", status, r.Header)
+	r := once(t, s.Client(), "hello athena")
+	mustOK(t, r, "once")
+	if b, err := r.Bytes("input"); err != nil || string(b) != "hello athena" {
+		t.Fatalf("echo = %q, %v", b, err)
 	}
-	if got := decodeText(t, r.Payload["input"]); got != "hello athena" {
-		t.Fatalf("echo = %q", got)
+	if r.StatusValue() != 3 {
+		t.Fatalf("status = %d, want 3", r.StatusValue())
 	}
 }
 
-func TestUnknownCapabilityAndBadJSON(t *testing.T) {
+func TestErrorsAtTheEdge(t *testing.T) {
 	s := suitetest.Start(t, suitetest.Options{Loaders: 1})
-	resp, err := http.Post(s.URL()+"/v1/private/nosuch", "application/json", bytes.NewReader(onceBody("x")))
+	c := s.Client()
+	r, err := c.Once(t.Context(), "nosuch", onceFrame("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `"not found"`) {
-		t.Fatalf("unknown capability: %d %s", resp.StatusCode, b)
+	if r.HTTPStatus != http.StatusNotFound || r.Message != "not found" {
+		t.Fatalf("unknown capability: %d %s", r.HTTPStatus, r.Raw)
 	}
-	resp, err = http.Post(s.URL()+"/v1/private/echo", "application/json", strings.NewReader(`{"header":`))
+	r, err = c.Post(t.Context(), asetest.Route("echo"), []byte(`{"header":`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r response
-	_ = json.NewDecoder(resp.Body).Decode(&r)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || r.Header.Code != 10163 || r.Header.SID == "" {
-		t.Fatalf("bad json: %d %+v", resp.StatusCode, r.Header)
+	if r.HTTPStatus != http.StatusBadRequest || r.Header.Code != 10163 || r.Header.Sid == "" {
+		t.Fatalf("bad json: %d %s", r.HTTPStatus, r.Raw)
+	}
+	// Unsigned and wrongly signed requests never reach atom.
+	r, err = asetest.New(s.URL(), nil).Once(t.Context(), "echo", onceFrame("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HTTPStatus != http.StatusUnauthorized || r.Message != "Unauthorized" {
+		t.Fatalf("unsigned: %d %s", r.HTTPStatus, r.Raw)
+	}
+	bad := suitetest.DemoApp
+	bad.APISecret = "wrong"
+	r, err = asetest.New(s.URL(), &bad).Once(t.Context(), "echo", onceFrame("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HTTPStatus != http.StatusUnauthorized || r.Message != "HMAC signature does not match" {
+		t.Fatalf("bad signature: %d %s", r.HTTPStatus, r.Raw)
+	}
+	// The body's app_id must be the authenticated app.
+	f := onceFrame("x")
+	f.AppID = "someone-else"
+	r, err = c.Once(t.Context(), "echo", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Header.Code != 10313 {
+		t.Fatalf("foreign app_id: %d %s", r.HTTPStatus, r.Raw)
 	}
 }
 
-// streamSession runs one WebSocket session of three frames (status 0, 1, 2) against the
-// echo capability and returns the result statuses; every result must echo its frame.
-func streamSession(t *testing.T, base string) []int {
+// streamSession runs one signed WebSocket session of three frames (status 0, 1, 2) against
+// echo and returns the result statuses; every result must echo its frame under one sid.
+func streamSession(t *testing.T, c *asetest.Client) []int {
 	t.Helper()
-	ws := "ws" + strings.TrimPrefix(base, "http") + "/v1/private/echo"
-	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	ss, err := c.Stream(t.Context(), "echo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer ss.Close()
 	for i, st := range []int{0, 1, 2} {
-		frame := map[string]any{
-			"header":  map[string]any{"app_id": "e2e", "status": st},
-			"payload": map[string]any{"input": map[string]any{"encoding": "raw", "status": st, "seq": i, "audio": base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("frame-%d", i)))}},
-		}
-		if i == 0 {
-			frame["parameter"] = map[string]any{"echo": map[string]any{}}
-		}
-		if err := c.WriteJSON(frame); err != nil {
+		f := asetest.Frame{Status: st, Seq: asetest.Int(i), OnlyPayload: i > 0,
+			Payload: map[string]asetest.Data{"input": asetest.Audio([]byte(fmt.Sprintf("frame-%d", i)))}}
+		if err := ss.Send(f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var statuses []int
-	sid := ""
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		var r response
-		if err := c.ReadJSON(&r); err != nil {
-			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
-				return statuses
-			}
-			t.Fatalf("read: %v (statuses so far %v)", err, statuses)
-		}
-		if r.Header.Code != 0 {
-			t.Fatalf("error frame: %+v", r.Header)
-		}
-		if sid == "" {
-			sid = r.Header.SID
-		}
-		if r.Header.SID != sid || sid == "" {
-			t.Fatalf("sid changed or empty: %q vs %q", r.Header.SID, sid)
-		}
-		audio, _ := base64.StdEncoding.DecodeString(r.Payload["input"]["audio"].(string))
-		if want := fmt.Sprintf("frame-%d", len(statuses)); string(audio) != want {
-			t.Fatalf("result %d = %q, want %q", len(statuses), audio, want)
-		}
-		statuses = append(statuses, r.Header.Status)
+	all, err := ss.RecvUntilEnd(10 * time.Second)
+	if err != nil {
+		t.Fatalf("session: %v", err)
 	}
+	var statuses []int
+	for i, r := range all {
+		if r.Header.Code != 0 || r.Header.Sid == "" || r.Header.Sid != all[0].Header.Sid {
+			t.Fatalf("result %d: %s", i, r.Raw)
+		}
+		if b, _ := r.Bytes("input"); string(b) != fmt.Sprintf("frame-%d", i) {
+			t.Fatalf("result %d = %q", i, b)
+		}
+		statuses = append(statuses, r.StatusValue())
+	}
+	if ce, err := ss.WaitClose(5 * time.Second); err != nil || ce.Code != 1000 {
+		t.Fatalf("close: %v %v", ce, err)
+	}
+	return statuses
 }
 
 func TestStreamOverWebSocket(t *testing.T) {
 	s := suitetest.Start(t, suitetest.Options{Loaders: 2})
-	if got := fmt.Sprint(streamSession(t, s.URL())); got != "[0 1 2]" {
+	if got := fmt.Sprint(streamSession(t, s.Client())); got != "[0 1 2]" {
 		t.Fatalf("statuses = %v, want [0 1 2]", got)
 	}
 }
 
-// Two atom replicas behind one webgate: sessions spread over both, and each session is
-// served whole by one replica (its three frames, one loader session).
+// Two atom replicas behind one webgate: sessions spread over both, each served by one.
 func TestTwoAtomReplicas(t *testing.T) {
 	s := suitetest.Start(t, suitetest.Options{Loaders: 2, Atoms: 2})
 	const n = 20
 	for i := 0; i < n; i++ {
-		if got := fmt.Sprint(streamSession(t, s.URL())); got != "[0 1 2]" {
+		if got := fmt.Sprint(streamSession(t, s.Client())); got != "[0 1 2]" {
 			t.Fatalf("session %d statuses = %v", i, got)
 		}
 	}
@@ -168,13 +152,42 @@ func TestTwoAtomReplicas(t *testing.T) {
 	t.Logf("atom-0 served %v sessions, atom-1 %v", a, b)
 }
 
+// A client that drops its socket mid-session frees the loader's licence slot at once:
+// with licence 1 the next session succeeds.
+func TestAbortedSessionFreesLoaderSlot(t *testing.T) {
+	s := suitetest.Start(t, suitetest.Options{Loaders: 1, Licence: 1})
+	c := s.Client()
+	ss, err := c.Stream(t.Context(), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Send(asetest.Frame{Status: 0, Payload: map[string]asetest.Data{"input": asetest.Audio([]byte("a"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := ss.Recv(5 * time.Second); err != nil || r.Header.Code != 0 {
+		t.Fatalf("first result: %v %v", r, err)
+	}
+	// The slot is taken: a once request is refused with 10110.
+	if r := once(t, c, "busy"); r.Header.Code != 10110 {
+		t.Fatalf("with the slot taken: %s", r.Raw)
+	}
+	if err := ss.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	suitetest.WaitFor(t, 5*time.Second, func() bool {
+		return once(t, c, "free").Header.Code == 0
+	})
+	if got := fmt.Sprint(streamSession(t, c)); got != "[0 1 2]" {
+		t.Fatalf("next session: %v", got)
+	}
+}
+
 func TestOnceSpreadsOverLoadersAndSurvivesLoaderDeath(t *testing.T) {
 	s := suitetest.Start(t, suitetest.Options{Loaders: 2})
+	c := s.Client()
 	const n = 200
 	for i := 0; i < n; i++ {
-		if status, r := postOnce(t, s.URL(), fmt.Sprint("req-", i)); status != 200 || r.Header.Code != 0 {
-			t.Fatalf("request %d: %d %+v", i, status, r.Header)
-		}
+		mustOK(t, once(t, c, fmt.Sprint("req-", i)), fmt.Sprint("request ", i))
 	}
 	a := s.Counter("loader-0", "asf_loader_once_requests_total")
 	b := s.Counter("loader-1", "asf_loader_once_requests_total")
@@ -187,22 +200,48 @@ func TestOnceSpreadsOverLoadersAndSurvivesLoaderDeath(t *testing.T) {
 	// Requests keep succeeding while the dead loader is still in the view: atom retries
 	// on the other one.
 	for i := 0; i < 20; i++ {
-		if status, r := postOnce(t, s.URL(), "after-kill"); status != 200 || r.Header.Code != 0 {
-			t.Fatalf("after kill %d: %d %+v", i, status, r.Header)
-		}
+		mustOK(t, once(t, c, "after-kill"), fmt.Sprint("after kill ", i))
 	}
 	suitetest.WaitFor(t, 5*time.Second, func() bool { return s.LB.Live("echo") == 1 })
-	t.Logf("killed loader left rotation after %s", time.Since(killed).Round(time.Millisecond))
-	if left := time.Since(killed); left > 3500*time.Millisecond {
+	left := time.Since(killed)
+	t.Logf("killed loader left rotation after %s", left.Round(time.Millisecond))
+	if left > 3500*time.Millisecond {
 		t.Fatalf("killed loader left rotation after %s, want ≤ 3 s", left)
 	}
 	before := s.Counter("loader-1", "asf_loader_once_requests_total")
 	for i := 0; i < 20; i++ {
-		if status, r := postOnce(t, s.URL(), "after-evict"); status != 200 || r.Header.Code != 0 {
-			t.Fatalf("after evict %d: %d %+v", i, status, r.Header)
-		}
+		mustOK(t, once(t, c, "after-evict"), fmt.Sprint("after evict ", i))
 	}
 	if got := s.Counter("loader-1", "asf_loader_once_requests_total") - before; got != 20 {
 		t.Fatalf("surviving loader served %v of 20", got)
+	}
+}
+
+// OIP v2 (KServe/Triton REST) is a second front door to the same pipeline.
+func TestOIPInferThroughSuite(t *testing.T) {
+	s := suitetest.Start(t, suitetest.Options{Loaders: 1, Webgate: nil})
+	c := s.Client()
+	for _, path := range []string{"/v2/health/live", "/v2/health/ready"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL()+path, nil)
+		signed, err := asetest.SignURL(req.URL.String(), http.MethodGet, suitetest.DemoApp, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(signed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	body := `{"id":"r1","inputs":[{"name":"input","datatype":"BYTES","shape":[1],"data":["hello oip"]}]}`
+	r, err := c.Post(context.Background(), "/v2/models/echo/infer", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HTTPStatus != http.StatusOK || !strings.Contains(string(r.Raw), "hello oip") {
+		t.Fatalf("infer: %d %s", r.HTTPStatus, r.Raw)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/services/atom"
+	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/services/lbclient"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/athenaserving/asf/services/polaris"
@@ -131,6 +132,8 @@ func Start(t testing.TB, o Options) *Suite {
 
 	wc := webgate.DefaultConfig()
 	wc.HTTPListen, wc.AdminListen, wc.AtomAddr = "127.0.0.1:0", "127.0.0.1:0", addrs
+	wc.Polaris = s.Polaris.GRPCAddr()
+	wc.DemoApp = DemoApp.AppID + ":" + DemoApp.APIKey + ":" + DemoApp.APISecret
 	if o.Webgate != nil {
 		o.Webgate(&wc)
 	}
@@ -223,6 +226,13 @@ func (s *Suite) Counter(process, name string) float64 {
 	}
 	return sum
 }
+
+// DemoApp is the app webgate accepts while polaris holds no apps config; Client signs
+// with it.
+var DemoApp = asetest.Credentials{AppID: "e2e", APIKey: "e2e-key", APISecret: "e2e-secret"}
+
+// Client is a signed ASE client for the suite's webgate, as DemoApp.
+func (s *Suite) Client() *asetest.Client { return asetest.New(s.URL(), &DemoApp) }
 
 // URL is webgate's base URL (http://127.0.0.1:port).
 func (s *Suite) URL() string { return "http://" + s.Webgate.HTTPAddr() }

@@ -53,11 +53,21 @@ func DefaultRenderer() Renderer { return Renderer{Typer: DefaultAttrType} }
 // AppendResult appends the ASE response JSON of res to dst. A result with a non-zero code is
 // rendered as an error response.
 func (r Renderer) AppendResult(dst []byte, res *atompb.Result) []byte {
+	return r.AppendResultCID(dst, res, "")
+}
+
+// AppendResultCID is AppendResult with header.cid set to cid (multiplexed sub-sessions);
+// an empty cid is left out.
+func (r Renderer) AppendResultCID(dst []byte, res *atompb.Result, cid string) []byte {
 	if res.GetCode() != 0 {
-		return AppendError(dst, int(res.GetCode()), res.GetMessage(), res.GetSid())
+		return AppendErrorCID(dst, int(res.GetCode()), res.GetMessage(), res.GetSid(), cid)
 	}
 	dst = append(dst, `{"header":{"code":0,"message":"success","sid":`...)
 	dst = appendString(dst, res.GetSid())
+	if cid != "" {
+		dst = append(dst, `,"cid":`...)
+		dst = appendString(dst, cid)
+	}
 	dst = append(dst, `,"status":`...)
 	dst = strconv.AppendInt(dst, int64(res.GetStatus()), 10)
 	dst = append(dst, '}')
@@ -132,14 +142,26 @@ func (r Renderer) appendItem(dst []byte, it *atompb.Item) []byte {
 
 // AppendError appends an ASE error response {"header":{"code":N,"message":"...","sid":"..."}}.
 func AppendError(dst []byte, code int, message, sid string) []byte {
+	return AppendErrorCID(dst, code, message, sid, "")
+}
+
+// AppendErrorCID is AppendError with header.cid set to cid; an empty cid is left out.
+func AppendErrorCID(dst []byte, code int, message, sid, cid string) []byte {
 	dst = append(dst, `{"header":{"code":`...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, `,"message":`...)
 	dst = appendString(dst, message)
 	dst = append(dst, `,"sid":`...)
 	dst = appendString(dst, sid)
+	if cid != "" {
+		dst = append(dst, `,"cid":`...)
+		dst = appendString(dst, cid)
+	}
 	return append(dst, '}', '}')
 }
+
+// AppendString appends s as a JSON string.
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
 
 // isJSONNumber reports whether s follows the JSON number grammar.
 func isJSONNumber(s string) bool {

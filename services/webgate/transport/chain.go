@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/services/webgate/ase"
+	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/rs/zerolog"
 )
 
@@ -28,20 +30,42 @@ func Chain(h http.Handler, mws ...Middleware) http.Handler {
 const RoutePrefix = "/v1/private/"
 
 // RequestInfo is the per-request state shared along the chain: the route middleware creates
-// it, the endpoint fills Code, the observe middleware reads it after the endpoint returns.
+// it, the auth middleware sets App, the endpoint fills Code, the observe middleware reads it
+// after the endpoint returns.
 type RequestInfo struct {
 	// Capability is the resolved capability id.
 	Capability string
+	// Schema is the capability's schema, nil when none is configured for it.
+	Schema *capability.Schema
+	// App is the authenticated app, nil when authentication is off.
+	App *auth.App
 	// SID is the session id assigned to this request or WebSocket session.
 	SID string
 	// Start is when the request entered the gateway.
 	Start time.Time
 	// Stream is true for a WebSocket session.
 	Stream bool
-	// Code is the final ASE code of the request or session.
+	// Multiplex is true for a WebSocket with ?stream_mode=multiplex.
+	Multiplex bool
+	// OIP is the Open Inference Protocol action (model, ready, infer) or "".
+	OIP string
+	// Code is the final ASE code of the request or session (or the HTTP status of a
+	// gateway-level refusal: 401, 403, 429).
 	Code int
 	// Log is the request logger; it carries sid and capability.
 	Log zerolog.Logger
+	// ClientIP is the client's address (the TCP peer).
+	ClientIP string
+
+	kick chan error // a lowered app limit ends the connection
+}
+
+// Kick asks the request's WebSocket connection to end with err; it does not block.
+func (i *RequestInfo) Kick(err error) {
+	select {
+	case i.kick <- err:
+	default:
+	}
 }
 
 type infoKey struct{}
@@ -52,18 +76,41 @@ func InfoFrom(ctx context.Context) *RequestInfo {
 	return info
 }
 
-// capabilityOf resolves the capability of r: ?serviceId= first, else the last path segment
-// of a route under RoutePrefix; ok is false for any other route.
-func capabilityOf(r *http.Request) (string, bool) {
+// resolve finds the capability of r: by the schema route, then ?serviceId=, then the last
+// path segment of a route under RoutePrefix. Without a schema the capability is passed to
+// atom as named unless RequireSchema is set. ok is false for unknown routes.
+func (h *Handler) resolve(r *http.Request) (string, *capability.Schema, bool) {
+	reg := h.opts.Schemas
+	if reg != nil {
+		if s, ok := reg.ByRoute(r.URL.Path); ok {
+			return s.ID(), s, true
+		}
+	}
 	if !strings.HasPrefix(r.URL.Path, RoutePrefix) {
-		return "", false
+		return "", nil, false
 	}
-	if c := r.URL.Query().Get("serviceId"); c != "" {
-		return c, true
+	c := r.URL.Query().Get("serviceId")
+	if c == "" {
+		p := strings.TrimSuffix(r.URL.Path, "/")
+		if len(p) < len(RoutePrefix) {
+			return "", nil, false
+		}
+		c = p[strings.LastIndexByte(p, '/')+1:]
 	}
-	p := strings.TrimSuffix(r.URL.Path, "/")
-	c := p[strings.LastIndexByte(p, '/')+1:]
-	return c, c != "" && len(p) >= len(RoutePrefix)
+	if c == "" {
+		return "", nil, false
+	}
+	return h.lookup(c)
+}
+
+// lookup resolves a capability id.
+func (h *Handler) lookup(c string) (string, *capability.Schema, bool) {
+	if h.opts.Schemas != nil {
+		if s, ok := h.opts.Schemas.Get(c); ok {
+			return c, s, true
+		}
+	}
+	return c, nil, !h.opts.RequireSchema
 }
 
 // writeNotFound writes the ASE gateway's unknown-route answer.
@@ -104,23 +151,50 @@ func (h *Handler) recoverMiddleware(next http.Handler) http.Handler {
 	})
 }
 
-// routeMiddleware answers unknown routes with 404, resolves the capability, assigns the sid
-// and puts the RequestInfo in the request context.
+// routeMiddleware answers unknown routes with 404 and the OIP health probes, resolves the
+// capability, assigns the sid and puts the RequestInfo in the request context.
 func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		capability, ok := capabilityOf(r)
+		var (
+			name   string
+			schema *capability.Schema
+			ok     bool
+			action string
+		)
+		if strings.HasPrefix(r.URL.Path, oipPrefix) {
+			if h.serveOIPHealth(w, r) {
+				return
+			}
+			var model string
+			model, action, ok = oipRoute(r.URL.Path)
+			if ok {
+				name, schema, ok = h.lookup(model)
+			}
+			if !ok && action != "" {
+				h.metrics.requests.WithLabelValues(labelUnknown, kindOIP, strconv.Itoa(aserr.ErrNotFound.Code)).Inc()
+				writeOIPError(w, http.StatusNotFound, "model "+model+" not found")
+				return
+			}
+		} else {
+			name, schema, ok = h.resolve(r)
+		}
 		if !ok {
 			h.metrics.requests.WithLabelValues(labelUnknown, kindOf(r), strconv.Itoa(aserr.ErrNotFound.Code)).Inc()
 			writeNotFound(w)
 			return
 		}
 		info := &RequestInfo{
-			Capability: capability,
+			Capability: name,
+			Schema:     schema,
 			SID:        h.sids.Next(),
 			Start:      time.Now(),
-			Stream:     isWebSocket(r),
+			Stream:     isWebSocket(r) && action == "",
+			OIP:        action,
+			ClientIP:   clientIP(r),
+			kick:       make(chan error, 1),
 		}
-		info.Log = h.log.With().Str("sid", info.SID).Str("capability", capability).Logger()
+		info.Multiplex = info.Stream && r.URL.Query().Get("stream_mode") == "multiplex"
+		info.Log = h.log.With().Str("sid", info.SID).Str("capability", name).Logger()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 	})
 }
@@ -134,11 +208,8 @@ func (h *Handler) observeMiddleware(next http.Handler) http.Handler {
 			return
 		}
 		took := time.Since(info.Start)
-		kind := kindOnce
-		if info.Stream {
-			kind = kindStream
-		}
-		label := h.metrics.capabilityLabel(info.Capability, info.Code)
+		kind := info.kind()
+		label := h.label(info)
 		h.metrics.requests.WithLabelValues(label, kind, strconv.Itoa(info.Code)).Inc()
 		h.metrics.latency.WithLabelValues(label, kind).Observe(took.Seconds())
 		ev := info.Log.Debug()
@@ -147,6 +218,18 @@ func (h *Handler) observeMiddleware(next http.Handler) http.Handler {
 		}
 		ev.Str("kind", kind).Int("code", info.Code).Dur("took", took).Str("client", r.RemoteAddr).Msg("request")
 	})
+}
+
+func (i *RequestInfo) kind() string {
+	switch {
+	case i.OIP != "":
+		return kindOIP
+	case i.Multiplex:
+		return kindMultiplex
+	case i.Stream:
+		return kindStream
+	}
+	return kindOnce
 }
 
 func kindOf(r *http.Request) string {

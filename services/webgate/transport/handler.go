@@ -12,16 +12,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/libs/grpcx"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
+	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -35,24 +36,42 @@ type FrameFilter func(ctx context.Context, f *atompb.Frame, first bool) error
 // Options configures a Handler.
 type Options struct {
 	// ReadTimeout ends a WebSocket session with 10200 when neither a frame arrives nor a
-	// result is sent for this long.
+	// result is sent for this long; a capability's read_timeout overrides it.
 	ReadTimeout time.Duration
-	// SessionTimeout ends a WebSocket session with 10114 after this lifetime.
+	// SessionTimeout ends a WebSocket session with 10114 after this lifetime; a
+	// capability's session_timeout overrides it.
 	SessionTimeout time.Duration
-	// MaxBodyBytes bounds a once request body and a WebSocket message.
+	// MaxBodyBytes bounds a once request body (and an OIP request body).
 	MaxBodyBytes int64
+	// MaxFrameBytes bounds one WebSocket message; 0 means MaxBodyBytes.
+	MaxFrameBytes int64
+	// MaxPayloadBytes bounds the decoded payload data of one frame; 0 means no bound
+	// beyond the body and frame limits.
+	MaxPayloadBytes int64
 	// SIDs generates session ids.
 	SIDs *ase.SIDGen
-	// Renderer renders results; zero means ase.DefaultRenderer().
+	// Renderer renders results; zero means ase.DefaultRenderer(). Capability output
+	// schemas refine its typing per capability.
 	Renderer ase.Renderer
-	// Middlewares run after routing and metrics, before the endpoint (auth, app limits).
+	// Schemas resolves capabilities and their schemas; nil means none.
+	Schemas *capability.Registry
+	// RequireSchema answers 404 for capabilities without a schema; when false they are
+	// passed to atom unvalidated (atom answers 10404 for unknown ones).
+	RequireSchema bool
+	// Auth authenticates requests; nil switches authentication off (local development).
+	Auth *auth.Authenticator
+	// Limiter applies per-app QPS and concurrency limits; used only with Auth.
+	Limiter *auth.Limiter
+	// Middlewares run after routing, metrics and auth, before the endpoint.
 	Middlewares []Middleware
-	// Filters run on every parsed frame (schema validation, app_id checks).
+	// Filters run on every parsed frame (after schema validation and the app_id check).
 	Filters []FrameFilter
 	// Capabilities are known capability ids, used as metric labels from the start.
 	Capabilities []string
 	// MaxCapabilityLabels bounds the capability metric label; 0 means 64.
 	MaxCapabilityLabels int
+	// Ready reports readiness for the OIP /v2/health/ready probe; nil means always ready.
+	Ready func() bool
 }
 
 // Handler serves ASE once requests and WebSocket sessions. It is safe for concurrent use.
@@ -66,7 +85,8 @@ type Handler struct {
 	chain    http.Handler
 
 	mu        sync.Mutex
-	closing   bool
+	closing   bool          // new sessions are refused
+	goneAway  bool          // goingAway is closed
 	goingAway chan struct{} // closed by CloseSessions
 	sessions  sync.WaitGroup
 }
@@ -82,6 +102,9 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 	}
 	if opts.Renderer.Typer == nil {
 		opts.Renderer = ase.DefaultRenderer()
+	}
+	if opts.MaxFrameBytes <= 0 {
+		opts.MaxFrameBytes = opts.MaxBodyBytes
 	}
 	h := &Handler{
 		atom:      atom,
@@ -99,7 +122,12 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 		},
 	}
 	h.metrics.admit(opts.Capabilities)
-	mws := append([]Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware}, opts.Middlewares...)
+	mws := []Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware}
+	if opts.Auth != nil {
+		mws = append(mws, h.AuthMiddleware(opts.Auth, opts.Limiter))
+		h.opts.Filters = append([]FrameFilter{appIDFilter}, opts.Filters...)
+	}
+	mws = append(mws, opts.Middlewares...)
 	h.chain = Chain(http.HandlerFunc(h.endpoint), mws...)
 	return h, nil
 }
@@ -107,13 +135,22 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 // ServeHTTP runs the handler chain.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.chain.ServeHTTP(w, r) }
 
-// CloseSessions refuses new WebSocket sessions and closes open ones with 1001 (going away),
-// cancelling their atom streams. It is idempotent.
+// RefuseSessions refuses new WebSocket sessions (503) and lets open ones go on.
+func (h *Handler) RefuseSessions() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closing = true
+}
+
+// CloseSessions refuses new WebSocket sessions and ends open ones with an error frame
+// (10222 "server shutting down") and close 1001 (going away), cancelling their atom
+// streams. It is idempotent.
 func (h *Handler) CloseSessions() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.closing {
-		h.closing = true
+	h.closing = true
+	if !h.goneAway {
+		h.goneAway = true
 		close(h.goingAway)
 	}
 }
@@ -138,6 +175,8 @@ func isWebSocket(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) 
 func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request) {
 	info := InfoFrom(r.Context())
 	switch {
+	case info.OIP != "":
+		h.serveOIP(w, r, info)
 	case info.Stream:
 		h.serveWebSocket(w, r, info)
 	case r.Method == http.MethodPost:
@@ -157,17 +196,21 @@ func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, info *Reques
 		h.writeOnceError(w, info, err)
 		return
 	}
+	took := time.Since(info.Start)
+	h.metrics.observeResults(h.label(info), kindOnce, took, took)
 	res.Sid = info.SID
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json; charset=utf-8")
-	hdr.Set("X-Asf-Timing", timingHeader(time.Since(info.Start), res.GetTiming()))
+	hdr.Set("X-Asf-Timing", timingHeader(took, res.GetTiming()))
 	if res.GetCode() != 0 {
 		h.writeOnceError(w, info, aserr.New(int(res.GetCode()), res.GetMessage()))
 		return
 	}
 	info.Code = 0
+	out := h.renderer(info.Schema).AppendResult(nil, res)
+	h.metrics.bytesOut.Add(float64(len(out)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(h.opts.Renderer.AppendResult(nil, res))
+	_, _ = w.Write(out)
 }
 
 func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Request, info *RequestInfo) (*atompb.Result, error) {
@@ -175,23 +218,121 @@ func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return nil, err
 	}
-	f, err := ase.ParseFrame(body, info.Capability, ase.StatusOnce)
+	h.metrics.bytesIn.Add(float64(len(body)))
+	f, _, err := h.decodeFrame(ctx, info, body, ase.StatusOnce, true, nil)
 	if err != nil {
 		return nil, err
 	}
 	f.Status = ase.StatusOnce // HTTP is always once, whatever the body says
-	f.Sid = info.SID
-	setClientIP(f, r)
-	for _, filter := range h.opts.Filters {
-		if err := filter(ctx, f, true); err != nil {
-			return nil, err
-		}
+	return h.call(ctx, info, f)
+}
+
+// call sends a once frame to atom, bounded by the capability's once_timeout.
+func (h *Handler) call(ctx context.Context, info *RequestInfo, f *atompb.Frame) (*atompb.Result, error) {
+	if info.Schema != nil && info.Schema.OnceTimeout() > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, info.Schema.OnceTimeout())
+		defer cancel()
 	}
 	res, err := h.atom.Call(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("atom call: %w", grpcx.FromStatus(err))
 	}
 	return res, nil
+}
+
+// decodeFrame parses one request message of info's capability: ASE parsing, the decoded
+// payload bound, schemainput validation (a later WebSocket frame is validated with the
+// first frame's header and parameter filled in when it omits them) and the frame filters.
+// It returns the decoded document of a first frame for later frames' validation.
+func (h *Handler) decodeFrame(ctx context.Context, info *RequestInfo, data []byte, defStatus int32, first bool, firstDoc map[string]any) (*atompb.Frame, map[string]any, error) {
+	f, err := ase.ParseFrame(data, info.Capability, defStatus)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.checkFrame(ctx, info, f, data, first, firstDoc)
+}
+
+func (h *Handler) checkFrame(ctx context.Context, info *RequestInfo, f *atompb.Frame, data []byte, first bool, firstDoc map[string]any) (*atompb.Frame, map[string]any, error) {
+	if max := h.opts.MaxPayloadBytes; max > 0 {
+		var n int64
+		for _, it := range f.GetPayload() {
+			n += int64(len(it.GetData()))
+		}
+		if n > max {
+			return nil, nil, aserr.Newf(aserr.ErrBadRequest.Code, "decoded payload of %d bytes is larger than %d bytes", n, max)
+		}
+	}
+	var doc map[string]any
+	if s := info.Schema; s != nil && s.HasInputSchema() && data != nil {
+		v, err := capability.DecodeJSON(data)
+		if err != nil {
+			return nil, nil, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request json: %v", err)
+		}
+		doc, _ = v.(map[string]any)
+		if !first && doc != nil && firstDoc != nil {
+			for _, k := range [...]string{"header", "parameter"} {
+				if _, ok := doc[k]; !ok && firstDoc[k] != nil {
+					doc[k] = firstDoc[k]
+				}
+			}
+		}
+		if err := s.Validate(v); err != nil {
+			return nil, nil, aserr.New(aserr.ErrBadRequest.Code, err.Error())
+		}
+	}
+	f.Sid = info.SID
+	if first {
+		if f.Header == nil {
+			f.Header = make(map[string]string, 1)
+		}
+		f.Header["client_ip"] = info.ClientIP
+	} else {
+		f.Header = nil // the first frame's header applies to the whole session
+	}
+	for _, filter := range h.opts.Filters {
+		if err := filter(ctx, f, first); err != nil {
+			return nil, nil, err
+		}
+	}
+	return f, doc, nil
+}
+
+// renderer returns the renderer of a capability: the schema's schemaoutput types the
+// attributes it declares, the default typing the rest.
+func (h *Handler) renderer(s *capability.Schema) ase.Renderer {
+	if s == nil {
+		return h.opts.Renderer
+	}
+	base := h.opts.Renderer.Typer
+	return ase.Renderer{Typer: func(output, key string) ase.AttrType {
+		switch s.OutputAttrType(output, key) {
+		case capability.AttrNumber:
+			return ase.AttrNumber
+		case capability.AttrBool:
+			return ase.AttrBool
+		case capability.AttrString:
+			return ase.AttrString
+		}
+		return base(output, key)
+	}}
+}
+
+// httpStatus maps an ASE code to the HTTP status of a once response, the capability's
+// codeMap first.
+func httpStatus(info *RequestInfo, code int) int {
+	if info.Schema != nil {
+		if st, ok := info.Schema.HTTPStatus(code); ok {
+			return st
+		}
+	}
+	return ase.HTTPStatus(code)
+}
+
+func timeSince(info *RequestInfo) time.Duration { return time.Since(info.Start) }
+
+func (h *Handler) label(info *RequestInfo) string {
+	return h.metrics.capabilityLabel(info.Capability, info.Code, info.Schema != nil)
 }
 
 // writeOnceError writes err as an ASE error response with the HTTP status of its code;
@@ -209,7 +350,7 @@ func (h *Handler) writeOnceError(w http.ResponseWriter, info *RequestInfo, err e
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(ase.HTTPStatus(code))
+	w.WriteHeader(httpStatus(info, code))
 	_, _ = w.Write(ase.AppendError(nil, code, msg, info.SID))
 }
 
@@ -236,17 +377,6 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %v", err)
 	}
 	return buf, nil
-}
-
-func setClientIP(f *atompb.Frame, r *http.Request) {
-	ip := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		ip = host
-	}
-	if f.Header == nil {
-		f.Header = make(map[string]string, 1)
-	}
-	f.Header["client_ip"] = ip
 }
 
 // timingHeader formats X-Asf-Timing: webgate=..;atom=..;loader=..;engine=.. in microseconds.

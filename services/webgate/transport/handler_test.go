@@ -390,6 +390,9 @@ func TestCloseSessionsGoingAway(t *testing.T) {
 	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(frame(0, 0))))
 	waitFor(t, 2*time.Second, func() bool { return g.fake.frameCount() == 1 })
 	g.h.CloseSessions()
+	r := readResponse(t, conn)
+	assert.Equal(t, ErrShuttingDown.Code, r.Header.Code)
+	assert.Equal(t, ErrShuttingDown.Msg, r.Header.Message)
 	assert.Equal(t, websocket.CloseGoingAway, readClose(t, conn).Code)
 	waitFor(t, 2*time.Second, func() bool { return g.fake.cancelled.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -406,11 +409,11 @@ func TestCloseSessionsGoingAway(t *testing.T) {
 func TestCapabilityLabelIsBounded(t *testing.T) {
 	m := newMetrics(nil, 2)
 	m.admit([]string{"ist"})
-	assert.Equal(t, "ist", m.capabilityLabel("ist", 10110))
-	assert.Equal(t, "unknown", m.capabilityLabel("x", 10163), "unproven capabilities are not labels")
-	assert.Equal(t, "tts", m.capabilityLabel("tts", 0))
-	assert.Equal(t, "other", m.capabilityLabel("ocr", 0))
-	assert.Equal(t, "unknown", m.capabilityLabel("tts", 10404))
+	assert.Equal(t, "ist", m.capabilityLabel("ist", 10110, false))
+	assert.Equal(t, "unknown", m.capabilityLabel("x", 10163, false), "unproven capabilities are not labels")
+	assert.Equal(t, "tts", m.capabilityLabel("tts", 0, false))
+	assert.Equal(t, "other", m.capabilityLabel("ocr", 0, false))
+	assert.Equal(t, "unknown", m.capabilityLabel("tts", 10404, false))
 }
 
 func counter(t *testing.T, reg *prometheus.Registry, capability, kind, code string) float64 {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"sync"
+	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,8 +10,10 @@ import (
 
 // Metric label values.
 const (
-	kindOnce   = "once"
-	kindStream = "stream"
+	kindOnce      = "once"
+	kindStream    = "stream"
+	kindMultiplex = "multiplex" // the socket; its sub-sessions count as stream
+	kindOIP       = "oip"
 
 	// labelUnknown is the capability label of requests for routes or capabilities that do
 	// not exist; labelOther of capabilities beyond the label budget.
@@ -22,9 +25,14 @@ const (
 const DefaultMaxCapabilityLabels = 64
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	sessions prometheus.Gauge
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	firstResult  *prometheus.HistogramVec
+	lastResult   *prometheus.HistogramVec
+	sessions     prometheus.Gauge
+	authFailures *prometheus.CounterVec
+	bytesIn      prometheus.Counter
+	bytesOut     prometheus.Counter
 
 	mu   sync.Mutex
 	seen map[string]struct{}
@@ -45,15 +53,37 @@ func newMetrics(reg prometheus.Registerer, maxLabels int) *metrics {
 			Help:    "Duration of once requests and of whole stream sessions.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
 		}, []string{"capability", "kind"}),
+		firstResult: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "asf_webgate_first_result_seconds",
+			Help:    "Time from the request (or session start) to its first result.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+		}, []string{"capability", "kind"}),
+		lastResult: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "asf_webgate_last_result_seconds",
+			Help:    "Time from the request (or session start) to its last result.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+		}, []string{"capability", "kind"}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "asf_webgate_sessions_active",
-			Help: "WebSocket sessions currently open.",
+			Help: "WebSocket sessions currently open (a multiplexed socket counts its sub-sessions).",
+		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asf_webgate_auth_failures_total",
+			Help: "Requests refused by authentication or app limits, by reason.",
+		}, []string{"reason"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "asf_webgate_received_bytes_total",
+			Help: "Request bytes received: once bodies and WebSocket messages.",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "asf_webgate_sent_bytes_total",
+			Help: "Response bytes sent: once bodies and WebSocket messages.",
 		}),
 		seen: map[string]struct{}{},
 		max:  maxLabels,
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.sessions)
+		reg.MustRegister(m.requests, m.latency, m.firstResult, m.lastResult, m.sessions, m.authFailures, m.bytesIn, m.bytesOut)
 	}
 	return m
 }
@@ -69,10 +99,21 @@ func (m *metrics) admit(capabilities []string) {
 	}
 }
 
+// observeResults records the first- and last-result latencies of a request or session.
+func (m *metrics) observeResults(label, kind string, first, last time.Duration) {
+	if first > 0 {
+		m.firstResult.WithLabelValues(label, kind).Observe(first.Seconds())
+	}
+	if last > 0 {
+		m.lastResult.WithLabelValues(label, kind).Observe(last.Seconds())
+	}
+}
+
 // capabilityLabel bounds the capability label, since the capability comes from the client's
 // URL: a capability becomes a label once configured or once a request for it succeeded
-// (proving it exists); until then it is "unknown", and beyond max labels it is "other".
-func (m *metrics) capabilityLabel(capability string, code int) string {
+// (proving it exists) or has a schema (known); until then it is "unknown", and beyond max
+// labels it is "other".
+func (m *metrics) capabilityLabel(capability string, code int, known bool) string {
 	if code == aserr.ErrNotFound.Code {
 		return labelUnknown
 	}
@@ -81,7 +122,7 @@ func (m *metrics) capabilityLabel(capability string, code int) string {
 	if _, ok := m.seen[capability]; ok {
 		return capability
 	}
-	if code != 0 {
+	if code != 0 && !known {
 		return labelUnknown
 	}
 	if len(m.seen) >= m.max {

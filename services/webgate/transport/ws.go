@@ -2,10 +2,14 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -19,48 +23,76 @@ import (
 const (
 	// writeWait bounds every write to a socket, so a stalled client cannot hold a session.
 	writeWait = 10 * time.Second
-	// closeWait is how long a session waits for the client's reply to its close frame.
+	// closeWait is how long a connection waits for the client's reply to its close frame.
 	closeWait = time.Second
 	// maxCloseReason is the longest close reason a close frame can carry.
 	maxCloseReason = 123
+	// maxEndedCIDs is how many ended sub-session ids a multiplexed socket remembers, so
+	// late frames of an ended sub-session are dropped instead of starting a new one.
+	maxEndedCIDs = 64
+	// statusUnset marks a frame without header.status until its sub-session decides.
+	statusUnset int32 = -1
 )
 
-type wsEventKind int
+var errFrameTooBig = aserr.New(aserr.ErrBadRequest.Code, "websocket message too large")
+
+type connEventKind int
 
 const (
-	evInbound    wsEventKind = iota // a client frame was sent to atom
-	evResult                        // atom sent a result
-	evFailed                        // parse, filter or atom error: the session ends with an error frame
-	evStreamEnd                     // atom ended the stream
-	evClientGone                    // the socket's read side failed: the client closed or vanished
+	evActivity   connEventKind = iota // a message arrived
+	evClientGone                      // the read side failed: the client closed or vanished
+	evFatal                           // the connection cannot go on (oversized message)
 )
 
-type wsEvent struct {
-	kind wsEventKind
-	res  *atompb.Result
+type connEvent struct {
+	kind connEventKind
 	err  error
 }
 
-// wsSession is one WebSocket session bound to one Atom.Stream.
+// wsConn is one WebSocket connection carrying one session, or, in multiplex mode, many
+// sub-sessions keyed by header.cid.
 //
-// Goroutines: the handler goroutine runs the session loop and is the only writer of data
-// frames; the reader goroutine reads client frames and sends them to atom; the receiver
-// goroutine (started with the stream) receives atom results. Both report to the loop through
-// events and stop when ctx is cancelled or the socket is closed; wg tracks them.
-type wsSession struct {
-	h          *Handler
-	conn       *websocket.Conn
-	info       *RequestInfo
-	r          *http.Request
-	ctx        context.Context
-	cancel     context.CancelFunc
-	events     chan wsEvent
+// Goroutines: the handler goroutine runs serve (idle timer, kicks, shutdown, sub-session
+// ends, closing); the reader goroutine reads and parses messages and hands each to its
+// sub-session, starting one on its first frame; every sub-session runs its own goroutine
+// (frames to atom, results to the client, its own timers) and an atom receiver. Socket
+// writes are serialised by wmu. wg tracks the reader, subWG the sub-sessions.
+// Lock order: mu before wmu (never held together in practice).
+type wsConn struct {
+	h      *Handler
+	conn   *websocket.Conn
+	info   *RequestInfo
+	ctx    context.Context
+	cancel context.CancelFunc
+	events chan connEvent
+	notify chan struct{} // a sub-session ended (coalesced)
+
 	readerDone chan struct{}
 	wg         sync.WaitGroup
-	buf        []byte // render buffer, reused by the single writer
+	subWG      sync.WaitGroup
+	wmu        sync.Mutex
+
+	mu       sync.Mutex
+	subs     map[string]*subSession
+	finished []subResult
+	endedIDs []string
+	stopping bool
+	started  bool // a (non-multiplexed) session has begun
+	lastCode atomic.Int64
 }
 
-// serveWebSocket upgrades the request and runs one session until its end.
+type subResult struct {
+	code int
+	msg  string
+}
+
+type inMsg struct {
+	f    *atompb.Frame
+	data []byte
+	err  error
+}
+
+// serveWebSocket upgrades the request and serves the connection until its end.
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
 	h.mu.Lock()
 	if h.closing {
@@ -79,205 +111,506 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *R
 		info.Log.Debug().Err(err).Msg("websocket upgrade")
 		return
 	}
-	conn.SetReadLimit(h.opts.MaxBodyBytes)
-	h.metrics.sessions.Inc()
-	defer h.metrics.sessions.Dec()
-
+	// A backstop: messages beyond MaxFrameBytes are refused by readMessage; this bounds
+	// how much of one is drained after that.
+	conn.SetReadLimit(2*h.opts.MaxFrameBytes + 64<<10)
 	ctx, cancel := context.WithCancel(r.Context())
-	s := &wsSession{
-		h: h, conn: conn, info: info, r: r, ctx: ctx, cancel: cancel,
-		events:     make(chan wsEvent, 8),
+	c := &wsConn{
+		h: h, conn: conn, info: info, ctx: ctx, cancel: cancel,
+		events:     make(chan connEvent, 8),
+		notify:     make(chan struct{}, 1),
 		readerDone: make(chan struct{}),
+		subs:       map[string]*subSession{},
 	}
-	info.Code = s.run()
-	s.cancel()
-	_ = s.conn.Close()
-	s.wg.Wait()
+	info.Code = c.serve()
+	c.cancel()
+	_ = conn.Close()
+	c.wg.Wait()
+	c.subWG.Wait()
 }
 
-// run is the session loop; it returns the session's final ASE code.
-func (s *wsSession) run() int {
-	s.wg.Add(1)
-	go s.readLoop()
+func (h *Handler) timeouts(info *RequestInfo) (read, life time.Duration) {
+	read, life = h.opts.ReadTimeout, h.opts.SessionTimeout
+	if s := info.Schema; s != nil {
+		if s.ReadTimeout() > 0 {
+			read = s.ReadTimeout()
+		}
+		if s.SessionTimeout() > 0 {
+			life = s.SessionTimeout()
+		}
+	}
+	return read, life
+}
 
-	readTimeout := s.h.opts.ReadTimeout
-	read := time.NewTimer(readTimeout)
+// serve is the connection loop; it returns the connection's final ASE code.
+func (c *wsConn) serve() int {
+	c.wg.Add(1)
+	go c.readLoop()
+	idleTO, _ := c.h.timeouts(c.info)
+	idle := time.NewTimer(idleTO)
+	defer idle.Stop()
+	for {
+		select {
+		case ev := <-c.events:
+			switch ev.kind {
+			case evActivity:
+				idle.Reset(idleTO)
+			case evClientGone:
+				for _, r := range c.takeFinished() {
+					c.lastCode.Store(int64(r.code))
+				}
+				active := c.activeSubs()
+				c.cancel() // aborts every atom stream at once: loader slots are freed
+				c.subWG.Wait()
+				if active == 0 && websocket.IsCloseError(ev.err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+					return int(c.lastCode.Load())
+				}
+				c.info.Log.Debug().Err(ev.err).Msg("client gone before the end of the session")
+				return aserr.ErrNetwork.Code
+			case evFatal:
+				return c.end(ev.err, websocket.CloseNormalClosure)
+			}
+		case <-c.notify:
+			for _, r := range c.takeFinished() {
+				c.lastCode.Store(int64(r.code))
+				if !c.info.Multiplex {
+					c.closeWith(websocket.CloseNormalClosure, r.msg)
+					return r.code
+				}
+			}
+			idle.Reset(idleTO)
+		case <-idle.C:
+			if c.activeSubs() == 0 {
+				return c.end(aserr.ErrReadTimeout, websocket.CloseNormalClosure)
+			}
+			idle.Reset(idleTO)
+		case err := <-c.info.kick:
+			return c.end(err, websocket.CloseNormalClosure)
+		case <-c.h.goingAway:
+			c.stopAll(ErrShuttingDown)
+			c.closeWith(websocket.CloseGoingAway, "going away")
+			return aserr.ErrNetwork.Code
+		}
+	}
+}
+
+// end stops every sub-session with err (each sends its error frame), sends err as a
+// connection-level error frame when no sub-session did, and closes the socket.
+func (c *wsConn) end(err error, closeCode int) int {
+	code, msg := aserr.CodeOf(err), aserr.MessageOf(err)
+	if c.stopAll(err) == 0 {
+		_ = c.write(ase.AppendErrorCID(nil, code, msg, c.info.SID, ""))
+	}
+	c.closeWith(closeCode, msg)
+	return code
+}
+
+// stopAll makes every sub-session end with err and waits for them; it returns how many
+// there were. No sub-session starts afterwards.
+func (c *wsConn) stopAll(err error) int {
+	c.mu.Lock()
+	c.stopping = true
+	subs := make([]*subSession, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		select {
+		case s.stop <- err:
+		default:
+		}
+	}
+	c.subWG.Wait()
+	return len(subs)
+}
+
+func (c *wsConn) activeSubs() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.subs)
+}
+
+func (c *wsConn) takeFinished() []subResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.finished
+	c.finished = nil
+	return out
+}
+
+// closeWith sends a close frame, cancels every atom stream and waits (bounded) for the
+// client's close reply, which ends the reader.
+func (c *wsConn) closeWith(code int, reason string) {
+	msg := websocket.FormatCloseMessage(code, truncateReason(reason))
+	_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait))
+	c.cancel()
+	_ = c.conn.SetReadDeadline(time.Now().Add(closeWait))
+	<-c.readerDone
+}
+
+func (c *wsConn) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		return err
+	}
+	c.h.metrics.bytesOut.Add(float64(len(b)))
+	return nil
+}
+
+func (c *wsConn) emit(ev connEvent) {
+	if ev.kind == evActivity {
+		select {
+		case c.events <- ev:
+		default: // a refresh is already pending
+		}
+		return
+	}
+	select {
+	case c.events <- ev:
+	case <-c.ctx.Done():
+	}
+}
+
+// readMessage reads one message of at most MaxFrameBytes.
+func (c *wsConn) readMessage() ([]byte, error) {
+	_, r, err := c.conn.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	max := c.h.opts.MaxFrameBytes
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, aserr.Newf(errFrameTooBig.Code, "websocket message larger than %d bytes", max)
+	}
+	return data, nil
+}
+
+// readLoop reads client messages and dispatches them to sub-sessions. After the
+// connection starts ending it keeps reading only to notice the client's close.
+func (c *wsConn) readLoop() {
+	defer c.wg.Done()
+	defer close(c.readerDone)
+	for {
+		data, err := c.readMessage()
+		if err != nil {
+			if errors.Is(err, errFrameTooBig) {
+				c.emit(connEvent{kind: evFatal, err: err})
+				continue
+			}
+			c.emit(connEvent{kind: evClientGone, err: err})
+			return
+		}
+		c.h.metrics.bytesIn.Add(float64(len(data)))
+		c.emit(connEvent{kind: evActivity})
+		c.dispatch(data)
+	}
+}
+
+func (c *wsConn) dispatch(data []byte) {
+	f, perr := ase.ParseFrame(data, c.info.Capability, statusUnset)
+	cid := ""
+	if c.info.Multiplex {
+		if perr != nil {
+			cid = probeCID(data)
+		} else {
+			cid = f.GetHeader()["cid"]
+		}
+		if cid == "" {
+			if perr == nil {
+				perr = aserr.New(aserr.ErrBadRequest.Code, "header.cid is required in multiplex mode")
+			}
+			_ = c.write(ase.AppendErrorCID(nil, aserr.CodeOf(perr), aserr.MessageOf(perr), c.info.SID, ""))
+			return
+		}
+	}
+	c.mu.Lock()
+	s := c.subs[cid]
+	if s == nil && c.info.Multiplex && perr != nil {
+		// A broken frame cannot begin a sub-session: answer it alone.
+		c.mu.Unlock()
+		_ = c.write(ase.AppendErrorCID(nil, aserr.CodeOf(perr), aserr.MessageOf(perr), c.info.SID, cid))
+		return
+	}
+	if s == nil {
+		switch {
+		case c.stopping:
+			c.mu.Unlock()
+			return
+		case !c.info.Multiplex && c.started:
+			c.mu.Unlock()
+			c.info.Log.Debug().Msg("frame after the end of the session ignored")
+			return
+		case c.info.Multiplex && perr == nil && (f.Status == ase.StatusContinue || f.Status == ase.StatusEnd) && c.recentlyEnded(cid):
+			c.mu.Unlock()
+			return
+		}
+		s = c.newSub(cid)
+		c.subs[cid] = s
+		c.started = true
+		c.subWG.Add(1)
+		go s.run()
+	}
+	c.mu.Unlock()
+	select {
+	case s.in <- inMsg{f: f, data: data, err: perr}:
+	case <-s.done:
+	case <-c.ctx.Done():
+	}
+}
+
+// probeCID reads header.cid from a message that failed to parse as a frame (for example
+// for bad base64), so the error goes to the right sub-session.
+func probeCID(data []byte) string {
+	var probe struct {
+		Header struct {
+			Cid json.RawMessage `json:"cid"`
+		} `json:"header"`
+	}
+	if json.Unmarshal(data, &probe) != nil {
+		return ""
+	}
+	var cid string
+	if len(probe.Header.Cid) == 0 || string(probe.Header.Cid) == "null" {
+		return ""
+	}
+	if json.Unmarshal(probe.Header.Cid, &cid) != nil {
+		return strings.Trim(string(probe.Header.Cid), `"`)
+	}
+	return cid
+}
+
+func (c *wsConn) recentlyEnded(cid string) bool {
+	for _, x := range c.endedIDs {
+		if x == cid {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *wsConn) newSub(cid string) *subSession {
+	info := c.info
+	if c.info.Multiplex {
+		cp := *c.info
+		cp.SID = c.h.sids.Next()
+		cp.Log = c.info.Log.With().Str("sid", cp.SID).Str("cid", cid).Logger()
+		info = &cp
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(c.ctx, infoKey{}, info))
+	return &subSession{
+		c: c, cid: cid, info: info, ctx: ctx, cancel: cancel, render: c.h.renderer(info.Schema),
+		in:      make(chan inMsg, 16),
+		stop:    make(chan error, 1),
+		results: make(chan subEvent, 8),
+		done:    make(chan struct{}),
+		start:   time.Now(),
+	}
+}
+
+type subEventKind int
+
+const (
+	evResult    subEventKind = iota // atom sent a result
+	evFailed                        // atom failed
+	evStreamEnd                     // atom ended the stream
+)
+
+type subEvent struct {
+	kind subEventKind
+	res  *atompb.Result
+	err  error
+}
+
+// subSession is one session bound to one Atom.Stream: the whole connection, or one cid of
+// a multiplexed connection.
+type subSession struct {
+	c       *wsConn
+	cid     string
+	info    *RequestInfo
+	ctx     context.Context
+	cancel  context.CancelFunc
+	in      chan inMsg
+	stop    chan error
+	results chan subEvent
+	done    chan struct{}
+	recvWG  sync.WaitGroup
+
+	render    ase.Renderer
+	stream    atompb.Atom_StreamClient
+	firstDoc  map[string]any
+	inputDone bool
+	buf       []byte
+	start     time.Time
+	first     time.Duration
+}
+
+func (s *subSession) run() {
+	c := s.c
+	defer c.subWG.Done()
+	c.h.metrics.sessions.Inc()
+	code, msg := s.loop()
+	s.cancel()
+	s.recvWG.Wait()
+	c.h.metrics.sessions.Dec()
+	close(s.done)
+	if c.info.Multiplex {
+		label := c.h.metrics.capabilityLabel(s.info.Capability, code, s.info.Schema != nil)
+		c.h.metrics.requests.WithLabelValues(label, kindStream, strconv.Itoa(code)).Inc()
+		c.h.metrics.latency.WithLabelValues(label, kindStream).Observe(time.Since(s.start).Seconds())
+	}
+	c.mu.Lock()
+	delete(c.subs, s.cid)
+	c.finished = append(c.finished, subResult{code: code, msg: msg})
+	if c.info.Multiplex {
+		c.endedIDs = append(c.endedIDs, s.cid)
+		if len(c.endedIDs) > maxEndedCIDs {
+			c.endedIDs = c.endedIDs[1:]
+		}
+	}
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs the session; it returns the final code and the close reason.
+func (s *subSession) loop() (int, string) {
+	readTO, lifeTO := s.c.h.timeouts(s.info)
+	read := time.NewTimer(readTO)
 	defer read.Stop()
-	life := time.NewTimer(s.h.opts.SessionTimeout)
+	life := time.NewTimer(lifeTO)
 	defer life.Stop()
 	for {
 		select {
-		case ev := <-s.events:
+		case m := <-s.in:
+			if err := s.handle(m); err != nil {
+				return s.fail(err)
+			}
+			read.Reset(readTO)
+		case ev := <-s.results:
 			switch ev.kind {
-			case evInbound:
-				read.Reset(readTimeout)
 			case evResult:
 				res := ev.res
 				if res.GetCode() != 0 {
 					return s.fail(aserr.New(int(res.GetCode()), res.GetMessage()))
 				}
 				res.Sid = s.info.SID
-				s.buf = s.h.opts.Renderer.AppendResult(s.buf[:0], res)
-				if err := s.write(s.buf); err != nil {
-					return s.abort(err)
+				since := time.Since(s.start)
+				if s.first == 0 {
+					s.first = since
 				}
-				read.Reset(readTimeout)
+				s.buf = s.render.AppendResultCID(s.buf[:0], res, s.cid)
+				if err := s.c.write(s.buf); err != nil {
+					s.cancel()
+					return aserr.ErrNetwork.Code, ""
+				}
+				read.Reset(readTO)
 				if res.GetStatus() == ase.StatusEnd || res.GetStatus() == ase.StatusOnce {
-					s.closeWith(websocket.CloseNormalClosure, "")
-					return 0
+					s.c.h.metrics.observeResults(s.c.h.metrics.capabilityLabel(s.info.Capability, 0, s.info.Schema != nil), kindStream, s.first, since)
+					return 0, ""
 				}
 			case evFailed:
 				return s.fail(ev.err)
 			case evStreamEnd:
 				return s.fail(aserr.New(aserr.ErrInvalidResult.Code, "stream ended before its last result"))
-			case evClientGone:
-				return s.abort(ev.err)
 			}
 		case <-read.C:
 			return s.fail(aserr.ErrReadTimeout)
 		case <-life.C:
 			return s.fail(aserr.ErrSessionTimeout)
-		case <-s.h.goingAway:
-			s.cancel()
-			s.closeWith(websocket.CloseGoingAway, "going away")
-			return aserr.ErrNetwork.Code
+		case err := <-s.stop:
+			return s.fail(err)
+		case <-s.ctx.Done():
+			return aserr.ErrNetwork.Code, ""
 		}
 	}
 }
 
-// fail sends err as an error frame and closes the socket with 1000 and the message.
-func (s *wsSession) fail(err error) int {
+// handle validates one client frame and sends it on the session's Atom.Stream, opened
+// with the first frame.
+func (s *subSession) handle(m inMsg) error {
+	if m.err != nil {
+		return m.err
+	}
+	if s.inputDone {
+		s.info.Log.Debug().Msg("frame after the last frame ignored")
+		return nil
+	}
+	first := s.stream == nil
+	f := m.f
+	if f.Status == statusUnset {
+		f.Status = ase.StatusContinue
+		if first {
+			f.Status = ase.StatusBegin
+		}
+	}
+	f, doc, err := s.c.h.checkFrame(s.ctx, s.info, f, m.data, first, s.firstDoc)
+	if err != nil {
+		return err
+	}
+	if first {
+		s.firstDoc = doc
+		stream, err := s.c.h.atom.Stream(s.ctx)
+		if err != nil {
+			return grpcx.FromStatus(err)
+		}
+		s.stream = stream
+		s.recvWG.Add(1)
+		go s.recvLoop(stream)
+	}
+	if err := s.stream.Send(f); err != nil && !errors.Is(err, io.EOF) {
+		return grpcx.FromStatus(err)
+	}
+	// io.EOF: atom ended the stream; the receiver reports why.
+	if f.Status == ase.StatusEnd || f.Status == ase.StatusOnce {
+		s.inputDone = true
+		_ = s.stream.CloseSend()
+	}
+	return nil
+}
+
+// fail sends err as an error frame (with the sub-session's cid) and aborts the atom stream
+// at once, freeing the loader slot.
+func (s *subSession) fail(err error) (int, string) {
 	code, msg := aserr.CodeOf(err), aserr.MessageOf(err)
 	if code != aserr.ErrBadRequest.Code && code != aserr.ErrNotFound.Code {
 		s.info.Log.Warn().Err(err).Int("code", code).Msg("session failed")
 	}
-	s.cancel() // abort the atom stream now; the loader slot is freed
-	s.buf = ase.AppendError(s.buf[:0], code, msg, s.info.SID)
-	if werr := s.write(s.buf); werr != nil {
-		return s.abort(werr)
-	}
-	s.closeWith(websocket.CloseNormalClosure, msg)
-	return code
-}
-
-// abort ends a session whose client is gone: the atom stream is cancelled at once.
-func (s *wsSession) abort(err error) int {
 	s.cancel()
-	s.info.Log.Debug().Err(err).Msg("client gone before the end of the session")
-	return aserr.ErrNetwork.Code
-}
-
-// closeWith sends a close frame, cancels the atom stream and waits (bounded) for the
-// client's close reply, which ends the reader.
-func (s *wsSession) closeWith(code int, reason string) {
-	msg := websocket.FormatCloseMessage(code, truncateReason(reason))
-	_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait))
-	s.cancel()
-	_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
-	<-s.readerDone
-}
-
-func (s *wsSession) write(b []byte) error {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(writeWait))
-	return s.conn.WriteMessage(websocket.TextMessage, b)
-}
-
-// emit hands ev to the session loop; it gives up when the session has ended.
-func (s *wsSession) emit(ev wsEvent) bool {
-	select {
-	case s.events <- ev:
-		return true
-	case <-s.ctx.Done():
-		return false
+	s.buf = ase.AppendErrorCID(s.buf[:0], code, msg, s.info.SID, s.cid)
+	if werr := s.c.write(s.buf); werr != nil {
+		return aserr.ErrNetwork.Code, ""
 	}
-}
-
-// readLoop reads client frames, parses them and sends them on the session's Atom.Stream,
-// opened with the first frame. After an error or the last frame it keeps reading only to
-// notice the client's close.
-func (s *wsSession) readLoop() {
-	defer s.wg.Done()
-	defer close(s.readerDone)
-	var stream atompb.Atom_StreamClient
-	first, done := true, false
-	for {
-		_, data, err := s.conn.ReadMessage()
-		if err != nil {
-			s.emit(wsEvent{kind: evClientGone, err: err})
-			return
-		}
-		if done {
-			s.info.Log.Debug().Msg("frame after the end of the session ignored")
-			continue
-		}
-		f, err := s.frame(data, first)
-		if err == nil && stream == nil {
-			stream, err = s.h.atom.Stream(s.ctx)
-			if err == nil {
-				s.wg.Add(1)
-				go s.recvLoop(stream)
-			} else {
-				err = grpcx.FromStatus(err)
-			}
-		}
-		if err == nil {
-			if serr := stream.Send(f); serr != nil && !errors.Is(serr, io.EOF) {
-				err = grpcx.FromStatus(serr)
-			}
-			// io.EOF: atom ended the stream; the receiver reports why.
-		}
-		if err != nil {
-			done = true
-			s.emit(wsEvent{kind: evFailed, err: err})
-			continue
-		}
-		first = false
-		if f.Status == ase.StatusEnd || f.Status == ase.StatusOnce {
-			done = true
-			_ = stream.CloseSend()
-		}
-		s.emit(wsEvent{kind: evInbound})
-	}
-}
-
-// frame parses one client message into a frame of this session.
-func (s *wsSession) frame(data []byte, first bool) (*atompb.Frame, error) {
-	def := ase.StatusContinue
-	if first {
-		def = ase.StatusBegin
-	}
-	f, err := ase.ParseFrame(data, s.info.Capability, def)
-	if err != nil {
-		return nil, err
-	}
-	f.Sid = s.info.SID
-	if first {
-		setClientIP(f, s.r)
-	} else {
-		f.Header = nil // the first frame's header applies to the whole session
-	}
-	for _, filter := range s.h.opts.Filters {
-		if err := filter(s.ctx, f, first); err != nil {
-			return nil, err
-		}
-	}
-	return f, nil
+	return code, msg
 }
 
 // recvLoop receives atom results until the stream ends.
-func (s *wsSession) recvLoop(stream atompb.Atom_StreamClient) {
-	defer s.wg.Done()
+func (s *subSession) recvLoop(stream atompb.Atom_StreamClient) {
+	defer s.recvWG.Done()
 	for {
 		res, err := stream.Recv()
+		var ev subEvent
 		switch {
 		case errors.Is(err, io.EOF):
-			s.emit(wsEvent{kind: evStreamEnd})
-			return
+			ev = subEvent{kind: evStreamEnd}
 		case err != nil:
-			s.emit(wsEvent{kind: evFailed, err: grpcx.FromStatus(err)})
+			ev = subEvent{kind: evFailed, err: grpcx.FromStatus(err)}
+		default:
+			ev = subEvent{kind: evResult, res: res}
+		}
+		select {
+		case s.results <- ev:
+		case <-s.ctx.Done():
 			return
 		}
-		if !s.emit(wsEvent{kind: evResult, res: res}) {
+		if err != nil {
 			return
 		}
 	}

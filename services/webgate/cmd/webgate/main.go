@@ -1,6 +1,8 @@
 // Command webgate runs the ASE public edge. Configuration: defaults → --config YAML →
-// ASF_WEBGATE_<KEY> → flags (--http-listen, --admin-listen, --atom-addr, --read-timeout,
-// --session-timeout, --max-body-bytes, --dc, --log-level).
+// ASF_WEBGATE_<KEY> → flags (--http-listen, --admin-listen, --atom, --polaris, --auth,
+// --demo-app, --read-timeout, --session-timeout, --max-body-bytes, --max-frame-bytes,
+// --max-payload-bytes, --drain-timeout, --require-schema, --config-*, --schema-*, --apps-*,
+// --dc, --log-level; --help lists them all).
 package main
 
 import (

@@ -1,0 +1,64 @@
+package transport
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/athenaserving/asf/libs/capability"
+	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	"github.com/athenaserving/asf/services/webgate/ase"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	require.True(t, json.Valid(got), "invalid JSON: %s", got)
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, append(got, '\n'), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -update to create %s", path)
+	assert.Equal(t, strings.TrimSuffix(string(want), "\n"), string(got))
+}
+
+const goldenSchema = `{"meta":{"serviceId":"ist","version":"2","ist":{"input":{"input":{"dataType":"audio"}},"accept":{"result":{"dataType":"text"}}}},
+ "schemaoutput":{"properties":{"payload":{"properties":{"result":{"properties":{"seq":{"type":"string"},"final":{"type":"boolean"},"score":{"type":"number"}}}}}}}}`
+
+// TestOIPRequestGolden pins the OIP v2 infer request → atom frame mapping.
+func TestOIPRequestGolden(t *testing.T) {
+	sch, err := capability.Parse([]byte(goldenSchema))
+	require.NoError(t, err)
+	req := `{"id":"req-1","parameters":{"uid":"u1","eos":1000,"punc":true},
+	 "inputs":[{"name":"input","shape":[2],"datatype":"INT16","parameters":{"sample_rate":16000,"encoding":"raw"},"data":[1,-1]},
+	           {"name":"hint","shape":[1],"datatype":"BYTES","data":["aGk="],"parameters":{"content_encoding":"base64"}}],
+	 "outputs":[{"name":"result","parameters":{"format":"json","encoding":"utf8"}}]}`
+	var r oipRequest
+	require.NoError(t, json.Unmarshal([]byte(req), &r))
+	f, err := oipFrame(&r, &RequestInfo{Capability: "ist", Schema: sch})
+	require.NoError(t, err)
+	out, err := json.Marshal(f) // encoding/json sorts map keys: stable
+	require.NoError(t, err)
+	golden(t, "oip_infer_frame", out)
+}
+
+// TestSchemaTypedRenderGolden pins how schemaoutput types response attributes.
+func TestSchemaTypedRenderGolden(t *testing.T) {
+	sch, err := capability.Parse([]byte(goldenSchema))
+	require.NoError(t, err)
+	r := (&Handler{opts: Options{Renderer: ase.DefaultRenderer()}}).renderer(sch)
+	res := &atompb.Result{Sid: "s1", Status: 2, Payload: []*atompb.Item{{
+		Name: "result", DataType: "text",
+		Attributes: map[string]string{"seq": "7", "final": "true", "score": "0.5", "status": "2", "other": "1", "format": "json"},
+		Data:       []byte(`{"w":"hi"}`),
+	}}}
+	golden(t, "schema_typed_result", r.AppendResultCID(nil, res, "c1"))
+}

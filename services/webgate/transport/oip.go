@@ -1,0 +1,468 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/capability"
+	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	"github.com/athenaserving/asf/services/webgate/ase"
+)
+
+// Open Inference Protocol v2 (KServe/Triton REST), a second front door to the same
+// pipeline: a model is a capability, an infer request is a once frame whose payload items
+// are the input tensors, and the result items come back as BYTES output tensors.
+const oipPrefix = "/v2"
+
+// OIP actions kept in RequestInfo.OIP.
+const (
+	oipModel = "model"
+	oipReady = "ready"
+	oipInfer = "infer"
+)
+
+// oipRoute parses /v2/models/<model>[/versions/<v>][/ready|/infer].
+func oipRoute(path string) (model, action string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/v2/models/")
+	if !found || rest == "" {
+		return "", "", false
+	}
+	parts := strings.Split(strings.TrimSuffix(rest, "/"), "/")
+	model, parts = parts[0], parts[1:]
+	if len(parts) >= 2 && parts[0] == "versions" {
+		parts = parts[2:]
+	}
+	switch {
+	case model == "":
+		return "", "", false
+	case len(parts) == 0:
+		return model, oipModel, true
+	case len(parts) == 1 && parts[0] == "ready":
+		return model, oipReady, true
+	case len(parts) == 1 && parts[0] == "infer":
+		return model, oipInfer, true
+	}
+	return "", "", false
+}
+
+// serveOIPHealth answers the server-level probes; it reports whether it answered.
+func (h *Handler) serveOIPHealth(w http.ResponseWriter, r *http.Request) bool {
+	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case "/v2/health/live":
+		writeJSON(w, http.StatusOK, map[string]any{"live": true})
+	case "/v2/health/ready":
+		ready := h.opts.Ready == nil || h.opts.Ready()
+		st := http.StatusOK
+		if !ready {
+			st = http.StatusServiceUnavailable
+		}
+		writeJSON(w, st, map[string]any{"ready": ready})
+	case "/v2":
+		writeJSON(w, http.StatusOK, map[string]any{"name": "asf-webgate", "version": "2", "extensions": []string{}})
+	default:
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func writeOIPError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+type oipTensorMeta struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+func (h *Handler) serveOIP(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
+	w.Header().Set("X-Asf-Sid", info.SID)
+	want := http.MethodGet
+	if info.OIP == oipInfer {
+		want = http.MethodPost
+	}
+	if r.Method != want {
+		info.Code = aserr.ErrBadRequest.Code
+		w.Header().Set("Allow", want)
+		writeOIPError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	switch info.OIP {
+	case oipReady:
+		writeJSON(w, http.StatusOK, map[string]any{"name": info.Capability, "ready": true})
+	case oipModel:
+		meta := map[string]any{"name": info.Capability, "platform": "asf", "versions": []string{}, "inputs": []oipTensorMeta{}, "outputs": []oipTensorMeta{}}
+		if s := info.Schema; s != nil {
+			if s.Version() != "" {
+				meta["versions"] = []string{s.Version()}
+			}
+			meta["inputs"] = tensorMetas(s.Inputs())
+			meta["outputs"] = tensorMetas(s.Accepts())
+		}
+		writeJSON(w, http.StatusOK, meta)
+	case oipInfer:
+		h.serveInfer(w, r, info)
+	}
+}
+
+func tensorMetas(names []string) []oipTensorMeta {
+	out := make([]oipTensorMeta, 0, len(names))
+	for _, n := range names {
+		out = append(out, oipTensorMeta{Name: n, Datatype: "BYTES", Shape: []int64{-1}})
+	}
+	return out
+}
+
+type oipTensor struct {
+	Name       string                     `json:"name"`
+	Shape      []int64                    `json:"shape"`
+	Datatype   string                     `json:"datatype"`
+	Parameters map[string]json.RawMessage `json:"parameters,omitempty"`
+	Data       json.RawMessage            `json:"data"`
+}
+
+type oipRequest struct {
+	ID         string                     `json:"id"`
+	Parameters map[string]json.RawMessage `json:"parameters"`
+	Inputs     []oipTensor                `json:"inputs"`
+	Outputs    []struct {
+		Name       string                     `json:"name"`
+		Parameters map[string]json.RawMessage `json:"parameters"`
+	} `json:"outputs"`
+}
+
+type oipOutput struct {
+	Name       string         `json:"name"`
+	Datatype   string         `json:"datatype"`
+	Shape      []int64        `json:"shape"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	Data       []string       `json:"data"`
+}
+
+func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
+	ctx := r.Context()
+	fail := func(err error) {
+		code := aserr.CodeOf(err)
+		info.Code = code
+		st := httpStatus(info, code)
+		if code == aserr.ErrNotFound.Code {
+			st = http.StatusNotFound
+		}
+		writeOIPError(w, st, aserr.MessageOf(err))
+	}
+	body, err := readBody(w, r, h.opts.MaxBodyBytes)
+	if err != nil {
+		fail(err)
+		return
+	}
+	h.metrics.bytesIn.Add(float64(len(body)))
+	var req oipRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		fail(aserr.Newf(aserr.ErrBadRequest.Code, "invalid infer request json: %v", err))
+		return
+	}
+	f, err := oipFrame(&req, info)
+	if err != nil {
+		fail(err)
+		return
+	}
+	f, _, err = h.checkFrame(ctx, info, f, nil, true, nil)
+	if err != nil {
+		fail(err)
+		return
+	}
+	res, err := h.call(ctx, info, f)
+	if err == nil && res.GetCode() != 0 {
+		err = aserr.New(int(res.GetCode()), res.GetMessage())
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	took := timeSince(info)
+	h.metrics.observeResults(h.label(info), kindOIP, took, took)
+	w.Header().Set("X-Asf-Timing", timingHeader(took, res.GetTiming()))
+	info.Code = 0
+	typer := h.renderer(info.Schema).Typer
+	out := map[string]any{"model_name": info.Capability, "id": req.ID, "parameters": map[string]any{"sid": info.SID}}
+	if info.Schema != nil && info.Schema.Version() != "" {
+		out["model_version"] = info.Schema.Version()
+	}
+	outputs := make([]oipOutput, 0, len(res.GetPayload()))
+	for _, it := range res.GetPayload() {
+		o := oipOutput{Name: it.GetName(), Datatype: "BYTES", Shape: []int64{1}, Parameters: map[string]any{}}
+		for k, v := range it.GetAttributes() {
+			o.Parameters[k] = typedAttr(typer(it.GetName(), k), v)
+		}
+		if it.GetDataType() != "" {
+			o.Parameters["data_type"] = it.GetDataType()
+		}
+		if utf8.Valid(it.GetData()) {
+			o.Data = []string{string(it.GetData())}
+		} else {
+			o.Data = []string{base64.StdEncoding.EncodeToString(it.GetData())}
+			o.Parameters["content_encoding"] = "base64"
+		}
+		outputs = append(outputs, o)
+	}
+	out["outputs"] = outputs
+	b, _ := json.Marshal(out)
+	h.metrics.bytesOut.Add(float64(len(b)))
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+func typedAttr(t ase.AttrType, v string) any {
+	switch t {
+	case ase.AttrNumber:
+		if json.Valid([]byte(v)) {
+			if _, err := strconv.ParseFloat(v, 64); err == nil {
+				return json.Number(v)
+			}
+		}
+	case ase.AttrBool:
+		if v == "true" || v == "false" {
+			return v == "true"
+		}
+	}
+	return v
+}
+
+// oipFrame maps an infer request to a once frame: input tensors become payload items
+// (BYTES: the strings concatenated, base64-decoded when parameters.content_encoding is
+// "base64"; numeric types: little-endian binary), tensor parameters their attributes,
+// request parameters engine params and requested outputs accepts.
+func oipFrame(req *oipRequest, info *RequestInfo) (*atompb.Frame, error) {
+	if len(req.Inputs) == 0 {
+		return nil, aserr.New(aserr.ErrBadRequest.Code, "infer request has no inputs")
+	}
+	f := &atompb.Frame{Capability: info.Capability, Status: ase.StatusOnce, Header: map[string]string{}}
+	if req.ID != "" {
+		f.Header["request_id"] = req.ID
+	}
+	for k, raw := range req.Parameters {
+		s, ok := rawText(raw)
+		if !ok {
+			continue
+		}
+		switch k {
+		case "app_id", "uid", "did", "res_id", "patch_id":
+			f.Header[k] = s
+		default:
+			if f.Params == nil {
+				f.Params = map[string]string{}
+			}
+			f.Params[k] = s
+		}
+	}
+	if info.App != nil {
+		f.Header["app_id"] = info.App.ID
+	}
+	for _, o := range req.Outputs {
+		acc := &atompb.Accept{Attributes: map[string]string{}}
+		for k, raw := range o.Parameters {
+			if s, ok := rawText(raw); ok {
+				acc.Attributes[k] = s
+			}
+		}
+		if f.Accepts == nil {
+			f.Accepts = map[string]*atompb.Accept{}
+		}
+		f.Accepts[o.Name] = acc
+	}
+	for _, t := range req.Inputs {
+		if t.Name == "" {
+			return nil, aserr.New(aserr.ErrBadRequest.Code, "input tensor without a name")
+		}
+		it := &atompb.Item{Name: t.Name, Attributes: map[string]string{}}
+		for k, raw := range t.Parameters {
+			if s, ok := rawText(raw); ok {
+				it.Attributes[k] = s
+			}
+		}
+		dt := it.Attributes["data_type"]
+		delete(it.Attributes, "data_type")
+		b64 := it.Attributes["content_encoding"] == "base64"
+		delete(it.Attributes, "content_encoding")
+		if info.Schema != nil {
+			if d, ok := info.Schema.InputType(t.Name); ok {
+				dt = string(d)
+			}
+		}
+		if dt == "" {
+			dt = string(capability.DataOther)
+			if strings.EqualFold(t.Datatype, "BYTES") {
+				dt = string(capability.DataText)
+			}
+		}
+		if !capability.DataType(dt).Valid() {
+			return nil, aserr.Newf(aserr.ErrBadRequest.Code, "inputs.%s: data_type %q", t.Name, dt)
+		}
+		it.DataType = dt
+		if _, ok := it.Attributes["status"]; !ok {
+			it.Attributes["status"] = "3"
+		}
+		data, err := tensorBytes(t, b64)
+		if err != nil {
+			return nil, aserr.Newf(aserr.ErrBadRequest.Code, "inputs.%s: %v", t.Name, err)
+		}
+		it.Data = data
+		f.Payload = append(f.Payload, it)
+	}
+	sort.Slice(f.Payload, func(i, j int) bool { return f.Payload[i].Name < f.Payload[j].Name })
+	return f, nil
+}
+
+func rawText(raw json.RawMessage) (string, bool) {
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil || v == nil {
+		return "", false
+	}
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return x.String(), true
+	case bool:
+		return strconv.FormatBool(x), true
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// tensorBytes flattens a tensor's data into bytes.
+func tensorBytes(t oipTensor, b64 bool) ([]byte, error) {
+	var data any
+	d := json.NewDecoder(bytes.NewReader(t.Data))
+	d.UseNumber()
+	if len(t.Data) > 0 {
+		if err := d.Decode(&data); err != nil {
+			return nil, err
+		}
+	}
+	var flat []any
+	var walk func(v any)
+	walk = func(v any) {
+		if a, ok := v.([]any); ok {
+			for _, x := range a {
+				walk(x)
+			}
+			return
+		}
+		if v != nil {
+			flat = append(flat, v)
+		}
+	}
+	walk(data)
+	dtype := strings.ToUpper(t.Datatype)
+	var out []byte
+	for _, v := range flat {
+		if dtype == "BYTES" {
+			s, ok := v.(string)
+			if !ok {
+				return nil, fmt.Errorf("BYTES element %v is not a string", v)
+			}
+			if b64 {
+				b, err := base64.StdEncoding.DecodeString(s)
+				if err != nil {
+					return nil, fmt.Errorf("invalid base64: %v", err)
+				}
+				out = append(out, b...)
+				continue
+			}
+			out = append(out, s...)
+			continue
+		}
+		if dtype == "BOOL" {
+			b, ok := v.(bool)
+			if !ok {
+				return nil, fmt.Errorf("BOOL element %v", v)
+			}
+			if b {
+				out = append(out, 1)
+			} else {
+				out = append(out, 0)
+			}
+			continue
+		}
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("%s element %v is not a number", dtype, v)
+		}
+		var err error
+		if out, err = appendNumber(out, dtype, n); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func appendNumber(out []byte, dtype string, n json.Number) ([]byte, error) {
+	le := binary.LittleEndian
+	switch dtype {
+	case "FP32":
+		f, err := n.Float64()
+		if err != nil {
+			return nil, err
+		}
+		return le.AppendUint32(out, math.Float32bits(float32(f))), nil
+	case "FP64":
+		f, err := n.Float64()
+		if err != nil {
+			return nil, err
+		}
+		return le.AppendUint64(out, math.Float64bits(f)), nil
+	}
+	bits := map[string]int{"INT8": 8, "UINT8": 8, "INT16": 16, "UINT16": 16, "INT32": 32, "UINT32": 32, "INT64": 64, "UINT64": 64}[dtype]
+	if bits == 0 {
+		return nil, fmt.Errorf("datatype %q not supported", dtype)
+	}
+	var u uint64
+	if strings.HasPrefix(dtype, "U") {
+		v, err := strconv.ParseUint(n.String(), 10, bits)
+		if err != nil {
+			return nil, err
+		}
+		u = v
+	} else {
+		v, err := strconv.ParseInt(n.String(), 10, bits)
+		if err != nil {
+			return nil, err
+		}
+		u = uint64(v)
+	}
+	switch bits {
+	case 8:
+		return append(out, byte(u)), nil
+	case 16:
+		return le.AppendUint16(out, uint16(u)), nil
+	case 32:
+		return le.AppendUint32(out, uint32(u)), nil
+	}
+	return le.AppendUint64(out, u), nil
+}
