@@ -12,10 +12,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/polarisclient"
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/atom"
 	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/services/lbclient"
@@ -225,6 +229,37 @@ func (s *Suite) Counter(process, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// PushConfig pushes content as a new revision of file under asf/default/<service>/v1 in
+// polaris, as an operator would (for example service "capabilities", file
+// "schema_tts.json"), and waits until it is stored.
+func (s *Suite) PushConfig(service, file string, content []byte) {
+	s.t.Helper()
+	c, err := polarisclient.Dial(s.Polaris.GRPCAddr())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key := &polarispb.ConfigKey{Project: "asf", Group: "default", Service: service, Version: "v1", File: file}
+	if _, err := c.Config.Push(ctx, &polarispb.PushConfigRequest{Key: key, Content: content, Comment: "suitetest"}); err != nil {
+		s.t.Fatalf("push %s/%s: %v", service, file, err)
+	}
+}
+
+// PushSchema publishes a capability schema file (schema_<id>.json) to polaris and waits
+// until webgate serves it.
+func (s *Suite) PushSchema(path string) {
+	s.t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.PushConfig("capabilities", filepath.Base(path), b)
+	name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "schema_"), ".json")
+	WaitFor(s.t, 10*time.Second, func() bool { _, ok := s.Webgate.Schemas().Get(name); return ok })
 }
 
 // DemoApp is the app webgate accepts while polaris holds no apps config; Client signs
