@@ -3,7 +3,7 @@ SERVICES := polaris lbclient atom loader webgate
 MODULES  := libs $(addprefix services/,$(SERVICES)) tools tests
 GO       ?= go
 
-.PHONY: help build run test test-unit proto proto-tools verify-proto bench bench-quick vet fmt clean consul chromium test-deps
+.PHONY: help build run test test-unit proto proto-tools verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -14,8 +14,11 @@ build: ## build the five service binaries and the tools into bin/
 	$(GO) build -trimpath -o bin/ ./services/loader/cmd/loader
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./tools/cmd/asfrun ./tools/cmd/asfcall
 
-run: build ## start the whole suite locally with two echo loaders; Ctrl-C stops it
+run: build engines ## start the whole suite locally: echo and the demo engines; Ctrl-C stops it
 	./bin/asfrun --bin bin
+
+engines: ## build the demo engines (tts, asr, digits) into bin/engines; installs their Debian packages when root
+	./scripts/engines.sh all
 
 test: test-deps ## run every module's tests and the cross-service tests
 	./scripts/test.sh
@@ -23,7 +26,8 @@ test: test-deps ## run every module's tests and the cross-service tests
 test-unit: test-deps ## every module's tests except the cross-service ones
 	./scripts/test.sh unit
 
-test-deps: consul chromium ## what the tests need beyond Go: a Consul agent, Chromium
+test-deps: consul chromium ## what the tests need beyond Go: a Consul agent, Chromium, the engines' packages
+	./scripts/engines.sh install
 
 consul: ## build the Consul agent v1.14.11 (for the polaris consul backend) into bin/consul
 	./scripts/consul.sh
@@ -51,6 +55,9 @@ bench: build ## full benchmark run: bench/results/<timestamp>/report.md
 
 bench-quick: build ## one-minute benchmark subset
 	./scripts/bench.sh quick
+
+fuzz: ## run every fuzz target of every module for a bounded time (FUZZTIME per target, default 10s)
+	./scripts/fuzz.sh $(or $(FUZZTIME),10s)
 
 clean: ## remove build output
 	rm -rf bin .run

@@ -80,8 +80,14 @@ func Run[C any](ctx context.Context, name string, args []string, getenv func(str
 	if a, ok := svc.(interface{ AdminAddr() string }); ok {
 		ev = ev.Str("admin", a.AdminAddr())
 	}
+	if a, ok := svc.(interface{ ConsoleAddr() string }); ok {
+		ev = ev.Str("console", a.ConsoleAddr())
+	}
 	if a, ok := svc.(interface{ NATSURL() string }); ok {
 		ev = ev.Str("nats", a.NATSURL())
+	}
+	if r, ok := svc.(interface{ Ready() bool }); ok {
+		ev = ev.Bool("serving", r.Ready())
 	}
 	ev.Msg("ready")
 

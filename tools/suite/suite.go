@@ -10,7 +10,10 @@ package suite
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +26,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/athenaserving/asf/libs/polarisclient"
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 )
 
 // Options say what to start.
@@ -45,6 +51,34 @@ type Options struct {
 	FixedPorts bool
 	// LogLevel for every service (default "info").
 	LogLevel string
+	// Extra are more loaders, started after the echo ones (the demo engines, for example).
+	Extra []Loader
+	// Schemas are capability schema files (schema_<id>.json) pushed to polaris before
+	// atom and webgate start, under asf/default/capabilities/v1.
+	Schemas []string
+	// App is the demo app webgate accepts while polaris holds no apps config; zero fields
+	// are generated (random keys).
+	App App
+}
+
+// Loader is one more loader process: its process name (for logs and Kill), the service it
+// registers, and its engine flags (for example --engine c --engine-path lib.so).
+type Loader struct {
+	Name, Service string
+	Args          []string
+}
+
+// App is an app's id and HMAC key pair.
+type App struct {
+	AppID, APIKey, APISecret string
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b)
 }
 
 // Proc is one started process.
@@ -83,6 +117,15 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
+	}
+	if o.App.AppID == "" {
+		o.App.AppID = "demo"
+	}
+	if o.App.APIKey == "" {
+		o.App.APIKey = randomHex(16)
+	}
+	if o.App.APISecret == "" {
+		o.App.APISecret = randomHex(24)
 	}
 	if o.LogDir == "" {
 		d, err := os.MkdirTemp("", "asf-suite-")
@@ -136,13 +179,24 @@ func (s *Suite) startAll(ctx context.Context) error {
 			return err
 		}
 	}
+	for i, l := range o.Extra {
+		args := []string{"--grpc-listen", s.listen(5190 + 2*i), "--admin-listen", s.listen(5191 + 2*i),
+			"--polaris", polaris, "--service", l.Service, "--warm-up", "0s"}
+		if _, err := s.start(ctx, l.Name, "loader", append(args, l.Args...)...); err != nil {
+			return err
+		}
+	}
+	if err := pushSchemas(ctx, polaris, o.Schemas); err != nil {
+		return err
+	}
 	at, err := s.start(ctx, "atom", "atom",
-		"--grpc-listen", s.listen(9988), "--admin-listen", s.listen(9987), "--lb", lb.Addrs["grpc"])
+		"--grpc-listen", s.listen(9988), "--admin-listen", s.listen(9987), "--lb", lb.Addrs["grpc"], "--polaris", polaris)
 	if err != nil {
 		return err
 	}
 	_, err = s.start(ctx, "webgate", "webgate",
-		"--http-listen", s.listen(8889), "--admin-listen", s.listen(8890), "--atom", at.Addrs["grpc"])
+		"--http-listen", s.listen(8889), "--admin-listen", s.listen(8890), "--atom", at.Addrs["grpc"],
+		"--polaris", polaris, "--demo-app", o.App.AppID+":"+o.App.APIKey+":"+o.App.APISecret)
 	return err
 }
 
@@ -203,6 +257,7 @@ func scanReady(r io.Reader, w io.Writer, ready chan<- map[string]string) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	sent := false
+	addrs := map[string]string{}
 	for sc.Scan() {
 		line := sc.Bytes()
 		_, _ = w.Write(append(line, '\n'))
@@ -210,11 +265,16 @@ func scanReady(r io.Reader, w io.Writer, ready chan<- map[string]string) {
 			continue
 		}
 		var m map[string]any
-		if json.Unmarshal(line, &m) != nil || m["message"] != "ready" {
+		if json.Unmarshal(line, &m) != nil {
 			continue
 		}
-		addrs := map[string]string{}
-		for _, k := range []string{"grpc", "http", "admin", "nats"} {
+		if v, ok := m["token"].(string); ok { // polaris's first admin token, logged once
+			addrs["token"] = v
+		}
+		if m["message"] != "ready" {
+			continue
+		}
+		for _, k := range []string{"grpc", "http", "admin", "nats", "console"} {
 			if v, ok := m[k].(string); ok {
 				addrs[k] = v
 			}
@@ -321,6 +381,16 @@ func (s *Suite) Procs() []*Proc {
 	return append([]*Proc(nil), s.procs...)
 }
 
+// App is the demo app's credentials.
+func (s *Suite) App() App { return s.opts.App }
+
+// AdminToken is the polaris admin token when this start created it (first start on a
+// data directory), else "".
+func (s *Suite) AdminToken() string { return s.addr("polaris", "token") }
+
+// ConsoleURL is the URL of polaris's web console.
+func (s *Suite) ConsoleURL() string { return "http://" + s.addr("polaris", "console") + "/ui/" }
+
 // WebgateURL is the base URL of webgate (http://host:port).
 func (s *Suite) WebgateURL() string { return "http://" + s.addr("webgate", "http") }
 
@@ -368,4 +438,30 @@ func (s *Suite) AdminAddrs() map[string][]string {
 		out[svc] = append(out[svc], p.Addrs["admin"])
 	}
 	return out
+}
+
+// pushSchemas publishes capability schemas to polaris as an operator would.
+func pushSchemas(ctx context.Context, polaris string, files []string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	c, err := polarisclient.Dial(polaris)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("schema: %w", err)
+		}
+		key := &polarispb.ConfigKey{Project: "asf", Group: "default", Service: "capabilities", Version: "v1", File: filepath.Base(f)}
+		if cur, err := c.Config.Get(ctx, &polarispb.GetConfigRequest{Key: key}); err == nil && bytes.Equal(cur.GetContent(), b) {
+			continue // already the current revision (a restart on the same data directory)
+		}
+		if _, err := c.Config.Push(ctx, &polarispb.PushConfigRequest{Key: key, Content: b, Comment: "pushed by tools/suite"}); err != nil {
+			return fmt.Errorf("push schema %s: %w", f, err)
+		}
+	}
+	return nil
 }

@@ -9,8 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/athenaserving/asf/tools/asfbench"
 )
 
 // repoRoot walks up from the test's directory to the folder holding go.work.
@@ -48,7 +51,8 @@ func TestSuiteProcesses(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{BinDir: bin, Loaders: 2, LogDir: t.TempDir()})
+	s, err := Start(ctx, Options{BinDir: bin, Loaders: 2, LogDir: t.TempDir(),
+		Schemas: []string{filepath.Join(root, "examples", "engines", "digits", "schema_digits.json")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +65,13 @@ func TestSuiteProcesses(t *testing.T) {
 		t.Fatalf("loaders = %d", got)
 	}
 	body := `{"header":{"app_id":"demo","status":3},"parameter":{"echo":{}},"payload":{"input":{"encoding":"utf8","status":3,"text":"aGVsbG8gYXRoZW5h"}}}`
-	resp, err := http.Post(s.WebgateURL()+"/v1/private/echo", "application/json", bytes.NewReader([]byte(body)))
+	app := s.App()
+	url, err := asfbench.SignURL(s.WebgateURL()+"/v1/private/echo", http.MethodPost, asfbench.Credentials{APIKey: app.APIKey, APISecret: app.APISecret}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = strings.Replace(body, `"app_id":"demo"`, `"app_id":"`+app.AppID+`"`, 1)
+	resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(body)))
 	if err != nil {
 		t.Fatal(err)
 	}

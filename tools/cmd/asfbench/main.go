@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	only := fs.String("only", "", "comma-separated scenarios to run: once,stream,python,control (default all)")
 	noSuite := fs.Bool("no-suite", false, "measure the baselines only")
 	noSuiteReason := fs.String("no-suite-reason", "--no-suite was given", "why the suite is not measured (printed in the report)")
-	pythonSuite := fs.Bool("python-suite", false, "also start the suite with the python-identity engine (needs Python support in the loader)")
+	pythonSuite := fs.Bool("python-suite", true, "also start the suite with the python-identity engine (examples/engines/python-echo)")
 	loaders := fs.Int("loaders", 2, "loader processes in the suite")
 	licence := fs.Int("licence", 0, "licence per loader (0 = enough for the largest stream scenario)")
 	apiKey := fs.String("api-key", "bench-key", "API key for HMAC signing")
@@ -102,8 +102,13 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 			env.StartSuite = func(ctx context.Context, engine, logDir string) (scenario.Suite, error) {
 				sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 				defer cancel()
-				return suite.Start(sctx, suite.Options{BinDir: *bin, Loaders: *loaders, Engine: engine, Licence: *licence,
-					LogDir: logDir})
+				o := suite.Options{BinDir: *bin, Loaders: *loaders, Engine: engine, Licence: *licence, LogDir: logDir,
+					App: suite.App{AppID: *appID, APIKey: *apiKey, APISecret: *apiSecret}}
+				if engine == "python-identity" { // the identity wrapper.py from examples, one worker per core
+					o.Engine, o.Service = "python", engine
+					o.LoaderArgs = []string{"--engine-path", filepath.Join(filepath.Dir(*bin), "examples", "engines", "python-echo", "wrapper.py")}
+				}
+				return suite.Start(sctx, o)
 			}
 		}
 	}

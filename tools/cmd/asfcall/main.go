@@ -1,8 +1,10 @@
 // Command asfcall is a small ASE client: a once request over HTTP or a streaming session
-// over WebSocket, printing every response.
+// over WebSocket, signed with the app's HMAC keys, printing every response; `sign` prints a
+// signed URL (valid for five minutes) for curl.
 //
-//	asfcall once   --url http://127.0.0.1:8889/v1/private/echo --text hello
-//	asfcall stream --url http://127.0.0.1:8889/v1/private/echo --frames 3 --text hello
+//	asfcall once   --url http://127.0.0.1:8889/v1/private/echo --api-key K --api-secret S --text hello
+//	asfcall stream --url http://127.0.0.1:8889/v1/private/echo --api-key K --api-secret S --frames 3
+//	curl -X POST "$(asfcall sign --url http://127.0.0.1:8889/v1/private/echo --api-key K --api-secret S)" -d @req.json
 package main
 
 import (
@@ -17,12 +19,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/athenaserving/asf/tools/asfbench"
 	"github.com/gorilla/websocket"
 )
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "once" && os.Args[1] != "stream") {
-		fmt.Fprintln(os.Stderr, "usage: asfcall once|stream --url URL [--text T] [--frames N] [--app-id A]")
+	if len(os.Args) < 2 || (os.Args[1] != "once" && os.Args[1] != "stream" && os.Args[1] != "sign") {
+		fmt.Fprintln(os.Stderr, "usage: asfcall once|stream|sign --url URL [--app-id A --api-key K --api-secret S] [--text T] [--frames N] [--method M]")
 		os.Exit(2)
 	}
 	mode := os.Args[1]
@@ -31,13 +34,39 @@ func main() {
 	text := fs.String("text", "hello athena", "text payload")
 	frames := fs.Int("frames", 3, "frames in a stream session (statuses 0, 1, ..., 2)")
 	appID := fs.String("app-id", "demo", "header.app_id")
+	key := fs.String("api-key", os.Getenv("ASF_API_KEY"), "app API key (env ASF_API_KEY); empty sends unsigned requests")
+	secret := fs.String("api-secret", os.Getenv("ASF_API_SECRET"), "app API secret (env ASF_API_SECRET)")
+	method := fs.String("method", "POST", "request method to sign (sign mode)")
 	_ = fs.Parse(os.Args[2:])
-	svc := (*url)[strings.LastIndex(*url, "/")+1:]
+	svc := *url
+	if i := strings.IndexByte(svc, '?'); i >= 0 {
+		svc = svc[:i]
+	}
+	svc = svc[strings.LastIndex(svc, "/")+1:]
+	creds := asfbench.Credentials{APIKey: *key, APISecret: *secret}
+	sign := func(u, m string) (string, error) {
+		if creds.APIKey == "" {
+			return u, nil
+		}
+		return asfbench.SignURL(u, m, creds, time.Now())
+	}
 	var err error
-	if mode == "once" {
-		err = once(*url, svc, *appID, *text)
-	} else {
-		err = stream(*url, svc, *appID, *text, *frames)
+	switch mode {
+	case "once":
+		var u string
+		if u, err = sign(*url, http.MethodPost); err == nil {
+			err = once(u, svc, *appID, *text)
+		}
+	case "stream":
+		var u string
+		if u, err = sign(*url, http.MethodGet); err == nil {
+			err = stream(u, svc, *appID, *text, *frames)
+		}
+	case "sign":
+		var u string
+		if u, err = sign(*url, strings.ToUpper(*method)); err == nil {
+			fmt.Println(u)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "asfcall:", err)
