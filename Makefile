@@ -12,7 +12,7 @@ build: ## build the five service binaries and the tools into bin/
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ $(foreach s,$(filter-out loader,$(SERVICES)),./services/$(s)/cmd/$(s))
 	$(GO) build -trimpath -o bin/ ./services/loader/cmd/loader
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./tools/cmd/asfrun ./tools/cmd/asfcall
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./tools/cmd/asfrun ./tools/cmd/asfcall ./tools/cmd/asedemo ./tools/cmd/asfbench
 
 run: build engines ## start the whole suite locally: echo and the demo engines; Ctrl-C stops it
 	./bin/asfrun --bin bin

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +48,8 @@ type Admin struct {
 }
 
 // NewAdmin listens on addr and serves /metrics from reg, /healthz (200 while the process
-// serves) and /readyz (200 when ready returns true, else 503). Handle adds more routes.
+// serves), /readyz (200 when ready returns true, else 503) and /debug/pprof/. Handle adds
+// more routes.
 func NewAdmin(addr string, reg *prometheus.Registry, ready func() bool) (*Admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -65,6 +67,12 @@ func NewAdmin(addr string, reg *prometheus.Registry, ready func() bool) (*Admin,
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
+	// CPU, heap and goroutine profiles for operators, on the internal admin port only.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return &Admin{ln: ln, mux: mux, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 

@@ -127,13 +127,27 @@ func (r *Registrar) Run(ctx context.Context) error {
 	failures := 0
 	t := time.NewTimer(0)
 	defer t.Stop()
+	// Heartbeats asked for by Notify are at least minGap apart: under load, licence changes
+	// come thousands of times a second, and one report per gap carries them all.
+	minGap := min(r.interval/20, 50*time.Millisecond)
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-r.kick:
+			if wait := minGap - time.Since(last); wait > 0 {
+				gap := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					gap.Stop()
+					return nil
+				case <-gap.C:
+				}
+			}
 		}
+		last = time.Now()
 		next := r.interval
 		if r.beat(ctx) {
 			failures = 0

@@ -2,7 +2,6 @@ package engines
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -14,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/athenaserving/asf/tests/suitetest"
+	"github.com/athenaserving/asf/tests/asetest"
 )
 
 // holdoutSet is what `wrapper.py --holdout` prints: the held-out images and what the
@@ -53,29 +52,24 @@ type digitsResult struct {
 	Probabilities []float64 `json:"probabilities"`
 }
 
-func digitsBody(img []byte, encoding string, scale int) []byte {
-	return []byte(fmt.Sprintf(`{"header":{"app_id":%q,"uid":"u1","status":3},`+
-		`"parameter":{"digits":{"result":{"encoding":"utf8","compress":"raw","format":"json"}}},`+
-		`"payload":{"image":{"encoding":%q,"scale":%d,"status":3,"image":%q}}}`,
-		appID, encoding, scale, base64.StdEncoding.EncodeToString(img)))
+// digitsFrame is a digits once request for an image of the given encoding (png or raw)
+// whose largest grey level is scale.
+func digitsFrame(img []byte, encoding string, scale int) asetest.Frame {
+	return asetest.Frame{Status: 3, Header: user,
+		Accepts: map[string]map[string]any{"result": {"encoding": "utf8", "compress": "raw", "format": "json"}},
+		Payload: map[string]asetest.Data{"image": {Type: "image", Bytes: img, Attrs: map[string]any{"encoding": encoding, "scale": scale}}}}
 }
 
-// classify posts one digits request; safe in goroutines.
-func classify(s *suitetest.Suite, body []byte) (digitsResult, error) {
+// classify sends one digits request; safe in goroutines.
+func classify(c *asetest.Client, f asetest.Frame) (digitsResult, error) {
 	var res digitsResult
-	r, err := tryOnce(s, "digits", body)
+	r, err := tryOnce(c, "digits", f)
 	if err != nil {
 		return res, err
 	}
-	raw := r.Payload["result"]["text"]
-	if len(raw) > 0 && raw[0] == '"' { // base64 when the output is not inlined
-		var b64 string
-		if err := json.Unmarshal(raw, &b64); err != nil {
-			return res, err
-		}
-		if raw, err = base64.StdEncoding.DecodeString(b64); err != nil {
-			return res, err
-		}
+	raw, err := r.Bytes("result")
+	if err != nil {
+		return res, err
 	}
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return res, fmt.Errorf("digits result %.200s: %w", raw, err)
@@ -103,11 +97,15 @@ func pngOf(t *testing.T, pixels []int) []byte {
 func TestDigitsHoldoutThroughSuite(t *testing.T) {
 	wrapper := requireDigits(t)
 	h := loadHoldout(t, wrapper)
-	s := startSuite(t, loaderSpec{service: "digits", engine: "python", path: wrapper, workers: 2})
+	_, c := startSuite(t, loaderSpec{service: "digits", engine: "python", path: wrapper, workers: 2})
 
-	// Both request forms match the capability's schema.
-	validate(t, "digits", digitsBody(make([]byte, 64), "raw", 16))
-	validate(t, "digits", digitsBody(pngOf(t, h.Images[0].Pixels), "png", 255))
+	// The published schema is enforced: a scale of 0 gets 10163.
+	ctx, cancel := contextTimeout()
+	r, err := c.Once(ctx, "digits", digitsFrame(make([]byte, 64), "raw", 0))
+	cancel()
+	if err != nil || r.Header.Code != 10163 {
+		t.Fatalf("digits scale 0: %+v %v, want code 10163", r, err)
+	}
 	pngs := make([][]byte, len(h.Images))
 	for i := range h.Images {
 		pngs[i] = pngOf(t, h.Images[i].Pixels)
@@ -128,18 +126,18 @@ func TestDigitsHoldoutThroughSuite(t *testing.T) {
 			defer wg.Done()
 			for j := range jobs {
 				img := h.Images[j.i]
-				var body []byte
+				var f asetest.Frame
 				want := img.Predicted
 				if j.png {
-					body, want = digitsBody(pngs[j.i], "png", 255), img.PredictedQuantised
+					f, want = digitsFrame(pngs[j.i], "png", 255), img.PredictedQuantised
 				} else {
 					raw := make([]byte, 64)
 					for k, v := range img.Pixels {
 						raw[k] = byte(v)
 					}
-					body = digitsBody(raw, "raw", 16)
+					f = digitsFrame(raw, "raw", 16)
 				}
-				res, err := classify(s, body)
+				res, err := classify(c, f)
 				if err != nil {
 					mu.Lock()
 					errs = append(errs, err)

@@ -1,20 +1,17 @@
 // Package engines holds the end-to-end tests of the example engines (examples/engines:
 // tts, asr, digits) served by the whole suite in one process and driven through webgate
-// with signed ASE requests. Tests whose Debian packages are absent are skipped with the
-// reason; scripts/engines.sh installs them (as root) and builds the C engines.
+// with signed ASE requests (tests/asetest). Each test publishes its engines' capability
+// schemas to polaris first, so webgate validates requests and types outputs as in a
+// deployment. Tests whose Debian packages are absent are skipped with the reason;
+// scripts/engines.sh installs them (as root) and builds the C engines.
 package engines
 
 import (
 	"bufio"
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
+	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,16 +22,8 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/services/loader"
-	"github.com/athenaserving/asf/services/webgate"
+	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/tests/suitetest"
-	"github.com/gorilla/websocket"
-)
-
-// The app every test signs with (webgate's demo app).
-const (
-	appID     = "engines-e2e"
-	apiKey    = "engines-key"
-	apiSecret = "engines-secret"
 )
 
 // repoRoot is the checkout's root (tests/engines/../..).
@@ -45,6 +34,11 @@ func repoRoot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+// schemaPath is the capability schema of example engine name.
+func schemaPath(t testing.TB, name string) string {
+	return filepath.Join(repoRoot(t), "examples", "engines", name, "schema_"+name+".json")
 }
 
 // built is the outcome of scripts/engines.sh build, run once per test binary.
@@ -119,9 +113,10 @@ type loaderSpec struct {
 	workers, licence      int
 }
 
-// startSuite starts the suite with one loader per spec and a webgate that authenticates
-// with the demo app.
-func startSuite(t *testing.T, specs ...loaderSpec) *suitetest.Suite {
+// startSuite starts the suite (webgate authenticating with suitetest.DemoApp) with one
+// loader per spec, publishes the schema of every spec's service to polaris and returns
+// the suite and a signed client.
+func startSuite(t *testing.T, specs ...loaderSpec) (*suitetest.Suite, *asetest.Client) {
 	t.Helper()
 	set := func(i int, c *loader.Config) {
 		sp := specs[i]
@@ -131,126 +126,97 @@ func startSuite(t *testing.T, specs ...loaderSpec) *suitetest.Suite {
 			c.Licence = sp.licence
 		}
 	}
-	s := suitetest.Start(t, suitetest.Options{
-		Loaders: 1, Service: specs[0].service, Engine: specs[0].engine, Loader: set,
-		Webgate: func(c *webgate.Config) {
-			c.Auth = "on"
-			c.DemoApp = appID + ":" + apiKey + ":" + apiSecret
-		},
-	})
+	s := suitetest.Start(t, suitetest.Options{Loaders: 1, Service: specs[0].service, Engine: specs[0].engine, Loader: set})
 	for i := 1; i < len(specs); i++ {
 		s.AddLoader()
 		svc := specs[i].service
 		suitetest.WaitFor(t, 10*time.Second, func() bool { return s.LB.Live(svc) >= 1 })
 	}
-	return s
+	for _, sp := range specs {
+		s.PushSchema(schemaPath(t, sp.service))
+	}
+	return s, s.Client()
 }
 
-// signedURL signs method+path for webgate (ASE HMAC-SHA256, URL parameters) and returns
-// the URL to call; base is http://host:port or ws://host:port.
-func signedURL(base, method, path string) string {
-	u, _ := url.Parse(base)
-	date := time.Now().UTC().Format(http.TimeFormat)
-	origin := "host: " + u.Host + "\ndate: " + date + "\n" + method + " " + path + " HTTP/1.1"
-	mac := hmac.New(sha256.New, []byte(apiSecret))
-	mac.Write([]byte(origin))
-	sig := base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	authz := fmt.Sprintf(`api_key="%s", algorithm="hmac-sha256", headers="host date request-line", signature="%s"`, apiKey, sig)
-	q := url.Values{"authorization": {base64.StdEncoding.EncodeToString([]byte(authz))}, "date": {date}, "host": {u.Host}}
-	return base + path + "?" + q.Encode()
-}
-
-// header and response are the parts of an ASE response the tests read.
-type header struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-	SID     string `json:"sid"`
-	Status  int    `json:"status"`
-}
-
-type response struct {
-	Header  header                                `json:"header"`
-	Payload map[string]map[string]json.RawMessage `json:"payload"`
-}
-
-// postOnce sends a signed once request for capability and decodes the response.
-func postOnce(t *testing.T, s *suitetest.Suite, capability string, body []byte) response {
+// once sends a signed once request and fails the test unless it succeeds.
+func once(t *testing.T, c *asetest.Client, capability string, f asetest.Frame) *asetest.Response {
 	t.Helper()
-	r, err := tryOnce(s, capability, body)
+	r, err := tryOnce(c, capability, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
-// tryOnce is postOnce for goroutines: it returns failures instead of failing the test.
-func tryOnce(s *suitetest.Suite, capability string, body []byte) (response, error) {
-	var r response
-	resp, err := http.Post(signedURL(s.URL(), "POST", "/v1/private/"+capability), "application/json", bytes.NewReader(body))
+// tryOnce is once for goroutines: it returns failures instead of failing the test.
+func tryOnce(c *asetest.Client, capability string, f asetest.Frame) (*asetest.Response, error) {
+	ctx, cancel := contextTimeout()
+	defer cancel()
+	r, err := c.Once(ctx, capability, f)
 	if err != nil {
-		return r, fmt.Errorf("post %s: %w", capability, err)
+		return r, fmt.Errorf("%s: %w", capability, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("%s response %d %.300q: %w", capability, resp.StatusCode, b, err)
-	}
-	if resp.StatusCode != http.StatusOK || r.Header.Code != 0 {
-		return r, fmt.Errorf("%s: HTTP %d, header %+v", capability, resp.StatusCode, r.Header)
+	if r.HTTPStatus != http.StatusOK || r.Header.Code != 0 {
+		return r, fmt.Errorf("%s: HTTP %d, header %+v %s", capability, r.HTTPStatus, r.Header, r.Message)
 	}
 	return r, nil
 }
 
-// dialWS opens a signed WebSocket session to capability.
-func dialWS(t *testing.T, s *suitetest.Suite, capability string) *websocket.Conn {
-	t.Helper()
-	ws := "ws" + strings.TrimPrefix(s.URL(), "http")
-	c, resp, err := websocket.DefaultDialer.Dial(signedURL(ws, "GET", "/v1/private/"+capability), nil)
-	if err != nil {
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
-		}
-		t.Fatalf("dial %s: %v (HTTP %d)", capability, err, code)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+// contextTimeout bounds one request or handshake.
+func contextTimeout() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), time.Minute)
 }
 
-// bytesField decodes an output's base64 data field.
-func bytesField(t *testing.T, item map[string]json.RawMessage, field string) []byte {
+// stream opens a signed WebSocket session to capability, closed when the test ends.
+func stream(t *testing.T, c *asetest.Client, capability string) *asetest.Session {
 	t.Helper()
-	var s string
-	if err := json.Unmarshal(item[field], &s); err != nil {
-		t.Fatalf("field %s = %.200s: %v", field, item[field], err)
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
+	ctx, cancel := contextTimeout()
+	defer cancel()
+	sess, err := c.Stream(ctx, capability)
 	if err != nil {
-		t.Fatalf("field %s: %v", field, err)
+		t.Fatalf("dial %s: %v", capability, err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	return sess
+}
+
+// send sends one frame of a session.
+func send(t *testing.T, sess *asetest.Session, f asetest.Frame) {
+	t.Helper()
+	if err := sess.Send(f); err != nil {
+		t.Fatalf("send frame: %v", err)
+	}
+}
+
+// readResults reads a session's responses until the one with status 2 (or an error
+// response) and sends them in order on the returned channel, then closes it. The
+// goroutine also ends when the session is closed.
+func readResults(sess *asetest.Session) <-chan *asetest.Response {
+	ch := make(chan *asetest.Response, 256)
+	go func() {
+		defer close(ch)
+		for {
+			r, err := sess.Recv(30 * time.Second)
+			if err != nil {
+				return
+			}
+			ch <- r
+			if r.Header.Code != 0 || r.StatusValue() == 2 {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// output returns the data of output name, failing the test when it is absent.
+func output(t *testing.T, r *asetest.Response, name string) []byte {
+	t.Helper()
+	b, err := r.Bytes(name)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return b
-}
-
-// jsonField decodes an output's data field holding JSON: inlined (format json) or base64.
-func jsonField(t *testing.T, item map[string]json.RawMessage, field string, dst any) {
-	t.Helper()
-	raw := item[field]
-	if len(raw) > 0 && raw[0] == '"' {
-		raw = bytesField(t, item, field)
-	}
-	if err := json.Unmarshal(raw, dst); err != nil {
-		t.Fatalf("field %s = %.200s: %v", field, raw, err)
-	}
-}
-
-// attr returns an output attribute as text (numbers and strings alike).
-func attr(item map[string]json.RawMessage, key string) string {
-	raw := item[key]
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	return string(raw)
 }
 
 // gauge reads a gauge from a loader's admin /metrics (sum over labels).

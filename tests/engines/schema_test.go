@@ -12,7 +12,7 @@ import (
 
 var schemas sync.Map // capability → *capability.Schema
 
-// schemaOf parses examples/engines/<capability>/schema_<capability>.json.
+// schemaOf parses (once per test binary) examples/engines/<capability>/schema_<capability>.json.
 func schemaOf(t *testing.T, name string) *capability.Schema {
 	t.Helper()
 	if s, ok := schemas.Load(name); ok {
@@ -28,15 +28,6 @@ func schemaOf(t *testing.T, name string) *capability.Schema {
 	}
 	schemas.Store(name, s)
 	return s
-}
-
-// validate checks a request body against the capability's schema, as webgate does when
-// the schema is published in polaris.
-func validate(t *testing.T, name string, body []byte) {
-	t.Helper()
-	if err := schemaOf(t, name).ValidateJSON(body); err != nil {
-		t.Fatalf("%s request does not match its schema: %v\n%.400s", name, err, body)
-	}
 }
 
 func TestSchemas(t *testing.T) {

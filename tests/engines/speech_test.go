@@ -1,7 +1,6 @@
 package engines
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -9,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/tests/suitetest"
-	"github.com/gorilla/websocket"
 )
 
 // sentences are synthesised and recognised back; every word is in the en-us dictionary.
@@ -30,25 +29,26 @@ func commandGrammar() string {
 
 const frameBytes = 1280 // 40 ms of 16 kHz 16-bit mono
 
-func ttsOnceBody(text string) []byte {
-	return []byte(fmt.Sprintf(`{"header":{"app_id":%q,"uid":"u1","status":3},"parameter":{"tts":{"voice":"en-us","speed":160,"pitch":50}},`+
-		`"payload":{"text":{"encoding":"utf8","status":3,"text":%q}}}`, appID, base64.StdEncoding.EncodeToString([]byte(text))))
+var user = map[string]any{"uid": "u1"}
+
+// ttsFrame is a tts request frame; params are sent unless status is 1 or 2.
+func ttsFrame(status int, text string, seq *int) asetest.Frame {
+	f := asetest.Frame{Status: status, Header: user, Seq: seq, Payload: map[string]asetest.Data{"text": asetest.Text(text)}}
+	if status == 0 || status == 3 {
+		f.Params = map[string]any{"voice": "en-us", "speed": 160, "pitch": 50}
+	}
+	return f
 }
 
 // synthesize returns the 16 kHz PCM of text from tts (signed HTTP once request).
-func synthesize(t *testing.T, s *suitetest.Suite, text string) []byte {
+func synthesize(t *testing.T, c *asetest.Client, text string) []byte {
 	t.Helper()
-	body := ttsOnceBody(text)
-	validate(t, "tts", body)
-	r := postOnce(t, s, "tts", body)
-	out := r.Payload["audio"]
-	if out == nil {
-		t.Fatalf("tts: no audio output: %+v", r.Payload)
-	}
-	if sr, bd := attr(out, "sample_rate"), attr(out, "bit_depth"); sr != "16000" || bd != "16" {
+	r := once(t, c, "tts", ttsFrame(3, text, nil))
+	// The schema types the audio attributes: integers, as the engine reports them.
+	if sr, bd := r.Attr("audio", "sample_rate"), r.Attr("audio", "bit_depth"); sr != "16000" || bd != "16" {
 		t.Fatalf("tts audio sample_rate=%s bit_depth=%s, want 16000/16", sr, bd)
 	}
-	pcm := bytesField(t, out, "audio")
+	pcm := output(t, r, "audio")
 	if len(pcm) < 16000 || len(pcm)%2 != 0 { // at least half a second
 		t.Fatalf("tts %q: %d bytes of audio", text, len(pcm))
 	}
@@ -62,78 +62,35 @@ type asrResult struct {
 	Seq   int    `json:"seq"`
 }
 
-// wsFrame is one ASE frame of an asr session.
-func asrFrame(i, status int, audio []byte, params map[string]any) map[string]any {
-	f := map[string]any{
-		"header": map[string]any{"app_id": appID, "uid": "u1", "status": status},
-		"payload": map[string]any{"audio": map[string]any{"encoding": "raw", "sample_rate": 16000, "channels": 1,
-			"bit_depth": 16, "status": status, "seq": i, "audio": base64.StdEncoding.EncodeToString(audio)}},
-	}
-	if params != nil {
-		f["parameter"] = map[string]any{"asr": params}
+// asrFrame is frame i of an asr session; the first (status 0) carries the parameters
+// (a grammar when not empty) and the result descriptor.
+func asrFrame(i, status int, audio []byte, grammar string) asetest.Frame {
+	f := asetest.Frame{Status: status, Header: user, Seq: asetest.Int(i), Payload: map[string]asetest.Data{"audio": asetest.Audio(audio)}}
+	if status == 0 {
+		f.Accepts = map[string]map[string]any{"result": {"encoding": "utf8", "compress": "raw", "format": "json"}}
+		if grammar != "" {
+			f.Params = map[string]any{"grammar": grammar}
+		}
 	}
 	return f
 }
 
-func asrParams(grammar string) map[string]any {
-	p := map[string]any{"result": map[string]any{"encoding": "utf8", "compress": "raw", "format": "json"}}
-	if grammar != "" {
-		p["grammar"] = grammar
-	}
-	return p
-}
-
-// sendFrame validates and writes one frame.
-func sendFrame(t *testing.T, c *websocket.Conn, f map[string]any) {
-	t.Helper()
-	b, err := json.Marshal(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	validate(t, "asr", b)
-	if err := c.WriteMessage(websocket.TextMessage, b); err != nil {
-		t.Fatalf("write frame: %v", err)
-	}
-}
-
-// readResults reads asr results until the one with status 2 (or an error frame) and
-// sends them in order on the returned channel, then closes it.
-func readResults(c *websocket.Conn) <-chan response {
-	ch := make(chan response, 256)
-	go func() {
-		defer close(ch)
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		for {
-			var r response
-			if err := c.ReadJSON(&r); err != nil {
-				return
-			}
-			ch <- r
-			if r.Header.Code != 0 || r.Header.Status == 2 {
-				return
-			}
-		}
-	}()
-	return ch
-}
-
 // recognize streams pcm to asr in 40 ms frames over a signed WebSocket and returns the
 // partial texts (in arrival order) and the final text.
-func recognize(t *testing.T, s *suitetest.Suite, pcm []byte, grammar string) (partials []string, final string) {
+func recognize(t *testing.T, c *asetest.Client, pcm []byte, grammar string) (partials []string, final string) {
 	t.Helper()
-	c := dialWS(t, s, "asr")
-	results := readResults(c)
+	sess := stream(t, c, "asr")
+	results := readResults(sess)
 	n := (len(pcm) + frameBytes - 1) / frameBytes
 	for i := 0; i < n; i++ {
 		chunk := pcm[i*frameBytes : min((i+1)*frameBytes, len(pcm))]
-		switch {
-		case i == 0:
-			sendFrame(t, c, asrFrame(i, 0, chunk, asrParams(grammar)))
-		default:
-			sendFrame(t, c, asrFrame(i, 1, chunk, nil))
+		st := 1
+		if i == 0 {
+			st = 0
 		}
+		send(t, sess, asrFrame(i, st, chunk, grammar))
 	}
-	sendFrame(t, c, asrFrame(n, 2, nil, nil))
+	send(t, sess, asrFrame(n, 2, nil, ""))
 	gotFinal := false
 	for r := range results {
 		if r.Header.Code != 0 {
@@ -143,8 +100,10 @@ func recognize(t *testing.T, s *suitetest.Suite, pcm []byte, grammar string) (pa
 			t.Fatalf("result after the final one: %+v", r.Header)
 		}
 		var res asrResult
-		jsonField(t, r.Payload["result"], "text", &res)
-		if r.Header.Status == 2 {
+		if err := json.Unmarshal(output(t, r, "result"), &res); err != nil {
+			t.Fatalf("asr result %s: %v", r.Raw, err)
+		}
+		if r.StatusValue() == 2 {
 			if !res.Final {
 				t.Fatalf("status 2 result not final: %+v", res)
 			}
@@ -152,7 +111,7 @@ func recognize(t *testing.T, s *suitetest.Suite, pcm []byte, grammar string) (pa
 			continue
 		}
 		if res.Final {
-			t.Fatalf("final result with status %d", r.Header.Status)
+			t.Fatalf("final result with status %d", r.StatusValue())
 		}
 		partials = append(partials, res.Text)
 	}
@@ -168,15 +127,15 @@ func recognize(t *testing.T, s *suitetest.Suite, pcm []byte, grammar string) (pa
 func TestSpeechRoundTrip(t *testing.T) {
 	tts := engineLib(t, "tts")
 	asr := engineLib(t, "asr")
-	s := startSuite(t,
+	_, c := startSuite(t,
 		loaderSpec{service: "tts", engine: "c", path: tts, async: true},
 		loaderSpec{service: "asr", engine: "c", path: asr, config: map[string]string{"lm": "none"}},
 	)
 	grammar := commandGrammar()
 	for i, sentence := range sentences {
 		t.Run(fmt.Sprint("sentence-", i), func(t *testing.T) {
-			pcm := synthesize(t, s, sentence)
-			partials, final := recognize(t, s, pcm, grammar)
+			pcm := synthesize(t, c, sentence)
+			partials, final := recognize(t, c, pcm, grammar)
 			t.Logf("%q: %.2f s of audio, %d partial results %q, final %q", sentence, float64(len(pcm))/32000, len(partials), partials, final)
 			if final != sentence {
 				t.Fatalf("recognised %q, want %q", final, sentence)
@@ -192,39 +151,23 @@ func TestSpeechRoundTrip(t *testing.T) {
 	// the samples themselves differ).
 	t.Run("tts-stream", func(t *testing.T) {
 		text := sentences[0]
-		want := synthesize(t, s, text)
-		c := dialWS(t, s, "tts")
-		results := readResults(c)
-		for i, st := range []int{0, 2} {
-			payload := ""
-			if st == 0 {
-				payload = base64.StdEncoding.EncodeToString([]byte(text))
-			}
-			f := map[string]any{
-				"header":  map[string]any{"app_id": appID, "uid": "u1", "status": st},
-				"payload": map[string]any{"text": map[string]any{"encoding": "utf8", "status": st, "seq": i, "text": payload}},
-			}
-			if st == 0 {
-				f["parameter"] = map[string]any{"tts": map[string]any{"voice": "en-us", "speed": 160, "pitch": 50}}
-			}
-			b, _ := json.Marshal(f)
-			validate(t, "tts", b)
-			if err := c.WriteMessage(websocket.TextMessage, b); err != nil {
-				t.Fatal(err)
-			}
-		}
+		want := synthesize(t, c, text)
+		sess := stream(t, c, "tts")
+		results := readResults(sess)
+		send(t, sess, ttsFrame(0, text, asetest.Int(0)))
+		send(t, sess, ttsFrame(2, "", asetest.Int(1)))
 		var got []byte
 		chunks, ended := 0, false
 		for r := range results {
 			if r.Header.Code != 0 {
 				t.Fatalf("tts stream error: %+v", r.Header)
 			}
-			pcm := bytesField(t, r.Payload["audio"], "audio")
+			pcm := output(t, r, "audio")
 			if len(pcm) > 0 {
 				chunks++
 			}
 			got = append(got, pcm...)
-			ended = r.Header.Status == 2
+			ended = r.StatusValue() == 2
 		}
 		t.Logf("stream: %d audio chunks, %d bytes (once: %d bytes)", chunks, len(got), len(want))
 		if !ended || chunks < 2 {
@@ -234,8 +177,31 @@ func TestSpeechRoundTrip(t *testing.T) {
 			t.Fatalf("stream audio %d bytes, once audio %d bytes", len(got), len(want))
 		}
 		// And it is still the sentence.
-		if _, final := recognize(t, s, got, grammar); final != text {
+		if _, final := recognize(t, c, got, grammar); final != text {
 			t.Fatalf("streamed audio recognised as %q, want %q", final, text)
+		}
+	})
+
+	// The published schemas are enforced: out-of-range parameters get 10163.
+	t.Run("schema-refusal", func(t *testing.T) {
+		f := ttsFrame(3, "hello", nil)
+		f.Params["speed"] = 1000
+		ctx, cancel := contextTimeout()
+		defer cancel()
+		r, err := c.Once(ctx, "tts", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Header.Code != 10163 {
+			t.Fatalf("tts speed 1000: HTTP %d, header %+v, want code 10163", r.HTTPStatus, r.Header)
+		}
+		sess := stream(t, c, "asr")
+		bad := asrFrame(0, 0, make([]byte, frameBytes), "")
+		bad.Params = map[string]any{"lm": "x"}
+		send(t, sess, bad)
+		resp, err := sess.Recv(10 * time.Second)
+		if err != nil || resp.Header.Code != 10163 {
+			t.Fatalf("asr with parameter lm: %+v %v, want code 10163", resp, err)
 		}
 	})
 }
@@ -245,26 +211,26 @@ func TestSpeechRoundTrip(t *testing.T) {
 func TestASRLicence(t *testing.T) {
 	asr := engineLib(t, "asr")
 	const n = 2
-	s := startSuite(t, loaderSpec{service: "asr", engine: "c", path: asr, licence: n, config: map[string]string{"lm": "none"}})
+	s, c := startSuite(t, loaderSpec{service: "asr", engine: "c", path: asr, licence: n, config: map[string]string{"lm": "none"}})
 	grammar := commandGrammar()
 	silence := make([]byte, frameBytes)
-	var open []*websocket.Conn
-	var results []<-chan response
+	var open []*asetest.Session
+	var results []<-chan *asetest.Response
 	for i := 0; i < n; i++ {
-		c := dialWS(t, s, "asr")
-		results = append(results, readResults(c))
-		sendFrame(t, c, asrFrame(0, 0, silence, asrParams(grammar)))
-		open = append(open, c)
+		sess := stream(t, c, "asr")
+		results = append(results, readResults(sess))
+		send(t, sess, asrFrame(0, 0, silence, grammar))
+		open = append(open, sess)
 	}
 	l := s.Loaders[0]
 	suitetest.WaitFor(t, 10*time.Second, func() bool { return gauge(t, l, "asf_loader_sessions_active") == n })
 
-	extra := dialWS(t, s, "asr")
+	extra := stream(t, c, "asr")
 	extraResults := readResults(extra)
-	sendFrame(t, extra, asrFrame(0, 0, silence, asrParams(grammar)))
+	send(t, extra, asrFrame(0, 0, silence, grammar))
 	r, ok := <-extraResults
 	if !ok || r.Header.Code != 10110 {
-		t.Fatalf("session %d of a licence of %d: got %+v (ok=%v), want code 10110", n+1, n, r.Header, ok)
+		t.Fatalf("session %d of a licence of %d: got %+v (ok=%v), want code 10110", n+1, n, r, ok)
 	}
 	t.Logf("session %d refused: %d %s", n+1, r.Header.Code, r.Header.Message)
 	if got := gauge(t, l, "asf_loader_sessions_active"); got != n {
@@ -272,7 +238,7 @@ func TestASRLicence(t *testing.T) {
 	}
 
 	// End the first session; its slot serves a new recognition.
-	sendFrame(t, open[0], asrFrame(1, 2, nil, nil))
+	send(t, open[0], asrFrame(1, 2, nil, ""))
 	for r := range results[0] {
 		if r.Header.Code != 0 {
 			t.Fatalf("ending session 0: %+v", r.Header)
@@ -280,7 +246,7 @@ func TestASRLicence(t *testing.T) {
 	}
 	suitetest.WaitFor(t, 10*time.Second, func() bool { return gauge(t, l, "asf_loader_sessions_active") == n-1 })
 	pcm := make([]byte, 10*frameBytes)
-	if _, final := recognize(t, s, pcm, grammar); final != "" {
+	if _, final := recognize(t, c, pcm, grammar); final != "" {
 		t.Logf("silence recognised as %q", final)
 	}
 }
