@@ -3,7 +3,7 @@ SERVICES := polaris lbclient atom loader webgate
 MODULES  := libs $(addprefix services/,$(SERVICES)) tools tests
 GO       ?= go
 
-.PHONY: help build run test test-unit proto proto-tools verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz
+.PHONY: help build run test test-unit proto proto-tools verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz images compose-test helm-test
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,8 +20,10 @@ run: build engines ## start the whole suite locally: echo and the demo engines; 
 engines: ## build the demo engines (tts, asr, digits) into bin/engines; installs their Debian packages when root
 	./scripts/engines.sh all
 
-test: test-deps ## run every module's tests and the cross-service tests
+test: test-deps ## every module's tests, the cross-service tests, the Helm tests and the compose test
 	./scripts/test.sh
+	$(MAKE) helm-test
+	$(MAKE) compose-test
 
 test-unit: test-deps ## every module's tests except the cross-service ones
 	./scripts/test.sh unit
@@ -58,6 +60,15 @@ bench-quick: build ## one-minute benchmark subset
 
 fuzz: ## run every fuzz target of every module for a bounded time (FUZZTIME per target, default 10s)
 	./scripts/fuzz.sh $(or $(FUZZTIME),10s)
+
+images: build ## build the container images (asf/*:dev) from bin/ on a self-made Debian base
+	./scripts/images.sh
+
+compose-test: images ## docker-compose end-to-end test: scale, kill a loader, stop a polaris (skips without Docker)
+	./scripts/compose-test.sh
+
+helm-test: ## helm lint and template every chart, decode every manifest strictly into k8s.io/api types
+	./deploy/helm/test/run.sh
 
 clean: ## remove build output
 	rm -rf bin .run

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Makes the compose deployment's secrets in deploy/compose/secrets/ (kept out of git), once:
+#   apps.json   the webgate apps (one app, random api_key/api_secret), pushed into polaris
+#               by the init service as asf/default/webgate/v1/apps.json
+#   client.env  the same credentials as ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET for clients
+# Existing files are kept; delete them to make new credentials.
+set -euo pipefail
+dir="$(cd "$(dirname "$0")" && pwd)/secrets"
+mkdir -p "$dir"
+if [ -s "$dir/apps.json" ] && [ -s "$dir/client.env" ]; then
+  echo "secrets: $dir/apps.json present"
+  exit 0
+fi
+rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+app="app$(rand 4)" key="$(rand 16)" secret="$(rand 24)"
+umask 077
+cat >"$dir/apps.json" <<JSON
+{"apps": [{"app_id": "$app", "api_key": "$key", "api_secret": "$secret", "capabilities": ["*"]}]}
+JSON
+printf 'ASF_APP_ID=%s\nASF_API_KEY=%s\nASF_API_SECRET=%s\n' "$app" "$key" "$secret" >"$dir/client.env"
+# Read by the init container's non-root user.
+chmod 644 "$dir/apps.json"
+echo "secrets: made $dir/apps.json and $dir/client.env (app $app)"

@@ -1,0 +1,29 @@
+{{/* Names and labels; the same helpers in every Athena Serving chart. */}}
+{{- define "asf.name" -}}{{ .Chart.Name }}{{- end -}}
+{{- define "asf.fullname" -}}
+{{- if .Values.fullnameOverride -}}{{ .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+{{- define "asf.selector" -}}
+app.kubernetes.io/name: {{ include "asf.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "asf.labels" -}}
+{{ include "asf.selector" . }}
+app.kubernetes.io/part-of: athena-serving
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+{{- define "asf.image" -}}
+{{- $g := .Values.global | default dict -}}
+{{- $reg := $g.imageRegistry | default "" -}}
+{{- $tag := .Values.image.tag | default $g.imageTag | default .Chart.AppVersion -}}
+{{- if $reg }}{{ printf "%s/%s:%s" $reg .Values.image.repository $tag }}{{ else }}{{ printf "%s:%s" .Values.image.repository $tag }}{{ end -}}
+{{- end -}}
+{{/* Fails when the pod's grace period does not outlast the drain time. */}}
+{{- define "asf.checkGrace" -}}
+{{- if and .Values.drain.seconds (le (int .Values.terminationGracePeriodSeconds) (int .Values.drain.seconds)) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than drain.seconds (%v)" .Values.terminationGracePeriodSeconds .Values.drain.seconds) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,118 @@
+// Command asfinit pushes config files into polaris's config center once and exits: the
+// one-shot init job of the compose deployment and the Helm chart. Files come from a
+// directory laid out as <project>/<group>/<service>/<version>/<file> and from --file
+// KEY=PATH pairs (KEY is project/group/service/version/file), e.g. a mounted secret.
+// A file whose current content is already the same is not pushed again, so a restarted
+// job adds no revisions.
+//
+//	asfinit --polaris polaris:6868 --dir /config --file asf/default/webgate/v1/apps.json=/run/secrets/apps.json
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/athenaserving/asf/libs/grpcx"
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+)
+
+type fileFlags []string
+
+func (f *fileFlags) String() string     { return fmt.Sprint(*f) }
+func (f *fileFlags) Set(v string) error { *f = append(*f, v); return nil }
+
+func main() {
+	fs := flag.NewFlagSet("asfinit", flag.ExitOnError)
+	addr := fs.String("polaris", "polaris:6868", "polaris gRPC address")
+	dir := fs.String("dir", "", "directory of config files: <project>/<group>/<service>/<version>/<file>")
+	wait := fs.Duration("wait", 2*time.Minute, "how long to keep retrying while polaris is unreachable")
+	comment := fs.String("comment", "asfinit", "revision comment")
+	var files fileFlags
+	fs.Var(&files, "file", "KEY=PATH: push PATH as KEY (project/group/service/version/file); repeatable")
+	_ = fs.Parse(os.Args[1:])
+
+	var items []Item
+	if *dir != "" {
+		got, err := ScanDir(*dir)
+		if err != nil {
+			fail(err)
+		}
+		items = append(items, got...)
+	}
+	for _, f := range files {
+		it, err := ParseFileFlag(f)
+		if err != nil {
+			fail(err)
+		}
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		fail(errors.New("nothing to push: give --dir or --file"))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	cc, err := grpcx.Dial(*addr)
+	if err != nil {
+		fail(err)
+	}
+	defer cc.Close()
+	client := polarispb.NewConfigClient(cc)
+	for _, it := range items {
+		if err := pushRetry(ctx, client, it, *comment); err != nil {
+			fail(err)
+		}
+	}
+	fmt.Printf("asfinit: %d config files in polaris %s\n", len(items), *addr)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "asfinit:", err)
+	os.Exit(1)
+}
+
+// pushRetry pushes it unless polaris already holds the same content, retrying on errors
+// until ctx ends.
+func pushRetry(ctx context.Context, client polarispb.ConfigClient, it Item, comment string) error {
+	content, err := os.ReadFile(it.Path)
+	if err != nil {
+		return err
+	}
+	key := it.Key.Proto()
+	backoff := 200 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := push(cctx, client, key, content, comment)
+		cancel()
+		if err == nil {
+			fmt.Printf("asfinit: %s %s\n", it.Key, res)
+			return nil
+		}
+		fmt.Fprintf(os.Stderr, "asfinit: %s: %v (retrying)\n", it.Key, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", it.Key, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 3*time.Second)
+	}
+}
+
+func push(ctx context.Context, client polarispb.ConfigClient, key *polarispb.ConfigKey, content []byte, comment string) (string, error) {
+	cur, err := client.Get(ctx, &polarispb.GetConfigRequest{Key: key})
+	if err == nil && string(cur.GetContent()) == string(content) {
+		return fmt.Sprintf("unchanged (revision %d)", cur.GetRevision()), nil
+	}
+	f, err := client.Push(ctx, &polarispb.PushConfigRequest{Key: key, Content: content, Comment: comment})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("pushed (revision %d)", f.GetRevision()), nil
+}
