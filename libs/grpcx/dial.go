@@ -29,9 +29,14 @@ func Dial(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
+// roundRobin spreads calls over every address a name resolves to (all replicas behind a
+// DNS name, as docker-compose and Kubernetes headless services give), not just the first.
+const roundRobin = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+
 func dialDefaults() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(roundRobin),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
 	}
 }
@@ -77,15 +82,20 @@ func DialList(addrs []string, extra ...grpc.DialOption) (*grpc.ClientConn, error
 		state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
 	}
 	r.InitialState(state)
-	opts := append(dialDefaults(),
-		grpc.WithResolvers(r),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-	)
+	opts := append(dialDefaults(), grpc.WithResolvers(r))
 	cc, err := grpc.NewClient(listScheme+":///"+strings.Join(addrs, ","), append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", strings.Join(addrs, ","), err)
 	}
 	return cc, nil
+}
+
+// FastFailure makes a connection notice a dead peer within about two seconds (keepalive
+// pings every second, each answered within one), so that calls in flight to a vanished
+// loader fail with Unavailable and can be retried elsewhere instead of hanging until their
+// deadline. Servers built with NewServer accept pings this frequent.
+func FastFailure() grpc.DialOption {
+	return grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: time.Second, Timeout: time.Second, PermitWithoutStream: true})
 }
 
 // Pool keeps one client connection per address, shared by all callers.

@@ -30,7 +30,7 @@ func NewServer(service string, log zerolog.Logger, reg prometheus.Registerer, ex
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(recoverUnary(log), logUnary(log), m.unary),
 		grpc.ChainStreamInterceptor(recoverStream(log), logStream(log), m.stream),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
 	}
 	s := &Server{Server: grpc.NewServer(append(opts, extra...)...), Health: health.NewServer()}
 	healthpb.RegisterHealthServer(s.Server, s.Health)

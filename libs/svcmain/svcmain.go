@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -29,6 +30,9 @@ type Service interface {
 	Start(ctx context.Context) error
 	Shutdown(ctx context.Context) error
 }
+
+// DefaultGCPercent is the GC target every service runs with unless GOGC is set.
+const DefaultGCPercent = 400
 
 // ShutdownTimeout bounds the whole shutdown after a signal.
 const ShutdownTimeout = 15 * time.Second
@@ -51,6 +55,11 @@ func Run[C any](ctx context.Context, name string, args []string, getenv func(str
 		}
 		fmt.Fprintf(os.Stderr, "%s: config: %v\n", name, err)
 		return 2
+	}
+	if getenv("GOGC") == "" {
+		// The services keep little live heap (tens of MB) and allocate per request; a
+		// sparser GC buys measurable throughput for a little memory. GOGC overrides it.
+		debug.SetGCPercent(DefaultGCPercent)
 	}
 	conf := cfgload.Redacted(&cfg)
 	log := obs.NewLogger(os.Stderr, name, conf["log-level"])

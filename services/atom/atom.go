@@ -110,7 +110,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool()}
+	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool(grpcx.FastFailure())}
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
 	lbConn, err := grpcx.Dial(cfg.LBAddr)
 	if err != nil {

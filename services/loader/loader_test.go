@@ -224,7 +224,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("/readyz = %d", code)
 	}
 	_, body := get("/metrics")
-	for _, m := range []string{"asf_loader_sessions_active", `asf_loader_once_requests_total{code="0"} 1`, "asf_loader_engine_call_seconds"} {
+	for _, m := range []string{"asf_loader_sessions_active", `asf_loader_once_requests_total{code="0"} 1`, "asf_loader_engine_call_seconds", "asf_loader_licence_utilisation_ratio 0"} {
 		if !strings.Contains(body, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

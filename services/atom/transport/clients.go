@@ -14,6 +14,8 @@ import (
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/atom/route"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // LBClient asks lbclient for loaders over gRPC.
@@ -52,21 +54,32 @@ type loaderConn struct{ c loaderpb.LoaderClient }
 func (l loaderConn) Once(ctx context.Context, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error) {
 	out, err := l.c.Once(ctx, in)
 	if err != nil {
-		return nil, grpcx.FromStatus(err)
+		return nil, loaderErr(ctx, err)
 	}
 	return out, nil
+}
+
+// loaderErr converts a loader call's gRPC error. A cancellation that is not ours (our ctx
+// is live) is the loader or its connection resetting the stream — a dying loader — and is
+// reported as the network error 10222, which the router may retry elsewhere.
+func loaderErr(ctx context.Context, err error) error {
+	if status.Code(err) == codes.Canceled && ctx.Err() == nil {
+		return fmt.Errorf("loader reset the call: %s: %w", status.Convert(err).Message(), aserr.ErrNetwork)
+	}
+	return grpcx.FromStatus(err)
 }
 
 func (l loaderConn) Session(ctx context.Context) (route.Session, error) {
 	st, err := l.c.Session(ctx)
 	if err != nil {
-		return nil, grpcx.FromStatus(err)
+		return nil, loaderErr(ctx, err)
 	}
-	return loaderSession{st: st}, nil
+	return loaderSession{st: st, ctx: ctx}, nil
 }
 
 type loaderSession struct {
-	st grpc.BidiStreamingClient[loaderpb.LoaderInput, loaderpb.LoaderOutput]
+	st  grpc.BidiStreamingClient[loaderpb.LoaderInput, loaderpb.LoaderOutput]
+	ctx context.Context // the session's context: tells our cancellations from the loader's
 }
 
 func (s loaderSession) Send(in *loaderpb.LoaderInput) error {
@@ -74,7 +87,7 @@ func (s loaderSession) Send(in *loaderpb.LoaderInput) error {
 		if errors.Is(err, io.EOF) {
 			return io.EOF
 		}
-		return grpcx.FromStatus(err)
+		return loaderErr(s.ctx, err)
 	}
 	return nil
 }
@@ -87,7 +100,7 @@ func (s loaderSession) Recv() (*loaderpb.LoaderOutput, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF
 		}
-		return nil, grpcx.FromStatus(err)
+		return nil, loaderErr(s.ctx, err)
 	}
 	return out, nil
 }

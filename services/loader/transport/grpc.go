@@ -58,8 +58,19 @@ func newMetrics(reg prometheus.Registerer, mgr *session.Manager) *metrics {
 	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "asf_loader_sessions_active", Help: "Engine sessions open now.",
 	}, func() float64 { return float64(mgr.Active()) })
+	// Licence slots in use (sessions and once requests) over the licence: what a loader
+	// autoscaler (the Helm chart's HPA) targets.
+	utilisation := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "asf_loader_licence_utilisation_ratio", Help: "Licence slots in use divided by the licence (0 to 1).",
+	}, func() float64 {
+		p := mgr.Pool()
+		if l := p.Load(); l.Total > 0 {
+			return float64(p.InUse()) / float64(l.Total)
+		}
+		return 0
+	})
 	if reg != nil {
-		reg.MustRegister(m.onceTotal, m.engineSecs, m.rejections, active)
+		reg.MustRegister(m.onceTotal, m.engineSecs, m.rejections, active, utilisation)
 	}
 	return m
 }
