@@ -3,15 +3,20 @@
 #   apps.json   the webgate apps (one app, random api_key/api_secret), pushed into polaris
 #               by the init service as asf/default/webgate/v1/apps.json
 #   client.env  the same credentials as ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET for clients
+#   polaris.env ASF_POLARIS_ADMIN_TOKEN, the admin token of polaris's API and console
 # Existing files are kept; delete them to make new credentials.
 set -euo pipefail
 dir="$(cd "$(dirname "$0")" && pwd)/secrets"
 mkdir -p "$dir"
+rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+if [ ! -s "$dir/polaris.env" ]; then
+  (umask 077; printf 'ASF_POLARIS_ADMIN_TOKEN=plr_%s\n' "$(rand 24)" >"$dir/polaris.env")
+  echo "secrets: made $dir/polaris.env (polaris admin token)"
+fi
 if [ -s "$dir/apps.json" ] && [ -s "$dir/client.env" ]; then
   echo "secrets: $dir/apps.json present"
   exit 0
 fi
-rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 app="app$(rand 4)" key="$(rand 16)" secret="$(rand 24)"
 umask 077
 cat >"$dir/apps.json" <<JSON

@@ -35,6 +35,11 @@ func (s *Server) newConsole() (*consoleServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.cfg.AdminToken != "" {
+		if err := tokens.Seed(s.cfg.AdminToken); err != nil {
+			return nil, fmt.Errorf("admin-token: %w", err)
+		}
+	}
 	secret, created, err := tokens.Bootstrap()
 	if err != nil {
 		return nil, err

@@ -42,6 +42,7 @@ type Config struct {
 	Backend       string        `cfg:"backend" help:"storage of registrations and config: embedded (bbolt file in data-dir), memory, consul"`
 	ConsulAddr    string        `cfg:"consul-addr" help:"Consul HTTP address (backend consul)"`
 	ConsulToken   string        `cfg:"consul-token" secret:"true" help:"Consul ACL token (backend consul)"`
+	AdminToken    string        `cfg:"admin-token" secret:"true" help:"admin token for the API and console, from a secret (env ASF_POLARIS_ADMIN_TOKEN); empty: one is generated at the first start and logged once"`
 }
 
 // DefaultConfig returns the production defaults.

@@ -80,6 +80,23 @@ type Store struct {
 	mu     sync.RWMutex
 	tokens []Token
 	byHash map[string]int
+	seed   string // sha256 of the operator-provided admin token, "" when none
+}
+
+// SeededID is the id of the operator-provided admin token (see Seed).
+const SeededID = "configured"
+
+// Seed makes secret an admin token for as long as the process runs, without storing it:
+// the token an operator provides through config or a secret (several polaris replicas
+// share it, and none has to print one). A seeded store never bootstraps a token.
+func (s *Store) Seed(secret string) error {
+	if len(secret) < 16 || len(secret) > 256 {
+		return fmt.Errorf("admin token must be 16..256 characters: %w", ErrInvalid)
+	}
+	s.mu.Lock()
+	s.seed = hashOf(secret)
+	s.mu.Unlock()
+	return nil
 }
 
 // Open loads the token file at path (a missing file is an empty store). now nil is
@@ -142,7 +159,7 @@ func (s *Store) index(toks []Token) {
 func (s *Store) Bootstrap() (secret string, created bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.tokens) > 0 {
+	if len(s.tokens) > 0 || s.seed != "" {
 		return "", false, nil
 	}
 	secret, _, err = s.createLocked("bootstrap", RoleAdmin)
@@ -219,6 +236,9 @@ func (s *Store) Authenticate(secret string) (Token, bool) {
 	h := hashOf(secret)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.seed != "" && subtle.ConstantTimeCompare([]byte(s.seed), []byte(h)) == 1 {
+		return Token{ID: SeededID, Name: "admin-token (config)", Role: RoleAdmin, SHA256: h}, true
+	}
 	i, ok := s.byHash[h]
 	if !ok || subtle.ConstantTimeCompare([]byte(s.tokens[i].SHA256), []byte(h)) != 1 {
 		return Token{}, false
@@ -230,6 +250,9 @@ func (s *Store) Authenticate(secret string) (Token, bool) {
 func (s *Store) Get(id string) (Token, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if id == SeededID && s.seed != "" {
+		return Token{ID: SeededID, Name: "admin-token (config)", Role: RoleAdmin, SHA256: s.seed}, true
+	}
 	for _, t := range s.tokens {
 		if t.ID == id {
 			return t, true

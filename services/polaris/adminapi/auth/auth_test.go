@@ -108,3 +108,33 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestSeededToken(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), FileName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Seed("short"); err == nil {
+		t.Fatal("a short admin token was accepted")
+	}
+	const secret = "operator-provided-admin-token-0123456789"
+	if err := s.Seed(secret); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := s.Bootstrap(); err != nil || created {
+		t.Fatalf("a seeded store bootstrapped a token: %v %v", created, err)
+	}
+	tok, ok := s.Authenticate(secret)
+	if !ok || tok.Role != RoleAdmin || tok.ID != SeededID {
+		t.Fatalf("seeded token: %+v %v", tok, ok)
+	}
+	if _, ok := s.Authenticate(secret + "x"); ok {
+		t.Fatal("a wrong token authenticated")
+	}
+	if _, ok := s.Get(SeededID); !ok {
+		t.Fatal("seeded token not found by id")
+	}
+	if len(s.List()) != 0 {
+		t.Fatal("the seeded token was stored")
+	}
+}
