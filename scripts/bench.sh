@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh [quick|full] [asfbench flags...] — build the suite, run the benchmark harness against
 # the suite and its baselines, and write bench/results/<timestamp>/report.md (+ PNG charts).
-#   quick: about one minute (one load per scenario)   full: a few minutes (every load)
+#   quick: one to two minutes (one point of every target)   full: several minutes (every load)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,14 @@ if ! make build; then
 fi
 mkdir -p bin
 go build -trimpath -o bin/asfbench ./tools/cmd/asfbench
+# The helper programs whose figures the report folds in: loaderbench (Python engine overhead,
+# C engine in process vs isolation; built without -trimpath so it finds examples/engines/c-echo)
+# and lbbench (lbclient Pick throughput and load-change propagation, 1000 loaders / 50 services).
+# A failed build leaves their figures marked "not measured" in the report.
+go build -o bin/loaderbench ./services/loader/cmd/loaderbench ||
+	echo "bench: loaderbench build failed; the loader figures will be missing" >&2
+(cd services/lbclient/integration && GOWORK=off go build -o ../../../bin/lbbench ./cmd/lbbench) ||
+	echo "bench: lbbench build failed; the lbclient figures will be missing" >&2
 
 # 2000 WebSocket sessions need a few thousand descriptors on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -47,6 +47,76 @@ type Scenario struct {
 	Notes    []string
 	// Charts are PNG file names relative to the report, filled by Write.
 	Charts []string
+	// Tables are extra tables printed after the rows (figures measured by helper programs).
+	Tables []Table
+	// Targets are the scenario's figures checked against their targets; the report also
+	// gathers every scenario's targets into one summary table at the top.
+	Targets []Target
+}
+
+// Table is a free-form Markdown table.
+type Table struct {
+	Title  string
+	Header []string
+	Rows   [][]string
+}
+
+// Status values of a Target.
+const (
+	StatusPass        = "pass"
+	StatusFail        = "FAIL"
+	StatusInfo        = "info"
+	StatusNotMeasured = "not measured"
+)
+
+// Target is one figure next to its baseline and its target.
+type Target struct {
+	// Metric names the figure (for example "webgate once p50, c=1").
+	Metric string
+	// Measured, Baseline and Ratio are formatted values ("–" when there is none).
+	Measured, Baseline, Ratio string
+	// Target states the bound ("≤ 0.5 ms"); empty for figures reported without one.
+	Target string
+	// Status is pass, FAIL, info (no target) or not measured.
+	Status string
+}
+
+// CheckMax makes a Target that passes when measured ≤ limit.
+func CheckMax(metric string, measured, limit float64, format string) Target {
+	return check(metric, measured, format, "≤ "+fmt.Sprintf(format, limit), measured <= limit)
+}
+
+// CheckMin makes a Target that passes when measured ≥ limit.
+func CheckMin(metric string, measured, limit float64, format string) Target {
+	return check(metric, measured, format, "≥ "+fmt.Sprintf(format, limit), measured >= limit)
+}
+
+func check(metric string, measured float64, format, target string, ok bool) Target {
+	st := StatusFail
+	if ok {
+		st = StatusPass
+	}
+	return Target{Metric: metric, Measured: fmt.Sprintf(format, measured), Baseline: "–", Ratio: "–", Target: target, Status: st}
+}
+
+// Info makes a Target without a bound.
+func Info(metric, measured string) Target {
+	return Target{Metric: metric, Measured: measured, Baseline: "–", Ratio: "–", Target: "–", Status: StatusInfo}
+}
+
+// NotMeasured makes a Target that could not be measured, saying why.
+func NotMeasured(metric, target, why string) Target {
+	return Target{Metric: metric, Measured: "not measured: " + why, Baseline: "–", Ratio: "–", Target: target, Status: StatusNotMeasured}
+}
+
+// WithBaseline sets the baseline and the measured/baseline ratio (ratio "–" when baseline is 0).
+func (t Target) WithBaseline(baseline string, ratio float64) Target {
+	t.Baseline = baseline
+	t.Ratio = "–"
+	if ratio != 0 && !math.IsNaN(ratio) && !math.IsInf(ratio, 0) {
+		t.Ratio = fmt.Sprintf("%.3f×", ratio)
+	}
+	return t
 }
 
 // Row is one system at one load.
@@ -157,13 +227,93 @@ func (r *Report) Markdown(w io.Writer) {
 		"Peak RSS is VmHWM in MiB (largest process of the group). Ratios compare each system with the scenario's baseline at the same load: "+
 		"throughput ratio (higher is better) and p99 ratio (lower is better). `stable` means the last windows agreed within the stability rule.")
 	fmt.Fprintln(w)
+	r.targetsMarkdown(w)
 	for _, s := range r.Scenarios {
 		s.markdown(w)
 	}
 }
 
+// Targets gathers every scenario's targets in scenario order.
+func (r *Report) Targets() []Target {
+	var out []Target
+	for _, s := range r.Scenarios {
+		out = append(out, s.Targets...)
+	}
+	return out
+}
+
+func (r *Report) targetsMarkdown(w io.Writer) {
+	ts := r.Targets()
+	if len(ts) == 0 {
+		return
+	}
+	n := map[string]int{}
+	for _, t := range ts {
+		n[t.Status]++
+	}
+	fmt.Fprintf(w, "## Targets\n\nEvery figure below was measured in this run. %d pass, %d fail, %d not measured, %d reported without a target.\n\n",
+		n[StatusPass], n[StatusFail], n[StatusNotMeasured], n[StatusInfo])
+	writeTargets(w, ts)
+}
+
+func writeTargets(w io.Writer, ts []Target) {
+	fmt.Fprintln(w, "| figure | measured | baseline | ratio | target | status |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, t := range ts {
+		tg := t.Target
+		if tg == "" {
+			tg = "–"
+		}
+		st := t.Status
+		if st == StatusPass || st == StatusFail {
+			st = "**" + st + "**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", t.Metric, t.Measured, t.Baseline, t.Ratio, tg, st)
+	}
+	fmt.Fprintln(w)
+}
+
+func writeTable(w io.Writer, t Table) {
+	if t.Title != "" {
+		fmt.Fprintf(w, "%s\n\n", t.Title)
+	}
+	fmt.Fprintf(w, "| %s |\n", strings.Join(t.Header, " | "))
+	fmt.Fprintf(w, "|%s\n", strings.Repeat("---|", len(t.Header)))
+	for _, r := range t.Rows {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
+	}
+	fmt.Fprintln(w)
+}
+
 func (s *Scenario) markdown(w io.Writer) {
 	fmt.Fprintf(w, "## %s\n\n%s\n\n", s.Title, s.Description)
+	if len(s.Rows) > 0 {
+		s.rowsMarkdown(w)
+	}
+	for _, t := range s.Tables {
+		writeTable(w, t)
+	}
+	if len(s.Targets) > 0 {
+		writeTargets(w, s.Targets)
+	}
+	for _, f := range s.Findings {
+		fmt.Fprintf(w, "- %s\n", f)
+	}
+	for _, n := range s.Notes {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+	if len(s.Findings)+len(s.Notes) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, c := range s.Charts {
+		fmt.Fprintf(w, "![%s](%s)\n", c, c)
+	}
+	if len(s.Charts) > 0 {
+		fmt.Fprintln(w)
+	}
+}
+
+func (s *Scenario) rowsMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| system | %s | req/s | p50 | p90 | p99 | max | errors | stable | CPU s/1k | peak RSS MiB | timing µs (webgate/atom/loader/engine) | vs baseline: req/s | vs baseline: p99 |\n",
 		s.XLabel)
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -196,21 +346,6 @@ func (s *Scenario) markdown(w io.Writer) {
 			stable, len(r.Result.Windows), kvFloat(r.CPUPer1k), kvMiB(r.PeakRSS), timing, vsT, vsP)
 	}
 	fmt.Fprintln(w)
-	for _, f := range s.Findings {
-		fmt.Fprintf(w, "- %s\n", f)
-	}
-	for _, n := range s.Notes {
-		fmt.Fprintf(w, "- %s\n", n)
-	}
-	if len(s.Findings)+len(s.Notes) > 0 {
-		fmt.Fprintln(w)
-	}
-	for _, c := range s.Charts {
-		fmt.Fprintf(w, "![%s](%s)\n", c, c)
-	}
-	if len(s.Charts) > 0 {
-		fmt.Fprintln(w)
-	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -54,3 +54,22 @@ func TestWriteTablesRatiosAndCharts(t *testing.T) {
 	png, _ := os.ReadFile(filepath.Join(dir, "once-latency.png"))
 	assert.True(t, strings.HasPrefix(string(png), "\x89PNG"))
 }
+
+func TestTargetsSummary(t *testing.T) {
+	a := &Scenario{ID: "a", Title: "A", Targets: []Target{
+		CheckMax("latency", 0.4, 0.5, "%.2f ms").WithBaseline("bare 0.10 ms", 4),
+		CheckMin("share", 0.2, 0.25, "%.2f"),
+	}}
+	b := &Scenario{ID: "b", Title: "B", Targets: []Target{Info("p99", "3 ms"), NotMeasured("picks", "≥ 50000", "no binary")},
+		Tables: []Table{{Title: "extra", Header: []string{"x", "y"}, Rows: [][]string{{"1", "2"}}}}}
+	r := &Report{Mode: "test", Started: time.Unix(0, 0), Scenarios: []*Scenario{a, b}}
+	var sb strings.Builder
+	r.Markdown(&sb)
+	s := sb.String()
+	assert.Contains(t, s, "1 pass, 1 fail, 1 not measured, 1 reported without a target")
+	assert.Contains(t, s, "| latency | 0.40 ms | bare 0.10 ms | 4.000× | ≤ 0.50 ms | **pass** |")
+	assert.Contains(t, s, "| share | 0.20 | – | – | ≥ 0.25 | **FAIL** |")
+	assert.Contains(t, s, "| picks | not measured: no binary | – | – | ≥ 50000 | not measured |")
+	assert.Contains(t, s, "| x | y |\n|---|---|\n| 1 | 2 |")
+	assert.NotContains(t, s, "| system |", "scenarios without rows print no rows table")
+}

@@ -61,6 +61,8 @@ func runControl(ctx context.Context, env *Env, s Suite) (*report.Scenario, error
 		}
 		sc.Rows = append(sc.Rows, row)
 	}
+	env.logf("control: lbbench (%d loaders, %d services, %v)", env.Profile.LBBenchLoaders, env.Profile.LBBenchServices, env.Profile.LBBenchDuration)
+	sc.Tables, sc.Targets = lbBench(ctx, env)
 	if s == nil {
 		sc.Notes = append(sc.Notes, "Load-change propagation not measured: "+env.suiteWhy()+".")
 		return sc, nil

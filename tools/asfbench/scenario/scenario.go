@@ -47,6 +47,16 @@ type Profile struct {
 	OIPConcurrency          []int
 	PythonWorkers           int
 	PropagationPollInterval time.Duration
+	// StreamHoldSessions is the session count whose run uses StreamHoldPlan (the held-load
+	// target: 1000 sessions, p99 ≤ 50 ms, no errors); 0 = none.
+	StreamHoldSessions int
+	StreamHoldPlan     asfbench.Plan
+	// LoaderBench* size the loader engine measurements (loaderbench).
+	LoaderBenchWarmup, LoaderBenchDuration time.Duration
+	LoaderBenchConcurrency                 int
+	// LBBench* size the lbclient measurement (lbbench).
+	LBBenchLoaders, LBBenchServices int
+	LBBenchDuration                 time.Duration
 }
 
 // Full is `make bench`: a few minutes on two cores.
@@ -61,6 +71,12 @@ func Full() Profile {
 		PythonConcurrency: []int{1, 16, 64, 256}, PickConcurrency: []int{1, 16, 64},
 		OIPConcurrency: []int{16}, PropagationSamples: 30, OncePayload: 256,
 		PythonWorkers: 2, PropagationPollInterval: 200 * time.Microsecond,
+		// 1000 sessions held for 30 s: three 10 s windows after the warm-up.
+		StreamHoldSessions: 1000,
+		StreamHoldPlan: asfbench.Plan{Warmup: 3 * time.Second, Window: 10 * time.Second, MinWindows: 3, MaxWindows: 3,
+			Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}},
+		LoaderBenchWarmup: time.Second, LoaderBenchDuration: 5 * time.Second, LoaderBenchConcurrency: 4,
+		LBBenchLoaders: 1000, LBBenchServices: 50, LBBenchDuration: 10 * time.Second,
 	}
 }
 
@@ -70,8 +86,13 @@ func Quick() Profile {
 	p.Name = "quick"
 	p.Plan = asfbench.Plan{Warmup: 500 * time.Millisecond, Window: time.Second, MinWindows: 3, MaxWindows: 3,
 		Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}}
-	p.OnceConcurrency = []int{16}
-	p.StreamSessions = []int{100}
+	// One point of every target: once at c=1 and c=64, 1000 stream sessions held for 6 s.
+	p.OnceConcurrency = []int{1, 64}
+	p.StreamSessions = []int{1000}
+	p.StreamHoldPlan = asfbench.Plan{Warmup: time.Second, Window: 2 * time.Second, MinWindows: 3, MaxWindows: 3,
+		Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}}
+	p.LoaderBenchWarmup, p.LoaderBenchDuration = 300*time.Millisecond, time.Second
+	p.LBBenchDuration = 3 * time.Second
 	p.PythonConcurrency = []int{16}
 	p.PickConcurrency = []int{16}
 	p.PropagationSamples = 10
@@ -100,8 +121,14 @@ type Env struct {
 	OutDir string
 	// Log receives progress lines.
 	Log io.Writer
-	// Only, when non-empty, selects scenarios by id (once, stream, python, control).
+	// Only, when non-empty, selects scenarios by id (once, stream, python, loader, control).
 	Only map[string]bool
+	// LoaderBench is the loaderbench binary (services/loader/cmd/loaderbench) and LBBench the
+	// lbbench binary (services/lbclient/integration/cmd/lbbench); empty or missing: those
+	// figures are reported as not measured.
+	LoaderBench, LBBench string
+	// RepoDir is the checkout (for examples/engines and sdk/python).
+	RepoDir string
 }
 
 func (e *Env) logf(format string, a ...any) {
@@ -144,7 +171,7 @@ func Run(ctx context.Context, env *Env) (*report.Report, error) {
 		id  string
 		run func(context.Context, *Env, Suite) (*report.Scenario, error)
 	}{
-		{"once", runOnce}, {"stream", runStream}, {"python", runPython}, {"control", runControl},
+		{"once", runOnce}, {"stream", runStream}, {"python", runPython}, {"loader", runLoader}, {"control", runControl},
 	}
 	var errs []error
 	for _, st := range steps {
@@ -185,8 +212,14 @@ func pidGroups(name string, pids []int) groups {
 	return groups{"asfbench": {PIDs: []int{os.Getpid()}}, name: {PIDs: pids}}
 }
 
-// measure runs target under load and fills a report row with latency, CPU and peak RSS.
+// measure runs target under load with the profile's plan and fills a report row with
+// latency, CPU and peak RSS.
 func measure(ctx context.Context, env *Env, system string, x float64, target asfbench.Target, load asfbench.Load, g groups) (*report.Row, error) {
+	return measurePlan(ctx, env, env.Profile.Plan, system, x, target, load, g)
+}
+
+// measurePlan is measure with an explicit plan.
+func measurePlan(ctx context.Context, env *Env, plan asfbench.Plan, system string, x float64, target asfbench.Target, load asfbench.Load, g groups) (*report.Row, error) {
 	row := &report.Row{System: system, X: x, Load: fmt.Sprint(x)}
 	for _, gr := range g {
 		gr.ResetPeak()
@@ -204,7 +237,7 @@ func measure(ctx context.Context, env *Env, system string, x float64, target asf
 		env.logf("  %-22s %-6v window %d: %7.0f req/s p50 %6.2f ms p99 %7.2f ms errors %d",
 			system, x, i, w.Throughput(), ms(w.Hist.Quantile(0.5)), ms(w.Hist.Quantile(0.99)), w.Errors)
 	}
-	res, err := r.Run(ctx, target, load, env.Profile.Plan)
+	res, err := r.Run(ctx, target, load, plan)
 	if err != nil {
 		return nil, fmt.Errorf("%s at %v: %w", system, x, err)
 	}
@@ -267,6 +300,7 @@ func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
 		}
 		sc.Rows = append(sc.Rows, row)
 	}
+	sc.Targets = onceTargets(sc, env)
 	// OIP v2: the client is ready; only the baseline serves it today.
 	for _, c := range env.Profile.OIPConcurrency {
 		sc.Rows = append(sc.Rows, na("suite OIP v2", float64(c), NotAvailableOIP))
@@ -304,9 +338,13 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 	}
 	for _, n := range p.StreamSessions {
 		load := asfbench.Load{Concurrency: n, Pace: p.StreamPace}
+		plan := p.Plan
+		if n == p.StreamHoldSessions && p.StreamHoldPlan.Window > 0 {
+			plan = p.StreamHoldPlan
+		}
 		if s != nil {
 			env.logf("stream: suite sessions=%d", n)
-			row, err := measure(ctx, env, "suite", float64(n), mk(s.WebgateURL()), load, suiteGroups(s))
+			row, err := measurePlan(ctx, env, plan, "suite", float64(n), mk(s.WebgateURL()), load, suiteGroups(s))
 			if err != nil {
 				return sc, err
 			}
@@ -316,7 +354,7 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 			sc.Rows = append(sc.Rows, na("suite", float64(n), env.suiteWhy()))
 		}
 		env.logf("stream: bare Go WS echo sessions=%d", n)
-		row, err := measure(ctx, env, "bare Go WS echo", float64(n), mk(env.BaselineHTTP), load, pidGroups("baseline", env.BaselinePIDs))
+		row, err := measurePlan(ctx, env, plan, "bare Go WS echo", float64(n), mk(env.BaselineHTTP), load, pidGroups("baseline", env.BaselinePIDs))
 		if err != nil {
 			return sc, err
 		}
@@ -325,6 +363,7 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 	for _, sys := range sc.Systems() {
 		sc.Findings = append(sc.Findings, heldFinding(sc, sys))
 	}
+	sc.Targets = streamTargets(sc, env)
 	return sc, nil
 }
 

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/athenaserving/asf/tools/asfbench"
 	"github.com/athenaserving/asf/tools/asfbench/baseline"
+	"github.com/athenaserving/asf/tools/asfbench/report"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -69,4 +71,76 @@ func TestRunBaselinesOnly(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.Contains(string(md), "The suite was not measured: test without suite"))
 	assert.Contains(t, string(md), "Load-change propagation not measured")
+	// Every target is listed, with why it was not measured.
+	assert.Contains(t, string(md), "## Targets")
+	assert.Contains(t, string(md), "| webgate once p50, c=1 (full path, echo) | not measured: test without suite |")
+	assert.Contains(t, string(md), "not measured: concurrency 64 is not in the quick profile")
+	assert.Contains(t, string(md), "not measured: sessions 1000 is not in the quick profile")
+	assert.Contains(t, string(md), "lbclient Pick throughput over gRPC, 1000 loaders / 50 services | not measured: lbbench binary not configured")
+}
+
+func row(system string, x float64, tput float64, p50, p99 time.Duration, errs uint64) *report.Row {
+	return &report.Row{System: system, X: x, Result: &asfbench.Result{Summary: asfbench.Summary{
+		Requests: 1000 + errs, Errors: errs, Throughput: tput, P50: p50, P99: p99}}}
+}
+
+func TestWebgateTargets(t *testing.T) {
+	env := &Env{Profile: Full()}
+	once := &report.Scenario{XLabel: "concurrency", Rows: []*report.Row{
+		row("suite", 1, 3000, 400*time.Microsecond, time.Millisecond, 0),
+		row("bare Go echo", 1, 9000, 100*time.Microsecond, time.Millisecond, 0),
+		row("suite", 64, 2000, 0, 0, 0),
+		row("bare Go echo", 64, 10000, 0, 0, 0),
+	}}
+	ts := onceTargets(once, env)
+	require.Len(t, ts, 2)
+	assert.Equal(t, report.StatusPass, ts[0].Status, "p50 0.4 ms ≤ 0.5 ms")
+	assert.Equal(t, "4.000×", ts[0].Ratio)
+	assert.Equal(t, report.StatusFail, ts[1].Status, "share 0.2 < 0.25")
+	assert.Equal(t, "0.200×", ts[1].Ratio)
+
+	stream := &report.Scenario{XLabel: "sessions", Rows: []*report.Row{
+		row("suite", 1000, 25000, 2*time.Millisecond, 30*time.Millisecond, 3),
+		row("bare Go WS echo", 1000, 25000, time.Millisecond, 10*time.Millisecond, 0),
+	}}
+	ts = streamTargets(stream, env)
+	require.Len(t, ts, 3)
+	assert.Equal(t, report.StatusInfo, ts[0].Status)
+	assert.Equal(t, report.StatusPass, ts[1].Status, "p99 30 ms ≤ 50 ms")
+	assert.Contains(t, ts[1].Metric, "30s held")
+	assert.Equal(t, report.StatusFail, ts[2].Status, "3 errors")
+	assert.Equal(t, "3 of 1003 frames", ts[2].Measured)
+}
+
+// TestHelperOutputs feeds the helper programs' JSON through a fake binary.
+func TestHelperOutputs(t *testing.T) {
+	dir := t.TempDir()
+	fake := func(name, out string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\ncat <<'EOF'\n"+out+"\nEOF\n"), 0o755))
+		return p
+	}
+	env := &Env{Profile: Quick(), OutDir: dir, RepoDir: dir,
+		LoaderBench: fake("loaderbench", `{"python":{"payload_bytes":1280,"loader_grpc":{"calls":10,"p50_us":120,"p99_us":400},
+			"python_in_process":{"calls":10,"p50_us":1,"p99_us":2},"added_p50_us":119,"added_p99_us":398},
+			"c":{"concurrency":4,"engine_in_process":{"calls":10,"calls_per_s":1000},"engine_isolated":{"calls":10,"calls_per_s":250},
+			"grpc_in_process":{"calls_per_s":100},"grpc_isolated":{"calls_per_s":50},"isolated_over_in_process":0.25,"grpc_isolated_over_in_process":0.5}}`),
+		LBBench: fake("lbbench", `{"loaders":1000,"services":50,"workers":64,"duration_s":3,"picks":1,"picks_per_s":60000,
+			"pick_p50_us":500,"pick_p99_us":2000,"propagation_samples":5,"propagation_p50_ms":20,"propagation_p99_ms":150}`)}
+	sc, err := runLoader(t.Context(), env, nil)
+	require.NoError(t, err)
+	require.Len(t, sc.Targets, 4)
+	assert.Equal(t, report.StatusPass, sc.Targets[0].Status)
+	assert.Equal(t, "0.250×", sc.Targets[2].Ratio)
+	assert.Len(t, sc.Tables, 2)
+	tables, ts := lbBench(t.Context(), env)
+	require.Len(t, tables, 1)
+	require.Len(t, ts, 4)
+	assert.Equal(t, report.StatusPass, ts[0].Status)
+	assert.Equal(t, report.StatusFail, ts[3].Status, "propagation p99 150 ms > 100 ms")
+
+	env.LoaderBench = filepath.Join(dir, "missing")
+	sc, err = runLoader(t.Context(), env, nil)
+	require.NoError(t, err)
+	assert.Equal(t, report.StatusNotMeasured, sc.Targets[0].Status)
 }

@@ -49,7 +49,9 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	bin := fs.String("bin", "bin", "directory of the built service binaries")
 	out := fs.String("out", "bench/results", "results root; the report goes to <out>/<timestamp>/")
 	python := fs.String("python", "/usr/bin/python3", "interpreter for the FastAPI + uvicorn baseline")
-	only := fs.String("only", "", "comma-separated scenarios to run: once,stream,python,control (default all)")
+	only := fs.String("only", "", "comma-separated scenarios to run: once,stream,python,loader,control (default all)")
+	loaderBench := fs.String("loaderbench", "", "loaderbench binary (services/loader/cmd/loaderbench; default <bin>/loaderbench)")
+	lbBench := fs.String("lbbench", "", "lbbench binary (services/lbclient/integration/cmd/lbbench; default <bin>/lbbench)")
 	noSuite := fs.Bool("no-suite", false, "measure the baselines only")
 	noSuiteReason := fs.String("no-suite-reason", "--no-suite was given", "why the suite is not measured (printed in the report)")
 	pythonSuite := fs.Bool("python-suite", true, "also start the suite with the python-identity engine (examples/engines/python-echo)")
@@ -82,9 +84,20 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if *loaderBench == "" {
+		*loaderBench = filepath.Join(*bin, "loaderbench")
+	}
+	if *lbBench == "" {
+		*lbBench = filepath.Join(*bin, "lbbench")
+	}
+	repo, err := filepath.Abs(filepath.Dir(filepath.Clean(*bin)))
+	if err != nil {
+		return err
+	}
 	env := &scenario.Env{
 		Profile: p, Python: *python, OutDir: dir, Log: log, PythonSuite: *pythonSuite,
 		Creds: asfbench.Credentials{APIKey: *apiKey, APISecret: *apiSecret}, AppID: *appID,
+		LoaderBench: absOr(*loaderBench), LBBench: absOr(*lbBench), RepoDir: repo,
 	}
 	if *only != "" {
 		env.Only = map[string]bool{}
@@ -102,8 +115,11 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 			env.StartSuite = func(ctx context.Context, engine, logDir string) (scenario.Suite, error) {
 				sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 				defer cancel()
+				// Each suite gets its own data directory: the echo suite is still running when the
+				// python-identity suite starts, and two polaris processes cannot share one store.
 				o := suite.Options{BinDir: *bin, Loaders: *loaders, Engine: engine, Licence: *licence, LogDir: logDir,
-					App: suite.App{AppID: *appID, APIKey: *apiKey, APISecret: *apiSecret}}
+					DataDir: filepath.Join(logDir, "data"),
+					App:     suite.App{AppID: *appID, APIKey: *apiKey, APISecret: *apiSecret}}
 				if engine == "python-identity" { // the identity wrapper.py from examples, one worker per core
 					o.Engine, o.Service = "python", engine
 					o.LoaderArgs = []string{"--engine-path", filepath.Join(filepath.Dir(*bin), "examples", "engines", "python-echo", "wrapper.py")}
@@ -129,6 +145,14 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 		fmt.Fprintf(log, "asfbench: report %s\n", filepath.Join(dir, "report.md"))
 	}
 	return runErr
+}
+
+// absOr returns p made absolute (p itself when that fails).
+func absOr(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func missingBinaries(dir string) []string {
