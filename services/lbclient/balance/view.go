@@ -57,6 +57,10 @@ type Instance struct {
 	// and an existing loader keeps its admin state.
 	Admin *Admin
 	Seq   uint64
+	// NoLoad says the registry holds no load report for the loader yet (a registry
+	// restarted from its store lists it so until the loader's next heartbeat): a loader
+	// the view knows keeps its last load and report time then, taking only Seq.
+	NoLoad bool
 }
 
 // Options configure a View.
@@ -98,6 +102,30 @@ type View struct {
 
 	replDirty atomic.Bool
 	repl      atomic.Pointer[replicaSet]
+
+	fmu    sync.Mutex // serialises Freeze and Thaw
+	freeze atomic.Pointer[freezeState]
+}
+
+// freezeState is the view's frozen mode as of its last change.
+type freezeState struct {
+	frozen bool
+	since  time.Time // when the view froze (frozen) or thawed (not frozen)
+	// thawed is when the last frozen period ended: staleness and forgetting count from
+	// it at the earliest, so a loader gets StaleAfter after a thaw to report again.
+	thawed time.Time
+}
+
+// age is how long l counts as silent at now under fz; frozen, no loader ages.
+func (fz *freezeState) age(l *loader, now time.Time) (time.Duration, bool) {
+	if fz.frozen {
+		return 0, false
+	}
+	from := l.lastReport
+	if fz.thawed.After(from) {
+		from = fz.thawed
+	}
+	return now.Sub(from), true
 }
 
 type service struct {
@@ -175,6 +203,7 @@ func NewView(opts Options) (*View, error) {
 		return nil, err
 	}
 	v.replDirty.Store(true)
+	v.freeze.Store(&freezeState{})
 	return v, nil
 }
 
@@ -185,6 +214,48 @@ func MustNewView(opts Options) *View {
 		panic(err)
 	}
 	return v
+}
+
+// StaleAfter is the staleness limit in force (Options.StaleAfter or its default).
+func (v *View) StaleAfter() time.Duration { return v.opts.StaleAfter }
+
+// Freeze puts the view in frozen mode at now, for when its source is cut off from the
+// registry (no event can arrive, so silence says nothing about a loader): loaders stop
+// going stale and Sweep forgets none, so picks go on over the last known loads. Loaders
+// not live, disabled or removed stay out of rotation. It returns false when the view
+// was frozen already.
+func (v *View) Freeze(now time.Time) bool {
+	v.fmu.Lock()
+	defer v.fmu.Unlock()
+	if v.freeze.Load().frozen {
+		return false
+	}
+	v.freeze.Store(&freezeState{frozen: true, since: now})
+	v.replDirty.Store(true)
+	return true
+}
+
+// Thaw ends frozen mode at now (the source is back): staleness applies again at once,
+// counted from now at the earliest, so every loader has StaleAfter to report again. It
+// returns false when the view was not frozen.
+func (v *View) Thaw(now time.Time) bool {
+	v.fmu.Lock()
+	defer v.fmu.Unlock()
+	if !v.freeze.Load().frozen {
+		return false
+	}
+	v.freeze.Store(&freezeState{since: now, thawed: now})
+	v.replDirty.Store(true)
+	return true
+}
+
+// Frozen tells whether the view is in frozen mode, and since when.
+func (v *View) Frozen() (bool, time.Time) {
+	fz := v.freeze.Load()
+	if !fz.frozen {
+		return false, time.Time{}
+	}
+	return true, fz.since
 }
 
 // StrategyName is the name of the strategy the service is picked with.
@@ -263,7 +334,10 @@ func (v *View) Apply(snapshot []Instance, now time.Time) {
 			keep[in.Addr] = true
 			delete(s.tombstones, in.Addr)
 			l, existed := s.upsertLocked(in)
-			if !existed || in.Seq == 0 || in.Seq != l.seq {
+			switch {
+			case existed && in.NoLoad:
+				l.seq = in.Seq
+			case !existed || in.Seq == 0 || in.Seq != l.seq:
 				l.setLoad(in.Load, in.Seq, now, v.opts.Lease)
 			}
 		}
@@ -325,7 +399,10 @@ func (v *View) Upsert(in Instance, now time.Time) {
 	l, existed := s.upsertLocked(in)
 	// An admin change usually repeats the last load with the same seq: keep the local
 	// accounting then.
-	if !existed || in.Seq > l.seq {
+	switch {
+	case existed && in.NoLoad:
+		l.seq = max(l.seq, in.Seq)
+	case !existed || in.Seq > l.seq:
 		l.setLoad(in.Load, in.Seq, now, v.opts.Lease)
 	}
 	s.mu.Unlock()
@@ -383,14 +460,15 @@ func (v *View) Report(serviceName, addr string, ld Load, seq uint64, now time.Ti
 	return true
 }
 
-// inRotation tells whether l may be picked, and if not, why.
-func (v *View) inRotation(l *loader, now time.Time) (bool, string) {
+// inRotation tells whether l may be picked under fz, and if not, why.
+func (v *View) inRotation(l *loader, now time.Time, fz *freezeState) (bool, string) {
 	switch {
 	case l.load.Live == 0:
 		return false, "not live"
 	case !l.admin.Enabled:
 		return false, "disabled"
-	case v.staleLocked(l, now):
+	}
+	if age, ok := fz.age(l, now); ok && age > v.opts.StaleAfter {
 		return false, "stale"
 	}
 	return true, ""
@@ -408,10 +486,11 @@ func (v *View) replicas(now time.Time) *replicaSet {
 	}
 	v.replDirty.Store(false)
 	r := &replicaSet{self: -1, at: now}
+	fz := v.freeze.Load()
 	if s := v.get(v.opts.ReplicaService); s != nil {
 		s.mu.Lock()
 		for _, l := range s.loaders {
-			if ok, _ := v.inRotation(l, now); ok {
+			if ok, _ := v.inRotation(l, now, fz); ok {
 				r.members = append(r.members, l.addr)
 			}
 		}
@@ -461,6 +540,7 @@ func (v *View) Pick(serviceName string, n int, exclude []string, key string, now
 		return nil, fmt.Errorf("pick %q: %w", serviceName, aserr.ErrNotFound)
 	}
 	repl := v.replicas(now)
+	fz := v.freeze.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.order == nil {
@@ -472,7 +552,7 @@ func (v *View) Pick(serviceName string, n int, exclude []string, key string, now
 	}
 	cands := make([]Candidate, 0, len(s.order))
 	for _, l := range s.order {
-		if ok, _ := v.inRotation(l, now); !ok || slices.Contains(exclude, l.addr) {
+		if ok, _ := v.inRotation(l, now, fz); !ok || slices.Contains(exclude, l.addr) {
 			continue
 		}
 		infl := int32(len(l.inflight))
@@ -551,11 +631,12 @@ func (v *View) Live(serviceName string, now time.Time) int {
 	if s == nil {
 		return 0
 	}
+	fz := v.freeze.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	live := 0
 	for _, l := range s.loaders {
-		if ok, _ := v.inRotation(l, now); ok {
+		if ok, _ := v.inRotation(l, now, fz); ok {
 			live++
 		}
 	}
@@ -575,12 +656,13 @@ type ServiceStats struct {
 // Stats returns per-service counters at now, sorted by service.
 func (v *View) Stats(now time.Time) []ServiceStats {
 	all := v.all()
+	fz := v.freeze.Load()
 	out := make([]ServiceStats, 0, len(all))
 	for _, s := range all {
 		s.mu.Lock()
 		st := ServiceStats{Service: s.name, Strategy: s.strategy.Name(), Known: len(s.loaders), Picks: s.picks, Overcommits: s.overcommits}
 		for _, l := range s.loaders {
-			if ok, _ := v.inRotation(l, now); ok {
+			if ok, _ := v.inRotation(l, now, fz); ok {
 				st.Live++
 			}
 		}
@@ -621,12 +703,13 @@ type ServiceDump struct {
 func (v *View) Dump(now time.Time) []ServiceDump {
 	repl := v.replicas(now)
 	all := v.all()
+	fz := v.freeze.Load()
 	out := make([]ServiceDump, 0, len(all))
 	for _, s := range all {
 		s.mu.Lock()
 		sd := ServiceDump{Service: s.name, Strategy: s.strategy.Name(), Picks: s.picks, Overcommits: s.overcommits, Loaders: []LoaderDump{}}
 		for _, l := range s.loaders {
-			ok, why := v.inRotation(l, now)
+			ok, why := v.inRotation(l, now, fz)
 			if ok {
 				sd.Live++
 			}
@@ -642,14 +725,16 @@ func (v *View) Dump(now time.Time) []ServiceDump {
 	return out
 }
 
-// Sweep forgets loaders without a report for ForgetAfter, and tombstones as old, and
-// returns how many loaders it forgot. Services stay known.
+// Sweep forgets loaders without a report for ForgetAfter (none while the view is
+// frozen; after a thaw counted from the thaw at the earliest), and tombstones as old,
+// and returns how many loaders it forgot. Services stay known.
 func (v *View) Sweep(now time.Time) int {
 	n := 0
+	fz := v.freeze.Load()
 	for _, s := range v.all() {
 		s.mu.Lock()
 		for addr, l := range s.loaders {
-			if now.Sub(l.lastReport) > v.opts.ForgetAfter {
+			if age, ok := fz.age(l, now); ok && age > v.opts.ForgetAfter {
 				delete(s.loaders, addr)
 				s.order = nil
 				n++

@@ -18,17 +18,25 @@ func decodeEvent(data []byte) (*polarispb.RegistryEvent, error) {
 }
 
 // toInstance converts a registry InstanceState; ok is false when it lacks a service or
-// an address. A missing load reads as not live; a missing admin keeps the view's.
+// an address. A missing or all-zero load reads as not live for a new loader (NoLoad: a
+// known one keeps its load); a missing admin keeps the view's.
 func toInstance(st *polarispb.InstanceState) (in balance.Instance, ok bool) {
 	i := st.GetInstance()
 	if i.GetService() == "" || i.GetAddr() == "" {
 		return balance.Instance{}, false
 	}
-	in = balance.Instance{Service: i.GetService(), Addr: i.GetAddr(), Load: toLoad(st.GetLoad()), Seq: st.GetSeq()}
+	in = balance.Instance{Service: i.GetService(), Addr: i.GetAddr(), Load: toLoad(st.GetLoad()), Seq: st.GetSeq(), NoLoad: noLoad(st.GetLoad())}
 	if a := st.GetAdmin(); a != nil {
 		in.Admin = &balance.Admin{Enabled: a.GetEnabled(), Weight: a.GetWeight()}
 	}
 	return in, true
+}
+
+// noLoad tells whether l carries no report: absent, or all zero, as polaris lists an
+// instance restored from its store before its first heartbeat. A loader's own reports
+// keep its licence total, even when it reports live=0.
+func noLoad(l *polarispb.Load) bool {
+	return l.GetTotal() == 0 && l.GetBest() == 0 && l.GetIdle() == 0 && l.GetLive() == 0
 }
 
 func toLoad(l *polarispb.Load) balance.Load {

@@ -2,6 +2,12 @@
 // start and after every NATS reconnect, and the registry and load events published on
 // NATS in between. It is lbclient's only transport towards the control plane.
 //
+// When the source is cut off from the registry — the latest polaris call failed and the
+// NATS connection is down or no event arrived for QuietAfter — it freezes the view:
+// loaders stop going stale, so routing goes on over the last known loads instead of
+// every loader leaving rotation. A snapshot loaded again (or events flowing again) thaws
+// it.
+//
 //	src, err := source.New(source.Config{PolarisAddr: "127.0.0.1:6868"}, view, log, reg)
 //	if err != nil { return err }
 //	go src.Run(ctx)      // retries polaris and NATS until ctx ends
@@ -41,8 +47,17 @@ type Config struct {
 	CallTimeout time.Duration
 	// RetryMin and RetryMax bound the back-off between failed attempts (200 ms, 5 s).
 	RetryMin, RetryMax time.Duration
-	// SweepEvery is how often loaders silent for long are forgotten (default 1 s).
+	// SweepEvery is how often loaders silent for long are forgotten, and polaris polled
+	// while NATS is down (default 1 s).
 	SweepEvery time.Duration
+	// QuietAfter is the silence (no registry or load event) after which polaris is
+	// probed, and the view frozen when the probe fails (default StaleAfter/3 of the view:
+	// before a loader that reported just ahead of an outage goes stale).
+	QuietAfter time.Duration
+	// CheckEvery is how often the cut-off condition is checked (default QuietAfter/4).
+	CheckEvery time.Duration
+	// ProbeTimeout bounds a probe of polaris (default min(CallTimeout, StaleAfter/4)).
+	ProbeTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -65,6 +80,19 @@ func (c *Config) defaults() {
 	}
 }
 
+// freezeDefaults derives the cut-off timings from the view's staleness limit.
+func (c *Config) freezeDefaults(staleAfter time.Duration) {
+	if c.QuietAfter <= 0 {
+		c.QuietAfter = max(staleAfter/3, time.Millisecond)
+	}
+	if c.CheckEvery <= 0 {
+		c.CheckEvery = max(c.QuietAfter/4, time.Millisecond)
+	}
+	if c.ProbeTimeout <= 0 {
+		c.ProbeTimeout = min(c.CallTimeout, max(staleAfter/4, time.Millisecond))
+	}
+}
+
 // Source feeds a balance.View from polaris and NATS. Run owns every goroutine it needs
 // (the NATS client's own goroutines are stopped by closing the connection on return);
 // Close releases the polaris connection.
@@ -78,23 +106,31 @@ type Source struct {
 	ready     atomic.Bool
 	connected atomic.Bool
 	reload    chan struct{} // cap 1: a snapshot reload is wanted (NATS reconnected)
+	probe     chan struct{} // cap 1: check the cut-off now (NATS disconnected)
 	running   atomic.Bool
+	cut       *cutoff // owned by the Run goroutine
 
 	mu     sync.Mutex // guards info
 	info   Info
 	events *prometheus.CounterVec
 	loads  *prometheus.CounterVec
+	frozen prometheus.Gauge
 }
 
-// Info is what the Source learnt from polaris.
+// Info is what the Source learnt from polaris, and whether the view is frozen.
 type Info struct {
 	NATSURL string `json:"nats_url"`
 	Prefix  string `json:"subject_prefix"`
+	// Frozen tells whether the source is cut off from the registry and the view frozen.
+	Frozen bool `json:"frozen"`
+	// FrozenSince is when the view froze (nil when not frozen).
+	FrozenSince *time.Time `json:"frozen_since,omitempty"`
 }
 
 // New prepares a Source; nothing runs until Run. reg may be nil.
 func New(cfg Config, view *balance.View, log zerolog.Logger, reg prometheus.Registerer) (*Source, error) {
 	cfg.defaults()
+	cfg.freezeDefaults(view.StaleAfter())
 	if cfg.PolarisAddr == "" {
 		return nil, errors.New("source: polaris address is empty")
 	}
@@ -109,7 +145,7 @@ func New(cfg Config, view *balance.View, log zerolog.Logger, reg prometheus.Regi
 	}
 	s := &Source{
 		cfg: cfg, view: view, log: log, cc: cc, reg: polarispb.NewRegistryClient(cc),
-		reload: make(chan struct{}, 1),
+		reload: make(chan struct{}, 1), probe: make(chan struct{}, 1),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "asf_lbclient_registry_events_total",
 			Help: "Registry and load events received on NATS, by type (undecodable ones as \"bad\").",
@@ -118,6 +154,10 @@ func New(cfg Config, view *balance.View, log zerolog.Logger, reg prometheus.Regi
 			Name: "asf_lbclient_snapshot_loads_total",
 			Help: "Registry.List snapshots loaded from polaris, by result.",
 		}, []string{"result"}),
+		frozen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "asf_lbclient_view_frozen",
+			Help: "1 while the source is cut off from polaris and the view is frozen (no staleness eviction), else 0.",
+		}),
 	}
 	if reg != nil {
 		if err := reg.Register(s.events); err != nil {
@@ -128,22 +168,37 @@ func New(cfg Config, view *balance.View, log zerolog.Logger, reg prometheus.Regi
 			_ = cc.Close()
 			return nil, fmt.Errorf("source metrics: %w", err)
 		}
+		if err := reg.Register(s.frozen); err != nil {
+			_ = cc.Close()
+			return nil, fmt.Errorf("source metrics: %w", err)
+		}
 	}
 	return s, nil
 }
 
 // Ready tells whether the first snapshot was applied with the NATS subscriptions in
-// place. It stays true afterwards: later outages show as loaders going stale.
+// place. It stays true afterwards: later outages freeze the view (see Frozen).
 func (s *Source) Ready() bool { return s.ready.Load() }
 
 // Connected tells whether the NATS connection is up.
 func (s *Source) Connected() bool { return s.connected.Load() }
 
-// Info returns the NATS URL and subject prefix in use (empty before polaris answered).
+// Frozen tells whether the source is cut off from the registry and the view frozen.
+func (s *Source) Frozen() bool {
+	f, _ := s.view.Frozen()
+	return f
+}
+
+// Info returns the NATS URL and subject prefix in use (empty before polaris answered)
+// and the frozen state.
 func (s *Source) Info() Info {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.info
+	in := s.info
+	s.mu.Unlock()
+	if f, since := s.view.Frozen(); f {
+		in.Frozen, in.FrozenSince = true, &since
+	}
+	return in
 }
 
 // Close closes the connection to polaris. Call it once Run has returned (or when Run
@@ -199,6 +254,10 @@ func (s *Source) Run(ctx context.Context) error {
 	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
 		s.connected.Store(false)
 		s.log.Warn().Err(err).Msg("nats disconnected")
+		select {
+		case s.probe <- struct{}{}:
+		default:
+		}
 	})
 
 	msgs := make(chan *nats.Msg, eventBuffer)
@@ -218,11 +277,14 @@ func (s *Source) Run(ctx context.Context) error {
 	if !s.retry(ctx, "registry snapshot", s.loadSnapshot) {
 		return nil
 	}
+	s.cut = newCutoff(s.cfg.QuietAfter, s.cfg.RetryMin, min(s.cfg.RetryMax, s.view.StaleAfter()), min(s.cfg.SweepEvery, s.cfg.QuietAfter), s.cfg.Now())
 	s.ready.Store(true)
 	s.log.Info().Str("nats", url).Str("prefix", prefix).Msg("registry view ready")
 
 	sweep := time.NewTicker(s.cfg.SweepEvery)
 	defer sweep.Stop()
+	check := time.NewTicker(s.cfg.CheckEvery)
+	defer check.Stop()
 	var retryC <-chan time.Time
 	var retryT *time.Timer
 	backoff := s.cfg.RetryMin
@@ -232,7 +294,10 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 	}()
 	doReload := func() {
-		if err := s.loadSnapshot(ctx); err != nil {
+		err := s.loadSnapshot(ctx)
+		s.cut.polaris(err == nil, s.cfg.Now())
+		s.checkCutoff(s.cfg.Now())
+		if err != nil {
 			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("registry snapshot reload")
 			retryT = time.NewTimer(backoff)
 			retryC = retryT.C
@@ -248,18 +313,32 @@ func (s *Source) Run(ctx context.Context) error {
 			return nil
 		case m := <-msgs:
 			s.handle(m.Data)
+			if s.Frozen() {
+				// Events flow again: the registry is back; reload its snapshot too.
+				s.checkCutoff(s.cfg.Now())
+				select {
+				case s.reload <- struct{}{}:
+				default:
+				}
+			}
 		case <-s.reload:
 			doReload()
 		case <-retryC:
 			doReload()
-		case <-sweep.C:
-			// While NATS is down no load event arrives: poll polaris instead, so loaders
-			// that keep heartbeating stay in rotation and picks go on being answered.
-			if !s.connected.Load() && retryC == nil {
-				if err := s.loadSnapshot(ctx); err != nil {
-					s.log.Debug().Err(err).Msg("registry poll while nats is down")
-				}
+		case <-s.probe:
+			if retryC == nil {
+				s.probePolaris(ctx)
 			}
+			s.checkCutoff(s.cfg.Now())
+		case <-check.C:
+			// While NATS is down or quiet no load event arrives: poll polaris instead, so
+			// loaders that keep heartbeating stay in rotation, and freeze the view when
+			// polaris does not answer either.
+			if retryC == nil && s.cut.probeDue(s.cfg.Now(), s.connected.Load()) {
+				s.probePolaris(ctx)
+			}
+			s.checkCutoff(s.cfg.Now())
+		case <-sweep.C:
 			if n := s.view.Sweep(s.cfg.Now()); n > 0 {
 				s.log.Info().Int("forgotten", n).Msg("swept loaders silent for long")
 			}
@@ -296,6 +375,44 @@ func (s *Source) retry(ctx context.Context, what string, f func(context.Context)
 	}
 }
 
+// probePolaris loads a snapshot within ProbeTimeout and records the result.
+func (s *Source) probePolaris(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
+	err := s.loadSnapshot(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	s.cut.polaris(err == nil, s.cfg.Now())
+	if err != nil {
+		s.log.Debug().Err(err).Bool("nats_connected", s.connected.Load()).Msg("registry probe")
+	}
+}
+
+// checkCutoff freezes the view when the source is cut off at now and thaws it when it
+// is not, logging both transitions once at warn and keeping the gauge in step.
+func (s *Source) checkCutoff(now time.Time) {
+	connected := s.connected.Load()
+	if s.cut.cut(now, connected) {
+		if s.view.Freeze(now) {
+			s.frozen.Set(1)
+			s.log.Warn().Bool("nats_connected", connected).Dur("silent_for", now.Sub(s.cut.lastEvent)).
+				Msg("cut off from polaris: view frozen, loaders no longer go stale; routing on the last known loads")
+		}
+		return
+	}
+	s.thaw(now)
+}
+
+// thaw ends frozen mode at now, if the view is frozen.
+func (s *Source) thaw(now time.Time) {
+	_, since := s.view.Frozen()
+	if s.view.Thaw(now) {
+		s.frozen.Set(0)
+		s.log.Warn().Dur("frozen_for", now.Sub(since)).Msg("registry reachable again: view thawed, stale loaders leave rotation again")
+	}
+}
+
 func (s *Source) loadSnapshot(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
@@ -320,7 +437,11 @@ func (s *Source) handle(data []byte) {
 		return
 	}
 	s.events.WithLabelValues(typeLabel(ev.GetType())).Inc()
-	s.apply(ev, s.cfg.Now())
+	now := s.cfg.Now()
+	if s.cut != nil {
+		s.cut.event(now)
+	}
+	s.apply(ev, now)
 }
 
 // apply applies a decoded event at now.
