@@ -60,9 +60,11 @@ func Dial(addr string) (*Client, error) { return DialWith(addr, Options{Log: zer
 // DialWith connects to polaris at addr with o; like Dial, it does not wait for polaris.
 func DialWith(addr string, o Options) (*Client, error) {
 	o.Backoff = o.Backoff.withDefaults()
+	// Reconnect at least every second: a restarted polaris must hear from its instances
+	// well within their TTL (3 s), or it evicts the ones it restored from its store.
 	cc, err := grpcx.Dial(addr, grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff:           backoff.Config{BaseDelay: o.Backoff.Min, Multiplier: 2, Jitter: 0.2, MaxDelay: o.Backoff.Max},
-		MinConnectTimeout: 5 * time.Second,
+		Backoff:           backoff.Config{BaseDelay: o.Backoff.Min, Multiplier: 2, Jitter: 0.2, MaxDelay: min(o.Backoff.Max, time.Second)},
+		MinConnectTimeout: 2 * time.Second,
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("polaris: %w", err)
