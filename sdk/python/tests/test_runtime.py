@@ -17,10 +17,14 @@ WRAPPER = textwrap.dedent('''
 
     class Wrapper(WrapperBase):
         def wrapperInit(self, config):
+            import threading
             self.config = config
+            self.release = threading.Event()
             return 0
 
         def wrapperOnceExec(self, params, reqData, usrTag="", persId=0):
+            if reqData.get("slow"):
+                self.release.wait(10)
             if reqData.get("boom"):
                 raise KeyError("boom")
             n = reqData.list[0]
@@ -142,6 +146,38 @@ class TestRuntime(unittest.TestCase):
         st, err = c.call(P.MSG_WRITE, 13, P.encode_write(10, 1, 1, []))
         self.assertEqual((st, err[0]), ("err", 10008))
         self.assertEqual(c.call(P.MSG_FINI, 14), ("ok", b""))
+
+    def _slow_call_does_not_block(self, src):
+        c = Conn(self, src)
+        self.assertEqual(c.call(P.MSG_INIT, 1, P.encode_map({})), ("ok", b""))
+        c.parent.sendall(P.frame(P.MSG_ONCE, 2, P.encode_request({"inputs": [("slow", 0, {}, b"s")]})))
+        c.parent.sendall(P.frame(P.MSG_ONCE, 3, P.encode_request({"inputs": [("fast", 0, {}, b"f")]})))
+        mt, mid, body = P.read_frame(c.rfile)
+        self.assertEqual((mt, mid), (P.MSG_OK, 3), "the call behind a slow one was held up")
+        self.assertEqual(P.Decoder(body).payloads(), [("fast", 0, {}, b"f")])
+        c.rt.wrapper.release.set()
+        mt, mid, body = P.read_frame(c.rfile)
+        self.assertEqual((mt, mid), (P.MSG_OK, 2))
+        self.assertEqual(c.call(P.MSG_ONCE, 4, P.encode_request({"inputs": [("again", 0, {}, b"a")]}))[0], "ok")
+
+    def test_slow_inline_call_hands_reading_over(self):
+        self._slow_call_does_not_block(WRAPPER)
+
+    def test_inline_opt_out(self):
+        src = WRAPPER.replace("class Wrapper(WrapperBase):", "class Wrapper(WrapperBase):\n    inlineCalls = False")
+        self._slow_call_does_not_block(src)
+
+    def test_many_concurrent_calls(self):
+        c = Conn(self, WRAPPER)
+        self.assertEqual(c.call(P.MSG_INIT, 1, P.encode_map({})), ("ok", b""))
+        n = 200
+        c.parent.sendall(b"".join(P.frame(P.MSG_ONCE, 100 + i, P.encode_request({"inputs": [("k", 0, {}, b"%d" % i)]})) for i in range(n)))
+        got = {}
+        for _ in range(n):
+            mt, mid, body = P.read_frame(c.rfile)
+            self.assertEqual(mt, P.MSG_OK)
+            got[mid] = P.Decoder(body).payloads()[0][3]
+        self.assertEqual(got, {100 + i: b"%d" % i for i in range(n)})
 
     def test_import_error_reported_on_init(self):
         c = Conn(self, "raise RuntimeError('cannot load model')\n")

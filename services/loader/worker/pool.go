@@ -339,9 +339,10 @@ func (p *Pool) Once(ctx context.Context, req engine.Request) (engine.Response, e
 	if err != nil {
 		return engine.Response{}, err
 	}
-	var e Encoder
+	e := getEncoder()
 	e.Request(req)
 	m, err := w.call(ctx, MsgOnce, p.nextID.Add(1), e.B)
+	putEncoder(e)
 	if err != nil {
 		return engine.Response{}, err
 	}
@@ -374,6 +375,23 @@ func (p *Pool) NewSession(ctx context.Context, sp engine.SessionParams, emit eng
 		return nil, err
 	}
 	return rs, nil
+}
+
+// encoders recycles the encoding buffers of Once and Write requests: call copies the body
+// into the outgoing frame before it returns, so the buffer is free again afterwards.
+var encoders = sync.Pool{New: func() any { return new(Encoder) }}
+
+func getEncoder() *Encoder {
+	e := encoders.Get().(*Encoder)
+	e.B = e.B[:0]
+	return e
+}
+
+// putEncoder returns e to the pool unless its buffer grew past 1 MiB.
+func putEncoder(e *Encoder) {
+	if cap(e.B) <= 1<<20 {
+		encoders.Put(e)
+	}
 }
 
 // proc is one worker process incarnation.
@@ -734,9 +752,10 @@ func (rs *remoteSession) Write(ctx context.Context, f engine.Frame) error {
 	case closed:
 		return fmt.Errorf("write after close: %w", aserr.ErrInvalidOp)
 	}
-	var e Encoder
+	e := getEncoder()
 	e.Write(rs.id, f)
 	_, err := rs.w.call(ctx, MsgWrite, rs.w.pool.nextID.Add(1), e.B)
+	putEncoder(e)
 	return err
 }
 

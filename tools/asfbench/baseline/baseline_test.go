@@ -73,6 +73,16 @@ func TestOIPAgainstHTTPEcho(t *testing.T) {
 	assert.Greater(t, s.Requests, uint64(10))
 }
 
+func TestOIPBytesSignedAgainstHTTPEcho(t *testing.T) {
+	e := startHTTP(t)
+	tg := targets.NewOIPInfer(targets.OIPConfig{BaseURL: e.URL(), Model: "echo", Bytes: 256, MaxConns: 2,
+		Creds: &asfbench.Credentials{APIKey: "k", APISecret: "s"}})
+	defer tg.Close()
+	s := run(t, tg, asfbench.Load{Concurrency: 2})
+	assert.Zero(t, s.Errors, s.TopErrors(3))
+	assert.Greater(t, s.Requests, uint64(10))
+}
+
 func TestGRPCRawAgainstGRPCEcho(t *testing.T) {
 	g, err := NewGRPCEcho("127.0.0.1:0")
 	require.NoError(t, err)

@@ -142,9 +142,6 @@ func (e *Env) want(id string) bool { return len(e.Only) == 0 || e.Only[id] }
 // NotAvailablePython is the reason the suite side of the Python scenario is skipped.
 const NotAvailablePython = "Python engines not yet supported by the loader"
 
-// NotAvailableOIP is the reason the suite side of OIP v2 is skipped.
-const NotAvailableOIP = "OIP v2 is not served by webgate yet"
-
 // Run runs every selected scenario and returns the report (not yet written).
 func Run(ctx context.Context, env *Env) (*report.Report, error) {
 	rep := &report.Report{Mode: env.Profile.Name, Started: time.Now(), Machine: DescribeMachine()}
@@ -271,11 +268,20 @@ func (e *Env) onceTarget(base, service string, c int) *targets.ASEOnce {
 		Creds: e.Creds, PayloadSize: e.Profile.OncePayload, MaxConns: c})
 }
 
+// oipTarget posts signed OIP v2 infer requests to model echo: one BYTES tensor "input"
+// of the once payload size.
+func (e *Env) oipTarget(base string, c int) *targets.OIPInfer {
+	creds := e.Creds
+	return targets.NewOIPInfer(targets.OIPConfig{BaseURL: base, Model: "echo", Input: "input", Bytes: e.Profile.OncePayload,
+		Creds: &creds, MaxConns: c})
+}
+
 // runOnce is scenario 1: ASE once requests to the echo engine, suite vs bare Go echo.
 func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
 	sc := &report.Scenario{ID: "once", Title: "1. Once, echo engine, HTTP", XLabel: "concurrency", Baseline: "bare Go echo",
 		Description: fmt.Sprintf("Closed loop. Signed ASE once requests (POST /v1/private/echo, %d-byte text) through webgate → atom → loader(echo), "+
-			"against a bare Go net/http JSON echo (the floor for the HTTP path).", env.Profile.OncePayload)}
+			"against a bare Go net/http JSON echo (the floor for the HTTP path). OIP v2 rows: signed POST /v2/models/echo/infer with one "+
+			"%d-byte BYTES tensor `input`, through the suite and against the bare echo's OIP route.", env.Profile.OncePayload, env.Profile.OncePayload)}
 	for _, c := range env.Profile.OnceConcurrency {
 		load := asfbench.Load{Concurrency: c}
 		if s != nil {
@@ -301,11 +307,26 @@ func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
 		sc.Rows = append(sc.Rows, row)
 	}
 	sc.Targets = onceTargets(sc, env)
-	// OIP v2: the client is ready; only the baseline serves it today.
+	// OIP v2: signed infer requests with one BYTES tensor "input" to model echo, through
+	// the suite and against the bare Go OIP echo.
 	for _, c := range env.Profile.OIPConcurrency {
-		sc.Rows = append(sc.Rows, na("suite OIP v2", float64(c), NotAvailableOIP))
-		t := targets.NewOIPInfer(targets.OIPConfig{BaseURL: env.BaselineHTTP, Model: "identity", Elements: 64, MaxConns: c})
-		row, err := measure(ctx, env, "bare Go OIP v2", float64(c), t, asfbench.Load{Concurrency: c}, pidGroups("baseline", env.BaselinePIDs))
+		load := asfbench.Load{Concurrency: c}
+		if s != nil {
+			env.logf("once: suite OIP v2 c=%d", c)
+			t := env.oipTarget(s.WebgateURL(), c)
+			row, err := measure(ctx, env, "suite OIP v2", float64(c), t, load, suiteGroups(s))
+			t.Close()
+			if err != nil {
+				return sc, err
+			}
+			row.VS = "bare Go OIP v2"
+			sc.Rows = append(sc.Rows, row)
+		} else {
+			sc.Rows = append(sc.Rows, na("suite OIP v2", float64(c), env.suiteWhy()))
+		}
+		env.logf("once: bare Go OIP v2 c=%d", c)
+		t := env.oipTarget(env.BaselineHTTP, c)
+		row, err := measure(ctx, env, "bare Go OIP v2", float64(c), t, load, pidGroups("baseline", env.BaselinePIDs))
 		t.Close()
 		if err != nil {
 			return sc, err

@@ -55,8 +55,15 @@ func TestRunBaselinesOnly(t *testing.T) {
 	once := rep.Scenarios[0]
 	assert.Len(t, once.ByX("bare Go echo"), 2)
 	assert.Len(t, once.ByX("bare Go OIP v2"), 1)
+	var suiteOIP int
 	for _, r := range once.Rows {
-		if r.System == "suite" {
+		if r.System == "suite OIP v2" {
+			suiteOIP++
+		}
+	}
+	assert.Equal(t, 1, suiteOIP, "one suite OIP v2 row per OIP concurrency")
+	for _, r := range once.Rows {
+		if r.System == "suite" || r.System == "suite OIP v2" {
 			assert.Equal(t, "test without suite", r.NotAvailable)
 			continue
 		}

@@ -39,46 +39,76 @@ def read_frame(rfile):
     return t, ident, body
 
 
+_u32_from = _u32.unpack_from
+_u64_from = _u64.unpack_from
+_i32_from = _i32.unpack_from
+
+
 class Decoder(object):
-    __slots__ = ("b", "i")
+    """Reads protocol values from a body (bytes); offsets are checked against n, values
+    are unpacked in place."""
+    __slots__ = ("b", "i", "n")
 
     def __init__(self, b):
         self.b = b
         self.i = 0
+        self.n = len(b)
 
     def _take(self, n):
-        j = self.i + n
-        if j > len(self.b):
+        i = self.i
+        j = i + n
+        if j > self.n:
             raise Malformed("short body")
-        v = self.b[self.i:j]
         self.i = j
-        return v
+        return self.b[i:j]
 
     def u8(self):
-        if self.i >= len(self.b):
+        i = self.i
+        if i >= self.n:
             raise Malformed("short body")
-        v = self.b[self.i]
-        self.i += 1
-        return v
+        self.i = i + 1
+        return self.b[i]
 
     def u32(self):
-        return _u32.unpack(self._take(4))[0]
+        i = self.i
+        if i + 4 > self.n:
+            raise Malformed("short body")
+        self.i = i + 4
+        return _u32_from(self.b, i)[0]
 
     def i32(self):
-        return _i32.unpack(self._take(4))[0]
+        i = self.i
+        if i + 4 > self.n:
+            raise Malformed("short body")
+        self.i = i + 4
+        return _i32_from(self.b, i)[0]
 
     def u64(self):
-        return _u64.unpack(self._take(8))[0]
+        i = self.i
+        if i + 8 > self.n:
+            raise Malformed("short body")
+        self.i = i + 8
+        return _u64_from(self.b, i)[0]
 
     def raw(self):
-        return self._take(self.u32())
+        i = self.i
+        if i + 4 > self.n:
+            raise Malformed("short body")
+        j = i + 4 + _u32_from(self.b, i)[0]
+        if j > self.n:
+            raise Malformed("short body")
+        self.i = j
+        return self.b[i + 4:j]
 
     def str(self):
         return self.raw().decode("utf-8", "replace")
 
     def map(self):
         n = self.u32()
-        return {self.str(): self.str() for _ in range(n)}
+        if not n:
+            return {}
+        s = self.str
+        return {s(): s() for _ in range(n)}
 
     def meta(self):
         return self.str(), self.u8(), self.map()

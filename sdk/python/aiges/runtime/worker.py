@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 
 from aiges import dto
 from aiges.runtime import protocol as P
@@ -17,6 +17,10 @@ from aiges.utils.log import log
 
 ERR_INVALID_OUTPUT = 10106
 ERR_INVALID_HANDLE = 10008
+
+# INLINE_HANDOFF is how long (seconds) a call may run on the reading thread before the
+# reading is handed to another thread.
+INLINE_HANDOFF = 0.001
 
 
 class EngineError(Exception):
@@ -80,7 +84,25 @@ class Runtime(object):
         self.sock = sock
         self.wrapper_path = wrapper_path
         self.wlock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="aiges-call")
+        self.threads = max(1, threads)
+        # Dispatch state (see serve), guarded by cv's lock: lead is the reading turn's
+        # token (None: nobody reads), inline/inline_gen describe the reader's inline call.
+        lock = threading.Lock()
+        self.cv = threading.Condition(lock)   # call threads wait here for frames or the turn
+        self.scv = threading.Condition(lock)  # the standby thread waits here
+        self.lead = None
+        self.inline = False
+        self.inline_gen = 0
+        self.standby_sleeping = False
+        self.spawned = 0
+        self.inline_ok = True
+        self.idle = 0
+        self.active = 0  # calls running, at most threads; later frames wait in queue
+        self.queue = deque()
+        self.stopped = False
+        self.done = threading.Event()
+        self.end_error = None
+        self.rfile = None
         self.wrapper = None
         self.load_error = None
         self.slock = threading.Lock()
@@ -95,6 +117,7 @@ class Runtime(object):
         if self.wrapper is not None:
             self.sync_once = _overrides(self.wrapper, "wrapperOnceExec") or not _overrides(self.wrapper, "wrapperOnceExecAsync")
             self.has_read = _overrides(self.wrapper, "wrapperRead")
+            self.inline_ok = bool(getattr(self.wrapper, "inlineCalls", True))
         dto.set_callback_hook(self.on_callback)
 
     # --- transport --------------------------------------------------------------------
@@ -110,17 +133,130 @@ class Runtime(object):
         self.send(P.MSG_ERR, ident, P.encode_error(code, msg))
 
     def serve(self):
-        rfile = self.sock.makefile("rb", buffering=1 << 16)
-        try:
-            while True:
-                f = P.read_frame(rfile)
+        """Serves the connection until it ends.
+
+        Calls run on the thread that read them, so a short call costs no thread hand-off:
+        the reader reads a frame, runs the call inline and reads on. A standby thread
+        watches the inline call; one still running after INLINE_HANDOFF seconds hands the
+        reading over to an idle call thread (started when none is idle), so long calls
+        never hold up the calls behind them for more than that. A wrapper with
+        inlineCalls = False has every call handed to an idle thread instead, which then
+        reads on. Up to threads calls run at once; a frame read while all are taken (or,
+        for an opted-out wrapper, while no thread is idle) is queued and the reader reads
+        on, so the connection is always drained. A thread that finishes a call takes
+        queued frames first."""
+        self.rfile = self.sock.makefile("rb", buffering=1 << 16)
+        for i in range(self.threads + 1):
+            self._spawn()
+        threading.Thread(target=self._standby, name="aiges-standby", daemon=True).start()
+        self.done.wait()
+        with self.cv:
+            self.scv.notify_all()
+        if self.end_error is not None:
+            raise self.end_error
+
+    def _spawn(self):
+        self.spawned += 1
+        threading.Thread(target=self._loop, name="aiges-call-%d" % self.spawned, daemon=True).start()
+
+    def _loop(self):
+        cv = self.cv
+        while True:
+            with cv:
+                while True:
+                    if self.stopped:
+                        return
+                    if self.queue:
+                        f = self.queue.popleft()
+                        self.active += 1
+                        if self.lead is None and self.idle:
+                            cv.notify()
+                        break
+                    if self.lead is None:
+                        f = None
+                        break
+                    if self.idle >= self.threads:
+                        return  # surplus thread started for a hand-off
+                    self.idle += 1
+                    cv.wait()
+                    self.idle -= 1
                 if f is None:
-                    break
-                self.pool.submit(self.handle, *f)
-        except (EOFError, OSError) as e:
-            log.info("worker connection ended: %s", e)
-        finally:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+                    tok = self.lead = object()
+            if f is not None:
+                self.handle(*f)
+                with cv:
+                    self.active -= 1
+            elif not self._lead(tok):
+                return
+
+    def _lead(self, tok):
+        """Reads and runs frames while this thread holds the reading turn tok. False once
+        the connection ended."""
+        cv = self.cv
+        inline_ok = self.inline_ok
+        while True:
+            try:
+                f = P.read_frame(self.rfile)
+            except (EOFError, OSError) as e:
+                log.info("worker connection ended: %s", e)
+                f = None
+            except BaseException as e:  # noqa: B902 - a malformed stream ends the worker
+                self.end_error = e
+                f = None
+            with cv:
+                if f is None:
+                    self.stopped = True
+                    self.lead = None
+                    self.queue.clear()
+                    cv.notify_all()
+                    self.scv.notify_all()
+                    self.done.set()
+                    return False
+                if self.active >= self.threads:
+                    self.queue.append(f)  # every call slot is taken: read on
+                    continue
+                self.active += 1
+                inline = inline_ok
+                if inline:
+                    self.inline = True
+                    self.inline_gen += 1
+                    if self.standby_sleeping:
+                        self.scv.notify()
+                elif self.idle:
+                    self.lead = None
+                    cv.notify()
+                else:
+                    self.active -= 1
+                    self.queue.append(f)
+                    continue
+            self.handle(*f)
+            with cv:
+                self.active -= 1
+                if not inline or self.lead is not tok:
+                    return True  # reading was handed over before or during the call
+                self.inline = False
+
+    def _standby(self):
+        """Hands the reading over when an inline call runs longer than INLINE_HANDOFF."""
+        cv, scv = self.cv, self.scv
+        with cv:
+            seen = -1
+            while not self.stopped:
+                if not self.inline and self.inline_gen == seen:
+                    self.standby_sleeping = True
+                    scv.wait()
+                    self.standby_sleeping = False
+                    continue
+                seen = self.inline_gen
+                scv.wait(INLINE_HANDOFF)
+                if self.stopped or not self.inline or self.inline_gen != seen:
+                    continue
+                self.inline = False
+                self.lead = None
+                if self.idle:
+                    cv.notify()
+                else:
+                    self._spawn()
 
     def handle(self, msg_type, ident, body):
         try:
