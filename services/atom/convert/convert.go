@@ -190,6 +190,7 @@ func RouteKey(f *atompb.Frame) string {
 // params, the output descriptors into expect (Expect), payload items into pl in order (data
 // type from the schema's input declaration, else the item's data field, else TEXT), and
 // the frame status into status and state. syncID is the frame's position in its session.
+// The input shares the frame's params and attribute maps: neither may be written afterwards.
 func ToLoaderInput(f *atompb.Frame, syncID int32, meta *Meta) *loaderpb.LoaderInput {
 	status, state := LoaderStatus(f.GetStatus())
 	in := &loaderpb.LoaderInput{
@@ -197,7 +198,7 @@ func ToLoaderInput(f *atompb.Frame, syncID int32, meta *Meta) *loaderpb.LoaderIn
 		ServiceName: meta.LoaderService(f.GetCapability()),
 		State:       state,
 		Headers:     make(map[string]string, len(f.GetHeader())+2),
-		Params:      copyMap(f.GetParams()),
+		Params:      shareMap(f.GetParams()),
 		Expect:      Expect(f, meta),
 		SyncId:      syncID,
 		Status:      status,
@@ -221,7 +222,7 @@ func ToLoaderInput(f *atompb.Frame, syncID int32, meta *Meta) *loaderpb.LoaderIn
 				Meta: &loaderpb.MetaDesc{
 					Name:      it.GetName(),
 					DataType:  inputType(it, meta),
-					Attribute: copyMap(it.GetAttributes()),
+					Attribute: shareMap(it.GetAttributes()),
 				},
 				Data: it.GetData(),
 			})
@@ -260,7 +261,7 @@ func Expect(f *atompb.Frame, meta *Meta) []*loaderpb.MetaDesc {
 		if t, ok := meta.accept(name); ok {
 			dt = DataTypeOf(t)
 		}
-		out = append(out, &loaderpb.MetaDesc{Name: name, DataType: dt, Attribute: copyMap(accepts[name].GetAttributes())})
+		out = append(out, &loaderpb.MetaDesc{Name: name, DataType: dt, Attribute: shareMap(accepts[name].GetAttributes())})
 	}
 	return out
 }
@@ -379,6 +380,16 @@ func OutputError(out *loaderpb.LoaderOutput) error {
 		msg = "engine error"
 	}
 	return aserr.New(int(out.GetCode()), msg)
+}
+
+// shareMap returns m itself (nil when empty): conversion shares the frame's read-only maps
+// with the loader input instead of copying them per frame. Neither side is written after
+// conversion.
+func shareMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -42,33 +42,76 @@ type wireRequest struct {
 // object has no capability key but exactly one key, that one is used. Payload items are sorted
 // by name. Every failure is a 10163 *aserr.Error whose message names the offending field.
 func ParseFrame(data []byte, capability string, defaultStatus int32) (*atompb.Frame, error) {
-	var w wireRequest
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, badRequest("invalid request json: %v", err)
+	return parseFrame(data, capability, defaultStatus, true)
+}
+
+// parseFrame is ParseFrame; fast false skips the scanner (tests compare both paths).
+func parseFrame(data []byte, capability string, defaultStatus int32, fast bool) (*atompb.Frame, error) {
+	var w wireKV
+	if !fast || !scanRequest(data, &w) {
+		if err := slowRequest(data, &w); err != nil {
+			return nil, err
+		}
 	}
 	f := &atompb.Frame{Capability: capability, Status: defaultStatus}
-	if err := parseHeader(f, w.Header); err != nil {
+	if err := parseHeader(f, w.header); err != nil {
 		return nil, err
 	}
-	if err := parseParameter(f, w.Parameter, capability); err != nil {
+	if w.parameter != nil {
+		// Already validated by the scanner: only the decoding is left.
+		if err := json.Unmarshal(w.parameter, &w.paramMap); err != nil {
+			return nil, badRequest("invalid request json: %v", err)
+		}
+	}
+	if err := parseParameter(f, w.paramMap, capability); err != nil {
 		return nil, err
 	}
-	if err := parsePayload(f, w.Payload); err != nil {
+	if err := parsePayload(f, w.payload); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// slowRequest decodes the envelope with encoding/json: every message the fast path gives
+// up on, valid or not.
+func slowRequest(data []byte, w *wireKV) error {
+	var r wireRequest
+	if err := json.Unmarshal(data, &r); err != nil {
+		return badRequest("invalid request json: %v", err)
+	}
+	*w = wireKV{header: mapKVs(r.Header)}
+	w.paramMap = r.Parameter
+	for name, fields := range r.Payload {
+		if fields == nil {
+			continue // "name": null
+		}
+		w.payload = append(w.payload, payloadItem{name: name, fields: mapKVs(fields)})
+	}
+	return nil
+}
+
+func mapKVs(m map[string]json.RawMessage) []kv {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]kv, 0, len(m))
+	for k, v := range m {
+		out = append(out, kv{key: k, raw: v})
+	}
+	return out
 }
 
 func badRequest(format string, args ...any) error {
 	return aserr.Newf(aserr.ErrBadRequest.Code, format, args...)
 }
 
-func parseHeader(f *atompb.Frame, h map[string]json.RawMessage) error {
+func parseHeader(f *atompb.Frame, h []kv) error {
 	if len(h) == 0 {
 		return nil
 	}
 	f.Header = make(map[string]string, len(h))
-	for k, raw := range h {
+	for _, m := range h {
+		k, raw := m.key, m.raw
 		switch k {
 		case "status":
 			st, err := parseStatus(raw)
@@ -81,7 +124,7 @@ func parseHeader(f *atompb.Frame, h map[string]json.RawMessage) error {
 			// The gateway owns the sid; a client echoing it on later frames changes nothing.
 			continue
 		case "appid":
-			if _, ok := h["app_id"]; ok {
+			if hasKey(h, "app_id") {
 				continue
 			}
 			k = "app_id"
@@ -158,17 +201,16 @@ func parseParameter(f *atompb.Frame, p map[string]json.RawMessage, capability st
 	return nil
 }
 
-func parsePayload(f *atompb.Frame, p map[string]map[string]json.RawMessage) error {
+func parsePayload(f *atompb.Frame, p []payloadItem) error {
 	if len(p) == 0 {
 		return nil
 	}
 	f.Payload = make([]*atompb.Item, 0, len(p))
-	for name, fields := range p {
-		if fields == nil {
-			continue // "name": null
-		}
+	for _, pi := range p {
+		name, fields := pi.name, pi.fields
 		it := &atompb.Item{Name: name, Attributes: make(map[string]string, len(fields))}
-		for k, raw := range fields {
+		for _, m := range fields {
+			k, raw := m.key, m.raw
 			if !IsDataField(k) {
 				if s, ok := textOf(raw); ok {
 					it.Attributes[k] = s

@@ -1,8 +1,11 @@
 package ase
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -10,6 +13,7 @@ import (
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 )
 
 const specFirstFrame = `{"header":{"app_id":"your_appid","uid":"u1","status":0},
@@ -124,7 +128,10 @@ func FuzzParseFrame(f *testing.F) {
 	f.Add([]byte(`{"header":{"appid":"x"},"parameter":{"c":{"r":{"format":"json"}}},"payload":{"a":{"text":"e30="}}}`))
 	f.Add([]byte(`{"payload":{"a":{"image":"\/\/8="}}}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"Header":{"status":1},"payload":{"a":{"text":"AA==","x":[1,{"y":null}],"n":-1.5e3}},"z":true}`))
+	f.Add([]byte(`{"header":{"status":1,"status":2},"payload":{"a":{"text":"AA=="},"b":null}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		checkFastPath(t, in)
 		fr, err := ParseFrame(in, "c", StatusOnce)
 		if err != nil {
 			if code := aserr.CodeOf(err); code != aserr.ErrBadRequest.Code {
@@ -150,4 +157,52 @@ func FuzzParseFrame(f *testing.F) {
 			t.Fatalf("rendered invalid JSON %q from %q", out, in)
 		}
 	})
+}
+
+// checkFastPath asserts that the scanner and the encoding/json path agree on in.
+func checkFastPath(t *testing.T, in []byte) {
+	t.Helper()
+	fast, ferr := parseFrame(in, "c", StatusOnce, true)
+	slow, serr := parseFrame(in, "c", StatusOnce, false)
+	if (ferr == nil) != (serr == nil) {
+		t.Fatalf("fast path error %v, encoding/json path error %v for %q", ferr, serr, in)
+	}
+	if ferr == nil && !proto.Equal(fast, slow) {
+		t.Fatalf("fast path %v, encoding/json path %v for %q", fast, slow, in)
+	}
+	if v, ok := DecodeJSON(in); ok {
+		d := json.NewDecoder(bytes.NewReader(in))
+		d.UseNumber()
+		var want any
+		if err := d.Decode(&want); err != nil {
+			t.Fatalf("DecodeJSON accepted %q: %v", in, err)
+		}
+		if _, err := d.Token(); err != io.EOF {
+			t.Fatalf("DecodeJSON accepted trailing data in %q", in)
+		}
+		if !reflect.DeepEqual(v, want) {
+			t.Fatalf("DecodeJSON %#v, encoding/json %#v for %q", v, want, in)
+		}
+	}
+}
+
+func TestFastPathMatchesEncodingJSON(t *testing.T) {
+	for _, in := range []string{
+		specFirstFrame,
+		`{"header":{"appid":"a1","status":"3","sid":"client","cid":7,"x":{"y":[1, 2]},"n":null}}`,
+		`{"header":{"appid":"a1","app_id":"a2"}}`,
+		`{"HEADER":{"status":1}}`,
+		`{"header":{"status":1},"header":{"status":2}}`,
+		`{"payload":{"a":{"text":"AA==","audio":"AA=="}}}`,
+		`{"payload":{"a":null,"b":{"text":null}}}`,
+		`{"payload":{"a":{"text":"\/\/8="}}}`,
+		`{"payload":{"a":{"text":"é"}}}`,
+		`{"parameter":{"c":{"r":{"format":"json"}},"d":1}}`,
+		`{"x":[1,2,{"a":[]}],"payload":{}} `,
+		`{"header":{"status":01}}`,
+		`{"header":{"status":1}}x`,
+		`[]`, `null`, ``, `{`, `{"header":}`, `{"a":1,}`,
+	} {
+		checkFastPath(t, []byte(in))
+	}
 }

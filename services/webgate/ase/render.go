@@ -92,7 +92,8 @@ func (r Renderer) appendItem(dst []byte, it *atompb.Item) []byte {
 		dataType = "text"
 	}
 	attrs := it.GetAttributes()
-	keys := make([]string, 0, len(attrs))
+	var small [16]string // the usual attribute count: sorted on the stack
+	keys := small[:0]
 	for k := range attrs {
 		if k != dataType {
 			keys = append(keys, k)

@@ -265,9 +265,12 @@ func (h *Handler) checkFrame(ctx context.Context, info *RequestInfo, f *atompb.F
 	}
 	var doc map[string]any
 	if s := info.Schema; s != nil && s.HasInputSchema() && data != nil {
-		v, err := capability.DecodeJSON(data)
-		if err != nil {
-			return nil, nil, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request json: %v", err)
+		v, ok := ase.DecodeJSON(data) // the common shape without encoding/json
+		if !ok {
+			var err error
+			if v, err = capability.DecodeJSON(data); err != nil {
+				return nil, nil, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request json: %v", err)
+			}
 		}
 		doc, _ = v.(map[string]any)
 		if !first && doc != nil && firstDoc != nil {

@@ -106,7 +106,7 @@ type gate struct {
 	reg  *prometheus.Registry
 }
 
-func startGate(t *testing.T, tweak func(*Options)) *gate {
+func startGate(t testing.TB, tweak func(*Options)) *gate {
 	t.Helper()
 	fake := &fakeAtom{}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -281,14 +281,59 @@ func (c *wsConn) readMessage() ([]byte, error) {
 		return nil, err
 	}
 	max := c.h.opts.MaxFrameBytes
-	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	data, err := readLimited(r, max+1, getMsgBuf())
 	if err != nil {
+		putMsgBuf(data)
 		return nil, err
 	}
 	if int64(len(data)) > max {
+		putMsgBuf(data)
 		return nil, aserr.Newf(errFrameTooBig.Code, "websocket message larger than %d bytes", max)
 	}
 	return data, nil
+}
+
+// Message buffers are reused: nothing parsed from a message refers to its bytes (the frame
+// and the schema document hold copies), so a message's buffer goes back to the pool once
+// its sub-session handled it.
+const (
+	msgBufSize   = 4096     // a typical frame fits
+	maxPooledBuf = 64 << 10 // larger buffers are left to the collector
+)
+
+var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, msgBufSize); return &b }}
+
+func getMsgBuf() []byte { return (*msgBufs.Get().(*[]byte))[:0] }
+
+func putMsgBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledBuf {
+		return
+	}
+	b = b[:0]
+	msgBufs.Put(&b)
+}
+
+// readLimited reads r to its end or to limit bytes, whichever comes first, appending to b
+// (a reused buffer of a typical frame size: io.ReadAll starts at 512 bytes and grows).
+func readLimited(r io.Reader, limit int64, b []byte) ([]byte, error) {
+	for int64(len(b)) < limit {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		room := b[len(b):cap(b)]
+		if rest := limit - int64(len(b)); int64(len(room)) > rest {
+			room = room[:rest]
+		}
+		n, err := r.Read(room)
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 // readLoop reads client messages and dispatches them to sub-sessions. After the
@@ -312,7 +357,17 @@ func (c *wsConn) readLoop() {
 	}
 }
 
+// dispatch hands a message to its sub-session, which releases its buffer after handling
+// it; a message that goes nowhere is released here.
 func (c *wsConn) dispatch(data []byte) {
+	if !c.route(data) {
+		putMsgBuf(data)
+	}
+}
+
+// route parses a message and sends it to its sub-session, starting one when needed; it
+// reports whether the sub-session took the message.
+func (c *wsConn) route(data []byte) bool {
 	f, perr := ase.ParseFrame(data, c.info.Capability, statusUnset)
 	cid := ""
 	if c.info.Multiplex {
@@ -326,7 +381,7 @@ func (c *wsConn) dispatch(data []byte) {
 				perr = aserr.New(aserr.ErrBadRequest.Code, "header.cid is required in multiplex mode")
 			}
 			_ = c.write(ase.AppendErrorCID(nil, aserr.CodeOf(perr), aserr.MessageOf(perr), c.info.SID, ""))
-			return
+			return false
 		}
 	}
 	c.mu.Lock()
@@ -335,20 +390,20 @@ func (c *wsConn) dispatch(data []byte) {
 		// A broken frame cannot begin a sub-session: answer it alone.
 		c.mu.Unlock()
 		_ = c.write(ase.AppendErrorCID(nil, aserr.CodeOf(perr), aserr.MessageOf(perr), c.info.SID, cid))
-		return
+		return false
 	}
 	if s == nil {
 		switch {
 		case c.stopping:
 			c.mu.Unlock()
-			return
+			return false
 		case !c.info.Multiplex && c.started:
 			c.mu.Unlock()
 			c.info.Log.Debug().Msg("frame after the end of the session ignored")
-			return
+			return false
 		case c.info.Multiplex && perr == nil && (f.Status == ase.StatusContinue || f.Status == ase.StatusEnd) && c.recentlyEnded(cid):
 			c.mu.Unlock()
-			return
+			return false
 		}
 		s = c.newSub(cid)
 		c.subs[cid] = s
@@ -359,9 +414,11 @@ func (c *wsConn) dispatch(data []byte) {
 	c.mu.Unlock()
 	select {
 	case s.in <- inMsg{f: f, data: data, err: perr}:
+		return true
 	case <-s.done:
 	case <-c.ctx.Done():
 	}
+	return false
 }
 
 // probeCID reads header.cid from a message that failed to parse as a frame (for example
@@ -490,7 +547,9 @@ func (s *subSession) loop() (int, string) {
 	for {
 		select {
 		case m := <-s.in:
-			if err := s.handle(m); err != nil {
+			err := s.handle(m)
+			putMsgBuf(m.data) // nothing handled refers to the message's bytes
+			if err != nil {
 				return s.fail(err)
 			}
 			read.Reset(readTO)

@@ -1,0 +1,404 @@
+package ase
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+)
+
+// The fast path: a strict scanner for the common shape of ASE messages (ASCII text without
+// escapes, no duplicate or case-folded envelope keys). Whatever it does not handle it gives
+// up on, and the caller falls back to encoding/json, which also words every error, so
+// results and errors are the same either way.
+
+// maxScanDepth bounds nesting on the fast path; deeper documents take the slow path.
+const maxScanDepth = 32
+
+// kv is one member of a JSON object: its key and the raw text of its value.
+type kv struct {
+	key string
+	raw json.RawMessage
+}
+
+// payloadItem is one payload member: the item name and its fields.
+type payloadItem struct {
+	name   string
+	fields []kv
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanString returns the end (after the closing quote) of the string starting at b[i] ==
+// '"'; ok is false for escapes, control characters and non-ASCII bytes.
+func scanString(b []byte, i int) (int, bool) {
+	j := i + 1
+	// Eight bytes at a time while none is special: a quote, a backslash, a control
+	// character or a non-ASCII byte.
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for ; j+8 <= len(b); j += 8 {
+		x := binary.LittleEndian.Uint64(b[j:])
+		q, bs := x^(lo*'"'), x^(lo*'\\')
+		if (x|((x-lo*0x20)&^x)|((q-lo)&^q)|((bs-lo)&^bs))&hi != 0 {
+			break
+		}
+	}
+	for ; j < len(b); j++ {
+		c := b[j]
+		switch {
+		case c == '"':
+			return j + 1, true
+		case c < 0x20 || c == '\\' || c >= 0x80:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// scanValue returns the end of the JSON value starting at b[i] (no leading space).
+func scanValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) || depth > maxScanDepth {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return scanString(b, i)
+	case c == '{':
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return 0, false
+			}
+			var ok bool
+			if i, ok = scanString(b, i); !ok {
+				return 0, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			if i, ok = scanValue(b, skipWS(b, i+1), depth+1); !ok {
+				return 0, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			if b[i] == '}' {
+				return i + 1, true
+			}
+			if b[i] != ',' {
+				return 0, false
+			}
+			i = skipWS(b, i+1)
+		}
+	case c == '[':
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = scanValue(b, i, depth+1); !ok {
+				return 0, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			if b[i] == ']' {
+				return i + 1, true
+			}
+			if b[i] != ',' {
+				return 0, false
+			}
+			i = skipWS(b, i+1)
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		j := i
+		for j < len(b) && (b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || (b[j] >= '0' && b[j] <= '9')) {
+			j++
+		}
+		if !isJSONNumber(string(b[i:j])) {
+			return 0, false
+		}
+		return j, true
+	case c == 't':
+		return scanLiteral(b, i, "true")
+	case c == 'f':
+		return scanLiteral(b, i, "false")
+	case c == 'n':
+		return scanLiteral(b, i, "null")
+	}
+	return 0, false
+}
+
+func scanLiteral(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return 0, false
+	}
+	return i + len(lit), true
+}
+
+// scanObject calls member for every member of the object starting at b[i] == '{' with the
+// key (without its quotes) and where its value starts; member parses the value and returns
+// its end, or false to give up. scanObject returns the object's end. Each value is read
+// once, by member.
+func scanObject(b []byte, i, depth int, member func(key []byte, start int) (int, bool)) (int, bool) {
+	if i >= len(b) || b[i] != '{' || depth > maxScanDepth {
+		return 0, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return 0, false
+		}
+		end, ok := scanString(b, i)
+		if !ok {
+			return 0, false
+		}
+		key := b[i+1 : end-1]
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return 0, false
+		}
+		if i, ok = member(key, skipWS(b, i+1)); !ok {
+			return 0, false
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return 0, false
+		}
+		if b[i] == '}' {
+			return i + 1, true
+		}
+		if b[i] != ',' {
+			return 0, false
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+// scanEnd reports whether only white space follows b[i:].
+func scanEnd(b []byte, i int) bool { return skipWS(b, i) == len(b) }
+
+// wireKV is the fast-path form of wireRequest.
+type wireKV struct {
+	header    []kv
+	parameter json.RawMessage // the raw parameter object (fast path)
+	paramMap  map[string]json.RawMessage
+	payload   []payloadItem
+	seen      uint8
+}
+
+const (
+	seenHeader uint8 = 1 << iota
+	seenParameter
+	seenPayload
+)
+
+func hasKey(kvs []kv, key string) bool {
+	for _, x := range kvs {
+		if x.key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// scanKVs collects the members of the object at b[i]; duplicate keys give up.
+func scanKVs(b []byte, i, depth int, dst []kv) (int, []kv, bool) {
+	end, ok := scanObject(b, i, depth, func(key []byte, start int) (int, bool) {
+		end, ok := scanValue(b, start, depth+1)
+		if !ok || hasKey(dst, string(key)) {
+			return 0, false
+		}
+		dst = append(dst, kv{key: internKey(key), raw: b[start:end]})
+		return end, true
+	})
+	return end, dst, ok
+}
+
+// scanRequest is the fast path of the envelope decoding; ok is false when the message
+// must take the encoding/json path.
+func scanRequest(data []byte, w *wireKV) bool {
+	end, ok := scanObject(data, skipWS(data, 0), 0, func(key []byte, start int) (int, bool) {
+		var bit uint8
+		switch string(key) {
+		case "header":
+			bit = seenHeader
+		case "parameter":
+			bit = seenParameter
+		case "payload":
+			bit = seenPayload
+		default:
+			k := string(key)
+			// encoding/json matches field names without regard to case.
+			if strings.EqualFold(k, "header") || strings.EqualFold(k, "parameter") || strings.EqualFold(k, "payload") {
+				return 0, false
+			}
+			return scanValue(data, start, 1)
+		}
+		if w.seen&bit != 0 || start >= len(data) || data[start] != '{' {
+			return 0, false
+		}
+		w.seen |= bit
+		switch bit {
+		case seenHeader:
+			end, header, ok := scanKVs(data, start, 1, w.header)
+			w.header = header
+			return end, ok
+		case seenParameter:
+			end, ok := scanValue(data, start, 1)
+			if !ok {
+				return 0, false
+			}
+			w.parameter = data[start:end]
+			return end, true
+		}
+		return scanObject(data, start, 1, func(name []byte, start int) (int, bool) {
+			if start >= len(data) || data[start] != '{' {
+				return 0, false
+			}
+			n := string(name)
+			for _, it := range w.payload {
+				if it.name == n {
+					return 0, false
+				}
+			}
+			end, fields, ok := scanKVs(data, start, 2, make([]kv, 0, 8))
+			w.payload = append(w.payload, payloadItem{name: n, fields: fields})
+			return end, ok
+		})
+	})
+	return ok && scanEnd(data, end)
+}
+
+// internKey returns common keys without allocating.
+func internKey(b []byte) string {
+	switch string(b) {
+	case "app_id":
+		return "app_id"
+	case "status":
+		return "status"
+	case "encoding":
+		return "encoding"
+	case "seq":
+		return "seq"
+	case "sample_rate":
+		return "sample_rate"
+	case "channels":
+		return "channels"
+	case "bit_depth":
+		return "bit_depth"
+	case "compress":
+		return "compress"
+	case "format":
+		return "format"
+	case "text", "audio", "image", "video", "other":
+		return dataFieldName(b)
+	case "uid":
+		return "uid"
+	case "cid":
+		return "cid"
+	}
+	return string(b)
+}
+
+func dataFieldName(b []byte) string {
+	for _, f := range dataFields {
+		if f == string(b) {
+			return f
+		}
+	}
+	return string(b)
+}
+
+// DecodeJSON decodes a JSON document the way a json.Decoder with UseNumber does (objects as
+// map[string]any, arrays as []any, numbers as json.Number); ok is false when the document
+// is outside the fast path, and the caller must decode it with encoding/json.
+func DecodeJSON(data []byte) (v any, ok bool) {
+	i := skipWS(data, 0)
+	v, end, ok := decodeValue(data, i, 0)
+	if !ok || !scanEnd(data, end) {
+		return nil, false
+	}
+	return v, true
+}
+
+func decodeValue(b []byte, i, depth int) (any, int, bool) {
+	if i >= len(b) || depth > maxScanDepth {
+		return nil, 0, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		end, ok := scanString(b, i)
+		if !ok {
+			return nil, 0, false
+		}
+		return string(b[i+1 : end-1]), end, true
+	case c == '{':
+		m := map[string]any{}
+		end, ok := scanObject(b, i, depth, func(key []byte, start int) (int, bool) {
+			v, end, ok := decodeValue(b, start, depth+1)
+			if ok {
+				m[internKey(key)] = v
+			}
+			return end, ok
+		})
+		return m, end, ok
+	case c == '[':
+		a := []any{}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return a, i + 1, true
+		}
+		for {
+			v, end, ok := decodeValue(b, i, depth+1)
+			if !ok {
+				return nil, 0, false
+			}
+			a = append(a, v)
+			i = skipWS(b, end)
+			if i >= len(b) {
+				return nil, 0, false
+			}
+			if b[i] == ']' {
+				return a, i + 1, true
+			}
+			if b[i] != ',' {
+				return nil, 0, false
+			}
+			i = skipWS(b, i+1)
+		}
+	case c == 't':
+		end, ok := scanLiteral(b, i, "true")
+		return true, end, ok
+	case c == 'f':
+		end, ok := scanLiteral(b, i, "false")
+		return false, end, ok
+	case c == 'n':
+		end, ok := scanLiteral(b, i, "null")
+		return nil, end, ok
+	}
+	end, ok := scanValue(b, i, depth)
+	if !ok {
+		return nil, 0, false
+	}
+	return json.Number(b[i:end]), end, true
+}
