@@ -90,6 +90,10 @@ type Server struct {
 	schemas   *capability.Registry
 	watcher   *capability.Watcher
 	registrar *polarisclient.Registrar
+	advertise string
+	// consumers: one consumer registration per loader service this replica routes to,
+	// started on first use (Uses), run under runCtx, taken offline by Shutdown.
+	consumers sync.Map // service → *polarisclient.Registrar
 	runCtx    context.Context
 	runStop   context.CancelFunc
 
@@ -142,6 +146,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		s.schemas = capability.NewRegistry()
 		s.watcher = capability.NewWatcher(s.polaris.Config, s.schemas, nil,
 			capability.WatchOptions{Caller: &polarispb.Caller{Addr: advertise}}, log)
+		s.advertise = advertise
 		s.registrar = s.polaris.NewRegistrar(&polarispb.Instance{Service: "atom", Addr: advertise, Kind: "provider"},
 			time.Second, func() *polarispb.Load { return &polarispb.Load{Live: 1} }, log)
 		metaOf = capmeta.New(s.schemas).Meta
@@ -152,6 +157,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		Meta:        metaOf,
 		Observer:    m,
 		Log:         log,
+		Uses:        s.uses,
 	})
 	s.grpc = grpcx.NewServer("atom", log, reg, grpc.MaxRecvMsgSize(64<<20))
 	atompb.RegisterAtomServer(s.grpc.Server, transport.NewServer(router, m, log))
@@ -221,6 +227,27 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// uses records in polaris, once per loader service, that this replica consumes it, so the
+// registry (and its console) shows who uses which service.
+func (s *Server) uses(service string) {
+	if s.polaris == nil || !s.serving.Load() {
+		return
+	}
+	if _, ok := s.consumers.Load(service); ok {
+		return
+	}
+	r := s.polaris.NewRegistrar(&polarispb.Instance{Service: service, Addr: s.advertise, Kind: "consumer"},
+		time.Second, func() *polarispb.Load { return &polarispb.Load{Live: 1} }, s.log)
+	if _, loaded := s.consumers.LoadOrStore(service, r); loaded {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = r.Run(s.runCtx)
+	}()
+}
+
 // Ready reports whether the service accepts requests.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
@@ -231,7 +258,8 @@ func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 func (s *Server) AdminAddr() string { return s.admin.Addr() }
 
 // Shutdown: (1) mark not ready (/readyz 503, gRPC health NOT_SERVING) and, with polaris,
-// report live=0 and deregister, so no new work comes, (2) GracefulStop the gRPC server,
+// report live=0 and deregister (the provider entry and every consumer entry), so no new
+// work comes, (2) GracefulStop the gRPC server,
 // letting running calls and sessions finish until ctx ends, then Stop (which cancels them
 // and so aborts their loader sessions), (3) stop the schema watcher and the registrar,
 // (4) close the loader, lbclient and polaris connections, (5) stop the admin server,
@@ -249,6 +277,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 		if oerr := s.registrar.Offline(ctx); oerr != nil {
 			err = fmt.Errorf("polaris: %w", oerr)
 		}
+		s.consumers.Range(func(_, r any) bool {
+			if oerr := r.(*polarisclient.Registrar).Offline(ctx); oerr != nil {
+				err = errors.Join(err, fmt.Errorf("polaris consumer: %w", oerr))
+			}
+			return true
+		})
 	}
 
 	done := make(chan struct{})

@@ -381,7 +381,8 @@ type fakeRegistry struct {
 	polarispb.UnimplementedRegistryServer
 
 	mu         sync.Mutex
-	registered map[string]bool // addr → registered now
+	registered map[string]bool // addr → registered now (as provider "atom")
+	consumers  map[string]bool // service → registered now as a consumer
 }
 
 func (p *fakePolaris) Watch(req *polarispb.WatchConfigRequest, ss grpc.ServerStreamingServer[polarispb.ConfigEvent]) error {
@@ -410,19 +411,29 @@ func (p *fakeRegistry) Register(_ context.Context, r *polarispb.RegisterRequest)
 	if r.Instance.Service == "atom" && r.Instance.Kind == "provider" {
 		p.registered[r.Instance.Addr] = true
 	}
+	if r.Instance.Kind == "consumer" {
+		if p.consumers == nil {
+			p.consumers = map[string]bool{}
+		}
+		p.consumers[r.Instance.Service] = true
+	}
 	return &polarispb.RegisterResponse{TtlMs: 3000}, nil
 }
 
 func (p *fakeRegistry) Heartbeat(_ context.Context, r *polarispb.HeartbeatRequest) (*polarispb.HeartbeatResponse, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return &polarispb.HeartbeatResponse{Known: p.registered[r.Addr]}, nil
+	return &polarispb.HeartbeatResponse{Known: p.registered[r.Addr] && r.Service == "atom" || p.consumers[r.Service]}, nil
 }
 
 func (p *fakeRegistry) Deregister(_ context.Context, r *polarispb.DeregisterRequest) (*polarispb.DeregisterResponse, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.registered, r.Addr)
+	if r.Service == "atom" {
+		delete(p.registered, r.Addr)
+	} else {
+		delete(p.consumers, r.Service)
+	}
 	return &polarispb.DeregisterResponse{}, nil
 }
 
@@ -430,6 +441,12 @@ func (p *fakeRegistry) isRegistered(addr string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.registered[addr]
+}
+
+func (p *fakeRegistry) consumes(service string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.consumers[service]
 }
 
 const ttsSchema = `{
@@ -475,6 +492,8 @@ func TestSchemasFromPolarisAndRegistration(t *testing.T) {
 	if err != nil || res.Code != 0 || len(res.Payload) != 2 {
 		t.Fatalf("result %v, %v", res, err)
 	}
+	// atom records itself as a consumer of the loader service it routed to.
+	waitFor(t, 3*time.Second, func() bool { return pol.reg.consumes("echo") })
 	got := <-inputs
 	if got.ServiceId != "tts" || got.ServiceName != "echo" || len(got.Expect) != 2 ||
 		got.Expect[0].DataType != loaderpb.DataType_DATA_TYPE_AUDIO || got.Expect[1].DataType != loaderpb.DataType_DATA_TYPE_TEXT {
@@ -493,7 +512,7 @@ func TestSchemasFromPolarisAndRegistration(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if pol.reg.isRegistered(srv.GRPCAddr()) {
+	if pol.reg.isRegistered(srv.GRPCAddr()) || pol.reg.consumes("echo") {
 		t.Fatal("still registered after Shutdown")
 	}
 }

@@ -44,6 +44,18 @@ func TestOnceOverHTTP(t *testing.T) {
 	if r.StatusValue() != 3 {
 		t.Fatalf("status = %d, want 3", r.StatusValue())
 	}
+	// polaris records who uses what: atom is a consumer of echo (never routed to).
+	suitetest.WaitFor(t, 5*time.Second, func() bool {
+		for _, st := range s.Polaris.Registry().List("echo") {
+			if st.Instance.Kind == "consumer" && st.Instance.Addr == s.Atoms[0].GRPCAddr() {
+				return true
+			}
+		}
+		return false
+	})
+	if got := s.LB.Live("echo"); got != 2 {
+		t.Fatalf("lbclient routes to %d echo instances, want the 2 loaders only", got)
+	}
 }
 
 func TestErrorsAtTheEdge(t *testing.T) {

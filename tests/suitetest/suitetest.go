@@ -121,6 +121,7 @@ func Start(t testing.TB, o Options) *Suite {
 	for i := 0; i < o.Atoms; i++ {
 		ac := atom.DefaultConfig()
 		ac.GRPCListen, ac.AdminListen, ac.LBAddr = "127.0.0.1:0", "127.0.0.1:0", s.LB.GRPCAddr()
+		ac.Polaris = s.Polaris.GRPCAddr() // capability schemas, and its provider/consumer entries
 		if o.Atom != nil {
 			o.Atom(&ac)
 		}

@@ -102,6 +102,10 @@ type Options struct {
 	SuspectFor time.Duration
 	// Observer receives routing events; nil means none.
 	Observer Observer
+	// Uses is told the loader service of every request before its loaders are picked
+	// (atom records itself in polaris as a consumer of it); nil means nothing. It must be
+	// cheap: it runs on every request.
+	Uses func(service string)
 	// Log is the router's logger.
 	Log zerolog.Logger
 }
@@ -233,7 +237,11 @@ type candidates struct {
 }
 
 func (r *Router) candidates(capability string, meta *convert.Meta, key string) *candidates {
-	return &candidates{r: r, capability: capability, service: meta.LoaderService(capability), key: key}
+	service := meta.LoaderService(capability)
+	if r.opts.Uses != nil {
+		r.opts.Uses(service)
+	}
+	return &candidates{r: r, capability: capability, service: service, key: key}
 }
 
 var errAttempts = aserr.New(aserr.ErrNoEngine.Code, "no engine node available: attempts exhausted")
