@@ -283,57 +283,69 @@ func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
 			"against a bare Go net/http JSON echo (the floor for the HTTP path). OIP v2 rows: signed POST /v2/models/echo/infer with one "+
 			"%d-byte BYTES tensor `input`, through the suite and against the bare echo's OIP route.", env.Profile.OncePayload, env.Profile.OncePayload)}
 	for _, c := range env.Profile.OnceConcurrency {
-		load := asfbench.Load{Concurrency: c}
-		if s != nil {
-			env.logf("once: suite c=%d", c)
-			t := env.onceTarget(s.WebgateURL(), "echo", c)
-			row, err := measure(ctx, env, "suite", float64(c), t, load, suiteGroups(s))
-			t.Close()
-			if err != nil {
-				return sc, err
-			}
-			row.VS = "bare Go echo"
-			sc.Rows = append(sc.Rows, row)
-		} else {
-			sc.Rows = append(sc.Rows, na("suite", float64(c), env.suiteWhy()))
-		}
-		env.logf("once: bare Go echo c=%d", c)
-		t := env.onceTarget(env.BaselineHTTP, "echo", c)
-		row, err := measure(ctx, env, "bare Go echo", float64(c), t, load, pidGroups("baseline", env.BaselinePIDs))
-		t.Close()
-		if err != nil {
+		load, x := asfbench.Load{Concurrency: c}, float64(c)
+		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, env.suiteSide(s, "suite", "bare Go echo",
+			func() asfbench.Target { return env.onceTarget(s.WebgateURL(), "echo", c) })); err != nil {
 			return sc, err
 		}
-		sc.Rows = append(sc.Rows, row)
+		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, side{system: "bare Go echo", groups: pidGroups("baseline", env.BaselinePIDs),
+			target: func() asfbench.Target { return env.onceTarget(env.BaselineHTTP, "echo", c) }}); err != nil {
+			return sc, err
+		}
 	}
 	sc.Targets = onceTargets(sc, env)
 	// OIP v2: signed infer requests with one BYTES tensor "input" to model echo, through
 	// the suite and against the bare Go OIP echo.
 	for _, c := range env.Profile.OIPConcurrency {
-		load := asfbench.Load{Concurrency: c}
-		if s != nil {
-			env.logf("once: suite OIP v2 c=%d", c)
-			t := env.oipTarget(s.WebgateURL(), c)
-			row, err := measure(ctx, env, "suite OIP v2", float64(c), t, load, suiteGroups(s))
-			t.Close()
-			if err != nil {
-				return sc, err
-			}
-			row.VS = "bare Go OIP v2"
-			sc.Rows = append(sc.Rows, row)
-		} else {
-			sc.Rows = append(sc.Rows, na("suite OIP v2", float64(c), env.suiteWhy()))
-		}
-		env.logf("once: bare Go OIP v2 c=%d", c)
-		t := env.oipTarget(env.BaselineHTTP, c)
-		row, err := measure(ctx, env, "bare Go OIP v2", float64(c), t, load, pidGroups("baseline", env.BaselinePIDs))
-		t.Close()
-		if err != nil {
+		load, x := asfbench.Load{Concurrency: c}, float64(c)
+		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, env.suiteSide(s, "suite OIP v2", "bare Go OIP v2",
+			func() asfbench.Target { return env.oipTarget(s.WebgateURL(), c) })); err != nil {
 			return sc, err
 		}
-		sc.Rows = append(sc.Rows, row)
+		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, side{system: "bare Go OIP v2", groups: pidGroups("baseline", env.BaselinePIDs),
+			target: func() asfbench.Target { return env.oipTarget(env.BaselineHTTP, c) }}); err != nil {
+			return sc, err
+		}
 	}
 	return sc, nil
+}
+
+// side is one system measured at one load point: what to drive, which processes to
+// account, the baseline it is compared with ("" for a baseline), or why it is not measured.
+type side struct {
+	system, vs, why string
+	target          func() asfbench.Target
+	groups          groups
+}
+
+// suiteSide is the suite's side of a comparison: measured through target when the suite
+// runs (s non-nil), else a row saying why not.
+func (e *Env) suiteSide(s Suite, system, vs string, target func() asfbench.Target) side {
+	if s == nil {
+		return side{system: system, vs: vs, why: e.suiteWhy()}
+	}
+	return side{system: system, vs: vs, target: target, groups: suiteGroups(s)}
+}
+
+// measureSide measures one side at x under load with plan and appends its row to sc (a
+// "not available" row when sd.why is set). Targets with a Close method are closed after.
+func (e *Env) measureSide(ctx context.Context, sc *report.Scenario, plan asfbench.Plan, x float64, load asfbench.Load, sd side) error {
+	if sd.why != "" {
+		sc.Rows = append(sc.Rows, na(sd.system, x, sd.why))
+		return nil
+	}
+	e.logf("%s: %s %s=%v", sc.ID, sd.system, sc.XLabel, x)
+	t := sd.target()
+	if c, ok := t.(interface{ Close() }); ok {
+		defer c.Close()
+	}
+	row, err := measurePlan(ctx, e, plan, sd.system, x, t, load, sd.groups)
+	if err != nil {
+		return err
+	}
+	row.VS = sd.vs
+	sc.Rows = append(sc.Rows, row)
+	return nil
 }
 
 func (e *Env) suiteWhy() string {
@@ -363,23 +375,15 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 		if n == p.StreamHoldSessions && p.StreamHoldPlan.Window > 0 {
 			plan = p.StreamHoldPlan
 		}
-		if s != nil {
-			env.logf("stream: suite sessions=%d", n)
-			row, err := measurePlan(ctx, env, plan, "suite", float64(n), mk(s.WebgateURL()), load, suiteGroups(s))
-			if err != nil {
-				return sc, err
-			}
-			row.VS = "bare Go WS echo"
-			sc.Rows = append(sc.Rows, row)
-		} else {
-			sc.Rows = append(sc.Rows, na("suite", float64(n), env.suiteWhy()))
-		}
-		env.logf("stream: bare Go WS echo sessions=%d", n)
-		row, err := measurePlan(ctx, env, plan, "bare Go WS echo", float64(n), mk(env.BaselineHTTP), load, pidGroups("baseline", env.BaselinePIDs))
-		if err != nil {
+		x := float64(n)
+		if err := env.measureSide(ctx, sc, plan, x, load, env.suiteSide(s, "suite", "bare Go WS echo",
+			func() asfbench.Target { return mk(s.WebgateURL()) })); err != nil {
 			return sc, err
 		}
-		sc.Rows = append(sc.Rows, row)
+		if err := env.measureSide(ctx, sc, plan, x, load, side{system: "bare Go WS echo", groups: pidGroups("baseline", env.BaselinePIDs),
+			target: func() asfbench.Target { return mk(env.BaselineHTTP) }}); err != nil {
+			return sc, err
+		}
 	}
 	for _, sys := range sc.Systems() {
 		sc.Findings = append(sc.Findings, heldFinding(sc, sys))
@@ -441,28 +445,20 @@ func runPython(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error)
 		}()
 	}
 	for _, c := range p.PythonConcurrency {
-		load := asfbench.Load{Concurrency: c}
+		load, x := asfbench.Load{Concurrency: c}, float64(c)
+		suiteSd := side{system: "suite", vs: "FastAPI+uvicorn", why: suiteWhy}
 		if suite != nil {
-			t := env.onceTarget(suite.WebgateURL(), "python-identity", c)
-			row, err := measure(ctx, env, "suite", float64(c), t, load, suiteGroups(suite))
-			t.Close()
-			if err != nil {
-				return sc, err
-			}
-			row.VS = "FastAPI+uvicorn"
-			sc.Rows = append(sc.Rows, row)
-		} else {
-			sc.Rows = append(sc.Rows, na("suite", float64(c), suiteWhy))
+			suiteSd = side{system: "suite", vs: "FastAPI+uvicorn", groups: suiteGroups(suite),
+				target: func() asfbench.Target { return env.onceTarget(suite.WebgateURL(), "python-identity", c) }}
+		}
+		if err := env.measureSide(ctx, sc, p.Plan, x, load, suiteSd); err != nil {
+			return sc, err
 		}
 		if fa != nil {
-			env.logf("python: FastAPI c=%d", c)
-			t := env.onceTarget(fa.URL(), "python-identity", c)
-			row, err := measure(ctx, env, "FastAPI+uvicorn", float64(c), t, load, pidGroups("uvicorn", fa.PIDs()))
-			t.Close()
-			if err != nil {
+			if err := env.measureSide(ctx, sc, p.Plan, x, load, side{system: "FastAPI+uvicorn", groups: pidGroups("uvicorn", fa.PIDs()),
+				target: func() asfbench.Target { return env.onceTarget(fa.URL(), "python-identity", c) }}); err != nil {
 				return sc, err
 			}
-			sc.Rows = append(sc.Rows, row)
 		}
 	}
 	return sc, nil
