@@ -90,5 +90,13 @@ func (a *Admin) Serve() error {
 	return nil
 }
 
-// Shutdown stops the admin server, waiting for in-flight scrapes until ctx ends.
-func (a *Admin) Shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+// Shutdown stops the admin server, waiting for in-flight scrapes until ctx ends. It also
+// releases the listener when Serve never ran, so a service that fails between New and
+// Start frees its admin port.
+func (a *Admin) Shutdown(ctx context.Context) error {
+	err := a.srv.Shutdown(ctx)
+	if cerr := a.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+		err = fmt.Errorf("admin listener: %w", cerr)
+	}
+	return err
+}

@@ -107,7 +107,7 @@ type Server struct {
 
 // New validates cfg, binds the gRPC and admin listeners and builds the service; nothing
 // runs until Start. A nil reg gets a fresh registry.
-func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, error) {
+func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("atom config: %w", err)
 	}
@@ -116,27 +116,30 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	}
 	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool(grpcx.FastFailure())}
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
-	lbConn, err := grpcx.Dial(cfg.LBAddr)
-	if err != nil {
+	// On any error below, release what was opened so far, last first.
+	undo := []func(){s.runStop}
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if s.lbConn, err = grpcx.Dial(cfg.LBAddr); err != nil {
 		return nil, fmt.Errorf("atom lbclient: %w", err)
 	}
-	s.lbConn = lbConn
-	s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen)
-	if err != nil {
-		_ = lbConn.Close()
+	undo = append(undo, func() { _ = s.lbConn.Close() })
+	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen); err != nil {
 		return nil, fmt.Errorf("atom grpc listen %s: %w", cfg.GRPCListen, err)
 	}
-	s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
-	if err != nil {
-		_ = lbConn.Close()
-		_ = s.grpcLn.Close()
+	undo = append(undo, func() { _ = s.grpcLn.Close() })
+	if s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready); err != nil {
 		return nil, fmt.Errorf("atom: %w", err)
 	}
+	undo = append(undo, func() { _ = s.admin.Shutdown(context.Background()) })
 	var metaOf func(string) *convert.Meta
 	if cfg.Polaris != "" {
 		if s.polaris, err = polarisclient.Dial(cfg.Polaris); err != nil {
-			_ = lbConn.Close()
-			_ = s.grpcLn.Close()
 			return nil, fmt.Errorf("atom: %w", err)
 		}
 		advertise := cfg.Advertise
@@ -152,7 +155,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		metaOf = capmeta.New(s.schemas).Meta
 	}
 	m := transport.NewMetrics(reg)
-	router := route.New(transport.NewLBClient(lbConn), transport.NewLoaders(s.loaders), route.Options{
+	router := route.New(transport.NewLBClient(s.lbConn), transport.NewLoaders(s.loaders), route.Options{
 		OnceTimeout: cfg.OnceTimeout,
 		Meta:        metaOf,
 		Observer:    m,
@@ -309,10 +312,6 @@ func (s *Server) shutdown(ctx context.Context) error {
 
 	if aerr := s.admin.Shutdown(ctx); aerr != nil {
 		err = errors.Join(err, fmt.Errorf("admin shutdown: %w", aerr))
-	}
-	if !s.serving.Load() {
-		// obs.Admin has no Close: Serve on a shut-down server closes its listener and returns.
-		_ = s.admin.Serve()
 	}
 	s.wg.Wait()
 	if err != nil {

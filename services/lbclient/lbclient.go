@@ -193,7 +193,6 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 			_ = ln.Close()
 			_ = src.Close()
 			_ = admin.Shutdown(context.Background())
-			_ = admin.Serve() // closes the listener of a shut-down server
 			return nil, fmt.Errorf("lbclient: %w", err)
 		}
 		s.polaris = c
@@ -376,11 +375,6 @@ func (s *Server) shutdown(ctx context.Context) error {
 		cancel()
 	}
 	err := s.admin.Shutdown(ctx)
-	if !started {
-		// Serve never ran, so Shutdown left the admin listener open; Serve on a shut
-		// down server closes it at once.
-		_ = s.admin.Serve()
-	}
 	s.wg.Wait()
 	_ = s.src.Close()
 	if s.polaris != nil {

@@ -335,10 +335,6 @@ func (s *Server) Kill() {
 }
 
 func (s *Server) closeRest() {
-	if !s.started.Load() {
-		// Serve on a shut-down http.Server returns at once and closes the listener.
-		_ = s.admin.Serve()
-	}
 	if s.regStop != nil {
 		s.regStop()
 	}
