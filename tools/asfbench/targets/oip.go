@@ -101,9 +101,8 @@ func (t *OIPInfer) Close() { t.client.CloseIdleConnections() }
 func (t *OIPInfer) NewDoer(context.Context, int) (asfbench.Doer, error) { return &oipDoer{t: t}, nil }
 
 type oipDoer struct {
-	t   *OIPInfer
-	buf bytes.Buffer
-	rd  bytes.Reader
+	t *OIPInfer
+	poster
 }
 
 func (d *oipDoer) Do(ctx context.Context) (asfbench.Timing, error) {
@@ -114,22 +113,9 @@ func (d *oipDoer) Do(ctx context.Context) (asfbench.Timing, error) {
 			return asfbench.Timing{}, errKind("sign", err)
 		}
 	}
-	d.rd.Reset(d.t.body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, &d.rd)
+	resp, err := d.post(ctx, d.t.client, u, d.t.body)
 	if err != nil {
-		return asfbench.Timing{}, errKind("request", err)
-	}
-	req.ContentLength = int64(len(d.t.body))
-	req.Header["Content-Type"] = []string{"application/json"}
-	resp, err := d.t.client.Do(req)
-	if err != nil {
-		return asfbench.Timing{}, errKind("transport", err)
-	}
-	d.buf.Reset()
-	_, err = d.buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return asfbench.Timing{}, errKind("transport", err)
+		return asfbench.Timing{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return asfbench.Timing{}, errKind(fmt.Sprintf("http %d", resp.StatusCode), nil)

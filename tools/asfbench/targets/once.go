@@ -59,9 +59,8 @@ func (t *ASEOnce) NewDoer(context.Context, int) (asfbench.Doer, error) {
 }
 
 type onceDoer struct {
-	t   *ASEOnce
-	buf bytes.Buffer
-	rd  bytes.Reader
+	t *ASEOnce
+	poster
 }
 
 func (d *onceDoer) Do(ctx context.Context) (asfbench.Timing, error) {
@@ -69,22 +68,9 @@ func (d *onceDoer) Do(ctx context.Context) (asfbench.Timing, error) {
 	if err != nil {
 		return asfbench.Timing{}, errKind("sign", err)
 	}
-	d.rd.Reset(d.t.body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, &d.rd)
+	resp, err := d.post(ctx, d.t.client, u, d.t.body)
 	if err != nil {
-		return asfbench.Timing{}, errKind("request", err)
-	}
-	req.ContentLength = int64(len(d.t.body))
-	req.Header["Content-Type"] = []string{"application/json"}
-	resp, err := d.t.client.Do(req)
-	if err != nil {
-		return asfbench.Timing{}, errKind("transport", err)
-	}
-	d.buf.Reset()
-	_, err = d.buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return asfbench.Timing{}, errKind("transport", err)
+		return asfbench.Timing{}, err
 	}
 	return checkASE(resp, d.buf.Bytes(), d.t.want)
 }

@@ -5,6 +5,7 @@ package targets
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -127,4 +128,34 @@ func BuildASEOnce(appID, service, dataField string, data []byte) []byte {
 	}
 	b, _ := json.Marshal(req)
 	return b
+}
+
+// poster sends one JSON body per call on a reused reader and reads the answer into a
+// reused buffer: the request path the HTTP targets share.
+type poster struct {
+	buf bytes.Buffer
+	rd  bytes.Reader
+}
+
+// post sends body to u with client and returns the response (body already read into
+// p.buf and closed).
+func (p *poster) post(ctx context.Context, client *http.Client, u string, body []byte) (*http.Response, error) {
+	p.rd.Reset(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, &p.rd)
+	if err != nil {
+		return nil, errKind("request", err)
+	}
+	req.ContentLength = int64(len(body))
+	req.Header["Content-Type"] = []string{"application/json"}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, errKind("transport", err)
+	}
+	p.buf.Reset()
+	_, err = p.buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, errKind("transport", err)
+	}
+	return resp, nil
 }
