@@ -21,7 +21,21 @@ TAG=${ASF_IMAGE_TAG:-dev}
 BASE_IMAGE=${ASF_BASE_IMAGE:-asf/base:bookworm}
 STATIC_BASE=${ASF_STATIC_BASE:-scratch}
 NATS_VERSION=v2.15.2
-DEBIAN_MIRROR=${ASF_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The mirror: ASF_DEBIAN_MIRROR, else the first Debian (non-security) mirror of this
+# machine's apt sources, else deb.debian.org.
+apt_mirror() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    awk '/^URIs:/ {for (i = 2; i <= NF; i++) if ($i !~ /security/ && $i ~ /debian/) {print $i; exit}}' "$f"
+  done | head -1
+  if [ -r /etc/apt/sources.list ]; then
+    awk '$1 == "deb" && $2 !~ /security/ && $2 ~ /debian/ {print $2; exit}' /etc/apt/sources.list
+  fi
+  return 0
+}
+DEBIAN_MIRROR=${ASF_DEBIAN_MIRROR:-$(apt_mirror 2>/dev/null | head -1 || true)}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 all=(nats consul polaris lbclient atom webgate init loader loader-demo-py loader-demo-c)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
@@ -44,6 +58,12 @@ base_image() {
   if has_image asf/base:bookworm && [ -z "${ASF_REBUILD_BASE:-}" ]; then
     log "asf/base:bookworm present (cached)"
     return
+  fi
+  if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing debootstrap"
+    { apt-get install -y -qq --no-install-recommends debootstrap >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }; } ||
+      echo "images: apt-get install debootstrap failed" >&2
   fi
   command -v debootstrap >/dev/null || { echo "images: debootstrap missing (apt-get install debootstrap)" >&2; exit 1; }
   log "debootstrap bookworm (minbase) from $DEBIAN_MIRROR"

@@ -215,9 +215,11 @@ func TestDistributionFollowsCapacity(t *testing.T) {
 		total += n
 	}
 	require.Greater(t, total, 200)
+	// Shares of 1/6, 1/3 and 1/2: within 20 % of each keeps them well apart while
+	// tolerating report timing on a loaded machine (the race detector, parallel packages).
 	for addr, c := range caps {
 		want := float64(total) * float64(c) / 60
-		require.InEpsilon(t, want, float64(sessions[addr]), 0.10, "loader of %d licences got %d of %d sessions", c, sessions[addr], total)
+		require.InEpsilon(t, want, float64(sessions[addr]), 0.20, "loader of %d licences got %d of %d sessions", c, sessions[addr], total)
 	}
 	for _, d := range srv.View().Dump(time.Now()) {
 		if d.Service == "echo" {

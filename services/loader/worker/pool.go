@@ -212,7 +212,7 @@ func (p *Pool) Fini(ctx context.Context) error {
 	p.mu.Unlock()
 	var errs []error
 	for _, w := range live {
-		if w == nil {
+		if w == nil || w.lost() {
 			continue
 		}
 		if _, err := w.call(ctx, MsgFini, p.nextID.Add(1), nil); err != nil {
@@ -241,6 +241,10 @@ func (p *Pool) supervise(id int, first chan<- error) {
 			p.restarts.Add(1)
 		}
 		w, err := p.start(id)
+		if err == nil {
+			// Live before Init returns, so callers (and PIDs) see every first worker.
+			p.setLive(id, w)
+		}
 		if first != nil {
 			first <- err
 			first = nil
@@ -252,7 +256,6 @@ func (p *Pool) supervise(id int, first chan<- error) {
 			p.log.Error().Err(err).Int("worker", id).Dur("backoff", backoff).Msg("worker start failed")
 		} else {
 			began := time.Now()
-			p.setLive(id, w)
 			select {
 			case <-w.dead:
 			case <-p.ctx.Done():
@@ -299,7 +302,7 @@ func (p *Pool) pick(ctx context.Context) (*proc, error) {
 		var best *proc
 		var bestLoad int64
 		for _, w := range p.live {
-			if w == nil {
+			if w == nil || w.lost() {
 				continue
 			}
 			if l := w.load(); best == nil || l < bestLoad {
@@ -417,6 +420,17 @@ type proc struct {
 	deadErr error         // why; set before dead is closed
 	exited  chan struct{} // closed once the process was reaped
 	exitErr error         // cmd.Wait's error; set before exited is closed
+}
+
+// lost reports whether the worker's connection is lost (it may still be in p.live
+// until its supervisor notices).
+func (w *proc) lost() bool {
+	select {
+	case <-w.dead:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *proc) load() int64 {
