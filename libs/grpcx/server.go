@@ -16,6 +16,13 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
+// StreamWorkers is how many long-lived goroutines serve incoming streams. A handler
+// that runs on one reuses its already-grown stack; without them every call starts a
+// fresh goroutine whose stack grows (and is copied) on the way down the interceptor
+// chain, which cost atom ~9 % of its CPU. Calls beyond the busy workers still get a
+// goroutine of their own.
+const StreamWorkers = 64
+
 // Server is a gRPC server with the standard interceptor chain and grpc.health.v1.
 type Server struct {
 	*grpc.Server
@@ -31,6 +38,7 @@ func NewServer(service string, log zerolog.Logger, reg prometheus.Registerer, ex
 		grpc.ChainUnaryInterceptor(recoverUnary(log), logUnary(log), m.unary),
 		grpc.ChainStreamInterceptor(recoverStream(log), logStream(log), m.stream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
+		grpc.NumStreamWorkers(StreamWorkers),
 	}
 	s := &Server{Server: grpc.NewServer(append(opts, extra...)...), Health: health.NewServer()}
 	healthpb.RegisterHealthServer(s.Server, s.Health)

@@ -156,8 +156,14 @@ func TestTwoAtomReplicas(t *testing.T) {
 			t.Fatalf("session %d statuses = %v", i, got)
 		}
 	}
-	a := s.Counter("atom-0", "asf_atom_sessions_total")
-	b := s.Counter("atom-1", "asf_atom_sessions_total")
+	// atom counts a session once its stream has ended, which may be just after the
+	// client has read the final frame.
+	var a, b float64
+	suitetest.WaitFor(t, 5*time.Second, func() bool {
+		a = s.Counter("atom-0", "asf_atom_sessions_total")
+		b = s.Counter("atom-1", "asf_atom_sessions_total")
+		return a+b >= n
+	})
 	if a+b != n || a == 0 || b == 0 {
 		t.Fatalf("sessions per atom replica: %v and %v of %d", a, b, n)
 	}
