@@ -25,6 +25,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/lbpick"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
@@ -44,6 +45,7 @@ type Config struct {
 	GRPCListen  string        `cfg:"grpc-listen" help:"gRPC listen address of the Atom service"`
 	AdminListen string        `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
 	LBAddr      string        `cfg:"lb" help:"lbclient gRPC address"`
+	LBStreams   int           `cfg:"lb-streams" help:"Lb.PickStream streams kept open to lbclient for picks (0: one unary Lb.Pick call per pick)"`
 	OnceTimeout time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline and whose capability sets no once_timeout"`
 	Polaris     string        `cfg:"polaris" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
 	Advertise   string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
@@ -56,6 +58,7 @@ func DefaultConfig() Config {
 		GRPCListen:  ":9988",
 		AdminListen: ":9987",
 		LBAddr:      "127.0.0.1:9989",
+		LBStreams:   4,
 		OnceTimeout: 30 * time.Second,
 		LogLevel:    "info",
 	}
@@ -69,6 +72,8 @@ func (c Config) validate() error {
 		return errors.New("admin-listen is empty")
 	case c.LBAddr == "":
 		return errors.New("lb is empty")
+	case c.LBStreams < 0:
+		return fmt.Errorf("lb-streams %d must not be negative", c.LBStreams)
 	case c.OnceTimeout <= 0:
 		return fmt.Errorf("once-timeout %v must be positive", c.OnceTimeout)
 	}
@@ -83,6 +88,7 @@ type Server struct {
 	grpc    *grpcx.Server
 	admin   *obs.Admin
 	lbConn  *grpc.ClientConn
+	lb      *lbpick.Client
 	loaders *grpcx.Pool
 
 	// With Config.Polaris only: the schema watcher and the registrar, run under runCtx.
@@ -129,6 +135,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		return nil, fmt.Errorf("atom lbclient: %w", err)
 	}
 	undo = append(undo, func() { _ = s.lbConn.Close() })
+	s.lb = lbpick.New(s.lbConn, lbpick.Options{Streams: cfg.LBStreams, Log: log.With().Str("component", "lbpick").Logger()})
+	undo = append(undo, func() { _ = s.lb.Close() })
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen); err != nil {
 		return nil, fmt.Errorf("atom grpc listen %s: %w", cfg.GRPCListen, err)
 	}
@@ -155,7 +163,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		metaOf = capmeta.New(s.schemas).Meta
 	}
 	m := transport.NewMetrics(reg)
-	router := route.New(transport.NewLBClient(s.lbConn), transport.NewLoaders(s.loaders), route.Options{
+	router := route.New(s.lb, transport.NewLoaders(s.loaders), route.Options{
 		OnceTimeout: cfg.OnceTimeout,
 		Meta:        metaOf,
 		Observer:    m,
@@ -265,7 +273,7 @@ func (s *Server) AdminAddr() string { return s.admin.Addr() }
 // work comes, (2) GracefulStop the gRPC server,
 // letting running calls and sessions finish until ctx ends, then Stop (which cancels them
 // and so aborts their loader sessions), (3) stop the schema watcher and the registrar,
-// (4) close the loader, lbclient and polaris connections, (5) stop the admin server,
+// (4) close the loader connections, the pick streams, the lbclient and polaris connections, (5) stop the admin server,
 // (6) wait for every goroutine. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
@@ -305,6 +313,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 
 	s.runStop()
 	s.loaders.Close()
+	_ = s.lb.Close()
 	err = errors.Join(err, s.lbConn.Close())
 	if s.polaris != nil {
 		err = errors.Join(err, s.polaris.Close())

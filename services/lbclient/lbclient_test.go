@@ -13,6 +13,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/lbpick"
 	"github.com/athenaserving/asf/libs/natsbus"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
@@ -254,4 +255,44 @@ func TestShutdownWithoutStart(t *testing.T) {
 	require.NoError(t, srv.Shutdown(context.Background()))
 	require.NoError(t, srv.Shutdown(context.Background()), "idempotent")
 	require.Error(t, srv.Start(context.Background()))
+}
+
+// PickStream answers each pick as Pick does, errors with their codes included, and counts
+// them in the same metrics.
+func TestPickStreamAnswersAsPick(t *testing.T) {
+	emb, err := natsbus.StartEmbedded("127.0.0.1:0", zerolog.Nop())
+	require.NoError(t, err)
+	defer emb.Shutdown()
+	f := &fakePolaris{natsURL: emb.ClientURL(), instances: []*polarispb.InstanceState{
+		state("echo", "10.0.0.1:5090", 4, 1, 1), state("echo", "10.0.0.2:5090", 2, 1, 1),
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serve(t, ln, f)
+	srv := startServer(t, testConfig(ln.Addr().String()))
+
+	cc, err := grpcx.Dial(srv.GRPCAddr())
+	require.NoError(t, err)
+	defer cc.Close()
+	c := lbpick.New(cc, lbpick.Options{Streams: 1})
+	defer c.Close()
+	waitFor(t, 5*time.Second, "the pick stream open", func() bool { return c.Open() == 1 })
+
+	addrs, err := c.Pick(t.Context(), "echo", 0, nil, "")
+	require.NoError(t, err)
+	require.Equal(t, []string{"10.0.0.1:5090"}, addrs, "n=0 means one, the idlest first")
+	addrs, err = c.Pick(t.Context(), "echo", 3, []string{"10.0.0.1:5090"}, "")
+	require.NoError(t, err)
+	require.Equal(t, []string{"10.0.0.2:5090"}, addrs)
+	_, err = c.Pick(t.Context(), "nope", 1, nil, "")
+	require.Equal(t, 10404, aserr.CodeOf(err), "%v", err)
+
+	_, metrics := httpGet(t, "http://"+srv.AdminAddr()+"/metrics")
+	for _, want := range []string{
+		`asf_lbclient_picks_total{code="0",service="echo",strategy="least-load"} 2`,
+		`asf_lbclient_picks_total{code="10404",service="_unknown",strategy="least-load"} 1`,
+	} {
+		require.True(t, strings.Contains(metrics, want), "metrics lack %s", want)
+	}
+	require.False(t, strings.Contains(metrics, `method="/asf.lb.v1.Lb/Pick"`), "no unary Pick was made")
 }

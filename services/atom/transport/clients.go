@@ -1,5 +1,5 @@
 // Package transport adapts atom to gRPC: the Atom service (Call, Stream) over the router,
-// and the gRPC clients of lbclient and the loaders that the router uses.
+// and the gRPC client of the loaders that the router uses (lbclient's is libs/lbpick).
 package transport
 
 import (
@@ -10,29 +10,12 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
-	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/atom/route"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// LBClient asks lbclient for loaders over gRPC.
-type LBClient struct{ c lbpb.LbClient }
-
-// NewLBClient returns an LBClient over cc.
-func NewLBClient(cc grpc.ClientConnInterface) *LBClient { return &LBClient{c: lbpb.NewLbClient(cc)} }
-
-// Pick returns up to n loader addresses for service, best first, never one in exclude.
-// Errors carry lbclient's code (10404 unknown service, 10223 none live, 10222 unreachable).
-func (l *LBClient) Pick(ctx context.Context, service string, n int, exclude []string, key string) ([]string, error) {
-	resp, err := l.c.Pick(ctx, &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key})
-	if err != nil {
-		return nil, fmt.Errorf("lb pick: %w", grpcx.FromStatus(err))
-	}
-	return resp.GetAddrs(), nil
-}
 
 // Loaders reaches loaders over gRPC through a connection pool keyed by address.
 type Loaders struct{ pool *grpcx.Pool }

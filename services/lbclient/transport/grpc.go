@@ -6,6 +6,8 @@ package transport
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -64,6 +66,37 @@ func NewLB(view *balance.View, now func() time.Time, reg prometheus.Registerer) 
 
 // Pick answers with up to n (0 means 1) distinct loaders of the service, best first.
 func (l *LB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickResponse, error) {
+	addrs, err := l.pick(req)
+	if err != nil {
+		return nil, grpcx.ToStatus(err)
+	}
+	return &lbpb.PickResponse{Addrs: addrs}, nil
+}
+
+// PickStream answers each pick on the stream in order, as Pick would, until the caller
+// closes its side or the stream breaks. A pick's error travels in its answer (code and
+// message); the stream itself ends only with the connection or the call.
+func (l *LB) PickStream(stream lbpb.Lb_PickStreamServer) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		resp := &lbpb.PickStreamResponse{Id: req.GetId()}
+		resp.Addrs, err = l.pick(req.GetPick())
+		if err != nil {
+			resp.Code, resp.Message = int32(aserr.CodeOf(err)), aserr.MessageOf(err)
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *LB) pick(req *lbpb.PickRequest) ([]string, error) {
 	start := time.Now()
 	addrs, err := l.view.Pick(req.GetService(), int(req.GetN()), req.GetExclude(), req.GetKey(), l.now())
 	svc := req.GetService()
@@ -73,10 +106,7 @@ func (l *LB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickResponse,
 	}
 	l.picks.WithLabelValues(svc, strategy, strconv.Itoa(aserr.CodeOf(err))).Inc()
 	l.seconds.WithLabelValues(strategy).Observe(time.Since(start).Seconds())
-	if err != nil {
-		return nil, grpcx.ToStatus(err)
-	}
-	return &lbpb.PickResponse{Addrs: addrs}, nil
+	return addrs, err
 }
 
 // viewCollector exports per-service gauges and counters read from the view at scrape.

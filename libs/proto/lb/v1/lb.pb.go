@@ -140,6 +140,129 @@ func (x *PickResponse) GetAddrs() []string {
 	return nil
 }
 
+// PickStreamRequest is one pick on a PickStream; id is the caller's, echoed in the answer.
+type PickStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Pick          *PickRequest           `protobuf:"bytes,2,opt,name=pick,proto3" json:"pick,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PickStreamRequest) Reset() {
+	*x = PickStreamRequest{}
+	mi := &file_lb_v1_lb_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PickStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PickStreamRequest) ProtoMessage() {}
+
+func (x *PickStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lb_v1_lb_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PickStreamRequest.ProtoReflect.Descriptor instead.
+func (*PickStreamRequest) Descriptor() ([]byte, []int) {
+	return file_lb_v1_lb_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PickStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PickStreamRequest) GetPick() *PickRequest {
+	if x != nil {
+		return x.Pick
+	}
+	return nil
+}
+
+// PickStreamResponse answers the PickStreamRequest with the same id: addrs, or the ASE
+// code and message of the error Pick would have returned (code 0 means success).
+type PickStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addrs         []string               `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	Code          int32                  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PickStreamResponse) Reset() {
+	*x = PickStreamResponse{}
+	mi := &file_lb_v1_lb_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PickStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PickStreamResponse) ProtoMessage() {}
+
+func (x *PickStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lb_v1_lb_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PickStreamResponse.ProtoReflect.Descriptor instead.
+func (*PickStreamResponse) Descriptor() ([]byte, []int) {
+	return file_lb_v1_lb_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PickStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PickStreamResponse) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *PickStreamResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *PickStreamResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_lb_v1_lb_proto protoreflect.FileDescriptor
 
 const file_lb_v1_lb_proto_rawDesc = "" +
@@ -151,9 +274,19 @@ const file_lb_v1_lb_proto_rawDesc = "" +
 	"\aexclude\x18\x03 \x03(\tR\aexclude\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\"$\n" +
 	"\fPickResponse\x12\x14\n" +
-	"\x05addrs\x18\x01 \x03(\tR\x05addrs2=\n" +
+	"\x05addrs\x18\x01 \x03(\tR\x05addrs\"O\n" +
+	"\x11PickStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
+	"\x04pick\x18\x02 \x01(\v2\x16.asf.lb.v1.PickRequestR\x04pick\"h\n" +
+	"\x12PickStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage2\x8c\x01\n" +
 	"\x02Lb\x127\n" +
-	"\x04Pick\x12\x16.asf.lb.v1.PickRequest\x1a\x17.asf.lb.v1.PickResponseB4Z2github.com/athenaserving/asf/libs/proto/lb/v1;lbpbb\x06proto3"
+	"\x04Pick\x12\x16.asf.lb.v1.PickRequest\x1a\x17.asf.lb.v1.PickResponse\x12M\n" +
+	"\n" +
+	"PickStream\x12\x1c.asf.lb.v1.PickStreamRequest\x1a\x1d.asf.lb.v1.PickStreamResponse(\x010\x01B4Z2github.com/athenaserving/asf/libs/proto/lb/v1;lbpbb\x06proto3"
 
 var (
 	file_lb_v1_lb_proto_rawDescOnce sync.Once
@@ -167,19 +300,24 @@ func file_lb_v1_lb_proto_rawDescGZIP() []byte {
 	return file_lb_v1_lb_proto_rawDescData
 }
 
-var file_lb_v1_lb_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_lb_v1_lb_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_lb_v1_lb_proto_goTypes = []any{
-	(*PickRequest)(nil),  // 0: asf.lb.v1.PickRequest
-	(*PickResponse)(nil), // 1: asf.lb.v1.PickResponse
+	(*PickRequest)(nil),        // 0: asf.lb.v1.PickRequest
+	(*PickResponse)(nil),       // 1: asf.lb.v1.PickResponse
+	(*PickStreamRequest)(nil),  // 2: asf.lb.v1.PickStreamRequest
+	(*PickStreamResponse)(nil), // 3: asf.lb.v1.PickStreamResponse
 }
 var file_lb_v1_lb_proto_depIdxs = []int32{
-	0, // 0: asf.lb.v1.Lb.Pick:input_type -> asf.lb.v1.PickRequest
-	1, // 1: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0, // 0: asf.lb.v1.PickStreamRequest.pick:type_name -> asf.lb.v1.PickRequest
+	0, // 1: asf.lb.v1.Lb.Pick:input_type -> asf.lb.v1.PickRequest
+	2, // 2: asf.lb.v1.Lb.PickStream:input_type -> asf.lb.v1.PickStreamRequest
+	1, // 3: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
+	3, // 4: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_lb_v1_lb_proto_init() }
@@ -193,7 +331,7 @@ func file_lb_v1_lb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lb_v1_lb_proto_rawDesc), len(file_lb_v1_lb_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,7 +21,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Lb_Pick_FullMethodName = "/asf.lb.v1.Lb/Pick"
+	Lb_Pick_FullMethodName       = "/asf.lb.v1.Lb/Pick"
+	Lb_PickStream_FullMethodName = "/asf.lb.v1.Lb/PickStream"
 )
 
 // LbClient is the client API for Lb service.
@@ -31,6 +32,9 @@ const (
 // Lb answers Pick from the live load of every loader.
 type LbClient interface {
 	Pick(ctx context.Context, in *PickRequest, opts ...grpc.CallOption) (*PickResponse, error)
+	// PickStream answers picks sent on one long-lived stream, in order, each as Pick would;
+	// a caller keeps a few open and saves a call's setup per pick.
+	PickStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PickStreamRequest, PickStreamResponse], error)
 }
 
 type lbClient struct {
@@ -51,6 +55,19 @@ func (c *lbClient) Pick(ctx context.Context, in *PickRequest, opts ...grpc.CallO
 	return out, nil
 }
 
+func (c *lbClient) PickStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PickStreamRequest, PickStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Lb_ServiceDesc.Streams[0], Lb_PickStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PickStreamRequest, PickStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Lb_PickStreamClient = grpc.BidiStreamingClient[PickStreamRequest, PickStreamResponse]
+
 // LbServer is the server API for Lb service.
 // All implementations must embed UnimplementedLbServer
 // for forward compatibility.
@@ -58,6 +75,9 @@ func (c *lbClient) Pick(ctx context.Context, in *PickRequest, opts ...grpc.CallO
 // Lb answers Pick from the live load of every loader.
 type LbServer interface {
 	Pick(context.Context, *PickRequest) (*PickResponse, error)
+	// PickStream answers picks sent on one long-lived stream, in order, each as Pick would;
+	// a caller keeps a few open and saves a call's setup per pick.
+	PickStream(grpc.BidiStreamingServer[PickStreamRequest, PickStreamResponse]) error
 	mustEmbedUnimplementedLbServer()
 }
 
@@ -70,6 +90,9 @@ type UnimplementedLbServer struct{}
 
 func (UnimplementedLbServer) Pick(context.Context, *PickRequest) (*PickResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Pick not implemented")
+}
+func (UnimplementedLbServer) PickStream(grpc.BidiStreamingServer[PickStreamRequest, PickStreamResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method PickStream not implemented")
 }
 func (UnimplementedLbServer) mustEmbedUnimplementedLbServer() {}
 func (UnimplementedLbServer) testEmbeddedByValue()            {}
@@ -110,6 +133,13 @@ func _Lb_Pick_Handler(srv interface{}, ctx context.Context, dec func(interface{}
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Lb_PickStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(LbServer).PickStream(&grpc.GenericServerStream[PickStreamRequest, PickStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Lb_PickStreamServer = grpc.BidiStreamingServer[PickStreamRequest, PickStreamResponse]
+
 // Lb_ServiceDesc is the grpc.ServiceDesc for Lb service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -122,6 +152,13 @@ var Lb_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Lb_Pick_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PickStream",
+			Handler:       _Lb_PickStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "lb/v1/lb.proto",
 }

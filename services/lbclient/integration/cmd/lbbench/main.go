@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
-	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	"github.com/athenaserving/asf/libs/lbpick"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/lbclient"
 	"github.com/athenaserving/asf/services/polaris"
@@ -64,15 +64,16 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "pick phase length")
 	workers := flag.Int("workers", 64, "concurrent Pick callers")
 	connsN := flag.Int("conns", 4, "gRPC connections the callers share")
+	streams := flag.Int("streams", 2, "Lb.PickStream streams per connection, as atom keeps them (0: unary Lb.Pick calls)")
 	asJSON := flag.Bool("json", false, "print JSON instead of a markdown table")
 	flag.Parse()
-	if err := run(*loaders, *services, *duration, *workers, *connsN, *asJSON); err != nil {
+	if err := run(*loaders, *services, *duration, *workers, *connsN, *streams, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "lbbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nLoaders, nServices int, duration time.Duration, workers, nConns int, asJSON bool) error {
+func run(nLoaders, nServices int, duration time.Duration, workers, nConns, streams int, asJSON bool) error {
 	if nLoaders < probes || nServices < 1 || workers < 1 || nConns < 1 {
 		return fmt.Errorf("need at least %d loaders, 1 service, 1 worker, 1 connection", probes)
 	}
@@ -157,11 +158,27 @@ func run(nLoaders, nServices int, duration time.Duration, workers, nConns int, a
 	}
 
 	conns := make([]*grpc.ClientConn, nConns)
+	pickers := make([]*lbpick.Client, nConns)
 	for i := range conns {
 		if conns[i], err = grpcx.Dial(lb.GRPCAddr()); err != nil {
 			return err
 		}
 		defer conns[i].Close()
+		pickers[i] = lbpick.New(conns[i], lbpick.Options{Streams: streams})
+		defer pickers[i].Close()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n := 0
+		for _, p := range pickers {
+			n += p.Open()
+		}
+		if n == streams*nConns {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d pick streams open", n, streams*nConns)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 	var picks, errs atomic.Int64
 	lat := make([][]time.Duration, workers)
@@ -171,12 +188,12 @@ func run(nLoaders, nServices int, duration time.Duration, workers, nConns int, a
 	start := time.Now()
 	for w := range workers {
 		wg.Go(func() {
-			c := lbpb.NewLbClient(conns[w%nConns])
+			c := pickers[w%nConns]
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
 			for pickCtx.Err() == nil {
-				req := &lbpb.PickRequest{Service: fmt.Sprintf("svc%03d", rng.IntN(nServices)), N: 3}
+				svc := fmt.Sprintf("svc%03d", rng.IntN(nServices))
 				t0 := time.Now()
-				_, err := c.Pick(context.Background(), req)
+				_, err := c.Pick(context.Background(), svc, 3, nil, "")
 				if err != nil {
 					errs.Add(1)
 					continue

@@ -1,0 +1,233 @@
+// Package lbpick asks lbclient which loaders to use. Picks travel over a few long-lived
+// Lb.PickStream streams, which saves a gRPC call's setup (a new HTTP/2 stream, a server
+// goroutine) per pick; while no stream is open — at start, after a break, against an
+// lbclient without PickStream — each pick falls back to the unary Lb.Pick.
+//
+//	c := lbpick.New(cc, lbpick.Options{Streams: 4, Log: log})
+//	defer c.Close()
+//	addrs, err := c.Pick(ctx, "echo", 3, nil, uid)
+package lbpick
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/grpcx"
+	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Options tunes a Client; zero fields take the defaults noted.
+type Options struct {
+	// Streams is how many PickStreams to keep open; 0 means unary Pick only. Each new
+	// stream goes to the next lbclient replica of a round-robin connection.
+	Streams int
+	// RetryMin and RetryMax bound the wait before a broken stream is opened again
+	// (defaults 50 ms and 2 s).
+	RetryMin, RetryMax time.Duration
+	// UnimplementedRetry is the wait after an lbclient answered that it has no
+	// PickStream (default 30 s): meanwhile picks are unary.
+	UnimplementedRetry time.Duration
+	// Log is the client's logger.
+	Log zerolog.Logger
+}
+
+// Client picks loaders. It is safe for concurrent use; Close stops its streams.
+type Client struct {
+	c       lbpb.LbClient
+	opts    Options
+	log     zerolog.Logger
+	streams []*pickStream
+	next    atomic.Uint64
+	ids     atomic.Uint64
+	// warnedOld is set once an lbclient without PickStream was logged at info.
+	warnedOld atomic.Bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// New returns a Client over cc and starts opening its streams in the background.
+func New(cc grpc.ClientConnInterface, opts Options) *Client {
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 50 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 2 * time.Second
+	}
+	if opts.UnimplementedRetry <= 0 {
+		opts.UnimplementedRetry = 30 * time.Second
+	}
+	c := &Client{c: lbpb.NewLbClient(cc), opts: opts, log: opts.Log}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for i := range max(opts.Streams, 0) {
+		s := &pickStream{c: c, idx: i, pending: map[uint64]chan result{}}
+		c.streams = append(c.streams, s)
+		c.wg.Add(1)
+		go s.run()
+	}
+	return c
+}
+
+// Close stops every stream and waits for their goroutines; picks in flight on a stream
+// finish over unary Pick.
+func (c *Client) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// Open is how many streams are open now.
+func (c *Client) Open() int {
+	n := 0
+	for _, s := range c.streams {
+		s.mu.Lock()
+		if s.st != nil {
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Pick returns up to n loader addresses for service, best first, never one in exclude.
+// Errors carry lbclient's code (10404 unknown service, 10223 none live, 10222 unreachable).
+func (c *Client) Pick(ctx context.Context, service string, n int, exclude []string, key string) ([]string, error) {
+	req := &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key}
+	if len(c.streams) > 0 {
+		s := c.streams[c.next.Add(1)%uint64(len(c.streams))]
+		if addrs, err, ok := s.pick(ctx, c.ids.Add(1), req); ok {
+			return addrs, err
+		}
+	}
+	resp, err := c.c.Pick(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("lb pick: %w", grpcx.FromStatus(err))
+	}
+	return resp.GetAddrs(), nil
+}
+
+type result struct {
+	addrs []string
+	err   error
+	lost  bool // the stream broke before the answer: ask again over unary
+}
+
+// pickStream is one PickStream, opened again by run whenever it breaks. mu guards st and
+// pending; a Send happens under mu, since a gRPC stream allows one sender at a time.
+type pickStream struct {
+	c       *Client
+	idx     int
+	mu      sync.Mutex
+	st      lbpb.Lb_PickStreamClient // nil while not open
+	pending map[uint64]chan result
+}
+
+// pick sends req on the stream and waits for its answer. ok is false when the stream is
+// not open or broke first: the caller then picks over unary.
+func (s *pickStream) pick(ctx context.Context, id uint64, req *lbpb.PickRequest) (addrs []string, err error, ok bool) {
+	ch := make(chan result, 1)
+	s.mu.Lock()
+	st := s.st
+	if st == nil {
+		s.mu.Unlock()
+		return nil, nil, false
+	}
+	s.pending[id] = ch
+	if serr := st.Send(&lbpb.PickStreamRequest{Id: id, Pick: req}); serr != nil {
+		// The receiver sees the break too and reopens the stream.
+		delete(s.pending, id)
+		s.mu.Unlock()
+		return nil, nil, false
+	}
+	s.mu.Unlock()
+	select {
+	case r := <-ch:
+		return r.addrs, r.err, !r.lost
+	case <-ctx.Done():
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+		return nil, fmt.Errorf("lb pick: %w", grpcx.FromStatus(status.FromContextError(ctx.Err()).Err())), true
+	}
+}
+
+// run keeps the stream open until the client closes: open, receive answers until the
+// stream breaks, fail what was pending over to unary, wait, open again.
+func (s *pickStream) run() {
+	defer s.c.wg.Done()
+	backoff := s.c.opts.RetryMin
+	for s.c.ctx.Err() == nil {
+		began := time.Now()
+		err := s.serve()
+		if s.c.ctx.Err() != nil {
+			return
+		}
+		wait := backoff
+		if status.Code(err) == codes.Unimplemented {
+			wait = s.c.opts.UnimplementedRetry
+			ev := s.c.log.Debug()
+			if s.c.warnedOld.CompareAndSwap(false, true) {
+				ev = s.c.log.Info() // once per client; the other streams and retries at debug
+			}
+			ev.Int("stream", s.idx).Dur("retry_in", wait).Msg("lbclient has no PickStream: picking over unary calls")
+		} else {
+			if time.Since(began) > s.c.opts.RetryMax {
+				backoff = s.c.opts.RetryMin // it served a while: start over
+				wait = backoff
+			}
+			s.c.log.Debug().Int("stream", s.idx).Err(err).Dur("retry_in", wait).Msg("pick stream ended")
+			backoff = min(2*backoff, s.c.opts.RetryMax)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.c.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// serve opens the stream and delivers its answers until it breaks.
+func (s *pickStream) serve() error {
+	st, err := s.c.c.PickStream(s.c.ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.st = st
+	s.mu.Unlock()
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			s.mu.Lock()
+			s.st = nil
+			for id, ch := range s.pending {
+				ch <- result{lost: true}
+				delete(s.pending, id)
+			}
+			s.mu.Unlock()
+			return err
+		}
+		s.mu.Lock()
+		ch, ok := s.pending[resp.GetId()]
+		delete(s.pending, resp.GetId())
+		s.mu.Unlock()
+		if !ok {
+			continue // its caller gave up
+		}
+		r := result{addrs: resp.GetAddrs()}
+		if code := resp.GetCode(); code != 0 {
+			r.err = fmt.Errorf("lb pick: %w", aserr.New(int(code), resp.GetMessage()))
+		}
+		ch <- r
+	}
+}

@@ -1,0 +1,224 @@
+package lbpick
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/grpcx"
+	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeLB answers picks with "<service>:<n>" and counts how they arrived; service "none"
+// fails with 10223. Without stream it has no PickStream, like an older lbclient.
+type fakeLB struct {
+	lbpb.UnimplementedLbServer
+	unary, streamed atomic.Int64
+}
+
+func (f *fakeLB) answer(req *lbpb.PickRequest) ([]string, error) {
+	if req.GetService() == "none" {
+		return nil, aserr.New(aserr.ErrNoEngine.Code, "no live loader of none")
+	}
+	return []string{req.GetService() + ":" + req.GetKey()}, nil
+}
+
+func (f *fakeLB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickResponse, error) {
+	f.unary.Add(1)
+	addrs, err := f.answer(req)
+	if err != nil {
+		return nil, grpcx.ToStatus(err)
+	}
+	return &lbpb.PickResponse{Addrs: addrs}, nil
+}
+
+type streamingLB struct{ *fakeLB }
+
+func (f streamingLB) PickStream(st lbpb.Lb_PickStreamServer) error {
+	for {
+		req, err := st.Recv()
+		if err != nil {
+			return nil
+		}
+		f.streamed.Add(1)
+		resp := &lbpb.PickStreamResponse{Id: req.GetId()}
+		addrs, err := f.answer(req.GetPick())
+		resp.Addrs = addrs
+		if err != nil {
+			resp.Code, resp.Message = int32(aserr.CodeOf(err)), aserr.MessageOf(err)
+		}
+		if err := st.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// serve starts an Lb server on ln (a fresh 127.0.0.1:0 listener when nil).
+func serve(t *testing.T, ln net.Listener, srv lbpb.LbServer) (addr string, stop func()) {
+	t.Helper()
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := grpc.NewServer()
+	lbpb.RegisterLbServer(s, srv)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Serve(ln) })
+	var once sync.Once
+	stop = func() { once.Do(func() { s.Stop(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpcx.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func newClient(t *testing.T, cc *grpc.ClientConn, streams int) *Client {
+	t.Helper()
+	c := New(cc, Options{Streams: streams, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+		UnimplementedRetry: 50 * time.Millisecond, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestPicksTravelOnStreams(t *testing.T) {
+	f := &fakeLB{}
+	addr, _ := serve(t, nil, streamingLB{f})
+	c := newClient(t, dial(t, addr), 3)
+	waitFor(t, "3 streams open", func() bool { return c.Open() == 3 })
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				key := string(rune('a'+g)) + string(rune('a'+i%26))
+				addrs, err := c.Pick(t.Context(), "echo", 3, nil, key)
+				if err != nil || len(addrs) != 1 || addrs[0] != "echo:"+key {
+					t.Errorf("pick %s: %v %v", key, addrs, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if f.streamed.Load() != 400 || f.unary.Load() != 0 {
+		t.Fatalf("streamed %d, unary %d; want 400 and 0", f.streamed.Load(), f.unary.Load())
+	}
+	// An error travels in the answer with its code, as over unary Pick.
+	_, err := c.Pick(t.Context(), "none", 1, nil, "")
+	if aserr.CodeOf(err) != aserr.ErrNoEngine.Code {
+		t.Fatalf("error over the stream: %v (code %d)", err, aserr.CodeOf(err))
+	}
+}
+
+func TestUnaryWithoutPickStream(t *testing.T) {
+	f := &fakeLB{}
+	addr, _ := serve(t, nil, f) // an lbclient without PickStream
+	c := newClient(t, dial(t, addr), 2)
+	for i := range 20 {
+		if addrs, err := c.Pick(t.Context(), "echo", 1, nil, "k"); err != nil || addrs[0] != "echo:k" {
+			t.Fatalf("pick %d: %v %v", i, addrs, err)
+		}
+	}
+	if f.unary.Load() != 20 {
+		t.Fatalf("unary picks %d of 20", f.unary.Load())
+	}
+	_, err := c.Pick(t.Context(), "none", 1, nil, "")
+	if aserr.CodeOf(err) != aserr.ErrNoEngine.Code {
+		t.Fatalf("unary error: %v", err)
+	}
+}
+
+func TestStreamsReopenAfterRestart(t *testing.T) {
+	f := &fakeLB{}
+	addr, stop := serve(t, nil, streamingLB{f})
+	cc := dial(t, addr)
+	c := newClient(t, cc, 2)
+	waitFor(t, "streams open", func() bool { return c.Open() == 2 })
+	stop()
+	waitFor(t, "streams closed", func() bool { return c.Open() == 0 })
+	// lbclient down: picks fail with the network code, nothing hangs.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	_, err := c.Pick(ctx, "echo", 1, nil, "")
+	cancel()
+	if err == nil {
+		t.Fatal("pick with lbclient down succeeded")
+	}
+	ln, lerr := net.Listen("tcp", addr)
+	if lerr != nil {
+		t.Skipf("address %s not free again: %v", addr, lerr)
+	}
+	serve(t, ln, streamingLB{f})
+	waitFor(t, "streams reopened", func() bool { return c.Open() == 2 })
+	before := f.streamed.Load()
+	if addrs, err := c.Pick(t.Context(), "echo", 1, nil, "x"); err != nil || addrs[0] != "echo:x" {
+		t.Fatalf("pick after restart: %v %v", addrs, err)
+	}
+	if f.streamed.Load() != before+1 {
+		t.Fatal("the pick after the restart did not use a stream")
+	}
+}
+
+func TestPickHonoursContext(t *testing.T) {
+	block := make(chan struct{})
+	addr, _ := serve(t, nil, stallingLB{block: block})
+	c := newClient(t, dial(t, addr), 1)
+	waitFor(t, "stream open", func() bool { return c.Open() == 1 })
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := c.Pick(ctx, "echo", 1, nil, "")
+	close(block)
+	if aserr.CodeOf(err) != aserr.ErrOnceTimeout.Code {
+		t.Fatalf("stalled pick: %v (code %d), want 10102", err, aserr.CodeOf(err))
+	}
+	ctx, cancel = context.WithCancel(t.Context())
+	cancel()
+	if _, err := c.Pick(ctx, "echo", 1, nil, ""); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled pick: %v", err)
+	}
+}
+
+// stallingLB reads picks and answers none until block closes.
+type stallingLB struct {
+	lbpb.UnimplementedLbServer
+	block chan struct{}
+}
+
+func (s stallingLB) PickStream(st lbpb.Lb_PickStreamServer) error {
+	for {
+		if _, err := st.Recv(); err != nil {
+			return nil
+		}
+		<-s.block
+	}
+}
