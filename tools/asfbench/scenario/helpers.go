@@ -68,6 +68,7 @@ type lbBenchResult struct {
 	PropSamples int     `json:"propagation_samples"`
 	PropP50Ms   float64 `json:"propagation_p50_ms"`
 	PropP99Ms   float64 `json:"propagation_p99_ms"`
+	Streams     int     `json:"streams"`
 }
 
 // runHelper runs a helper program, logs its stderr under logs/<name>.log and decodes its
@@ -203,9 +204,17 @@ func lbBench(ctx context.Context, env *Env) ([]report.Table, []report.Target) {
 	mP99 := "lbclient Pick latency p99 over gRPC"
 	mProp := "lbclient load-change propagation p99 (heartbeat → lbclient view)"
 	mProp50 := "lbclient load-change propagation p50"
-	var r lbBenchResult
-	err := env.runHelper(ctx, "lbbench", env.LBBench, []string{"-loaders", fmt.Sprint(p.LBBenchLoaders),
-		"-services", fmt.Sprint(p.LBBenchServices), "-duration", p.LBBenchDuration.String(), "-json"}, &r)
+	args := []string{"-loaders", fmt.Sprint(p.LBBenchLoaders), "-services", fmt.Sprint(p.LBBenchServices),
+		"-duration", p.LBBenchDuration.String(), "-json"}
+	// The figure is the path atom uses (picks over Lb.PickStream, lbbench's default); the
+	// baseline is one unary Lb.Pick call per pick, same callers, same run.
+	var r, unary lbBenchResult
+	err := env.runHelper(ctx, "lbbench", env.LBBench, args, &r)
+	if err == nil {
+		if uerr := env.runHelper(ctx, "lbbench-unary", env.LBBench, append(args, "-streams", "0"), &unary); uerr != nil {
+			env.logf("control: lbbench -streams 0: %v", uerr)
+		}
+	}
 	if err != nil {
 		why := err.Error()
 		return nil, []report.Target{
@@ -216,14 +225,26 @@ func lbBench(ctx context.Context, env *Env) ([]report.Table, []report.Target) {
 	tbl := report.Table{
 		Title: fmt.Sprintf("`lbbench`: in-process polaris and lbclient, %d synthetic loaders over %d services heartbeating every second, "+
 			"%d Pick callers for %.0f s; propagation probed during the load:", r.Loaders, r.Services, r.Workers, r.DurationSec),
-		Header: []string{"picks", "errors", "picks/s", "Pick p50 µs", "Pick p99 µs", "propagation samples", "propagation p50 ms", "propagation p99 ms"},
-		Rows: [][]string{{fmt.Sprint(r.Picks), fmt.Sprint(r.Errors), fmt.Sprintf("%.0f", r.PicksPerSec), fmt.Sprintf("%.1f", r.PickP50Us),
-			fmt.Sprintf("%.1f", r.PickP99Us), fmt.Sprint(r.PropSamples), fmt.Sprintf("%.2f", r.PropP50Ms), fmt.Sprintf("%.2f", r.PropP99Ms)}},
+		Header: []string{"path", "picks", "errors", "picks/s", "Pick p50 µs", "Pick p99 µs", "propagation samples", "propagation p50 ms", "propagation p99 ms"},
+	}
+	for _, x := range []lbBenchResult{r, unary} {
+		if x.Picks == 0 {
+			continue
+		}
+		path := "unary Lb.Pick"
+		if x.Streams > 0 {
+			path = fmt.Sprintf("Lb.PickStream (%d per connection)", x.Streams)
+		}
+		tbl.Rows = append(tbl.Rows, []string{path, fmt.Sprint(x.Picks), fmt.Sprint(x.Errors), fmt.Sprintf("%.0f", x.PicksPerSec), fmt.Sprintf("%.1f", x.PickP50Us),
+			fmt.Sprintf("%.1f", x.PickP99Us), fmt.Sprint(x.PropSamples), fmt.Sprintf("%.2f", x.PropP50Ms), fmt.Sprintf("%.2f", x.PropP99Ms)})
 	}
 	picks := report.CheckMin(mPicks, r.PicksPerSec, targetPicksPerSec, "%.0f picks/s")
 	if r.Errors > 0 {
 		picks.Status = report.StatusFail
 		picks.Measured += fmt.Sprintf(" (%d errors)", r.Errors)
+	}
+	if unary.PicksPerSec > 0 {
+		picks.Measured += fmt.Sprintf(" over PickStream (unary Pick %.0f picks/s, %.2f× as fast)", unary.PicksPerSec, r.PicksPerSec/unary.PicksPerSec)
 	}
 	picks = picks.WithBaseline("ratio to target", r.PicksPerSec/targetPicksPerSec)
 	prop := report.CheckMax(mProp, r.PropP99Ms, targetPropagationP99Ms, "%.2f ms")

@@ -55,6 +55,7 @@ type Result struct {
 	PropP99Ms      float64 `json:"propagation_p99_ms"`
 	TargetPicksSec int     `json:"target_picks_per_s"`
 	TargetPropP99  float64 `json:"target_propagation_p99_ms"`
+	Streams        int     `json:"streams"`
 	Pass           bool    `json:"pass"`
 }
 
@@ -241,7 +242,7 @@ func run(nLoaders, nServices int, duration time.Duration, workers, nConns, strea
 		Picks: picks.Load(), Errors: errs.Load(), PicksPerSec: float64(picks.Load()) / elapsed.Seconds(),
 		PickP50Us: us(pct(merged, 0.50)), PickP99Us: us(pct(merged, 0.99)),
 		PropSamples: len(prop), PropP50Ms: ms(pct(prop, 0.50)), PropP99Ms: ms(pct(prop, 0.99)),
-		TargetPicksSec: targetPicksPerSec, TargetPropP99: ms(targetPropagateP99),
+		TargetPicksSec: targetPicksPerSec, TargetPropP99: ms(targetPropagateP99), Streams: streams,
 	}
 	res.Pass = res.PicksPerSec >= targetPicksPerSec && pct(prop, 0.99) <= targetPropagateP99 && res.Errors == 0
 	if asJSON {
