@@ -10,7 +10,9 @@ package lbpick
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,10 @@ type Options struct {
 	// UnimplementedRetry is the wait after an lbclient answered that it has no
 	// PickStream (default 30 s): meanwhile picks are unary.
 	UnimplementedRetry time.Duration
+	// MaxAge is how long a stream serves before it is closed (after its last answer) and
+	// opened again (default 30 s), so that streams spread again over lbclient replicas
+	// that came back or were added since they opened.
+	MaxAge time.Duration
 	// Log is the client's logger.
 	Log zerolog.Logger
 }
@@ -64,6 +70,9 @@ func New(cc grpc.ClientConnInterface, opts Options) *Client {
 	}
 	if opts.UnimplementedRetry <= 0 {
 		opts.UnimplementedRetry = 30 * time.Second
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 30 * time.Second
 	}
 	c := &Client{c: lbpb.NewLbClient(cc), opts: opts, log: opts.Log}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -170,6 +179,10 @@ func (s *pickStream) run() {
 		if s.c.ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, io.EOF) {
+			backoff = s.c.opts.RetryMin
+			continue // closed at its age, every answer in: open the next one now
+		}
 		wait := backoff
 		if status.Code(err) == codes.Unimplemented {
 			wait = s.c.opts.UnimplementedRetry
@@ -196,7 +209,9 @@ func (s *pickStream) run() {
 	}
 }
 
-// serve opens the stream and delivers its answers until it breaks.
+// serve opens the stream and delivers its answers until it breaks, or until MaxAge
+// retires it: no new pick is sent on it, its side is closed, lbclient answers what it
+// had and ends the stream, and serve returns io.EOF.
 func (s *pickStream) serve() error {
 	st, err := s.c.c.PickStream(s.c.ctx)
 	if err != nil {
@@ -205,6 +220,15 @@ func (s *pickStream) serve() error {
 	s.mu.Lock()
 	s.st = st
 	s.mu.Unlock()
+	retire := time.AfterFunc(s.c.opts.MaxAge, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.st == st {
+			s.st = nil
+			_ = st.CloseSend() // under mu: never beside a Send
+		}
+	})
+	defer retire.Stop()
 	for {
 		resp, err := st.Recv()
 		if err != nil {

@@ -222,3 +222,24 @@ func (s stallingLB) PickStream(st lbpb.Lb_PickStreamServer) error {
 		<-s.block
 	}
 }
+
+// A stream retires at MaxAge and its successor goes to the next replica: picks spread
+// over lbclient replicas, and none is lost at a retirement.
+func TestStreamsRetireAndSpreadOverReplicas(t *testing.T) {
+	a, b := &fakeLB{}, &fakeLB{}
+	addrA, _ := serve(t, nil, streamingLB{a})
+	addrB, _ := serve(t, nil, streamingLB{b})
+	cc, err := grpcx.DialList([]string{addrA, addrB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	c := New(cc, Options{Streams: 1, MaxAge: 20 * time.Millisecond, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	t.Cleanup(func() { _ = c.Close() })
+	waitFor(t, "both replicas served stream picks", func() bool {
+		if addrs, err := c.Pick(t.Context(), "echo", 1, nil, "k"); err != nil || addrs[0] != "echo:k" {
+			t.Fatalf("pick: %v %v", addrs, err)
+		}
+		return a.streamed.Load() > 0 && b.streamed.Load() > 0
+	})
+}
