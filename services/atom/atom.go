@@ -58,7 +58,7 @@ func DefaultConfig() Config {
 		GRPCListen:  ":9988",
 		AdminListen: ":9987",
 		LBAddr:      "127.0.0.1:9989",
-		LBStreams:   4,
+		LBStreams:   6,
 		OnceTimeout: 30 * time.Second,
 		LogLevel:    "info",
 	}
