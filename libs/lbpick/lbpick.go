@@ -123,6 +123,12 @@ func (c *Client) Pick(ctx context.Context, service string, n int, exclude []stri
 	return resp.GetAddrs(), nil
 }
 
+// maxPending bounds the picks awaiting an answer on one stream. Past it picks go over
+// unary Pick: the stream's messages then never fill HTTP/2's 64 KiB window, so a Send
+// (made under the stream's mutex, where a caller's context cannot reach it) never blocks
+// on a stalled lbclient.
+const maxPending = 256
+
 type result struct {
 	addrs []string
 	err   error
@@ -145,7 +151,7 @@ func (s *pickStream) pick(ctx context.Context, id uint64, req *lbpb.PickRequest)
 	ch := make(chan result, 1)
 	s.mu.Lock()
 	st := s.st
-	if st == nil {
+	if st == nil || len(s.pending) >= maxPending {
 		s.mu.Unlock()
 		return nil, nil, false
 	}

@@ -243,3 +243,48 @@ func TestStreamsRetireAndSpreadOverReplicas(t *testing.T) {
 		return a.streamed.Load() > 0 && b.streamed.Load() > 0
 	})
 }
+
+// With maxPending picks unanswered on a stalled stream, further picks go over unary Pick
+// instead of queueing behind it.
+func TestStalledStreamOverflowsToUnary(t *testing.T) {
+	block := make(chan struct{})
+	f := &fakeLB{}
+	addr, _ := serve(t, nil, stallingUnaryLB{fakeLB: f, block: block})
+	c := newClient(t, dial(t, addr), 1)
+	waitFor(t, "stream open", func() bool { return c.Open() == 1 })
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range maxPending {
+		wg.Go(func() { _, _ = c.Pick(ctx, "echo", 1, nil, "") })
+	}
+	waitFor(t, "the stream full", func() bool {
+		s := c.streams[0]
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.pending) == maxPending
+	})
+	if addrs, err := c.Pick(t.Context(), "echo", 1, nil, "u"); err != nil || addrs[0] != "echo:u" {
+		t.Fatalf("pick past a full stream: %v %v", addrs, err)
+	}
+	if f.unary.Load() != 1 {
+		t.Fatalf("unary picks %d, want 1", f.unary.Load())
+	}
+	cancel()
+	wg.Wait()
+	close(block)
+}
+
+// stallingUnaryLB answers unary picks but never a streamed one (until block closes).
+type stallingUnaryLB struct {
+	*fakeLB
+	block chan struct{}
+}
+
+func (s stallingUnaryLB) PickStream(st lbpb.Lb_PickStreamServer) error {
+	for {
+		if _, err := st.Recv(); err != nil {
+			return nil
+		}
+		<-s.block
+	}
+}
