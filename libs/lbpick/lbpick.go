@@ -123,10 +123,10 @@ func (c *Client) Pick(ctx context.Context, service string, n int, exclude []stri
 	return resp.GetAddrs(), nil
 }
 
-// maxPending bounds the picks awaiting an answer on one stream. Past it picks go over
-// unary Pick: the stream's messages then never fill HTTP/2's 64 KiB window, so a Send
-// (made under the stream's mutex, where a caller's context cannot reach it) never blocks
-// on a stalled lbclient.
+// maxPending bounds the picks sent on one stream and not answered yet (whether or not
+// their callers still wait). Past it picks go over unary Pick: the stream's messages then
+// never fill HTTP/2's 64 KiB window, so a Send (made under the stream's mutex, where a
+// caller's context cannot reach it) never blocks on a stalled lbclient.
 const maxPending = 256
 
 type result struct {
@@ -143,6 +143,7 @@ type pickStream struct {
 	mu      sync.Mutex
 	st      lbpb.Lb_PickStreamClient // nil while not open
 	pending map[uint64]chan result
+	sent    int // picks sent on st and not answered yet
 }
 
 // pick sends req on the stream and waits for its answer. ok is false when the stream is
@@ -151,7 +152,7 @@ func (s *pickStream) pick(ctx context.Context, id uint64, req *lbpb.PickRequest)
 	ch := make(chan result, 1)
 	s.mu.Lock()
 	st := s.st
-	if st == nil || len(s.pending) >= maxPending {
+	if st == nil || s.sent >= maxPending {
 		s.mu.Unlock()
 		return nil, nil, false
 	}
@@ -162,6 +163,7 @@ func (s *pickStream) pick(ctx context.Context, id uint64, req *lbpb.PickRequest)
 		s.mu.Unlock()
 		return nil, nil, false
 	}
+	s.sent++
 	s.mu.Unlock()
 	select {
 	case r := <-ch:
@@ -224,7 +226,7 @@ func (s *pickStream) serve() error {
 		return err
 	}
 	s.mu.Lock()
-	s.st = st
+	s.st, s.sent = st, 0
 	s.mu.Unlock()
 	retire := time.AfterFunc(s.c.opts.MaxAge, func() {
 		s.mu.Lock()
@@ -250,6 +252,9 @@ func (s *pickStream) serve() error {
 		s.mu.Lock()
 		ch, ok := s.pending[resp.GetId()]
 		delete(s.pending, resp.GetId())
+		if s.st == st {
+			s.sent--
+		}
 		s.mu.Unlock()
 		if !ok {
 			continue // its caller gave up

@@ -261,16 +261,20 @@ func TestStalledStreamOverflowsToUnary(t *testing.T) {
 		s := c.streams[0]
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.pending) == maxPending
+		return s.sent == maxPending
 	})
 	if addrs, err := c.Pick(t.Context(), "echo", 1, nil, "u"); err != nil || addrs[0] != "echo:u" {
 		t.Fatalf("pick past a full stream: %v %v", addrs, err)
 	}
-	if f.unary.Load() != 1 {
-		t.Fatalf("unary picks %d, want 1", f.unary.Load())
-	}
+	// Callers that gave up still count: their picks are on the wire, unanswered.
 	cancel()
 	wg.Wait()
+	if addrs, err := c.Pick(t.Context(), "echo", 1, nil, "v"); err != nil || addrs[0] != "echo:v" {
+		t.Fatalf("pick past a full stream whose callers left: %v %v", addrs, err)
+	}
+	if f.unary.Load() != 2 {
+		t.Fatalf("unary picks %d, want 2", f.unary.Load())
+	}
 	close(block)
 }
 
