@@ -187,10 +187,12 @@ func (s *pickStream) run() {
 		if s.c.ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) && time.Since(began) >= s.c.opts.MaxAge {
 			backoff = s.c.opts.RetryMin
 			continue // closed at its age, every answer in: open the next one now
 		}
+		// Any other end, an early clean one included (an lbclient shutting down ends its
+		// streams), waits before the next open.
 		wait := backoff
 		if status.Code(err) == codes.Unimplemented {
 			wait = s.c.opts.UnimplementedRetry

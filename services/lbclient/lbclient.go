@@ -113,6 +113,7 @@ type Server struct {
 	view  *balance.View
 	src   *source.Source
 	grpc  *grpcx.Server
+	lb    *transport.LB
 	ln    net.Listener
 	admin *obs.Admin
 	self  string // address registered under ReplicaService
@@ -172,7 +173,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		_ = src.Close()
 		return nil, fmt.Errorf("lbclient metrics: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self}
+	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self, lb: lb}
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
 	if err != nil {
 		_ = ln.Close()
@@ -328,7 +329,8 @@ func (s *Server) View() *balance.View { return s.view }
 
 // Shutdown stops the server; it is idempotent.
 // Order: (1) gRPC health NOT_SERVING so callers move away, (2) GracefulStop the gRPC
-// server (Stop when ctx ends) so in-flight Picks finish, (3) report the replica
+// server (Stop when ctx ends) so in-flight Picks finish, ending every PickStream once the
+// GOAWAY is out so callers' long-lived streams do not hold the stop up, (3) report the replica
 // registration live=0 and deregister it (bounded by 2 s), so the other replicas take
 // this one's share of idle slots only once it no longer picks, (4) stop the registry
 // source (closes the NATS connection), (5) shut the admin server down last so /metrics
@@ -353,6 +355,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.grpc.GracefulStop()
 		close(done)
 	}()
+	// GracefulStop sends GOAWAY at once and then waits for the handlers; a PickStream
+	// ends only when told. A caller that reopens meanwhile reaches a server that ends
+	// that stream too, and then another replica.
+	s.lb.EndStreams()
 	select {
 	case <-done:
 	case <-ctx.Done():

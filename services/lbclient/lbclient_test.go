@@ -296,3 +296,30 @@ func TestPickStreamAnswersAsPick(t *testing.T) {
 	}
 	require.False(t, strings.Contains(metrics, `method="/asf.lb.v1.Lb/Pick"`), "no unary Pick was made")
 }
+
+// A graceful shutdown is not held up by a caller's open PickStream: lbclient ends it.
+func TestShutdownEndsPickStreams(t *testing.T) {
+	emb, err := natsbus.StartEmbedded("127.0.0.1:0", zerolog.Nop())
+	require.NoError(t, err)
+	defer emb.Shutdown()
+	f := &fakePolaris{natsURL: emb.ClientURL(), instances: []*polarispb.InstanceState{state("echo", "10.0.0.1:5090", 4, 1, 1)}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serve(t, ln, f)
+	srv := startServer(t, testConfig(ln.Addr().String()))
+	cc, err := grpcx.Dial(srv.GRPCAddr())
+	require.NoError(t, err)
+	defer cc.Close()
+	c := lbpick.New(cc, lbpick.Options{Streams: 2})
+	defer c.Close()
+	waitFor(t, 5*time.Second, "pick streams open", func() bool { return c.Open() == 2 })
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown held up by open pick streams")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -31,6 +32,9 @@ type LB struct {
 
 	picks   *prometheus.CounterVec
 	seconds *prometheus.HistogramVec
+
+	ending  chan struct{} // closed by EndStreams
+	endOnce sync.Once
 }
 
 var _ lbpb.LbServer = (*LB)(nil)
@@ -42,8 +46,9 @@ func NewLB(view *balance.View, now func() time.Time, reg prometheus.Registerer) 
 		now = time.Now
 	}
 	l := &LB{
-		view: view,
-		now:  now,
+		view:   view,
+		now:    now,
+		ending: make(chan struct{}),
 		picks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "asf_lbclient_picks_total",
 			Help: "Pick calls answered, by service (bounded: registered services only), strategy and ASE code.",
@@ -73,25 +78,52 @@ func (l *LB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickResponse,
 	return &lbpb.PickResponse{Addrs: addrs}, nil
 }
 
+// EndStreams ends every PickStream (open or opened later) without an error, so a server
+// shutting down gracefully is not held up by callers' long-lived streams: they open new
+// ones, on another replica once this one's GOAWAY has reached them.
+func (l *LB) EndStreams() { l.endOnce.Do(func() { close(l.ending) }) }
+
 // PickStream answers each pick on the stream in order, as Pick would, until the caller
-// closes its side or the stream breaks. A pick's error travels in its answer (code and
-// message); the stream itself ends only with the connection or the call.
+// closes its side, the stream breaks or EndStreams is called. A pick's error travels in
+// its answer (code and message); the stream itself stays open.
 func (l *LB) PickStream(stream lbpb.Lb_PickStreamServer) error {
+	reqs := make(chan *lbpb.PickStreamRequest)
+	errc := make(chan error, 1)
+	// The reader is this handler's: it ends with the stream, whose context ends when the
+	// handler returns.
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-stream.Context().Done():
+				return
+			}
+		}
+	}()
 	for {
-		req, err := stream.Recv()
-		if err != nil {
+		select {
+		case <-l.ending:
+			return nil
+		case err := <-errc:
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
-		}
-		resp := &lbpb.PickStreamResponse{Id: req.GetId()}
-		resp.Addrs, err = l.pick(req.GetPick())
-		if err != nil {
-			resp.Code, resp.Message = int32(aserr.CodeOf(err)), aserr.MessageOf(err)
-		}
-		if err := stream.Send(resp); err != nil {
-			return err
+		case req := <-reqs:
+			resp := &lbpb.PickStreamResponse{Id: req.GetId()}
+			addrs, err := l.pick(req.GetPick())
+			resp.Addrs = addrs
+			if err != nil {
+				resp.Code, resp.Message = int32(aserr.CodeOf(err)), aserr.MessageOf(err)
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
 		}
 	}
 }
