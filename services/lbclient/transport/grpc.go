@@ -86,45 +86,50 @@ func (l *LB) EndStreams() { l.endOnce.Do(func() { close(l.ending) }) }
 // PickStream answers each pick on the stream in order, as Pick would, until the caller
 // closes its side, the stream breaks or EndStreams is called. A pick's error travels in
 // its answer (code and message); the stream itself stays open.
+//
+// The picks are answered inline by one goroutine (no hand-off per pick); the handler
+// waits for it or for EndStreams. On EndStreams it returns, which ends the stream and so
+// the answering goroutine's Recv; mu and ended keep that goroutine from picking or sending
+// once the handler has returned.
 func (l *LB) PickStream(stream lbpb.Lb_PickStreamServer) error {
-	reqs := make(chan *lbpb.PickStreamRequest)
-	errc := make(chan error, 1)
-	// The reader is this handler's: it ends with the stream, whose context ends when the
-	// handler returns.
+	var mu sync.Mutex
+	ended := false
+	done := make(chan error, 1)
 	go func() {
 		for {
 			req, err := stream.Recv()
 			if err != nil {
-				errc <- err
+				done <- err
 				return
 			}
-			select {
-			case reqs <- req:
-			case <-stream.Context().Done():
+			mu.Lock()
+			if ended {
+				mu.Unlock()
+				return // no pick charged for an answer nobody will read
+			}
+			resp := &lbpb.PickStreamResponse{Id: req.GetId()}
+			if resp.Addrs, err = l.pick(req.GetPick()); err != nil {
+				resp.Code, resp.Message = int32(aserr.CodeOf(err)), aserr.MessageOf(err)
+			}
+			err = stream.Send(resp)
+			mu.Unlock()
+			if err != nil {
+				done <- err
 				return
 			}
 		}
 	}()
-	for {
-		select {
-		case <-l.ending:
+	select {
+	case err := <-done:
+		if errors.Is(err, io.EOF) {
 			return nil
-		case err := <-errc:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		case req := <-reqs:
-			resp := &lbpb.PickStreamResponse{Id: req.GetId()}
-			addrs, err := l.pick(req.GetPick())
-			resp.Addrs = addrs
-			if err != nil {
-				resp.Code, resp.Message = int32(aserr.CodeOf(err)), aserr.MessageOf(err)
-			}
-			if err := stream.Send(resp); err != nil {
-				return err
-			}
 		}
+		return err
+	case <-l.ending:
+		mu.Lock()
+		ended = true
+		mu.Unlock()
+		return nil
 	}
 }
 
