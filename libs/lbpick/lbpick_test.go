@@ -191,7 +191,7 @@ func TestStreamsReopenAfterRestart(t *testing.T) {
 
 func TestPickHonoursContext(t *testing.T) {
 	block := make(chan struct{})
-	addr, _ := serve(t, nil, stallingLB{block: block})
+	addr, _ := serve(t, nil, stallingLB{fakeLB: &fakeLB{}, block: block})
 	c := newClient(t, dial(t, addr), 1)
 	waitFor(t, "stream open", func() bool { return c.Open() == 1 })
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
@@ -208,9 +208,10 @@ func TestPickHonoursContext(t *testing.T) {
 	}
 }
 
-// stallingLB reads picks and answers none until block closes.
+// stallingLB answers unary picks but no streamed one; it stops reading a stream after
+// its first pick until block closes.
 type stallingLB struct {
-	lbpb.UnimplementedLbServer
+	*fakeLB
 	block chan struct{}
 }
 
@@ -249,7 +250,7 @@ func TestStreamsRetireAndSpreadOverReplicas(t *testing.T) {
 func TestStalledStreamOverflowsToUnary(t *testing.T) {
 	block := make(chan struct{})
 	f := &fakeLB{}
-	addr, _ := serve(t, nil, stallingUnaryLB{fakeLB: f, block: block})
+	addr, _ := serve(t, nil, stallingLB{fakeLB: f, block: block})
 	c := newClient(t, dial(t, addr), 1)
 	waitFor(t, "stream open", func() bool { return c.Open() == 1 })
 	ctx, cancel := context.WithCancel(t.Context())
@@ -276,19 +277,4 @@ func TestStalledStreamOverflowsToUnary(t *testing.T) {
 		t.Fatalf("unary picks %d, want 2", f.unary.Load())
 	}
 	close(block)
-}
-
-// stallingUnaryLB answers unary picks but never a streamed one (until block closes).
-type stallingUnaryLB struct {
-	*fakeLB
-	block chan struct{}
-}
-
-func (s stallingUnaryLB) PickStream(st lbpb.Lb_PickStreamServer) error {
-	for {
-		if _, err := st.Recv(); err != nil {
-			return nil
-		}
-		<-s.block
-	}
 }

@@ -104,6 +104,31 @@ func startServer(t *testing.T, cfg lbclient.Config) *lbclient.Server {
 	return srv
 }
 
+// startWithLoaders starts an embedded NATS server, a fake polaris holding instances and
+// an lbclient on both; everything stops at cleanup.
+func startWithLoaders(t *testing.T, instances ...*polarispb.InstanceState) (*lbclient.Server, *natsbus.Embedded) {
+	t.Helper()
+	emb, err := natsbus.StartEmbedded("127.0.0.1:0", zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serve(t, ln, &fakePolaris{natsURL: emb.ClientURL(), instances: instances})
+	return startServer(t, testConfig(ln.Addr().String())), emb
+}
+
+// pickClient opens an lbpick client with streams PickStreams to srv and waits for them.
+func pickClient(t *testing.T, srv *lbclient.Server, streams int) *lbpick.Client {
+	t.Helper()
+	cc, err := grpcx.Dial(srv.GRPCAddr())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cc.Close() })
+	c := lbpick.New(cc, lbpick.Options{Streams: streams})
+	t.Cleanup(func() { _ = c.Close() })
+	waitFor(t, 5*time.Second, "pick streams open", func() bool { return c.Open() == streams })
+	return c
+}
+
 func pick(t *testing.T, c lbpb.LbClient, svc string, n int32, exclude ...string) ([]string, int) {
 	t.Helper()
 	resp, err := c.Pick(context.Background(), &lbpb.PickRequest{Service: svc, N: n, Exclude: exclude})
@@ -124,17 +149,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 func TestServerPicksFromPolarisAndNATS(t *testing.T) {
-	emb, err := natsbus.StartEmbedded("127.0.0.1:0", zerolog.Nop())
-	require.NoError(t, err)
-	defer emb.Shutdown()
-	f := &fakePolaris{natsURL: emb.ClientURL(), instances: []*polarispb.InstanceState{
-		state("echo", "10.0.0.1:5090", 4, 1, 1), state("echo", "10.0.0.2:5090", 2, 1, 1),
-	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	serve(t, ln, f)
-
-	srv := startServer(t, testConfig(ln.Addr().String()))
+	srv, emb := startWithLoaders(t, state("echo", "10.0.0.1:5090", 4, 1, 1), state("echo", "10.0.0.2:5090", 2, 1, 1))
 	require.True(t, srv.Ready())
 	require.Equal(t, 2, srv.Live("echo"))
 
@@ -260,23 +275,8 @@ func TestShutdownWithoutStart(t *testing.T) {
 // PickStream answers each pick as Pick does, errors with their codes included, and counts
 // them in the same metrics.
 func TestPickStreamAnswersAsPick(t *testing.T) {
-	emb, err := natsbus.StartEmbedded("127.0.0.1:0", zerolog.Nop())
-	require.NoError(t, err)
-	defer emb.Shutdown()
-	f := &fakePolaris{natsURL: emb.ClientURL(), instances: []*polarispb.InstanceState{
-		state("echo", "10.0.0.1:5090", 4, 1, 1), state("echo", "10.0.0.2:5090", 2, 1, 1),
-	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	serve(t, ln, f)
-	srv := startServer(t, testConfig(ln.Addr().String()))
-
-	cc, err := grpcx.Dial(srv.GRPCAddr())
-	require.NoError(t, err)
-	defer cc.Close()
-	c := lbpick.New(cc, lbpick.Options{Streams: 1})
-	defer c.Close()
-	waitFor(t, 5*time.Second, "the pick stream open", func() bool { return c.Open() == 1 })
+	srv, _ := startWithLoaders(t, state("echo", "10.0.0.1:5090", 4, 1, 1), state("echo", "10.0.0.2:5090", 2, 1, 1))
+	c := pickClient(t, srv, 1)
 
 	addrs, err := c.Pick(t.Context(), "echo", 0, nil, "")
 	require.NoError(t, err)
@@ -299,20 +299,8 @@ func TestPickStreamAnswersAsPick(t *testing.T) {
 
 // A graceful shutdown is not held up by a caller's open PickStream: lbclient ends it.
 func TestShutdownEndsPickStreams(t *testing.T) {
-	emb, err := natsbus.StartEmbedded("127.0.0.1:0", zerolog.Nop())
-	require.NoError(t, err)
-	defer emb.Shutdown()
-	f := &fakePolaris{natsURL: emb.ClientURL(), instances: []*polarispb.InstanceState{state("echo", "10.0.0.1:5090", 4, 1, 1)}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	serve(t, ln, f)
-	srv := startServer(t, testConfig(ln.Addr().String()))
-	cc, err := grpcx.Dial(srv.GRPCAddr())
-	require.NoError(t, err)
-	defer cc.Close()
-	c := lbpick.New(cc, lbpick.Options{Streams: 2})
-	defer c.Close()
-	waitFor(t, 5*time.Second, "pick streams open", func() bool { return c.Open() == 2 })
+	srv, _ := startWithLoaders(t, state("echo", "10.0.0.1:5090", 4, 1, 1))
+	pickClient(t, srv, 2)
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(context.Background()) }()
