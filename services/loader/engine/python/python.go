@@ -41,8 +41,15 @@ type Options struct {
 	Workers int
 	// Threads is the number of calls one worker serves at once (default 8).
 	Threads int
-	// Python is the interpreter (default /usr/bin/python3).
+	// Python is the interpreter (default /usr/bin/python3): a virtualenv's or conda's
+	// python runs engines whose packages live there.
 	Python string
+	// Async is AIGES asyncMode: session results come only through the wrapper's callback,
+	// wrapperRead is never called.
+	Async bool
+	// ResultsAtEnd is AIGES realTimeRlt=false: in sync mode wrapperRead is called only after
+	// the last input frame of a session, not after every write.
+	ResultsAtEnd bool
 	// SDKPath is the directory holding the aiges package (default: $ASF_AIGES_SDK, else
 	// sdk/python found next to or above the loader binary or the working directory).
 	SDKPath string
