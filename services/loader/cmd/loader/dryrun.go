@@ -333,6 +333,21 @@ func (p *printer) print(st engine.Status, outs []engine.Payload) error {
 }
 
 func fail(w io.Writer, what string, err error) int {
-	fmt.Fprintf(w, "loader dryrun: %s: %v (code %d: %s)\n", what, err, aserr.CodeOf(err), aserr.MessageOf(err))
+	fmt.Fprintf(w, "loader dryrun: %s: %s\n", what, describe(err))
 	return 1
+}
+
+// describe returns err's text with its code once: an *aserr.Error in the chain already
+// ends its text with "(code N)"; any other error gets the code (and its client-facing
+// message, when the text lacks it) appended.
+func describe(err error) string {
+	text, code := err.Error(), aserr.CodeOf(err)
+	switch suffix := fmt.Sprintf("(code %d)", code); {
+	case strings.Contains(text, suffix):
+		return text
+	case strings.Contains(text, aserr.MessageOf(err)):
+		return text + " " + suffix
+	default:
+		return fmt.Sprintf("%s (code %d: %s)", text, code, aserr.MessageOf(err))
+	}
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/engine/cabi/cabitest"
@@ -72,8 +75,8 @@ func TestDryrunErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errs := runDryrun(t, "--engine", "c", "--engine-path", so, "--input", "a="+in+":audio", "--param", "fail=1")
-	if code != 1 || !strings.Contains(errs, "code 20001") || !strings.Contains(errs, "failure requested by parameter fail") {
-		t.Fatalf("exit %d, stderr %s", code, errs)
+	if code != 1 || strings.Count(errs, "code 20001") != 1 || strings.Count(errs, "failure requested by parameter fail") != 1 {
+		t.Fatalf("exit %d, stderr %s (want the code and message once each)", code, errs)
 	}
 	code, _, errs = runDryrun(t, "--engine", "c", "--engine-path", so, "--input", "a="+in, "--engine-config", "init_fail=1")
 	if code != 1 || !strings.Contains(errs, "code 20002") {
@@ -90,6 +93,31 @@ func TestDryrunErrors(t *testing.T) {
 		t.Fatalf("no engine-path: exit %d, want 1", code)
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	wrapped := fmt.Errorf("engine wrapperExec: %w", aserr.New(20001, "c-echo: failed"))
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{wrapped, "engine wrapperExec: c-echo: failed (code 20001)"},
+		{fmt.Errorf("init: %w", fmt.Errorf("no wrapper.py: %w", aserr.ErrInvalidParam)), "init: no wrapper.py: invalid parameter value (code 10107)"},
+		{errors.New("open in.txt: no such file"), "open in.txt: no such file (code 11502)"},
+		{fmt.Errorf("no END result: %w", context.DeadlineExceeded), "no END result: context deadline exceeded (code 10102)"},
+		{hidden{aserr.ErrLicenceFull}, "busy (code 10110: licence not enough)"},
+	}
+	for _, c := range cases {
+		if got := describe(c.err); got != c.want {
+			t.Errorf("describe(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// hidden is an error whose text hides the coded error it wraps.
+type hidden struct{ err error }
+
+func (h hidden) Error() string { return "busy" }
+func (h hidden) Unwrap() error { return h.err }
 
 func TestFrames(t *testing.T) {
 	in := []engine.Payload{{Meta: engine.Meta{Name: "a"}, Data: []byte("abcdefg")}, {Meta: engine.Meta{Name: "b"}, Data: []byte("xy")}}
