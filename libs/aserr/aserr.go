@@ -62,6 +62,12 @@ var (
 	ErrInternal       = New(11502, "unexpected server error")
 )
 
+// Personalisation resource codes (docs/contracts.md): a request naming a resource
+// (header res_id / patch_id) that its app has not uploaded, or that was deleted.
+var (
+	ErrResNotFound = New(10166, "personalisation resource not found")
+)
+
 // CodeOf returns the code carried by err: 0 for nil, the *Error's code when err wraps
 // one, 10102 for a deadline, 10222 for a cancellation and 11502 for anything else.
 func CodeOf(err error) int {
