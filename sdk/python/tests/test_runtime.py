@@ -89,12 +89,12 @@ class TestProtocol(unittest.TestCase):
 class Conn(object):
     """The parent side of a worker connection, for driving a Runtime in-process."""
 
-    def __init__(self, test, wrapper_src):
+    def __init__(self, test, wrapper_src, **runtime_opts):
         self.dir = tempfile.TemporaryDirectory()
         with open(os.path.join(self.dir.name, "wrapper.py"), "w") as f:
             f.write(wrapper_src)
         self.parent, child = socket.socketpair()
-        self.rt = Runtime(child, self.dir.name, threads=2)
+        self.rt = Runtime(child, self.dir.name, threads=2, **runtime_opts)
         self.thread = threading.Thread(target=self.rt.serve, daemon=True)
         self.thread.start()
         self.rfile = self.parent.makefile("rb")

@@ -5,6 +5,9 @@ length + bytes, maps as uint32 count + key/value pairs, lists as uint32 count + 
 import struct
 
 MSG_INIT, MSG_FINI, MSG_ONCE, MSG_OPEN, MSG_WRITE, MSG_CLOSE = 1, 2, 3, 4, 5, 6
+# Personalisation resources: MSG_LOAD_RES body is uint32 resource id then the payload list
+# (as in a request); MSG_UNLOAD_RES body is uint32 resource id. Both answer MSG_OK or MSG_ERR.
+MSG_LOAD_RES, MSG_UNLOAD_RES = 7, 8
 MSG_OK, MSG_ERR, MSG_RESULT = 16, 17, 18
 
 MAX_FRAME = 256 << 20
@@ -140,6 +143,10 @@ class Decoder(object):
         status = self.u8()
         return sid, sync, status, self.payloads()
 
+    def load_res(self):
+        """A MSG_LOAD_RES body: (resource id, payloads)."""
+        return self.u32(), self.payloads()
+
     def done(self):
         if self.i != len(self.b):
             raise Malformed("%d trailing bytes" % (len(self.b) - self.i))
@@ -234,6 +241,17 @@ def encode_write(sid, sync_id, status, items):
     parts = [_u64.pack(sid), _i32.pack(sync_id), bytes((status,))]
     payloads(parts, items)
     return b"".join(parts)
+
+
+def encode_load_res(res_id, items):
+    """Encodes a MSG_LOAD_RES body (the parent side; used by tests)."""
+    parts = [_u32.pack(res_id)]
+    payloads(parts, items)
+    return b"".join(parts)
+
+
+def encode_unload_res(res_id):
+    return _u32.pack(res_id)
 
 
 def encode_map(m):

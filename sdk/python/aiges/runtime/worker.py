@@ -1,4 +1,17 @@
-"""The worker runtime: imports a wrapper once and serves the loader's calls."""
+"""The worker runtime: imports a wrapper once and serves the loader's calls.
+
+Session modes (set by the loader through the environment, see main):
+
+- ASF_WORKER_ASYNC=1 is AIGES asyncMode: session results come only through
+  ``callback(response, sid)``; wrapperRead is never called.
+- ASF_WORKER_RESULTS_AT_END=1 is AIGES realTimeRlt=false: in sync mode wrapperRead is
+  called once after the last input frame (status DataEnd) instead of after every write.
+- Neither: wrapperRead (when the wrapper defines it) after every write.
+
+A once call whose wrapper returns None (or an async once whose callback carries None) is
+an engine error: ERR_USER_EXEC (30003, "user exec error") with a message saying so, as
+AIGES treats a missing Response.
+"""
 
 import importlib.util
 import os
@@ -17,6 +30,7 @@ from aiges.utils.log import log
 
 ERR_INVALID_OUTPUT = 10106
 ERR_INVALID_HANDLE = 10008
+ERR_INVALID_OP = 10003
 
 # INLINE_HANDOFF is how long (seconds) a call may run on the reading thread before the
 # reading is handed to another thread.
@@ -48,7 +62,18 @@ def load_wrapper(path):
     sys.modules["wrapper"] = mod
     spec.loader.exec_module(mod)
     cls = getattr(mod, "Wrapper", None)
-    return cls() if isinstance(cls, type) else mod
+    if isinstance(cls, type):
+        return cls()
+    if cls is not None:
+        raise WrapperMissing("%s: Wrapper is a %s, not a class" % (path, type(cls).__name__))
+    if callable(getattr(mod, "wrapperInit", None)):
+        return mod  # a function-style wrapper: module-level wrapperInit, wrapperOnceExec, ...
+    raise WrapperMissing("%s defines no class Wrapper (class Wrapper(WrapperBase) with wrapperInit, "
+                         "wrapperOnceExec, ...)" % path)
+
+
+class WrapperMissing(ImportError):
+    """wrapper.py imports but defines no Wrapper class (nor module-level wrapper functions)."""
 
 
 def _overrides(w, name):
@@ -80,7 +105,7 @@ def build_datalist(items, status=None):
 class Runtime(object):
     """Serves one worker connection for one wrapper."""
 
-    def __init__(self, sock, wrapper_path, threads=8):
+    def __init__(self, sock, wrapper_path, threads=8, async_mode=False, results_at_end=False):
         self.sock = sock
         self.wrapper_path = wrapper_path
         self.wlock = threading.Lock()
@@ -111,12 +136,16 @@ class Runtime(object):
         self.once_waiters = {}  # sid -> [event, response]
         try:
             self.wrapper = load_wrapper(wrapper_path)
+        except WrapperMissing as e:
+            self.load_error = str(e)
         except BaseException as e:  # noqa: B902 - report any import failure on Init
             traceback.print_exc()
             self.load_error = "import %s: %s" % (wrapper_path, _exc_text(e))
+        self.async_mode = async_mode
+        self.results_at_end = results_at_end
         if self.wrapper is not None:
             self.sync_once = _overrides(self.wrapper, "wrapperOnceExec") or not _overrides(self.wrapper, "wrapperOnceExecAsync")
-            self.has_read = _overrides(self.wrapper, "wrapperRead")
+            self.has_read = _overrides(self.wrapper, "wrapperRead") and not async_mode
             self.inline_ok = bool(getattr(self.wrapper, "inlineCalls", True))
         dto.set_callback_hook(self.on_callback)
 
@@ -288,6 +317,16 @@ class Runtime(object):
                 d.done()
                 self.close(sid)
                 self.reply_ok(ident)
+            elif msg_type == P.MSG_LOAD_RES:
+                res_id, items = d.load_res()
+                d.done()
+                self.load_res(res_id, items)
+                self.reply_ok(ident)
+            elif msg_type == P.MSG_UNLOAD_RES:
+                res_id = d.u32()
+                d.done()
+                self.unload_res(res_id)
+                self.reply_ok(ident)
             else:
                 self.reply_err(ident, 10003, "unknown message type %d" % msg_type)
         except EngineError as e:
@@ -393,8 +432,34 @@ class Runtime(object):
             finally:
                 with self.slock:
                     self.once_waiters.pop(sid, None)
-        items, _ = self._outputs(resp, "wrapperOnceExec")
+        what = "wrapperOnceExec" if self.sync_once else "wrapperOnceExecAsync callback"
+        if resp is None:
+            raise EngineError(ERR_USER_EXEC, "%s returned None, want a Response" % what)
+        items, _ = self._outputs(resp, what)
         return items
+
+    def _has(self, name):
+        if isinstance(self.wrapper, type(sys)):
+            return callable(getattr(self.wrapper, name, None))
+        return _overrides(self.wrapper, name)
+
+    def load_res(self, res_id, items):
+        """wrapperLoadRes(reqData, resId): loads personalisation resource res_id."""
+        if self.wrapper is None:
+            raise EngineError(ERR_INIT, self.load_error or "no wrapper")
+        if not self._has("wrapperLoadRes"):
+            raise EngineError(ERR_INVALID_OP, "the wrapper does not implement wrapperLoadRes")
+        ret = self._user(ERR_USER_EXEC, "wrapperLoadRes", self.wrapper.wrapperLoadRes, build_datalist(items), res_id)
+        self._check_ret(ret, "wrapperLoadRes")
+
+    def unload_res(self, res_id):
+        """wrapperUnloadRes(resId): unloads personalisation resource res_id."""
+        if self.wrapper is None:
+            raise EngineError(ERR_INIT, self.load_error or "no wrapper")
+        if not self._has("wrapperUnloadRes"):
+            raise EngineError(ERR_INVALID_OP, "the wrapper does not implement wrapperUnloadRes")
+        ret = self._user(ERR_USER_EXEC, "wrapperUnloadRes", self.wrapper.wrapperUnloadRes, res_id)
+        self._check_ret(ret, "wrapperUnloadRes")
 
     def open(self, ident, sp):
         if self.wrapper is None:
@@ -434,7 +499,7 @@ class Runtime(object):
         start = time.monotonic_ns()
         ret = self._user(ERR_USER_EXEC, "wrapperWrite", self.wrapper.wrapperWrite, handle, build_datalist(items, status), sid)
         self._check_ret(ret, "wrapperWrite")
-        if self.has_read:
+        if self.has_read and (not self.results_at_end or status in (DataEnd, DataOnce)):
             resp = self._user(ERR_USER_EXEC, "wrapperRead", self.wrapper.wrapperRead, handle, sid)
             self.emit(ident, resp, "wrapperRead", time.monotonic_ns() - start)
 
@@ -467,18 +532,26 @@ class Runtime(object):
         return 0
 
 
+def _env_flag(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def main(argv=None):
     import argparse
     ap = argparse.ArgumentParser(prog="python3 -m aiges.runtime", description="AthenaServing Python engine worker")
     ap.add_argument("--wrapper", required=True, help="wrapper.py or the directory holding it")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("ASF_WORKER_THREADS", "8")),
                     help="concurrent calls served by this worker")
+    ap.add_argument("--async", dest="async_mode", action="store_true", default=_env_flag("ASF_WORKER_ASYNC"),
+                    help="AIGES asyncMode: session results only through callback, never wrapperRead")
+    ap.add_argument("--results-at-end", action="store_true", default=_env_flag("ASF_WORKER_RESULTS_AT_END"),
+                    help="AIGES realTimeRlt=false: wrapperRead only after the last input frame")
     args = ap.parse_args(argv)
     fd = os.environ.get("ASF_WORKER_FD")
     if not fd:
         print("ASF_WORKER_FD is not set: this program is started by the loader", file=sys.stderr)
         return 2
     sock = socket.socket(fileno=int(fd))
-    rt = Runtime(sock, args.wrapper, args.threads)
+    rt = Runtime(sock, args.wrapper, args.threads, args.async_mode, args.results_at_end)
     rt.serve()
     return 0

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -41,9 +42,16 @@ type Options struct {
 	Workers int
 	// Threads is the number of calls one worker serves at once (default 8).
 	Threads int
-	// Python is the interpreter (default /usr/bin/python3): a virtualenv's or conda's
-	// python runs engines whose packages live there.
+	// Python is the interpreter (default /usr/bin/python3): a path to any python — a
+	// virtualenv's bin/python (used as is, not resolved through its symlink, so the venv's
+	// site-packages apply), a conda environment's bin/python — or a bare name looked up in
+	// PATH. Init fails with 10107 when it cannot be run.
 	Python string
+	// PluginCmd is a full command that starts the interpreter, split on white space, such as
+	// "conda run --no-capture-output -n asr python" or "/opt/venv/bin/python -X utf8"
+	// (AIGES [aiges] pythonPluginCmd). The worker's own arguments follow it. It takes
+	// precedence over Python.
+	PluginCmd string
 	// Async is AIGES asyncMode: session results come only through the wrapper's callback,
 	// wrapperRead is never called.
 	Async bool
@@ -86,6 +94,10 @@ func Config(opts Options) (worker.Config, error) {
 	if opts.Python == "" {
 		opts.Python = DefaultPython
 	}
+	interp := []string{opts.Python}
+	if f := strings.Fields(opts.PluginCmd); len(f) > 0 {
+		interp = f
+	}
 	cfg := worker.Config{
 		Name: opts.Name, Size: opts.Workers, Log: opts.Log,
 		InitTimeout: opts.InitTimeout, HangGrace: opts.HangGrace, RestartMin: opts.RestartMin, RestartMax: opts.RestartMax,
@@ -113,14 +125,64 @@ func Config(opts Options) (worker.Config, error) {
 	if old := os.Getenv("PYTHONPATH"); old != "" {
 		pythonPath += string(os.PathListSeparator) + old
 	}
-	cfg.Command = []string{opts.Python, "-u", "-m", "aiges.runtime", "--wrapper", wrapper}
+	exe, err := interpreter(interp[0])
+	if err != nil {
+		return cfg, fmt.Errorf("python engine %s: %w", opts.Name, err)
+	}
+	cfg.Command = append(append([]string{exe}, interp[1:]...), "-u", "-m", "aiges.runtime", "--wrapper", wrapper)
 	cfg.Dir = dir
 	cfg.Env = append([]string{
 		"PYTHONPATH=" + pythonPath,
 		"PYTHONDONTWRITEBYTECODE=1",
 		"ASF_WORKER_THREADS=" + strconv.Itoa(opts.Threads),
+		EnvAsync + "=" + boolEnv(opts.Async),
+		EnvResultsAtEnd + "=" + boolEnv(opts.ResultsAtEnd),
 	}, opts.Env...)
 	return cfg, nil
+}
+
+// Worker environment variables that carry the AIGES session modes to aiges.runtime.
+const (
+	// EnvAsync is "1" for AIGES asyncMode (Options.Async).
+	EnvAsync = "ASF_WORKER_ASYNC"
+	// EnvResultsAtEnd is "1" for AIGES realTimeRlt=false (Options.ResultsAtEnd).
+	EnvResultsAtEnd = "ASF_WORKER_RESULTS_AT_END"
+)
+
+func boolEnv(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// interpreter returns the program that runs Python: a path containing a separator is made
+// absolute (workers run in the wrapper's directory) but not resolved through symlinks — a
+// virtualenv's python is a symlink whose location selects the venv — and a bare name is
+// looked up in PATH.
+func interpreter(name string) (string, error) {
+	var p string
+	if strings.ContainsRune(name, filepath.Separator) {
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			return "", fmt.Errorf("python interpreter %s: %v: %w", name, err, aserr.ErrInvalidParam)
+		}
+		p = abs
+	} else {
+		lp, err := exec.LookPath(name)
+		if err != nil {
+			return "", fmt.Errorf("python interpreter %s: %v: %w", name, err, aserr.ErrInvalidParam)
+		}
+		p = lp
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("python interpreter: %v: %w", err, aserr.ErrInvalidParam)
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("python interpreter %s is not an executable file: %w", p, aserr.ErrInvalidParam)
+	}
+	return p, nil
 }
 
 func isSDK(dir string) bool {
