@@ -23,7 +23,7 @@ func open(t *testing.T, path string) storetest.Stores {
 			_ = st.Close()
 		}
 	})
-	return storetest.Stores{Registry: st, Config: st, Reopen: func(t *testing.T) storetest.Stores {
+	return storetest.Stores{Registry: st, Config: st, Resources: st, Reopen: func(t *testing.T) storetest.Stores {
 		if err := st.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -42,10 +42,10 @@ func TestConsulConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
 		name := fresh()
 		st := open(t, addr, name)
-		return storetest.Stores{Registry: st, Config: st, Reopen: func(t *testing.T) storetest.Stores {
+		return storetest.Stores{Registry: st, Config: st, Resources: st, Reopen: func(t *testing.T) storetest.Stores {
 			_ = st.Close()
 			re := open(t, addr, name)
-			return storetest.Stores{Registry: re, Config: re}
+			return storetest.Stores{Registry: re, Config: re, Resources: re}
 		}}
 	})
 }

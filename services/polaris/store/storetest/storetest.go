@@ -19,12 +19,15 @@ import (
 
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
+	"github.com/athenaserving/asf/services/polaris/resource"
 )
 
 // Stores is one backend's pair of stores, fresh and empty.
 type Stores struct {
 	Registry registry.Store
 	Config   config.Store
+	// Resources is the backend's resource store; its tests are skipped when nil.
+	Resources resource.Store
 	// Reopen, when set, closes the stores and opens them again on the same data, as a
 	// restarted polaris would; durable backends set it.
 	Reopen func(t *testing.T) Stores
@@ -45,6 +48,8 @@ func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 		{"ConfigApplied", testConfigApplied},
 		{"CenterGrayAndRollback", testCenterGrayAndRollback},
 		{"Reopen", testReopen},
+		{"Resources", testResources},
+		{"ResourcesLarge", testResourcesLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStores(t)) })
@@ -404,5 +409,104 @@ func testReopen(t *testing.T, s Stores) {
 	must(t, err)
 	if f.Revision != 5 {
 		t.Fatalf("revision after reopen: %d", f.Revision)
+	}
+}
+
+func testResources(t *testing.T, s Stores) {
+	st := s.Resources
+	if st == nil {
+		t.Skip("backend has no resource store")
+	}
+	c := ctx(t)
+	k := resource.Key{Service: "iat", AppID: "app1", ID: "hot.words"}
+	if _, ok, err := st.GetResource(c, k); err != nil || ok {
+		t.Fatalf("get of a missing resource = %v, %v", ok, err)
+	}
+	at := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	m, err := st.PutResource(c, resource.Resource{Meta: resource.Meta{Key: k, Updated: at}, Data: []byte("a b")})
+	must(t, err)
+	if m.Revision != 1 || m.Size != 3 || m.SHA256 == "" || !m.Updated.Equal(at) {
+		t.Fatalf("first put = %+v", m)
+	}
+	m, err = st.PutResource(c, resource.Resource{Meta: resource.Meta{Key: k, Updated: at}, Data: []byte("c")})
+	must(t, err)
+	if m.Revision != 2 || m.Size != 1 {
+		t.Fatalf("second put = %+v", m)
+	}
+	// Same res_id under another app and another service: no collision.
+	other := []resource.Key{{Service: "iat", AppID: "app2", ID: "hot.words"}, {Service: "iat2", AppID: "app1", ID: "hot.words"}}
+	for i, o := range other {
+		_, err := st.PutResource(c, resource.Resource{Meta: resource.Meta{Key: o, Updated: at}, Data: []byte{byte(i)}})
+		must(t, err)
+	}
+	_, err = st.PutResource(c, resource.Resource{Meta: resource.Meta{Key: resource.Key{Service: "iat", AppID: "app1", ID: "empty"}, Updated: at}})
+	must(t, err)
+	r, ok, err := st.GetResource(c, k)
+	if err != nil || !ok || string(r.Data) != "c" || r.Revision != 2 || r.Key != k {
+		t.Fatalf("get = %+v, %v, %v", r, ok, err)
+	}
+	if r, ok, err := st.GetResource(c, resource.Key{Service: "iat", AppID: "app1", ID: "empty"}); err != nil || !ok || r.Data == nil || len(r.Data) != 0 {
+		t.Fatalf("get of an empty resource = %+v, %v, %v", r, ok, err)
+	}
+	ms, err := st.ListResources(c, "iat", "")
+	must(t, err)
+	if len(ms) != 3 || ms[0].AppID != "app1" || ms[0].ID != "empty" || ms[1].ID != "hot.words" || ms[2].AppID != "app2" {
+		t.Fatalf("list iat = %+v", ms)
+	}
+	ms, err = st.ListResources(c, "iat", "app2")
+	must(t, err)
+	if len(ms) != 1 || ms[0].Key != other[0] {
+		t.Fatalf("list iat/app2 = %+v", ms)
+	}
+	if ms, err := st.ListResources(c, "ia", ""); err != nil || len(ms) != 0 {
+		t.Fatalf("list of a service name prefix = %+v, %v", ms, err)
+	}
+	ok, err = st.DeleteResource(c, k)
+	if err != nil || !ok {
+		t.Fatalf("delete = %v, %v", ok, err)
+	}
+	if ok, err := st.DeleteResource(c, k); err != nil || ok {
+		t.Fatalf("second delete = %v, %v", ok, err)
+	}
+	if _, ok, err := st.GetResource(c, k); err != nil || ok {
+		t.Fatalf("get after delete = %v, %v", ok, err)
+	}
+	if r, ok, _ := st.GetResource(c, other[0]); !ok || string(r.Data) != "\x00" {
+		t.Fatalf("another app's resource after delete = %+v, %v", r, ok)
+	}
+	m, err = st.PutResource(c, resource.Resource{Meta: resource.Meta{Key: k, Updated: at}, Data: []byte("d")})
+	if err != nil || m.Revision != 1 {
+		t.Fatalf("put after delete = %+v, %v", m, err)
+	}
+	if s.Reopen != nil {
+		re := s.Reopen(t)
+		if r, ok, err := re.Resources.GetResource(c, k); err != nil || !ok || string(r.Data) != "d" {
+			t.Fatalf("get after reopen = %+v, %v, %v", r, ok, err)
+		}
+	}
+}
+
+func testResourcesLarge(t *testing.T, s Stores) {
+	st := s.Resources
+	if st == nil {
+		t.Skip("backend has no resource store")
+	}
+	c := ctx(t)
+	k := resource.Key{Service: "iat", AppID: "app1", ID: "big"}
+	for rev, n := range []int{resource.DefaultMaxSize, 700 << 10} {
+		data := bytes.Repeat([]byte{byte(rev), 1, 2, 3, 4, 5, 6}, n/7+1)[:n]
+		m, err := st.PutResource(c, resource.Resource{Meta: resource.Meta{Key: k}, Data: data})
+		must(t, err)
+		if m.Revision != int64(rev+1) || m.Size != int64(n) {
+			t.Fatalf("put %d bytes = %+v", n, m)
+		}
+		r, ok, err := st.GetResource(c, k)
+		if err != nil || !ok || !bytes.Equal(r.Data, data) {
+			t.Fatalf("get %d bytes: ok=%v err=%v len=%d", n, ok, err, len(r.Data))
+		}
+	}
+	ok, err := st.DeleteResource(c, k)
+	if err != nil || !ok {
+		t.Fatalf("delete = %v, %v", ok, err)
 	}
 }
