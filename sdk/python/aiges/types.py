@@ -27,3 +27,24 @@ ERR_USER_INIT = 30002
 ERR_USER_EXEC = 30003
 
 DATA_TYPE_NAMES = {DataText: "text", DataAudio: "audio", DataImage: "image", DataVideo: "video"}
+
+
+class Types(object):
+    """The data types as a namespace: ``Types.DataText`` … ``Types.DataVideo`` (also
+    ``Types.STRING`` … ``Types.VIDEO``, the field-type spelling)."""
+
+    STRING, AUDIO, IMAGE, VIDEO = STRING, AUDIO, IMAGE, VIDEO
+    DataText, DataAudio, DataImage, DataVideo, DataPer = DataText, DataAudio, DataImage, DataVideo, DataPer
+
+
+class Status(object):
+    """The data statuses as a namespace: ``Status.DataBegin`` … ``Status.DataOnce``,
+    ``Status.Once``."""
+
+    DataBegin, DataContinue, DataEnd, DataOnce, Once = DataBegin, DataContinue, DataEnd, DataOnce, Once
+
+
+class Mode(object):
+    """The stream handle-pool modes: ``Mode.THREAD_MODE``, ``Mode.PROCESS_MODE``."""
+
+    THREAD_MODE, PROCESS_MODE = THREAD_MODE, PROCESS_MODE
