@@ -25,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 || (os.Args[1] != "once" && os.Args[1] != "stream" && os.Args[1] != "sign") {
-		fmt.Fprintln(os.Stderr, "usage: asfcall once|stream|sign --url URL [--app-id A --api-key K --api-secret S] [--text T] [--frames N] [--method M]")
+		fmt.Fprintln(os.Stderr, "usage: asfcall once|stream|sign --url URL [--app-id A --api-key K --api-secret S] [--text T] [--input name:type:encoding] [--param k=v]... [--frames N] [--method M]")
 		os.Exit(2)
 	}
 	mode := os.Args[1]
@@ -37,7 +37,19 @@ func main() {
 	key := fs.String("api-key", os.Getenv("ASF_API_KEY"), "app API key (env ASF_API_KEY); empty sends unsigned requests")
 	secret := fs.String("api-secret", os.Getenv("ASF_API_SECRET"), "app API secret (env ASF_API_SECRET)")
 	method := fs.String("method", "POST", "request method to sign (sign mode)")
+	input := fs.String("input", "input:text:utf8", "payload item carrying --text: name[:type[:encoding]]")
+	params := map[string]string{}
+	fs.Func("param", "parameter key=value of the first frame (repeatable)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q: want key=value", s)
+		}
+		params[k] = v
+		return nil
+	})
 	_ = fs.Parse(os.Args[2:])
+	in = parseItem(*input)
+	param = params
 	svc := *url
 	if i := strings.IndexByte(svc, '?'); i >= 0 {
 		svc = svc[:i]
@@ -74,13 +86,44 @@ func main() {
 	}
 }
 
+// item is the payload item that carries the text: its name, data type and encoding.
+type item struct{ name, typ, encoding string }
+
+// in and param are the --input item and the --param parameters of every request.
+var (
+	in    = item{"input", "text", "utf8"}
+	param = map[string]string{}
+)
+
+// parseItem parses name[:type[:encoding]]; type defaults to text, encoding to utf8 for
+// text and raw otherwise.
+func parseItem(s string) item {
+	f := strings.SplitN(s, ":", 3)
+	it := item{name: f[0], typ: "text"}
+	if len(f) > 1 && f[1] != "" {
+		it.typ = f[1]
+	}
+	if len(f) > 2 && f[2] != "" {
+		it.encoding = f[2]
+	} else if it.typ == "text" {
+		it.encoding = "utf8"
+	} else {
+		it.encoding = "raw"
+	}
+	return it
+}
+
 func frame(svc, appID, text string, status int, first bool) []byte {
 	m := map[string]any{
 		"header":  map[string]any{"app_id": appID, "status": status},
-		"payload": map[string]any{"input": map[string]any{"encoding": "utf8", "status": status, "text": base64.StdEncoding.EncodeToString([]byte(text))}},
+		"payload": map[string]any{in.name: map[string]any{"encoding": in.encoding, "status": status, in.typ: base64.StdEncoding.EncodeToString([]byte(text))}},
 	}
 	if first {
-		m["parameter"] = map[string]any{svc: map[string]any{}}
+		p := map[string]any{}
+		for k, v := range param {
+			p[k] = v
+		}
+		m["parameter"] = map[string]any{svc: p}
 	}
 	b, _ := json.Marshal(m)
 	return b
