@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +114,53 @@ func TestAuthenticateHeaderFormWithDigest(t *testing.T) {
 	assert.Equal(t, ErrDigest, err)
 }
 
+// Real clients put the authorization values in single quotes; they verify exactly like
+// double-quoted ones, in the URL form and in the header form.
+func TestAuthenticateSingleQuotes(t *testing.T) {
+	a := newAuth(t)
+	now := time.Now()
+
+	t.Run("url form", func(t *testing.T) {
+		req := signedURLRequest(now, "secret1")
+		dq, err := base64.StdEncoding.DecodeString(req.Authorization)
+		require.NoError(t, err)
+		sq := strings.ReplaceAll(string(dq), `"`, `'`)
+		require.Contains(t, sq, `api_key='key1', algorithm='hmac-sha256', headers='host date request-line', signature='`)
+		req.Authorization = base64.StdEncoding.EncodeToString([]byte(sq))
+		app, err := a.Authenticate(req, now)
+		require.NoError(t, err)
+		assert.Equal(t, "app1", app.ID)
+
+		req.Path = "/v1/private/tts"
+		_, err = a.Authenticate(req, now)
+		assert.Equal(t, ErrMismatch, err, "a single-quoted signature is still checked")
+	})
+
+	t.Run("header form", func(t *testing.T) {
+		body := []byte(`{"header":{"app_id":"app1"}}`)
+		req := Request{Method: "POST", Path: "/v1/private/ist", Host: "gate", Date: now.UTC().Format(http.TimeFormat), Digest: BodyDigest(body), Body: body}
+		sig := Sign("secret1", SignatureOrigin(req, []string{"host", "date", "request-line", "digest"}))
+		req.Authorization = `hmac api_key='key1', algorithm='hmac-sha256', headers='host date request-line digest', signature='` + sig + `'`
+		app, err := a.Authenticate(req, now)
+		require.NoError(t, err)
+		assert.Equal(t, "app1", app.ID)
+
+		req.Body = []byte(`{"tampered":1}`)
+		_, err = a.Authenticate(req, now)
+		assert.Equal(t, ErrDigest, err, "the single-quoted headers list still signs digest")
+	})
+
+	t.Run("mixed and unterminated", func(t *testing.T) {
+		p, err := ParseParams(`api_key='k"1', algorithm="hmac-sha256", headers='host date request-line', signature="s'g"`)
+		require.NoError(t, err)
+		assert.Equal(t, Params{APIKey: `k"1`, Algorithm: "hmac-sha256", Headers: []string{"host", "date", "request-line"}, Signature: "s'g"}, p)
+		_, err = ParseParams(`api_key='k1", signature='s'`)
+		assert.Equal(t, ErrUnparsable, err, "a value opened by ' ends only at '")
+		_, err = ParseParams(`api_key='k1, signature=s`)
+		assert.Equal(t, ErrUnparsable, err)
+	})
+}
+
 func TestAppsParse(t *testing.T) {
 	set, err := ParseApps(testApps)
 	require.NoError(t, err)
@@ -182,13 +231,33 @@ func FuzzParseParams(f *testing.F) {
 	f.Add(`hmac username="k", algorithm="hmac-sha256", headers="host date request-line digest", signature="x"`)
 	f.Add(`api_key=k,signature=s`)
 	f.Add(`a="`)
+	f.Add(`api_key='k', algorithm='hmac-sha256', headers='host date request-line', signature='c2ln'`)
+	f.Add(`hmac api_key='k', headers="host date request-line", signature='x"y'`)
+	f.Add(`a='`)
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParseParams(s)
+		if err == nil && (p.APIKey == "" || p.Signature == "") {
+			t.Fatalf("accepted %q without key or signature", s)
+		}
+		// Single quotes parse exactly like double quotes: with no ' in s, turning every "
+		// into ' gives the same outcome and the same fields (their " turned into ' too).
+		if strings.Contains(s, "'") {
+			return
+		}
+		sq := func(v string) string { return strings.ReplaceAll(v, `"`, "'") }
+		p2, err2 := ParseParams(sq(s))
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("%q: err %v, single-quoted err %v", s, err, err2)
+		}
 		if err != nil {
 			return
 		}
-		if p.APIKey == "" || p.Signature == "" {
-			t.Fatalf("accepted %q without key or signature", s)
+		want := Params{APIKey: sq(p.APIKey), Algorithm: sq(p.Algorithm), Signature: sq(p.Signature)}
+		for _, h := range p.Headers {
+			want.Headers = append(want.Headers, sq(h))
+		}
+		if !reflect.DeepEqual(want, p2) {
+			t.Fatalf("%q: single-quoted fields %+v, want %+v", s, p2, want)
 		}
 	})
 }

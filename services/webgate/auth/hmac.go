@@ -52,6 +52,8 @@ const MaxSkew = 300 * time.Second
 
 // Params are the fields of an authorization: `api_key="..", algorithm="..", headers="..",
 // signature=".."`, optionally after the scheme word "hmac"; `username` is accepted for api_key.
+// Values may be in double quotes, in single quotes (`api_key='..'`, as some clients send
+// them) or bare up to the next comma.
 type Params struct {
 	APIKey    string
 	Algorithm string
@@ -76,8 +78,9 @@ func ParseParams(s string) (Params, error) {
 		key := strings.ToLower(strings.TrimSpace(s[:eq]))
 		s = strings.TrimLeft(s[eq+1:], " ")
 		var val string
-		if strings.HasPrefix(s, `"`) {
-			end := strings.IndexByte(s[1:], '"')
+		if s != "" && (s[0] == '"' || s[0] == '\'') {
+			// Real clients quote with either character; a value ends at the same one.
+			end := strings.IndexByte(s[1:], s[0])
 			if end < 0 {
 				return Params{}, ErrUnparsable
 			}
