@@ -1,0 +1,8 @@
+"""aiges.cmd.package.
+
+Not available here: project generation and packaging are not part of this SDK. Any public name of this module imports and raises RuntimeError
+when called (see aiges._unavailable)."""
+
+from aiges._unavailable import module_getattr
+
+__getattr__ = module_getattr(__name__, "project generation and packaging are not part of this SDK")
