@@ -17,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=${ASF_ENGINES_DIR:-$root/bin/engines}
-PKGS=(libespeak-ng-dev espeak-ng-data libpocketsphinx-dev pocketsphinx-en-us python3-sklearn python3-numpy python3-pil)
+PKGS=(libespeak-ng-dev espeak-ng-data libpocketsphinx-dev pocketsphinx-en-us python3-sklearn python3-numpy python3-pil python3-venv)
 INC=$root/services/loader/include
 CC=${CC:-gcc}
 PY=${ASF_PYTHON:-/usr/bin/python3}
