@@ -3,6 +3,7 @@ module github.com/athenaserving/asf/services/loader
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/athenaserving/asf/libs v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rs/zerolog v1.35.1

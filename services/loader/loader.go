@@ -51,7 +51,9 @@ type Config struct {
 	Engine            string            `cfg:"engine" help:"engine kind: echo (built-in), c (AIGES libwrapper.so) or python (AIGES wrapper.py)"`
 	EnginePath        string            `cfg:"engine-path" help:"engine c: path of the libwrapper.so; engine python: path of the wrapper.py"`
 	EngineConfig      map[string]string `cfg:"engine-config" help:"engine Init configuration, k=v,k=v"`
-	Async             bool              `cfg:"async" help:"engine c: async mode (wrapperExecAsync, session results by callback instead of wrapperRead)"`
+	Async             bool              `cfg:"async" help:"async mode (AIGES asyncMode): c once requests use wrapperExecAsync; c and python sessions get results by callback instead of wrapperRead"`
+	RealtimeResult    bool              `cfg:"realtime-result" help:"sync-mode sessions call wrapperRead after every write (AIGES realTimeRlt); false: only after the last input frame"`
+	Python            string            `cfg:"python" help:"engine python: interpreter running the workers (a virtualenv's python works; default /usr/bin/python3)"`
 	Workers           int               `cfg:"workers" help:"engine python, or isolation process: number of worker processes (0: python one per CPU, isolation 1)"`
 	Isolation         string            `cfg:"isolation" help:"none: the engine runs in the loader process; process: in supervised worker processes (a crash fails only that worker's requests with 10109)"`
 	WorkerCommand     []string          `cfg:"worker-command" help:"isolation process: command that starts a worker (default: this executable's engine-worker subcommand); engine flags are appended"`
@@ -68,7 +70,7 @@ type Config struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCListen: ":5090", AdminListen: ":5091", Service: "echo", Engine: "echo", Licence: 10,
+		GRPCListen: ":5090", AdminListen: ":5091", Service: "echo", Engine: "echo", Licence: 10, RealtimeResult: true,
 		Isolation:   IsolationNone,
 		PolarisAddr: "127.0.0.1:6868", HeartbeatInterval: time.Second, WarmUp: 10 * time.Second,
 		SessionIdleTTL: 15 * time.Second, ReorderWait: 500 * time.Millisecond, DrainTimeout: 10 * time.Second,
@@ -387,7 +389,7 @@ func (c Config) validateEngine() error {
 }
 
 // NewEngine builds the uninitialised engine cfg names (engine, engine-path, async,
-// workers), in this process or, with isolation process, behind a pool of supervised
+// realtime-result, python, workers), in this process or, with isolation process, behind a pool of supervised
 // worker processes each running the engine-worker subcommand. The loader, the dryrun
 // command and the engine workers all build their engine here.
 func NewEngine(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (engine.Engine, error) {
@@ -406,7 +408,8 @@ func NewEngine(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (engine
 		cmd = []string{exe, EngineWorkerCommand}
 	}
 	cmd = append(append([]string{}, cmd...), "--engine="+cfg.Engine, "--engine-path="+cfg.EnginePath,
-		"--async="+strconv.FormatBool(cfg.Async), "--isolation="+IsolationNone, "--log-level="+cfg.LogLevel)
+		"--async="+strconv.FormatBool(cfg.Async), "--realtime-result="+strconv.FormatBool(cfg.RealtimeResult),
+		"--python="+cfg.Python, "--isolation="+IsolationNone, "--log-level="+cfg.LogLevel)
 	return worker.NewEngine(worker.Config{Name: cfg.Engine, Command: cmd, Size: max(cfg.Workers, 1), Log: log}), nil
 }
 
@@ -414,9 +417,10 @@ func NewEngine(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (engine
 func NewLocalEngine(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (engine.Engine, error) {
 	switch cfg.Engine {
 	case EngineC:
-		return cabi.Open(cfg.EnginePath, cabi.Options{Name: EngineC, Async: cfg.Async, Log: log, Registry: reg})
+		return cabi.Open(cfg.EnginePath, cabi.Options{Name: EngineC, Async: cfg.Async, ResultsAtEnd: !cfg.RealtimeResult, Log: log, Registry: reg})
 	case EnginePython:
-		return python.New(python.Options{Name: EnginePython, WrapperPath: cfg.EnginePath, Workers: cfg.Workers, Log: log}), nil
+		return python.New(python.Options{Name: EnginePython, WrapperPath: cfg.EnginePath, Workers: cfg.Workers, Python: cfg.Python,
+			Async: cfg.Async, ResultsAtEnd: !cfg.RealtimeResult, Log: log}), nil
 	}
 	return engine.Lookup(cfg.Engine)
 }

@@ -1,7 +1,9 @@
 // Command loader runs one loader: it hosts an engine, serves asf.loader.v1.Loader and
-// registers with polaris. Configuration: defaults → --config YAML → ASF_LOADER_* → flags.
+// registers with polaris. Configuration: defaults → aiges.toml (-c) → --config YAML →
+// ASF_LOADER_* → flags.
 //
 //	loader [flags]                 serve (see loader --help)
+//	loader -c aiges.toml -s svc    serve an AIGES configuration, as AIservice -m 0 -c aiges.toml -s svc
 //	loader dryrun [flags]          run the engine locally on files and print its outputs (see loader dryrun --help)
 //	loader engine-worker [flags]   (internal) one worker process of isolation process
 package main
@@ -12,10 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/athenaserving/asf/libs/svcmain"
 	"github.com/athenaserving/asf/services/loader"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -33,7 +32,9 @@ func main() {
 			os.Exit(loader.EngineWorkerMain(context.Background(), os.Args[2:], os.Getenv))
 		}
 	}
-	svcmain.Main("loader", loader.DefaultConfig(), func(cfg loader.Config, log zerolog.Logger, reg *prometheus.Registry) (svcmain.Service, error) {
-		return loader.New(cfg, log, reg)
-	})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	wd, _ := os.Getwd()
+	code := serve(ctx, os.Args[1:], os.Getenv, wd, os.Stderr)
+	stop()
+	os.Exit(code)
 }

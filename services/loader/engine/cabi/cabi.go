@@ -56,6 +56,9 @@ type Options struct {
 	// until an output with status END appears (default 2 s); then the session ends with
 	// an empty END result.
 	SyncEndWait time.Duration
+	// ResultsAtEnd is AIGES realTimeRlt=false: a sync-mode session calls wrapperRead only
+	// after its last input frame (status END), not after every wrapperWrite.
+	ResultsAtEnd bool
 }
 
 // Symbol names, in wrapper.h order.
@@ -418,8 +421,9 @@ func (s *Session) deliver(r engine.Result) {
 }
 
 // Write calls wrapperWrite with the frame's inputs (status and seq on every node); in
-// sync mode it then calls wrapperRead and emits what it returns, and after the END frame
-// keeps reading until an END output (bounded by Options.SyncEndWait).
+// sync mode it then calls wrapperRead (with Options.ResultsAtEnd only after the END
+// frame) and emits what it returns, and after the END frame keeps reading until an END
+// output (bounded by Options.SyncEndWait).
 func (s *Session) Write(ctx context.Context, f engine.Frame) error {
 	if s.closed.Load() {
 		return fmt.Errorf("engine session %s: %w", s.key, aserr.ErrInvalidHandle)
@@ -430,7 +434,7 @@ func (s *Session) Write(ctx context.Context, f engine.Frame) error {
 	if rc != 0 {
 		return s.e.fail(symWrite, ErrWrite, int(rc))
 	}
-	if s.e.opts.Async {
+	if s.e.opts.Async || (s.e.opts.ResultsAtEnd && f.Status != engine.StatusEnd) {
 		return nil
 	}
 	if err := s.read(); err != nil {
