@@ -127,6 +127,55 @@ func (ConfigEvent_Type) EnumDescriptor() ([]byte, []int) {
 	return file_polaris_v1_polaris_proto_rawDescGZIP(), []int{23, 0}
 }
 
+type ResourceEvent_Type int32
+
+const (
+	ResourceEvent_TYPE_SNAPSHOT ResourceEvent_Type = 0
+	ResourceEvent_TYPE_UPDATED  ResourceEvent_Type = 1
+	ResourceEvent_TYPE_REMOVED  ResourceEvent_Type = 2
+)
+
+// Enum value maps for ResourceEvent_Type.
+var (
+	ResourceEvent_Type_name = map[int32]string{
+		0: "TYPE_SNAPSHOT",
+		1: "TYPE_UPDATED",
+		2: "TYPE_REMOVED",
+	}
+	ResourceEvent_Type_value = map[string]int32{
+		"TYPE_SNAPSHOT": 0,
+		"TYPE_UPDATED":  1,
+		"TYPE_REMOVED":  2,
+	}
+)
+
+func (x ResourceEvent_Type) Enum() *ResourceEvent_Type {
+	p := new(ResourceEvent_Type)
+	*p = x
+	return p
+}
+
+func (x ResourceEvent_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ResourceEvent_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_polaris_v1_polaris_proto_enumTypes[2].Descriptor()
+}
+
+func (ResourceEvent_Type) Type() protoreflect.EnumType {
+	return &file_polaris_v1_polaris_proto_enumTypes[2]
+}
+
+func (x ResourceEvent_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ResourceEvent_Type.Descriptor instead.
+func (ResourceEvent_Type) EnumDescriptor() ([]byte, []int) {
+	return file_polaris_v1_polaris_proto_rawDescGZIP(), []int{36, 0}
+}
+
 // Instance identifies one provider of a service. (service, addr) is its key.
 type Instance struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1871,6 +1920,314 @@ func (*ReportAppliedResponse) Descriptor() ([]byte, []int) {
 	return file_polaris_v1_polaris_proto_rawDescGZIP(), []int{31}
 }
 
+// ResourceMeta describes a personalisation resource without its data. A resource is
+// addressed by (service, app_id, res_id): apps never see each other's resources.
+type ResourceMeta struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	AppId   string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	ResId   string                 `protobuf:"bytes,3,opt,name=res_id,json=resId,proto3" json:"res_id,omitempty"`
+	// revision counts uploads of the key from 1 (again from 1 after a delete).
+	Revision      int64  `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	Size          int64  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        string `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	UpdatedUnixMs int64  `protobuf:"varint,7,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceMeta) Reset() {
+	*x = ResourceMeta{}
+	mi := &file_polaris_v1_polaris_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceMeta) ProtoMessage() {}
+
+func (x *ResourceMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_polaris_v1_polaris_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceMeta.ProtoReflect.Descriptor instead.
+func (*ResourceMeta) Descriptor() ([]byte, []int) {
+	return file_polaris_v1_polaris_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ResourceMeta) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ResourceMeta) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ResourceMeta) GetResId() string {
+	if x != nil {
+		return x.ResId
+	}
+	return ""
+}
+
+func (x *ResourceMeta) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ResourceMeta) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ResourceMeta) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ResourceMeta) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+// Resource is a resource with its data (at most polaris's resource-max-bytes).
+type Resource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resource) Reset() {
+	*x = Resource{}
+	mi := &file_polaris_v1_polaris_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resource) ProtoMessage() {}
+
+func (x *Resource) ProtoReflect() protoreflect.Message {
+	mi := &file_polaris_v1_polaris_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resource.ProtoReflect.Descriptor instead.
+func (*Resource) Descriptor() ([]byte, []int) {
+	return file_polaris_v1_polaris_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Resource) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Resource) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type GetResourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	ResId         string                 `protobuf:"bytes,3,opt,name=res_id,json=resId,proto3" json:"res_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetResourceRequest) Reset() {
+	*x = GetResourceRequest{}
+	mi := &file_polaris_v1_polaris_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetResourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetResourceRequest) ProtoMessage() {}
+
+func (x *GetResourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_polaris_v1_polaris_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetResourceRequest.ProtoReflect.Descriptor instead.
+func (*GetResourceRequest) Descriptor() ([]byte, []int) {
+	return file_polaris_v1_polaris_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetResourceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *GetResourceRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *GetResourceRequest) GetResId() string {
+	if x != nil {
+		return x.ResId
+	}
+	return ""
+}
+
+type WatchResourcesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service: the resources of this service are watched (required).
+	Service       string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResourcesRequest) Reset() {
+	*x = WatchResourcesRequest{}
+	mi := &file_polaris_v1_polaris_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResourcesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResourcesRequest) ProtoMessage() {}
+
+func (x *WatchResourcesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_polaris_v1_polaris_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResourcesRequest.ProtoReflect.Descriptor instead.
+func (*WatchResourcesRequest) Descriptor() ([]byte, []int) {
+	return file_polaris_v1_polaris_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *WatchResourcesRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+// ResourceEvent is sent on resource Watch streams and published on NATS
+// (<prefix>.resource.<service>).
+type ResourceEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  ResourceEvent_Type     `protobuf:"varint,1,opt,name=type,proto3,enum=asf.polaris.v1.ResourceEvent_Type" json:"type,omitempty"`
+	// resources: every resource of the service for SNAPSHOT, the changed one otherwise.
+	Resources     []*ResourceMeta `protobuf:"bytes,2,rep,name=resources,proto3" json:"resources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceEvent) Reset() {
+	*x = ResourceEvent{}
+	mi := &file_polaris_v1_polaris_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceEvent) ProtoMessage() {}
+
+func (x *ResourceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_polaris_v1_polaris_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceEvent.ProtoReflect.Descriptor instead.
+func (*ResourceEvent) Descriptor() ([]byte, []int) {
+	return file_polaris_v1_polaris_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ResourceEvent) GetType() ResourceEvent_Type {
+	if x != nil {
+		return x.Type
+	}
+	return ResourceEvent_TYPE_SNAPSHOT
+}
+
+func (x *ResourceEvent) GetResources() []*ResourceMeta {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
 var File_polaris_v1_polaris_proto protoreflect.FileDescriptor
 
 const file_polaris_v1_polaris_proto_rawDesc = "" +
@@ -1997,7 +2354,31 @@ const file_polaris_v1_polaris_proto_rawDesc = "" +
 	"\x06caller\x18\x03 \x01(\v2\x16.asf.polaris.v1.CallerR\x06caller\x12\x18\n" +
 	"\aapplied\x18\x04 \x01(\bR\aapplied\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x17\n" +
-	"\x15ReportAppliedResponse2\x9d\x04\n" +
+	"\x15ReportAppliedResponse\"\xc6\x01\n" +
+	"\fResourceMeta\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x15\n" +
+	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x15\n" +
+	"\x06res_id\x18\x03 \x01(\tR\x05resId\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x06 \x01(\tR\x06sha256\x12&\n" +
+	"\x0fupdated_unix_ms\x18\a \x01(\x03R\rupdatedUnixMs\"P\n" +
+	"\bResource\x120\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1c.asf.polaris.v1.ResourceMetaR\x04meta\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\\\n" +
+	"\x12GetResourceRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x15\n" +
+	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x15\n" +
+	"\x06res_id\x18\x03 \x01(\tR\x05resId\"1\n" +
+	"\x15WatchResourcesRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"\xc2\x01\n" +
+	"\rResourceEvent\x126\n" +
+	"\x04type\x18\x01 \x01(\x0e2\".asf.polaris.v1.ResourceEvent.TypeR\x04type\x12:\n" +
+	"\tresources\x18\x02 \x03(\v2\x1c.asf.polaris.v1.ResourceMetaR\tresources\"=\n" +
+	"\x04Type\x12\x11\n" +
+	"\rTYPE_SNAPSHOT\x10\x00\x12\x10\n" +
+	"\fTYPE_UPDATED\x10\x01\x12\x10\n" +
+	"\fTYPE_REMOVED\x10\x022\x9d\x04\n" +
 	"\bRegistry\x12M\n" +
 	"\bRegister\x12\x1f.asf.polaris.v1.RegisterRequest\x1a .asf.polaris.v1.RegisterResponse\x12P\n" +
 	"\tHeartbeat\x12 .asf.polaris.v1.HeartbeatRequest\x1a!.asf.polaris.v1.HeartbeatResponse\x12S\n" +
@@ -2014,7 +2395,10 @@ const file_polaris_v1_polaris_proto_rawDesc = "" +
 	"\aHistory\x12\x1e.asf.polaris.v1.HistoryRequest\x1a\x1f.asf.polaris.v1.HistoryResponse\x12G\n" +
 	"\bRollback\x12\x1f.asf.polaris.v1.RollbackRequest\x1a\x1a.asf.polaris.v1.ConfigFile\x12S\n" +
 	"\x06Delete\x12#.asf.polaris.v1.DeleteConfigRequest\x1a$.asf.polaris.v1.DeleteConfigResponse\x12\\\n" +
-	"\rReportApplied\x12$.asf.polaris.v1.ReportAppliedRequest\x1a%.asf.polaris.v1.ReportAppliedResponseB>Z<github.com/athenaserving/asf/libs/proto/polaris/v1;polarispbb\x06proto3"
+	"\rReportApplied\x12$.asf.polaris.v1.ReportAppliedRequest\x1a%.asf.polaris.v1.ReportAppliedResponse2\xa1\x01\n" +
+	"\tResources\x12C\n" +
+	"\x03Get\x12\".asf.polaris.v1.GetResourceRequest\x1a\x18.asf.polaris.v1.Resource\x12O\n" +
+	"\x05Watch\x12%.asf.polaris.v1.WatchResourcesRequest\x1a\x1d.asf.polaris.v1.ResourceEvent0\x01B>Z<github.com/athenaserving/asf/libs/proto/polaris/v1;polarispbb\x06proto3"
 
 var (
 	file_polaris_v1_polaris_proto_rawDescOnce sync.Once
@@ -2028,106 +2412,119 @@ func file_polaris_v1_polaris_proto_rawDescGZIP() []byte {
 	return file_polaris_v1_polaris_proto_rawDescData
 }
 
-var file_polaris_v1_polaris_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_polaris_v1_polaris_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_polaris_v1_polaris_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_polaris_v1_polaris_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_polaris_v1_polaris_proto_goTypes = []any{
 	(RegistryEvent_Type)(0),       // 0: asf.polaris.v1.RegistryEvent.Type
 	(ConfigEvent_Type)(0),         // 1: asf.polaris.v1.ConfigEvent.Type
-	(*Instance)(nil),              // 2: asf.polaris.v1.Instance
-	(*Load)(nil),                  // 3: asf.polaris.v1.Load
-	(*Admin)(nil),                 // 4: asf.polaris.v1.Admin
-	(*InstanceState)(nil),         // 5: asf.polaris.v1.InstanceState
-	(*RegisterRequest)(nil),       // 6: asf.polaris.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 7: asf.polaris.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),      // 8: asf.polaris.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 9: asf.polaris.v1.HeartbeatResponse
-	(*DeregisterRequest)(nil),     // 10: asf.polaris.v1.DeregisterRequest
-	(*DeregisterResponse)(nil),    // 11: asf.polaris.v1.DeregisterResponse
-	(*ListRequest)(nil),           // 12: asf.polaris.v1.ListRequest
-	(*ListResponse)(nil),          // 13: asf.polaris.v1.ListResponse
-	(*WatchRequest)(nil),          // 14: asf.polaris.v1.WatchRequest
-	(*RegistryEvent)(nil),         // 15: asf.polaris.v1.RegistryEvent
-	(*SetAdminRequest)(nil),       // 16: asf.polaris.v1.SetAdminRequest
-	(*SetAdminResponse)(nil),      // 17: asf.polaris.v1.SetAdminResponse
-	(*InfoRequest)(nil),           // 18: asf.polaris.v1.InfoRequest
-	(*InfoResponse)(nil),          // 19: asf.polaris.v1.InfoResponse
-	(*ConfigKey)(nil),             // 20: asf.polaris.v1.ConfigKey
-	(*ConfigFile)(nil),            // 21: asf.polaris.v1.ConfigFile
-	(*Caller)(nil),                // 22: asf.polaris.v1.Caller
-	(*GetConfigRequest)(nil),      // 23: asf.polaris.v1.GetConfigRequest
-	(*WatchConfigRequest)(nil),    // 24: asf.polaris.v1.WatchConfigRequest
-	(*ConfigEvent)(nil),           // 25: asf.polaris.v1.ConfigEvent
-	(*PushConfigRequest)(nil),     // 26: asf.polaris.v1.PushConfigRequest
-	(*HistoryRequest)(nil),        // 27: asf.polaris.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 28: asf.polaris.v1.HistoryResponse
-	(*RollbackRequest)(nil),       // 29: asf.polaris.v1.RollbackRequest
-	(*DeleteConfigRequest)(nil),   // 30: asf.polaris.v1.DeleteConfigRequest
-	(*DeleteConfigResponse)(nil),  // 31: asf.polaris.v1.DeleteConfigResponse
-	(*ReportAppliedRequest)(nil),  // 32: asf.polaris.v1.ReportAppliedRequest
-	(*ReportAppliedResponse)(nil), // 33: asf.polaris.v1.ReportAppliedResponse
-	nil,                           // 34: asf.polaris.v1.Instance.LabelsEntry
-	nil,                           // 35: asf.polaris.v1.Caller.LabelsEntry
+	(ResourceEvent_Type)(0),       // 2: asf.polaris.v1.ResourceEvent.Type
+	(*Instance)(nil),              // 3: asf.polaris.v1.Instance
+	(*Load)(nil),                  // 4: asf.polaris.v1.Load
+	(*Admin)(nil),                 // 5: asf.polaris.v1.Admin
+	(*InstanceState)(nil),         // 6: asf.polaris.v1.InstanceState
+	(*RegisterRequest)(nil),       // 7: asf.polaris.v1.RegisterRequest
+	(*RegisterResponse)(nil),      // 8: asf.polaris.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),      // 9: asf.polaris.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 10: asf.polaris.v1.HeartbeatResponse
+	(*DeregisterRequest)(nil),     // 11: asf.polaris.v1.DeregisterRequest
+	(*DeregisterResponse)(nil),    // 12: asf.polaris.v1.DeregisterResponse
+	(*ListRequest)(nil),           // 13: asf.polaris.v1.ListRequest
+	(*ListResponse)(nil),          // 14: asf.polaris.v1.ListResponse
+	(*WatchRequest)(nil),          // 15: asf.polaris.v1.WatchRequest
+	(*RegistryEvent)(nil),         // 16: asf.polaris.v1.RegistryEvent
+	(*SetAdminRequest)(nil),       // 17: asf.polaris.v1.SetAdminRequest
+	(*SetAdminResponse)(nil),      // 18: asf.polaris.v1.SetAdminResponse
+	(*InfoRequest)(nil),           // 19: asf.polaris.v1.InfoRequest
+	(*InfoResponse)(nil),          // 20: asf.polaris.v1.InfoResponse
+	(*ConfigKey)(nil),             // 21: asf.polaris.v1.ConfigKey
+	(*ConfigFile)(nil),            // 22: asf.polaris.v1.ConfigFile
+	(*Caller)(nil),                // 23: asf.polaris.v1.Caller
+	(*GetConfigRequest)(nil),      // 24: asf.polaris.v1.GetConfigRequest
+	(*WatchConfigRequest)(nil),    // 25: asf.polaris.v1.WatchConfigRequest
+	(*ConfigEvent)(nil),           // 26: asf.polaris.v1.ConfigEvent
+	(*PushConfigRequest)(nil),     // 27: asf.polaris.v1.PushConfigRequest
+	(*HistoryRequest)(nil),        // 28: asf.polaris.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 29: asf.polaris.v1.HistoryResponse
+	(*RollbackRequest)(nil),       // 30: asf.polaris.v1.RollbackRequest
+	(*DeleteConfigRequest)(nil),   // 31: asf.polaris.v1.DeleteConfigRequest
+	(*DeleteConfigResponse)(nil),  // 32: asf.polaris.v1.DeleteConfigResponse
+	(*ReportAppliedRequest)(nil),  // 33: asf.polaris.v1.ReportAppliedRequest
+	(*ReportAppliedResponse)(nil), // 34: asf.polaris.v1.ReportAppliedResponse
+	(*ResourceMeta)(nil),          // 35: asf.polaris.v1.ResourceMeta
+	(*Resource)(nil),              // 36: asf.polaris.v1.Resource
+	(*GetResourceRequest)(nil),    // 37: asf.polaris.v1.GetResourceRequest
+	(*WatchResourcesRequest)(nil), // 38: asf.polaris.v1.WatchResourcesRequest
+	(*ResourceEvent)(nil),         // 39: asf.polaris.v1.ResourceEvent
+	nil,                           // 40: asf.polaris.v1.Instance.LabelsEntry
+	nil,                           // 41: asf.polaris.v1.Caller.LabelsEntry
 }
 var file_polaris_v1_polaris_proto_depIdxs = []int32{
-	34, // 0: asf.polaris.v1.Instance.labels:type_name -> asf.polaris.v1.Instance.LabelsEntry
-	2,  // 1: asf.polaris.v1.InstanceState.instance:type_name -> asf.polaris.v1.Instance
-	3,  // 2: asf.polaris.v1.InstanceState.load:type_name -> asf.polaris.v1.Load
-	4,  // 3: asf.polaris.v1.InstanceState.admin:type_name -> asf.polaris.v1.Admin
-	2,  // 4: asf.polaris.v1.RegisterRequest.instance:type_name -> asf.polaris.v1.Instance
-	3,  // 5: asf.polaris.v1.RegisterRequest.load:type_name -> asf.polaris.v1.Load
-	3,  // 6: asf.polaris.v1.HeartbeatRequest.load:type_name -> asf.polaris.v1.Load
-	5,  // 7: asf.polaris.v1.ListResponse.instances:type_name -> asf.polaris.v1.InstanceState
+	40, // 0: asf.polaris.v1.Instance.labels:type_name -> asf.polaris.v1.Instance.LabelsEntry
+	3,  // 1: asf.polaris.v1.InstanceState.instance:type_name -> asf.polaris.v1.Instance
+	4,  // 2: asf.polaris.v1.InstanceState.load:type_name -> asf.polaris.v1.Load
+	5,  // 3: asf.polaris.v1.InstanceState.admin:type_name -> asf.polaris.v1.Admin
+	3,  // 4: asf.polaris.v1.RegisterRequest.instance:type_name -> asf.polaris.v1.Instance
+	4,  // 5: asf.polaris.v1.RegisterRequest.load:type_name -> asf.polaris.v1.Load
+	4,  // 6: asf.polaris.v1.HeartbeatRequest.load:type_name -> asf.polaris.v1.Load
+	6,  // 7: asf.polaris.v1.ListResponse.instances:type_name -> asf.polaris.v1.InstanceState
 	0,  // 8: asf.polaris.v1.RegistryEvent.type:type_name -> asf.polaris.v1.RegistryEvent.Type
-	5,  // 9: asf.polaris.v1.RegistryEvent.instances:type_name -> asf.polaris.v1.InstanceState
-	4,  // 10: asf.polaris.v1.SetAdminRequest.admin:type_name -> asf.polaris.v1.Admin
-	20, // 11: asf.polaris.v1.ConfigFile.key:type_name -> asf.polaris.v1.ConfigKey
-	35, // 12: asf.polaris.v1.Caller.labels:type_name -> asf.polaris.v1.Caller.LabelsEntry
-	20, // 13: asf.polaris.v1.GetConfigRequest.key:type_name -> asf.polaris.v1.ConfigKey
-	22, // 14: asf.polaris.v1.GetConfigRequest.caller:type_name -> asf.polaris.v1.Caller
-	20, // 15: asf.polaris.v1.WatchConfigRequest.key:type_name -> asf.polaris.v1.ConfigKey
-	22, // 16: asf.polaris.v1.WatchConfigRequest.caller:type_name -> asf.polaris.v1.Caller
+	6,  // 9: asf.polaris.v1.RegistryEvent.instances:type_name -> asf.polaris.v1.InstanceState
+	5,  // 10: asf.polaris.v1.SetAdminRequest.admin:type_name -> asf.polaris.v1.Admin
+	21, // 11: asf.polaris.v1.ConfigFile.key:type_name -> asf.polaris.v1.ConfigKey
+	41, // 12: asf.polaris.v1.Caller.labels:type_name -> asf.polaris.v1.Caller.LabelsEntry
+	21, // 13: asf.polaris.v1.GetConfigRequest.key:type_name -> asf.polaris.v1.ConfigKey
+	23, // 14: asf.polaris.v1.GetConfigRequest.caller:type_name -> asf.polaris.v1.Caller
+	21, // 15: asf.polaris.v1.WatchConfigRequest.key:type_name -> asf.polaris.v1.ConfigKey
+	23, // 16: asf.polaris.v1.WatchConfigRequest.caller:type_name -> asf.polaris.v1.Caller
 	1,  // 17: asf.polaris.v1.ConfigEvent.type:type_name -> asf.polaris.v1.ConfigEvent.Type
-	21, // 18: asf.polaris.v1.ConfigEvent.files:type_name -> asf.polaris.v1.ConfigFile
-	20, // 19: asf.polaris.v1.PushConfigRequest.key:type_name -> asf.polaris.v1.ConfigKey
-	20, // 20: asf.polaris.v1.HistoryRequest.key:type_name -> asf.polaris.v1.ConfigKey
-	21, // 21: asf.polaris.v1.HistoryResponse.revisions:type_name -> asf.polaris.v1.ConfigFile
-	20, // 22: asf.polaris.v1.RollbackRequest.key:type_name -> asf.polaris.v1.ConfigKey
-	20, // 23: asf.polaris.v1.DeleteConfigRequest.key:type_name -> asf.polaris.v1.ConfigKey
-	20, // 24: asf.polaris.v1.ReportAppliedRequest.key:type_name -> asf.polaris.v1.ConfigKey
-	22, // 25: asf.polaris.v1.ReportAppliedRequest.caller:type_name -> asf.polaris.v1.Caller
-	6,  // 26: asf.polaris.v1.Registry.Register:input_type -> asf.polaris.v1.RegisterRequest
-	8,  // 27: asf.polaris.v1.Registry.Heartbeat:input_type -> asf.polaris.v1.HeartbeatRequest
-	10, // 28: asf.polaris.v1.Registry.Deregister:input_type -> asf.polaris.v1.DeregisterRequest
-	12, // 29: asf.polaris.v1.Registry.List:input_type -> asf.polaris.v1.ListRequest
-	14, // 30: asf.polaris.v1.Registry.Watch:input_type -> asf.polaris.v1.WatchRequest
-	16, // 31: asf.polaris.v1.Registry.SetAdmin:input_type -> asf.polaris.v1.SetAdminRequest
-	18, // 32: asf.polaris.v1.Registry.Info:input_type -> asf.polaris.v1.InfoRequest
-	23, // 33: asf.polaris.v1.Config.Get:input_type -> asf.polaris.v1.GetConfigRequest
-	24, // 34: asf.polaris.v1.Config.Watch:input_type -> asf.polaris.v1.WatchConfigRequest
-	26, // 35: asf.polaris.v1.Config.Push:input_type -> asf.polaris.v1.PushConfigRequest
-	27, // 36: asf.polaris.v1.Config.History:input_type -> asf.polaris.v1.HistoryRequest
-	29, // 37: asf.polaris.v1.Config.Rollback:input_type -> asf.polaris.v1.RollbackRequest
-	30, // 38: asf.polaris.v1.Config.Delete:input_type -> asf.polaris.v1.DeleteConfigRequest
-	32, // 39: asf.polaris.v1.Config.ReportApplied:input_type -> asf.polaris.v1.ReportAppliedRequest
-	7,  // 40: asf.polaris.v1.Registry.Register:output_type -> asf.polaris.v1.RegisterResponse
-	9,  // 41: asf.polaris.v1.Registry.Heartbeat:output_type -> asf.polaris.v1.HeartbeatResponse
-	11, // 42: asf.polaris.v1.Registry.Deregister:output_type -> asf.polaris.v1.DeregisterResponse
-	13, // 43: asf.polaris.v1.Registry.List:output_type -> asf.polaris.v1.ListResponse
-	15, // 44: asf.polaris.v1.Registry.Watch:output_type -> asf.polaris.v1.RegistryEvent
-	17, // 45: asf.polaris.v1.Registry.SetAdmin:output_type -> asf.polaris.v1.SetAdminResponse
-	19, // 46: asf.polaris.v1.Registry.Info:output_type -> asf.polaris.v1.InfoResponse
-	21, // 47: asf.polaris.v1.Config.Get:output_type -> asf.polaris.v1.ConfigFile
-	25, // 48: asf.polaris.v1.Config.Watch:output_type -> asf.polaris.v1.ConfigEvent
-	21, // 49: asf.polaris.v1.Config.Push:output_type -> asf.polaris.v1.ConfigFile
-	28, // 50: asf.polaris.v1.Config.History:output_type -> asf.polaris.v1.HistoryResponse
-	21, // 51: asf.polaris.v1.Config.Rollback:output_type -> asf.polaris.v1.ConfigFile
-	31, // 52: asf.polaris.v1.Config.Delete:output_type -> asf.polaris.v1.DeleteConfigResponse
-	33, // 53: asf.polaris.v1.Config.ReportApplied:output_type -> asf.polaris.v1.ReportAppliedResponse
-	40, // [40:54] is the sub-list for method output_type
-	26, // [26:40] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	22, // 18: asf.polaris.v1.ConfigEvent.files:type_name -> asf.polaris.v1.ConfigFile
+	21, // 19: asf.polaris.v1.PushConfigRequest.key:type_name -> asf.polaris.v1.ConfigKey
+	21, // 20: asf.polaris.v1.HistoryRequest.key:type_name -> asf.polaris.v1.ConfigKey
+	22, // 21: asf.polaris.v1.HistoryResponse.revisions:type_name -> asf.polaris.v1.ConfigFile
+	21, // 22: asf.polaris.v1.RollbackRequest.key:type_name -> asf.polaris.v1.ConfigKey
+	21, // 23: asf.polaris.v1.DeleteConfigRequest.key:type_name -> asf.polaris.v1.ConfigKey
+	21, // 24: asf.polaris.v1.ReportAppliedRequest.key:type_name -> asf.polaris.v1.ConfigKey
+	23, // 25: asf.polaris.v1.ReportAppliedRequest.caller:type_name -> asf.polaris.v1.Caller
+	35, // 26: asf.polaris.v1.Resource.meta:type_name -> asf.polaris.v1.ResourceMeta
+	2,  // 27: asf.polaris.v1.ResourceEvent.type:type_name -> asf.polaris.v1.ResourceEvent.Type
+	35, // 28: asf.polaris.v1.ResourceEvent.resources:type_name -> asf.polaris.v1.ResourceMeta
+	7,  // 29: asf.polaris.v1.Registry.Register:input_type -> asf.polaris.v1.RegisterRequest
+	9,  // 30: asf.polaris.v1.Registry.Heartbeat:input_type -> asf.polaris.v1.HeartbeatRequest
+	11, // 31: asf.polaris.v1.Registry.Deregister:input_type -> asf.polaris.v1.DeregisterRequest
+	13, // 32: asf.polaris.v1.Registry.List:input_type -> asf.polaris.v1.ListRequest
+	15, // 33: asf.polaris.v1.Registry.Watch:input_type -> asf.polaris.v1.WatchRequest
+	17, // 34: asf.polaris.v1.Registry.SetAdmin:input_type -> asf.polaris.v1.SetAdminRequest
+	19, // 35: asf.polaris.v1.Registry.Info:input_type -> asf.polaris.v1.InfoRequest
+	24, // 36: asf.polaris.v1.Config.Get:input_type -> asf.polaris.v1.GetConfigRequest
+	25, // 37: asf.polaris.v1.Config.Watch:input_type -> asf.polaris.v1.WatchConfigRequest
+	27, // 38: asf.polaris.v1.Config.Push:input_type -> asf.polaris.v1.PushConfigRequest
+	28, // 39: asf.polaris.v1.Config.History:input_type -> asf.polaris.v1.HistoryRequest
+	30, // 40: asf.polaris.v1.Config.Rollback:input_type -> asf.polaris.v1.RollbackRequest
+	31, // 41: asf.polaris.v1.Config.Delete:input_type -> asf.polaris.v1.DeleteConfigRequest
+	33, // 42: asf.polaris.v1.Config.ReportApplied:input_type -> asf.polaris.v1.ReportAppliedRequest
+	37, // 43: asf.polaris.v1.Resources.Get:input_type -> asf.polaris.v1.GetResourceRequest
+	38, // 44: asf.polaris.v1.Resources.Watch:input_type -> asf.polaris.v1.WatchResourcesRequest
+	8,  // 45: asf.polaris.v1.Registry.Register:output_type -> asf.polaris.v1.RegisterResponse
+	10, // 46: asf.polaris.v1.Registry.Heartbeat:output_type -> asf.polaris.v1.HeartbeatResponse
+	12, // 47: asf.polaris.v1.Registry.Deregister:output_type -> asf.polaris.v1.DeregisterResponse
+	14, // 48: asf.polaris.v1.Registry.List:output_type -> asf.polaris.v1.ListResponse
+	16, // 49: asf.polaris.v1.Registry.Watch:output_type -> asf.polaris.v1.RegistryEvent
+	18, // 50: asf.polaris.v1.Registry.SetAdmin:output_type -> asf.polaris.v1.SetAdminResponse
+	20, // 51: asf.polaris.v1.Registry.Info:output_type -> asf.polaris.v1.InfoResponse
+	22, // 52: asf.polaris.v1.Config.Get:output_type -> asf.polaris.v1.ConfigFile
+	26, // 53: asf.polaris.v1.Config.Watch:output_type -> asf.polaris.v1.ConfigEvent
+	22, // 54: asf.polaris.v1.Config.Push:output_type -> asf.polaris.v1.ConfigFile
+	29, // 55: asf.polaris.v1.Config.History:output_type -> asf.polaris.v1.HistoryResponse
+	22, // 56: asf.polaris.v1.Config.Rollback:output_type -> asf.polaris.v1.ConfigFile
+	32, // 57: asf.polaris.v1.Config.Delete:output_type -> asf.polaris.v1.DeleteConfigResponse
+	34, // 58: asf.polaris.v1.Config.ReportApplied:output_type -> asf.polaris.v1.ReportAppliedResponse
+	36, // 59: asf.polaris.v1.Resources.Get:output_type -> asf.polaris.v1.Resource
+	39, // 60: asf.polaris.v1.Resources.Watch:output_type -> asf.polaris.v1.ResourceEvent
+	45, // [45:61] is the sub-list for method output_type
+	29, // [29:45] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_polaris_v1_polaris_proto_init() }
@@ -2140,10 +2537,10 @@ func file_polaris_v1_polaris_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_polaris_v1_polaris_proto_rawDesc), len(file_polaris_v1_polaris_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   34,
+			NumEnums:      3,
+			NumMessages:   39,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_polaris_v1_polaris_proto_goTypes,
 		DependencyIndexes: file_polaris_v1_polaris_proto_depIdxs,

@@ -703,3 +703,157 @@ var Config_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "polaris/v1/polaris.proto",
 }
+
+const (
+	Resources_Get_FullMethodName   = "/asf.polaris.v1.Resources/Get"
+	Resources_Watch_FullMethodName = "/asf.polaris.v1.Resources/Watch"
+)
+
+// ResourcesClient is the client API for Resources service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Resources serves personalisation resources to loaders; uploads and deletes go
+// through the admin HTTP API.
+type ResourcesClient interface {
+	// Get returns a resource with its data: 10166 when it does not exist.
+	Get(ctx context.Context, in *GetResourceRequest, opts ...grpc.CallOption) (*Resource, error)
+	// Watch sends a SNAPSHOT of the service's resources, then every change.
+	Watch(ctx context.Context, in *WatchResourcesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ResourceEvent], error)
+}
+
+type resourcesClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewResourcesClient(cc grpc.ClientConnInterface) ResourcesClient {
+	return &resourcesClient{cc}
+}
+
+func (c *resourcesClient) Get(ctx context.Context, in *GetResourceRequest, opts ...grpc.CallOption) (*Resource, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Resource)
+	err := c.cc.Invoke(ctx, Resources_Get_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *resourcesClient) Watch(ctx context.Context, in *WatchResourcesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ResourceEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Resources_ServiceDesc.Streams[0], Resources_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchResourcesRequest, ResourceEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Resources_WatchClient = grpc.ServerStreamingClient[ResourceEvent]
+
+// ResourcesServer is the server API for Resources service.
+// All implementations must embed UnimplementedResourcesServer
+// for forward compatibility.
+//
+// Resources serves personalisation resources to loaders; uploads and deletes go
+// through the admin HTTP API.
+type ResourcesServer interface {
+	// Get returns a resource with its data: 10166 when it does not exist.
+	Get(context.Context, *GetResourceRequest) (*Resource, error)
+	// Watch sends a SNAPSHOT of the service's resources, then every change.
+	Watch(*WatchResourcesRequest, grpc.ServerStreamingServer[ResourceEvent]) error
+	mustEmbedUnimplementedResourcesServer()
+}
+
+// UnimplementedResourcesServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedResourcesServer struct{}
+
+func (UnimplementedResourcesServer) Get(context.Context, *GetResourceRequest) (*Resource, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Get not implemented")
+}
+func (UnimplementedResourcesServer) Watch(*WatchResourcesRequest, grpc.ServerStreamingServer[ResourceEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedResourcesServer) mustEmbedUnimplementedResourcesServer() {}
+func (UnimplementedResourcesServer) testEmbeddedByValue()                   {}
+
+// UnsafeResourcesServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ResourcesServer will
+// result in compilation errors.
+type UnsafeResourcesServer interface {
+	mustEmbedUnimplementedResourcesServer()
+}
+
+func RegisterResourcesServer(s grpc.ServiceRegistrar, srv ResourcesServer) {
+	// If the following call pancis, it indicates UnimplementedResourcesServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Resources_ServiceDesc, srv)
+}
+
+func _Resources_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetResourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourcesServer).Get(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Resources_Get_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourcesServer).Get(ctx, req.(*GetResourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Resources_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchResourcesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ResourcesServer).Watch(m, &grpc.GenericServerStream[WatchResourcesRequest, ResourceEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Resources_WatchServer = grpc.ServerStreamingServer[ResourceEvent]
+
+// Resources_ServiceDesc is the grpc.ServiceDesc for Resources service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Resources_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "asf.polaris.v1.Resources",
+	HandlerType: (*ResourcesServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Get",
+			Handler:    _Resources_Get_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Resources_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "polaris/v1/polaris.proto",
+}
