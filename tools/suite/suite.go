@@ -62,10 +62,13 @@ type Options struct {
 }
 
 // Loader is one more loader process: its process name (for logs and Kill), the service it
-// registers, and its engine flags (for example --engine c --engine-path lib.so).
+// registers, its engine flags (for example --engine c --engine-path lib.so), and the
+// working directory it starts in ("" = this process's; an aiges.toml's directory, for
+// example).
 type Loader struct {
 	Name, Service string
 	Args          []string
+	Dir           string
 }
 
 // App is an app's id and HMAC key pair.
@@ -182,7 +185,7 @@ func (s *Suite) startAll(ctx context.Context) error {
 	for i, l := range o.Extra {
 		args := []string{"--grpc-listen", s.listen(5190 + 2*i), "--admin-listen", s.listen(5191 + 2*i),
 			"--polaris", polaris, "--service", l.Service, "--warm-up", "0s"}
-		if _, err := s.start(ctx, l.Name, "loader", append(args, l.Args...)...); err != nil {
+		if _, err := s.startIn(ctx, l.Name, l.Dir, "loader", append(args, l.Args...)...); err != nil {
 			return err
 		}
 	}
@@ -203,13 +206,26 @@ func (s *Suite) startAll(ctx context.Context) error {
 // start runs bin with args, tees its stderr into <LogDir>/<name>.log, and waits for its
 // "ready" log line and then for its /readyz.
 func (s *Suite) start(ctx context.Context, name, bin string, args ...string) (*Proc, error) {
+	return s.startIn(ctx, name, "", bin, args...)
+}
+
+// startIn is start with the process's working directory set to dir ("" = this process's).
+func (s *Suite) startIn(ctx context.Context, name, dir, bin string, args ...string) (*Proc, error) {
 	args = append(args, "--log-level", s.opts.LogLevel)
 	logPath := filepath.Join(s.opts.LogDir, name+".log")
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(s.opts.BinDir, bin), args...)
+	path := filepath.Join(s.opts.BinDir, bin)
+	if dir != "" {
+		if path, err = filepath.Abs(path); err != nil {
+			lf.Close()
+			return nil, err
+		}
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Dir = dir
 	cmd.Stdout = lf
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -413,7 +429,7 @@ func (s *Suite) LogDir() string { return s.opts.LogDir }
 func (s *Suite) LoaderAddrs() []string {
 	var out []string
 	for _, p := range s.Procs() {
-		if p.Cmd.Path == filepath.Join(s.opts.BinDir, "loader") {
+		if filepath.Base(p.Cmd.Path) == "loader" {
 			out = append(out, p.Addrs["grpc"])
 		}
 	}

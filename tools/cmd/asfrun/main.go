@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,41 +22,127 @@ import (
 )
 
 func main() {
-	bin := flag.String("bin", "bin", "directory with the service binaries")
-	loaders := flag.Int("loaders", 2, "echo loaders to start")
-	licence := flag.Int("licence", 10, "licence (concurrent sessions) per loader")
-	logDir := flag.String("logs", ".run/logs", "directory for the services' logs (state goes to its sibling data/)")
-	free := flag.Bool("free-ports", false, "use free ports instead of the default ones")
-	level := flag.String("log-level", "info", "log level of every service")
-	engines := flag.String("engines", "tts,asr,digits", "demo engines to start beside echo (those that are built)")
-	flag.Parse()
-
-	extra, schemas, skipped := demoEngines(*bin, *engines)
-	app, err := demoApp(filepath.Join(filepath.Dir(filepath.Clean(*logDir)), "data", "demo-app"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "asfrun:", err)
-		os.Exit(1)
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Println("starting polaris (with embedded NATS), lbclient, loaders, atom and webgate ...")
-	s, err := suite.Start(ctx, suite.Options{BinDir: *bin, Loaders: *loaders, Engine: "echo", Licence: *licence,
-		LogDir: *logDir, FixedPorts: !*free, LogLevel: *level, Extra: extra, Schemas: schemas, App: app})
-	if err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "asfrun:", err)
 		os.Exit(1)
 	}
-	printUsage(s, *bin, extra, skipped)
+}
+
+// config is asfrun's command line.
+type config struct {
+	bin, logDir, level, demo string
+	loaders, licence         int
+	free                     bool
+	engines, services        listFlag
+	engineArgs, python       string
+}
+
+// listFlag is a repeatable, comma-separated flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("asfrun", flag.ContinueOnError)
+	fs.StringVar(&c.bin, "bin", "bin", "directory with the service binaries")
+	fs.IntVar(&c.loaders, "loaders", 2, "echo loaders to start")
+	fs.IntVar(&c.licence, "licence", 10, "licence (concurrent sessions) per loader")
+	fs.StringVar(&c.logDir, "logs", ".run/logs", "directory for the services' logs (state goes to its sibling data/)")
+	fs.BoolVar(&c.free, "free-ports", false, "use free ports instead of the default ones")
+	fs.StringVar(&c.level, "log-level", "info", "log level of every service")
+	fs.StringVar(&c.demo, "engines", "tts,asr,digits", "demo engines to start beside echo (those that are built)")
+	fs.Var(&c.engines, "engine", "your engine: a C engine .so, a wrapper.py or its directory, or an aiges.toml (repeatable or comma-separated)")
+	fs.Var(&c.services, "engine-service", "service name of each --engine, in order (default: from its aiges.toml, schema, wrapper serviceId, or file name)")
+	fs.StringVar(&c.engineArgs, "engine-args", "", "extra loader flags for every --engine, split at spaces (e.g. \"--engine-config model=m.bin --workers 1\")")
+	fs.StringVar(&c.python, "engine-python", "", "interpreter importing a wrapper.py to read its schema (default /usr/bin/python3)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if len(c.services) > len(c.engines) {
+		return c, fmt.Errorf("%d --engine-service names for %d --engine paths", len(c.services), len(c.engines))
+	}
+	return c, nil
+}
+
+// run starts the suite, prints how to call it, and stops it when ctx ends.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	c, err := parseFlags(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	s, err := start(ctx, c, stdout)
+	if err != nil {
+		return err
+	}
 	<-ctx.Done()
-	fmt.Println("\nstopping ...")
+	fmt.Fprintln(stdout, "\nstopping ...")
 	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := s.Stop(sctx); err != nil {
-		fmt.Fprintln(os.Stderr, "asfrun:", err)
-		os.Exit(1)
+		return err
 	}
-	fmt.Println("stopped")
+	fmt.Fprintln(stdout, "stopped")
+	return nil
+}
+
+// start resolves the user's engines, starts the suite with them and the demo engines,
+// and prints how to call everything.
+func start(ctx context.Context, c config, stdout io.Writer) (*suite.Suite, error) {
+	dataDir := filepath.Join(filepath.Dir(filepath.Clean(c.logDir)), "data")
+	root := filepath.Dir(filepath.Clean(c.bin))
+	var users []*suite.UserEngine
+	taken := map[string]bool{"echo": true}
+	for i, path := range c.engines {
+		o := suite.EngineOptions{LoaderArgs: strings.Fields(c.engineArgs), SchemaDir: filepath.Join(dataDir, "engines"),
+			Python: c.python, Root: root}
+		if i < len(c.services) {
+			o.Service = c.services[i]
+		}
+		e, err := suite.ResolveEngine(ctx, path, o)
+		if err != nil {
+			return nil, err
+		}
+		if taken[e.Service] {
+			return nil, fmt.Errorf("engine %s: service %s is taken: name another with --engine-service", path, e.Service)
+		}
+		taken[e.Service] = true
+		users = append(users, e)
+	}
+	extra, schemas, skipped := demoEngines(c.bin, c.demo, taken)
+	for _, e := range users {
+		extra = append(extra, e.Loader)
+		schemas = append(schemas, e.Schema)
+	}
+	app, err := demoApp(filepath.Join(dataDir, "demo-app"))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(stdout, "starting polaris (with embedded NATS), lbclient, loaders, atom and webgate ...")
+	s, err := suite.Start(ctx, suite.Options{BinDir: c.bin, Loaders: c.loaders, Engine: "echo", Licence: c.licence,
+		LogDir: c.logDir, DataDir: dataDir, FixedPorts: !c.free, LogLevel: c.level, Extra: extra, Schemas: schemas, App: app})
+	if err != nil {
+		return nil, err
+	}
+	printUsage(stdout, s, c.bin, extra, skipped, users)
+	return s, nil
 }
 
 // demoApp returns the local demo app's keys, generated once and kept in file (mode 0600)
@@ -81,14 +169,18 @@ func demoApp(file string) (suite.App, error) {
 
 // demoEngines returns the loaders and schemas of the demo engines in names that are built
 // (scripts/engines.sh builds them into bin/engines and says why when it cannot), and why
-// each other one is skipped.
-func demoEngines(bin, names string) (extra []suite.Loader, schemas []string, skipped []string) {
+// each other one is skipped (also those whose service name is taken).
+func demoEngines(bin, names string, taken map[string]bool) (extra []suite.Loader, schemas []string, skipped []string) {
 	root := filepath.Dir(filepath.Clean(bin))
 	if names == "" {
 		return nil, nil, nil
 	}
 	for _, name := range strings.Split(names, ",") {
 		name = strings.TrimSpace(name)
+		if taken[name] {
+			skipped = append(skipped, name+": its service name is one of your engines'")
+			continue
+		}
 		var l suite.Loader
 		switch name {
 		case "tts", "asr":
@@ -120,7 +212,7 @@ func demoEngines(bin, names string) (extra []suite.Loader, schemas []string, ski
 	return extra, schemas, skipped
 }
 
-func printUsage(s *suite.Suite, bin string, extra []suite.Loader, skipped []string) {
+func printUsage(w io.Writer, s *suite.Suite, bin string, extra []suite.Loader, skipped []string, users []*suite.UserEngine) {
 	url := s.WebgateURL()
 	app := s.App()
 	keys := fmt.Sprintf("--app-id %s --api-key %s --api-secret %s", app.AppID, app.APIKey, app.APISecret)
@@ -128,7 +220,7 @@ func printUsage(s *suite.Suite, bin string, extra []suite.Loader, skipped []stri
 	if token == "" {
 		token = "(printed once, at the first start on this data directory: see the first run's polaris log)"
 	}
-	fmt.Printf(`
+	fmt.Fprintf(w, `
 Athena Serving is up.
   webgate  %s      (ASE over HTTP and WebSocket, HMAC auth on)
   atom     %s
@@ -148,12 +240,12 @@ Once request (HTTP, signed URL valid for 5 minutes):
 Streaming session (WebSocket, three frames with status 0, 1, 2):
   %s/asfcall stream --url %s/v1/private/echo %s --frames 3 --text "hello athena"
 
-%s
+%s%s
 Metrics: curl http://%s/metrics     Ctrl-C stops everything.
 `, url, s.AtomAddr(), s.LBAddr(), s.PolarisAddr(), s.NATSURL(), s.ConsoleURL(), token, s.LoaderAddrs(), s.LogDir(),
 		app.AppID, app.APIKey, app.APISecret,
 		bin, url, keys, app.AppID,
-		bin, url, keys, demoUsage(bin, url, keys, extra, skipped), s.AdminAddrs()["webgate"][0])
+		bin, url, keys, engineUsage(bin, url, keys, app.AppID, users), demoUsage(bin, url, keys, extra, skipped), s.AdminAddrs()["webgate"][0])
 }
 
 func demoUsage(bin, url, keys string, extra []suite.Loader, skipped []string) string {
@@ -170,6 +262,36 @@ func demoUsage(bin, url, keys string, extra []suite.Loader, skipped []string) st
 	}
 	for _, why := range skipped {
 		fmt.Fprintf(&b, "Skipped %s\n", why)
+	}
+	return b.String()
+}
+
+// engineUsage prints, for each of the user's engines, where it came from, its schema, and
+// a once request and a streaming session built from that schema.
+func engineUsage(bin, url, keys, appID string, users []*suite.UserEngine) string {
+	var b strings.Builder
+	for _, e := range users {
+		kind := map[string]string{suite.EngineC: "C engine", suite.EnginePython: "Python engine", suite.EngineTOML: "aiges.toml"}[e.Kind]
+		from := e.SchemaFrom
+		if from == "default" {
+			from = "permissive default"
+		}
+		fmt.Fprintf(&b, "Your engine %s (%s, service %s, loader log %s.log, schema: %s):\n", e.Path, kind, e.Service, e.Loader.Name, from)
+		for _, n := range e.Notes {
+			fmt.Fprintf(&b, "  note: %s\n", n)
+		}
+		body := strings.ReplaceAll(string(e.Request(appID, 3, "hello athena", true)), "'", `'\''`)
+		fmt.Fprintf(&b, "  curl -s -X POST \"$(%s/asfcall sign --url %s%s %s)\" -H 'Content-Type: application/json' \\\n    -d '%s'\n",
+			bin, url, e.Route(), keys, body)
+		in := e.Inputs()[0]
+		stream := fmt.Sprintf("  %s/asfcall stream --url %s%s %s --frames 3 --text \"hello athena\"", bin, url, e.Route(), keys)
+		if in.Name != "input" || in.DataType != "text" || in.Encoding != "utf8" {
+			stream += fmt.Sprintf(" --input %s:%s:%s", in.Name, in.DataType, in.Encoding)
+		}
+		for k, v := range e.Params() {
+			stream += fmt.Sprintf(" --param %s=%v", k, v)
+		}
+		fmt.Fprintf(&b, "%s\n\n", stream)
 	}
 	return b.String()
 }
