@@ -274,9 +274,12 @@ func (h *Handler) checkFrame(ctx context.Context, info *RequestInfo, f *atompb.F
 		}
 		doc, _ = v.(map[string]any)
 		if !first && doc != nil && firstDoc != nil {
+			// A follow-up frame may carry only part of the header (often just status) or
+			// parameter: it is validated against the session's merged view, the first
+			// frame's fields overlaid with its own.
 			for _, k := range [...]string{"header", "parameter"} {
-				if _, ok := doc[k]; !ok && firstDoc[k] != nil {
-					doc[k] = firstDoc[k]
+				if m := overlayDoc(firstDoc[k], doc[k]); m != nil {
+					doc[k] = m
 				}
 			}
 		}
@@ -299,6 +302,27 @@ func (h *Handler) checkFrame(ctx context.Context, info *RequestInfo, f *atompb.F
 		}
 	}
 	return f, doc, nil
+}
+
+// overlayDoc returns over laid on base: objects merge key by key (recursively), anything
+// else in over replaces base; base is never modified. A missing over is base.
+func overlayDoc(base, over any) any {
+	if over == nil {
+		return base
+	}
+	b, ok1 := base.(map[string]any)
+	o, ok2 := over.(map[string]any)
+	if !ok1 || !ok2 {
+		return over
+	}
+	m := make(map[string]any, len(b)+len(o))
+	for k, v := range b {
+		m[k] = v
+	}
+	for k, v := range o {
+		m[k] = overlayDoc(b[k], v)
+	}
+	return m
 }
 
 // renderer returns the renderer of a capability: the schema's schemaoutput types the
