@@ -212,6 +212,7 @@ const (
 	seenPayload
 )
 
+// hasKey reports whether key is among kvs.
 func hasKey(kvs []kv, key string) bool {
 	for _, x := range kvs {
 		if x.key == key {
@@ -221,11 +222,47 @@ func hasKey(kvs []kv, key string) bool {
 	return false
 }
 
+// keySet answers "seen this key before?" for the members of one object: a linear scan
+// while the object is small (the common case, no allocation), a map from linearSetMax
+// keys on, so that an object with n keys costs O(n) and not O(n²).
+type keySet struct {
+	m map[string]struct{}
+}
+
+// linearSetMax is the member count up to which keySet scans instead of hashing.
+const linearSetMax = 16
+
+// seen reports whether key is among the n keys that key(i) returns, and remembers key.
+func (s *keySet) seen(n int, key func(i int) string, k string) bool {
+	if s.m == nil && n < linearSetMax {
+		for i := 0; i < n; i++ {
+			if key(i) == k {
+				return true
+			}
+		}
+		return false
+	}
+	if s.m == nil {
+		s.m = make(map[string]struct{}, 2*n)
+		for i := 0; i < n; i++ {
+			s.m[key(i)] = struct{}{}
+		}
+	}
+	if _, dup := s.m[k]; dup {
+		return true
+	}
+	s.m[k] = struct{}{}
+	return false
+}
+
 // scanKVs collects the members of the object at b[i]; duplicate keys give up.
 func scanKVs(b []byte, i, depth int, dst []kv) (int, []kv, bool) {
+	base := len(dst)
+	var set keySet
+	keyAt := func(j int) string { return dst[base+j].key }
 	end, ok := scanObject(b, i, depth, func(key []byte, start int) (int, bool) {
 		end, ok := scanValue(b, start, depth+1)
-		if !ok || hasKey(dst, string(key)) {
+		if !ok || set.seen(len(dst)-base, keyAt, string(key)) {
 			return 0, false
 		}
 		dst = append(dst, kv{key: internKey(key), raw: b[start:end]})
@@ -271,15 +308,14 @@ func scanRequest(data []byte, w *wireKV) bool {
 			w.parameter = data[start:end]
 			return end, true
 		}
+		var names keySet
 		return scanObject(data, start, 1, func(name []byte, start int) (int, bool) {
 			if start >= len(data) || data[start] != '{' {
 				return 0, false
 			}
 			n := string(name)
-			for _, it := range w.payload {
-				if it.name == n {
-					return 0, false
-				}
+			if names.seen(len(w.payload), func(j int) string { return w.payload[j].name }, n) {
+				return 0, false
 			}
 			end, fields, ok := scanKVs(data, start, 2, make([]kv, 0, 8))
 			w.payload = append(w.payload, payloadItem{name: n, fields: fields})
