@@ -145,6 +145,10 @@ func RegistrySubject(prefix, service string) string { return subject(prefix, "re
 // ConfigSubject is the subject of the config events of service: <prefix>.config.<service>.
 func ConfigSubject(prefix, service string) string { return subject(prefix, "config", service) }
 
+// ResourceSubject is the subject of the personalisation resource changes of service:
+// <prefix>.resource.<service>.
+func ResourceSubject(prefix, service string) string { return subject(prefix, "resource", service) }
+
 // subject joins the parts. A service of "" or "*" gives the wildcard "*" (and ">" stays
 // ">") so callers can subscribe to every service. Characters that NATS treats as
 // separators or wildcards inside a service name are replaced by "_" so that one service
