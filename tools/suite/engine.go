@@ -237,9 +237,9 @@ func contains(list []string, s string) bool {
 
 const schemaMarker = "ASFRUN-SCHEMA:"
 
-// wrapperSchema imports wrapper.py the way the loader's Python workers do (its directory
-// as the working directory and on sys.path, the aiges SDK on PYTHONPATH) and returns
-// Wrapper().schema().
+// wrapperSchema imports wrapper.py the way the loader's Python workers do (the SDK's
+// load_wrapper, its directory as the working directory, the aiges SDK on PYTHONPATH) and
+// returns Wrapper().schema().
 func wrapperSchema(ctx context.Context, wrapper string, o EngineOptions) (map[string]any, error) {
 	sdk, err := findSDK(o.SDK, o.Root)
 	if err != nil {
@@ -249,18 +249,14 @@ func wrapperSchema(ctx context.Context, wrapper string, o EngineOptions) (map[st
 	if py == "" {
 		py = "/usr/bin/python3"
 	}
-	const script = `import importlib.util, json, sys
-sys.path.insert(0, sys.argv[2])
-spec = importlib.util.spec_from_file_location("wrapper", sys.argv[1])
-mod = importlib.util.module_from_spec(spec)
-sys.modules["wrapper"] = mod
-spec.loader.exec_module(mod)
-doc = mod.Wrapper().schema(show=False)
-sys.stdout.write("\n" + sys.argv[3] + json.dumps(doc) + "\n")
+	const script = `import json, sys
+from aiges.runtime.worker import load_wrapper
+doc = load_wrapper(sys.argv[1]).schema(show=False)
+sys.stdout.write("\n" + sys.argv[2] + json.dumps(doc) + "\n")
 `
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "-c", script, wrapper, filepath.Dir(wrapper), schemaMarker)
+	cmd := exec.CommandContext(ctx, py, "-c", script, wrapper, schemaMarker)
 	cmd.Dir = filepath.Dir(wrapper)
 	pythonPath := sdk
 	if old := os.Getenv("PYTHONPATH"); old != "" {
@@ -333,10 +329,12 @@ func findSDK(explicit, root string) (string, error) {
 	return "", errors.New("aiges SDK not found (set ASF_AIGES_SDK)")
 }
 
-// knownTOMLSections are the sections of an aiges.toml that are not the service's own.
+// knownTOMLSections are the sections of an aiges.toml that belong to AIGES itself, not
+// to the service (as services/loader/aigestoml reserves them).
 var knownTOMLSections = map[string]bool{
-	"aiges": true, "wrapper": true, "auth": true, "resource": true, "elog": true, "log": true,
-	"lbv2": true, "fc": true, "trace": true, "sonar": true, "python": true, "usr": true,
+	"aiges": true, "fc": true, "log": true, "wrapper": true, "ws": true, "auth": true, "resource": true,
+	"elog": true, "lbv2": true, "lb": true, "trace": true, "sonar": true, "pprof": true, "downAsync": true,
+	"dataProcess": true, "metrics": true, "cpu": true,
 }
 
 // tomlService returns the service section of an aiges.toml (`[svcName]`, the one holding
