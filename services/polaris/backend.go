@@ -7,6 +7,7 @@ import (
 
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
+	"github.com/athenaserving/asf/services/polaris/resource"
 	"github.com/athenaserving/asf/services/polaris/store/bolt"
 	"github.com/athenaserving/asf/services/polaris/store/consul"
 	"github.com/rs/zerolog"
@@ -27,6 +28,7 @@ const (
 type backend struct {
 	reg   registry.Store
 	cfg   config.Store
+	res   resource.Store
 	close func() error
 }
 
@@ -54,14 +56,14 @@ func openBackend(ctx context.Context, c Config, log zerolog.Logger) (*backend, e
 		if err != nil {
 			return nil, fmt.Errorf("polaris backend embedded: %w", err)
 		}
-		return &backend{reg: st, cfg: st, close: st.Close}, nil
+		return &backend{reg: st, cfg: st, res: st, close: st.Close}, nil
 	case BackendConsul:
 		st, err := consul.Open(ctx, consul.Options{Addr: c.ConsulAddr, Token: c.ConsulToken, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("polaris backend consul: %w", err)
 		}
-		return &backend{reg: st, cfg: st, close: st.Close}, nil
+		return &backend{reg: st, cfg: st, res: st, close: st.Close}, nil
 	default:
-		return &backend{reg: registry.NewMemStore(), cfg: config.NewMemStore(), close: func() error { return nil }}, nil
+		return &backend{reg: registry.NewMemStore(), cfg: config.NewMemStore(), res: resource.NewMemStore(), close: func() error { return nil }}, nil
 	}
 }

@@ -54,7 +54,7 @@ func (s *Server) newConsole() (*consoleServer, error) {
 		return nil, err
 	}
 	con := console.New(console.Options{Registry: s.reg, Center: s.center, Catalog: cat, Tokens: tokens, Log: s.log})
-	api := adminapi.New(adminapi.Options{Registry: s.reg, Center: s.center, Catalog: cat, Tokens: tokens, Log: s.log, LoginLink: con.LoginLink})
+	api := adminapi.New(adminapi.Options{Registry: s.reg, Center: s.center, Catalog: cat, Tokens: tokens, Resources: s.res, Log: s.log, LoginLink: con.LoginLink})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", con.Handler())

@@ -19,6 +19,7 @@ import (
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
+	"github.com/athenaserving/asf/services/polaris/resource"
 	"github.com/athenaserving/asf/services/polaris/transport"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,7 @@ type Config struct {
 	Backend       string        `cfg:"backend" help:"storage of registrations and config: embedded (bbolt file in data-dir), memory, consul"`
 	ConsulAddr    string        `cfg:"consul-addr" help:"Consul HTTP address (backend consul)"`
 	ConsulToken   string        `cfg:"consul-token" secret:"true" help:"Consul ACL token (backend consul)"`
+	ResourceMax   int64         `cfg:"resource-max-bytes" help:"size bound of one personalisation resource (admin API uploads); at most the gRPC message bound loaders accept (64 MiB)"`
 	AdminToken    string        `cfg:"admin-token" secret:"true" help:"admin token for the API and console, from a secret (env ASF_POLARIS_ADMIN_TOKEN); empty: one is generated at the first start and logged once"`
 }
 
@@ -60,6 +62,7 @@ func DefaultConfig() Config {
 		DataDir:       "./data/polaris",
 		Backend:       BackendEmbedded,
 		ConsulAddr:    "127.0.0.1:8500",
+		ResourceMax:   resource.DefaultMaxSize,
 	}
 }
 
@@ -86,6 +89,9 @@ func (c Config) validate() error {
 	if c.TTL <= 0 {
 		errs = append(errs, "ttl must be positive")
 	}
+	if c.ResourceMax <= 0 || c.ResourceMax > resource.MaxMaxSize {
+		errs = append(errs, fmt.Sprintf("resource-max-bytes %d: want 1 to %d", c.ResourceMax, resource.MaxMaxSize))
+	}
 	errs = append(errs, validBackend(c)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("polaris config: %s: %w", strings.Join(errs, "; "), aserr.ErrInvalidParam)
@@ -101,6 +107,8 @@ type Server struct {
 
 	reg    *registry.Registry
 	center *config.Center
+	res    *resource.Service
+	relay  *transport.ResourceRelay
 	grpcLn net.Listener
 	grpc   *grpcx.Server
 	admin  *obs.Admin
@@ -147,7 +155,8 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, store: store, center: config.New(store.cfg, config.Options{})}
+	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, store: store, center: config.New(store.cfg, config.Options{}),
+		res: resource.New(store.res, resource.Options{MaxSize: cfg.ResourceMax})}
 	s.natsURL.Store("")
 
 	s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen)
@@ -170,6 +179,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	s.grpc = grpcx.NewServer("polaris", log, promReg)
 	polarispb.RegisterRegistryServer(s.grpc.Server, transport.NewRegistryServer(reg, s.NATSURL, cfg.SubjectPrefix, cfg.WatchBuffer))
 	polarispb.RegisterConfigServer(s.grpc.Server, transport.NewConfigServer(s.center, cfg.WatchBuffer))
+	polarispb.RegisterResourcesServer(s.grpc.Server, transport.NewResourcesServer(s.res, cfg.WatchBuffer))
 	s.registerMetrics()
 	built = true
 	return s, nil
@@ -231,6 +241,12 @@ func (s *Server) Start(ctx context.Context) error {
 		s.stopNATS(context.Background())
 		return err
 	}
+	s.relay = transport.NewResourceRelay(nc, s.cfg.SubjectPrefix, s.res, s.log)
+	if err := s.relay.Start(); err != nil {
+		cancel()
+		s.stopNATS(context.Background())
+		return fmt.Errorf("polaris start: %w", err)
+	}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.reg.Run(runCtx) }()
 	go func() { defer s.wg.Done(); s.center.Run(runCtx) }()
@@ -271,9 +287,12 @@ func (s *Server) Registry() *registry.Registry { return s.reg }
 // ConfigCenter is the server's config center, for embedding and tests.
 func (s *Server) ConfigCenter() *config.Center { return s.center }
 
+// Resources is the server's personalisation resource service, for embedding and tests.
+func (s *Server) Resources() *resource.Service { return s.res }
+
 // Shutdown stops the server; it is idempotent and bounded by ctx.
 // Order: (1) not ready, health NOT_SERVING; (2) stop accepting: gRPC GracefulStop and
-// admin and console shutdown begin; (3) close every registry and config watcher, so Watch streams
+// admin and console shutdown begin; (3) close every registry, config and resource watcher, so Watch streams
 // and the publisher end and GracefulStop can finish (Stop when ctx ends); (4) stop the
 // TTL sweeper and the store watches and wait for every goroutine; (5) drain the NATS
 // connection; (6) stop the embedded NATS server; (7) close the store.
@@ -296,6 +315,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	adminErr := errors.Join(s.admin.Shutdown(ctx), s.cons.srv.Shutdown(ctx))
 	s.reg.Close()
 	s.center.Close()
+	s.res.Close()
 	select {
 	case <-stopped:
 	case <-ctx.Done():
@@ -308,6 +328,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	if s.pub != nil {
 		s.pub.Wait()
+	}
+	if s.relay != nil {
+		s.relay.Stop()
 	}
 	natsErr := s.stopNATS(ctx)
 	return errors.Join(adminErr, natsErr, s.store.close())

@@ -30,6 +30,7 @@ import (
 	"github.com/athenaserving/asf/services/polaris/adminapi/diff"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
+	"github.com/athenaserving/asf/services/polaris/resource"
 	"github.com/rs/zerolog"
 )
 
@@ -52,7 +53,9 @@ type Options struct {
 	Center   *config.Center
 	Catalog  *Catalog
 	Tokens   *auth.Store
-	Log      zerolog.Logger
+	// Resources, when set, serves the personalisation resource routes (resources.go).
+	Resources *resource.Service
+	Log       zerolog.Logger
 	// MaxBody bounds request bodies; 0 is DefaultMaxBody.
 	MaxBody int64
 	// LoginLink, when set, makes a one-time console login URL for a token
@@ -98,6 +101,7 @@ func (a *API) Handler() http.Handler {
 	route("GET "+file+"/diff", false, a.diff)
 	route("POST "+file+"/rollback", true, a.rollback)
 	route("GET "+file+"/applied", false, a.applied)
+	a.resourceRoutes(route)
 	route("/api/", false, func(context.Context, auth.Token, *http.Request) (any, error) {
 		return nil, fmt.Errorf("no such route or method: %w", aserr.ErrNotFound)
 	})
@@ -117,7 +121,11 @@ func (a *API) wrap(write bool, h handler) http.HandlerFunc {
 			WriteError(w, fmt.Errorf("%s token %s: %w", tok.Role, tok.ID, ErrForbidden))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, a.o.MaxBody)
+		limit := a.o.MaxBody
+		if n, ok := a.resourceBodyLimit(r); ok {
+			limit = n
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		v, err := h(r.Context(), tok, r)
 		if err != nil {
 			if r.Method != http.MethodGet {
@@ -161,9 +169,9 @@ func StatusOf(err error) int {
 		return http.StatusUnauthorized
 	case ErrForbidden.Code:
 		return http.StatusForbidden
-	case ErrTooLarge.Code:
+	case ErrTooLarge.Code, resource.ErrTooLarge.Code:
 		return http.StatusRequestEntityTooLarge
-	case aserr.ErrNotFound.Code:
+	case aserr.ErrNotFound.Code, aserr.ErrResNotFound.Code:
 		return http.StatusNotFound
 	case aserr.ErrInvalidParam.Code, aserr.ErrBadRequest.Code:
 		return http.StatusBadRequest

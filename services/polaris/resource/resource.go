@@ -31,6 +31,10 @@ import (
 // to 512 KiB), so the bound is about engine memory and upload time, not the store.
 const DefaultMaxSize = 4 << 20
 
+// MaxMaxSize is the largest size bound polaris accepts: loaders accept gRPC messages
+// up to this size when they fetch a resource.
+const MaxMaxSize = 64 << 20
+
 // MaxIDLen bounds every part of a Key.
 const MaxIDLen = 128
 
