@@ -32,7 +32,7 @@ type EngineOptions struct {
 	// SchemaDir receives generated or re-keyed schema files (schema_<service>.json).
 	SchemaDir string
 	// Python is the interpreter that imports a wrapper.py to read Wrapper().schema()
-	// (default /usr/bin/python3, the loader's default).
+	// (default: the --python of LoaderArgs, else /usr/bin/python3, as the loader).
 	Python string
 	// SDK is the directory holding the aiges package (default: $ASF_AIGES_SDK, else
 	// sdk/python above Root or the working directory).
@@ -190,7 +190,12 @@ func pythonWrapper(kind, abs, dir string) string {
 		}
 		return filepath.Join(dir, "wrapper.py")
 	case EngineTOML:
-		if _, err := os.Stat(filepath.Join(dir, "wrapper.py")); err == nil {
+		// As the loader decides for an aiges.toml: AIGES_PLUGIN_MODE, else c unless the
+		// directory holds a wrapper.py and no libwrapper.so.
+		_, errPy := os.Stat(filepath.Join(dir, "wrapper.py"))
+		_, errLib := os.Stat(filepath.Join(dir, "libwrapper.so"))
+		mode := strings.TrimSpace(os.Getenv("AIGES_PLUGIN_MODE"))
+		if errPy == nil && (mode == EnginePython || (mode == "" && errLib != nil)) {
 			return filepath.Join(dir, "wrapper.py")
 		}
 	}
@@ -246,6 +251,13 @@ func wrapperSchema(ctx context.Context, wrapper string, o EngineOptions) (map[st
 		return nil, err
 	}
 	py := o.Python
+	for i, a := range o.LoaderArgs {
+		if v, ok := strings.CutPrefix(a, "--python="); ok && py == "" {
+			py = v
+		} else if a == "--python" && i+1 < len(o.LoaderArgs) && py == "" {
+			py = o.LoaderArgs[i+1]
+		}
+	}
 	if py == "" {
 		py = "/usr/bin/python3"
 	}

@@ -76,6 +76,15 @@ func TestResolveBrokenWrapper(t *testing.T) {
 	if e.Service != "my_engine" || e.SchemaFrom != "default" || len(e.Notes) != 2 || !strings.Contains(e.Notes[0], "no_such_module_here") {
 		t.Fatalf("%+v", e)
 	}
+	// The loader's --python (a virtualenv's interpreter) also imports the wrapper for its schema.
+	e, err = ResolveEngine(t.Context(), dir, EngineOptions{SchemaDir: t.TempDir(), Root: repoRoot(t),
+		LoaderArgs: []string{"--workers", "1", "--python", "/nonexistent/venv/bin/python"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Notes) != 2 || !strings.Contains(e.Notes[0], "/nonexistent/venv/bin/python") {
+		t.Fatalf("%+v", e)
+	}
 }
 
 // TestResolveCEngine names a C engine after its file (or directory for libwrapper.so) and

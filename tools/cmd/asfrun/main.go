@@ -66,7 +66,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Var(&c.engines, "engine", "your engine: a C engine .so, a wrapper.py or its directory, or an aiges.toml (repeatable or comma-separated)")
 	fs.Var(&c.services, "engine-service", "service name of each --engine, in order (default: from its aiges.toml, schema, wrapper serviceId, or file name)")
 	fs.StringVar(&c.engineArgs, "engine-args", "", "extra loader flags for every --engine, split at spaces (e.g. \"--engine-config model=m.bin --workers 1\")")
-	fs.StringVar(&c.python, "engine-python", "", "interpreter importing a wrapper.py to read its schema (default /usr/bin/python3)")
+	fs.StringVar(&c.python, "engine-python", "", "interpreter importing a wrapper.py to read its schema (default: --python of --engine-args, else /usr/bin/python3)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
