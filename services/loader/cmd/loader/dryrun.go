@@ -21,6 +21,7 @@ import (
 const dryrunUsage = `usage: loader dryrun --engine c|python|echo [--engine-path PATH] [--engine-config k=v]...
                      --input name=file[:type]... [--param k=v]... [--expect name]...
                      [--stream [--frame-bytes N]] [--async] [--workers N] [--isolation none|process]
+                     [--python INTERPRETER]
                      [--psr id]... [--timeout D] [--out DIR]
 
 Runs the engine in this process (or its workers) without any other service: Init with the
@@ -109,6 +110,7 @@ func dryrun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&cfg.EnginePath, "engine-path", "", "libwrapper.so (c) or wrapper.py (python)")
 	fs.Var(engCfg, "engine-config", "engine Init configuration key=value (repeatable)")
 	fs.BoolVar(&cfg.Async, "async", false, "c: async mode")
+	fs.StringVar(&cfg.Python, "python", "", "python: interpreter running the workers (a virtualenv's python; default /usr/bin/python3)")
 	fs.IntVar(&cfg.Workers, "workers", 0, "python or isolation process: worker processes (0: python one per CPU, isolation 1)")
 	fs.StringVar(&cfg.Isolation, "isolation", loader.IsolationNone, "none or process")
 	fs.Var(&inputs, "input", "input name=file[:type] (repeatable)")

@@ -170,4 +170,10 @@ func TestDryrunPython(t *testing.T) {
 			t.Fatalf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", extra, code, out, errs)
 		}
 	}
+	// --python picks the interpreter (a virtualenv's): a missing one fails Init with 10107.
+	code, _, errs := runDryrun(t, "--engine", "python", "--engine-path", wrapper, "--workers", "1", "--input", "text="+in,
+		"--python", "/nonexistent/venv/bin/python")
+	if code != 1 || !strings.Contains(errs, "/nonexistent/venv/bin/python") || strings.Count(errs, "code 10107") != 1 {
+		t.Fatalf("missing interpreter: exit %d, stderr %s", code, errs)
+	}
 }
