@@ -101,6 +101,11 @@ type Pool struct {
 
 	restarts atomic.Int64
 
+	// resMu serialises resource loads and unloads with workers going live, so that every
+	// live worker holds every loaded resource. Taken before mu.
+	resMu sync.Mutex
+	res   map[uint32][]engine.Payload // loaded resources, reloaded into restarted workers
+
 	mu      sync.Mutex
 	state   int // 0 new, 1 running, 2 stopped
 	live    []*proc
@@ -117,13 +122,16 @@ const (
 // NewPool returns a pool that starts its workers on Init.
 func NewPool(cfg Config) *Pool {
 	cfg = cfg.withDefaults()
-	p := &Pool{cfg: cfg, log: cfg.Log.With().Str("engine", cfg.Name).Logger(), changed: make(chan struct{})}
+	p := &Pool{cfg: cfg, log: cfg.Log.With().Str("engine", cfg.Name).Logger(), changed: make(chan struct{}), res: map[uint32][]engine.Payload{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.live = make([]*proc, cfg.Size)
 	return p
 }
 
-var _ engine.Engine = (*Pool)(nil)
+var (
+	_ engine.Engine         = (*Pool)(nil)
+	_ engine.ResourceLoader = (*Pool)(nil)
+)
 
 // Name returns the configured engine name.
 func (p *Pool) Name() string { return p.cfg.Name }
@@ -243,7 +251,7 @@ func (p *Pool) supervise(id int, first chan<- error) {
 		w, err := p.start(id)
 		if err == nil {
 			// Live before Init returns, so callers (and PIDs) see every first worker.
-			p.setLive(id, w)
+			err = p.goLive(id, w)
 		}
 		if first != nil {
 			first <- err
@@ -843,3 +851,99 @@ func (l *lineLog) flush() {
 }
 
 var _ io.Writer = (*lineLog)(nil)
+
+// goLive loads every loaded resource into the new worker w, then makes it live; both
+// under resMu, so a concurrent LoadResource either finds w live or its resource
+// already in the set w loads. A resource w refuses fails w's start.
+func (p *Pool) goLive(id int, w *proc) error {
+	p.resMu.Lock()
+	defer p.resMu.Unlock()
+	if len(p.res) > 0 {
+		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.InitTimeout)
+		defer cancel()
+		for rid, data := range p.res {
+			e := getEncoder()
+			e.LoadRes(rid, data)
+			_, err := w.call(ctx, MsgLoadRes, p.nextID.Add(1), e.B)
+			putEncoder(e)
+			if err != nil {
+				w.shutdown(0)
+				return fmt.Errorf("worker %d: reload resource %d: %w", id, rid, err)
+			}
+		}
+		w.log.Info().Int("resources", len(p.res)).Msg("worker reloaded the personalisation resources")
+	}
+	p.setLive(id, w)
+	return nil
+}
+
+func (p *Pool) liveWorkers() []*proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*proc, 0, len(p.live))
+	for _, w := range p.live {
+		if w != nil && !w.lost() {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// LoadResource loads resource id into every live worker (MsgLoadRes) and keeps data so
+// that restarted workers load it before they take work. When a worker refuses, the
+// others unload it again and the first refusal is returned.
+func (p *Pool) LoadResource(ctx context.Context, id uint32, data []engine.Payload) error {
+	if _, err := p.pick(ctx); err != nil { // wait (LiveWait) for a live worker
+		return err
+	}
+	p.resMu.Lock()
+	defer p.resMu.Unlock()
+	e := getEncoder()
+	e.LoadRes(id, data)
+	defer putEncoder(e)
+	var done []*proc
+	for _, w := range p.liveWorkers() {
+		if _, err := w.call(ctx, MsgLoadRes, p.nextID.Add(1), e.B); err != nil {
+			p.unloadFrom(done, id)
+			return fmt.Errorf("%s worker %d: load resource %d: %w", p.cfg.Name, w.id, id, err)
+		}
+		done = append(done, w)
+	}
+	kept := make([]engine.Payload, len(data))
+	for i, pl := range data {
+		kept[i] = engine.Payload{Meta: pl.Meta, Data: append([]byte(nil), pl.Data...)}
+	}
+	p.res[id] = kept
+	return nil
+}
+
+// UnloadResource unloads resource id from every live worker (MsgUnloadRes); restarted
+// workers no longer load it. It returns the first worker's refusal.
+func (p *Pool) UnloadResource(ctx context.Context, id uint32) error {
+	p.resMu.Lock()
+	defer p.resMu.Unlock()
+	delete(p.res, id)
+	var errs []error
+	e := getEncoder()
+	e.ResID(id)
+	defer putEncoder(e)
+	for _, w := range p.liveWorkers() {
+		if _, err := w.call(ctx, MsgUnloadRes, p.nextID.Add(1), e.B); err != nil {
+			errs = append(errs, fmt.Errorf("%s worker %d: unload resource %d: %w", p.cfg.Name, w.id, id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unloadFrom unloads id from ws, best effort (undoing a partial load).
+func (p *Pool) unloadFrom(ws []*proc, id uint32) {
+	var e Encoder
+	e.ResID(id)
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.InitTimeout)
+	defer cancel()
+	for _, w := range ws {
+		if _, err := w.call(ctx, MsgUnloadRes, p.nextID.Add(1), e.B); err != nil {
+			w.log.Warn().Err(err).Uint32("resource", id).Msg("undo a partial resource load")
+		}
+	}
+}

@@ -90,6 +90,9 @@ func (e *testEngine) Once(ctx context.Context, req engine.Request) (engine.Respo
 func (e *testEngine) NewSession(ctx context.Context, p engine.SessionParams, emit engine.Emit) (engine.Session, error) {
 	s, err := e.Echo.NewSession(ctx, p, func(r engine.Result) {
 		r.Outputs = withPid(r.Outputs)
+		for i := range r.Outputs {
+			r.Outputs[i].Attrs["res"] = resOf(p.PsrIDs)
+		}
 		emit(r)
 	})
 	if err != nil {

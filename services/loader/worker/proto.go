@@ -26,6 +26,11 @@ const (
 	MsgOpen  MsgType = 4 // body: SessionParams
 	MsgWrite MsgType = 5 // body: uint64 session id, Frame
 	MsgClose MsgType = 6 // body: uint64 session id
+	// MsgLoadRes loads a personalisation resource (wrapperLoadRes): body uint32 resource
+	// id, then the payload list encoded as a Request's inputs.
+	MsgLoadRes MsgType = 7
+	// MsgUnloadRes unloads one (wrapperUnloadRes): body uint32 resource id.
+	MsgUnloadRes MsgType = 8
 
 	MsgOK     MsgType = 16 // body: empty, or Response for Once
 	MsgErr    MsgType = 17 // body: error (int32 code, string message)
@@ -47,6 +52,10 @@ func (t MsgType) String() string {
 		return "write"
 	case MsgClose:
 		return "close"
+	case MsgLoadRes:
+		return "loadres"
+	case MsgUnloadRes:
+		return "unloadres"
 	case MsgOK:
 		return "ok"
 	case MsgErr:
@@ -201,6 +210,15 @@ func (e *Encoder) Write(sid uint64, f engine.Frame) {
 
 // SessionID encodes a bare session id (Close).
 func (e *Encoder) SessionID(sid uint64) { e.u64(sid) }
+
+// LoadRes encodes a resource load: resource id, payloads.
+func (e *Encoder) LoadRes(id uint32, data []engine.Payload) {
+	e.u32(id)
+	e.payloads(data)
+}
+
+// ResID encodes a bare resource id (UnloadRes).
+func (e *Encoder) ResID(id uint32) { e.u32(id) }
 
 // Result encodes a session result: status, outputs, error code (0 = none) and message,
 // engine nanoseconds.
@@ -422,6 +440,15 @@ func (d *Decoder) Write() (uint64, engine.Frame) {
 // SessionID decodes a bare session id.
 func (d *Decoder) SessionID() uint64 { return d.u64() }
 
+// LoadRes decodes a resource load.
+func (d *Decoder) LoadRes() (uint32, []engine.Payload) {
+	id := d.u32()
+	return id, d.payloads()
+}
+
+// ResID decodes a bare resource id.
+func (d *Decoder) ResID() uint32 { return d.u32() }
+
 // Result decodes a session result; a non-zero code becomes an *aserr.Error.
 func (d *Decoder) Result() engine.Result {
 	r := engine.Result{Status: d.status(), Outputs: d.payloads()}
@@ -448,5 +475,5 @@ func codeError(code int32, msg string) error {
 	if code == 0 {
 		return nil
 	}
-	return aserr.New(int(code), msg)
+	return aserr.Received(int(code), msg) // the worker rendered the message, reasons included
 }

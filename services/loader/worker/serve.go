@@ -186,6 +186,8 @@ func (s *server) handle(ctx context.Context, m Message) {
 			return
 		}
 		s.reply(m.ID, nil, cs.s.Close())
+	case MsgLoadRes, MsgUnloadRes:
+		s.resource(ctx, m.ID, m.Type, d)
 	default:
 		s.reply(m.ID, nil, fmt.Errorf("message type %s: %w", m.Type, aserr.ErrInvalidOp))
 	}
@@ -219,4 +221,30 @@ func (s *server) open(ctx context.Context, sid uint64, p engine.SessionParams) {
 	s.sessions[sid] = &childSession{s: es}
 	s.mu.Unlock()
 	s.reply(sid, nil, nil)
+}
+
+// resource answers MsgLoadRes and MsgUnloadRes with the engine's ResourceLoader; an
+// engine without one answers 10003.
+func (s *server) resource(ctx context.Context, id uint64, t MsgType, d *Decoder) {
+	var resID uint32
+	var data []engine.Payload
+	if t == MsgLoadRes {
+		resID, data = d.LoadRes()
+	} else {
+		resID = d.ResID()
+	}
+	if err := d.Done(); err != nil {
+		s.reply(id, nil, fmt.Errorf("%s: %v: %w", t, err, aserr.ErrInvalidData))
+		return
+	}
+	rl, ok := s.eng.(engine.ResourceLoader)
+	if !ok {
+		s.reply(id, nil, fmt.Errorf("engine %s has no wrapperLoadRes: %w", s.eng.Name(), aserr.ErrInvalidOp))
+		return
+	}
+	if t == MsgLoadRes {
+		s.reply(id, nil, rl.LoadResource(ctx, resID, data))
+		return
+	}
+	s.reply(id, nil, rl.UnloadResource(ctx, resID))
 }
