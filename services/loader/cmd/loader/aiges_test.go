@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -195,10 +196,11 @@ func (s *syncBuffer) String() string {
 }
 
 // startAIGES runs a real loader configured from an aiges.toml the way the command does.
-func startAIGES(t *testing.T, realtime string) (loaderpb.LoaderClient, *syncBuffer, *prometheus.Registry) {
+func startAIGES(t *testing.T, realtime string, extra ...string) (loaderpb.LoaderClient, *syncBuffer, *prometheus.Registry) {
 	t.Helper()
 	dir, toml := aigesDir(t, realtime, "")
-	cfg, st := config(t, []string{"-m", "0", "-c", toml, "-s", "svcName", "--admin-listen", "127.0.0.1:0", "--polaris=", "--warm-up", "0"}, env(), dir)
+	args := append([]string{"-m", "0", "-c", toml, "-s", "svcName", "--admin-listen", "127.0.0.1:0", "--polaris=", "--warm-up", "0"}, extra...)
+	cfg, st := config(t, args, env(), dir)
 	logs := &syncBuffer{}
 	log := zerolog.New(logs)
 	st.logWarnings(log)
@@ -275,15 +277,18 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // come after every frame or only after the last.
 func TestAIGESLoader(t *testing.T) {
 	for _, c := range []struct {
-		realtime string
-		outputs  []string // data of each output, in order
+		name, realtime string
+		extra          []string
+		outputs        []string // data of each output, in order
 	}{
-		{"true", []string{"a", "b", "c"}},
-		{"false", []string{"abc"}},
+		{"realTimeRlt=true", "true", nil, []string{"a", "b", "c"}},
+		{"realTimeRlt=false", "false", nil, []string{"abc"}},
+		// The worker process gets realtime-result on its command line.
+		{"realTimeRlt=false isolation process", "false", []string{"--isolation", "process"}, []string{"abc"}},
 	} {
-		t.Run("realTimeRlt="+c.realtime, func(t *testing.T) {
-			client, logs, reg := startAIGES(t, c.realtime)
-			if !strings.Contains(logs.String(), `"version":"c-echo 1.0.0 fromtoml"`) {
+		t.Run(c.name, func(t *testing.T) {
+			client, logs, reg := startAIGES(t, c.realtime, c.extra...)
+			if c.extra == nil && !strings.Contains(logs.String(), `"version":"c-echo 1.0.0 fromtoml"`) {
 				t.Fatalf("wrapperInit did not get [wrapper] name:\n%s", logs.String())
 			}
 			st, err := client.Session(t.Context())
@@ -325,5 +330,69 @@ func TestAIGESLoader(t *testing.T) {
 				return err == nil
 			})
 		})
+	}
+}
+
+// TestAIGESPythonEngine runs the python echo engine from an aiges.toml in python plugin
+// mode: the interpreter comes from pythonPluginCmd (here a script standing in for a
+// virtualenv's python, which records that it ran).
+func TestAIGESPythonEngine(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "examples", "engines", "python-echo", "wrapper.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "interpreter-used")
+	interp := filepath.Join(dir, "venv-python")
+	files := map[string]string{
+		filepath.Join(dir, "wrapper", "wrapper.py"): string(src),
+		interp: fmt.Sprintf("#!/bin/sh\necho ran >> %q\nexec %q \"$@\"\n", marker, py),
+		filepath.Join(dir, "aiges.toml"): fmt.Sprintf("[svcName]\nhost = \"127.0.0.1\"\n\n[aiges]\nasyncMode = true\nrealTimeRlt = true\n"+
+			"pythonPluginCmd = \"%s -m aiges.serve\"\n\n[fc]\nmax = 2\n", interp),
+	}
+	for p, body := range files {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, st := config(t, []string{"-c", filepath.Join(dir, "aiges.toml"), "-s", "svcName", "--admin-listen", "127.0.0.1:0", "--polaris=", "--warm-up", "0", "--workers", "1"},
+		env("AIGES_PLUGIN_MODE", "python"), dir)
+	if cfg.Engine != loader.EnginePython || cfg.Python != interp || !cfg.Async || cfg.EnginePath != filepath.Join(dir, "wrapper", "wrapper.py") {
+		t.Fatalf("config %+v", cfg)
+	}
+	var logs syncBuffer
+	log := zerolog.New(&logs)
+	st.logWarnings(log)
+	s, err := loader.New(cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("start: %v\n%s", err, logs.String())
+	}
+	cc, err := grpcx.Dial(s.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	out, err := loaderpb.NewLoaderClient(cc).Once(ctx, frame(0, loaderpb.Status_STATUS_ONCE, "hi"))
+	if err != nil || out.GetCode() != 0 || len(out.GetPl()) == 0 {
+		t.Fatalf("once: %v, %v\n%s", out, err, logs.String())
+	}
+	if b, err := os.ReadFile(marker); err != nil || !strings.Contains(string(b), "ran") {
+		t.Fatalf("pythonPluginCmd's interpreter did not run: %v", err)
+	}
+	if !strings.Contains(logs.String(), "only the interpreter") {
+		t.Fatalf("pythonPluginCmd's arguments not warned:\n%s", logs.String())
 	}
 }
