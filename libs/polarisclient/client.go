@@ -45,9 +45,10 @@ type Options struct {
 
 // Client holds one connection to polaris and its registry and config clients.
 type Client struct {
-	cc       *grpc.ClientConn
-	Registry polarispb.RegistryClient
-	Config   polarispb.ConfigClient
+	cc        *grpc.ClientConn
+	Registry  polarispb.RegistryClient
+	Config    polarispb.ConfigClient
+	Resources polarispb.ResourcesClient
 
 	opt   Options
 	cache *diskCache
@@ -69,7 +70,8 @@ func DialWith(addr string, o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("polaris: %w", err)
 	}
-	c := &Client{cc: cc, Registry: polarispb.NewRegistryClient(cc), Config: polarispb.NewConfigClient(cc), opt: o}
+	c := &Client{cc: cc, Registry: polarispb.NewRegistryClient(cc), Config: polarispb.NewConfigClient(cc),
+		Resources: polarispb.NewResourcesClient(cc), opt: o}
 	if o.CacheDir != "" {
 		c.cache = &diskCache{dir: o.CacheDir, log: o.Log}
 	}

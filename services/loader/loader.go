@@ -35,6 +35,7 @@ import (
 	"github.com/athenaserving/asf/services/loader/engine/cabi"
 	"github.com/athenaserving/asf/services/loader/engine/python"
 	"github.com/athenaserving/asf/services/loader/licence"
+	"github.com/athenaserving/asf/services/loader/resource"
 	"github.com/athenaserving/asf/services/loader/session"
 	"github.com/athenaserving/asf/services/loader/transport"
 	"github.com/athenaserving/asf/services/loader/worker"
@@ -134,6 +135,7 @@ type Server struct {
 	eng   engine.Engine
 	pool  *licence.Pool
 	mgr   *session.Manager
+	res   *resource.Manager // personalisation resources (header res_id/patch_id)
 
 	ready   atomic.Bool
 	started atomic.Bool
@@ -178,7 +180,11 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	s.pool = licence.New(cfg.Licence, cfg.WarmUp, nil)
 	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait}, log)
 	s.grpc = grpcx.NewServer("loader", log, reg)
-	transport.New(s.mgr, log, reg).Register(s.grpc.Server)
+	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it
+	tr := transport.New(s.mgr, log, reg)
+	tr.SetResources(s.res)
+	tr.Register(s.grpc.Server)
+	transport.RegisterResourceMetrics(reg, s.res)
 	return s, nil
 }
 
@@ -219,6 +225,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.pool.SetOnChange(s.reg.Notify)
 		rctx, cancel := context.WithCancel(context.Background())
 		s.regStop = cancel
+		src := transport.NewPolarisResources(c.Resources, s.cfg.Service, s.log)
+		s.res.SetFetcher(src)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); src.Watch(rctx, s.res, time.Second) }()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -304,6 +314,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		_ = s.ln.Close()
 	}
 	s.mgr.Close()
+	s.res.Close() // unload the idle personalisation resources
 	// (5) engine Fini.
 	if s.inited.Load() {
 		if err := s.eng.Fini(ctx); err != nil {

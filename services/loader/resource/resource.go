@@ -136,6 +136,13 @@ func NewManager(eng engine.Engine, fetch Fetcher, cfg Config, log zerolog.Logger
 	return &Manager{eng: rl, fetch: fetch, cfg: cfg.withDefaults(), log: log, byKey: map[key]*entry{}, lru: list.New()}
 }
 
+// SetFetcher sets the resource source (a loader learns it once connected to polaris).
+func (m *Manager) SetFetcher(f Fetcher) {
+	m.mu.Lock()
+	m.fetch = f
+	m.mu.Unlock()
+}
+
 // IDs returns the resource ids named by headers res_id and patch_id (comma separated,
 // blanks and repeats dropped), in order.
 func IDs(headers map[string]string) []string {
@@ -177,7 +184,11 @@ func (m *Manager) Acquire(ctx context.Context, headers map[string]string) ([]uin
 		return nil, noop, fmt.Errorf("resource %s named without app_id: %w", ids[0], aserr.ErrInvalidParam)
 	case m.eng == nil:
 		return nil, noop, fmt.Errorf("resource %s: %w", ids[0], ErrUnsupported)
-	case m.fetch == nil:
+	}
+	m.mu.Lock()
+	fetch := m.fetch
+	m.mu.Unlock()
+	if fetch == nil {
 		return nil, noop, fmt.Errorf("resource %s/%s: the loader has no resource source (polaris): %w", app, ids[0], ErrNotFound)
 	}
 	got := make([]*entry, 0, len(ids))
@@ -188,7 +199,7 @@ func (m *Manager) Acquire(ctx context.Context, headers map[string]string) ([]uin
 	}
 	psr := make([]uint32, 0, len(ids))
 	for _, id := range ids {
-		e, err := m.acquire(ctx, key{app, id})
+		e, err := m.acquire(ctx, key{app, id}, fetch)
 		if err != nil {
 			release()
 			return nil, noop, err
@@ -201,7 +212,7 @@ func (m *Manager) Acquire(ctx context.Context, headers map[string]string) ([]uin
 }
 
 // acquire returns k's entry, loaded, with a reference taken.
-func (m *Manager) acquire(ctx context.Context, k key) (*entry, error) {
+func (m *Manager) acquire(ctx context.Context, k key, fetch Fetcher) (*entry, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -212,7 +223,7 @@ func (m *Manager) acquire(ctx context.Context, k key) (*entry, error) {
 		e = &entry{key: k, ready: make(chan struct{}), refs: 1}
 		m.byKey[k] = e
 		m.mu.Unlock()
-		m.load(ctx, e)
+		m.load(ctx, e, fetch)
 		if e.err != nil {
 			return nil, e.err
 		}
@@ -237,10 +248,10 @@ func (m *Manager) acquire(ctx context.Context, k key) (*entry, error) {
 }
 
 // load fetches and loads e; it ends e's load with success or e.err (and then drops e).
-func (m *Manager) load(ctx context.Context, e *entry) {
+func (m *Manager) load(ctx context.Context, e *entry, fetch Fetcher) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.LoadTimeout)
 	defer cancel()
-	d, err := m.fetch.Fetch(lctx, e.key.app, e.key.res)
+	d, err := fetch.Fetch(lctx, e.key.app, e.key.res)
 	var psr uint32
 	if err == nil {
 		psr = m.allocPsr()

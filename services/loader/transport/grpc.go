@@ -24,6 +24,7 @@ type Server struct {
 	mgr *session.Manager
 	log zerolog.Logger
 	m   *metrics
+	res Resources // nil: res_id/patch_id headers are not resolved (resources.go)
 }
 
 var _ loaderpb.LoaderServer = (*Server)(nil)
@@ -88,7 +89,15 @@ func (m *metrics) rejected(call string, err error) {
 // Once runs one once request in a licence slot.
 func (g *Server) Once(ctx context.Context, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error) {
 	start := time.Now()
-	res, err := g.mgr.Once(ctx, request(in))
+	req := request(in)
+	psr, release, err := g.psr(ctx, in)
+	if err != nil {
+		g.m.onceTotal.WithLabelValues(strconv.Itoa(aserr.CodeOf(err))).Inc()
+		return nil, grpcx.ToStatus(err)
+	}
+	defer release()
+	req.PsrIDs = psr
+	res, err := g.mgr.Once(ctx, req)
 	g.m.onceTotal.WithLabelValues(strconv.Itoa(aserr.CodeOf(err))).Inc()
 	if err != nil {
 		g.m.rejected("once", err)
@@ -116,7 +125,14 @@ func (g *Server) Session(stream loaderpb.Loader_SessionServer) error {
 	}
 	var lastIn atomic.Int64
 	lastIn.Store(time.Now().UnixNano())
-	sess, err := g.mgr.Open(ctx, sessionParams(first))
+	sp := sessionParams(first)
+	psr, release, err := g.psr(ctx, first)
+	if err != nil {
+		return grpcx.ToStatus(err)
+	}
+	defer release() // after sess.Abort (deferred below): the engine session is gone first
+	sp.PsrIDs = psr
+	sess, err := g.mgr.Open(ctx, sp)
 	if err != nil {
 		g.m.rejected("session", err)
 		return grpcx.ToStatus(err)
