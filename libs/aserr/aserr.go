@@ -4,22 +4,36 @@
 //	var ErrX = aserr.New(10110, "licence not enough")
 //	return fmt.Errorf("create session %s: %w", sid, aserr.ErrLicenceFull)
 //	code := aserr.CodeOf(err) // 10110
+//	msg := aserr.MessageOf(err) // "create session s1: licence not enough"
+//
+// The text wrapped around a coded error is its reason and stays in the message that
+// reaches the client. A coded error received from another service (Received, as
+// grpcx.FromStatus builds it) already holds that service's full message: text wrapped
+// around it on the receiving side (a loader's address, say) is context and is left out.
 package aserr
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error is an error with a numeric ASE/AIGES code.
 type Error struct {
 	Code int
 	Msg  string
+	// received marks an error rebuilt from another service's answer (see Received).
+	received bool
 }
 
 // New returns an *Error with code and message.
 func New(code int, msg string) *Error { return &Error{Code: code, Msg: msg} }
+
+// Received returns the coded error another service answered with: code and message as
+// that service rendered them (with its reasons). MessageOf leaves out whatever this
+// side wraps around it.
+func Received(code int, msg string) *Error { return &Error{Code: code, Msg: msg, received: true} }
 
 // Newf returns an *Error with code and a formatted message.
 func Newf(code int, format string, args ...any) *Error {
@@ -87,11 +101,34 @@ func CodeOf(err error) int {
 	return ErrInternal.Code
 }
 
-// MessageOf returns the client-facing message of err: the *Error's message when err
-// wraps one, else err's text.
+// MessageOf returns the client-facing message of err:
+//   - for an *Error wrapped by single-error wraps (fmt.Errorf with one %w), err's text with
+//     the *Error's " (code N)" dropped, so the wraps' reason stays: `output "boxes" not
+//     among the expected outputs: invalid output or parameter`;
+//   - for a Received *Error, its message alone, whatever wraps it;
+//   - when the chain passes an error that joins several (errors.Join, several %w, an
+//     Unwrap() []error such as an engine call's error), the first *Error's message;
+//   - for an error with no code, err's text; for nil, "success".
 func MessageOf(err error) string {
 	if err == nil {
 		return "success"
+	}
+	for cur := err; cur != nil; {
+		if e, ok := cur.(*Error); ok {
+			if e.received || cur == err {
+				return e.Msg
+			}
+			text, inner := err.Error(), e.Error()
+			if i := strings.Index(text, inner); i >= 0 {
+				return text[:i] + e.Msg + text[i+len(inner):]
+			}
+			return e.Msg
+		}
+		u, ok := cur.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		cur = u.Unwrap()
 	}
 	var e *Error
 	if errors.As(err, &e) {

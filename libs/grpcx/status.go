@@ -70,7 +70,7 @@ func FromStatus(err error) error {
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == errDomain {
 			if c, cerr := strconv.Atoi(info.GetMetadata()["code"]); cerr == nil {
-				return aserr.New(c, st.Message())
+				return aserr.Received(c, st.Message()) // the message already holds the sender's reasons
 			}
 		}
 	}
@@ -78,9 +78,9 @@ func FromStatus(err error) error {
 	case codes.Canceled:
 		return context.Canceled
 	case codes.DeadlineExceeded:
-		return aserr.New(aserr.ErrOnceTimeout.Code, st.Message())
+		return aserr.Received(aserr.ErrOnceTimeout.Code, st.Message())
 	case codes.Unavailable:
-		return aserr.New(aserr.ErrNetwork.Code, st.Message())
+		return aserr.Received(aserr.ErrNetwork.Code, st.Message())
 	}
-	return aserr.New(aserr.ErrInternal.Code, st.Message())
+	return aserr.Received(aserr.ErrInternal.Code, st.Message())
 }

@@ -20,8 +20,11 @@ func TestStatusRoundTrip(t *testing.T) {
 	if aserr.CodeOf(back) != 10110 || !errors.Is(back, aserr.ErrLicenceFull) {
 		t.Fatalf("round trip lost the code: %v", back)
 	}
-	if aserr.MessageOf(back) != "licence not enough" {
-		t.Fatalf("message = %q", aserr.MessageOf(back))
+	if aserr.MessageOf(back) != "create: licence not enough" {
+		t.Fatalf("message = %q: the sender's reason is kept", aserr.MessageOf(back))
+	}
+	if m := aserr.MessageOf(fmt.Errorf("loader 10.0.0.1:9000: %w", back)); m != "create: licence not enough" {
+		t.Fatalf("message = %q: the receiver's context is left out", m)
 	}
 }
 

@@ -416,7 +416,7 @@ func TestOnceAsksForMoreCandidatesWithExclude(t *testing.T) {
 
 func TestOnceNoRetryOnOtherErrors(t *testing.T) {
 	p := &fakePicker{addrs: []string{"a", "b"}}
-	d := fakeDialer{"a": {once: onceErr(aserr.New(30003, "engine said no"))}, "b": {once: onceOK("b")}}
+	d := fakeDialer{"a": {once: onceErr(aserr.Received(30003, "engine said no"))}, "b": {once: onceOK("b")}}
 	_, err := New(p, d, Options{}).Once(t.Context(), frame(3, "hi"))
 	if aserr.CodeOf(err) != 30003 || aserr.MessageOf(err) != "engine said no" {
 		t.Fatalf("err = %v", err)
