@@ -115,7 +115,7 @@ func TestSamples(t *testing.T) {
 			want: Settings{
 				GRPCListen: ptr(":0"), Licence: ptr(10), SessionIdleTTL: ptr(10 * time.Second), HeartbeatInterval: ptr(500 * time.Millisecond),
 				Engine: ptr(EngineC), EnginePath: ptr(filepath.Join(cDir, LibWrapper)),
-				EngineConfig: map[string]string{"common.lic": "10", "resource.hmm": "HMM_16K", "resource.wfst": "WFST"},
+				EngineConfig:   map[string]string{"common.lic": "10", "resource.hmm": "HMM_16K", "resource.wfst": "WFST"},
 				RealtimeResult: ptr(false), LogLevel: ptr("warn"),
 			},
 			noEffect: []string{"aiges:libCodec", "aiges:gesMock", "svcname:finder"},
