@@ -171,15 +171,16 @@ func (c *wsConn) serve() int {
 				return c.end(ev.err, websocket.CloseNormalClosure)
 			}
 		case <-c.notify:
-			for _, r := range c.takeFinished() {
-				c.lastCode.Store(int64(r.code))
-				if !c.info.Multiplex {
-					c.closeWith(websocket.CloseNormalClosure, r.msg)
-					return r.code
-				}
+			if code, done := c.reapFinished(); done {
+				return code
 			}
 			idle.Reset(idleTO)
 		case <-idle.C:
+			// A sub-session that ended just now (its own read timeout, say) has sent its
+			// frame already: it decides the close, not the idle timer.
+			if code, done := c.reapFinished(); done {
+				return code
+			}
 			if c.activeSubs() == 0 {
 				return c.end(aserr.ErrReadTimeout, websocket.CloseNormalClosure)
 			}
@@ -192,6 +193,19 @@ func (c *wsConn) serve() int {
 			return aserr.ErrNetwork.Code
 		}
 	}
+}
+
+// reapFinished records the codes of the sub-sessions that ended; on a connection without
+// multiplexing the first one ends the connection: done is true and code is its code.
+func (c *wsConn) reapFinished() (code int, done bool) {
+	for _, r := range c.takeFinished() {
+		c.lastCode.Store(int64(r.code))
+		if !c.info.Multiplex {
+			c.closeWith(websocket.CloseNormalClosure, r.msg)
+			return r.code, true
+		}
+	}
+	return 0, false
 }
 
 // end stops every sub-session with err (each sends its error frame), sends err as a
