@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
-		"testing"
+	"testing"
 	"time"
 )
 
