@@ -1,9 +1,10 @@
 // Package obs builds what every service uses to be observed: a zerolog JSON logger,
-// a Prometheus registry, and the admin HTTP server with /metrics, /healthz and /readyz.
+// a Prometheus registry, and the admin HTTP server with /metrics, /healthz, /readyz and,
+// when enabled, the runtime profiles under /debug/pprof/.
 //
 //	log := obs.NewLogger(os.Stderr, "loader", "info")
 //	reg := obs.NewRegistry()
-//	adm, _ := obs.NewAdmin("127.0.0.1:0", reg, srv.Ready)
+//	adm, _ := obs.NewAdmin("127.0.0.1:0", reg, srv.Ready, obs.WithPprof(cfg.Pprof))
 //	go adm.Serve()            // owned by the service; stopped by adm.Shutdown(ctx)
 package obs
 
@@ -47,10 +48,25 @@ type Admin struct {
 	mux *http.ServeMux
 }
 
+// AdminOption tunes NewAdmin.
+type AdminOption func(*adminOptions)
+
+type adminOptions struct{ pprof bool }
+
+// WithPprof serves the runtime profiles (CPU, heap, goroutines, traces) under
+// /debug/pprof/ when on. Off is the default: profiles expose the program's internals and
+// cost CPU while taken. /debug/pprof/cmdline is never served, even when on, because a
+// command line can hold secrets.
+func WithPprof(on bool) AdminOption { return func(o *adminOptions) { o.pprof = on } }
+
 // NewAdmin listens on addr and serves /metrics from reg, /healthz (200 while the process
-// serves), /readyz (200 when ready returns true, else 503) and /debug/pprof/. Handle adds
-// more routes.
-func NewAdmin(addr string, reg *prometheus.Registry, ready func() bool) (*Admin, error) {
+// serves), /readyz (200 when ready returns true, else 503) and, with WithPprof(true),
+// /debug/pprof/. Handle adds more routes.
+func NewAdmin(addr string, reg *prometheus.Registry, ready func() bool, opts ...AdminOption) (*Admin, error) {
+	var o adminOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
@@ -67,12 +83,15 @@ func NewAdmin(addr string, reg *prometheus.Registry, ready func() bool) (*Admin,
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
-	// CPU, heap and goroutine profiles for operators, on the internal admin port only.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if o.pprof {
+		// CPU, heap and goroutine profiles for operators, on the internal admin port only.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	// The command line may carry secrets (a flag's value): never served.
+	mux.Handle("/debug/pprof/cmdline", http.NotFoundHandler())
 	return &Admin{ln: ln, mux: mux, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 
