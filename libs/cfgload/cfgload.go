@@ -12,10 +12,14 @@
 //
 // Supported field types: string, bool, int, int64, uint, float64, time.Duration, []string
 // (comma separated in env and flags), map[string]string (k=v,k=v). Fields tagged
-// `secret:"true"` are redacted by Redacted.
+// `secret:"true"` are redacted by Redacted, and each also has a "<key>-file" key (YAML,
+// env ASF_<SVC>_<KEY>_FILE, flag --<key>-file) naming a file the value is read from
+// (one trailing newline dropped), so secrets need not be on a command line, which other
+// users of the host can read.
 package cfgload
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +41,27 @@ type field struct {
 	name, help string
 	secret     bool
 	v          reflect.Value
+	// fileOf is set on the "<key>-file" companion of a secret string field: setting it
+	// reads the named file into that field.
+	fileOf reflect.Value
+}
+
+// setField sets f from the text s (for a "-file" companion, the file s names).
+func setField(f field, s string) error {
+	if !f.fileOf.IsValid() {
+		return set(f.v, s)
+	}
+	if s == "" {
+		return nil
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		return err
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	f.fileOf.SetString(string(b))
+	return nil
 }
 
 func fields(dst any) ([]field, error) {
@@ -63,7 +88,11 @@ func fields(dst any) ([]field, error) {
 			if name == "-" {
 				continue
 			}
-			out = append(out, field{name: name, help: sf.Tag.Get("help"), secret: sf.Tag.Get("secret") == "true", v: v.Field(i)})
+			f := field{name: name, help: sf.Tag.Get("help"), secret: sf.Tag.Get("secret") == "true", v: v.Field(i)}
+			out = append(out, f)
+			if f.secret && f.v.Kind() == reflect.String {
+				out = append(out, field{name: name + "-file", help: "file holding " + name + " (instead of passing it in a flag)", fileOf: f.v})
+			}
 		}
 	}
 	walk(rv.Elem())
@@ -79,7 +108,7 @@ func (v value) String() string {
 	}
 	return format(v.f.v)
 }
-func (v value) Set(s string) error { return set(v.f.v, s) }
+func (v value) Set(s string) error { return setField(v.f, s) }
 
 // IsBoolFlag lets --flag mean --flag=true for bool fields.
 func (v value) IsBoolFlag() bool { return v.f.v.IsValid() && v.f.v.Kind() == reflect.Bool }
@@ -205,7 +234,7 @@ func load(svc string, args []string, getenv func(string) string, dst any, usage 
 	}
 	for _, f := range fs {
 		if s := getenv(EnvName(svc, f.name)); s != "" {
-			if err := set(f.v, s); err != nil {
+			if err := setField(f, s); err != nil {
 				return fmt.Errorf("env %s: %w", EnvName(svc, f.name), err)
 			}
 		}
@@ -245,6 +274,8 @@ func loadFile(path string, fs []field) error {
 		}
 		var err error
 		switch {
+		case f.fileOf.IsValid() && node.Kind == yaml.ScalarNode:
+			err = setField(f, node.Value)
 		case node.Kind == yaml.ScalarNode:
 			err = set(f.v, node.Value)
 		case f.v.Kind() == reflect.Slice || f.v.Kind() == reflect.Map:
@@ -270,6 +301,9 @@ func Redacted(cfg any) map[string]string {
 	}
 	out := make(map[string]string, len(fs))
 	for _, f := range fs {
+		if f.fileOf.IsValid() {
+			continue
+		}
 		if f.secret {
 			out[f.name] = "***"
 			continue

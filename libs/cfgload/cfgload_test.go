@@ -76,3 +76,36 @@ func FuzzLoadFile(f *testing.F) {
 		_ = load("x", []string{"--config=" + file}, env(nil), &cfg, io.Discard) // must not panic
 	})
 }
+
+// A secret key also reads from a file named by <key>-file, in YAML, env and flags, so
+// the secret itself never appears on a command line.
+func TestSecretFromFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "token")
+	if err := os.WriteFile(secret, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cfg testCfg
+	if err := load("x", []string{"--token-file", secret}, env(nil), &cfg, io.Discard); err != nil || cfg.Token != "from-file" {
+		t.Fatalf("flag: %q %v", cfg.Token, err)
+	}
+	cfg = testCfg{}
+	if err := load("x", nil, env(map[string]string{"ASF_X_TOKEN_FILE": secret}), &cfg, io.Discard); err != nil || cfg.Token != "from-file" {
+		t.Fatalf("env: %q %v", cfg.Token, err)
+	}
+	file := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(file, []byte("token-file: "+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg = testCfg{}
+	if err := load("x", []string{"--config", file}, env(nil), &cfg, io.Discard); err != nil || cfg.Token != "from-file" {
+		t.Fatalf("yaml: %q %v", cfg.Token, err)
+	}
+	cfg = testCfg{}
+	if err := load("x", []string{"--token-file", filepath.Join(dir, "missing")}, env(nil), &cfg, io.Discard); err == nil {
+		t.Fatal("a missing secret file accepted")
+	}
+	if _, ok := Redacted(&cfg)["token-file"]; ok {
+		t.Fatal("the -file companion is listed by Redacted")
+	}
+}
