@@ -35,9 +35,27 @@ type Embedded struct {
 	log zerolog.Logger
 }
 
+// EmbeddedOption configures StartEmbedded.
+type EmbeddedOption func(*server.Options) error
+
+// WithUsers makes the server accept only users (nkeys), each with the subject
+// permissions of its service under prefix (see Permissions). Without it the server
+// accepts any client.
+func WithUsers(prefix string, users ...User) EmbeddedOption {
+	return func(o *server.Options) error {
+		nu, err := serverUsers(users, prefix)
+		if err != nil {
+			return err
+		}
+		o.Nkeys = append(o.Nkeys, nu...)
+		return nil
+	}
+}
+
 // StartEmbedded starts a NATS server listening on listen (host:port; port 0 picks a free
-// port) and returns once it accepts clients.
-func StartEmbedded(listen string, log zerolog.Logger) (*Embedded, error) {
+// port) and returns once it accepts clients. Without WithUsers it accepts any client and
+// logs a warning.
+func StartEmbedded(listen string, log zerolog.Logger, opts ...EmbeddedOption) (*Embedded, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen %q: %w", listen, err)
@@ -52,7 +70,7 @@ func StartEmbedded(listen string, log zerolog.Logger) (*Embedded, error) {
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	opts := &server.Options{
+	sopts := &server.Options{
 		ServerName: "asf-embedded",
 		Host:       host,
 		Port:       port,
@@ -60,7 +78,12 @@ func StartEmbedded(listen string, log zerolog.Logger) (*Embedded, error) {
 		NoLog:      true,
 		MaxPayload: 8 << 20,
 	}
-	srv, err := server.NewServer(opts)
+	for _, o := range opts {
+		if err := o(sopts); err != nil {
+			return nil, fmt.Errorf("nats server: %w", err)
+		}
+	}
+	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
@@ -71,7 +94,11 @@ func StartEmbedded(listen string, log zerolog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("nats server on %s not ready within %s", listen, readyTimeout)
 	}
 	e := &Embedded{srv: srv, log: log}
-	log.Info().Str("url", e.ClientURL()).Msg("embedded nats started")
+	if len(sopts.Nkeys) == 0 {
+		log.Warn().Str("url", e.ClientURL()).Msg("embedded nats started without authorization: any client that reaches it may publish and subscribe")
+	} else {
+		log.Info().Str("url", e.ClientURL()).Int("users", len(sopts.Nkeys)).Msg("embedded nats started")
+	}
 	return e, nil
 }
 
