@@ -50,8 +50,9 @@ type Client struct {
 	Config    polarispb.ConfigClient
 	Resources polarispb.ResourcesClient
 
-	opt   Options
-	cache *diskCache
+	opt    Options
+	cache  *diskCache
+	cached *cachedConfig // CachedConfig; nil without a cache directory
 }
 
 // Dial connects to polaris at addr. The connection is lazy: Dial does not fail when
@@ -74,6 +75,7 @@ func DialWith(addr string, o Options) (*Client, error) {
 		Resources: polarispb.NewResourcesClient(cc), opt: o}
 	if o.CacheDir != "" {
 		c.cache = &diskCache{dir: o.CacheDir, log: o.Log}
+		c.cached = newCachedConfig(c.Config, c.cache, o.Log)
 	}
 	return c, nil
 }
