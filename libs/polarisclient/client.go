@@ -41,6 +41,9 @@ type Options struct {
 	Log zerolog.Logger
 	// Backoff spaces reconnects; zero values take DefaultBackoff.
 	Backoff Backoff
+	// DialOptions are added to the connection's, for example tlsx.DialOption(bundle,
+	// "polaris") for mutual TLS (without one the connection is plaintext).
+	DialOptions []grpc.DialOption
 }
 
 // Client holds one connection to polaris and its registry and config clients.
@@ -64,10 +67,10 @@ func DialWith(addr string, o Options) (*Client, error) {
 	o.Backoff = o.Backoff.withDefaults()
 	// Reconnect at least every second: a restarted polaris must hear from its instances
 	// well within their TTL (3 s), or it evicts the ones it restored from its store.
-	cc, err := grpcx.Dial(addr, grpc.WithConnectParams(grpc.ConnectParams{
+	cc, err := grpcx.Dial(addr, append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff:           backoff.Config{BaseDelay: o.Backoff.Min, Multiplier: 2, Jitter: 0.2, MaxDelay: min(o.Backoff.Max, time.Second)},
 		MinConnectTimeout: 2 * time.Second,
-	}))
+	})}, o.DialOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("polaris: %w", err)
 	}
