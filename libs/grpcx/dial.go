@@ -14,8 +14,9 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 )
 
-// Dial opens a client connection to addr with the suite's defaults: plaintext inside the
-// cluster, keepalive pings so dead peers are noticed within seconds. addr is one
+// Dial opens a client connection to addr with the suite's defaults: keepalive pings so
+// dead peers are noticed within seconds, and plaintext unless extra holds transport
+// credentials — services pass tlsx.DialOption for mutual TLS, which overrides it. addr is one
 // host:port (or any gRPC target), or a comma-separated list of host:port, which Dial
 // hands to DialList.
 func Dial(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {

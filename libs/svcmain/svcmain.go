@@ -21,6 +21,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/cfgload"
 	"github.com/athenaserving/asf/libs/obs"
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -55,6 +56,14 @@ func Run[C any](ctx context.Context, name string, args []string, getenv func(str
 		}
 		fmt.Fprintf(os.Stderr, "%s: config: %v\n", name, err)
 		return 2
+	}
+	// A service process runs its internal plane (gRPC) with mutual TLS, or plaintext only
+	// when insecure is set explicitly; an embedded server (tests) decides in New.
+	if c, ok := any(cfg).(interface{ InternalTLS() tlsx.Config }); ok {
+		if err := c.InternalTLS().Check(); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: config: %v\n", name, err)
+			return 2
+		}
 	}
 	if getenv("GOGC") == "" {
 		// The services keep little live heap (tens of MB) and allocate per request; a
