@@ -58,8 +58,14 @@ func (a *App) AllowsIP(ip string) bool {
 	return false
 }
 
-// mac appends HMAC-SHA256(APISecret, msg) to dst with a pooled hasher.
-func (a *App) mac(msg string, dst []byte) []byte {
+// mac appends HMAC(APISecret, msg) with algorithm alg (a key of algorithms) to dst;
+// hmac-sha256, the common one, uses a pooled hasher.
+func (a *App) mac(alg, msg string, dst []byte) []byte {
+	if alg != "hmac-sha256" {
+		h := hmac.New(algorithms[alg], []byte(a.APISecret))
+		h.Write([]byte(msg))
+		return h.Sum(dst)
+	}
 	h := a.macs.Get().(hash.Hash)
 	h.Reset()
 	h.Write([]byte(msg))

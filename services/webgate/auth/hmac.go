@@ -14,9 +14,12 @@ package auth
 
 import (
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"errors"
+	"hash"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -45,24 +48,38 @@ var (
 	ErrCapability  = &Error{403, "You cannot consume this service", "capability"}
 	ErrAppDisabled = &Error{401, "HMAC signature cannot be verified", "disabled"}
 	ErrQPS         = &Error{429, "qps limit exceeded", "qps"}
+	// ErrReplay refuses a signature already used (with the replay cache on); the body is
+	// that of any signature that cannot be verified.
+	ErrReplay = &Error{401, "HMAC signature cannot be verified", "replay"}
 )
 
 // MaxSkew is the clock skew the spec allows.
 const MaxSkew = 300 * time.Second
+
+// Algorithms are the accepted `algorithm` values with their hashes: hmac-sha256 (the one
+// ASE documents) and hmac-sha1 and hmac-sha512, which ASF's gateway accepts too.
+var algorithms = map[string]func() hash.Hash{
+	"hmac-sha256": sha256.New,
+	"hmac-sha1":   sha1.New,
+	"hmac-sha512": sha512.New,
+}
 
 // Params are the fields of an authorization: `api_key="..", algorithm="..", headers="..",
 // signature=".."`, optionally after the scheme word "hmac"; `username` is accepted for api_key.
 // Values may be in double quotes, in single quotes (`api_key='..'`, as some clients send
 // them) or bare up to the next comma.
 type Params struct {
-	APIKey    string
+	APIKey string
+	// Algorithm is one of hmac-sha256, hmac-sha1, hmac-sha512 (lower case).
 	Algorithm string
 	Headers   []string
 	Signature string
 }
 
 // ParseParams parses an authorization's fields. The URL form passes the base64-decoded
-// authorization parameter, the header form the Authorization header.
+// authorization parameter, the header form the Authorization header. api_key (or
+// username), algorithm and signature are required, a field given twice is refused, and a
+// missing headers field means "host date request-line".
 func ParseParams(s string) (Params, error) {
 	var p Params
 	s = strings.TrimSpace(s)
@@ -70,6 +87,14 @@ func ParseParams(s string) (Params, error) {
 		s = strings.TrimSpace(s[5:])
 	}
 	headers := "host date request-line"
+	var seen [4]bool
+	set := func(i int, dst *string, val string) bool {
+		if seen[i] {
+			return false
+		}
+		seen[i], *dst = true, val
+		return true
+	}
 	for s != "" {
 		eq := strings.IndexByte(s, '=')
 		if eq <= 0 {
@@ -99,22 +124,23 @@ func ParseParams(s string) (Params, error) {
 			}
 			s = strings.TrimSpace(s[1:])
 		}
+		ok := true
 		switch key {
 		case "api_key", "username", "hmac username":
-			p.APIKey = val
+			ok = set(0, &p.APIKey, val)
 		case "algorithm":
-			p.Algorithm = val
+			ok = set(1, &p.Algorithm, strings.ToLower(val))
 		case "headers":
-			headers = val
+			ok = set(2, &headers, val)
 		case "signature":
-			p.Signature = val
+			ok = set(3, &p.Signature, val)
+		}
+		if !ok {
+			return Params{}, ErrUnparsable
 		}
 	}
 	p.Headers = strings.Fields(strings.ToLower(headers))
-	if p.APIKey == "" || p.Signature == "" {
-		return Params{}, ErrUnparsable
-	}
-	if p.Algorithm != "" && !strings.EqualFold(p.Algorithm, "hmac-sha256") {
+	if p.APIKey == "" || p.Signature == "" || algorithms[p.Algorithm] == nil {
 		return Params{}, ErrUnparsable
 	}
 	return p, nil
@@ -133,10 +159,12 @@ type Request struct {
 	Authorization string
 	// URLForm is true when Authorization came from the URL parameters (base64-encoded).
 	URLForm bool
+	// HasBody is true when a header-form request carries a body: digest must then be
+	// signed. The body itself is checked afterwards with VerifyDigest, so it is read only
+	// once the signature over the headers holds.
+	HasBody bool
 	// Header returns any other signed header (lower-case name); nil means none.
 	Header func(name string) string
-	// Body is the request body, checked against Digest when digest is signed.
-	Body []byte
 }
 
 // SignatureOrigin builds the signed text for headers (spec §5): one `name: value` line per
@@ -190,11 +218,21 @@ func BodyDigest(body []byte) string {
 	return "SHA-256=" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
+// VerifyDigest checks a header-form request's body against its signed Digest header
+// (SHA-256=<base64>, as ASF): ErrDigest when they differ or digest is empty.
+func VerifyDigest(digest string, body []byte) error {
+	if digest == "" || !hmac.Equal([]byte(digest), []byte(BodyDigest(body))) {
+		return ErrDigest
+	}
+	return nil
+}
+
 // Authenticator verifies signatures against the current app set. It is safe for
 // concurrent use; SetApps swaps the set atomically.
 type Authenticator struct {
-	apps atomic.Pointer[AppSet]
-	skew time.Duration
+	apps   atomic.Pointer[AppSet]
+	skew   time.Duration
+	replay *ReplayCache // nil: replays within the skew are not detected
 }
 
 // NewAuthenticator returns an Authenticator with clock skew allowance skew (≤ 0: MaxSkew)
@@ -208,15 +246,23 @@ func NewAuthenticator(skew time.Duration) *Authenticator {
 	return a
 }
 
+// SetReplayCache makes the Authenticator refuse a second use of a signature while its date
+// is within the skew (ErrReplay); nil switches the check off. Call it before serving.
+func (a *Authenticator) SetReplayCache(c *ReplayCache) { a.replay = c }
+
 // SetApps makes set current.
 func (a *Authenticator) SetApps(set *AppSet) { a.apps.Store(set) }
 
 // Apps returns the current app set.
 func (a *Authenticator) Apps() *AppSet { return a.apps.Load() }
 
-// Authenticate verifies req at time now and returns the signing app. Checks, in order:
-// authorization present (401), date within the skew (403), authorization parsable (401),
-// api_key known (401), digest (401), signature (401). Signatures compare in constant time.
+// Authenticate verifies req at time now over its headers and returns the signing app.
+// Checks, in order: authorization present (401), date RFC 1123 in GMT and within the skew
+// (403), authorization parsable with host, date (or x-date) and request-line signed and a
+// known algorithm (401), api_key known and enabled (401), digest signed when a header-form
+// request has a body (401 "does not match"), signature (401), and with a replay cache, the
+// signature not used before (401). Signatures compare in constant time. The body is not
+// read here: the caller checks it with VerifyDigest when req.HasBody or req.Digest is set.
 func (a *Authenticator) Authenticate(req Request, now time.Time) (*App, error) {
 	if req.Authorization == "" {
 		return nil, ErrMissing
@@ -245,7 +291,7 @@ func (a *Authenticator) Authenticate(req Request, now time.Time) (*App, error) {
 	if err != nil {
 		return nil, ErrUnparsable
 	}
-	if !signs(p.Headers, "request-line") || !(signs(p.Headers, "date") || signs(p.Headers, "x-date")) {
+	if !signs(p.Headers, "host") || !signs(p.Headers, "request-line") || !(signs(p.Headers, "date") || signs(p.Headers, "x-date")) {
 		return nil, ErrUnparsable
 	}
 	app := a.apps.Load().ByKey(p.APIKey)
@@ -255,16 +301,24 @@ func (a *Authenticator) Authenticate(req Request, now time.Time) (*App, error) {
 	if app.Disabled {
 		return nil, ErrAppDisabled
 	}
-	if signs(p.Headers, "digest") && (req.Digest == "" || !hmac.Equal([]byte(req.Digest), []byte(BodyDigest(req.Body)))) {
+	if signs(p.Headers, "digest") {
+		if req.Digest == "" {
+			return nil, ErrDigest
+		}
+	} else if !req.URLForm && req.HasBody {
+		// An unsigned body could be swapped by anyone replaying the headers.
 		return nil, ErrDigest
 	}
 	want, err := base64.StdEncoding.DecodeString(p.Signature)
-	if err != nil || len(want) != sha256.Size {
+	if err != nil {
 		return nil, ErrMismatch
 	}
-	var sum [sha256.Size]byte
-	if !hmac.Equal(app.mac(SignatureOrigin(req, p.Headers), sum[:0]), want) {
+	var sum [sha512.Size]byte
+	if !hmac.Equal(app.mac(p.Algorithm, SignatureOrigin(req, p.Headers), sum[:0]), want) {
 		return nil, ErrMismatch
+	}
+	if a.replay != nil && !a.replay.Check(want, t.Add(a.skew), now) {
+		return nil, ErrReplay
 	}
 	return app, nil
 }
@@ -278,11 +332,18 @@ func signs(headers []string, h string) bool {
 	return false
 }
 
+// parseDate reads an RFC 1123 date in GMT ("Wed, 10 Jul 2019 07:35:43 GMT", the day in one
+// or two digits). "UTC" is read as GMT, since Go clients formatting time.RFC1123 in UTC (the
+// published ASE demos among them) send it; every other zone is refused rather than read as
+// offset 0.
 func parseDate(s string) (time.Time, error) {
-	for _, layout := range [...]string{time.RFC1123, time.RFC1123Z, "Mon, 2 Jan 2006 15:04:05 MST", time.RFC850, time.ANSIC} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
+	if z := strings.LastIndexByte(s, ' '); z > 0 && s[z+1:] == "UTC" {
+		s = s[:z] + " GMT"
 	}
-	return time.Time{}, errors.New("bad date")
+	// The zone is literal text in this layout: only "GMT" parses. "2" reads one or two digits.
+	t, err := time.Parse("Mon, 2 Jan 2006 15:04:05 GMT", s)
+	if err != nil {
+		return time.Time{}, errors.New("date not RFC 1123 in GMT")
+	}
+	return t, nil
 }

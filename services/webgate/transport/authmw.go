@@ -84,17 +84,24 @@ func (h *Handler) authenticate(a *auth.Authenticator, w http.ResponseWriter, r *
 		}
 		req.Digest = r.Header.Get("Digest")
 		req.Header = func(name string) string { return r.Header.Get(name) }
-		if req.Digest != "" && r.Body != nil && r.Method == http.MethodPost {
-			body, err := readBody(w, r, h.opts.MaxBodyBytes)
-			if err != nil {
-				return nil, err
-			}
-			req.Body = body
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			r.ContentLength = int64(len(body))
-		}
+		req.HasBody = r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	}
-	return a.Authenticate(req, time.Now())
+	app, err := a.Authenticate(req, time.Now())
+	if err != nil || req.URLForm || (!req.HasBody && req.Digest == "") {
+		return app, err
+	}
+	// The signature over the headers holds: only now read the body (bounded) and check it
+	// against the signed digest.
+	body, err := readBody(w, r, h.opts.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.VerifyDigest(req.Digest, body); err != nil {
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return app, nil
 }
 
 // refuse answers a gateway-level refusal: the exact {"message":...} body of an auth
