@@ -16,6 +16,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,6 +26,10 @@ import (
 
 // ReconnectWait is the pause between two reconnect attempts of a Connect connection.
 const ReconnectWait = 500 * time.Millisecond
+
+// reconnectLogEvery is how many failed connect attempts in a row give one log line
+// after the first (about 30 s at ReconnectWait).
+const reconnectLogEvery = 60
 
 // readyTimeout bounds how long StartEmbedded waits for the server to accept clients.
 const readyTimeout = 10 * time.Second
@@ -132,6 +137,7 @@ func (e *Embedded) Shutdown() {
 // does not fail the caller. opts are applied after these defaults.
 func Connect(url, name string, log zerolog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	l := log.With().Str("nats", url).Logger()
+	var failures atomic.Int64
 	base := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -145,7 +151,15 @@ func Connect(url, name string, log zerolog.Logger, opts ...nats.Option) (*nats.C
 			l.Debug().Msg("nats disconnected")
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			failures.Store(0)
 			l.Info().Str("server", c.ConnectedUrlRedacted()).Msg("nats reconnected")
+		}),
+		// A refused credential or an unreachable server fails every attempt: log the
+		// first failure and then one in reconnectLogEvery, so the reason stays visible.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if n := failures.Add(1); n%reconnectLogEvery == 1 {
+				l.Warn().Err(err).Int64("attempts", n).Msg("nats connect failed; retrying")
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			ev := l.Warn().Err(err)

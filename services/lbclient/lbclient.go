@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
@@ -53,6 +54,12 @@ type Config struct {
 	Advertise      string        `cfg:"advertise" help:"address registered under replica-service (default: the bound gRPC address, 0.0.0.0/:: replaced by 127.0.0.1)"`
 	StartWait      time.Duration `cfg:"start-wait" help:"how long Start waits for polaris before returning not ready (retrying goes on)"`
 	LogLevel       string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
+
+	// NATS is lbclient's NATS credentials (its user may only subscribe to the registry
+	// and load events).
+	NATS natsbus.ClientConfig
+	// Insecure allows connecting to NATS without credentials; it is logged as a warning.
+	Insecure bool `cfg:"insecure" help:"allow plaintext and unauthenticated internal connections (NATS without credentials); logged as a warning"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -82,6 +89,9 @@ func (c Config) validate() error {
 	}
 	if c.PolarisAddr == "" {
 		errs = append(errs, errors.New("polaris is empty"))
+	}
+	if !c.NATS.Configured() && !c.Insecure {
+		errs = append(errs, natsbus.ErrNoCredentials)
 	}
 	if c.ReportInterval <= 0 {
 		errs = append(errs, fmt.Errorf("report-interval %s must be positive", c.ReportInterval))
@@ -162,7 +172,12 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
-	src, err := source.New(source.Config{PolarisAddr: cfg.PolarisAddr, NATSURL: cfg.NATSURL, SweepEvery: cfg.ReportInterval}, view, log, reg)
+	natsAuth, err := cfg.NATS.ClientOptions(cfg.Insecure, log)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("lbclient config: %w", err)
+	}
+	src, err := source.New(source.Config{PolarisAddr: cfg.PolarisAddr, NATSURL: cfg.NATSURL, NATSOptions: natsAuth, SweepEvery: cfg.ReportInterval}, view, log, reg)
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient: %w", err)

@@ -45,6 +45,16 @@ type Config struct {
 	ConsulToken   string        `cfg:"consul-token" secret:"true" help:"Consul ACL token (backend consul)"`
 	ResourceMax   int64         `cfg:"resource-max-bytes" help:"size bound of one personalisation resource (admin API uploads); at most the gRPC message bound loaders accept (64 MiB)"`
 	AdminToken    string        `cfg:"admin-token" secret:"true" help:"admin token for the API and console, from a secret (env ASF_POLARIS_ADMIN_TOKEN); empty: one is generated at the first start and logged once"`
+
+	// NATSUsers is the directory of the NATS users' public keys (<service>.pub) the
+	// embedded server accepts, each with its service's subject permissions.
+	NATSUsers string `cfg:"nats-users" help:"directory of the NATS users' nkey public keys (<service>.pub) the embedded NATS server accepts; required with nats-embedded unless insecure"`
+	// NATS is polaris's own NATS credentials, for an external server (on the embedded
+	// server polaris connects with an in-memory key).
+	NATS natsbus.ClientConfig
+	// Insecure allows NATS without authorization (an embedded server without nats-users,
+	// an external one without credentials); it is logged as a warning.
+	Insecure bool `cfg:"insecure" help:"allow plaintext and unauthenticated internal connections (NATS without credentials); logged as a warning"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -79,6 +89,12 @@ func (c Config) validate() error {
 	}
 	if !c.NATSEmbedded && c.NATSURL == "" {
 		errs = append(errs, "nats-url is empty while nats-embedded is off")
+	}
+	if c.NATSEmbedded && c.NATSUsers == "" && !c.Insecure {
+		errs = append(errs, "nats-users is empty: the embedded NATS server needs the services' public keys (or set insecure)")
+	}
+	if !c.NATSEmbedded && !c.NATS.Configured() && !c.Insecure {
+		errs = append(errs, "nats-nkey-seed-file or nats-creds is required for an external NATS server (or set insecure)")
 	}
 	if c.SubjectPrefix == "" || strings.ContainsAny(c.SubjectPrefix, "*> \t") {
 		errs = append(errs, fmt.Sprintf("subject-prefix %q is not a NATS subject", c.SubjectPrefix))
@@ -215,18 +231,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	url := s.cfg.NATSURL
-	if s.cfg.NATSEmbedded {
-		emb, err := natsbus.StartEmbedded(s.cfg.NATSListen, s.log)
-		if err != nil {
-			return fmt.Errorf("polaris start: %w", err)
-		}
-		s.emb, url = emb, emb.ClientURL()
+	url, auth, err := s.startNATS()
+	if err != nil {
+		return fmt.Errorf("polaris start: %w", err)
 	}
 	s.natsURL.Store(url)
 	s.ncDone = make(chan struct{})
 	done := s.ncDone
-	nc, err := natsbus.Connect(url, "polaris", s.log, nats.ClosedHandler(func(*nats.Conn) { close(done) }))
+	nc, err := natsbus.Connect(url, "polaris", s.log, append(auth, nats.ClosedHandler(func(*nats.Conn) { close(done) }))...)
 	if err != nil {
 		s.stopNATS(context.Background())
 		return fmt.Errorf("polaris start: %w", err)
@@ -334,6 +346,43 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	natsErr := s.stopNATS(ctx)
 	return errors.Join(adminErr, natsErr, s.store.close())
+}
+
+// startNATS starts the embedded NATS server when configured, with the users of
+// nats-users (and polaris's own in-memory key) unless insecure, and returns the URL to
+// connect to with the options that authenticate polaris there.
+func (s *Server) startNATS() (string, []nats.Option, error) {
+	if !s.cfg.NATSEmbedded {
+		auth, err := s.cfg.NATS.ClientOptions(s.cfg.Insecure, s.log)
+		return s.cfg.NATSURL, auth, err
+	}
+	if s.cfg.NATSUsers == "" {
+		s.log.Warn().Msg("insecure: the embedded NATS server accepts any client")
+		emb, err := natsbus.StartEmbedded(s.cfg.NATSListen, s.log)
+		if err != nil {
+			return "", nil, err
+		}
+		s.emb = emb
+		return emb.ClientURL(), nil, nil
+	}
+	users, err := natsbus.LoadUsers(s.cfg.NATSUsers)
+	if err != nil {
+		return "", nil, err
+	}
+	self, err := natsbus.NewKey(natsbus.UserPolaris)
+	if err != nil {
+		return "", nil, err
+	}
+	auth, err := natsbus.KeyOption(self)
+	if err != nil {
+		return "", nil, err
+	}
+	emb, err := natsbus.StartEmbedded(s.cfg.NATSListen, s.log, natsbus.WithUsers(s.cfg.SubjectPrefix, append(users, self.User)...))
+	if err != nil {
+		return "", nil, err
+	}
+	s.emb = emb
+	return emb.ClientURL(), []nats.Option{auth}, nil
 }
 
 // stopNATS drains the connection (bounded by ctx) and stops the embedded server.

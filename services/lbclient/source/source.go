@@ -43,6 +43,8 @@ type Config struct {
 	PolarisAddr string
 	// NATSURL overrides the NATS URL that polaris announces in Registry.Info.
 	NATSURL string
+	// NATSOptions are added to the NATS connection's options (its credentials).
+	NATSOptions []nats.Option
 	// CallTimeout bounds each polaris call and NATS flush (default 2 s).
 	CallTimeout time.Duration
 	// RetryMin and RetryMax bound the back-off between failed attempts (200 ms, 5 s).
@@ -237,7 +239,7 @@ func (s *Source) Run(ctx context.Context) error {
 		if url == "" {
 			return errors.New("polaris announced no NATS URL and none is configured")
 		}
-		nc, err = natsbus.Connect(url, "lbclient", s.log)
+		nc, err = natsbus.Connect(url, "lbclient", s.log, s.cfg.NATSOptions...)
 		return err
 	}) {
 		return nil
