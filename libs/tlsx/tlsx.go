@@ -80,12 +80,15 @@ type material struct {
 	srv  *tls.Config // server config of this material
 }
 
-// Load reads cfg's files. It returns a nil Bundle (plaintext) with a logged warning when
-// no file is set — insecure, or an embedded server given no TLS (the service processes
-// refuse that combination through Check) — and an error when the files cannot be used.
+// Load reads cfg's files. It returns a nil Bundle (plaintext) when no file is set: with
+// insecure it logs a warning; without, it is an embedded server given no TLS (tests) —
+// service processes refuse that combination through Check. It returns an error when the
+// files cannot be used.
 func Load(cfg Config, log zerolog.Logger) (*Bundle, error) {
 	if !cfg.Enabled() {
-		log.Warn().Msg("internal TLS off (insecure): gRPC is plaintext and callers have no identity; use only for local development")
+		if cfg.Insecure {
+			log.Warn().Msg("internal TLS off (insecure): gRPC is plaintext and callers have no identity; use only for local development")
+		}
 		return nil, nil
 	}
 	if err := cfg.Check(); err != nil {
