@@ -30,6 +30,7 @@ import (
 	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/atom/capmeta"
 	"github.com/athenaserving/asf/services/atom/convert"
 	"github.com/athenaserving/asf/services/atom/route"
@@ -50,19 +51,25 @@ type Config struct {
 	Polaris     string        `cfg:"polaris" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
 	Advertise   string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
 	LogLevel    string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
+	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure): atom
+	// serves webgate and calls lbclient, loaders and polaris with it.
+	TLS tlsx.Config
 }
 
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCListen:  ":9988",
-		AdminListen: ":9987",
+		GRPCListen:  "127.0.0.1:9988",
+		AdminListen: "127.0.0.1:9987",
 		LBAddr:      "127.0.0.1:9989",
 		LBStreams:   6,
 		OnceTimeout: 30 * time.Second,
 		LogLevel:    "info",
 	}
 }
+
+// InternalTLS is the internal-TLS part of c (checked by the service process at start).
+func (c Config) InternalTLS() tlsx.Config { return c.TLS }
 
 func (c Config) validate() error {
 	switch {
@@ -120,7 +127,11 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool(grpcx.FastFailure())}
+	tb, err := tlsx.Load(cfg.TLS, log)
+	if err != nil {
+		return nil, fmt.Errorf("atom: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool(grpcx.FastFailure(), tlsx.DialOption(tb, "loader"))}
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
 	// On any error below, release what was opened so far, last first.
 	undo := []func(){s.runStop}
@@ -131,7 +142,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 			}
 		}
 	}()
-	if s.lbConn, err = grpcx.Dial(cfg.LBAddr); err != nil {
+	if s.lbConn, err = grpcx.Dial(cfg.LBAddr, tlsx.DialOption(tb, "lbclient")); err != nil {
 		return nil, fmt.Errorf("atom lbclient: %w", err)
 	}
 	undo = append(undo, func() { _ = s.lbConn.Close() })
@@ -147,7 +158,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	undo = append(undo, func() { _ = s.admin.Shutdown(context.Background()) })
 	var metaOf func(string) *convert.Meta
 	if cfg.Polaris != "" {
-		if s.polaris, err = polarisclient.Dial(cfg.Polaris); err != nil {
+		if s.polaris, err = polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}); err != nil {
 			return nil, fmt.Errorf("atom: %w", err)
 		}
 		advertise := cfg.Advertise
@@ -170,7 +181,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		Log:         log,
 		Uses:        s.uses,
 	})
-	s.grpc = grpcx.NewServer("atom", log, reg, grpc.MaxRecvMsgSize(64<<20))
+	s.grpc = grpcx.NewServer("atom", log, reg, grpc.MaxRecvMsgSize(64<<20), tlsx.ServerOption(tb))
 	atompb.RegisterAtomServer(s.grpc.Server, transport.NewServer(router, m, log))
 	return s, nil
 }
