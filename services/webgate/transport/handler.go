@@ -72,6 +72,9 @@ type Options struct {
 	MaxCapabilityLabels int
 	// Ready reports readiness for the OIP /v2/health/ready probe; nil means always ready.
 	Ready func() bool
+	// MaxSubSessions bounds the sub-sessions running at once on one multiplexed socket
+	// (more are refused with 11204, the socket goes on); 0 means DefaultMaxSubSessions.
+	MaxSubSessions int
 }
 
 // Handler serves ASE once requests and WebSocket sessions. It is safe for concurrent use.

@@ -17,6 +17,7 @@ import (
 	"github.com/athenaserving/asf/libs/grpcx"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
+	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/gorilla/websocket"
 )
 
@@ -35,6 +36,14 @@ const (
 )
 
 var errFrameTooBig = aserr.New(aserr.ErrBadRequest.Code, "websocket message too large")
+
+// DefaultMaxSubSessions is how many sub-sessions one multiplexed socket runs at once when
+// Options.MaxSubSessions is not set.
+const DefaultMaxSubSessions = 16
+
+// ErrSubSessionLimit refuses a sub-session beyond the socket's MaxSubSessions; the socket
+// and its other sub-sessions go on.
+var ErrSubSessionLimit = aserr.New(11204, "too many sub-sessions on this connection")
 
 type connEventKind int
 
@@ -57,7 +66,8 @@ type connEvent struct {
 // sub-session, starting one on its first frame; every sub-session runs its own goroutine
 // (frames to atom, results to the client, its own timers) and an atom receiver. Socket
 // writes are serialised by wmu. wg tracks the reader, subWG the sub-sessions.
-// Lock order: mu before wmu (never held together in practice).
+// Lock order: mu before wmu (never held together in practice); mu before the Limiter's
+// locks (sub-session leases are taken and released under mu).
 type wsConn struct {
 	h      *Handler
 	conn   *websocket.Conn
@@ -72,8 +82,11 @@ type wsConn struct {
 	subWG      sync.WaitGroup
 	wmu        sync.Mutex
 
-	mu       sync.Mutex
-	subs     map[string]*subSession
+	mu   sync.Mutex
+	subs map[string]*subSession
+	// extra are the app leases of a multiplexed socket's sub-sessions beyond the first
+	// (the socket's own lease covers one): len(extra) == max(0, len(subs)-1).
+	extra    []*auth.Lease
 	finished []subResult
 	endedIDs []string
 	stopping bool
@@ -127,6 +140,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *R
 	_ = conn.Close()
 	c.wg.Wait()
 	c.subWG.Wait()
+	c.mu.Lock()
+	c.releaseExtraLocked(0)
+	c.mu.Unlock()
 }
 
 func (h *Handler) timeouts(info *RequestInfo) (read, life time.Duration) {
@@ -419,6 +435,15 @@ func (c *wsConn) route(data []byte) bool {
 			c.mu.Unlock()
 			return false
 		}
+		if c.info.Multiplex {
+			if err := c.admitSubLocked(); err != nil {
+				// Late frames of the refused sub-session are dropped like an ended one's.
+				c.rememberEndedLocked(cid)
+				c.mu.Unlock()
+				_ = c.write(ase.AppendErrorCID(nil, aserr.CodeOf(err), aserr.MessageOf(err), c.info.SID, cid))
+				return false
+			}
+		}
 		s = c.newSub(cid)
 		c.subs[cid] = s
 		c.started = true
@@ -454,6 +479,64 @@ func probeCID(data []byte) string {
 		return strings.Trim(string(probe.Header.Cid), `"`)
 	}
 	return cid
+}
+
+// admitSubLocked admits one more sub-session of a multiplexed socket: within the socket's
+// MaxSubSessions (ErrSubSessionLimit), and beyond the first one, within the app's
+// max_sessions, each taking a lease of its own (ErrConnLimit). Called with c.mu held.
+func (c *wsConn) admitSubLocked() error {
+	max := c.h.opts.MaxSubSessions
+	if max <= 0 {
+		max = DefaultMaxSubSessions
+	}
+	if len(c.subs) >= max {
+		return ErrSubSessionLimit
+	}
+	lim, app := c.h.opts.Limiter, c.info.App
+	if len(c.subs) == 0 || lim == nil || app == nil {
+		return nil
+	}
+	ls, ok := lim.Acquire(app, func() { c.stopNewestSub(ErrConnLimit) })
+	if !ok {
+		return ErrConnLimit
+	}
+	c.extra = append(c.extra, ls)
+	return nil
+}
+
+// releaseExtraLocked releases sub-session leases until at most keep are held, newest first.
+func (c *wsConn) releaseExtraLocked(keep int) {
+	for len(c.extra) > max(0, keep) {
+		ls := c.extra[len(c.extra)-1]
+		c.extra = c.extra[:len(c.extra)-1]
+		c.h.opts.Limiter.Release(ls)
+	}
+}
+
+// stopNewestSub ends the most recently started sub-session with err: a lowered app limit
+// takes back the newest sub-session's lease first.
+func (c *wsConn) stopNewestSub(err error) {
+	c.mu.Lock()
+	var newest *subSession
+	for _, s := range c.subs {
+		if newest == nil || s.start.After(newest.start) {
+			newest = s
+		}
+	}
+	c.mu.Unlock()
+	if newest != nil {
+		select {
+		case newest.stop <- err:
+		default:
+		}
+	}
+}
+
+func (c *wsConn) rememberEndedLocked(cid string) {
+	c.endedIDs = append(c.endedIDs, cid)
+	if len(c.endedIDs) > maxEndedCIDs {
+		c.endedIDs = c.endedIDs[1:]
+	}
 }
 
 func (c *wsConn) recentlyEnded(cid string) bool {
@@ -537,12 +620,10 @@ func (s *subSession) run() {
 	}
 	c.mu.Lock()
 	delete(c.subs, s.cid)
+	c.releaseExtraLocked(len(c.subs) - 1)
 	c.finished = append(c.finished, subResult{code: code, msg: msg})
 	if c.info.Multiplex {
-		c.endedIDs = append(c.endedIDs, s.cid)
-		if len(c.endedIDs) > maxEndedCIDs {
-			c.endedIDs = c.endedIDs[1:]
-		}
+		c.rememberEndedLocked(s.cid)
 	}
 	c.mu.Unlock()
 	select {
