@@ -131,3 +131,35 @@ func TestEdgeAuthURLFormRules(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, st)
 	assert.Equal(t, bodyCannotVerify, out)
 }
+
+// With replay-cache on, a signature serves once; off (the default), again until its date
+// leaves the skew.
+func TestEdgeAuthReplayCache(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("replay-cache=", on), func(t *testing.T) {
+			e := start(t, func(c *Config) { c.ReplayCache = on }, defaultFiles())
+			signed := signURL(t, e.url("/v1/private/echo"), "POST", app1, time.Now())
+			st, out, _ := post(t, signed, onceBody("app1"))
+			require.Equal(t, http.StatusOK, st, out)
+			st, out, _ = post(t, signed, onceBody("app1"))
+			if !on {
+				assert.Equal(t, http.StatusOK, st, out)
+				return
+			}
+			assert.Equal(t, http.StatusUnauthorized, st)
+			assert.Equal(t, bodyCannotVerify, out)
+			// A fresh signature (another date) still passes.
+			st, out, _ = post(t, signURL(t, e.url("/v1/private/echo"), "POST", app1, time.Now().Add(-2*time.Second)), onceBody("app1"))
+			assert.Equal(t, http.StatusOK, st, out)
+		})
+	}
+}
+
+func TestConfigSubSessionsAndReplayDefaults(t *testing.T) {
+	cfg := DefaultConfig()
+	assert.False(t, cfg.ReplayCache)
+	assert.Equal(t, auth.DefaultReplayCacheSize, cfg.ReplayCacheSize)
+	assert.Equal(t, 16, cfg.MaxSubSessions)
+	cfg.MaxSubSessions = -1
+	assert.Error(t, cfg.validate())
+}

@@ -61,6 +61,10 @@ type Config struct {
 	AppsService   string        `cfg:"apps-service" help:"polaris config service holding the apps file"`
 	AppsFile      string        `cfg:"apps-file" help:"file name of the apps config"`
 	RequireSchema bool          `cfg:"require-schema" help:"answer 404 for capabilities without a schema instead of passing them to atom"`
+
+	ReplayCache     bool `cfg:"replay-cache" help:"refuse a second use of an HMAC signature while its date is within the clock skew (off by default: see docs/protocol.md)"`
+	ReplayCacheSize int  `cfg:"replay-cache-size" help:"most signatures the replay cache remembers (its memory bound); when full the oldest go first"`
+	MaxSubSessions  int  `cfg:"max-sub-sessions" help:"sub-sessions one multiplexed WebSocket runs at once; more are refused with 11204"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -86,6 +90,8 @@ func DefaultConfig() Config {
 		SchemaPrefix:    "schema_",
 		AppsService:     "webgate",
 		AppsFile:        "apps.json",
+		ReplayCacheSize: auth.DefaultReplayCacheSize,
+		MaxSubSessions:  transport.DefaultMaxSubSessions,
 	}
 }
 
@@ -100,6 +106,8 @@ func (c Config) validate() error {
 		return errors.New("webgate: read-timeout and session-timeout must be positive")
 	case c.MaxBodyBytes <= 0, c.MaxFrameBytes < 0, c.MaxPayloadBytes < 0:
 		return errors.New("webgate: max-body-bytes must be positive, max-frame-bytes and max-payload-bytes not negative")
+	case c.ReplayCacheSize < 0, c.MaxSubSessions < 0:
+		return errors.New("webgate: replay-cache-size and max-sub-sessions must not be negative")
 	case c.Auth != "on" && c.Auth != "off":
 		return fmt.Errorf("webgate: auth %q: want on or off", c.Auth)
 	}
@@ -144,6 +152,9 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	var demo *auth.App
 	if cfg.Auth == "on" {
 		s.authn = auth.NewAuthenticator(auth.MaxSkew)
+		if cfg.ReplayCache {
+			s.authn.SetReplayCache(auth.NewReplayCache(cfg.ReplayCacheSize))
+		}
 		s.limiter = auth.NewLimiter()
 		var err error
 		if demo, err = demoApp(cfg.DemoApp, log); err != nil {
@@ -209,6 +220,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		SIDs:            ase.NewSIDGen(cfg.DataCenter, s.ln.Addr().String()),
 		Schemas:         s.schemas,
 		RequireSchema:   cfg.RequireSchema,
+		MaxSubSessions:  cfg.MaxSubSessions,
 		Auth:            s.authn,
 		Limiter:         s.limiter,
 		Ready:           s.Ready,
