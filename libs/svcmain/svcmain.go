@@ -59,10 +59,8 @@ func Run[C any](ctx context.Context, name string, args []string, getenv func(str
 	}
 	// A service process runs its internal plane (gRPC) with mutual TLS, or plaintext only
 	// when insecure is set explicitly; an embedded server (tests) decides in New.
-	if c, ok := any(cfg).(interface {
-		InternalTLS() (tlsx.Config, bool)
-	}); ok {
-		if err := tlsx.Config.Check(c.InternalTLS()); err != nil {
+	if c, ok := any(cfg).(interface{ InternalTLS() tlsx.Config }); ok {
+		if err := c.InternalTLS().Check(); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: config: %v\n", name, err)
 			return 2
 		}

@@ -7,7 +7,7 @@
 // not by host name, so the same certificates work on 127.0.0.1, docker DNS names and
 // Kubernetes service names.
 //
-//	b, err := tlsx.Load(cfg.TLS, cfg.Insecure, log) // nil bundle: plaintext (insecure)
+//	b, err := tlsx.Load(cfg.TLS, log)              // nil bundle: plaintext (insecure)
 //	srv := grpcx.NewServer("atom", log, reg, tlsx.ServerOption(b))
 //	cc, err := grpcx.Dial(addr, tlsx.DialOption(b, "lbclient")) // the peer must be an lbclient
 package tlsx
@@ -30,13 +30,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// Config is the internal-TLS part of every service's config; the same keys on every
-// service (YAML tls-ca, env ASF_<SVC>_TLS_CA, flag --tls-ca, ...). The switch to
-// plaintext is the service's own `insecure` key, shared with NATS.
+// Config is the internal plane's security part of every service's config; the same keys
+// on every service (YAML tls-ca, env ASF_<SVC>_TLS_CA, flag --tls-ca, ...). Insecure is
+// the one switch to plaintext and unauthenticated internal connections, gRPC and NATS.
 type Config struct {
-	CA   string `cfg:"tls-ca" help:"internal TLS: PEM CA bundle that verifies peers on every gRPC hop (may hold old and new CAs during a rotation); re-read on change"`
-	Cert string `cfg:"tls-cert" help:"internal TLS: PEM certificate of this service carrying its spiffe://asf/<service>/<instance> URI SAN; re-read on change"`
-	Key  string `cfg:"tls-key" help:"internal TLS: PEM private key of tls-cert; re-read on change"`
+	CA       string `cfg:"tls-ca" help:"internal TLS: PEM CA bundle that verifies peers on every gRPC hop (may hold old and new CAs during a rotation); re-read on change"`
+	Cert     string `cfg:"tls-cert" help:"internal TLS: PEM certificate of this service carrying its spiffe://asf/<service>/<instance> URI SAN; re-read on change"`
+	Key      string `cfg:"tls-key" help:"internal TLS: PEM private key of tls-cert; re-read on change"`
+	Insecure bool   `cfg:"insecure" help:"allow plaintext and unauthenticated internal connections: gRPC without TLS when tls-ca/tls-cert/tls-key are not set, NATS without credentials (local development only); logged as a warning"`
 }
 
 // ErrNotConfigured is returned by Check when neither the TLS files nor insecure are set.
@@ -46,9 +47,10 @@ var ErrNotConfigured = errors.New("internal TLS is not configured: set tls-ca, t
 func (c Config) Enabled() bool { return c.CA != "" || c.Cert != "" || c.Key != "" }
 
 // Check validates c strictly, as a service process does at start: all three files, or
-// none and insecure. With the files set, insecure does not turn TLS off (it may still
+// none and insecure. With the files set, Insecure does not turn TLS off (it may still
 // allow NATS without credentials).
-func (c Config) Check(insecure bool) error {
+func (c Config) Check() error {
+	insecure := c.Insecure
 	switch {
 	case c.Enabled() && (c.CA == "" || c.Cert == "" || c.Key == ""):
 		return fmt.Errorf("internal TLS: tls-ca (%q), tls-cert (%q) and tls-key (%q) must all be set", c.CA, c.Cert, c.Key)
@@ -83,14 +85,14 @@ type material struct {
 // insecure it logs a warning; without, it is an embedded server given no TLS (tests) —
 // service processes refuse that combination through Check. It returns an error when the
 // files cannot be used.
-func Load(cfg Config, insecure bool, log zerolog.Logger) (*Bundle, error) {
+func Load(cfg Config, log zerolog.Logger) (*Bundle, error) {
 	if !cfg.Enabled() {
-		if insecure {
+		if cfg.Insecure {
 			log.Warn().Msg("internal TLS off (insecure): gRPC is plaintext and callers have no identity; use only for local development")
 		}
 		return nil, nil
 	}
-	if err := cfg.Check(insecure); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	b := &Bundle{cfg: cfg, log: log}
@@ -105,7 +107,7 @@ func Load(cfg Config, insecure bool, log zerolog.Logger) (*Bundle, error) {
 
 // MustLoad is Load for tests and tools whose files are known good; it panics on error.
 func MustLoad(cfg Config, log zerolog.Logger) *Bundle {
-	b, err := Load(cfg, false, log)
+	b, err := Load(cfg, log)
 	if err != nil {
 		panic(err)
 	}

@@ -154,22 +154,22 @@ func TestReloadRotatesCAAndLeaves(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	if err := (tlsx.Config{}).Check(false); !errors.Is(err, tlsx.ErrNotConfigured) {
+	if err := (tlsx.Config{}).Check(); !errors.Is(err, tlsx.ErrNotConfigured) {
 		t.Fatalf("empty config: %v", err)
 	}
-	if err := (tlsx.Config{}).Check(true); err != nil {
+	if err := (tlsx.Config{Insecure: true}).Check(); err != nil {
 		t.Fatal(err)
 	}
-	if err := (tlsx.Config{CA: "a"}).Check(true); err == nil {
+	if err := (tlsx.Config{CA: "a", Insecure: true}).Check(); err == nil {
 		t.Fatal("partial files accepted")
 	}
-	if err := (tlsx.Config{CA: "a", Cert: "b", Key: "c"}).Check(false); err != nil {
+	if err := (tlsx.Config{CA: "a", Cert: "b", Key: "c", Insecure: true}).Check(); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := tlsx.Load(tlsx.Config{}, true, zerolog.Nop()); b != nil || err != nil {
+	if b, err := tlsx.Load(tlsx.Config{Insecure: true}, zerolog.Nop()); b != nil || err != nil {
 		t.Fatalf("insecure Load = %v, %v", b, err)
 	}
-	if _, err := tlsx.Load(tlsx.Config{CA: "/nonexistent", Cert: "/x", Key: "/y"}, false, zerolog.Nop()); err == nil {
+	if _, err := tlsx.Load(tlsx.Config{CA: "/nonexistent", Cert: "/x", Key: "/y"}, zerolog.Nop()); err == nil {
 		t.Fatal("missing files accepted")
 	}
 }
