@@ -51,11 +51,9 @@ type Config struct {
 	Polaris     string        `cfg:"polaris" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
 	Advertise   string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
 	LogLevel    string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
-	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key): atom serves
-	// webgate and calls lbclient, loaders and polaris with it.
+	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure): atom
+	// serves webgate and calls lbclient, loaders and polaris with it.
 	TLS tlsx.Config
-	// Insecure allows plaintext gRPC when no TLS files are set; logged as a warning.
-	Insecure bool `cfg:"insecure" help:"allow plaintext and unauthenticated internal connections: gRPC without TLS when tls-ca/tls-cert/tls-key are not set (local development only); logged as a warning"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -71,7 +69,7 @@ func DefaultConfig() Config {
 }
 
 // InternalTLS is the internal-TLS part of c (checked by the service process at start).
-func (c Config) InternalTLS() (tlsx.Config, bool) { return c.TLS, c.Insecure }
+func (c Config) InternalTLS() tlsx.Config { return c.TLS }
 
 func (c Config) validate() error {
 	switch {
@@ -129,7 +127,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	tb, err := tlsx.Load(cfg.TLS, cfg.Insecure, log)
+	tb, err := tlsx.Load(cfg.TLS, log)
 	if err != nil {
 		return nil, fmt.Errorf("atom: %w", err)
 	}
