@@ -31,6 +31,7 @@ import (
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/engine/cabi"
 	"github.com/athenaserving/asf/services/loader/engine/python"
@@ -41,6 +42,7 @@ import (
 	"github.com/athenaserving/asf/services/loader/worker"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
 )
 
 // Config is the loader's configuration; tags name the YAML key, env var and flag.
@@ -66,18 +68,24 @@ type Config struct {
 	ReorderWait       time.Duration     `cfg:"reorder-wait" help:"how long a session waits for a missing sync_id before skipping it"`
 	DrainTimeout      time.Duration     `cfg:"drain-timeout" help:"how long shutdown waits for running sessions"`
 	LogLevel          string            `cfg:"log-level" help:"trace, debug, info, warn or error"`
+	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure): the
+	// loader serves atom and calls polaris with it.
+	TLS tlsx.Config
 }
 
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCListen: ":5090", AdminListen: ":5091", Service: "echo", Engine: "echo", Licence: 10, RealtimeResult: true,
+		GRPCListen: "127.0.0.1:5090", AdminListen: "127.0.0.1:5091", Service: "echo", Engine: "echo", Licence: 10, RealtimeResult: true,
 		Isolation:   IsolationNone,
 		PolarisAddr: "127.0.0.1:6868", HeartbeatInterval: time.Second, WarmUp: 10 * time.Second,
 		SessionIdleTTL: 15 * time.Second, ReorderWait: 500 * time.Millisecond, DrainTimeout: 10 * time.Second,
 		LogLevel: "info",
 	}
 }
+
+// InternalTLS is the internal-TLS part of c (checked by the service process at start).
+func (c Config) InternalTLS() tlsx.Config { return c.TLS }
 
 func (c Config) validate() error {
 	switch {
@@ -128,6 +136,7 @@ type Server struct {
 	cfg       Config
 	log       zerolog.Logger
 	advertise string
+	tls       *tlsx.Bundle // nil: plaintext
 
 	ln    net.Listener
 	grpc  *grpcx.Server
@@ -157,6 +166,10 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	tb, err := tlsx.Load(cfg.TLS, log)
+	if err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
+	}
 	eng, err := NewEngine(cfg, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
@@ -170,7 +183,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		_ = ln.Close()
 		return nil, fmt.Errorf("loader: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng}
+	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng, tls: tb}
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
 	if err != nil {
 		_ = ln.Close()
@@ -179,7 +192,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	s.admin = admin
 	s.pool = licence.New(cfg.Licence, cfg.WarmUp, nil)
 	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait}, log)
-	s.grpc = grpcx.NewServer("loader", log, reg)
+	s.grpc = grpcx.NewServer("loader", log, reg, tlsx.ServerOption(tb))
 	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it
 	tr := transport.New(s.mgr, log, reg)
 	tr.SetResources(s.res)
@@ -215,7 +228,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.grpc.SetServing(true) // serve before registering: callers may come as soon as polaris lists us
 	if s.cfg.PolarisAddr != "" {
-		c, err := polarisclient.Dial(s.cfg.PolarisAddr)
+		c, err := polarisclient.DialWith(s.cfg.PolarisAddr, polarisclient.Options{Log: s.log, DialOptions: []grpc.DialOption{tlsx.DialOption(s.tls, "polaris")}})
 		if err != nil {
 			return fmt.Errorf("loader: %w", err)
 		}
