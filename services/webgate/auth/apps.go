@@ -25,8 +25,9 @@ type App struct {
 	IPAllow []string `json:"ip_allow,omitempty"`
 	// QPS is the request rate limit (once requests and new sessions); 0 means unlimited.
 	QPS float64 `json:"qps,omitempty"`
-	// MaxSessions bounds the app's concurrent once requests and WebSocket connections;
-	// 0 means unlimited.
+	// MaxSessions bounds the app's concurrent once requests, WebSocket connections and
+	// multiplexed sub-sessions (a multiplexed socket counts once per running sub-session
+	// beyond its first); 0 means unlimited.
 	MaxSessions int `json:"max_sessions,omitempty"`
 	// Disabled revokes the app: its key is refused.
 	Disabled bool `json:"disabled,omitempty"`

@@ -6,7 +6,8 @@ import (
 )
 
 // Limiter keeps the per-app runtime state that outlives config reloads: a token bucket
-// for QPS and the app's open leases (concurrent once requests and WebSocket connections).
+// for QPS and the app's open leases (concurrent once requests, WebSocket connections and
+// the sub-sessions of multiplexed sockets beyond their first).
 // It is safe for concurrent use. Lock order: Limiter.mu, then appState.mu.
 type Limiter struct {
 	mu   sync.Mutex
