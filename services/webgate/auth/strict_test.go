@@ -292,3 +292,52 @@ func FuzzParseDate(f *testing.F) {
 		}
 	})
 }
+
+func FuzzAuthenticateHeaderForm(f *testing.F) {
+	now := time.Unix(1700000000, 0)
+	date := now.UTC().Format(http.TimeFormat)
+	body := []byte(`{"a":1}`)
+	good := Request{Method: "POST", Path: "/v1/private/ist", Host: "gate", Date: date, Digest: BodyDigest(body), HasBody: true}
+	signWith(&good, "hmac-sha256", []string{"host", "date", "request-line", "digest"}, "secret1")
+	f.Add(good.Authorization, good.Date, good.Digest, true)
+	f.Add(strings.Replace(good.Authorization, " digest", "", 1), good.Date, good.Digest, true)
+	f.Add(`hmac api_key='key1', algorithm='hmac-sha1', headers='host date request-line', signature='x'`, date, "", false)
+	f.Add("", "", "", false)
+	set, _ := ParseApps(testApps)
+	a := NewAuthenticator(0)
+	a.SetApps(set)
+	a.SetReplayCache(NewReplayCache(64))
+	f.Fuzz(func(t *testing.T, authorization, date, digest string, hasBody bool) {
+		req := Request{Method: "POST", Path: "/v1/private/ist", Host: "gate", Date: date, Digest: digest, HasBody: hasBody, Authorization: authorization}
+		app, err := a.Authenticate(req, now)
+		var e *Error
+		if err != nil {
+			if !errors.As(err, &e) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if app == nil || app.ID != "app1" {
+			t.Fatalf("authenticated %v", app)
+		}
+		p, perr := ParseParams(authorization)
+		if perr != nil || !signs(p.Headers, "host") || !signs(p.Headers, "request-line") {
+			t.Fatalf("accepted %q", authorization)
+		}
+		if hasBody && (!signs(p.Headers, "digest") || digest == "") {
+			t.Fatalf("accepted a body without a signed digest: %q", authorization)
+		}
+		if _, off := mustDate(t, date).Zone(); off != 0 {
+			t.Fatalf("accepted date %q", date)
+		}
+	})
+}
+
+func mustDate(t *testing.T, s string) time.Time {
+	t.Helper()
+	tm, err := parseDate(s)
+	if err != nil {
+		t.Fatalf("accepted unparsable date %q", s)
+	}
+	return tm
+}
