@@ -26,6 +26,7 @@ import (
 	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/athenaserving/asf/services/webgate/transport"
@@ -46,7 +47,10 @@ type Config struct {
 	MaxPayloadBytes int64         `cfg:"max-payload-bytes" help:"largest decoded payload data of one frame"`
 	DataCenter      string        `cfg:"dc" help:"two-character data centre tag put into every sid"`
 	LogLevel        string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
-	DrainTimeout    time.Duration `cfg:"drain-timeout" help:"on shutdown, how long running sessions may go on before they are closed (10222)"`
+	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure):
+	// webgate calls atom and polaris with it. The public HTTP port is not affected.
+	TLS          tlsx.Config
+	DrainTimeout time.Duration `cfg:"drain-timeout" help:"on shutdown, how long running sessions may go on before they are closed (10222)"`
 
 	Auth    string `cfg:"auth" help:"HMAC authentication: on or off (off only for local development)"`
 	DemoApp string `cfg:"demo-app" secret:"true" help:"app_id:api_key:api_secret of an app used while no apps config exists (local development); 'generate' makes one and logs its keys"`
@@ -71,7 +75,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		HTTPListen:      ":8889",
-		AdminListen:     ":8890",
+		AdminListen:     "127.0.0.1:8890",
 		AtomAddr:        "127.0.0.1:9988",
 		ReadTimeout:     15 * time.Second,
 		SessionTimeout:  180 * time.Second,
@@ -97,6 +101,9 @@ func DefaultConfig() Config {
 
 // maxResultBytes bounds one atom result (synthesised audio and images can be large).
 const maxResultBytes = 64 << 20
+
+// InternalTLS is the internal-TLS part of c (checked by the service process at start).
+func (c Config) InternalTLS() tlsx.Config { return c.TLS }
 
 func (c Config) validate() error {
 	switch {
@@ -170,7 +177,11 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		}
 		return nil, fmt.Errorf("webgate: %w", err)
 	}
-	cc, err := grpcx.Dial(cfg.AtomAddr, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResultBytes)))
+	tb, err := tlsx.Load(cfg.TLS, log)
+	if err != nil {
+		return fail(err)
+	}
+	cc, err := grpcx.Dial(cfg.AtomAddr, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResultBytes)), tlsx.DialOption(tb, "atom"))
 	if err != nil {
 		return fail(err)
 	}
@@ -183,7 +194,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	s.ln = &onceCloseListener{Listener: ln}
 	closers = append(closers, s.ln.Close)
 	if cfg.Polaris != "" {
-		pc, err := polarisclient.Dial(cfg.Polaris)
+		pc, err := polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}})
 		if err != nil {
 			return fail(err)
 		}
