@@ -26,6 +26,7 @@ import (
 	"github.com/athenaserving/asf/libs/polarisclient"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/lbclient/balance"
 	"github.com/athenaserving/asf/services/lbclient/source"
 	"github.com/athenaserving/asf/services/lbclient/transport"
@@ -58,8 +59,9 @@ type Config struct {
 	// NATS is lbclient's NATS credentials (its user may only subscribe to the registry
 	// and load events).
 	NATS natsbus.ClientConfig
-	// Insecure allows connecting to NATS without credentials; it is logged as a warning.
-	Insecure bool `cfg:"insecure" help:"allow plaintext and unauthenticated internal connections (NATS without credentials); logged as a warning"`
+	// TLS is the internal plane's TLS (tls-ca, tls-cert, tls-key; presented to NATS
+	// too) and its insecure switch, which also allows NATS without credentials.
+	TLS tlsx.Config
 }
 
 // DefaultConfig returns the production defaults.
@@ -90,7 +92,7 @@ func (c Config) validate() error {
 	if c.PolarisAddr == "" {
 		errs = append(errs, errors.New("polaris is empty"))
 	}
-	if !c.NATS.Configured() && !c.Insecure {
+	if !c.NATS.Configured() && !c.TLS.Insecure {
 		errs = append(errs, natsbus.ErrNoCredentials)
 	}
 	if c.ReportInterval <= 0 {
@@ -172,7 +174,14 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
-	natsAuth, err := cfg.NATS.ClientOptions(cfg.Insecure, log)
+	natsAuth, err := cfg.NATS.ClientOptions(cfg.TLS.Insecure, log)
+	if err == nil && cfg.TLS.Enabled() {
+		// NATS with the internal plane's mutual TLS when its files are set.
+		var tb *tlsx.Bundle
+		if tb, err = tlsx.Load(cfg.TLS, log); err == nil {
+			natsAuth = append(natsAuth, natsbus.TLSOption(tb)...)
+		}
+	}
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient config: %w", err)

@@ -90,7 +90,7 @@ func testConfig(polaris string) lbclient.Config {
 	cfg.GRPCListen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.PolarisAddr = polaris
-	cfg.Insecure = true // the test NATS servers accept any client
+	cfg.TLS.Insecure = true // the test NATS servers accept any client
 	return cfg
 }
 

@@ -49,7 +49,7 @@ func TestBackendConfigValidation(t *testing.T) {
 		func(c *polaris.Config) { c.Backend, c.ConsulAddr = polaris.BackendConsul, "" },
 	} {
 		cfg := polaris.DefaultConfig()
-		cfg.DataDir, cfg.Insecure = t.TempDir(), true
+		cfg.DataDir, cfg.TLS.Insecure = t.TempDir(), true
 		mod(&cfg)
 		if _, err := polaris.New(cfg, zerolog.Nop(), nil); err == nil {
 			t.Fatalf("backend %q accepted", cfg.Backend)
@@ -60,7 +60,7 @@ func TestBackendConfigValidation(t *testing.T) {
 func TestRestartOnEmbeddedBackend(t *testing.T) {
 	cfg := polaris.DefaultConfig()
 	cfg.DataDir, cfg.TTL = t.TempDir(), 600*time.Millisecond
-	cfg.Insecure = true // NATS without credentials
+	cfg.TLS.Insecure = true // NATS without credentials
 	if cfg.Backend != polaris.BackendEmbedded {
 		t.Fatalf("default backend %q", cfg.Backend)
 	}
@@ -118,7 +118,7 @@ func TestReplicasOnConsul(t *testing.T) {
 	addr := consultest.Start(t)
 	cfg := polaris.DefaultConfig()
 	cfg.Backend, cfg.ConsulAddr = polaris.BackendConsul, addr
-	cfg.Insecure = true // NATS without credentials
+	cfg.TLS.Insecure = true // NATS without credentials
 	cfg.DataDir = t.TempDir()
 	a, _ := run(t, cfg)
 	cfg.DataDir = t.TempDir()

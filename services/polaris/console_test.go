@@ -67,7 +67,7 @@ func startWithLog(t *testing.T, dataDir string) (*polaris.Server, *logBuf) {
 	cfg := polaris.DefaultConfig()
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ConsoleListen, cfg.DataDir = "127.0.0.1:0", dataDir
-	cfg.Insecure = true // NATS without credentials
+	cfg.TLS.Insecure = true // NATS without credentials
 	srv, err := polaris.New(cfg, zerolog.New(lb), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

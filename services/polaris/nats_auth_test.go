@@ -83,7 +83,7 @@ func TestEmbeddedNATSAuthorizesServices(t *testing.T) {
 	if _, err := natsbus.GenerateCredentials(dir, "asf"); err != nil {
 		t.Fatal(err)
 	}
-	srv := start(t, func(c *polaris.Config) { c.NATSUsers, c.Insecure = dir, false })
+	srv := start(t, func(c *polaris.Config) { c.NATSUsers, c.TLS.Insecure = dir, false })
 	checkEventsAuthorized(t, srv, dir)
 }
 
@@ -99,7 +99,7 @@ func TestExternalNATSWithSeed(t *testing.T) {
 	}
 	t.Cleanup(emb.Shutdown)
 	srv := start(t, func(c *polaris.Config) {
-		c.NATSEmbedded, c.NATSURL, c.Insecure = false, emb.ClientURL(), false
+		c.NATSEmbedded, c.NATSURL, c.TLS.Insecure = false, emb.ClientURL(), false
 		c.NATS.NKeySeedFile = filepath.Join(dir, natsbus.UserPolaris+natsbus.SeedExt)
 	})
 	checkEventsAuthorized(t, srv, dir)

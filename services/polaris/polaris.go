@@ -17,6 +17,7 @@ import (
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/obs"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
 	"github.com/athenaserving/asf/services/polaris/resource"
@@ -52,9 +53,11 @@ type Config struct {
 	// NATS is polaris's own NATS credentials, for an external server (on the embedded
 	// server polaris connects with an in-memory key).
 	NATS natsbus.ClientConfig
-	// Insecure allows NATS without authorization (an embedded server without nats-users,
-	// an external one without credentials); it is logged as a warning.
-	Insecure bool `cfg:"insecure" help:"allow plaintext and unauthenticated internal connections (NATS without credentials); logged as a warning"`
+	// TLS is the internal plane's TLS (tls-ca, tls-cert, tls-key; the embedded NATS
+	// server serves it and polaris presents it to an external one) and its insecure
+	// switch, which also allows NATS without authorization (an embedded server without
+	// nats-users, an external one without credentials), logged as a warning.
+	TLS tlsx.Config
 }
 
 // DefaultConfig returns the production defaults.
@@ -90,10 +93,10 @@ func (c Config) validate() error {
 	if !c.NATSEmbedded && c.NATSURL == "" {
 		errs = append(errs, "nats-url is empty while nats-embedded is off")
 	}
-	if c.NATSEmbedded && c.NATSUsers == "" && !c.Insecure {
+	if c.NATSEmbedded && c.NATSUsers == "" && !c.TLS.Insecure {
 		errs = append(errs, "nats-users is empty: the embedded NATS server needs the services' public keys (or set insecure)")
 	}
-	if !c.NATSEmbedded && !c.NATS.Configured() && !c.Insecure {
+	if !c.NATSEmbedded && !c.NATS.Configured() && !c.TLS.Insecure {
 		errs = append(errs, "nats-nkey-seed-file or nats-creds is required for an external NATS server (or set insecure)")
 	}
 	if c.SubjectPrefix == "" || strings.ContainsAny(c.SubjectPrefix, "*> \t") {
@@ -350,20 +353,29 @@ func (s *Server) shutdown(ctx context.Context) error {
 
 // startNATS starts the embedded NATS server when configured, with the users of
 // nats-users (and polaris's own in-memory key) unless insecure, and returns the URL to
-// connect to with the options that authenticate polaris there.
+// connect to with the options that authenticate polaris there. With the internal TLS
+// files set, the embedded server requires mutual TLS and polaris presents its
+// certificate to any NATS server.
 func (s *Server) startNATS() (string, []nats.Option, error) {
+	var tb *tlsx.Bundle
+	if s.cfg.TLS.Enabled() {
+		var err error
+		if tb, err = tlsx.Load(s.cfg.TLS, s.log); err != nil {
+			return "", nil, fmt.Errorf("nats: %w", err)
+		}
+	}
 	if !s.cfg.NATSEmbedded {
-		auth, err := s.cfg.NATS.ClientOptions(s.cfg.Insecure, s.log)
-		return s.cfg.NATSURL, auth, err
+		auth, err := s.cfg.NATS.ClientOptions(s.cfg.TLS.Insecure, s.log)
+		return s.cfg.NATSURL, append(auth, natsbus.TLSOption(tb)...), err
 	}
 	if s.cfg.NATSUsers == "" {
 		s.log.Warn().Msg("insecure: the embedded NATS server accepts any client")
-		emb, err := natsbus.StartEmbedded(s.cfg.NATSListen, s.log)
+		emb, err := natsbus.StartEmbedded(s.cfg.NATSListen, s.log, natsbus.WithTLS(tb))
 		if err != nil {
 			return "", nil, err
 		}
 		s.emb = emb
-		return emb.ClientURL(), nil, nil
+		return emb.ClientURL(), natsbus.TLSOption(tb), nil
 	}
 	users, err := natsbus.LoadUsers(s.cfg.NATSUsers)
 	if err != nil {
@@ -377,12 +389,12 @@ func (s *Server) startNATS() (string, []nats.Option, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	emb, err := natsbus.StartEmbedded(s.cfg.NATSListen, s.log, natsbus.WithUsers(s.cfg.SubjectPrefix, append(users, self.User)...))
+	emb, err := natsbus.StartEmbedded(s.cfg.NATSListen, s.log, natsbus.WithUsers(s.cfg.SubjectPrefix, append(users, self.User)...), natsbus.WithTLS(tb))
 	if err != nil {
 		return "", nil, err
 	}
 	s.emb = emb
-	return emb.ClientURL(), []nats.Option{auth}, nil
+	return emb.ClientURL(), append([]nats.Option{auth}, natsbus.TLSOption(tb)...), nil
 }
 
 // stopNATS drains the connection (bounded by ctx) and stops the embedded server.

@@ -42,7 +42,7 @@ func start(t *testing.T, mod func(*polaris.Config)) *polaris.Server {
 	cfg := polaris.DefaultConfig()
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ConsoleListen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Insecure = true // NATS without credentials
+	cfg.TLS.Insecure = true // NATS without credentials
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -282,7 +282,7 @@ func TestShutdownEndsWatchStreams(t *testing.T) {
 	cfg := polaris.DefaultConfig()
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ConsoleListen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Insecure = true // NATS without credentials
+	cfg.TLS.Insecure = true // NATS without credentials
 	srv, err := polaris.New(cfg, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)

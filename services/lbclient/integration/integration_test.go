@@ -49,7 +49,7 @@ func startPolaris(t *testing.T, natsURL string) *polaris.Server {
 	cfg := polaris.DefaultConfig()
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ConsoleListen, cfg.DataDir, cfg.Backend = "127.0.0.1:0", t.TempDir(), polaris.BackendMemory
-	cfg.Insecure = true // NATS without credentials
+	cfg.TLS.Insecure = true // NATS without credentials
 	if natsURL != "" {
 		cfg.NATSEmbedded, cfg.NATSURL = false, natsURL
 	}
@@ -72,7 +72,7 @@ func startLB(t *testing.T, polarisAddr string, opts ...func(*lbclient.Config)) (
 	cfg := lbclient.DefaultConfig()
 	cfg.GRPCListen, cfg.AdminListen, cfg.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", polarisAddr
 	cfg.ReportInterval, cfg.StaleAfter = interval, 3*interval
-	cfg.Insecure = true // NATS without credentials
+	cfg.TLS.Insecure = true // NATS without credentials
 	for _, o := range opts {
 		o(&cfg)
 	}

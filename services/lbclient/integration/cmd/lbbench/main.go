@@ -82,7 +82,7 @@ func run(nLoaders, nServices int, duration time.Duration, workers, nConns, strea
 	pcfg := polaris.DefaultConfig()
 	pcfg.GRPCListen, pcfg.AdminListen, pcfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	pcfg.ConsoleListen, pcfg.Backend = "127.0.0.1:0", polaris.BackendMemory
-	pcfg.Insecure = true // one process on 127.0.0.1: NATS without credentials
+	pcfg.TLS.Insecure = true // one process on 127.0.0.1: NATS without credentials
 	dir, err := os.MkdirTemp("", "lbbench-polaris-")
 	if err != nil {
 		return err
@@ -101,7 +101,7 @@ func run(nLoaders, nServices int, duration time.Duration, workers, nConns, strea
 
 	lcfg := lbclient.DefaultConfig()
 	lcfg.GRPCListen, lcfg.AdminListen, lcfg.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", pol.GRPCAddr()
-	lcfg.Insecure = true
+	lcfg.TLS.Insecure = true
 	lb, err := lbclient.New(lcfg, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		return err
