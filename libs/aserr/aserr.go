@@ -82,6 +82,15 @@ var (
 	ErrResNotFound = New(10166, "personalisation resource not found")
 )
 
+// Polaris control-plane codes (docs/contracts.md, docs/operations.md): the caller is not
+// authenticated, may not do the operation, or names a config revision that was pruned by
+// the history retention.
+var (
+	ErrUnauthenticated = New(10401, "invalid or missing credentials")
+	ErrForbidden       = New(10403, "operation not permitted for this caller")
+	ErrRevisionPruned  = New(10410, "config revision no longer kept")
+)
+
 // CodeOf returns the code carried by err: 0 for nil, the *Error's code when err wraps
 // one, 10102 for a deadline, 10222 for a cancellation and 11502 for anything else.
 func CodeOf(err error) int {

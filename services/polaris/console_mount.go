@@ -10,23 +10,29 @@ import (
 	"path/filepath"
 	"time"
 
+	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/polaris/adminapi"
 	"github.com/athenaserving/asf/services/polaris/adminapi/auth"
 	"github.com/athenaserving/asf/services/polaris/console"
+	"github.com/athenaserving/asf/services/polaris/service"
+	"github.com/athenaserving/asf/services/polaris/transport"
 )
 
 // consoleServer is the HTTP listener of the admin API (/api/v1/) and the web console
-// (/ui/, /login), with the token store and the config catalog behind them.
+// (/ui/, /login), with the token store, the config catalog and the service layer
+// behind them. The gRPC transport serves the same endpoints (eps).
 type consoleServer struct {
 	ln      net.Listener
 	srv     *http.Server
 	tokens  *auth.Store
-	catalog *adminapi.Catalog
+	catalog *service.Catalog
+	svc     *service.Service
+	eps     service.Endpoints
 }
 
 // newConsole opens the token store in cfg.DataDir (creating the first admin token on
-// the first start and logging it once), builds the API and console and binds
-// cfg.ConsoleListen.
+// the first start and logging it once), builds the service layer (the endpoints every
+// entrance calls), the API and console, and binds cfg.ConsoleListen.
 func (s *Server) newConsole() (*consoleServer, error) {
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -49,12 +55,19 @@ func (s *Server) newConsole() (*consoleServer, error) {
 		s.log.Warn().Str("token", secret).Str("file", filepath.Join(s.cfg.DataDir, auth.FileName)).
 			Msg("first start: admin token created; store it now, it is not shown again (console login and Authorization: Bearer)")
 	}
-	cat, err := adminapi.NewCatalog(context.Background(), s.center, nil, s.log)
+	cat, err := service.NewCatalog(context.Background(), s.center, nil, s.log)
 	if err != nil {
 		return nil, err
 	}
-	con := console.New(console.Options{Registry: s.reg, Center: s.center, Catalog: cat, Tokens: tokens, Log: s.log})
-	api := adminapi.New(adminapi.Options{Registry: s.reg, Center: s.center, Catalog: cat, Tokens: tokens, Resources: s.res, Log: s.log, LoginLink: con.LoginLink})
+	insecure := s.insecure()
+	if insecure {
+		s.log.Warn().Msg("insecure: gRPC callers without a client certificate are trusted as internal services (admin operations still need an admin token)")
+	}
+	svc := service.New(service.Options{Registry: s.reg, Center: s.center, Catalog: cat, Tokens: tokens, Resources: s.res,
+		NATSURL: s.NATSURL, Prefix: s.cfg.SubjectPrefix, Insecure: insecure, WatchBuffer: s.cfg.WatchBuffer})
+	eps := service.MakeEndpoints(svc, s.log, s.promReg)
+	con := console.New(console.Options{Service: svc, Endpoints: eps, Log: s.log})
+	api := adminapi.New(adminapi.Options{Service: svc, Endpoints: eps, ResourceMax: s.res.MaxSize(), Log: s.log, LoginLink: con.LoginLink})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/", con.Handler())
@@ -63,7 +76,7 @@ func (s *Server) newConsole() (*consoleServer, error) {
 		return nil, fmt.Errorf("console listen %s: %w", s.cfg.ConsoleListen, err)
 	}
 	return &consoleServer{
-		ln: ln, tokens: tokens, catalog: cat,
+		ln: ln, tokens: tokens, catalog: cat, svc: svc, eps: eps,
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
 	}, nil
 }
@@ -85,3 +98,14 @@ func (s *Server) ConsoleAddr() string { return s.cons.ln.Addr().String() }
 
 // Tokens is the admin API's token store, for embedding and tests.
 func (s *Server) Tokens() *auth.Store { return s.cons.tokens }
+
+// insecure tells whether gRPC callers without a client certificate are trusted as
+// internal services (config insecure).
+func (s *Server) insecure() bool { return s.cfg.TLS.Insecure }
+
+// registerGRPC registers the gRPC services, which call the service layer's endpoints.
+func (s *Server) registerGRPC() {
+	polarispb.RegisterRegistryServer(s.grpc.Server, transport.NewRegistryServer(s.cons.svc, s.cons.eps))
+	polarispb.RegisterConfigServer(s.grpc.Server, transport.NewConfigServer(s.cons.svc, s.cons.eps))
+	polarispb.RegisterResourcesServer(s.grpc.Server, transport.NewResourcesServer(s.cons.svc, s.cons.eps))
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/obs"
-	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
@@ -45,6 +44,7 @@ type Config struct {
 	ConsulAddr    string        `cfg:"consul-addr" help:"Consul HTTP address (backend consul)"`
 	ConsulToken   string        `cfg:"consul-token" secret:"true" help:"Consul ACL token (backend consul)"`
 	ResourceMax   int64         `cfg:"resource-max-bytes" help:"size bound of one personalisation resource (admin API uploads); at most the gRPC message bound loaders accept (64 MiB)"`
+	ConfigHistory int           `cfg:"config-history" help:"revisions kept per config file (the oldest beyond it are pruned at the next push; revisions in force are kept)"`
 	AdminToken    string        `cfg:"admin-token" secret:"true" help:"admin token for the API and console, from a secret (env ASF_POLARIS_ADMIN_TOKEN); empty: one is generated at the first start and logged once"`
 
 	// NATSUsers is the directory of the NATS users' public keys (<service>.pub) the
@@ -59,6 +59,9 @@ type Config struct {
 	// nats-users, an external one without credentials), logged as a warning.
 	TLS tlsx.Config
 }
+
+// maxConfigHistory bounds config-history.
+const maxConfigHistory = 10000
 
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
@@ -76,6 +79,7 @@ func DefaultConfig() Config {
 		Backend:       BackendEmbedded,
 		ConsulAddr:    "127.0.0.1:8500",
 		ResourceMax:   resource.DefaultMaxSize,
+		ConfigHistory: config.DefaultHistory,
 	}
 }
 
@@ -107,6 +111,9 @@ func (c Config) validate() error {
 	}
 	if c.TTL <= 0 {
 		errs = append(errs, "ttl must be positive")
+	}
+	if c.ConfigHistory < 1 || c.ConfigHistory > maxConfigHistory {
+		errs = append(errs, fmt.Sprintf("config-history %d: want 1 to %d", c.ConfigHistory, maxConfigHistory))
 	}
 	if c.ResourceMax <= 0 || c.ResourceMax > resource.MaxMaxSize {
 		errs = append(errs, fmt.Sprintf("resource-max-bytes %d: want 1 to %d", c.ResourceMax, resource.MaxMaxSize))
@@ -174,7 +181,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, store: store, center: config.New(store.cfg, config.Options{}),
+	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, store: store, center: config.New(store.cfg, config.Options{History: cfg.ConfigHistory}),
 		res: resource.New(store.res, resource.Options{MaxSize: cfg.ResourceMax})}
 	s.natsURL.Store("")
 
@@ -196,9 +203,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	s.admin.Handle("/v1/config/applied", http.HandlerFunc(s.serveApplied))
 
 	s.grpc = grpcx.NewServer("polaris", log, promReg)
-	polarispb.RegisterRegistryServer(s.grpc.Server, transport.NewRegistryServer(reg, s.NATSURL, cfg.SubjectPrefix, cfg.WatchBuffer))
-	polarispb.RegisterConfigServer(s.grpc.Server, transport.NewConfigServer(s.center, cfg.WatchBuffer))
-	polarispb.RegisterResourcesServer(s.grpc.Server, transport.NewResourcesServer(s.res, cfg.WatchBuffer))
+	s.registerGRPC()
 	s.registerMetrics()
 	built = true
 	return s, nil

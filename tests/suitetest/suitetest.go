@@ -21,13 +21,14 @@ import (
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/atom"
-	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/services/lbclient"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/athenaserving/asf/services/polaris"
 	"github.com/athenaserving/asf/services/webgate"
+	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc/metadata"
 )
 
 // Options say what to start.
@@ -100,6 +101,7 @@ func Start(t testing.TB, o Options) *Suite {
 	pc := polaris.DefaultConfig()
 	pc.GRPCListen, pc.AdminListen, pc.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	pc.ConsoleListen, pc.DataDir = "127.0.0.1:0", t.TempDir()
+	pc.AdminToken = AdminToken
 	var err error
 	s.Polaris, err = polaris.New(pc, logger(t, "polaris"), s.reg("polaris"))
 	check(t, "polaris", err)
@@ -245,6 +247,7 @@ func (s *Suite) PushConfig(service, file string, content []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key := &polarispb.ConfigKey{Project: "asf", Group: "default", Service: service, Version: "v1", File: file}
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+AdminToken) // an admin operation
 	if _, err := c.Config.Push(ctx, &polarispb.PushConfigRequest{Key: key, Content: content, Comment: "suitetest"}); err != nil {
 		s.t.Fatalf("push %s/%s: %v", service, file, err)
 	}
@@ -262,6 +265,10 @@ func (s *Suite) PushSchema(path string) {
 	name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "schema_"), ".json")
 	WaitFor(s.t, 10*time.Second, func() bool { _, ok := s.Webgate.Schemas().Get(name); return ok })
 }
+
+// AdminToken is the suite's polaris admin token (admin operations over gRPC, the admin
+// API and the console).
+const AdminToken = "suitetest-admin-token-0123456789"
 
 // DemoApp is the app webgate accepts while polaris holds no apps config; Client signs
 // with it.

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +26,10 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/polaris/adminapi/auth"
-	"github.com/athenaserving/asf/services/polaris/adminapi/diff"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
 	"github.com/athenaserving/asf/services/polaris/resource"
+	"github.com/athenaserving/asf/services/polaris/service"
 	"github.com/rs/zerolog"
 )
 
@@ -40,22 +39,23 @@ const DefaultMaxBody = 4 << 20
 // Errors of the admin API, with their codes.
 var (
 	// ErrUnauthorized is a missing, malformed, unknown or revoked token (HTTP 401).
-	ErrUnauthorized = aserr.New(10401, "invalid or missing token")
-	// ErrForbidden is a write with a viewer token (HTTP 403).
-	ErrForbidden = aserr.New(10403, "token may not write")
+	ErrUnauthorized = aserr.ErrUnauthenticated
+	// ErrForbidden is an operation the token's role does not allow (HTTP 403).
+	ErrForbidden = aserr.ErrForbidden
 	// ErrTooLarge is a body over the limit (HTTP 413).
 	ErrTooLarge = aserr.New(10413, "request body too large")
 )
 
 // Options configure the API.
 type Options struct {
-	Registry *registry.Registry
-	Center   *config.Center
-	Catalog  *Catalog
-	Tokens   *auth.Store
-	// Resources, when set, serves the personalisation resource routes (resources.go).
-	Resources *resource.Service
-	Log       zerolog.Logger
+	// Service authenticates tokens; Endpoints are the service layer's operations
+	// (service.MakeEndpoints), which every route calls.
+	Service   *service.Service
+	Endpoints service.Endpoints
+	// ResourceMax is the size bound of a resource upload (0: resource uploads are
+	// bounded by MaxBody).
+	ResourceMax int64
+	Log         zerolog.Logger
 	// MaxBody bounds request bodies; 0 is DefaultMaxBody.
 	MaxBody int64
 	// LoginLink, when set, makes a one-time console login URL for a token
@@ -74,51 +74,64 @@ func New(o Options) *API {
 	return &API{o: o}
 }
 
-type handler func(ctx context.Context, tok auth.Token, r *http.Request) (any, error)
+type handler func(ctx context.Context, r *http.Request) (any, error)
 
 // Handler returns the routes, every one authenticated.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern string, write bool, h handler) {
-		mux.HandleFunc(pattern, a.wrap(write, h))
+	route := func(pattern string, op service.Op, h handler) {
+		mux.HandleFunc(pattern, a.wrap(op, h))
 	}
 	const file = "/api/v1/config/files/{project}/{group}/{service}/{version}/{file}"
-	route("GET /api/v1/whoami", false, a.whoami)
-	route("GET /api/v1/tokens", true, a.listTokens)
-	route("POST /api/v1/tokens", true, a.createToken)
-	route("DELETE /api/v1/tokens/{id}", true, a.revokeToken)
-	route("POST /api/v1/login-links", false, a.loginLink)
-	route("GET /api/v1/services", false, a.services)
-	route("GET /api/v1/services/{service}/instances", false, a.instances)
-	route("PUT /api/v1/services/{service}/instances/{addr}/admin", true, a.setAdmin)
-	route("GET /api/v1/consumers", false, a.consumers)
-	route("GET /api/v1/config/files", false, a.files)
-	route("GET "+file, false, a.getFile)
-	route("PUT "+file, true, a.push)
-	route("DELETE "+file, true, a.deleteFile)
-	route("GET "+file+"/history", false, a.history)
-	route("GET "+file+"/revisions/{rev}", false, a.revision)
-	route("GET "+file+"/diff", false, a.diff)
-	route("POST "+file+"/rollback", true, a.rollback)
-	route("GET "+file+"/applied", false, a.applied)
+	route("GET /api/v1/whoami", service.OpWhoami, a.whoami)
+	route("GET /api/v1/tokens", service.OpTokens, a.listTokens)
+	route("POST /api/v1/tokens", service.OpTokenCreate, a.createToken)
+	route("DELETE /api/v1/tokens/{id}", service.OpTokenRevoke, a.revokeToken)
+	route("POST /api/v1/login-links", service.OpWhoami, a.loginLink)
+	route("GET /api/v1/services", service.OpServices, a.services)
+	route("GET /api/v1/services/{service}/instances", service.OpInstances, a.instances)
+	route("PUT /api/v1/services/{service}/instances/{addr}/admin", service.OpSetAdmin, a.setAdmin)
+	route("GET /api/v1/consumers", service.OpConsumers, a.consumers)
+	route("GET /api/v1/config/files", service.OpFiles, a.files)
+	route("GET "+file, service.OpConfigGet, a.getFile)
+	route("PUT "+file, service.OpPush, a.push)
+	route("DELETE "+file, service.OpDelete, a.deleteFile)
+	route("GET "+file+"/history", service.OpHistory, a.history)
+	route("GET "+file+"/revisions/{rev}", service.OpRevision, a.revision)
+	route("GET "+file+"/diff", service.OpDiff, a.diff)
+	route("POST "+file+"/rollback", service.OpRollback, a.rollback)
+	route("GET "+file+"/applied", service.OpApplied, a.applied)
 	a.resourceRoutes(route)
-	route("/api/", false, func(context.Context, auth.Token, *http.Request) (any, error) {
+	route("/api/", service.OpWhoami, func(context.Context, *http.Request) (any, error) {
 		return nil, fmt.Errorf("no such route or method: %w", aserr.ErrNotFound)
 	})
 	return mux
 }
 
-// wrap authenticates, checks the role, runs h and writes its result or error as JSON.
-func (a *API) wrap(write bool, h handler) http.HandlerFunc {
+// Caller returns the service caller of an HTTP request: its bearer token, if any.
+func Caller(svc *service.Service, r *http.Request, entrance string) service.Caller {
+	c := service.Caller{Entrance: entrance}
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return c
+	}
+	scheme, secret, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		c.BadToken = true
+		return c
+	}
+	return svc.Authenticate(c, strings.TrimSpace(secret))
+}
+
+// wrap authenticates the caller, checks that its token may make op before the body is
+// read, runs h (which calls the endpoints, where authorization is decided) and writes
+// its result or error as JSON.
+func (a *API) wrap(op service.Op, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := a.authenticate(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="polaris"`)
-			WriteError(w, ErrUnauthorized)
-			return
-		}
-		if write && !tok.Role.CanWrite() {
-			WriteError(w, fmt.Errorf("%s token %s: %w", tok.Role, tok.ID, ErrForbidden))
+		c := Caller(a.o.Service, r, service.EntranceHTTP)
+		ctx := service.WithCaller(r.Context(), c)
+		if _, err := a.o.Service.Authorize(ctx, c, service.OpOnly(op)); err != nil {
+			WriteError(w, err)
 			return
 		}
 		limit := a.o.MaxBody
@@ -126,28 +139,13 @@ func (a *API) wrap(write bool, h handler) http.HandlerFunc {
 			limit = n
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		v, err := h(r.Context(), tok, r)
+		v, err := h(ctx, r)
 		if err != nil {
-			if r.Method != http.MethodGet {
-				a.o.Log.Info().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Str("token", tok.ID).Msg("admin api refused")
-			}
 			WriteError(w, err)
 			return
 		}
-		if r.Method != http.MethodGet {
-			a.o.Log.Info().Str("method", r.Method).Str("path", r.URL.Path).Str("token", tok.ID).Msg("admin api")
-		}
 		WriteJSON(w, http.StatusOK, v)
 	}
-}
-
-func (a *API) authenticate(r *http.Request) (auth.Token, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, secret, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return auth.Token{}, false
-	}
-	return a.o.Tokens.Authenticate(strings.TrimSpace(secret))
 }
 
 // ErrorBody is the JSON body of every error.
@@ -171,6 +169,8 @@ func StatusOf(err error) int {
 		return http.StatusForbidden
 	case ErrTooLarge.Code, resource.ErrTooLarge.Code:
 		return http.StatusRequestEntityTooLarge
+	case aserr.ErrRevisionPruned.Code:
+		return http.StatusGone
 	case aserr.ErrNotFound.Code, aserr.ErrResNotFound.Code:
 		return http.StatusNotFound
 	case aserr.ErrInvalidParam.Code, aserr.ErrBadRequest.Code:
@@ -182,6 +182,9 @@ func StatusOf(err error) int {
 // WriteError writes err as an ErrorBody with its status.
 func WriteError(w http.ResponseWriter, err error) {
 	st := StatusOf(err)
+	if st == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="polaris"`)
+	}
 	msg := err.Error()
 	if st == http.StatusInternalServerError {
 		msg = aserr.MessageOf(err)
@@ -221,8 +224,12 @@ func decode(r *http.Request, dst any) error {
 	return nil
 }
 
-func (a *API) whoami(_ context.Context, tok auth.Token, _ *http.Request) (any, error) {
-	return map[string]any{"id": tok.ID, "name": tok.Name, "role": tok.Role}, nil
+func (a *API) whoami(ctx context.Context, _ *http.Request) (any, error) {
+	t, err := service.Do[auth.Token](ctx, a.o.Endpoints, service.WhoamiRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"id": t.ID, "name": t.Name, "role": t.Role}, nil
 }
 
 // TokenView is a token as the API shows it (never its hash).
@@ -239,15 +246,19 @@ func viewOf(t auth.Token) TokenView {
 	return TokenView{ID: t.ID, Name: t.Name, Role: t.Role, Created: t.Created}
 }
 
-func (a *API) listTokens(context.Context, auth.Token, *http.Request) (any, error) {
+func (a *API) listTokens(ctx context.Context, _ *http.Request) (any, error) {
+	ts, err := service.Do[[]auth.Token](ctx, a.o.Endpoints, service.TokensRequest{})
+	if err != nil {
+		return nil, err
+	}
 	out := []TokenView{}
-	for _, t := range a.o.Tokens.List() {
+	for _, t := range ts {
 		out = append(out, viewOf(t))
 	}
 	return map[string]any{"tokens": out}, nil
 }
 
-func (a *API) createToken(_ context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) createToken(ctx context.Context, r *http.Request) (any, error) {
 	var req struct {
 		Name string    `json:"name"`
 		Role auth.Role `json:"role"`
@@ -255,24 +266,28 @@ func (a *API) createToken(_ context.Context, _ auth.Token, r *http.Request) (any
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	secret, t, err := a.o.Tokens.Create(req.Name, req.Role)
+	c, err := service.Do[service.TokenCreated](ctx, a.o.Endpoints, service.TokenCreateRequest{Name: req.Name, Role: req.Role})
 	if err != nil {
 		return nil, err
 	}
-	v := viewOf(t)
-	v.Token = secret
+	v := viewOf(c.Token)
+	v.Token = c.Secret
 	return v, nil
 }
 
-func (a *API) revokeToken(_ context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) revokeToken(ctx context.Context, r *http.Request) (any, error) {
 	id := r.PathValue("id")
-	if err := a.o.Tokens.Revoke(id); err != nil {
+	if _, err := service.Do[struct{}](ctx, a.o.Endpoints, service.TokenRevokeRequest{ID: id}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"revoked": id}, nil
 }
 
-func (a *API) loginLink(_ context.Context, tok auth.Token, _ *http.Request) (any, error) {
+func (a *API) loginLink(ctx context.Context, _ *http.Request) (any, error) {
+	tok, err := service.Do[auth.Token](ctx, a.o.Endpoints, service.WhoamiRequest{})
+	if err != nil {
+		return nil, err
+	}
 	if a.o.LoginLink == nil {
 		return nil, fmt.Errorf("console not mounted: %w", aserr.ErrNotFound)
 	}
@@ -283,69 +298,16 @@ func (a *API) loginLink(_ context.Context, tok auth.Token, _ *http.Request) (any
 	return map[string]any{"url": u}, nil
 }
 
-// ServiceSummary counts a service's instances.
-type ServiceSummary struct {
-	Service   string `json:"service"`
-	Providers int    `json:"providers"`
-	Consumers int    `json:"consumers"`
-	// Routable counts providers that are enabled and live.
-	Routable int   `json:"routable"`
-	Idle     int64 `json:"idle"`
-	Total    int64 `json:"total"`
+func (a *API) services(ctx context.Context, _ *http.Request) (any, error) {
+	ss, err := service.Do[[]service.ServiceSummary](ctx, a.o.Endpoints, service.ServicesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"services": ss}, nil
 }
 
-// Services summarises states by service, sorted by name.
-func Services(states []registry.State) []ServiceSummary {
-	by := map[string]*ServiceSummary{}
-	var names []string
-	for _, st := range states {
-		s := by[st.Instance.Service]
-		if s == nil {
-			s = &ServiceSummary{Service: st.Instance.Service}
-			by[s.Service] = s
-			names = append(names, s.Service)
-		}
-		if st.Instance.Kind == registry.KindConsumer {
-			s.Consumers++
-			continue
-		}
-		s.Providers++
-		s.Idle += int64(st.Load.Idle)
-		s.Total += int64(st.Load.Total)
-		if st.Admin.Enabled && st.Load.Live > 0 {
-			s.Routable++
-		}
-	}
-	sort.Strings(names)
-	out := make([]ServiceSummary, 0, len(names))
-	for _, n := range names {
-		out = append(out, *by[n])
-	}
-	return out
-}
-
-func (a *API) services(context.Context, auth.Token, *http.Request) (any, error) {
-	return map[string]any{"services": Services(a.o.Registry.List(""))}, nil
-}
-
-// Instances returns service's states of kind ("" = all); a service with no instance is
-// ErrNotFound.
-func Instances(reg *registry.Registry, service, kind string) ([]registry.State, error) {
-	all := reg.List(service)
-	if len(all) == 0 {
-		return nil, fmt.Errorf("unknown service %q: %w", service, aserr.ErrNotFound)
-	}
-	out := all[:0:0]
-	for _, st := range all {
-		if kind == "" || st.Instance.Kind == kind {
-			out = append(out, st)
-		}
-	}
-	return out, nil
-}
-
-func (a *API) instances(_ context.Context, _ auth.Token, r *http.Request) (any, error) {
-	sts, err := Instances(a.o.Registry, r.PathValue("service"), r.URL.Query().Get("kind"))
+func (a *API) instances(ctx context.Context, r *http.Request) (any, error) {
+	sts, err := service.Do[[]registry.State](ctx, a.o.Endpoints, service.InstancesRequest{Service: r.PathValue("service"), Kind: r.URL.Query().Get("kind")})
 	if err != nil {
 		return nil, err
 	}
@@ -358,53 +320,25 @@ type AdminRequest struct {
 	Weight  *int32 `json:"weight"`
 }
 
-// MaxWeight bounds an instance weight.
-const MaxWeight = 10000
-
-// SetAdmin applies req to the admin state of k, registered or not, and returns the new state.
-func SetAdmin(ctx context.Context, reg *registry.Registry, k registry.Key, req AdminRequest) (registry.Admin, error) {
-	cur := registry.DefaultAdmin()
-	for _, st := range reg.List(k.Service) {
-		if st.Instance.Addr == k.Addr {
-			cur = st.Admin
-		}
-	}
-	if req.Enabled != nil {
-		cur.Enabled = *req.Enabled
-	}
-	if req.Weight != nil {
-		if *req.Weight < 0 || *req.Weight > MaxWeight {
-			return registry.Admin{}, fmt.Errorf("weight %d not in 0..%d: %w", *req.Weight, MaxWeight, aserr.ErrInvalidParam)
-		}
-		cur.Weight = *req.Weight
-	}
-	if err := reg.SetAdmin(ctx, k, cur); err != nil {
-		return registry.Admin{}, err
-	}
-	return cur, nil
-}
-
-func (a *API) setAdmin(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) setAdmin(ctx context.Context, r *http.Request) (any, error) {
 	var req AdminRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	k := registry.Key{Service: r.PathValue("service"), Addr: r.PathValue("addr")}
-	adm, err := SetAdmin(ctx, a.o.Registry, k, req)
+	adm, err := service.Do[registry.Admin](ctx, a.o.Endpoints, service.SetAdminRequest{Key: k, Enabled: req.Enabled, Weight: req.Weight})
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"key": k, "admin": adm}, nil
 }
 
-func (a *API) consumers(context.Context, auth.Token, *http.Request) (any, error) {
-	out := []registry.State{}
-	for _, st := range a.o.Registry.List("") {
-		if st.Instance.Kind == registry.KindConsumer {
-			out = append(out, st)
-		}
+func (a *API) consumers(ctx context.Context, _ *http.Request) (any, error) {
+	cs, err := service.Do[[]registry.State](ctx, a.o.Endpoints, service.ConsumersRequest{})
+	if err != nil {
+		return nil, err
 	}
-	return map[string]any{"consumers": out}, nil
+	return map[string]any{"consumers": cs}, nil
 }
 
 func keyOf(r *http.Request) config.Key {
@@ -412,10 +346,10 @@ func keyOf(r *http.Request) config.Key {
 		Version: r.PathValue("version"), File: r.PathValue("file")}
 }
 
-func (a *API) files(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) files(ctx context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	fs, err := a.o.Catalog.Files(ctx, config.Key{Project: q.Get("project"), Group: q.Get("group"),
-		Service: q.Get("service"), Version: q.Get("version")})
+	fs, err := service.Do[[]service.FileSummary](ctx, a.o.Endpoints, service.FilesRequest{Filter: config.Key{Project: q.Get("project"), Group: q.Get("group"),
+		Service: q.Get("service"), Version: q.Get("version")}})
 	if err != nil {
 		return nil, err
 	}
@@ -447,16 +381,20 @@ func ViewOf(f config.File) FileView {
 	return v
 }
 
-func (a *API) getFile(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
-	caller := config.Caller{}
-	if g := r.URL.Query().Get("gray"); g != "" {
-		caller.Labels = map[string]string{config.GrayLabel: g}
-	}
-	f, err := a.o.Center.Get(ctx, keyOf(r), caller)
+func (a *API) fileView(ctx context.Context, req service.Request) (any, error) {
+	f, err := service.Do[config.File](ctx, a.o.Endpoints, req)
 	if err != nil {
 		return nil, err
 	}
 	return ViewOf(f), nil
+}
+
+func (a *API) getFile(ctx context.Context, r *http.Request) (any, error) {
+	caller := config.Caller{}
+	if g := r.URL.Query().Get("gray"); g != "" {
+		caller.Labels = map[string]string{config.GrayLabel: g}
+	}
+	return a.fileView(ctx, service.GetConfigRequest{Key: keyOf(r), Caller: caller})
 }
 
 // PushRequest is the body of a push.
@@ -467,7 +405,7 @@ type PushRequest struct {
 	GrayGroup     string  `json:"gray_group"`
 }
 
-func (a *API) push(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) push(ctx context.Context, r *http.Request) (any, error) {
 	var req PushRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
@@ -485,64 +423,28 @@ func (a *API) push(ctx context.Context, _ auth.Token, r *http.Request) (any, err
 	default:
 		return nil, fmt.Errorf("exactly one of content and content_base64 is required: %w", aserr.ErrInvalidParam)
 	}
-	f, err := Push(ctx, a.o.Center, a.o.Catalog, keyOf(r), content, req.Comment, req.GrayGroup)
-	if err != nil {
-		return nil, err
-	}
-	return ViewOf(f), nil
+	return a.fileView(ctx, service.PushRequest{Key: keyOf(r), Content: content, Comment: req.Comment, GrayGroup: req.GrayGroup})
 }
 
-// Push validates and pushes a revision and records it in the catalog.
-func Push(ctx context.Context, center *config.Center, cat *Catalog, k config.Key, content []byte, comment, gray string) (config.File, error) {
-	if len(comment) > 1024 || len(gray) > 128 || strings.ContainsAny(gray, " \t\r\n") {
-		return config.File{}, fmt.Errorf("comment over 1024 bytes or gray group not a single word: %w", aserr.ErrInvalidParam)
-	}
-	f, err := center.Push(ctx, k, content, comment, gray)
-	if err != nil {
-		return config.File{}, err
-	}
-	cat.Add(k)
-	return f, nil
-}
-
-func (a *API) deleteFile(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) deleteFile(ctx context.Context, r *http.Request) (any, error) {
 	k := keyOf(r)
-	if err := a.o.Center.Delete(ctx, k); err != nil {
+	if _, err := service.Do[struct{}](ctx, a.o.Endpoints, service.DeleteRequest{Key: k}); err != nil {
 		return nil, err
 	}
-	a.o.Catalog.Remove(k)
 	return map[string]any{"deleted": k}, nil
 }
 
-func (a *API) history(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) history(ctx context.Context, r *http.Request) (any, error) {
 	k := keyOf(r)
-	revs, err := a.o.Center.History(ctx, k)
+	h, err := service.Do[service.HistoryResponse](ctx, a.o.Endpoints, service.HistoryRequest{Key: k})
 	if err != nil {
 		return nil, err
 	}
-	sum, err := Summarize(ctx, a.o.Center, k)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]FileView, 0, len(revs))
-	for _, f := range revs {
+	out := make([]FileView, 0, len(h.Revisions))
+	for _, f := range h.Revisions {
 		out = append(out, ViewOf(f))
 	}
-	return map[string]any{"key": k, "current": sum.Current, "gray": sum.Gray, "revisions": out}, nil
-}
-
-// Revision returns revision rev of k.
-func Revision(ctx context.Context, center *config.Center, k config.Key, rev int64) (config.File, error) {
-	revs, err := center.History(ctx, k)
-	if err != nil {
-		return config.File{}, err
-	}
-	for _, f := range revs {
-		if f.Revision == rev {
-			return f, nil
-		}
-	}
-	return config.File{}, fmt.Errorf("%s revision %d: %w", k, rev, config.ErrNotFound)
+	return map[string]any{"key": k, "current": h.Summary.Current, "gray": h.Summary.Gray, "revisions": out}, nil
 }
 
 func parseRev(s, name string) (int64, error) {
@@ -553,45 +455,15 @@ func parseRev(s, name string) (int64, error) {
 	return n, nil
 }
 
-func (a *API) revision(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) revision(ctx context.Context, r *http.Request) (any, error) {
 	n, err := parseRev(r.PathValue("rev"), "rev")
 	if err != nil {
 		return nil, err
 	}
-	f, err := Revision(ctx, a.o.Center, keyOf(r), n)
-	if err != nil {
-		return nil, err
-	}
-	return ViewOf(f), nil
+	return a.fileView(ctx, service.RevisionRequest{Key: keyOf(r), Revision: n})
 }
 
-// DiffView is the diff between two revisions.
-type DiffView struct {
-	Key     config.Key  `json:"key"`
-	From    int64       `json:"from"`
-	To      int64       `json:"to"`
-	Added   int         `json:"added"`
-	Removed int         `json:"removed"`
-	Lines   []diff.Line `json:"lines"`
-	Unified string      `json:"unified"`
-}
-
-// Diff compares revisions from and to of k.
-func Diff(ctx context.Context, center *config.Center, k config.Key, from, to int64) (DiffView, error) {
-	a, err := Revision(ctx, center, k, from)
-	if err != nil {
-		return DiffView{}, err
-	}
-	b, err := Revision(ctx, center, k, to)
-	if err != nil {
-		return DiffView{}, err
-	}
-	lines := diff.Lines(string(a.Content), string(b.Content))
-	ins, del := diff.Stats(lines)
-	return DiffView{Key: k, From: from, To: to, Added: ins, Removed: del, Lines: lines, Unified: diff.Unified(lines)}, nil
-}
-
-func (a *API) diff(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) diff(ctx context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
 	from, err := parseRev(q.Get("from"), "from")
 	if err != nil {
@@ -601,30 +473,24 @@ func (a *API) diff(ctx context.Context, _ auth.Token, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	return Diff(ctx, a.o.Center, keyOf(r), from, to)
+	return service.Do[service.DiffView](ctx, a.o.Endpoints, service.DiffRequest{Key: keyOf(r), From: from, To: to})
 }
 
-func (a *API) rollback(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
+func (a *API) rollback(ctx context.Context, r *http.Request) (any, error) {
 	var req struct {
 		Revision int64 `json:"revision"`
 	}
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	if req.Revision <= 0 {
-		return nil, fmt.Errorf("revision must be positive: %w", aserr.ErrInvalidParam)
-	}
-	f, err := a.o.Center.Rollback(ctx, keyOf(r), req.Revision)
+	return a.fileView(ctx, service.RollbackRequest{Key: keyOf(r), Revision: req.Revision})
+}
+
+func (a *API) applied(ctx context.Context, r *http.Request) (any, error) {
+	k := keyOf(r)
+	reps, err := service.Do[[]config.Applied](ctx, a.o.Endpoints, service.AppliedRequest{Key: k})
 	if err != nil {
 		return nil, err
 	}
-	return ViewOf(f), nil
-}
-
-func (a *API) applied(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
-	k := keyOf(r)
-	if _, err := a.o.Center.History(ctx, k); err != nil {
-		return nil, err
-	}
-	return map[string]any{"key": k, "reports": a.o.Center.Applied(k)}, nil
+	return map[string]any{"key": k, "reports": reps}, nil
 }

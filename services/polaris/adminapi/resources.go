@@ -8,8 +8,8 @@ import (
 	"net/http"
 
 	"github.com/athenaserving/asf/libs/aserr"
-	"github.com/athenaserving/asf/services/polaris/adminapi/auth"
 	"github.com/athenaserving/asf/services/polaris/resource"
+	"github.com/athenaserving/asf/services/polaris/service"
 )
 
 // resourcePrefix is the path of the personalisation resource routes:
@@ -27,86 +27,65 @@ type ResourceView struct {
 	Data []byte `json:"data"`
 }
 
-func (a *API) resourceRoutes(route func(pattern string, write bool, h handler)) {
+func (a *API) resourceRoutes(route func(pattern string, op service.Op, h handler)) {
 	const one = "/api/v1/resources/{service}/{app_id}/{res_id}"
-	route("GET /api/v1/resources/{service}", false, a.listResources)
-	route("GET /api/v1/resources/{service}/{app_id}", false, a.listResources)
-	route("PUT "+one, true, a.putResource)
-	route("GET "+one, false, a.getResource)
-	route("DELETE "+one, true, a.deleteResource)
+	route("GET /api/v1/resources/{service}", service.OpResList, a.listResources)
+	route("GET /api/v1/resources/{service}/{app_id}", service.OpResList, a.listResources)
+	route("PUT "+one, service.OpResPut, a.putResource)
+	route("GET "+one, service.OpResGet, a.getResource)
+	route("DELETE "+one, service.OpResDelete, a.deleteResource)
 }
 
 // resourceBodyLimit is the body bound of a resource upload: one byte over the size
 // bound, so that an oversized upload is told 10413 with the bound.
 func (a *API) resourceBodyLimit(r *http.Request) (int64, bool) {
-	if a.o.Resources == nil || r.Method != http.MethodPut || len(r.URL.Path) <= len(resourcePrefix) || r.URL.Path[:len(resourcePrefix)] != resourcePrefix {
+	if a.o.ResourceMax <= 0 || r.Method != http.MethodPut || len(r.URL.Path) <= len(resourcePrefix) || r.URL.Path[:len(resourcePrefix)] != resourcePrefix {
 		return 0, false
 	}
-	return a.o.Resources.MaxSize() + 1, true
-}
-
-func (a *API) resources() (*resource.Service, error) {
-	if a.o.Resources == nil {
-		return nil, fmt.Errorf("personalisation resources are not served here: %w", aserr.ErrNotFound)
-	}
-	return a.o.Resources, nil
+	return a.o.ResourceMax + 1, true
 }
 
 func resourceKey(r *http.Request) resource.Key {
 	return resource.Key{Service: r.PathValue("service"), AppID: r.PathValue("app_id"), ID: r.PathValue("res_id")}
 }
 
-func (a *API) listResources(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
-	svc, err := a.resources()
-	if err != nil {
-		return nil, err
-	}
+func (a *API) listResources(ctx context.Context, r *http.Request) (any, error) {
 	app := r.PathValue("app_id")
 	if app == "" {
 		app = r.URL.Query().Get("app_id")
 	}
-	ms, err := svc.List(ctx, r.PathValue("service"), app)
+	l, err := service.Do[service.ResourceList](ctx, a.o.Endpoints, service.ResourceListRequest{Service: r.PathValue("service"), AppID: app})
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"resources": ms, "max_bytes": svc.MaxSize()}, nil
+	return map[string]any{"resources": l.Resources, "max_bytes": l.MaxBytes}, nil
 }
 
-func (a *API) putResource(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
-	svc, err := a.resources()
-	if err != nil {
-		return nil, err
-	}
+func (a *API) putResource(ctx context.Context, r *http.Request) (any, error) {
+	req := service.ResourcePutRequest{Key: resourceKey(r)}
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("resource over %d bytes: %w", svc.MaxSize(), resource.ErrTooLarge)
+		if !errors.As(err, &mbe) {
+			return nil, fmt.Errorf("read body: %w", aserr.ErrBadRequest)
 		}
-		return nil, fmt.Errorf("read body: %w", aserr.ErrBadRequest)
+		req.TooLarge = true
 	}
-	return svc.Put(ctx, resourceKey(r), data)
+	req.Data = data
+	return service.Do[resource.Meta](ctx, a.o.Endpoints, req)
 }
 
-func (a *API) getResource(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
-	svc, err := a.resources()
-	if err != nil {
-		return nil, err
-	}
-	res, err := svc.Get(ctx, resourceKey(r))
+func (a *API) getResource(ctx context.Context, r *http.Request) (any, error) {
+	res, err := service.Do[resource.Resource](ctx, a.o.Endpoints, service.ResourceGetRequest{Key: resourceKey(r)})
 	if err != nil {
 		return nil, err
 	}
 	return ResourceView{Meta: res.Meta, Data: res.Data}, nil
 }
 
-func (a *API) deleteResource(ctx context.Context, _ auth.Token, r *http.Request) (any, error) {
-	svc, err := a.resources()
-	if err != nil {
-		return nil, err
-	}
+func (a *API) deleteResource(ctx context.Context, r *http.Request) (any, error) {
 	k := resourceKey(r)
-	if err := svc.Delete(ctx, k); err != nil {
+	if _, err := service.Do[struct{}](ctx, a.o.Endpoints, service.ResourceDeleteRequest{Key: k}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"deleted": k}, nil

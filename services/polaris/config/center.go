@@ -13,8 +13,15 @@ import (
 // DefaultMaxFileSize is the largest file content a push accepts by default.
 const DefaultMaxFileSize = 4 << 20
 
+// DefaultHistory is how many revisions of a file are kept by default.
+const DefaultHistory = 50
+
 // ErrTooLarge is returned for a push whose content exceeds the size limit.
 var ErrTooLarge = aserr.New(aserr.ErrInvalidParam.Code, "config file too large")
+
+// ErrPruned is returned for a rollback to (or a read of) a revision the history
+// retention removed.
+var ErrPruned = aserr.ErrRevisionPruned
 
 // Options tune a Center; zero values take the defaults.
 type Options struct {
@@ -22,6 +29,9 @@ type Options struct {
 	Now func() time.Time
 	// MaxFileSize is the largest content a push accepts; DefaultMaxFileSize by default.
 	MaxFileSize int
+	// History is how many revisions of a file are kept (the oldest beyond it are pruned
+	// at the next push; revisions in force are never pruned); DefaultHistory by default.
+	History int
 }
 
 type watchState struct {
@@ -43,6 +53,7 @@ type Center struct {
 	shared  SharedStore // store when it is shared, else nil
 	now     func() time.Time
 	maxSize int
+	history int
 
 	mu  sync.Mutex // serialises writes and watch registration
 	hub *fanout.Hub[Event, *watchState]
@@ -59,7 +70,10 @@ func New(store Store, opt Options) *Center {
 	if opt.MaxFileSize <= 0 {
 		opt.MaxFileSize = DefaultMaxFileSize
 	}
-	c := &Center{store: store, now: opt.Now, maxSize: opt.MaxFileSize, hub: fanout.NewHub[Event, *watchState](), notified: map[Key]int64{}}
+	if opt.History <= 0 {
+		opt.History = DefaultHistory
+	}
+	c := &Center{store: store, now: opt.Now, maxSize: opt.MaxFileSize, history: opt.History, hub: fanout.NewHub[Event, *watchState](), notified: map[Key]int64{}}
 	c.shared, _ = store.(SharedStore)
 	return c
 }
@@ -141,7 +155,7 @@ func (c *Center) Push(ctx context.Context, k Key, content []byte, comment, grayG
 }
 
 func (c *Center) pushLocked(ctx context.Context, k Key, content []byte, comment, grayGroup string) (File, error) {
-	rec, f, err := c.store.Append(ctx, File{Key: k, Content: content, Created: c.now(), Comment: comment, GrayGroup: grayGroup})
+	rec, f, err := c.store.Append(ctx, File{Key: k, Content: content, Created: c.now(), Comment: comment, GrayGroup: grayGroup}, c.history)
 	if err != nil {
 		return File{}, fmt.Errorf("push %s: %w", k, err)
 	}
@@ -162,6 +176,10 @@ func (c *Center) Rollback(ctx context.Context, k Key, rev int64) (File, error) {
 		return File{}, fmt.Errorf("rollback %s: %w", k, err)
 	}
 	old, found := rec.Revision(rev)
+	if ok && rec.Pruned(rev) {
+		return File{}, fmt.Errorf("rollback %s to revision %d: only the last %d revisions are kept (oldest kept: %d): %w",
+			k, rev, c.history, rec.Revisions[0].Revision, ErrPruned)
+	}
 	if !ok || !found {
 		return File{}, fmt.Errorf("rollback %s to revision %d: %w", k, rev, ErrNotFound)
 	}
@@ -203,7 +221,30 @@ func (c *Center) Get(ctx context.Context, k Key, caller Caller) (File, error) {
 	return f, nil
 }
 
-// History returns every revision of k, oldest first.
+// HistoryLimit is how many revisions of a file are kept.
+func (c *Center) HistoryLimit() int { return c.history }
+
+// Revision returns revision rev of k: ErrPruned when the retention removed it,
+// ErrNotFound when it never existed.
+func (c *Center) Revision(ctx context.Context, k Key, rev int64) (File, error) {
+	if !k.valid(true) {
+		return File{}, fmt.Errorf("revision %s: %w", k, ErrInvalid)
+	}
+	rec, ok, err := c.store.Get(ctx, k)
+	if err != nil {
+		return File{}, fmt.Errorf("revision %s: %w", k, err)
+	}
+	if ok && rec.Pruned(rev) {
+		return File{}, fmt.Errorf("%s revision %d: only the last %d revisions are kept: %w", k, rev, c.history, ErrPruned)
+	}
+	f, found := rec.Revision(rev)
+	if !ok || !found {
+		return File{}, fmt.Errorf("%s revision %d: %w", k, rev, ErrNotFound)
+	}
+	return cloneFile(f), nil
+}
+
+// History returns every kept revision of k, oldest first.
 func (c *Center) History(ctx context.Context, k Key) ([]File, error) {
 	if !k.valid(true) {
 		return nil, fmt.Errorf("history %s: %w", k, ErrInvalid)

@@ -36,9 +36,11 @@ func (r Record) Last() int64 {
 
 // Append adds f to the record as revision Last()+1 and returns it as stored: with
 // f.GrayGroup empty it becomes the current revision and every gray revision is retired
-// (a full release supersedes the canary); otherwise only f.GrayGroup gets it. Every
-// Store implements its Append with this, so the backends agree on the semantics.
-func (r *Record) Append(f File) File {
+// (a full release supersedes the canary); otherwise only f.GrayGroup gets it. With keep
+// > 0 the record then keeps at most keep revisions: the oldest are pruned, except the
+// revisions in force (current and gray), and their numbers returned. Every Store
+// implements its Append with this, so the backends agree on the semantics.
+func (r *Record) Append(f File, keep int) (File, []int64) {
 	f = cloneFile(f)
 	f.Key, f.Revision, f.Gray = r.Key, r.Last()+1, f.GrayGroup != ""
 	r.Revisions = append(r.Revisions, f)
@@ -50,7 +52,38 @@ func (r *Record) Append(f File) File {
 		}
 		r.Gray[f.GrayGroup] = f.Revision
 	}
-	return cloneFile(f)
+	return cloneFile(f), r.prune(keep)
+}
+
+// prune drops the oldest revisions beyond keep that are not in force.
+func (r *Record) prune(keep int) []int64 {
+	excess := len(r.Revisions) - keep
+	if keep <= 0 || excess <= 0 {
+		return nil
+	}
+	inForce := map[int64]bool{r.Current: true}
+	for _, n := range r.Gray {
+		inForce[n] = true
+	}
+	var pruned []int64
+	kept := r.Revisions[:0]
+	for _, rf := range r.Revisions {
+		if excess > 0 && !inForce[rf.Revision] {
+			pruned = append(pruned, rf.Revision)
+			excess--
+			continue
+		}
+		kept = append(kept, rf)
+	}
+	clear(r.Revisions[len(kept):])
+	r.Revisions = kept
+	return pruned
+}
+
+// Pruned tells whether revision n of the record existed once but is no longer kept.
+func (r Record) Pruned(n int64) bool {
+	_, ok := r.Revision(n)
+	return !ok && n > 0 && n <= r.Last()
 }
 
 // CloneRecord returns a deep copy of r.
@@ -75,10 +108,11 @@ type Store interface {
 	// Get returns the record of k.
 	Get(ctx context.Context, k Key) (Record, bool, error)
 	// Append stores f (Key, Content, Created, Comment, GrayGroup) as the next revision
-	// of f.Key, as Record.Append does, and returns the new record and the stored file.
-	// Concurrent appends, from this process or from other replicas sharing the store,
-	// get distinct consecutive revisions; none is lost.
-	Append(ctx context.Context, f File) (Record, File, error)
+	// of f.Key, as Record.Append does with keep (the revisions kept per file, ≤ 0: all),
+	// removing the pruned revisions in the same write, and returns the new record and the
+	// stored file. Concurrent appends, from this process or from other replicas sharing
+	// the store, get distinct consecutive revisions; none is lost.
+	Append(ctx context.Context, f File, keep int) (Record, File, error)
 	// Delete removes the record of k with its history and apply reports; it reports
 	// whether k existed.
 	Delete(ctx context.Context, k Key) (bool, error)
@@ -126,7 +160,7 @@ func (m *MemStore) Get(_ context.Context, k Key) (Record, bool, error) {
 }
 
 // Append stores f as the next revision of f.Key.
-func (m *MemStore) Append(_ context.Context, f File) (Record, File, error) {
+func (m *MemStore) Append(_ context.Context, f File, keep int) (Record, File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, ok := m.recs[f.Key]
@@ -134,7 +168,7 @@ func (m *MemStore) Append(_ context.Context, f File) (Record, File, error) {
 		rec = Record{Key: f.Key}
 	}
 	rec = CloneRecord(rec)
-	stored := rec.Append(f)
+	stored, _ := rec.Append(f, keep)
 	m.recs[f.Key] = rec
 	return CloneRecord(rec), stored, nil
 }

@@ -1,10 +1,12 @@
 // Package console is polaris's web console: server-rendered pages (html/template, inline
 // CSS, no scripts) for the registry and the config center, behind a login with an API
 // token. A login starts a server-side session (cookie HttpOnly, SameSite=Strict); every
-// form carries the session's CSRF token; viewer sessions see everything and change
-// nothing.
+// form carries the session's CSRF token. Every page and form calls the service layer's
+// endpoints as the session's token, so the console allows exactly what the admin API
+// and gRPC allow that token: viewer sessions read (secrets redacted) and change nothing.
 //
-//	c := console.New(console.Options{Registry: reg, Center: center, Catalog: cat, Tokens: tokens, Log: log})
+//	eps := service.MakeEndpoints(svc, log, promReg)
+//	c := console.New(console.Options{Service: svc, Endpoints: eps, Log: log})
 //	mux.Handle("/", c.Handler())          // /ui/..., /login
 //	url, _ := c.LoginLink(tok)            // one-time login URL, valid LinkTTL
 package console
@@ -22,10 +24,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/polaris/adminapi"
 	"github.com/athenaserving/asf/services/polaris/adminapi/auth"
 	"github.com/athenaserving/asf/services/polaris/config"
-	"github.com/athenaserving/asf/services/polaris/registry"
+	"github.com/athenaserving/asf/services/polaris/service"
 	"github.com/rs/zerolog"
 )
 
@@ -46,11 +49,11 @@ var templateFS embed.FS
 
 // Options configure the console.
 type Options struct {
-	Registry *registry.Registry
-	Center   *config.Center
-	Catalog  *adminapi.Catalog
-	Tokens   *auth.Store
-	Log      zerolog.Logger
+	// Service authenticates logins; Endpoints (service.MakeEndpoints) serve every page
+	// and form.
+	Service   *service.Service
+	Endpoints service.Endpoints
+	Log       zerolog.Logger
 	// MaxBody bounds form bodies; 0 is adminapi.DefaultMaxBody.
 	MaxBody int64
 	// SessionTTL is a session's life; 0 is DefaultSessionTTL.
@@ -120,7 +123,7 @@ func (c *Console) LoginLink(tok auth.Token) (string, error) {
 	defer c.mu.Unlock()
 	c.purgeLocked()
 	if len(c.links) >= maxSessions {
-		return "", fmt.Errorf("too many pending login links: %w", adminapi.ErrForbidden)
+		return "", fmt.Errorf("too many pending login links: %w", aserr.ErrForbidden)
 	}
 	c.links[code] = link{tokenID: tok.ID, expires: c.o.Now().Add(LinkTTL)}
 	return "/login?code=" + code, nil
@@ -184,7 +187,7 @@ func (c *Console) current(r *http.Request) (*session, auth.Token, bool) {
 	if !ok {
 		return nil, auth.Token{}, false
 	}
-	tok, ok := c.o.Tokens.Get(cp.tokenID) // a revoked token ends its sessions
+	tok, ok := c.o.Service.Tokens().Get(cp.tokenID) // a revoked token ends its sessions
 	if !ok {
 		return nil, auth.Token{}, false
 	}
@@ -257,8 +260,9 @@ func (c *Console) Handler() http.Handler {
 
 type consoleHandler func(w http.ResponseWriter, r *http.Request, p page)
 
-// authed requires a session; post handlers check the CSRF token, write handlers the role.
-func (c *Console) authed(post, write bool, h consoleHandler) http.HandlerFunc {
+// authed requires a session; post handlers check the CSRF token. The handler runs as
+// the session's token: the endpoints it calls decide what that token may do.
+func (c *Console) authed(post, _ bool, h consoleHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, tok, ok := c.current(r)
 		if !ok {
@@ -280,12 +284,9 @@ func (c *Console) authed(post, write bool, h consoleHandler) http.HandlerFunc {
 				c.render(w, http.StatusForbidden, "error", page{Title: "Forbidden", Err: "The form's CSRF token is missing or stale: reload the page and try again."})
 				return
 			}
-			if write && !tok.Role.CanWrite() {
-				c.render(w, http.StatusForbidden, "error", page{Title: "Forbidden", Err: "This token is a viewer token: it may not change anything."})
-				return
-			}
 		}
-		h(w, r, p)
+		caller := service.Caller{Entrance: service.EntranceConsole, Token: tok, HasToken: true}
+		h(w, r.WithContext(service.WithCaller(r.Context(), caller)), p)
 	}
 }
 
@@ -303,7 +304,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 		l, ok := c.links[code]
 		delete(c.links, code) // one use only
 		c.mu.Unlock()
-		tok, tokOK := c.o.Tokens.Get(l.tokenID)
+		tok, tokOK := c.o.Service.Tokens().Get(l.tokenID)
 		if !ok || !tokOK || c.o.Now().After(l.expires) {
 			c.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", Err: "This login link is invalid, used or expired.", Data: "/ui/"})
 			return
@@ -322,7 +323,7 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
-	tok, ok := c.o.Tokens.Authenticate(strings.TrimSpace(r.PostForm.Get("token")))
+	tok, ok := c.o.Service.Tokens().Authenticate(strings.TrimSpace(r.PostForm.Get("token")))
 	if !ok {
 		c.o.Log.Info().Str("remote", r.RemoteAddr).Msg("console login refused")
 		c.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", Err: "Unknown or revoked token.", Data: next})
@@ -338,9 +339,11 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, _ page) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// fail renders an error page for err with its status.
+// fail renders an error page for err with its status; the X-Asf-Code header carries
+// its code, as the admin API's JSON does.
 func (c *Console) fail(w http.ResponseWriter, p page, err error) {
 	p.Title, p.Err = "Error", err.Error()
+	w.Header().Set("X-Asf-Code", fmt.Sprint(aserr.CodeOf(err)))
 	c.render(w, adminapi.StatusOf(err), "error", p)
 }
 

@@ -9,29 +9,32 @@ import (
 	"strings"
 
 	"github.com/athenaserving/asf/libs/aserr"
-	"github.com/athenaserving/asf/services/polaris/adminapi"
 	"github.com/athenaserving/asf/services/polaris/adminapi/auth"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
+	"github.com/athenaserving/asf/services/polaris/service"
 )
 
 func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request, p page) {
-	all := c.o.Registry.List("")
 	p.Title, p.Nav = "Services", "services"
-	var consumers []registry.State
-	for _, st := range all {
-		if st.Instance.Kind == registry.KindConsumer {
-			consumers = append(consumers, st)
-		}
+	sums, err := service.Do[[]service.ServiceSummary](r.Context(), c.o.Endpoints, service.ServicesRequest{})
+	if err != nil {
+		c.fail(w, p, err)
+		return
 	}
-	p.Data = map[string]any{"Services": adminapi.Services(all), "Consumers": consumers}
+	consumers, err := service.Do[[]registry.State](r.Context(), c.o.Endpoints, service.ConsumersRequest{})
+	if err != nil {
+		c.fail(w, p, err)
+		return
+	}
+	p.Data = map[string]any{"Services": sums, "Consumers": consumers}
 	c.render(w, http.StatusOK, "services", p)
 }
 
 func (c *Console) servicePage(w http.ResponseWriter, r *http.Request, p page) {
 	svc := r.PathValue("service")
 	p.Title, p.Nav = "Service "+svc, "services"
-	sts, err := adminapi.Instances(c.o.Registry, svc, "")
+	sts, err := service.Do[[]registry.State](r.Context(), c.o.Endpoints, service.InstancesRequest{Service: svc})
 	if err != nil {
 		c.fail(w, p, err)
 		return
@@ -51,7 +54,7 @@ func (c *Console) servicePage(w http.ResponseWriter, r *http.Request, p page) {
 func (c *Console) setAdmin(w http.ResponseWriter, r *http.Request, p page) {
 	svc := r.PathValue("service")
 	f := r.PostForm
-	var req adminapi.AdminRequest
+	req := service.SetAdminRequest{Key: registry.Key{Service: svc, Addr: f.Get("addr")}}
 	if v := f.Get("enabled"); v != "" {
 		b := v == "true"
 		req.Enabled = &b
@@ -65,13 +68,12 @@ func (c *Console) setAdmin(w http.ResponseWriter, r *http.Request, p page) {
 		w32 := int32(n)
 		req.Weight = &w32
 	}
-	k := registry.Key{Service: svc, Addr: f.Get("addr")}
-	adm, err := adminapi.SetAdmin(r.Context(), c.o.Registry, k, req)
+	adm, err := service.Do[registry.Admin](r.Context(), c.o.Endpoints, req)
 	if err != nil {
 		c.fail(w, p, err)
 		return
 	}
-	c.o.Log.Info().Str("service", k.Service).Str("addr", k.Addr).Bool("enabled", adm.Enabled).Int32("weight", adm.Weight).Str("by", p.Token).Msg("console set admin")
+	k := req.Key
 	redirectMsg(w, r, "/ui/services/"+svc, fmt.Sprintf("%s: enabled=%t weight=%d", k.Addr, adm.Enabled, adm.Weight))
 }
 
@@ -79,7 +81,7 @@ func (c *Console) configPage(w http.ResponseWriter, r *http.Request, p page) {
 	q := r.URL.Query()
 	filter := config.Key{Project: q.Get("project"), Group: q.Get("group"), Service: q.Get("service"), Version: q.Get("version")}
 	p.Title, p.Nav = "Config files", "config"
-	files, err := c.o.Catalog.Files(r.Context(), filter)
+	files, err := service.Do[[]service.FileSummary](r.Context(), c.o.Endpoints, service.FilesRequest{Filter: filter})
 	if err != nil {
 		c.fail(w, p, err)
 		return
@@ -98,16 +100,17 @@ type revRow struct {
 func (c *Console) filePage(w http.ResponseWriter, r *http.Request, p page) {
 	k := keyFrom(r.URL.Query())
 	p.Title, p.Nav = "File "+k.File, "config"
-	revs, err := c.o.Center.History(r.Context(), k)
+	h, err := service.Do[service.HistoryResponse](r.Context(), c.o.Endpoints, service.HistoryRequest{Key: k})
 	if err != nil {
 		c.fail(w, p, err)
 		return
 	}
-	sum, err := adminapi.Summarize(r.Context(), c.o.Center, k)
+	applied, err := service.Do[[]config.Applied](r.Context(), c.o.Endpoints, service.AppliedRequest{Key: k})
 	if err != nil {
 		c.fail(w, p, err)
 		return
 	}
+	revs, sum := h.Revisions, h.Summary
 	rows := make([]revRow, 0, len(revs))
 	var current config.File
 	for i := len(revs) - 1; i >= 0; i-- {
@@ -135,7 +138,7 @@ func (c *Console) filePage(w http.ResponseWriter, r *http.Request, p page) {
 	}
 	p.Data = map[string]any{
 		"Key": k, "Summary": sum, "Revisions": rows, "Current": current,
-		"Gray": gray, "Applied": c.o.Center.Applied(k),
+		"Gray": gray, "Applied": applied,
 	}
 	c.render(w, http.StatusOK, "file", p)
 }
@@ -150,7 +153,7 @@ func (c *Console) diffPage(w http.ResponseWriter, r *http.Request, p page) {
 		c.fail(w, p, fmt.Errorf("from and to must be revision numbers: %w", aserr.ErrInvalidParam))
 		return
 	}
-	d, err := adminapi.Diff(r.Context(), c.o.Center, k, from, to)
+	d, err := service.Do[service.DiffView](r.Context(), c.o.Endpoints, service.DiffRequest{Key: k, From: from, To: to})
 	if err != nil {
 		c.fail(w, p, err)
 		return
@@ -163,12 +166,12 @@ func (c *Console) push(w http.ResponseWriter, r *http.Request, p page) {
 	f := r.PostForm
 	k := keyFrom(f)
 	content := strings.ReplaceAll(f.Get("content"), "\r\n", "\n") // browsers send CRLF
-	file, err := adminapi.Push(r.Context(), c.o.Center, c.o.Catalog, k, []byte(content), f.Get("comment"), strings.TrimSpace(f.Get("gray_group")))
+	file, err := service.Do[config.File](r.Context(), c.o.Endpoints, service.PushRequest{Key: k, Content: []byte(content),
+		Comment: f.Get("comment"), GrayGroup: strings.TrimSpace(f.Get("gray_group"))})
 	if err != nil {
 		c.fail(w, p, err)
 		return
 	}
-	c.o.Log.Info().Str("key", k.String()).Int64("revision", file.Revision).Str("gray", file.GrayGroup).Str("by", p.Token).Msg("console push")
 	msg := fmt.Sprintf("pushed revision %d", file.Revision)
 	if file.GrayGroup != "" {
 		msg += " to gray group " + file.GrayGroup
@@ -183,51 +186,57 @@ func (c *Console) rollback(w http.ResponseWriter, r *http.Request, p page) {
 		c.fail(w, p, fmt.Errorf("revision is not a number: %w", aserr.ErrInvalidParam))
 		return
 	}
-	file, err := c.o.Center.Rollback(r.Context(), k, rev)
+	file, err := service.Do[config.File](r.Context(), c.o.Endpoints, service.RollbackRequest{Key: k, Revision: rev})
 	if err != nil {
 		c.fail(w, p, err)
 		return
 	}
-	c.o.Log.Info().Str("key", k.String()).Int64("to", rev).Int64("revision", file.Revision).Str("by", p.Token).Msg("console rollback")
 	redirectMsg(w, r, "/ui/config/file?"+string(keyQuery(k)), fmt.Sprintf("rolled back to revision %d as revision %d", rev, file.Revision))
 }
 
 func (c *Console) deleteFile(w http.ResponseWriter, r *http.Request, p page) {
 	k := keyFrom(r.PostForm)
-	if err := c.o.Center.Delete(r.Context(), k); err != nil {
+	if _, err := service.Do[struct{}](r.Context(), c.o.Endpoints, service.DeleteRequest{Key: k}); err != nil {
 		c.fail(w, p, err)
 		return
 	}
-	c.o.Catalog.Remove(k)
-	c.o.Log.Info().Str("key", k.String()).Str("by", p.Token).Msg("console delete")
 	redirectMsg(w, r, "/ui/config", "deleted "+k.String())
 }
 
 func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request, p page) {
 	p.Title, p.Nav = "Tokens", "tokens"
-	p.Data = map[string]any{"Tokens": c.o.Tokens.List()}
-	c.render(w, http.StatusOK, "tokens", p)
-}
-
-func (c *Console) createToken(w http.ResponseWriter, r *http.Request, p page) {
-	secret, tok, err := c.o.Tokens.Create(r.PostForm.Get("name"), auth.Role(r.PostForm.Get("role")))
+	toks, err := service.Do[[]auth.Token](r.Context(), c.o.Endpoints, service.TokensRequest{})
 	if err != nil {
 		c.fail(w, p, err)
 		return
 	}
-	c.o.Log.Info().Str("token", tok.ID).Str("role", string(tok.Role)).Str("by", p.Token).Msg("console token created")
+	p.Data = map[string]any{"Tokens": toks}
+	c.render(w, http.StatusOK, "tokens", p)
+}
+
+func (c *Console) createToken(w http.ResponseWriter, r *http.Request, p page) {
+	created, err := service.Do[service.TokenCreated](r.Context(), c.o.Endpoints,
+		service.TokenCreateRequest{Name: r.PostForm.Get("name"), Role: auth.Role(r.PostForm.Get("role"))})
+	if err != nil {
+		c.fail(w, p, err)
+		return
+	}
+	toks, err := service.Do[[]auth.Token](r.Context(), c.o.Endpoints, service.TokensRequest{})
+	if err != nil {
+		c.fail(w, p, err)
+		return
+	}
 	// The secret is shown in this answer only; it is not put in a redirect URL.
 	p.Title, p.Nav = "Tokens", "tokens"
-	p.Data = map[string]any{"Tokens": c.o.Tokens.List(), "Secret": secret, "Created": tok}
+	p.Data = map[string]any{"Tokens": toks, "Secret": created.Secret, "Created": created.Token}
 	c.render(w, http.StatusOK, "tokens", p)
 }
 
 func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request, p page) {
 	id := r.PostForm.Get("id")
-	if err := c.o.Tokens.Revoke(id); err != nil {
+	if _, err := service.Do[struct{}](r.Context(), c.o.Endpoints, service.TokenRevokeRequest{ID: id}); err != nil {
 		c.fail(w, p, err)
 		return
 	}
-	c.o.Log.Info().Str("token", id).Str("by", p.Token).Msg("console token revoked")
 	redirectMsg(w, r, "/ui/tokens", "revoked "+id)
 }

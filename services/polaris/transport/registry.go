@@ -2,66 +2,75 @@ package transport
 
 import (
 	"context"
+	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/polaris/registry"
+	"github.com/athenaserving/asf/services/polaris/service"
 )
 
 // DefaultWatchBuffer is how many events a Watch stream may fall behind before it is
 // dropped with Unavailable (the client then watches again and gets a fresh snapshot).
-const DefaultWatchBuffer = 1024
+const DefaultWatchBuffer = service.DefaultWatchBuffer
 
-// RegistryServer serves polarispb.Registry over the registry.
+// RegistryServer serves polarispb.Registry through the service layer's endpoints.
 type RegistryServer struct {
 	polarispb.UnimplementedRegistryServer
-	reg     *registry.Registry
-	natsURL func() string
-	prefix  string
-	buf     int
+	svc *service.Service
+	eps service.Endpoints
 }
 
 var _ polarispb.RegistryServer = (*RegistryServer)(nil)
 
-// NewRegistryServer returns the gRPC adapter of reg. natsURL reports the event bus URL
-// (known once the server started); prefix is the NATS subject prefix; watchBuf ≤ 0
-// takes DefaultWatchBuffer.
-func NewRegistryServer(reg *registry.Registry, natsURL func() string, prefix string, watchBuf int) *RegistryServer {
-	if watchBuf <= 0 {
-		watchBuf = DefaultWatchBuffer
+// NewRegistryServer returns the gRPC adapter of the registry operations of eps; svc
+// authenticates the callers' tokens.
+func NewRegistryServer(svc *service.Service, eps service.Endpoints) *RegistryServer {
+	return &RegistryServer{svc: svc, eps: eps}
+}
+
+func call[T any](ctx context.Context, svc *service.Service, eps service.Endpoints, req service.Request) (T, error) {
+	v, err := service.Do[T](withCaller(ctx, svc), eps, req)
+	if err != nil {
+		return v, grpcx.ToStatus(err)
 	}
-	return &RegistryServer{reg: reg, natsURL: natsURL, prefix: prefix, buf: watchBuf}
+	return v, nil
 }
 
 // Register registers an instance.
 func (s *RegistryServer) Register(ctx context.Context, req *polarispb.RegisterRequest) (*polarispb.RegisterResponse, error) {
-	ttl, err := s.reg.Register(ctx, instanceFromPB(req.GetInstance()), loadFromPB(req.GetLoad()), msToDuration(req.GetTtlMs()))
+	ttl, err := call[time.Duration](ctx, s.svc, s.eps, service.RegisterRequest{
+		Instance: instanceFromPB(req.GetInstance()), Load: loadFromPB(req.GetLoad()), TTL: msToDuration(req.GetTtlMs())})
 	if err != nil {
-		return nil, grpcx.ToStatus(err)
+		return nil, err
 	}
 	return &polarispb.RegisterResponse{TtlMs: ttl.Milliseconds()}, nil
 }
 
 // Heartbeat records a load report; known=false tells the caller to register again.
 func (s *RegistryServer) Heartbeat(ctx context.Context, req *polarispb.HeartbeatRequest) (*polarispb.HeartbeatResponse, error) {
-	known, err := s.reg.Heartbeat(ctx, registry.Key{Service: req.GetService(), Addr: req.GetAddr()}, loadFromPB(req.GetLoad()))
+	r, err := call[service.HeartbeatResponse](ctx, s.svc, s.eps, service.HeartbeatRequest{
+		Key: registry.Key{Service: req.GetService(), Addr: req.GetAddr()}, Load: loadFromPB(req.GetLoad())})
 	if err != nil {
-		return nil, grpcx.ToStatus(err)
+		return nil, err
 	}
-	return &polarispb.HeartbeatResponse{Known: known}, nil
+	return &polarispb.HeartbeatResponse{Known: r.Known}, nil
 }
 
 // Deregister removes an instance; removing an unknown one is not an error.
 func (s *RegistryServer) Deregister(ctx context.Context, req *polarispb.DeregisterRequest) (*polarispb.DeregisterResponse, error) {
-	if _, err := s.reg.Deregister(ctx, registry.Key{Service: req.GetService(), Addr: req.GetAddr()}); err != nil {
-		return nil, grpcx.ToStatus(err)
+	if _, err := call[struct{}](ctx, s.svc, s.eps, service.DeregisterRequest{Key: registry.Key{Service: req.GetService(), Addr: req.GetAddr()}}); err != nil {
+		return nil, err
 	}
 	return &polarispb.DeregisterResponse{}, nil
 }
 
 // List returns the instances of a service, or of every service.
-func (s *RegistryServer) List(_ context.Context, req *polarispb.ListRequest) (*polarispb.ListResponse, error) {
-	states := s.reg.List(req.GetService())
+func (s *RegistryServer) List(ctx context.Context, req *polarispb.ListRequest) (*polarispb.ListResponse, error) {
+	states, err := call[[]registry.State](ctx, s.svc, s.eps, service.ListRequest{Service: req.GetService()})
+	if err != nil {
+		return nil, err
+	}
 	out := &polarispb.ListResponse{Instances: make([]*polarispb.InstanceState, 0, len(states))}
 	for _, st := range states {
 		out.Instances = append(out.Instances, StateToPB(st))
@@ -70,14 +79,14 @@ func (s *RegistryServer) List(_ context.Context, req *polarispb.ListRequest) (*p
 }
 
 // Watch sends a SNAPSHOT, then every event, until the client goes away, falls behind or
-// the server shuts down.
+// the server shuts down. Opening it passes the same authorization as every operation.
 func (s *RegistryServer) Watch(req *polarispb.WatchRequest, stream polarispb.Registry_WatchServer) error {
-	sub, err := s.reg.Subscribe(req.GetService(), s.buf)
+	ctx := stream.Context()
+	sub, err := call[*registry.Subscription](ctx, s.svc, s.eps, service.WatchRequest{Service: req.GetService()})
 	if err != nil {
-		return grpcx.ToStatus(err)
+		return err
 	}
 	defer sub.Close()
-	ctx := stream.Context()
 	for {
 		select {
 		case ev, ok := <-sub.C():
@@ -93,16 +102,25 @@ func (s *RegistryServer) Watch(req *polarispb.WatchRequest, stream polarispb.Reg
 	}
 }
 
-// SetAdmin sets the operator state of an instance.
+// SetAdmin sets the operator state of an instance: the message carries the whole state
+// (enabled and weight), validated as the admin API validates it.
 func (s *RegistryServer) SetAdmin(ctx context.Context, req *polarispb.SetAdminRequest) (*polarispb.SetAdminResponse, error) {
-	a := registry.Admin{Enabled: req.GetAdmin().GetEnabled(), Weight: req.GetAdmin().GetWeight()}
-	if err := s.reg.SetAdmin(ctx, registry.Key{Service: req.GetService(), Addr: req.GetAddr()}, a); err != nil {
-		return nil, grpcx.ToStatus(err)
+	r := service.SetAdminRequest{Key: registry.Key{Service: req.GetService(), Addr: req.GetAddr()}}
+	if a := req.GetAdmin(); a != nil {
+		en, w := a.GetEnabled(), a.GetWeight()
+		r.Enabled, r.Weight = &en, &w
+	}
+	if _, err := call[registry.Admin](ctx, s.svc, s.eps, r); err != nil {
+		return nil, err
 	}
 	return &polarispb.SetAdminResponse{}, nil
 }
 
 // Info tells where the event bus is.
-func (s *RegistryServer) Info(context.Context, *polarispb.InfoRequest) (*polarispb.InfoResponse, error) {
-	return &polarispb.InfoResponse{NatsUrl: s.natsURL(), SubjectPrefix: s.prefix, DefaultTtlMs: s.reg.TTL().Milliseconds()}, nil
+func (s *RegistryServer) Info(ctx context.Context, _ *polarispb.InfoRequest) (*polarispb.InfoResponse, error) {
+	r, err := call[service.InfoResponse](ctx, s.svc, s.eps, service.InfoRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return &polarispb.InfoResponse{NatsUrl: r.NATSURL, SubjectPrefix: r.Prefix, DefaultTtlMs: r.DefaultTTL.Milliseconds()}, nil
 }

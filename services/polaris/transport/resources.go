@@ -11,26 +11,24 @@ import (
 	"github.com/athenaserving/asf/libs/natsbus"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/polaris/resource"
+	"github.com/athenaserving/asf/services/polaris/service"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 )
 
-// ResourcesServer serves polarispb.Resources over the resource service.
+// ResourcesServer serves polarispb.Resources through the service layer's endpoints.
 type ResourcesServer struct {
 	polarispb.UnimplementedResourcesServer
-	svc *resource.Service
-	buf int
+	svc *service.Service
+	eps service.Endpoints
 }
 
 var _ polarispb.ResourcesServer = (*ResourcesServer)(nil)
 
-// NewResourcesServer returns the gRPC adapter of svc; watchBuf ≤ 0 takes DefaultWatchBuffer.
-func NewResourcesServer(svc *resource.Service, watchBuf int) *ResourcesServer {
-	if watchBuf <= 0 {
-		watchBuf = DefaultWatchBuffer
-	}
-	return &ResourcesServer{svc: svc, buf: watchBuf}
+// NewResourcesServer returns the gRPC adapter of the resource operations of eps.
+func NewResourcesServer(svc *service.Service, eps service.Endpoints) *ResourcesServer {
+	return &ResourcesServer{svc: svc, eps: eps}
 }
 
 // ResourceMetaToPB converts a meta.
@@ -63,27 +61,26 @@ func ResourceEventToPB(ev resource.Event) *polarispb.ResourceEvent {
 
 // Get returns a resource with its data: 10166 when it does not exist.
 func (s *ResourcesServer) Get(ctx context.Context, req *polarispb.GetResourceRequest) (*polarispb.Resource, error) {
-	r, err := s.svc.Get(ctx, resource.Key{Service: req.GetService(), AppID: req.GetAppId(), ID: req.GetResId()})
+	r, err := call[resource.Resource](ctx, s.svc, s.eps, service.ResourceGetRequest{
+		Key: resource.Key{Service: req.GetService(), AppID: req.GetAppId(), ID: req.GetResId()}})
 	if err != nil {
-		return nil, grpcx.ToStatus(err)
+		return nil, err
 	}
 	return &polarispb.Resource{Meta: ResourceMetaToPB(r.Meta), Data: r.Data}, nil
 }
 
 // Watch sends a SNAPSHOT of the service's resources, then UPDATED/REMOVED events. A
 // watcher that falls behind is ended (10222) so that its client reconnects and gets
-// a fresh snapshot.
+// a fresh snapshot. Opening it passes the same authorization as Get.
 func (s *ResourcesServer) Watch(req *polarispb.WatchResourcesRequest, stream polarispb.Resources_WatchServer) error {
 	ctx := stream.Context()
-	// Watch before listing: a change between the two is sent after the snapshot.
-	w := s.svc.Watch(req.GetService(), s.buf)
-	defer w.Close()
-	ms, err := s.svc.List(ctx, req.GetService(), "")
+	w, err := call[*service.ResourceWatch](ctx, s.svc, s.eps, service.ResourceWatchRequest{Service: req.GetService()})
 	if err != nil {
-		return grpcx.ToStatus(err)
+		return err
 	}
+	defer w.Close()
 	snap := &polarispb.ResourceEvent{Type: polarispb.ResourceEvent_TYPE_SNAPSHOT}
-	for _, m := range ms {
+	for _, m := range w.Snapshot {
 		snap.Resources = append(snap.Resources, ResourceMetaToPB(m))
 	}
 	if err := stream.Send(snap); err != nil {

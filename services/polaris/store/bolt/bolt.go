@@ -236,8 +236,9 @@ func (s *Store) Get(_ context.Context, k config.Key) (config.Record, bool, error
 	return rec, ok, nil
 }
 
-// Append stores f as the next revision of f.Key, in one transaction.
-func (s *Store) Append(_ context.Context, f config.File) (config.Record, config.File, error) {
+// Append stores f as the next revision of f.Key and removes the revisions pruned beyond
+// keep, in one transaction.
+func (s *Store) Append(_ context.Context, f config.File, keep int) (config.Record, config.File, error) {
 	var rec config.Record
 	var stored config.File
 	err := s.db.Update(func(tx *bbolt.Tx) error {
@@ -262,7 +263,16 @@ func (s *Store) Append(_ context.Context, f config.File) (config.Record, config.
 				return err
 			}
 		}
-		stored = rec.Append(f)
+		var pruned []int64
+		stored, pruned = rec.Append(f, keep)
+		for _, n := range pruned {
+			if err := content.Delete(revKey(n)); err != nil {
+				return err
+			}
+			if err := revs.Delete(revKey(n)); err != nil {
+				return err
+			}
+		}
 		meta := stored
 		meta.Content = nil
 		mv, err := json.Marshal(meta)

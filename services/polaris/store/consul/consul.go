@@ -401,9 +401,18 @@ func blobKey(fileKey, blob string, i int) string {
 	return fmt.Sprintf("%sblob/%s/%06d", fileKey, blob, i)
 }
 
+// pruneMax bounds the pruned revisions removed by one push (two operations each).
+const pruneMax = 30
+
 // read reads the record of k in one consistent transaction; index is the head's
 // ModifyIndex (0 when k does not exist).
 func (s *Store) read(ctx context.Context, k config.Key) (config.Record, uint64, bool, error) {
+	return s.readBlobs(ctx, k, nil)
+}
+
+// readBlobs is read that also fills blobs (when not nil) with the chunk set of every
+// revision whose content is chunked.
+func (s *Store) readBlobs(ctx context.Context, k config.Key, blobs map[int64]string) (config.Record, uint64, bool, error) {
 	hk, fk := s.headKey(k), s.fileKey(k)
 	ok, resp, _, err := s.c.KV().Txn(api.KVTxnOps{
 		{Verb: api.KVGetTree, Key: hk},
@@ -443,6 +452,9 @@ func (s *Store) read(ctx context.Context, k config.Key) (config.Record, uint64, 
 			continue
 		}
 		f := m.File
+		if blobs != nil && m.Blob != "" {
+			blobs[f.Revision] = m.Blob
+		}
 		if m.Blob == "" {
 			f.Content = m.Inline
 		} else if f.Content, err = s.blob(ctx, fk, m); err != nil {
@@ -499,7 +511,7 @@ func (s *Store) Get(ctx context.Context, k config.Key) (config.Record, bool, err
 // first (unreferenced until the push commits), then one transaction checks the head's
 // ModifyIndex, writes the revision and moves the head; a lost race reads again and
 // retries.
-func (s *Store) Append(ctx context.Context, f config.File) (config.Record, config.File, error) {
+func (s *Store) Append(ctx context.Context, f config.File, keep int) (config.Record, config.File, error) {
 	k := f.Key
 	fk := s.fileKey(k)
 	sum := sha256.Sum256(f.Content)
@@ -514,7 +526,8 @@ func (s *Store) Append(ctx context.Context, f config.File) (config.Record, confi
 		m.Blob, m.Chunks = id, (len(f.Content)+chunkSize-1)/chunkSize
 	}
 	for range casAttempts {
-		rec, index, exists, err := s.read(ctx, k)
+		blobs := map[int64]string{}
+		rec, index, exists, err := s.readBlobs(ctx, k, blobs)
 		if err != nil {
 			s.dropBlob(m.Blob, fk)
 			return config.Record{}, config.File{}, wrap("push "+k.String(), err)
@@ -522,7 +535,7 @@ func (s *Store) Append(ctx context.Context, f config.File) (config.Record, confi
 		if !exists {
 			rec = config.Record{Key: k}
 		}
-		stored := rec.Append(f)
+		stored, pruned := rec.Append(f, keep)
 		m.File = stored
 		m.File.Content = nil
 		mv, err := json.Marshal(m)
@@ -537,11 +550,20 @@ func (s *Store) Append(ctx context.Context, f config.File) (config.Record, confi
 		if !exists {
 			check = &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: s.headKey(k)}
 		}
-		ok, resp, _, err := s.c.KV().Txn(api.KVTxnOps{
+		ops := api.KVTxnOps{
 			check,
 			{Verb: api.KVSet, Key: revKey(fk, stored.Revision), Value: mv},
 			{Verb: api.KVSet, Key: s.headKey(k), Value: hv},
-		}, s.q(ctx))
+		}
+		// Pruned revisions go in the same transaction, at most pruneMax of them (a
+		// transaction holds 64 operations); the rest go with the next pushes.
+		for _, n := range pruned[:min(len(pruned), pruneMax)] {
+			ops = append(ops, &api.KVTxnOp{Verb: api.KVDelete, Key: revKey(fk, n)})
+			if b := blobs[n]; b != "" {
+				ops = append(ops, &api.KVTxnOp{Verb: api.KVDeleteTree, Key: fk + "blob/" + b + "/"})
+			}
+		}
+		ok, resp, _, err := s.c.KV().Txn(ops, s.q(ctx))
 		if err != nil {
 			s.dropBlob(m.Blob, fk)
 			return config.Record{}, config.File{}, wrap("push "+k.String(), err)

@@ -310,7 +310,7 @@ func TestConcurrentLargePushesLeaveNoOrphans(t *testing.T) {
 			for j := range 3 {
 				content := make([]byte, 300<<10) // chunked: written before the commit
 				content[0], content[1] = byte(i), byte(j)
-				if _, _, err := st.Append(ctx, config.File{Key: k, Content: content}); err != nil {
+				if _, _, err := st.Append(ctx, config.File{Key: k, Content: content}, 0); err != nil {
 					errs <- err
 				}
 			}

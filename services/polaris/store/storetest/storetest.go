@@ -12,11 +12,13 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
 	"github.com/athenaserving/asf/services/polaris/resource"
@@ -47,6 +49,7 @@ func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 		{"ConfigDeleteAndList", testConfigDeleteAndList},
 		{"ConfigApplied", testConfigApplied},
 		{"CenterGrayAndRollback", testCenterGrayAndRollback},
+		{"ConfigHistoryRetention", testConfigHistoryRetention},
 		{"Reopen", testReopen},
 		{"Resources", testResources},
 		{"ResourcesLarge", testResourcesLarge},
@@ -129,17 +132,17 @@ func testConfigAppendAndGray(t *testing.T, s Stores) {
 		t.Fatalf("empty store: ok=%v err=%v", ok, err)
 	}
 	created := time.Unix(1700000000, 123000000).UTC()
-	rec, f, err := st.Append(c, config.File{Key: k, Content: []byte("a=1"), Created: created, Comment: "first"})
+	rec, f, err := st.Append(c, config.File{Key: k, Content: []byte("a=1"), Created: created, Comment: "first"}, 0)
 	must(t, err)
 	if f.Revision != 1 || rec.Current != 1 || string(f.Content) != "a=1" {
 		t.Fatalf("first append: %+v %+v", rec, f)
 	}
-	_, f, err = st.Append(c, config.File{Key: k, Content: []byte("a=2"), Created: created, GrayGroup: "canary"})
+	_, f, err = st.Append(c, config.File{Key: k, Content: []byte("a=2"), Created: created, GrayGroup: "canary"}, 0)
 	must(t, err)
 	if f.Revision != 2 || !f.Gray || f.GrayGroup != "canary" {
 		t.Fatalf("gray append: %+v", f)
 	}
-	_, _, err = st.Append(c, config.File{Key: k, Content: nil, Created: created, GrayGroup: "blue"})
+	_, _, err = st.Append(c, config.File{Key: k, Content: nil, Created: created, GrayGroup: "blue"}, 0)
 	must(t, err)
 	rec, ok, err := st.Get(c, k)
 	must(t, err)
@@ -153,7 +156,7 @@ func testConfigAppendAndGray(t *testing.T, s Stores) {
 		t.Fatalf("empty content: %q", r3.Content)
 	}
 	// A full release retires every gray revision.
-	rec, f, err = st.Append(c, config.File{Key: k, Content: []byte("a=4"), Created: created})
+	rec, f, err = st.Append(c, config.File{Key: k, Content: []byte("a=4"), Created: created}, 0)
 	must(t, err)
 	if f.Revision != 4 || rec.Current != 4 || len(rec.Gray) != 0 {
 		t.Fatalf("full release: %+v", rec)
@@ -176,7 +179,7 @@ func testConfigConcurrentAppend(t *testing.T, s Stores) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				if _, _, err := st.Append(c, config.File{Key: k, Content: fmt.Appendf(nil, "w%d-%d", w, i)}); err != nil {
+				if _, _, err := st.Append(c, config.File{Key: k, Content: fmt.Appendf(nil, "w%d-%d", w, i)}, 0); err != nil {
 					errs <- err
 				}
 			}
@@ -208,7 +211,7 @@ func testConfigLargeContent(t *testing.T, s Stores) {
 	for i := range big {
 		big[i] = byte(i*7 + i>>11)
 	}
-	_, _, err := st.Append(c, config.File{Key: k, Content: big})
+	_, _, err := st.Append(c, config.File{Key: k, Content: big}, 0)
 	must(t, err)
 	rec, _, err := st.Get(c, k)
 	must(t, err)
@@ -220,16 +223,16 @@ func testConfigLargeContent(t *testing.T, s Stores) {
 func testConfigDeleteAndList(t *testing.T, s Stores) {
 	c, st := ctx(t), s.Config
 	for _, f := range []string{"b.toml", "a.toml", "a.yaml", "x%2Fa.toml"} {
-		_, _, err := st.Append(c, config.File{Key: key(f), Content: []byte(f)})
+		_, _, err := st.Append(c, config.File{Key: key(f), Content: []byte(f)}, 0)
 		must(t, err)
 	}
 	// Parts holding separators must not run into each other.
 	odd := config.Key{Project: "asf", Group: "default", Service: "atom/1", Version: "x", File: "a.toml"}
-	_, _, err := st.Append(c, config.File{Key: odd, Content: []byte("odd")})
+	_, _, err := st.Append(c, config.File{Key: odd, Content: []byte("odd")}, 0)
 	must(t, err)
 	other := key("a.toml")
 	other.Version = "2"
-	_, _, err = st.Append(c, config.File{Key: other, Content: []byte("v2")})
+	_, _, err = st.Append(c, config.File{Key: other, Content: []byte("v2")}, 0)
 	must(t, err)
 
 	names := func(dir config.Key) []string {
@@ -273,7 +276,7 @@ func testConfigDeleteAndList(t *testing.T, s Stores) {
 		t.Fatalf("list after delete: %s", got)
 	}
 	// A file pushed again after its delete starts a new history.
-	_, f, err := st.Append(c, config.File{Key: key("a.toml"), Content: []byte("again")})
+	_, f, err := st.Append(c, config.File{Key: key("a.toml"), Content: []byte("again")}, 0)
 	must(t, err)
 	if f.Revision != 1 {
 		t.Fatalf("revision after delete: %d", f.Revision)
@@ -367,6 +370,63 @@ func testCenterGrayAndRollback(t *testing.T, s Stores) {
 	}
 }
 
+// testConfigHistoryRetention: a file keeps at most keep revisions, the oldest pruned in
+// the store (large chunked content too), revisions in force never; rollback to a pruned
+// revision is ErrPruned, to one never pushed ErrNotFound; numbering goes on.
+func testConfigHistoryRetention(t *testing.T, s Stores) {
+	c := ctx(t)
+	k := key("kept.json")
+	big := bytes.Repeat([]byte("x"), 300<<10) // chunked on Consul
+	_, _, err := s.Config.Append(c, config.File{Key: k, Content: []byte("gray"), GrayGroup: "canary"}, 3)
+	must(t, err) // revision 1, in force for canary
+	for i := 2; i <= 7; i++ {
+		content := fmt.Appendf(nil, "r%d", i)
+		if i == 3 {
+			content = big
+		}
+		rec, f, err := s.Config.Append(c, config.File{Key: k, Content: content, GrayGroup: map[bool]string{true: "canary"}[i == 2]}, 3)
+		must(t, err)
+		if f.Revision != int64(i) || len(rec.Revisions) > 3 {
+			t.Fatalf("append %d: revision %d, %d revisions kept", i, f.Revision, len(rec.Revisions))
+		}
+	}
+	rec, ok, err := s.Config.Get(c, k)
+	must(t, err)
+	var got []int64
+	for _, f := range rec.Revisions {
+		got = append(got, f.Revision)
+	}
+	if !ok || fmt.Sprint(got) != "[5 6 7]" || rec.Current != 7 || !rec.Pruned(1) || !rec.Pruned(3) || rec.Pruned(8) {
+		t.Fatalf("after 7 pushes keeping 3: revisions %v current %d", got, rec.Current)
+	}
+	// A gray revision in force is kept beyond the bound.
+	_, _, err = s.Config.Append(c, config.File{Key: k, Content: []byte("g8"), GrayGroup: "blue"}, 1)
+	must(t, err)
+	rec, _, err = s.Config.Get(c, k)
+	must(t, err)
+	if _, ok := rec.Revision(7); !ok || rec.Gray["blue"] != 8 || len(rec.Revisions) != 2 {
+		t.Fatalf("in-force revisions pruned: %+v", rec.Revisions)
+	}
+	center := config.New(s.Config, config.Options{History: 2})
+	if _, err := center.Rollback(c, k, 3); !errors.Is(err, config.ErrPruned) || aserr.CodeOf(err) != 10410 {
+		t.Fatalf("rollback to a pruned revision: %v", err)
+	}
+	if _, err := center.Revision(c, k, 4); !errors.Is(err, config.ErrPruned) {
+		t.Fatalf("read of a pruned revision: %v", err)
+	}
+	if _, err := center.Rollback(c, k, 99); !errors.Is(err, config.ErrNotFound) {
+		t.Fatalf("rollback to a revision never pushed: %v", err)
+	}
+	f, err := center.Rollback(c, k, 7)
+	must(t, err)
+	if f.Revision != 9 || string(f.Content) != "r7" {
+		t.Fatalf("rollback to a kept revision: %d %q", f.Revision, f.Content)
+	}
+	if hist, _ := center.History(c, k); len(hist) != 2 {
+		t.Fatalf("history after rollback: %d revisions, want 2", len(hist))
+	}
+}
+
 func testReopen(t *testing.T, s Stores) {
 	if s.Reopen == nil {
 		t.Skip("backend is not durable")
@@ -377,10 +437,10 @@ func testReopen(t *testing.T, s Stores) {
 	must(t, s.Registry.PutInstance(c, registry.Registration{Instance: inst(ik.Service, ik.Addr), TTL: 2 * time.Second}))
 	must(t, s.Registry.PutAdmin(c, ik, registry.Admin{Enabled: false, Weight: 5}))
 	for _, g := range []string{"", "canary", ""} {
-		_, _, err := s.Config.Append(c, config.File{Key: k, Content: []byte("c" + g), GrayGroup: g})
+		_, _, err := s.Config.Append(c, config.File{Key: k, Content: []byte("c" + g), GrayGroup: g}, 0)
 		must(t, err)
 	}
-	_, _, err := s.Config.Append(c, config.File{Key: k, Content: []byte("g"), GrayGroup: "blue"})
+	_, _, err := s.Config.Append(c, config.File{Key: k, Content: []byte("g"), GrayGroup: "blue"}, 0)
 	must(t, err)
 	must(t, s.Config.PutApplied(c, config.Applied{Key: k, Addr: "h:1", Revision: 3, Applied: true}))
 
@@ -405,7 +465,7 @@ func testReopen(t *testing.T, s Stores) {
 	if len(as) != 1 || as[0].Revision != 3 {
 		t.Fatalf("applied after reopen: %+v", as)
 	}
-	_, f, err := r.Config.Append(c, config.File{Key: k, Content: []byte("next")})
+	_, f, err := r.Config.Append(c, config.File{Key: k, Content: []byte("next")}, 0)
 	must(t, err)
 	if f.Revision != 5 {
 		t.Fatalf("revision after reopen: %d", f.Revision)
