@@ -222,6 +222,7 @@ func start(t *testing.T, tweak func(*Config), files map[string]string) *env {
 	}
 	cfg := testConfig(atomAddr)
 	cfg.Polaris = polAddr
+	cfg.DataDir = t.TempDir()
 	cfg.Auth = "on"
 	if tweak != nil {
 		tweak(&cfg)

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,9 @@ type Config struct {
 	ReplayCache     bool `cfg:"replay-cache" help:"refuse a second use of an HMAC signature while its date is within the clock skew (off by default: see docs/protocol.md)"`
 	ReplayCacheSize int  `cfg:"replay-cache-size" help:"most signatures the replay cache remembers (its memory bound); when full the oldest go first"`
 	MaxSubSessions  int  `cfg:"max-sub-sessions" help:"sub-sessions one multiplexed WebSocket runs at once; more are refused with 11204"`
+
+	DataDir string `cfg:"data-dir" help:"data directory: the last schemas and apps from polaris are cached here (polaris-cache/) so webgate starts and serves while polaris is down"`
+	Pprof   bool   `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -96,6 +100,7 @@ func DefaultConfig() Config {
 		AppsFile:        "apps.json",
 		ReplayCacheSize: auth.DefaultReplayCacheSize,
 		MaxSubSessions:  transport.DefaultMaxSubSessions,
+		DataDir:         "./data/webgate",
 	}
 }
 
@@ -137,6 +142,9 @@ type Server struct {
 	polaris *polarisclient.Client // nil without polaris
 	schemaW *capability.Watcher
 	appsW   *appsWatcher
+	// synced holds the config watchers' first-snapshot signals (from polaris or the disk
+	// cache): the server is ready once all are closed.
+	synced []<-chan struct{}
 
 	ready    atomic.Bool
 	started  atomic.Bool
@@ -194,18 +202,19 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	s.ln = &onceCloseListener{Listener: ln}
 	closers = append(closers, s.ln.Close)
 	if cfg.Polaris != "" {
-		pc, err := polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}})
+		pc, err := polarisclient.DialWith(cfg.Polaris, polarisclient.Options{CacheDir: cacheDir(cfg.DataDir), Log: log,
+			DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}})
 		if err != nil {
 			return fail(err)
 		}
 		s.polaris = pc
 		closers = append(closers, pc.Close)
 		opts := capability.WatchOptions{Caller: &polarispb.Caller{Addr: s.ln.Addr().String(), Labels: map[string]string{"service": "webgate"}}}
-		s.schemaW = capability.NewWatcher(pc.Config, s.schemas, &polarispb.ConfigKey{
+		s.schemaW = capability.NewWatcher(pc.CachedConfig(), s.schemas, &polarispb.ConfigKey{
 			Project: cfg.ConfigProject, Group: cfg.ConfigGroup, Service: cfg.SchemaService, Version: cfg.ConfigVersion, File: cfg.SchemaPrefix,
 		}, opts, log)
 		if s.authn != nil {
-			s.appsW = newAppsWatcher(pc.Config, &polarispb.ConfigKey{
+			s.appsW = newAppsWatcher(pc.CachedConfig(), &polarispb.ConfigKey{
 				Project: cfg.ConfigProject, Group: cfg.ConfigGroup, Service: cfg.AppsService, Version: cfg.ConfigVersion, File: cfg.AppsFile,
 			}, opts, s.authn, s.limiter, demo, log)
 		}
@@ -217,7 +226,13 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		}
 		s.authn.SetApps(set)
 	}
-	s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
+	if s.schemaW != nil {
+		s.synced = append(s.synced, s.schemaW.Synced())
+	}
+	if s.appsW != nil {
+		s.synced = append(s.synced, s.appsW.synced)
+	}
+	s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof))
 	if err != nil {
 		return fail(err)
 	}
@@ -251,7 +266,9 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 func (s *Server) Schemas() *capability.Registry { return s.schemas }
 
 // Start starts the config watchers, waits (up to config-wait) for their first snapshot,
-// starts serving and returns once the server accepts requests.
+// starts serving and returns once the server accepts connections. Ready turns true once
+// the schemas and apps are loaded (from polaris or the disk cache), which may be after
+// Start returned when neither could be read within config-wait.
 func (s *Server) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -261,14 +278,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithCancel(context.Background())
 	s.stopCfg = cancel
-	var synced []<-chan struct{}
+	synced := s.synced
 	if s.schemaW != nil {
 		s.wg.Go(func() { _ = s.schemaW.Run(cctx) })
-		synced = append(synced, s.schemaW.Synced())
 	}
 	if s.appsW != nil {
 		s.wg.Go(func() { s.appsW.Run(cctx) })
-		synced = append(synced, s.appsW.synced)
 	}
 	if len(synced) > 0 {
 		wait := time.NewTimer(s.cfg.ConfigWait)
@@ -278,7 +293,7 @@ func (s *Server) Start(ctx context.Context) error {
 			select {
 			case <-ch:
 			case <-wait.C:
-				s.log.Warn().Dur("waited", s.cfg.ConfigWait).Msg("config from polaris not loaded yet: starting without it")
+				s.log.Warn().Dur("waited", s.cfg.ConfigWait).Msg("config from polaris not loaded yet (no disk cache either): serving, not ready until it is")
 				break waitLoop
 			case <-ctx.Done():
 				return ctx.Err()
@@ -302,8 +317,29 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the server accepts requests.
-func (s *Server) Ready() bool { return s.ready.Load() }
+// Ready reports whether the server serves: it accepts requests and holds the capability
+// schemas and apps (from polaris or the disk cache; with polaris configured).
+func (s *Server) Ready() bool {
+	if !s.ready.Load() {
+		return false
+	}
+	for _, ch := range s.synced {
+		select {
+		case <-ch:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// cacheDir is where the polaris client keeps its disk cache under dataDir ("" = none).
+func cacheDir(dataDir string) string {
+	if dataDir == "" {
+		return ""
+	}
+	return filepath.Join(dataDir, "polaris-cache")
+}
 
 // HTTPAddr is the bound address of the public HTTP/WebSocket server.
 func (s *Server) HTTPAddr() string { return s.ln.Addr().String() }
