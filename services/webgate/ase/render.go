@@ -147,11 +147,12 @@ func AppendError(dst []byte, code int, message, sid string) []byte {
 }
 
 // AppendErrorCID is AppendError with header.cid set to cid; an empty cid is left out.
+// The message is passed through PublicMessage: clients never see internal detail.
 func AppendErrorCID(dst []byte, code int, message, sid, cid string) []byte {
 	dst = append(dst, `{"header":{"code":`...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, `,"message":`...)
-	dst = appendString(dst, message)
+	dst = appendString(dst, PublicMessage(code, message))
 	dst = append(dst, `,"sid":`...)
 	dst = appendString(dst, sid)
 	if cid != "" {

@@ -165,7 +165,10 @@ func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *Reque
 		if code == aserr.ErrNotFound.Code {
 			st = http.StatusNotFound
 		}
-		writeOIPError(w, st, aserr.MessageOf(err))
+		if code != aserr.ErrBadRequest.Code && code != aserr.ErrNotFound.Code {
+			info.Log.Warn().Err(err).Int("code", code).Msg("infer request failed")
+		}
+		writeOIPError(w, st, ase.PublicMessage(code, aserr.MessageOf(err)))
 	}
 	body, err := readBody(w, r, h.opts.MaxBodyBytes)
 	if err != nil {

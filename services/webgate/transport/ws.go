@@ -231,7 +231,7 @@ func (c *wsConn) end(err error, closeCode int) int {
 	if c.stopAll(err) == 0 {
 		_ = c.write(ase.AppendErrorCID(nil, code, msg, c.info.SID, ""))
 	}
-	c.closeWith(closeCode, msg)
+	c.closeWith(closeCode, ase.PublicMessage(code, msg))
 	return code
 }
 
