@@ -70,7 +70,9 @@ type Config struct {
 	LogLevel          string            `cfg:"log-level" help:"trace, debug, info, warn or error"`
 	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure): the
 	// loader serves atom and calls polaris with it.
-	TLS tlsx.Config
+	TLS          tlsx.Config
+	RegisterWait time.Duration `cfg:"register-wait" help:"how long Start waits for the first registration in polaris; after it the loader serves anyway and registers (retrying with backoff) when polaris answers"`
+	Pprof        bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -80,7 +82,7 @@ func DefaultConfig() Config {
 		Isolation:   IsolationNone,
 		PolarisAddr: "127.0.0.1:6868", HeartbeatInterval: time.Second, WarmUp: 10 * time.Second,
 		SessionIdleTTL: 15 * time.Second, ReorderWait: 500 * time.Millisecond, DrainTimeout: 10 * time.Second,
-		LogLevel: "info",
+		LogLevel: "info", RegisterWait: 3 * time.Second,
 	}
 }
 
@@ -95,7 +97,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("service: must not be empty: %w", aserr.ErrInvalidParam)
 	case c.HeartbeatInterval <= 0:
 		return fmt.Errorf("heartbeat-interval %s: must be positive: %w", c.HeartbeatInterval, aserr.ErrInvalidParam)
-	case c.WarmUp < 0 || c.SessionIdleTTL < 0 || c.DrainTimeout < 0 || c.ReorderWait < 0:
+	case c.WarmUp < 0 || c.SessionIdleTTL < 0 || c.DrainTimeout < 0 || c.ReorderWait < 0 || c.RegisterWait < 0:
 		return fmt.Errorf("durations must not be negative: %w", aserr.ErrInvalidParam)
 	}
 	if err := c.validateEngine(); err != nil {
@@ -184,7 +186,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		return nil, fmt.Errorf("loader: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng, tls: tb}
-	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
+	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof))
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("loader: %w", err)
@@ -202,7 +204,9 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 }
 
 // Start initialises the engine, serves gRPC and admin, registers with polaris (unless
-// PolarisAddr is empty) and heartbeats; it returns once registered. ctx bounds start-up.
+// PolarisAddr is empty) and heartbeats; it returns once registered, or after
+// register-wait while polaris does not answer: the loader then serves (direct calls, and
+// routers that still list it) and registers as soon as polaris is back. ctx bounds start-up.
 // After an error, call Shutdown to release what was started.
 func (s *Server) Start(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
@@ -247,11 +251,17 @@ func (s *Server) Start(ctx context.Context) error {
 			defer s.wg.Done()
 			_ = s.reg.Run(rctx)
 		}()
+		wait := time.NewTimer(s.cfg.RegisterWait)
 		select {
 		case <-s.reg.Registered():
+		case <-wait.C:
+			s.log.Warn().Str("polaris", s.cfg.PolarisAddr).Dur("waited", s.cfg.RegisterWait).
+				Msg("polaris does not answer: serving unregistered, registering when it is back")
 		case <-ctx.Done():
+			wait.Stop()
 			return fmt.Errorf("loader: register %s at polaris %s: %w", s.advertise, s.cfg.PolarisAddr, ctx.Err())
 		}
+		wait.Stop()
 	}
 	s.ready.Store(true)
 	s.log.Info().Str("grpc", s.GRPCAddr()).Str("admin", s.AdminAddr()).Str("advertise", s.advertise).
@@ -268,7 +278,8 @@ func (s *Server) load() *polarispb.Load {
 	return &polarispb.Load{Total: int32(l.Total), Best: int32(l.Best), Idle: int32(l.Idle), Live: live}
 }
 
-// Ready reports whether the loader serves and is registered.
+// Ready reports whether the loader serves (its engine is initialised); registration in
+// polaris is not required: it is retried in the background.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
 // GRPCAddr is the bound gRPC address.
