@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,8 @@ type Config struct {
 	Polaris     string        `cfg:"polaris" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
 	Advertise   string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
 	LogLevel    string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
+	DataDir     string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`
+	Pprof       bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
 	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure): atom
 	// serves webgate and calls lbclient, loaders and polaris with it.
 	TLS tlsx.Config
@@ -64,6 +67,7 @@ func DefaultConfig() Config {
 		LBAddr:      "127.0.0.1:9989",
 		LBStreams:   6,
 		OnceTimeout: 30 * time.Second,
+		DataDir:     "./data/atom",
 		LogLevel:    "info",
 	}
 }
@@ -152,13 +156,13 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		return nil, fmt.Errorf("atom grpc listen %s: %w", cfg.GRPCListen, err)
 	}
 	undo = append(undo, func() { _ = s.grpcLn.Close() })
-	if s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready); err != nil {
+	if s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof)); err != nil {
 		return nil, fmt.Errorf("atom: %w", err)
 	}
 	undo = append(undo, func() { _ = s.admin.Shutdown(context.Background()) })
 	var metaOf func(string) *convert.Meta
 	if cfg.Polaris != "" {
-		if s.polaris, err = polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}); err != nil {
+		if s.polaris, err = polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, CacheDir: cacheDir(cfg.DataDir), DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}); err != nil {
 			return nil, fmt.Errorf("atom: %w", err)
 		}
 		advertise := cfg.Advertise
@@ -166,7 +170,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 			advertise = advertiseAddr(s.GRPCAddr())
 		}
 		s.schemas = capability.NewRegistry()
-		s.watcher = capability.NewWatcher(s.polaris.Config, s.schemas, nil,
+		s.watcher = capability.NewWatcher(s.polaris.CachedConfig(), s.schemas, nil,
 			capability.WatchOptions{Caller: &polarispb.Caller{Addr: advertise}}, log)
 		s.advertise = advertise
 		s.registrar = s.polaris.NewRegistrar(&polarispb.Instance{Service: "atom", Addr: advertise, Kind: "provider"},
@@ -201,9 +205,18 @@ func advertiseAddr(addr string) string {
 	return addr
 }
 
+// cacheDir is where the polaris client keeps its disk cache under dataDir ("" = none).
+func cacheDir(dataDir string) string {
+	if dataDir == "" {
+		return ""
+	}
+	return filepath.Join(dataDir, "polaris-cache")
+}
+
 // Start serves gRPC and admin HTTP and marks the service ready. With Config.Polaris it
-// first waits (within ctx) for the first snapshot of the capability schemas, and starts
-// the registration in polaris once serving.
+// first waits (within ctx) for the first snapshot of the capability schemas — from
+// polaris, or from the disk cache in data-dir while polaris is down — and starts the
+// registration in polaris once serving (retried until polaris answers).
 func (s *Server) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -153,6 +153,7 @@ func serveStoppable(t *testing.T, register func(*grpc.Server)) (string, func()) 
 func startAtom(t *testing.T, cfg atom.Config) *atom.Server {
 	t.Helper()
 	cfg.GRPCListen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
 	srv, err := atom.New(cfg, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -526,6 +527,7 @@ func TestStartFailsWithoutSchemas(t *testing.T) {
 	_ = ln.Close()
 	cfg := atom.DefaultConfig()
 	cfg.GRPCListen, cfg.AdminListen, cfg.Polaris = "127.0.0.1:0", "127.0.0.1:0", dead
+	cfg.DataDir = t.TempDir() // empty: no cached schemas either
 	srv, err := atom.New(cfg, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
