@@ -12,6 +12,7 @@ import (
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/atom/route"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -42,14 +43,37 @@ func (l loaderConn) Once(ctx context.Context, in *loaderpb.LoaderInput) (*loader
 	return out, nil
 }
 
+// Public forms of the network error 10222 for a loader that cannot be reached or went
+// away: the transport detail (addresses, dial errors) is wrapped around them for the log
+// and left out of the message that travels on (aserr.MessageOf).
+var (
+	errLoaderUnreachable = aserr.Received(aserr.ErrNetwork.Code, "engine node unreachable")
+	errLoaderGone        = aserr.Received(aserr.ErrNetwork.Code, "engine node went away")
+)
+
 // loaderErr converts a loader call's gRPC error. A cancellation that is not ours (our ctx
 // is live) is the loader or its connection resetting the stream — a dying loader — and is
-// reported as the network error 10222, which the router may retry elsewhere.
+// reported as the network error 10222, which the router may retry elsewhere; so is an
+// Unavailable status that carries no code of the loader's (the connection failed).
 func loaderErr(ctx context.Context, err error) error {
-	if status.Code(err) == codes.Canceled && ctx.Err() == nil {
-		return fmt.Errorf("loader reset the call: %s: %w", status.Convert(err).Message(), aserr.ErrNetwork)
+	st := status.Convert(err)
+	switch {
+	case st.Code() == codes.Canceled && ctx.Err() == nil:
+		return fmt.Errorf("loader reset the call: %s: %w", st.Message(), errLoaderGone)
+	case st.Code() == codes.Unavailable && !carriesCode(st):
+		return fmt.Errorf("loader call: %s: %w", st.Message(), errLoaderUnreachable)
 	}
 	return grpcx.FromStatus(err)
+}
+
+// carriesCode tells whether st holds an ASE code set by the loader.
+func carriesCode(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == "asf" {
+			return true
+		}
+	}
+	return false
 }
 
 func (l loaderConn) Session(ctx context.Context) (route.Session, error) {
