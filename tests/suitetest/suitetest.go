@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/pki"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/atom"
 	"github.com/athenaserving/asf/services/lbclient"
 	"github.com/athenaserving/asf/services/loader"
@@ -28,6 +31,7 @@ import (
 	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -47,6 +51,9 @@ type Options struct {
 	Atom func(cfg *atom.Config)
 	// Atoms is the number of atom replicas (default 1); webgate dials all of them.
 	Atoms int
+	// Insecure runs the internal plane in plaintext; by default every gRPC hop is mutual
+	// TLS with a CA and per-service certificates generated into a temporary directory.
+	Insecure bool
 }
 
 // Suite is a running suite.
@@ -62,6 +69,48 @@ type Suite struct {
 	regs    map[string]*prometheus.Registry // "polaris", "lbclient", "atom-0", "loader-1", "webgate"
 	opts    Options
 	stops   []func(context.Context) error
+	pkiDir  string // "" with Options.Insecure
+}
+
+// PKIInstance is the instance name of the suite's certificates: everything runs on
+// 127.0.0.1, and an instance naming a host covers every port on it.
+const PKIInstance = "127.0.0.1"
+
+// PKIWants are the certificates of the suite: one per service, and asfctl for test
+// clients (File names them <service>.crt and .key).
+func PKIWants() []pki.Want {
+	var out []pki.Want
+	for _, svc := range []string{"polaris", "lbclient", "loader", "atom", "webgate", "asfctl"} {
+		out = append(out, pki.Want{ID: grpcx.Identity{Service: svc, Instance: PKIInstance}})
+	}
+	return out
+}
+
+// PKIDir is the directory of the suite's CA (ca.crt, ca.key) and certificates
+// (<service>.crt, .key); "" with Options.Insecure. The services re-read them on every
+// handshake, so a test may rotate them there.
+func (s *Suite) PKIDir() string { return s.pkiDir }
+
+// TLS is the internal-TLS config of certificate name (a service, or asfctl) in PKIDir;
+// plaintext (Insecure) with Options.Insecure.
+func (s *Suite) TLS(name string) tlsx.Config {
+	if s.pkiDir == "" {
+		return tlsx.Config{Insecure: true}
+	}
+	// Insecure beside the files keeps gRPC on mutual TLS; it lets the embedded NATS
+	// server run without per-service credentials.
+	return tlsx.Config{CA: filepath.Join(s.pkiDir, pki.CACertFile), Cert: filepath.Join(s.pkiDir, name+".crt"), Key: filepath.Join(s.pkiDir, name+".key"), Insecure: true}
+}
+
+// DialOption is how a test client dials service peer of the suite: mutual TLS as
+// asfctl (loaded once per call: the files are re-read on every handshake anyway), or
+// plaintext with Options.Insecure.
+func (s *Suite) DialOption(peer string) grpc.DialOption {
+	b, err := tlsx.Load(s.TLS("asfctl"), zerolog.Nop())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tlsx.DialOption(b, peer)
 }
 
 // stopper is what every service provides for shutdown.
@@ -97,10 +146,17 @@ func Start(t testing.TB, o Options) *Suite {
 	}
 	s := &Suite{t: t, opts: o, regs: map[string]*prometheus.Registry{}}
 	t.Cleanup(s.stopAll)
+	if !o.Insecure {
+		s.pkiDir = t.TempDir()
+		if err := pki.Ensure(s.pkiDir, PKIWants()); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	pc := polaris.DefaultConfig()
 	pc.GRPCListen, pc.AdminListen, pc.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	pc.ConsoleListen, pc.DataDir = "127.0.0.1:0", t.TempDir()
+	pc.TLS = s.TLS("polaris")
 	pc.AdminToken = AdminToken
 	var err error
 	s.Polaris, err = polaris.New(pc, logger(t, "polaris"), s.reg("polaris"))
@@ -109,6 +165,7 @@ func Start(t testing.TB, o Options) *Suite {
 
 	lc := lbclient.DefaultConfig()
 	lc.GRPCListen, lc.AdminListen, lc.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", s.Polaris.GRPCAddr()
+	lc.TLS = s.TLS("lbclient")
 	s.LB, err = lbclient.New(lc, logger(t, "lbclient"), s.reg("lbclient"))
 	check(t, "lbclient", err)
 	s.start(s.LB)
@@ -124,6 +181,7 @@ func Start(t testing.TB, o Options) *Suite {
 		ac := atom.DefaultConfig()
 		ac.GRPCListen, ac.AdminListen, ac.LBAddr = "127.0.0.1:0", "127.0.0.1:0", s.LB.GRPCAddr()
 		ac.Polaris = s.Polaris.GRPCAddr() // capability schemas, and its provider/consumer entries
+		ac.TLS = s.TLS("atom")
 		if o.Atom != nil {
 			o.Atom(&ac)
 		}
@@ -140,6 +198,7 @@ func Start(t testing.TB, o Options) *Suite {
 	wc := webgate.DefaultConfig()
 	wc.HTTPListen, wc.AdminListen, wc.AtomAddr = "127.0.0.1:0", "127.0.0.1:0", addrs
 	wc.Polaris = s.Polaris.GRPCAddr()
+	wc.TLS = s.TLS("webgate")
 	wc.DemoApp = DemoApp.AppID + ":" + DemoApp.APIKey + ":" + DemoApp.APISecret
 	if o.Webgate != nil {
 		o.Webgate(&wc)
@@ -161,6 +220,7 @@ func (s *Suite) AddLoader() *loader.Server {
 	c.Service, c.Engine, c.Licence = s.opts.Service, s.opts.Engine, s.opts.Licence
 	c.WarmUp, c.HeartbeatInterval = 0, 200*time.Millisecond
 	c.DrainTimeout = 2 * time.Second
+	c.TLS = s.TLS("loader")
 	if s.opts.Loader != nil {
 		s.opts.Loader(i, &c)
 	}
@@ -239,7 +299,7 @@ func (s *Suite) Counter(process, name string) float64 {
 // "schema_tts.json"), and waits until it is stored.
 func (s *Suite) PushConfig(service, file string, content []byte) {
 	s.t.Helper()
-	c, err := polarisclient.Dial(s.Polaris.GRPCAddr())
+	c, err := polarisclient.DialWith(s.Polaris.GRPCAddr(), polarisclient.Options{Log: zerolog.Nop(), DialOptions: []grpc.DialOption{s.DialOption("polaris")}})
 	if err != nil {
 		s.t.Fatal(err)
 	}
