@@ -55,6 +55,7 @@ type Config struct {
 	Advertise      string        `cfg:"advertise" help:"address registered under replica-service (default: the bound gRPC address, 0.0.0.0/:: replaced by 127.0.0.1)"`
 	StartWait      time.Duration `cfg:"start-wait" help:"how long Start waits for polaris before returning not ready (retrying goes on)"`
 	LogLevel       string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
+	Pprof          bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
 
 	// NATS is lbclient's NATS credentials (its user may only subscribe to the registry
 	// and load events).
@@ -198,7 +199,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		return nil, fmt.Errorf("lbclient metrics: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self, lb: lb}
-	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready)
+	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof))
 	if err != nil {
 		_ = ln.Close()
 		_ = src.Close()

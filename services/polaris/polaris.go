@@ -38,6 +38,7 @@ type Config struct {
 	TTL           time.Duration `cfg:"ttl" help:"default instance TTL after its last heartbeat"`
 	WatchBuffer   int           `cfg:"watch-buffer" help:"events a Watch stream may fall behind before it is dropped"`
 	LogLevel      string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
+	Pprof         bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
 	ConsoleListen string        `cfg:"console-listen" help:"HTTP listen address of the admin API (/api/v1) and the web console (/ui)"`
 	DataDir       string        `cfg:"data-dir" help:"data directory (admin API tokens, hashed; polaris.db of backend embedded)"`
 	Backend       string        `cfg:"backend" help:"storage of registrations and config: embedded (bbolt file in data-dir), memory, consul"`
@@ -189,7 +190,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	if err != nil {
 		return nil, fmt.Errorf("grpc listen %s: %w", cfg.GRPCListen, err)
 	}
-	s.admin, err = obs.NewAdmin(cfg.AdminListen, promReg, s.Ready)
+	s.admin, err = obs.NewAdmin(cfg.AdminListen, promReg, s.Ready, obs.WithPprof(cfg.Pprof))
 	if err != nil {
 		_ = s.grpcLn.Close()
 		return nil, err
