@@ -27,8 +27,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/pki"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -60,6 +65,58 @@ type Options struct {
 	// App is the demo app webgate accepts while polaris holds no apps config; zero fields
 	// are generated (random keys).
 	App App
+	// Insecure runs the internal plane in plaintext (--insecure on every service);
+	// otherwise every gRPC hop is mutual TLS with the certificates in PKIDir.
+	Insecure bool
+	// PKIDir holds the internal CA and one certificate per service (and asfctl for the
+	// tools), generated on the first start and reused afterwards (default DataDir/pki).
+	PKIDir string
+}
+
+// PKIInstance is the instance name of the suite's certificates: every process runs on
+// 127.0.0.1, and an instance naming a host covers every port on it.
+const PKIInstance = "127.0.0.1"
+
+// PKIWants are the certificates of a suite's PKI directory: one per service and asfctl
+// (tools: schema pushes, asfbench, asfcall).
+func PKIWants() []pki.Want {
+	var out []pki.Want
+	for _, svc := range []string{"polaris", "lbclient", "loader", "atom", "webgate", "asfctl"} {
+		out = append(out, pki.Want{ID: grpcx.Identity{Service: svc, Instance: PKIInstance}})
+	}
+	return out
+}
+
+// TLS is the internal-TLS config of certificate name (a service, or asfctl) in the
+// suite's PKI directory; with Options.Insecure it is plaintext.
+func (s *Suite) TLS(name string) tlsx.Config {
+	if s.opts.Insecure {
+		return tlsx.Config{Insecure: true}
+	}
+	d := s.opts.PKIDir
+	return tlsx.Config{CA: filepath.Join(d, pki.CACertFile), Cert: filepath.Join(d, name+".crt"), Key: filepath.Join(d, name+".key")}
+}
+
+// PKIDir is the directory of the suite's CA and certificates.
+func (s *Suite) PKIDir() string { return s.opts.PKIDir }
+
+// DialOption is how a tool dials service peer of the suite: mutual TLS as asfctl, or
+// plaintext with Options.Insecure.
+func (s *Suite) DialOption(peer string) (grpc.DialOption, error) {
+	b, err := tlsx.Load(s.TLS("asfctl"), zerolog.Nop())
+	if err != nil {
+		return nil, err
+	}
+	return tlsx.DialOption(b, peer), nil
+}
+
+// tlsArgs are the internal-TLS flags of service svc.
+func (s *Suite) tlsArgs(svc string) []string {
+	c := s.TLS(svc)
+	if c.Insecure {
+		return []string{"--insecure"}
+	}
+	return []string{"--tls-ca", c.CA, "--tls-cert", c.Cert, "--tls-key", c.Key}
 }
 
 // Loader is one more loader process: its process name (for logs and Kill), the service it
@@ -147,6 +204,14 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
 		return nil, err
 	}
+	if o.PKIDir == "" {
+		o.PKIDir = filepath.Join(o.DataDir, "pki")
+	}
+	if !o.Insecure {
+		if err := pki.Ensure(o.PKIDir, PKIWants()); err != nil {
+			return nil, fmt.Errorf("suite: %w", err)
+		}
+	}
 	s := &Suite{opts: o}
 	if err := s.startAll(ctx); err != nil {
 		_ = s.Stop(context.Background())
@@ -194,7 +259,11 @@ func (s *Suite) startAll(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := pushSchemas(ctx, polaris, s.adminToken, o.Schemas); err != nil {
+	opt, err := s.DialOption("polaris")
+	if err != nil {
+		return err
+	}
+	if err := pushSchemas(ctx, opt, polaris, s.adminToken, o.Schemas); err != nil {
 		return err
 	}
 	at, err := s.start(ctx, "atom", "atom",
@@ -216,7 +285,7 @@ func (s *Suite) start(ctx context.Context, name, bin string, args ...string) (*P
 
 // startIn is start with the process's working directory set to dir ("" = this process's).
 func (s *Suite) startIn(ctx context.Context, name, dir, bin string, args ...string) (*Proc, error) {
-	args = append(args, "--log-level", s.opts.LogLevel)
+	args = append(append(args, "--log-level", s.opts.LogLevel), s.tlsArgs(bin)...)
 	logPath := filepath.Join(s.opts.LogDir, name+".log")
 	lf, err := os.Create(logPath)
 	if err != nil {
@@ -462,11 +531,11 @@ func (s *Suite) AdminAddrs() map[string][]string {
 }
 
 // pushSchemas publishes capability schemas to polaris as an operator would.
-func pushSchemas(ctx context.Context, polaris, token string, files []string) error {
+func pushSchemas(ctx context.Context, tlsOpt grpc.DialOption, polaris, token string, files []string) error {
 	if len(files) == 0 {
 		return nil
 	}
-	c, err := polarisclient.Dial(polaris)
+	c, err := polarisclient.DialWith(polaris, polarisclient.Options{Log: zerolog.Nop(), DialOptions: []grpc.DialOption{tlsOpt}})
 	if err != nil {
 		return err
 	}
