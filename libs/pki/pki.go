@@ -227,7 +227,10 @@ type Want struct {
 // Ensure makes dir a PKI directory: a CA (dir/ca.crt, dir/ca.key) and a certificate per
 // want, generating what is missing and keeping what exists, so the second start reuses
 // the first one's files.
-func Ensure(dir string, wants []Want) error {
+func Ensure(dir string, wants []Want) error { return EnsureWith(dir, 0, wants) }
+
+// EnsureWith is Ensure issuing certificates valid for validity (0: LeafValidity).
+func EnsureWith(dir string, validity time.Duration, wants []Want) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
@@ -240,6 +243,7 @@ func Ensure(dir string, wants []Want) error {
 	if err != nil {
 		return err
 	}
+	ca.LeafValidity = validity
 	for _, w := range wants {
 		name := w.File
 		if name == "" {
