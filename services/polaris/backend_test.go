@@ -22,6 +22,7 @@ import (
 func run(t *testing.T, cfg polaris.Config) (*polaris.Server, func()) {
 	t.Helper()
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen, cfg.ConsoleListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AdminToken = testAdminToken
 	srv, err := polaris.New(cfg, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ func start(t *testing.T, mod func(*polaris.Config)) *polaris.Server {
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ConsoleListen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	cfg.TLS.Insecure = true // NATS without credentials
+	cfg.AdminToken = testAdminToken
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -63,9 +64,22 @@ func start(t *testing.T, mod func(*polaris.Config)) *polaris.Server {
 	return srv
 }
 
+// testAdminToken is the admin token of the test servers (admin-token); dial's calls
+// carry it, as an operator's would.
+const testAdminToken = "test-admin-token-0123456789"
+
+// bearer puts the admin token on every call.
+type bearer struct{}
+
+func (bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + testAdminToken}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
+
 func dial(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpcx.Dial(addr)
+	conn, err := grpcx.Dial(addr, grpc.WithPerRPCCredentials(bearer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,6 +297,7 @@ func TestShutdownEndsWatchStreams(t *testing.T) {
 	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ConsoleListen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	cfg.TLS.Insecure = true // NATS without credentials
+	cfg.AdminToken = testAdminToken
 	srv, err := polaris.New(cfg, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)

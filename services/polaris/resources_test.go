@@ -13,8 +13,8 @@ import (
 )
 
 func TestResourcesAdminAPIAndGRPC(t *testing.T) {
-	srv := start(t, func(c *polaris.Config) { c.AdminToken, c.ResourceMax = "admintok-0123456789abcdef", 1024 })
-	admin := apiClient{t: t, base: "http://" + srv.ConsoleAddr(), tok: "admintok-0123456789abcdef"}
+	srv := start(t, func(c *polaris.Config) { c.ResourceMax = 1024 })
+	admin := apiClient{t: t, base: "http://" + srv.ConsoleAddr(), tok: testAdminToken}
 	cl := polarispb.NewResourcesClient(dial(t, srv.GRPCAddr()))
 	ctx := t.Context()
 
