@@ -4,7 +4,8 @@
 // the API tokens themselves. Every call carries `Authorization: Bearer <token>`; admin
 // tokens may write, viewer tokens only read.
 //
-//	api := adminapi.New(adminapi.Options{Registry: reg, Center: center, Catalog: cat, Tokens: tokens, Log: log})
+//	eps := service.MakeEndpoints(svc, log, promReg)        // the one service layer
+//	api := adminapi.New(adminapi.Options{Service: svc, Endpoints: eps, Log: log})
 //	mux.Handle("/api/", api.Handler())
 //
 // Errors are JSON: {"error":{"code":10404,"status":404,"message":"unknown service \"x\""}}.
