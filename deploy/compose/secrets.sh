@@ -4,11 +4,24 @@
 #               by the init service as asf/default/webgate/v1/apps.json
 #   client.env  the same credentials as ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET for clients
 #   polaris.env ASF_POLARIS_ADMIN_TOKEN, the admin token of polaris's API and console
+#   pki/        the internal plane's CA (ca.crt, ca.key) and one certificate per service
+#               (<service>.crt/.key, URI SAN spiffe://asf/<service>/<service>, DNS SAN the
+#               service name), made by tools/cmd/asfpki; every gRPC hop is mutual TLS
 # Existing files are kept; delete them to make new credentials.
 set -euo pipefail
 dir="$(cd "$(dirname "$0")" && pwd)/secrets"
 mkdir -p "$dir"
 rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+if [ ! -s "$dir/pki/ca.crt" ] || [ ! -s "$dir/pki/loader.key" ] || [ ! -s "$dir/pki/asfctl.key" ]; then
+  root="$(cd "$(dirname "$0")/../.." && pwd)"
+  command -v go >/dev/null 2>&1 || { echo "secrets: go is needed to make the certificates (tools/cmd/asfpki)" >&2; exit 1; }
+  (cd "$root" && go run ./tools/cmd/asfpki init --dir "$dir/pki" --instance "")
+  # The containers run as uid 65532 and read the bind-mounted files: the service keys are
+  # readable by all (as apps.json below, a single-host deployment's trade-off); the CA key
+  # stays the owner's.
+  chmod 644 "$dir"/pki/*.crt "$dir"/pki/*.key
+  chmod 600 "$dir/pki/ca.key"
+fi
 if [ ! -s "$dir/polaris.env" ]; then
   (umask 077; printf 'ASF_POLARIS_ADMIN_TOKEN=plr_%s\n' "$(rand 24)" >"$dir/polaris.env")
   echo "secrets: made $dir/polaris.env (polaris admin token)"

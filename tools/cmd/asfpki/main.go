@@ -56,7 +56,7 @@ func run(args []string) error {
 	}
 	fs := flag.NewFlagSet("asfpki "+args[0], flag.ContinueOnError)
 	dir := fs.String("dir", "pki", "PKI directory: ca.crt, ca.key and <name>.crt/.key")
-	instance := fs.String("instance", "127.0.0.1", "instance part of the identity (a host name or address covers every port on it)")
+	instance := fs.String("instance", "127.0.0.1", "instance part of the identity (a host name or address covers every port on it); init with \"\": each service's own name (its DNS name in docker-compose)")
 	names := fs.String("names", "", "extra SANs, comma separated: IP addresses become IP SANs, others DNS SANs (localhost and 127.0.0.1 are always in)")
 	services := fs.String("services", defaultServices, "init: services to make certificates for")
 	service := fs.String("service", "", "issue: the service of the identity")
@@ -71,7 +71,11 @@ func run(args []string) error {
 		validity := time.Duration(*days) * 24 * time.Hour
 		for _, svc := range split(*services) {
 			// The service's own name resolves to it in docker-compose and Kubernetes.
-			wants = append(wants, pki.Want{ID: grpcx.Identity{Service: svc, Instance: *instance}, Names: append([]string{svc}, split(*names)...)})
+			inst := *instance
+			if inst == "" {
+				inst = svc
+			}
+			wants = append(wants, pki.Want{ID: grpcx.Identity{Service: svc, Instance: inst}, Names: append([]string{svc}, split(*names)...)})
 		}
 		if err := pki.EnsureWith(*dir, validity, wants); err != nil {
 			return err

@@ -20,6 +20,8 @@ import (
 
 	"github.com/athenaserving/asf/libs/grpcx"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
+	"github.com/rs/zerolog"
 )
 
 type fileFlags []string
@@ -35,7 +37,19 @@ func main() {
 	comment := fs.String("comment", "asfinit", "revision comment")
 	var files fileFlags
 	fs.Var(&files, "file", "KEY=PATH: push PATH as KEY (project/group/service/version/file); repeatable")
+	var tc tlsx.Config
+	fs.StringVar(&tc.CA, "tls-ca", os.Getenv("ASF_INIT_TLS_CA"), "internal TLS: PEM CA bundle (env ASF_INIT_TLS_CA)")
+	fs.StringVar(&tc.Cert, "tls-cert", os.Getenv("ASF_INIT_TLS_CERT"), "internal TLS: PEM certificate with a spiffe://asf/<service>/<instance> URI SAN (env ASF_INIT_TLS_CERT)")
+	fs.StringVar(&tc.Key, "tls-key", os.Getenv("ASF_INIT_TLS_KEY"), "internal TLS: PEM key of tls-cert (env ASF_INIT_TLS_KEY)")
+	fs.BoolVar(&tc.Insecure, "insecure", false, "plaintext gRPC to polaris (without the tls-* files)")
 	_ = fs.Parse(os.Args[1:])
+	if err := tc.Check(); err != nil {
+		fail(err)
+	}
+	tb, err := tlsx.Load(tc, zerolog.New(os.Stderr))
+	if err != nil {
+		fail(err)
+	}
 
 	var items []Item
 	if *dir != "" {
@@ -59,7 +73,7 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
-	cc, err := grpcx.Dial(*addr)
+	cc, err := grpcx.Dial(*addr, tlsx.DialOption(tb, "polaris"))
 	if err != nil {
 		fail(err)
 	}
