@@ -68,8 +68,8 @@ type Config struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCListen:     ":9989",
-		AdminListen:    ":9990",
+		GRPCListen:     "127.0.0.1:9989",
+		AdminListen:    "127.0.0.1:9990",
 		PolarisAddr:    "127.0.0.1:6868",
 		ReportInterval: time.Second,
 		StaleAfter:     3 * time.Second,
@@ -81,6 +81,9 @@ func DefaultConfig() Config {
 		LogLevel:       "info",
 	}
 }
+
+// InternalTLS is the internal-TLS part of c (checked by the service process at start).
+func (c Config) InternalTLS() tlsx.Config { return c.TLS }
 
 func (c Config) validate() error {
 	var errs []error
@@ -152,6 +155,10 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	tb, err := tlsx.Load(cfg.TLS, log)
+	if err != nil {
+		return nil, fmt.Errorf("lbclient: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.GRPCListen)
 	if err != nil {
 		return nil, fmt.Errorf("lbclient grpc listen %s: %w", cfg.GRPCListen, err)
@@ -176,18 +183,14 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
 	natsAuth, err := cfg.NATS.ClientOptions(cfg.TLS.Insecure, log)
-	if err == nil && cfg.TLS.Enabled() {
-		// NATS with the internal plane's mutual TLS when its files are set.
-		var tb *tlsx.Bundle
-		if tb, err = tlsx.Load(cfg.TLS, log); err == nil {
-			natsAuth = append(natsAuth, natsbus.TLSOption(tb)...)
-		}
-	}
+	// NATS with the internal plane's mutual TLS when its files are set.
+	natsAuth = append(natsAuth, natsbus.TLSOption(tb)...)
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
-	src, err := source.New(source.Config{PolarisAddr: cfg.PolarisAddr, NATSURL: cfg.NATSURL, NATSOptions: natsAuth, SweepEvery: cfg.ReportInterval}, view, log, reg)
+	src, err := source.New(source.Config{PolarisAddr: cfg.PolarisAddr, NATSURL: cfg.NATSURL, NATSOptions: natsAuth, SweepEvery: cfg.ReportInterval,
+		DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}, view, log, reg)
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient: %w", err)
@@ -214,7 +217,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	s.admin = admin
 	if cfg.ReplicaService != "" {
 		// Registered as a replica, the others split the loaders' idle slots with this one.
-		c, err := polarisclient.Dial(cfg.PolarisAddr)
+		c, err := polarisclient.DialWith(cfg.PolarisAddr, polarisclient.Options{Log: log, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}})
 		if err != nil {
 			_ = ln.Close()
 			_ = src.Close()
@@ -225,7 +228,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		s.registrar = c.NewRegistrar(&polarispb.Instance{Service: cfg.ReplicaService, Addr: self, Kind: "provider"},
 			cfg.ReportInterval, func() *polarispb.Load { return &polarispb.Load{Total: 1, Best: 1, Idle: 1, Live: 1} }, log)
 	}
-	s.grpc = grpcx.NewServer("lbclient", log, reg)
+	s.grpc = grpcx.NewServer("lbclient", log, reg, tlsx.ServerOption(tb))
 	lbpb.RegisterLbServer(s.grpc.Server, lb)
 	return s, nil
 }

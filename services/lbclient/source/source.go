@@ -45,6 +45,8 @@ type Config struct {
 	NATSURL string
 	// NATSOptions are added to the NATS connection's options (its credentials).
 	NATSOptions []nats.Option
+	// DialOptions are added to the polaris connection's (its transport credentials).
+	DialOptions []grpc.DialOption
 	// CallTimeout bounds each polaris call and NATS flush (default 2 s).
 	CallTimeout time.Duration
 	// RetryMin and RetryMax bound the back-off between failed attempts (200 ms, 5 s).
@@ -138,10 +140,10 @@ func New(cfg Config, view *balance.View, log zerolog.Logger, reg prometheus.Regi
 	}
 	// Reconnect to polaris within seconds of it coming back, not after grpc's default
 	// back-off of up to two minutes.
-	cc, err := grpcx.Dial(cfg.PolarisAddr, grpc.WithConnectParams(grpc.ConnectParams{
+	cc, err := grpcx.Dial(cfg.PolarisAddr, append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff:           backoff.Config{BaseDelay: cfg.RetryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.RetryMax},
 		MinConnectTimeout: cfg.CallTimeout,
-	}))
+	})}, cfg.DialOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
