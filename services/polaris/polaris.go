@@ -67,8 +67,8 @@ const maxConfigHistory = 10000
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCListen:    ":6868",
-		AdminListen:   ":6869",
+		GRPCListen:    "127.0.0.1:6868",
+		AdminListen:   "127.0.0.1:6869",
 		NATSEmbedded:  true,
 		NATSListen:    "127.0.0.1:4222",
 		SubjectPrefix: "asf",
@@ -83,6 +83,9 @@ func DefaultConfig() Config {
 		ConfigHistory: config.DefaultHistory,
 	}
 }
+
+// InternalTLS is the internal-TLS part of c (checked by the service process at start).
+func (c Config) InternalTLS() tlsx.Config { return c.TLS }
 
 func (c Config) validate() error {
 	var errs []string
@@ -168,6 +171,10 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	if promReg == nil {
 		promReg = prometheus.NewRegistry()
 	}
+	tb, err := tlsx.Load(cfg.TLS, log)
+	if err != nil {
+		return nil, err
+	}
 	store, err := openBackend(context.Background(), cfg, log)
 	if err != nil {
 		return nil, err
@@ -203,7 +210,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	s.admin.Handle("/v1/registry", http.HandlerFunc(s.serveRegistry))
 	s.admin.Handle("/v1/config/applied", http.HandlerFunc(s.serveApplied))
 
-	s.grpc = grpcx.NewServer("polaris", log, promReg)
+	s.grpc = grpcx.NewServer("polaris", log, promReg, tlsx.ServerOption(tb))
 	s.registerGRPC()
 	s.registerMetrics()
 	built = true
