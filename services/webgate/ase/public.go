@@ -78,7 +78,10 @@ func PublicMessage(code int, msg string) string {
 			}
 			part = next
 		}
-		part = strings.Trim(part, " \t\r\n\"',;")
+		part = strings.Trim(part, " \t\r\n,;")
+		if strings.Count(part, `"`)%2 == 1 { // a quote left open by a dropped neighbour
+			part = strings.Trim(part, ` "`)
+		}
 		if part == "" || internalPart.MatchString(part) || (len(keep) > 0 && keep[len(keep)-1] == part) {
 			continue
 		}

@@ -63,3 +63,10 @@ func FuzzPublicMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestPublicMessageKeepsQuotedNames(t *testing.T) {
+	const in = `pick echo: lb pick: pick "echo": 1 loaders known, none in rotation: no engine node available`
+	if got := PublicMessage(10223, in); got != in {
+		t.Fatalf("PublicMessage = %q, want it unchanged", got)
+	}
+}
