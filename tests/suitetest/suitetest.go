@@ -181,6 +181,7 @@ func Start(t testing.TB, o Options) *Suite {
 		ac := atom.DefaultConfig()
 		ac.GRPCListen, ac.AdminListen, ac.LBAddr = "127.0.0.1:0", "127.0.0.1:0", s.LB.GRPCAddr()
 		ac.Polaris = s.Polaris.GRPCAddr() // capability schemas, and its provider/consumer entries
+		ac.DataDir = t.TempDir() // its own polaris cache
 		ac.TLS = s.TLS("atom")
 		if o.Atom != nil {
 			o.Atom(&ac)
@@ -198,6 +199,7 @@ func Start(t testing.TB, o Options) *Suite {
 	wc := webgate.DefaultConfig()
 	wc.HTTPListen, wc.AdminListen, wc.AtomAddr = "127.0.0.1:0", "127.0.0.1:0", addrs
 	wc.Polaris = s.Polaris.GRPCAddr()
+	wc.DataDir = t.TempDir() // its own polaris cache
 	wc.TLS = s.TLS("webgate")
 	wc.DemoApp = DemoApp.AppID + ":" + DemoApp.APIKey + ":" + DemoApp.APISecret
 	if o.Webgate != nil {
