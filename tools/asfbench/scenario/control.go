@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
@@ -35,8 +34,12 @@ func runControl(ctx context.Context, env *Env, s Suite) (*report.Scenario, error
 	for _, c := range env.Profile.PickConcurrency {
 		load := asfbench.Load{Concurrency: c}
 		if s != nil {
+			opt, err := s.DialOption("lbclient")
+			if err != nil {
+				return sc, err
+			}
 			t, err := targets.NewGRPCRaw(targets.GRPCConfig{Addr: s.LBAddr(), Method: lbpb.Lb_Pick_FullMethodName, Request: req,
-				Check: checkPick})
+				Check: checkPick, Dial: []grpc.DialOption{opt}})
 			if err != nil {
 				return sc, err
 			}
@@ -68,7 +71,7 @@ func runControl(ctx context.Context, env *Env, s Suite) (*report.Scenario, error
 		return sc, nil
 	}
 	env.logf("control: load-change propagation (%d samples)", env.Profile.PropagationSamples)
-	pr, err := measurePropagation(ctx, s.PolarisAddr(), s.LBAddr(), env.Profile.PropagationSamples, env.Profile.PropagationPollInterval)
+	pr, err := measurePropagation(ctx, s, env.Profile.PropagationSamples, env.Profile.PropagationPollInterval)
 	if err != nil {
 		sc.Notes = append(sc.Notes, fmt.Sprintf("Load-change propagation not measured: %v", err))
 		return sc, nil
@@ -122,13 +125,21 @@ func (p *propagation) findings() []string {
 // measurePropagation registers two fake instances of probeService with polaris, subscribes to
 // their NATS load events, then flips which one has more idle slots, timing (a) heartbeat sent →
 // NATS event received and (b) heartbeat sent → lbclient's Pick puts the new favourite first.
-func measurePropagation(ctx context.Context, polarisAddr, lbAddr string, samples int, poll time.Duration) (*propagation, error) {
-	pc, err := grpc.NewClient(polarisAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Duration) (*propagation, error) {
+	popt, err := s.DialOption("polaris")
+	if err != nil {
+		return nil, err
+	}
+	lopt, err := s.DialOption("lbclient")
+	if err != nil {
+		return nil, err
+	}
+	pc, err := grpc.NewClient(s.PolarisAddr(), popt)
 	if err != nil {
 		return nil, err
 	}
 	defer pc.Close()
-	lc, err := grpc.NewClient(lbAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	lc, err := grpc.NewClient(s.LBAddr(), lopt)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/athenaserving/asf/tools/asfbench/procstat"
 	"github.com/athenaserving/asf/tools/asfbench/report"
 	"github.com/athenaserving/asf/tools/asfbench/targets"
+	"google.golang.org/grpc"
 )
 
 // Suite is what the scenarios need from a running suite (tools/suite.Suite satisfies it).
@@ -24,6 +25,9 @@ type Suite interface {
 	WebgateURL() string
 	LBAddr() string
 	PolarisAddr() string
+	// DialOption is how the bench dials service peer of the suite directly: mutual TLS
+	// with the suite's tool certificate, or plaintext for an insecure suite.
+	DialOption(peer string) (grpc.DialOption, error)
 	PIDs() map[string][]int
 	Stop(ctx context.Context) error
 }

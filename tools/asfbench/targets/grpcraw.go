@@ -53,6 +53,9 @@ type GRPCConfig struct {
 	Conns int
 	// Check, when set, validates each response body.
 	Check func(resp []byte) error
+	// Dial are extra dial options, for example tlsx.DialOption for mutual TLS (they
+	// override the default plaintext).
+	Dial []grpc.DialOption
 }
 
 // GRPCRaw is a Target that calls one unary method with a pre-encoded request.
@@ -69,9 +72,9 @@ func NewGRPCRaw(cfg GRPCConfig) (*GRPCRaw, error) {
 	}
 	t := &GRPCRaw{cfg: cfg}
 	for range n {
-		c, err := grpc.NewClient(cfg.Addr,
+		c, err := grpc.NewClient(cfg.Addr, append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.ForceCodec(RawCodec{})))
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(RawCodec{}))}, cfg.Dial...)...)
 		if err != nil {
 			t.Close()
 			return nil, fmt.Errorf("grpc target %s: %w", cfg.Addr, err)
