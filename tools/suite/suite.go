@@ -230,9 +230,20 @@ func (s *Suite) listen(port int) string {
 func (s *Suite) startAll(ctx context.Context) error {
 	o := s.opts
 	s.adminToken = "asf_suite_" + randomHex(24)
+	// Secrets reach the processes in files (mode 0600), never on their command lines,
+	// which every user of the host can read (ps, /proc/<pid>/cmdline).
+	secrets := filepath.Join(o.DataDir, "secrets")
+	tokenFile, err := writeSecret(secrets, "polaris-admin-token", s.adminToken)
+	if err != nil {
+		return err
+	}
+	demoFile, err := writeSecret(secrets, "webgate-demo-app", o.App.AppID+":"+o.App.APIKey+":"+o.App.APISecret)
+	if err != nil {
+		return err
+	}
 	pol, err := s.start(ctx, "polaris", "polaris",
 		"--grpc-listen", s.listen(6868), "--admin-listen", s.listen(6869), "--nats-listen", s.listen(4222),
-		"--console-listen", s.listen(8095), "--data-dir", filepath.Join(o.DataDir, "polaris"), "--admin-token", s.adminToken)
+		"--console-listen", s.listen(8095), "--data-dir", filepath.Join(o.DataDir, "polaris"), "--admin-token-file", tokenFile)
 	if err != nil {
 		return err
 	}
@@ -267,14 +278,30 @@ func (s *Suite) startAll(ctx context.Context) error {
 		return err
 	}
 	at, err := s.start(ctx, "atom", "atom",
-		"--grpc-listen", s.listen(9988), "--admin-listen", s.listen(9987), "--lb", lb.Addrs["grpc"], "--polaris", polaris)
+		"--grpc-listen", s.listen(9988), "--admin-listen", s.listen(9987), "--lb", lb.Addrs["grpc"], "--polaris", polaris,
+		"--data-dir", filepath.Join(o.DataDir, "atom"))
 	if err != nil {
 		return err
 	}
 	_, err = s.start(ctx, "webgate", "webgate",
 		"--http-listen", s.listen(8889), "--admin-listen", s.listen(8890), "--atom", at.Addrs["grpc"],
-		"--polaris", polaris, "--demo-app", o.App.AppID+":"+o.App.APIKey+":"+o.App.APISecret)
+		"--polaris", polaris, "--demo-app-file", demoFile, "--data-dir", filepath.Join(o.DataDir, "webgate"))
 	return err
+}
+
+// writeSecret writes value to dir/name, readable by this user only, and returns its path.
+func writeSecret(dir, name, value string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("secrets: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("secrets: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // an older file keeps its mode otherwise
+		return "", fmt.Errorf("secrets: %w", err)
+	}
+	return path, nil
 }
 
 // start runs bin with args, tees its stderr into <LogDir>/<name>.log, and waits for its
