@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,12 +63,14 @@ func frozenGauge(t *testing.T, s *suitetest.Suite) string {
 
 // restartPolaris starts a polaris on the stopped one's gRPC and NATS addresses with its
 // data dir, as a restarted process would, and stops it when the test ends.
-func restartPolaris(t *testing.T, old *polaris.Server, dataDir string) *polaris.Server {
+func restartPolaris(t *testing.T, s *suitetest.Suite, dataDir string) *polaris.Server {
 	t.Helper()
+	old := s.Polaris
 	pc := polaris.DefaultConfig()
 	pc.GRPCListen, pc.AdminListen, pc.ConsoleListen = old.GRPCAddr(), "127.0.0.1:0", "127.0.0.1:0"
 	pc.NATSListen = strings.TrimPrefix(old.NATSURL(), "nats://")
-	pc.DataDir = dataDir
+	pc.DataDir, pc.NATSUsers = dataDir, s.NATSDir
+	pc.TLS, pc.AdminToken = s.TLS("polaris"), suitetest.AdminToken
 	var p *polaris.Server
 	var err error
 	// The old listeners are closed; the kernel may take a moment to hand the port back.
@@ -97,15 +98,15 @@ func restartPolaris(t *testing.T, old *polaris.Server, dataDir string) *polaris.
 	return p
 }
 
-// polarisDataDir is the suite's polaris data dir: the test's first TempDir, which
-// suitetest.Start creates for it.
+// polarisDataDir is the suite's polaris data dir: the one of the test's TempDirs (which
+// suitetest.Start creates) that holds polaris.db.
 func polarisDataDir(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(filepath.Dir(t.TempDir()), "001")
-	if _, err := os.Stat(filepath.Join(dir, "polaris.db")); err != nil {
-		t.Fatalf("suite polaris data dir not found: %v", err)
+	dbs, err := filepath.Glob(filepath.Join(filepath.Dir(t.TempDir()), "*", "polaris.db"))
+	if err != nil || len(dbs) != 1 {
+		t.Fatalf("suite polaris data dir not found: %v %v", dbs, err)
 	}
-	return dir
+	return filepath.Dir(dbs[0])
 }
 
 func TestPolarisOutageSurvivedFromCaches(t *testing.T) {
@@ -150,7 +151,7 @@ func TestPolarisOutageSurvivedFromCaches(t *testing.T) {
 
 	// Polaris comes back on the same address and data dir: the loaders register again,
 	// lbclient reloads the snapshot, thaws, and the loaders report live load again.
-	p := restartPolaris(t, s.Polaris, dataDir)
+	p := restartPolaris(t, s, dataDir)
 	back := time.Now()
 	suitetest.WaitFor(t, 15*time.Second, func() bool {
 		return !lbView(t, s).Frozen

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/pki"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
@@ -63,6 +64,9 @@ type Suite struct {
 	LB      *lbclient.Server
 	Atoms   []*atom.Server
 	Webgate *webgate.Server
+	// NATSDir holds the NATS credentials (natsbus.GenerateCredentials): <service>.nk
+	// seeds, <service>.pub public keys, auth.conf.
+	NATSDir string
 
 	mu      sync.Mutex
 	Loaders []*loader.Server
@@ -156,6 +160,13 @@ func Start(t testing.TB, o Options) *Suite {
 	pc := polaris.DefaultConfig()
 	pc.GRPCListen, pc.AdminListen, pc.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	pc.ConsoleListen, pc.DataDir = "127.0.0.1:0", t.TempDir()
+	// NATS with credentials: polaris's embedded server knows the generated public keys
+	// and gives each user its permissions; lbclient connects with its seed.
+	s.NATSDir = filepath.Join(t.TempDir(), "nats")
+	if _, err := natsbus.GenerateCredentials(s.NATSDir, "asf"); err != nil {
+		t.Fatalf("nats credentials: %v", err)
+	}
+	pc.NATSUsers = s.NATSDir
 	pc.TLS = s.TLS("polaris")
 	pc.AdminToken = AdminToken
 	var err error
@@ -165,6 +176,7 @@ func Start(t testing.TB, o Options) *Suite {
 
 	lc := lbclient.DefaultConfig()
 	lc.GRPCListen, lc.AdminListen, lc.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", s.Polaris.GRPCAddr()
+	lc.NATS.NKeySeedFile = filepath.Join(s.NATSDir, natsbus.UserLBClient+natsbus.SeedExt)
 	lc.TLS = s.TLS("lbclient")
 	s.LB, err = lbclient.New(lc, logger(t, "lbclient"), s.reg("lbclient"))
 	check(t, "lbclient", err)

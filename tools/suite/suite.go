@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/pki"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
@@ -204,6 +205,11 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
 		return nil, err
 	}
+	// NATS credentials: generated on the first start into DataDir/nats and reused; polaris
+	// authorizes their public keys, lbclient connects with its seed.
+	if _, err := natsbus.GenerateCredentials(filepath.Join(o.DataDir, "nats"), "asf"); err != nil {
+		return nil, fmt.Errorf("suite: %w", err)
+	}
 	if o.PKIDir == "" {
 		o.PKIDir = filepath.Join(o.DataDir, "pki")
 	}
@@ -243,13 +249,14 @@ func (s *Suite) startAll(ctx context.Context) error {
 	}
 	pol, err := s.start(ctx, "polaris", "polaris",
 		"--grpc-listen", s.listen(6868), "--admin-listen", s.listen(6869), "--nats-listen", s.listen(4222),
-		"--console-listen", s.listen(8095), "--data-dir", filepath.Join(o.DataDir, "polaris"), "--admin-token-file", tokenFile)
+		"--console-listen", s.listen(8095), "--nats-users", s.NATSDir(), "--data-dir", filepath.Join(o.DataDir, "polaris"), "--admin-token-file", tokenFile)
 	if err != nil {
 		return err
 	}
 	polaris := pol.Addrs["grpc"]
 	lb, err := s.start(ctx, "lbclient", "lbclient",
-		"--grpc-listen", s.listen(9989), "--admin-listen", s.listen(9990), "--polaris", polaris)
+		"--grpc-listen", s.listen(9989), "--admin-listen", s.listen(9990), "--polaris", polaris,
+		"--nats-nkey-seed-file", s.NATSSeedFile(natsbus.UserLBClient))
 	if err != nil {
 		return err
 	}
@@ -522,6 +529,16 @@ func (s *Suite) PolarisAddr() string { return s.addr("polaris", "grpc") }
 
 // NATSURL is the URL of the NATS server embedded in polaris.
 func (s *Suite) NATSURL() string { return s.addr("polaris", "nats") }
+
+// NATSDir is the directory of the suite's NATS credentials: <service>.nk seeds,
+// <service>.pub public keys and auth.conf (natsbus.GenerateCredentials).
+func (s *Suite) NATSDir() string { return filepath.Join(s.opts.DataDir, "nats") }
+
+// NATSSeedFile is the nkey seed file of service's NATS user (natsbus.Users); tools that
+// only watch events (asfbench) connect as lbclient, whose user may only subscribe.
+func (s *Suite) NATSSeedFile(service string) string {
+	return filepath.Join(s.NATSDir(), service+natsbus.SeedExt)
+}
 
 // LogDir is where the processes' logs are.
 func (s *Suite) LogDir() string { return s.opts.LogDir }
