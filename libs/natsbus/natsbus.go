@@ -38,6 +38,7 @@ const readyTimeout = 10 * time.Second
 type Embedded struct {
 	srv *server.Server
 	log zerolog.Logger
+	tls bool // clients must use TLS: ClientURL is tls://
 }
 
 // EmbeddedOption configures StartEmbedded.
@@ -98,7 +99,7 @@ func StartEmbedded(listen string, log zerolog.Logger, opts ...EmbeddedOption) (*
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("nats server on %s not ready within %s", listen, readyTimeout)
 	}
-	e := &Embedded{srv: srv, log: log}
+	e := &Embedded{srv: srv, log: log, tls: sopts.TLSConfig != nil}
 	if len(sopts.Nkeys) == 0 {
 		log.Warn().Str("url", e.ClientURL()).Msg("embedded nats started without authorization: any client that reaches it may publish and subscribe")
 	} else {
@@ -107,8 +108,9 @@ func StartEmbedded(listen string, log zerolog.Logger, opts ...EmbeddedOption) (*
 	return e, nil
 }
 
-// ClientURL is the nats:// URL clients connect to. A wildcard listen host is reported
-// as 127.0.0.1 so the URL is dialable from this machine.
+// ClientURL is the nats:// URL clients connect to (tls:// when the server requires
+// TLS, see WithTLS). A wildcard listen host is reported as 127.0.0.1 so the URL is
+// dialable from this machine.
 func (e *Embedded) ClientURL() string {
 	addr := e.srv.Addr()
 	if addr == nil {
@@ -122,7 +124,11 @@ func (e *Embedded) ClientURL() string {
 	if tcp.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "nats://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+	scheme := "nats://"
+	if e.tls {
+		scheme = "tls://" // clients must use TLS
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 // Shutdown stops the server and waits until it has stopped. It is safe to call twice.

@@ -24,6 +24,7 @@ func WithTLS(b *tlsx.Bundle) EmbeddedOption {
 			return nil
 		}
 		o.TLSConfig = b.ServerConfig()
+		o.TLS = true
 		o.TLSVerify = true
 		o.TLSTimeout = 5
 		return nil
@@ -32,7 +33,9 @@ func WithTLS(b *tlsx.Bundle) EmbeddedOption {
 
 // TLSOption is the client side of WithTLS: TLS presenting this service's certificate
 // and accepting a server whose certificate chains to the internal CA and names one of
-// ServerIdentities. A nil b gives no option (plaintext).
+// ServerIdentities. TLS is used when the server requires it or the URL is tls:// (as
+// an embedded server with TLS announces itself), so an external NATS without TLS keeps
+// working with nkeys only. A nil b gives no option.
 func TLSOption(b *tlsx.Bundle) []nats.Option {
 	if b == nil {
 		return nil
@@ -50,5 +53,5 @@ func TLSOption(b *tlsx.Bundle) []nats.Option {
 		}
 		return fmt.Errorf("nats tls: server is %s, want one of %v", id, ServerIdentities)
 	}
-	return []nats.Option{nats.Secure(cfg)}
+	return []nats.Option{func(o *nats.Options) error { o.TLSConfig = cfg; return nil }}
 }

@@ -68,7 +68,7 @@ func restartPolaris(t *testing.T, s *suitetest.Suite, dataDir string) *polaris.S
 	old := s.Polaris
 	pc := polaris.DefaultConfig()
 	pc.GRPCListen, pc.AdminListen, pc.ConsoleListen = old.GRPCAddr(), "127.0.0.1:0", "127.0.0.1:0"
-	pc.NATSListen = strings.TrimPrefix(old.NATSURL(), "nats://")
+	pc.NATSListen = strings.TrimPrefix(strings.TrimPrefix(old.NATSURL(), "nats://"), "tls://")
 	pc.DataDir, pc.NATSUsers = dataDir, s.NATSDir
 	pc.TLS, pc.AdminToken = s.TLS("polaris"), suitetest.AdminToken
 	var p *polaris.Server
