@@ -7,6 +7,9 @@
 #   pki/        the internal plane's CA (ca.crt, ca.key) and one certificate per service
 #               (<service>.crt/.key, URI SAN spiffe://asf/<service>/<service>, DNS SAN the
 #               service name), made by tools/cmd/asfpki; every gRPC hop is mutual TLS
+#   nats/       NATS credentials made by tools/cmd/asfnats: <service>.nk seeds and .pub
+#               public keys of polaris and lbclient, auth.conf (the nats server's users
+#               and subject permissions)
 # Existing files are kept; delete them to make new credentials.
 set -euo pipefail
 dir="$(cd "$(dirname "$0")" && pwd)/secrets"
@@ -21,6 +24,16 @@ if [ ! -s "$dir/pki/ca.crt" ] || [ ! -s "$dir/pki/loader.key" ] || [ ! -s "$dir/
   # stays the owner's.
   chmod 644 "$dir"/pki/*.crt "$dir"/pki/*.key
   chmod 600 "$dir/pki/ca.key"
+fi
+if [ ! -s "$dir/nats/auth.conf" ] || [ ! -s "$dir/nats/polaris.nk" ] || [ ! -s "$dir/nats/lbclient.nk" ]; then
+  root="$(cd "$(dirname "$0")/../.." && pwd)"
+  command -v go >/dev/null 2>&1 || { echo "secrets: go is needed to make the NATS credentials (tools/cmd/asfnats)" >&2; exit 1; }
+  (cd "$root" && go run ./tools/cmd/asfnats init --dir "$dir/nats" >/dev/null)
+  # Read by the containers' uid 65532 through bind mounts (each service mounts only its
+  # own seed), as the pki keys above.
+  chmod 755 "$dir/nats"
+  chmod 644 "$dir"/nats/*
+  echo "secrets: made $dir/nats (NATS nkeys of polaris and lbclient, auth.conf)"
 fi
 if [ ! -s "$dir/polaris.env" ]; then
   (umask 077; printf 'ASF_POLARIS_ADMIN_TOKEN=plr_%s\n' "$(rand 24)" >"$dir/polaris.env")
