@@ -5,8 +5,8 @@
 #   client.env  the same credentials as ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET for clients
 #   polaris.env ASF_POLARIS_ADMIN_TOKEN, the admin token of polaris's API and console
 #   pki/        the internal plane's CA (ca.crt, ca.key) and one certificate per service
-#               (<service>.crt/.key, URI SAN spiffe://asf/<service>/<service>, DNS SAN the
-#               service name), made by tools/cmd/asfpki; every gRPC hop is mutual TLS
+#               (<service>.crt/.key, URI SAN spiffe://asf/<service>/*: a tier certificate
+#               shared by the service's replicas; DNS SAN the service name), made by tools/cmd/asfpki; every gRPC hop is mutual TLS
 #   nats/       NATS credentials made by tools/cmd/asfnats: <service>.nk seeds and .pub
 #               public keys of polaris and lbclient, auth.conf (the nats server's users
 #               and subject permissions)
@@ -18,7 +18,7 @@ rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 if [ ! -s "$dir/pki/ca.crt" ] || [ ! -s "$dir/pki/loader.key" ] || [ ! -s "$dir/pki/asfctl.key" ]; then
   root="$(cd "$(dirname "$0")/../.." && pwd)"
   command -v go >/dev/null 2>&1 || { echo "secrets: go is needed to make the certificates (tools/cmd/asfpki)" >&2; exit 1; }
-  (cd "$root" && go run ./tools/cmd/asfpki init --dir "$dir/pki" --instance "")
+  (cd "$root" && go run ./tools/cmd/asfpki init --dir "$dir/pki" --instance '*')
   # The containers run as uid 65532 and read the bind-mounted files: the service keys are
   # readable by all (as apps.json below, a single-host deployment's trade-off); the CA key
   # stays the owner's.

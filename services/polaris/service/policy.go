@@ -181,14 +181,21 @@ func (s *Service) inScope(id Identity, svc string) bool {
 	return false
 }
 
+// AnyInstance is the instance of a tier certificate (spiffe://asf/<service>/*): one
+// certificate shared by every replica of a service, as docker-compose and Helm issue them
+// where replicas come and go with addresses nobody knows in advance. It acts for any
+// instance of its service; per-replica certificates (the host or host:port as instance)
+// narrow that to the replica's own address.
+const AnyInstance = "*"
+
 // AddrMatches tells whether a certificate's instance name covers addr: the same
-// host:port, or the host alone (a certificate issued for a host covers every port on
-// it).
+// host:port, the host alone (a certificate issued for a host covers every port on it), or
+// AnyInstance.
 func AddrMatches(instance, addr string) bool {
 	if instance == "" || addr == "" {
 		return false
 	}
-	if instance == addr {
+	if instance == addr || instance == AnyInstance {
 		return true
 	}
 	host, _, err := net.SplitHostPort(addr)

@@ -56,7 +56,7 @@ func run(args []string) error {
 	}
 	fs := flag.NewFlagSet("asfpki "+args[0], flag.ContinueOnError)
 	dir := fs.String("dir", "pki", "PKI directory: ca.crt, ca.key and <name>.crt/.key")
-	instance := fs.String("instance", "127.0.0.1", "instance part of the identity (a host name or address covers every port on it); init with \"\": each service's own name (its DNS name in docker-compose)")
+	instance := fs.String("instance", "127.0.0.1", "instance part of the identity (a host name or address covers every port on it); \"*\": a tier certificate shared by every replica of the service (compose, Helm); init with \"\": each service's own name")
 	names := fs.String("names", "", "extra SANs, comma separated: IP addresses become IP SANs, others DNS SANs (localhost and 127.0.0.1 are always in)")
 	services := fs.String("services", defaultServices, "init: services to make certificates for")
 	service := fs.String("service", "", "issue: the service of the identity")
