@@ -150,7 +150,7 @@ func TestAIGESServeExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, failing := aigesDir(t, "true", `init_fail = "1"`)
-	listen := []string{"--admin-listen", "127.0.0.1:0", "--polaris="}
+	listen := []string{"--admin-listen", "127.0.0.1:0", "--polaris=", "--insecure"}
 	done, cancel := context.WithCancel(t.Context())
 	cancel() // serve starts, finds ctx ended and shuts down
 
