@@ -4,15 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/natsbus"
+	"github.com/athenaserving/asf/libs/pki"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/tools/asfbench"
 	"github.com/athenaserving/asf/tools/asfbench/baseline"
 	"github.com/athenaserving/asf/tools/asfbench/report"
@@ -106,6 +114,8 @@ type propagation struct {
 	nats, pick asfbench.Histogram
 	pickMissed int
 	samples    int
+	// registeredAs says how the probe instances were registered with polaris.
+	registeredAs string
 }
 
 func (p *propagation) findings() []string {
@@ -116,19 +126,81 @@ func (p *propagation) findings() []string {
 	if p.pick.Count() > 0 {
 		out = append(out, fmt.Sprintf("Heartbeat → lbclient Pick order reflects the new load (%d samples, polled): %s.", p.pick.Count(), f(&p.pick)))
 	}
+	if p.registeredAs != "" {
+		out = append(out, fmt.Sprintf("Probe instances registered with polaris as %s; NATS events read as the lbclient user (subscribe only).", p.registeredAs))
+	}
 	if p.pickMissed > 0 {
 		out = append(out, fmt.Sprintf("Pick order did not change within 2 s in %d of %d samples.", p.pickMissed, p.samples))
 	}
 	return out
 }
 
+// natsOptions are how the propagation probe connects to the suite's NATS: as lbclient,
+// whose nkey may only subscribe (to <prefix>.registry.> and <prefix>.load.>, which is all
+// the probe does), presenting the tools' certificate when the suite runs internal TLS
+// (polaris's embedded server then requires mutual TLS before the nkey is checked).
+func natsOptions(s Suite) ([]nats.Option, error) {
+	seed := s.NATSSeedFile(natsbus.UserLBClient)
+	key, err := nats.NkeyOptionFromSeed(seed)
+	if err != nil {
+		return nil, fmt.Errorf("nats nkey %s: %w", seed, err)
+	}
+	b, err := tlsx.Load(s.TLS("asfctl"), zerolog.Nop())
+	if err != nil {
+		return nil, fmt.Errorf("nats tls: %w", err)
+	}
+	return append([]nats.Option{nats.Name("asfbench"), key}, natsbus.TLSOption(b)...), nil
+}
+
+// probeRegistrar is how the propagation probe registers its made-up instances with
+// polaris, which lets an internal caller act only for its own instances: as a loader tier
+// (a certificate spiffe://asf/loader/* issued from the suite's CA into dir, which acts for
+// any loader instance, so the heartbeats are authorized exactly as a loader's), or, when
+// the CA key is not at hand, as asfctl with the polaris admin token. A plaintext suite
+// needs neither. how names the way taken, for the report.
+func probeRegistrar(s Suite, dir string) (opt grpc.DialOption, md metadata.MD, how string, err error) {
+	cfg := s.TLS("asfctl")
+	if cfg.Insecure {
+		opt, err := s.DialOption("polaris")
+		return opt, nil, "plaintext (insecure suite)", err
+	}
+	ca, caErr := pki.LoadCA(s.PKIDir())
+	if caErr == nil {
+		id := grpcx.Identity{Service: "loader", Instance: "*"}
+		leaf, err := ca.Issue(id)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		if err := leaf.Write(dir, "loader"); err != nil {
+			return nil, nil, "", err
+		}
+		b, err := tlsx.Load(tlsx.Config{CA: cfg.CA, Cert: filepath.Join(dir, "loader.crt"), Key: filepath.Join(dir, "loader.key")}, zerolog.Nop())
+		if err != nil {
+			return nil, nil, "", err
+		}
+		u := id.URI() // unescaped: the instance reads *, not %2A
+		return tlsx.DialOption(b, "polaris"), nil, "tier certificate " + u.Scheme + "://" + u.Host + u.Path, nil
+	}
+	tok := s.AdminToken()
+	if tok == "" {
+		return nil, nil, "", fmt.Errorf("no CA key to issue a loader certificate (%v) and no admin token", caErr)
+	}
+	opt, err = s.DialOption("polaris")
+	return opt, metadata.Pairs("authorization", "Bearer "+tok), "asfctl certificate and the polaris admin token", err
+}
+
 // measurePropagation registers two fake instances of probeService with polaris, subscribes to
 // their NATS load events, then flips which one has more idle slots, timing (a) heartbeat sent →
 // NATS event received and (b) heartbeat sent → lbclient's Pick puts the new favourite first.
 func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Duration) (*propagation, error) {
-	popt, err := s.DialOption("polaris")
+	dir, err := os.MkdirTemp("", "asfbench-probe-")
 	if err != nil {
 		return nil, err
+	}
+	defer os.RemoveAll(dir) // the probe's key lives only as long as the probe
+	popt, md, how, err := probeRegistrar(s, dir)
+	if err != nil {
+		return nil, fmt.Errorf("probe registration: %w", err)
 	}
 	lopt, err := s.DialOption("lbclient")
 	if err != nil {
@@ -146,6 +218,9 @@ func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Dur
 	defer lc.Close()
 	reg := polarispb.NewRegistryClient(pc)
 	lb := lbpb.NewLbClient(lc)
+	if md != nil {
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := reg.Info(cctx, &polarispb.InfoRequest{})
 	cancel()
@@ -156,7 +231,11 @@ func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Dur
 	if prefix == "" {
 		prefix = "asf"
 	}
-	nc, err := nats.Connect(info.GetNatsUrl(), nats.Name("asfbench"))
+	nopts, err := natsOptions(s)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(info.GetNatsUrl(), nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("nats %s: %w", info.GetNatsUrl(), err)
 	}
@@ -167,7 +246,8 @@ func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Dur
 		at   time.Time
 	}
 	events := make(chan ev, 256)
-	sub, err := nc.Subscribe(prefix+".load."+probeService, func(m *nats.Msg) {
+	subject := natsbus.LoadSubject(prefix, probeService)
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		at := time.Now()
 		var e polarispb.RegistryEvent
 		if proto.Unmarshal(m.Data, &e) != nil {
@@ -187,6 +267,11 @@ func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Dur
 	if err := nc.Flush(); err != nil {
 		return nil, err
 	}
+	// A subscription outside the user's permissions is refused asynchronously; the flush
+	// round trip has carried the refusal back by now.
+	if err := nc.LastError(); err != nil {
+		return nil, fmt.Errorf("nats subscribe %s: %w", subject, err)
+	}
 
 	addrs := [2]string{"127.0.0.1:1", "127.0.0.1:2"}
 	const total = 1 << 20
@@ -203,6 +288,9 @@ func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Dur
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if md != nil {
+			dctx = metadata.NewOutgoingContext(dctx, md)
+		}
 		for _, a := range addrs {
 			_, _ = reg.Deregister(dctx, &polarispb.DeregisterRequest{Service: probeService, Addr: a})
 		}
@@ -252,7 +340,7 @@ func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Dur
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	p := &propagation{samples: samples}
+	p := &propagation{samples: samples, registeredAs: how}
 	fav := 0
 	for k := 0; k < samples; k++ {
 		// Make the other instance the favourite: give it many idle slots, the old one few.
@@ -295,7 +383,7 @@ func measurePropagation(ctx context.Context, s Suite, samples int, poll time.Dur
 		fav = next
 	}
 	if p.nats.Count() == 0 {
-		return nil, fmt.Errorf("no NATS load event received on %s.load.%s", prefix, probeService)
+		return nil, fmt.Errorf("no NATS load event received on %s", subject)
 	}
 	return p, nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/tools/asfbench"
 	"github.com/athenaserving/asf/tools/asfbench/baseline"
 	"github.com/athenaserving/asf/tools/asfbench/procstat"
@@ -28,12 +29,28 @@ type Suite interface {
 	// DialOption is how the bench dials service peer of the suite directly: mutual TLS
 	// with the suite's tool certificate, or plaintext for an insecure suite.
 	DialOption(peer string) (grpc.DialOption, error)
+	// TLS is the internal-TLS config of certificate name ("asfctl" is the tools' identity);
+	// Insecure for a plaintext suite.
+	TLS(name string) tlsx.Config
+	// PKIDir holds the suite's CA (ca.crt, ca.key) and certificates.
+	PKIDir() string
+	// NATSSeedFile is the nkey seed file of service's NATS user.
+	NATSSeedFile(service string) string
+	// AdminToken is polaris's admin token of this start.
+	AdminToken() string
 	PIDs() map[string][]int
 	Stop(ctx context.Context) error
 }
 
-// StartSuite starts the suite with loaders hosting engine.
-type StartSuite func(ctx context.Context, engine string, logDir string) (Suite, error)
+// SuiteSpec says which suite to start: loaders hosting Engine, logs under LogDir, and the
+// internal plane in plaintext when Insecure (mutual TLS otherwise).
+type SuiteSpec struct {
+	Engine, LogDir string
+	Insecure       bool
+}
+
+// StartSuite starts a suite as spec says.
+type StartSuite func(ctx context.Context, spec SuiteSpec) (Suite, error)
 
 // Profile is the size of a run.
 type Profile struct {
@@ -61,6 +78,9 @@ type Profile struct {
 	// LBBench* size the lbclient measurement (lbbench).
 	LBBenchLoaders, LBBenchServices int
 	LBBenchDuration                 time.Duration
+	// MTLSConcurrency is the once load of the mTLS scenario, measured MTLSRounds times on
+	// each suite (mutual TLS, plaintext), alternating; 0 rounds = not run.
+	MTLSConcurrency, MTLSRounds int
 }
 
 // Full is `make bench`: a few minutes on two cores.
@@ -81,6 +101,7 @@ func Full() Profile {
 			Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}},
 		LoaderBenchWarmup: time.Second, LoaderBenchDuration: 5 * time.Second, LoaderBenchConcurrency: 4,
 		LBBenchLoaders: 1000, LBBenchServices: 50, LBBenchDuration: 10 * time.Second,
+		MTLSConcurrency: 64, MTLSRounds: 4,
 	}
 }
 
@@ -100,6 +121,7 @@ func Quick() Profile {
 	p.PythonConcurrency = []int{16}
 	p.PickConcurrency = []int{16}
 	p.PropagationSamples = 10
+	p.MTLSRounds = 2
 	return p
 }
 
@@ -125,7 +147,7 @@ type Env struct {
 	OutDir string
 	// Log receives progress lines.
 	Log io.Writer
-	// Only, when non-empty, selects scenarios by id (once, stream, python, loader, control).
+	// Only, when non-empty, selects scenarios by id (once, stream, python, loader, control, mtls).
 	Only map[string]bool
 	// LoaderBench is the loaderbench binary (services/loader/cmd/loaderbench) and LBBench the
 	// lbbench binary (services/lbclient/integration/cmd/lbbench); empty or missing: those
@@ -155,7 +177,7 @@ func Run(ctx context.Context, env *Env) (*report.Report, error) {
 	var suite Suite
 	if env.StartSuite != nil && (env.want("once") || env.want("stream") || env.want("control")) {
 		env.logf("starting the suite (echo engine)")
-		s, err := env.StartSuite(ctx, "echo", filepath.Join(env.OutDir, "logs", "suite-echo"))
+		s, err := env.StartSuite(ctx, SuiteSpec{Engine: "echo", LogDir: filepath.Join(env.OutDir, "logs", "suite-echo")})
 		if err != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("The suite did not start (%v); suite rows are missing.", err))
 			env.logf("suite start: %v", err)
@@ -173,6 +195,7 @@ func Run(ctx context.Context, env *Env) (*report.Report, error) {
 		run func(context.Context, *Env, Suite) (*report.Scenario, error)
 	}{
 		{"once", runOnce}, {"stream", runStream}, {"python", runPython}, {"loader", runLoader}, {"control", runControl},
+		{"mtls", runMTLS},
 	}
 	var errs []error
 	for _, st := range steps {
@@ -424,7 +447,7 @@ func runPython(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error)
 	var suite Suite
 	suiteWhy := NotAvailablePython
 	if env.PythonSuite && env.StartSuite != nil {
-		s, err := env.StartSuite(ctx, "python-identity", filepath.Join(env.OutDir, "logs", "suite-python"))
+		s, err := env.StartSuite(ctx, SuiteSpec{Engine: "python-identity", LogDir: filepath.Join(env.OutDir, "logs", "suite-python")})
 		if err != nil {
 			suiteWhy = fmt.Sprintf("the suite did not start with python-identity: %v", err)
 		} else {

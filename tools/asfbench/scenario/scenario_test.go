@@ -48,10 +48,10 @@ func TestRunBaselinesOnly(t *testing.T) {
 	p.OIPConcurrency = []int{2}
 	env := &Env{Profile: p, SuiteUnavailable: "test without suite", BaselineHTTP: h.URL(), BaselineGRPC: g.Addr(),
 		BaselinePIDs: []int{os.Getpid()}, AppID: "bench", OutDir: t.TempDir(),
-		Only: map[string]bool{"once": true, "stream": true, "control": true}}
+		Only: map[string]bool{"once": true, "stream": true, "control": true, "mtls": true}}
 	rep, err := Run(t.Context(), env)
 	require.NoError(t, err)
-	require.Len(t, rep.Scenarios, 3)
+	require.Len(t, rep.Scenarios, 4)
 	once := rep.Scenarios[0]
 	assert.Len(t, once.ByX("bare Go echo"), 2)
 	assert.Len(t, once.ByX("bare Go OIP v2"), 1)
@@ -84,6 +84,43 @@ func TestRunBaselinesOnly(t *testing.T) {
 	assert.Contains(t, string(md), "not measured: concurrency 64 is not in the quick profile")
 	assert.Contains(t, string(md), "not measured: sessions 1000 is not in the quick profile")
 	assert.Contains(t, string(md), "lbclient Pick throughput over gRPC, 1000 loaders / 50 services | not measured: lbbench binary not configured")
+	assert.Contains(t, string(md), "| once CPU per request with internal mTLS / plaintext, c=64 (whole suite) | not measured: test without suite |")
+}
+
+// TestMTLSFigures checks the mTLS comparison: CPU per request weighted by each round's
+// requests, the suite's total without the load generator, and the ≤ 1.10× target.
+func TestMTLSFigures(t *testing.T) {
+	mk := func(ok uint64, cpu map[string]float64, errs uint64) *report.Row {
+		return &report.Row{Result: &asfbench.Result{Windows: []asfbench.Window{{OK: ok}},
+			Summary: asfbench.Summary{Throughput: float64(ok), Errors: errs}}, CPUPer1k: cpu}
+	}
+	on := &mtlsSide{name: "mTLS", rows: []*report.Row{
+		mk(1000, map[string]float64{"webgate": 0.10, "atom": 0.10, "asfbench": 1}, 0),
+		mk(3000, map[string]float64{"webgate": 0.14, "atom": 0.10, "asfbench": 1}, 0),
+	}}
+	off := &mtlsSide{name: "plaintext", insecure: true, rows: []*report.Row{
+		mk(2000, map[string]float64{"webgate": 0.10, "atom": 0.10, "asfbench": 1}, 0),
+	}}
+	cpu, n, tput := on.cpuPerRequest()
+	assert.Equal(t, uint64(4000), n)
+	assert.InDelta(t, 0.13, cpu["webgate"], 1e-9, "(0.10·1000 + 0.14·3000) / 4000")
+	assert.InDelta(t, 2000.0, tput, 1e-9)
+	assert.InDelta(t, 0.23, suiteTotal(cpu), 1e-9, "the load generator is not the suite")
+
+	tables, ts := mtlsFigures(on, off, "m", 64)
+	require.Len(t, tables, 1)
+	require.Len(t, ts, 2)
+	assert.Equal(t, report.StatusFail, ts[0].Status, "0.23 / 0.20 = 1.15 > 1.10")
+	assert.Equal(t, "1.150×", ts[0].Ratio)
+	assert.Equal(t, "≤ 1.10×", ts[0].Target)
+
+	on.rows[1] = mk(3000, map[string]float64{"webgate": 0.11, "atom": 0.10}, 0)
+	_, ts = mtlsFigures(on, off, "m", 64)
+	assert.Equal(t, report.StatusPass, ts[0].Status, "0.2075 / 0.20 ≤ 1.10")
+	on.rows[0].Result.Summary.Errors = 2
+	_, ts = mtlsFigures(on, off, "m", 64)
+	assert.Equal(t, report.StatusFail, ts[0].Status, "errors fail the row")
+	assert.Equal(t, "suite mTLS r2", on.system(1))
 }
 
 func row(system string, x float64, tput float64, p50, p99 time.Duration, errs uint64) *report.Row {

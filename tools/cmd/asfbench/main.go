@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	bin := fs.String("bin", "bin", "directory of the built service binaries")
 	out := fs.String("out", "bench/results", "results root; the report goes to <out>/<timestamp>/")
 	python := fs.String("python", "/usr/bin/python3", "interpreter for the FastAPI + uvicorn baseline")
-	only := fs.String("only", "", "comma-separated scenarios to run: once,stream,python,loader,control (default all)")
+	only := fs.String("only", "", "comma-separated scenarios to run: once,stream,python,loader,control,mtls (default all)")
 	loaderBench := fs.String("loaderbench", "", "loaderbench binary (services/loader/cmd/loaderbench; default <bin>/loaderbench)")
 	lbBench := fs.String("lbbench", "", "lbbench binary (services/lbclient/integration/cmd/lbbench; default <bin>/lbbench)")
 	noSuite := fs.Bool("no-suite", false, "measure the baselines only")
@@ -112,14 +112,15 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 		if missing := missingBinaries(*bin); len(missing) > 0 {
 			env.SuiteUnavailable = fmt.Sprintf("binaries missing in %s: %s (run make build)", *bin, strings.Join(missing, ", "))
 		} else {
-			env.StartSuite = func(ctx context.Context, engine, logDir string) (scenario.Suite, error) {
+			env.StartSuite = func(ctx context.Context, spec scenario.SuiteSpec) (scenario.Suite, error) {
 				sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 				defer cancel()
 				// Each suite gets its own data directory: the echo suite is still running when the
-				// python-identity suite starts, and two polaris processes cannot share one store.
-				o := suite.Options{BinDir: *bin, Loaders: *loaders, Engine: engine, Licence: *licence, LogDir: logDir,
-					DataDir: filepath.Join(logDir, "data"),
-					App:     suite.App{AppID: *appID, APIKey: *apiKey, APISecret: *apiSecret}}
+				// python-identity and mTLS suites start, and two polaris processes cannot share one store.
+				engine := spec.Engine
+				o := suite.Options{BinDir: *bin, Loaders: *loaders, Engine: engine, Licence: *licence, LogDir: spec.LogDir,
+					DataDir: filepath.Join(spec.LogDir, "data"), Insecure: spec.Insecure,
+					App: suite.App{AppID: *appID, APIKey: *apiKey, APISecret: *apiSecret}}
 				if engine == "python-identity" { // the identity wrapper.py from examples, one worker per core
 					o.Engine, o.Service = "python", engine
 					o.LoaderArgs = []string{"--engine-path", filepath.Join(filepath.Dir(*bin), "examples", "engines", "python-echo", "wrapper.py")}
