@@ -193,7 +193,7 @@ func Start(t testing.TB, o Options) *Suite {
 		ac := atom.DefaultConfig()
 		ac.GRPCListen, ac.AdminListen, ac.LBAddr = "127.0.0.1:0", "127.0.0.1:0", s.LB.GRPCAddr()
 		ac.Polaris = s.Polaris.GRPCAddr() // capability schemas, and its provider/consumer entries
-		ac.DataDir = t.TempDir() // its own polaris cache
+		ac.DataDir = t.TempDir()          // its own polaris cache
 		ac.TLS = s.TLS("atom")
 		if o.Atom != nil {
 			o.Atom(&ac)
