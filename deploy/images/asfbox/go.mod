@@ -2,7 +2,10 @@ module github.com/athenaserving/asf/deploy/images/asfbox
 
 go 1.26.0
 
-require github.com/athenaserving/asf/libs v0.0.0
+require (
+	github.com/athenaserving/asf/libs v0.0.0
+	github.com/rs/zerolog v1.35.1
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -14,11 +17,10 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/rs/zerolog v1.35.1 // indirect
-	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261104224025-d1e00e9f33ab // indirect
 	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
