@@ -69,7 +69,7 @@ images: build ## build the container images (asf/*:dev) from bin/ on a self-made
 compose-test: images ## docker-compose end-to-end test: scale, kill a loader, stop a polaris (skips without Docker)
 	./scripts/compose-test.sh
 
-helm-test: ## helm lint and template every chart, decode every manifest strictly into k8s.io/api types
+helm-test: ## helm lint/template every chart; install, upgrade, uninstall each on a local control plane (kwok nodes)
 	./deploy/helm/test/run.sh
 
 clean: ## remove build output
