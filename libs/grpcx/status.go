@@ -39,6 +39,10 @@ func ToStatus(err error) error {
 		gc = codes.Unavailable
 	case code == aserr.ErrBadRequest.Code, code == aserr.ErrInvalidParam.Code, code == aserr.ErrInvalidData.Code:
 		gc = codes.InvalidArgument
+	case code == aserr.ErrUnauthenticated.Code:
+		gc = codes.Unauthenticated
+	case code == aserr.ErrForbidden.Code:
+		gc = codes.PermissionDenied
 	}
 	st := status.New(gc, aserr.MessageOf(err))
 	if d, derr := st.WithDetails(&errdetails.ErrorInfo{

@@ -46,3 +46,18 @@ func TestStatusContext(t *testing.T) {
 		t.Fatal("unavailable should map to 10222")
 	}
 }
+
+func TestStatusAuthCodes(t *testing.T) {
+	for _, c := range []struct {
+		err  *aserr.Error
+		want codes.Code
+	}{{aserr.ErrUnauthenticated, codes.Unauthenticated}, {aserr.ErrForbidden, codes.PermissionDenied}} {
+		err := ToStatus(fmt.Errorf("push: %w", c.err))
+		if status.Code(err) != c.want {
+			t.Fatalf("%d: grpc code = %v, want %v", c.err.Code, status.Code(err), c.want)
+		}
+		if aserr.CodeOf(FromStatus(err)) != c.err.Code {
+			t.Fatalf("%d: code lost in the details", c.err.Code)
+		}
+	}
+}

@@ -185,7 +185,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		Log:         log,
 		Uses:        s.uses,
 	})
-	s.grpc = grpcx.NewServer("atom", log, reg, grpc.MaxRecvMsgSize(64<<20), tlsx.ServerOption(tb))
+	// Only webgate (and the tools) may call atom.
+	s.grpc = grpcx.NewServer("atom", log, reg, append(grpcx.AllowCallers("webgate"), grpc.MaxRecvMsgSize(64<<20), tlsx.ServerOption(tb))...)
 	atompb.RegisterAtomServer(s.grpc.Server, transport.NewServer(router, m, log))
 	return s, nil
 }

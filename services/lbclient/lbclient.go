@@ -228,7 +228,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		s.registrar = c.NewRegistrar(&polarispb.Instance{Service: cfg.ReplicaService, Addr: self, Kind: "provider"},
 			cfg.ReportInterval, func() *polarispb.Load { return &polarispb.Load{Total: 1, Best: 1, Idle: 1, Live: 1} }, log)
 	}
-	s.grpc = grpcx.NewServer("lbclient", log, reg, tlsx.ServerOption(tb))
+	// Only atom (and the tools) may pick.
+	s.grpc = grpcx.NewServer("lbclient", log, reg, append(grpcx.AllowCallers("atom"), tlsx.ServerOption(tb))...)
 	lbpb.RegisterLbServer(s.grpc.Server, lb)
 	return s, nil
 }

@@ -194,7 +194,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	s.admin = admin
 	s.pool = licence.New(cfg.Licence, cfg.WarmUp, nil)
 	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait}, log)
-	s.grpc = grpcx.NewServer("loader", log, reg, tlsx.ServerOption(tb))
+	// Only atom (and the tools) may call the engine.
+	s.grpc = grpcx.NewServer("loader", log, reg, append(grpcx.AllowCallers("atom"), tlsx.ServerOption(tb))...)
 	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it
 	tr := transport.New(s.mgr, log, reg)
 	tr.SetResources(s.res)
