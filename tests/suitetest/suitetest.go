@@ -11,6 +11,7 @@ package suitetest
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,9 @@ type Options struct {
 	// Insecure runs the internal plane in plaintext; by default every gRPC hop is mutual
 	// TLS with a CA and per-service certificates generated into a temporary directory.
 	Insecure bool
+	// LogTo, when set, receives each process's log (JSON, debug level) — process is
+	// "polaris", "lbclient", "atom-0", "loader-1", "webgate" — for tests that read it.
+	LogTo func(process string) io.Writer
 }
 
 // Suite is a running suite.
@@ -130,6 +134,15 @@ func logger(t testing.TB, svc string) zerolog.Logger {
 	return zerolog.Nop()
 }
 
+// logger is the logger of process: Options.LogTo's writer, else the test log with
+// ASF_TEST_LOGS set, else none.
+func (s *Suite) logger(process string) zerolog.Logger {
+	if s.opts.LogTo != nil {
+		return zerolog.New(s.opts.LogTo(process)).Level(zerolog.DebugLevel).With().Timestamp().Str("svc", process).Logger()
+	}
+	return logger(s.t, process)
+}
+
 // Start starts the suite and registers its shutdown with t.Cleanup.
 func Start(t testing.TB, o Options) *Suite {
 	t.Helper()
@@ -170,7 +183,7 @@ func Start(t testing.TB, o Options) *Suite {
 	pc.TLS = s.TLS("polaris")
 	pc.AdminToken = AdminToken
 	var err error
-	s.Polaris, err = polaris.New(pc, logger(t, "polaris"), s.reg("polaris"))
+	s.Polaris, err = polaris.New(pc, s.logger("polaris"), s.reg("polaris"))
 	check(t, "polaris", err)
 	s.start(s.Polaris)
 
@@ -178,7 +191,7 @@ func Start(t testing.TB, o Options) *Suite {
 	lc.GRPCListen, lc.AdminListen, lc.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", s.Polaris.GRPCAddr()
 	lc.NATS.NKeySeedFile = filepath.Join(s.NATSDir, natsbus.UserLBClient+natsbus.SeedExt)
 	lc.TLS = s.TLS("lbclient")
-	s.LB, err = lbclient.New(lc, logger(t, "lbclient"), s.reg("lbclient"))
+	s.LB, err = lbclient.New(lc, s.logger("lbclient"), s.reg("lbclient"))
 	check(t, "lbclient", err)
 	s.start(s.LB)
 	WaitFor(t, 10*time.Second, s.LB.Ready)
@@ -198,7 +211,7 @@ func Start(t testing.TB, o Options) *Suite {
 		if o.Atom != nil {
 			o.Atom(&ac)
 		}
-		a, err := atom.New(ac, logger(t, "atom"), s.reg(fmt.Sprintf("atom-%d", i)))
+		a, err := atom.New(ac, s.logger(fmt.Sprintf("atom-%d", i)), s.reg(fmt.Sprintf("atom-%d", i)))
 		check(t, "atom", err)
 		s.start(a)
 		s.Atoms = append(s.Atoms, a)
@@ -217,7 +230,7 @@ func Start(t testing.TB, o Options) *Suite {
 	if o.Webgate != nil {
 		o.Webgate(&wc)
 	}
-	s.Webgate, err = webgate.New(wc, logger(t, "webgate"), s.reg("webgate"))
+	s.Webgate, err = webgate.New(wc, s.logger("webgate"), s.reg("webgate"))
 	check(t, "webgate", err)
 	s.start(s.Webgate)
 	return s
@@ -239,7 +252,7 @@ func (s *Suite) AddLoader() *loader.Server {
 		s.opts.Loader(i, &c)
 	}
 	name := fmt.Sprintf("loader-%d", i)
-	l, err := loader.New(c, logger(s.t, name), s.reg(name))
+	l, err := loader.New(c, s.logger(name), s.reg(name))
 	check(s.t, name, err)
 	s.start(l)
 	s.mu.Lock()
