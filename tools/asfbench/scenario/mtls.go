@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/athenaserving/asf/tools/asfbench"
@@ -129,7 +130,29 @@ func runMTLS(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error) {
 		}
 	}
 	sc.Tables, sc.Targets = mtlsFigures(sides[0], sides[1], metric, c)
+	sc.Findings = mtlsRounds(sides[0], sides[1])
 	return sc, nil
+}
+
+// mtlsRounds states the suite's CPU ratio of each round, next to the load generator's:
+// its work per request is the same on both sides, so its ratio shows how far the machine
+// alone moves the figure between two measurements.
+func mtlsRounds(on, off *mtlsSide) []string {
+	var suite, gen []string
+	for i := range min(len(on.rows), len(off.rows)) {
+		a, b := on.rows[i].CPUPer1k, off.rows[i].CPUPer1k
+		if t := suiteTotal(b); t > 0 {
+			suite = append(suite, fmt.Sprintf("r%d %.3f×", i+1, suiteTotal(a)/t))
+		}
+		if b["asfbench"] > 0 {
+			gen = append(gen, fmt.Sprintf("r%d %.3f×", i+1, a["asfbench"]/b["asfbench"]))
+		}
+	}
+	if len(suite) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("Suite CPU per request, mTLS / plaintext, per round: %s; the load generator's own CPU per request "+
+		"(the same work on both sides, so the machine's noise): %s.", strings.Join(suite, ", "), strings.Join(gen, ", "))}
 }
 
 // mtlsFigures compares the two sides: a table of CPU per request per service and the

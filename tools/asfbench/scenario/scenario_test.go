@@ -121,6 +121,9 @@ func TestMTLSFigures(t *testing.T) {
 	_, ts = mtlsFigures(on, off, "m", 64)
 	assert.Equal(t, report.StatusFail, ts[0].Status, "errors fail the row")
 	assert.Equal(t, "suite mTLS r2", on.system(1))
+	f := mtlsRounds(on, off)
+	require.Len(t, f, 1)
+	assert.Contains(t, f[0], "per round: r1 1.000×;", "only rounds measured on both sides")
 }
 
 func row(system string, x float64, tput float64, p50, p99 time.Duration, errs uint64) *report.Row {
