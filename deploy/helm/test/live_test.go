@@ -573,3 +573,33 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, stri
 		}
 	}
 }
+
+// TestLiveRefused: what only a real API server refuses fails the install: a negative CPU
+// request (decodes fine, fails validation) and a hostPath volume (admitted by the schema,
+// refused by PodSecurity restricted).
+func TestLiveRefused(t *testing.T) {
+	if live == nil {
+		t.Skip("ASF_K8S not set (deploy/helm/test/run.sh sets it)")
+	}
+	for i, tc := range []struct {
+		name, want string
+		set        []string
+	}{
+		{"negative-cpu", "must be greater than or equal to 0", []string{"--set", "resources.requests.cpu=-1"}},
+		{"hostpath", "PodSecurity", []string{"--set-json", `extraVolumes=[{"name":"host","hostPath":{"path":"/"}}]`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := liveCase{chart: "atom", release: "rel", ns: fmt.Sprintf("refused-%d", i)}
+			prepareNamespace(t, c)
+			args := append(append([]string{"install"}, chartArgs(c)...), "--wait", "--timeout", "20s", "--kubeconfig", live.Kubeconfig)
+			out, err := exec.CommandContext(t.Context(), helmBin(t), append(args, tc.set...)...).CombinedOutput()
+			if err == nil && !strings.Contains(string(out), tc.want) {
+				t.Fatalf("install accepted:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Fatalf("install failed without %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
