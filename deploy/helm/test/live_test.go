@@ -32,6 +32,9 @@ import (
 // live is the running control plane, nil unless ASF_K8S is set.
 var live *cluster.Cluster
 
+// pkiDir holds asfpki's CA and service certificates (ca.crt, <service>.crt/.key).
+var pkiDir string
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
@@ -54,6 +57,17 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("control plane up in %v (%s, state in %s)\n", time.Since(start).Round(100*time.Millisecond), c.Server, dir)
+	// The internal plane's certificates, made as an operator makes them (docs/operations.md):
+	// a CA and one tier certificate per service, for the charts' tls.secretName Secrets.
+	pkiDir = filepath.Join(dir, "pki")
+	gen := exec.Command("go", "run", "./cmd/asfpki", "init", "--dir", pkiDir, "--instance", "*")
+	gen.Dir = filepath.Join("..", "..", "..", "tools")
+	gen.Env = append(os.Environ(), "GOWORK=")
+	if out, err := gen.CombinedOutput(); err != nil {
+		c.Stop()
+		fmt.Fprintf(os.Stderr, "asfpki: %v\n%s", err, out)
+		return 1
+	}
 	// An interrupt still stops the components (kube-apiserver before etcd) and removes dir.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -193,10 +207,19 @@ metadata:
 		"webgate-apps":       {"apps.json=[]"},
 		c.release + "-extra": {"value=extra"},
 	}
+	// Each chart's internal TLS Secret (tls.secretName): ca.crt, tls.crt, tls.key.
+	for _, svc := range services {
+		secrets[c.release+"-"+svc+"-tls"] = []string{"@ca.crt=" + filepath.Join(pkiDir, "ca.crt"),
+			"@tls.crt=" + filepath.Join(pkiDir, svc+".crt"), "@tls.key=" + filepath.Join(pkiDir, svc+".key")}
+	}
 	for name, kvs := range secrets {
 		args := []string{"create", "secret", "generic", name, "-n", c.ns}
 		for _, kv := range kvs {
-			args = append(args, "--from-literal="+kv)
+			if f, ok := strings.CutPrefix(kv, "@"); ok {
+				args = append(args, "--from-file="+f)
+			} else {
+				args = append(args, "--from-literal="+kv)
+			}
 		}
 		if _, err := live.Kubectl(ctx, args...); err != nil {
 			t.Fatal(err)
@@ -320,6 +343,7 @@ func checkInstalled(t *testing.T, c liveCase) {
 			t.Fatal(err)
 		}
 	}
+	checkPodReferences(t, c)
 	pods, err := live.Kubectl(ctx, "get", "pods", "-n", c.ns, "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.phase}{"\n"}{end}`)
 	if err != nil {
 		t.Fatal(err)
@@ -601,5 +625,94 @@ func TestLiveRefused(t *testing.T) {
 				t.Fatalf("install failed without %q:\n%s", tc.want, out)
 			}
 		})
+	}
+}
+
+// checkPodReferences does what a kubelet would before starting a container: every Secret
+// and ConfigMap a pod of the release names (volumes, env, envFrom; not the optional ones)
+// exists with the keys it names.
+func checkPodReferences(t *testing.T, c liveCase) {
+	t.Helper()
+	ctx := t.Context()
+	var pods struct{ Items []corev1.Pod }
+	if err := getJSON(ctx, &pods, "get", "pods", "-n", c.ns); err != nil {
+		t.Fatal(err)
+	}
+	var secrets struct{ Items []corev1.Secret }
+	if err := getJSON(ctx, &secrets, "get", "secrets", "-n", c.ns); err != nil {
+		t.Fatal(err)
+	}
+	var cms struct{ Items []corev1.ConfigMap }
+	if err := getJSON(ctx, &cms, "get", "configmaps", "-n", c.ns); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]map[string]bool{} // "secret/name" or "configmap/name" → keys
+	for _, s := range secrets.Items {
+		keys["secret/"+s.Name] = map[string]bool{}
+		for k := range s.Data {
+			keys["secret/"+s.Name][k] = true
+		}
+	}
+	for _, m := range cms.Items {
+		keys["configmap/"+m.Name] = map[string]bool{}
+		for k := range m.Data {
+			keys["configmap/"+m.Name][k] = true
+		}
+	}
+	need := func(pod, ref, key string, optional *bool) {
+		if optional != nil && *optional {
+			return
+		}
+		have, ok := keys[ref]
+		if !ok {
+			t.Errorf("pod %s: %s does not exist", pod, ref)
+		} else if key != "" && !have[key] {
+			t.Errorf("pod %s: %s has no key %q", pod, ref, key)
+		}
+	}
+	checked := 0
+	for _, p := range pods.Items {
+		for _, v := range p.Spec.Volumes {
+			if s := v.Secret; s != nil {
+				need(p.Name, "secret/"+s.SecretName, "", s.Optional)
+				for _, it := range s.Items {
+					need(p.Name, "secret/"+s.SecretName, it.Key, s.Optional)
+				}
+				checked++
+			}
+			if m := v.ConfigMap; m != nil {
+				need(p.Name, "configmap/"+m.Name, "", m.Optional)
+				for _, it := range m.Items {
+					need(p.Name, "configmap/"+m.Name, it.Key, m.Optional)
+				}
+				checked++
+			}
+		}
+		for _, ctr := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
+			for _, e := range ctr.Env {
+				if e.ValueFrom == nil {
+					continue
+				}
+				if r := e.ValueFrom.SecretKeyRef; r != nil {
+					need(p.Name, "secret/"+r.Name, r.Key, r.Optional)
+					checked++
+				}
+				if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
+					need(p.Name, "configmap/"+r.Name, r.Key, r.Optional)
+					checked++
+				}
+			}
+			for _, e := range ctr.EnvFrom {
+				if r := e.SecretRef; r != nil {
+					need(p.Name, "secret/"+r.Name, "", r.Optional)
+				}
+				if r := e.ConfigMapRef; r != nil {
+					need(p.Name, "configmap/"+r.Name, "", r.Optional)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no pod names a Secret or ConfigMap: the internal TLS Secret is missing from the pods")
 	}
 }
