@@ -349,4 +349,3 @@ func shutdownForLogs(t *testing.T, s *suitetest.Suite) {
 	_ = s.LB.Shutdown(ctx)
 	_ = s.Polaris.Shutdown(ctx)
 }
-
