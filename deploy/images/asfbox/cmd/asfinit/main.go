@@ -6,6 +6,10 @@
 // job adds no revisions.
 //
 //	asfinit --polaris polaris:6868 --dir /config --file asf/default/webgate/v1/apps.json=/run/secrets/apps.json
+//
+// Pushing config is an admin operation: the polaris admin token comes from
+// --admin-token-file, ASF_INIT_ADMIN_TOKEN or ASF_POLARIS_ADMIN_TOKEN (the variable polaris
+// itself reads, so both can share one env file or Secret) — never from a flag.
 package main
 
 import (
@@ -15,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +27,9 @@ import (
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 type fileFlags []string
@@ -42,7 +50,12 @@ func main() {
 	fs.StringVar(&tc.Cert, "tls-cert", os.Getenv("ASF_INIT_TLS_CERT"), "internal TLS: PEM certificate with a spiffe://asf/<service>/<instance> URI SAN (env ASF_INIT_TLS_CERT)")
 	fs.StringVar(&tc.Key, "tls-key", os.Getenv("ASF_INIT_TLS_KEY"), "internal TLS: PEM key of tls-cert (env ASF_INIT_TLS_KEY)")
 	fs.BoolVar(&tc.Insecure, "insecure", false, "plaintext gRPC to polaris (without the tls-* files)")
+	tokenFile := fs.String("admin-token-file", "", "file holding the polaris admin token (default: env ASF_INIT_ADMIN_TOKEN, then ASF_POLARIS_ADMIN_TOKEN)")
 	_ = fs.Parse(os.Args[1:])
+	token, err := adminToken(*tokenFile, os.Getenv)
+	if err != nil {
+		fail(err)
+	}
 	if err := tc.Check(); err != nil {
 		fail(err)
 	}
@@ -73,6 +86,7 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	cc, err := grpcx.Dial(*addr, tlsx.DialOption(tb, "polaris"))
 	if err != nil {
 		fail(err)
@@ -85,6 +99,26 @@ func main() {
 		}
 	}
 	fmt.Printf("asfinit: %d config files in polaris %s\n", len(items), *addr)
+}
+
+// adminToken reads the admin token from file, else from the environment.
+func adminToken(file string, getenv func(string) string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("admin token: %w", err)
+		}
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+		return "", fmt.Errorf("admin token file %s is empty", file)
+	}
+	for _, k := range []string{"ASF_INIT_ADMIN_TOKEN", "ASF_POLARIS_ADMIN_TOKEN"} {
+		if t := strings.TrimSpace(getenv(k)); t != "" {
+			return t, nil
+		}
+	}
+	return "", errors.New("no polaris admin token: set --admin-token-file, ASF_INIT_ADMIN_TOKEN or ASF_POLARIS_ADMIN_TOKEN (pushing config is an admin operation)")
 }
 
 func fail(err error) {
@@ -108,6 +142,9 @@ func pushRetry(ctx context.Context, client polarispb.ConfigClient, it Item, comm
 		if err == nil {
 			fmt.Printf("asfinit: %s %s\n", it.Key, res)
 			return nil
+		}
+		if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated || c == codes.InvalidArgument {
+			return fmt.Errorf("%s: %w", it.Key, err) // retrying cannot help
 		}
 		fmt.Fprintf(os.Stderr, "asfinit: %s: %v (retrying)\n", it.Key, err)
 		select {
