@@ -158,6 +158,9 @@ func (s *Service) identityMay(id Identity, acc Access, req Request) (bool, strin
 		if sa, ok := req.(selfAddr); ok && !AddrMatches(id.Instance, sa.selfAddr()) {
 			return false, fmt.Sprintf("may only act for its own instance, not %q", sa.selfAddr())
 		}
+		if id.Service != ProviderService && s.actsForProvider(req) {
+			return false, "may not act for a provider instance (only a " + ProviderService + " may)"
+		}
 		if sc, ok := req.(scoped); ok && !s.inScope(id, sc.scope()) {
 			return false, fmt.Sprintf("may not read service %q", sc.scope())
 		}
@@ -173,9 +176,40 @@ func (s *Service) inScope(id Identity, svc string) bool {
 	if svc == id.Service || slices.Contains(s.o.SharedConfig, svc) {
 		return true
 	}
+	if id.Service != ProviderService {
+		return false
+	}
 	for _, st := range s.o.Registry.List(svc) {
 		if st.Instance.Kind != registry.KindConsumer && AddrMatches(id.Instance, st.Instance.Addr) {
 			return true
+		}
+	}
+	return false
+}
+
+// ProviderService is the identity service of the processes that serve capabilities: only
+// a loader's certificate registers, heartbeats or deregisters a provider instance, and
+// only it reads the config and resources of the services it is registered for. Other
+// internal services register only as consumers.
+const ProviderService = "loader"
+
+// actsForProvider tells whether req registers, heartbeats or deregisters a provider
+// instance (a consumer's registration and anything else: false).
+func (s *Service) actsForProvider(req Request) bool {
+	var key registry.Key
+	switch r := req.(type) {
+	case RegisterRequest:
+		return r.Instance.Kind != registry.KindConsumer
+	case HeartbeatRequest:
+		key = r.Key
+	case DeregisterRequest:
+		key = r.Key
+	default:
+		return false
+	}
+	for _, st := range s.o.Registry.List(key.Service) {
+		if st.Instance.Addr == key.Addr {
+			return st.Instance.Kind != registry.KindConsumer
 		}
 	}
 	return false
