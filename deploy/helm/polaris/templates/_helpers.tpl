@@ -27,3 +27,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than drain.seconds (%v)" .Values.terminationGracePeriodSeconds .Values.drain.seconds) -}}
 {{- end -}}
 {{- end -}}
+{{/* "true" when the service runs insecure (its insecure value or global.insecure): NATS
+  without credentials, and plaintext gRPC without the TLS files. */}}
+{{- define "asf.insecure" -}}
+{{- if or .Values.insecure (.Values.global | default dict).insecure -}}true{{- end -}}
+{{- end -}}
+{{/* The NATS credentials mount of the charts whose values declare nats.credentials, as
+  YAML (secret, key, env, path); empty when insecure or no Secret is named. */}}
+{{- define "asf.natsCredentials" -}}
+{{- $c := (.Values.nats | default dict).credentials -}}
+{{- if and $c $c.existingSecret (not (include "asf.insecure" .)) -}}
+{{- $env := get (dict "nkey" "NATS_NKEY_SEED_FILE" "creds" "NATS_CREDS") ($c.format | default "nkey") -}}
+{{- if not $env -}}{{- fail (printf "nats.credentials.format %q: want nkey or creds" $c.format) -}}{{- end -}}
+secret: {{ tpl $c.existingSecret . | quote }}
+key: {{ $c.key | quote }}
+env: {{ $env }}
+path: {{ printf "%s/%s" .Values.nats.mountPath $c.key | quote }}
+{{- end -}}
+{{- end -}}
