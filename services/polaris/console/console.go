@@ -97,10 +97,13 @@ func New(o Options) *Console {
 	c := &Console{o: o, pages: map[string]*template.Template{}, sessions: map[string]*session{}, links: map[string]link{}}
 	funcs := template.FuncMap{
 		"keyq": keyQuery,
-		"ago":  func(t time.Time) string { return ago(o.Now(), t) },
-		"ts":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-		"op":   func(b any) string { return fmt.Sprintf("%c", b) },
-		"str":  func(b []byte) string { return string(b) },
+		// pathseg escapes a name for one path segment: a service named "a/b" links to
+		// /ui/services/a%2Fb, which the {service} pattern matches and unescapes.
+		"pathseg": url.PathEscape,
+		"ago":     func(t time.Time) string { return ago(o.Now(), t) },
+		"ts":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"op":      func(b any) string { return fmt.Sprintf("%c", b) },
+		"str":     func(b []byte) string { return string(b) },
 	}
 	for _, p := range []string{"login", "services", "service", "config", "file", "diff", "tokens", "error"} {
 		c.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html"))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func (c *Console) setAdmin(w http.ResponseWriter, r *http.Request, p page) {
 		return
 	}
 	k := req.Key
-	redirectMsg(w, r, "/ui/services/"+svc, fmt.Sprintf("%s: enabled=%t weight=%d", k.Addr, adm.Enabled, adm.Weight))
+	redirectMsg(w, r, "/ui/services/"+url.PathEscape(svc), fmt.Sprintf("%s: enabled=%t weight=%d", k.Addr, adm.Enabled, adm.Weight))
 }
 
 func (c *Console) configPage(w http.ResponseWriter, r *http.Request, p page) {
