@@ -185,8 +185,14 @@ func TestServiceCharts(t *testing.T) {
 				}
 				d := deps[0].obj.(*appsv1.Deployment)
 				checkPod(t, d.Name, d.Spec.Template.Spec)
-				if len(byKind(objs, "Secret")) != 0 {
-					t.Error("a chart renders a Secret: credentials must come from existing secrets")
+				checkNATSCredentials(t, svc, "rel-"+svc+"-nats", d)
+				// The one Secret a chart may render is polaris's generated admin token
+				// (adminToken.generate without existingSecret): random, never from values.
+				for _, o := range byKind(objs, "Secret") {
+					sec := o.obj.(*corev1.Secret)
+					if svc != "polaris" || values != "" || sec.Name != "rel-polaris-admin-token" || len(sec.Data["token"]) != 48 {
+						t.Errorf("a chart renders the Secret %s: credentials must come from existing secrets", sec.Name)
+					}
 				}
 				if len(byKind(objs, "PodDisruptionBudget")) != 1 {
 					t.Error("no PodDisruptionBudget")
@@ -283,6 +289,119 @@ func TestUmbrellaChart(t *testing.T) {
 			if len(wiring) != 0 {
 				t.Errorf("wiring variables missing: %v", wiring)
 			}
+			// NATS authorizes the nkeys of auth.conf and requires mutual TLS; polaris and
+			// lbclient each mount only their own seed.
+			for _, o := range byKind(objs, "Deployment") {
+				d := o.obj.(*appsv1.Deployment)
+				switch d.Name {
+				case "rel-nats":
+					checkNATSServer(t, d, true)
+				case "rel-polaris", "rel-lbclient", "rel-atom", "rel-webgate", "rel-loader":
+					svc := strings.TrimPrefix(d.Name, "rel-")
+					checkNATSCredentials(t, svc, "rel-"+svc+"-nats", d)
+				}
+			}
 		})
+	}
+}
+
+// TestInsecure: global.insecure (umbrella) and insecure (a service chart) run NATS
+// without authorization: no auth.conf, no TLS, no seed mounted, ASF_<SVC>_INSECURE set.
+func TestInsecure(t *testing.T) {
+	if _, err := helm(t, "dependency", "build", "../asf"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := helm(t, "template", "rel", "../asf", "--set", "global.insecure=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range byKind(decodeStrict(t, out), "Deployment") {
+		d := o.obj.(*appsv1.Deployment)
+		if d.Name == "rel-nats" {
+			checkNATSServer(t, d, false)
+			continue
+		}
+		checkNATSCredentials(t, strings.TrimPrefix(d.Name, "rel-"), "", d)
+		if env(d, "ASF_"+strings.ToUpper(strings.TrimPrefix(d.Name, "rel-"))+"_INSECURE") != "true" {
+			t.Errorf("%s: global.insecure does not set the insecure variable", d.Name)
+		}
+	}
+	for _, svc := range []string{"polaris", "lbclient"} {
+		out, err := helm(t, "template", "rel", "../"+svc, "--set", "insecure=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := byKind(decodeStrict(t, out), "Deployment")[0].obj.(*appsv1.Deployment)
+		checkNATSCredentials(t, svc, "", d)
+		if env(d, "ASF_"+strings.ToUpper(svc)+"_INSECURE") != "true" {
+			t.Errorf("%s: insecure does not set ASF_%s_INSECURE", svc, strings.ToUpper(svc))
+		}
+	}
+}
+
+// env is the literal value of the first container's variable name ("" when unset).
+func env(d *appsv1.Deployment, name string) string {
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// checkNATSCredentials: polaris and lbclient read their seed from the Secret secret (""
+// for none), mounted with only their own key, readable by the group (fsGroup) and no one
+// else; the other services mount no NATS credentials.
+func checkNATSCredentials(t *testing.T, svc, secret string, d *appsv1.Deployment) {
+	t.Helper()
+	holds := svc == "polaris" || svc == "lbclient"
+	seedEnv := "ASF_" + strings.ToUpper(svc) + "_NATS_NKEY_SEED_FILE"
+	spec := d.Spec.Template.Spec
+	var vol *corev1.Volume
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Name == "nats-credentials" {
+			vol = &spec.Volumes[i]
+		}
+	}
+	if !holds || secret == "" {
+		if vol != nil || env(d, seedEnv) != "" {
+			t.Errorf("%s: NATS credentials mounted where none are wanted", d.Name)
+		}
+		return
+	}
+	if vol == nil || vol.Secret == nil || vol.Secret.SecretName != secret {
+		t.Fatalf("%s: no Secret volume nats-credentials of %s: %+v", d.Name, secret, vol)
+	}
+	if it := vol.Secret.Items; len(it) != 1 || it[0].Key != svc+".nk" {
+		t.Errorf("%s: NATS volume projects %+v, want only %s.nk", d.Name, it, svc)
+	}
+	if m := vol.Secret.DefaultMode; m == nil || *m != 0o440 {
+		t.Errorf("%s: NATS seed mode %v, want 0440", d.Name, m)
+	}
+	if got := env(d, seedEnv); got != "/run/secrets/asf-nats/"+svc+".nk" {
+		t.Errorf("%s: %s=%q", d.Name, seedEnv, got)
+	}
+}
+
+// checkNATSServer: the NATS server starts with -c auth.conf and mutual TLS from their
+// Secrets (secured), or with neither.
+func checkNATSServer(t *testing.T, d *appsv1.Deployment, secured bool) {
+	t.Helper()
+	spec := d.Spec.Template.Spec
+	args := strings.Join(spec.Containers[0].Args, " ")
+	secrets := map[string]bool{}
+	for _, v := range spec.Volumes {
+		if v.Secret != nil {
+			secrets[v.Secret.SecretName] = true
+		}
+	}
+	want := []string{"-c /etc/nats/auth/auth.conf", "--tlsverify", "--tlscacert=/etc/nats/tls/ca.crt"}
+	for _, w := range want {
+		if strings.Contains(args, w) != secured {
+			t.Errorf("%s: args %q: %q present is %v, want %v", d.Name, args, w, !secured, secured)
+		}
+	}
+	if secured != (secrets["rel-nats-auth"] && secrets["rel-nats-tls"]) || !secured && len(secrets) != 0 {
+		t.Errorf("%s: Secret volumes %v", d.Name, secrets)
 	}
 }

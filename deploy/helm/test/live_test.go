@@ -32,8 +32,12 @@ import (
 // live is the running control plane, nil unless ASF_K8S is set.
 var live *cluster.Cluster
 
-// pkiDir holds asfpki's CA and service certificates (ca.crt, <service>.crt/.key).
+// pkiDir holds asfpki's CA and service certificates (ca.crt, <service>.crt/.key, and
+// nats.crt/.key for the umbrella's NATS server).
 var pkiDir string
+
+// natsDir holds asfnats's credentials: <service>.nk, <service>.pub and auth.conf.
+var natsDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -59,14 +63,23 @@ func runTests(m *testing.M) int {
 	fmt.Printf("control plane up in %v (%s, state in %s)\n", time.Since(start).Round(100*time.Millisecond), c.Server, dir)
 	// The internal plane's certificates, made as an operator makes them (docs/operations.md):
 	// a CA and one tier certificate per service, for the charts' tls.secretName Secrets.
+	// The NATS server's certificate (identity nats) and the NATS credentials
+	// (docs/deploy.md), for the Secrets of the NATS server, polaris and lbclient.
 	pkiDir = filepath.Join(dir, "pki")
-	gen := exec.Command("go", "run", "./cmd/asfpki", "init", "--dir", pkiDir, "--instance", "*")
-	gen.Dir = filepath.Join("..", "..", "..", "tools")
-	gen.Env = append(os.Environ(), "GOWORK=")
-	if out, err := gen.CombinedOutput(); err != nil {
-		c.Stop()
-		fmt.Fprintf(os.Stderr, "asfpki: %v\n%s", err, out)
-		return 1
+	natsDir = filepath.Join(dir, "nats")
+	for _, args := range [][]string{
+		{"./cmd/asfpki", "init", "--dir", pkiDir, "--instance", "*"},
+		{"./cmd/asfpki", "issue", "--dir", pkiDir, "--service", "nats", "--instance", "*"},
+		{"./cmd/asfnats", "init", "--dir", natsDir},
+	} {
+		gen := exec.Command("go", append([]string{"run"}, args...)...)
+		gen.Dir = filepath.Join("..", "..", "..", "tools")
+		gen.Env = append(os.Environ(), "GOWORK=")
+		if out, err := gen.CombinedOutput(); err != nil {
+			c.Stop()
+			fmt.Fprintf(os.Stderr, "%s: %v\n%s", strings.Join(args, " "), err, out)
+			return 1
+		}
 	}
 	// An interrupt still stops the components (kube-apiserver before etcd) and removes dir.
 	sig := make(chan os.Signal, 1)
@@ -212,6 +225,15 @@ metadata:
 		secrets[c.release+"-"+svc+"-tls"] = []string{"@ca.crt=" + filepath.Join(pkiDir, "ca.crt"),
 			"@tls.crt=" + filepath.Join(pkiDir, svc+".crt"), "@tls.key=" + filepath.Join(pkiDir, svc+".key")}
 	}
+	// The NATS credentials (nats.credentials.existingSecret of polaris and lbclient: only
+	// that service's seed) and the umbrella's NATS server Secrets: auth.conf
+	// (nats.auth.existingSecret) and its TLS certificate (nats.tls.secretName).
+	for _, svc := range []string{"polaris", "lbclient"} {
+		secrets[c.release+"-"+svc+"-nats"] = []string{"@" + svc + ".nk=" + filepath.Join(natsDir, svc+".nk")}
+	}
+	secrets[c.release+"-nats-auth"] = []string{"@auth.conf=" + filepath.Join(natsDir, "auth.conf")}
+	secrets[c.release+"-nats-tls"] = []string{"@ca.crt=" + filepath.Join(pkiDir, "ca.crt"),
+		"@tls.crt=" + filepath.Join(pkiDir, "nats.crt"), "@tls.key=" + filepath.Join(pkiDir, "nats.key")}
 	for name, kvs := range secrets {
 		args := []string{"create", "secret", "generic", name, "-n", c.ns}
 		for _, kv := range kvs {
@@ -715,4 +737,59 @@ func checkPodReferences(t *testing.T, c liveCase) {
 	if checked == 0 {
 		t.Error("no pod names a Secret or ConfigMap: the internal TLS Secret is missing from the pods")
 	}
+	checkNATSMounts(t, pods.Items)
+}
+
+// checkNATSMounts: the pods of polaris and lbclient (and the NATS server) mount the
+// Secret volume their NATS variable (argument) names a file of, with that file's key; the
+// references themselves are checked above.
+func checkNATSMounts(t *testing.T, pods []corev1.Pod) {
+	t.Helper()
+	for _, p := range pods {
+		name := p.Labels["app.kubernetes.io/name"]
+		var want string // the file the container is told to read
+		ctr := p.Spec.Containers[0]
+		switch name {
+		case "polaris", "lbclient":
+			for _, e := range ctr.Env {
+				if e.Name == "ASF_"+strings.ToUpper(name)+"_NATS_NKEY_SEED_FILE" {
+					want = e.Value
+				}
+			}
+		case "nats":
+			if i := slices.Index(ctr.Args, "-c"); i >= 0 && i+1 < len(ctr.Args) {
+				want = ctr.Args[i+1]
+			}
+		default:
+			continue
+		}
+		if want == "" {
+			t.Errorf("pod %s: no NATS credentials (seed file variable or -c auth.conf)", p.Name)
+			continue
+		}
+		if !mountsSecretFile(p, ctr, want) {
+			t.Errorf("pod %s: %s is not a key of a mounted Secret", p.Name, want)
+		}
+	}
+}
+
+// mountsSecretFile tells whether file is a key projected from a Secret volume mounted in ctr.
+func mountsSecretFile(p corev1.Pod, ctr corev1.Container, file string) bool {
+	for _, m := range ctr.VolumeMounts {
+		rel, ok := strings.CutPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range p.Spec.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if it.Path == rel {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
