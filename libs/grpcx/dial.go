@@ -8,15 +8,17 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 )
 
-// Dial opens a client connection to addr with the suite's defaults: keepalive pings so
-// dead peers are noticed within seconds, and plaintext unless extra holds transport
-// credentials — services pass tlsx.DialOption for mutual TLS, which overrides it. addr is one
+// Dial opens a client connection to addr with the suite's defaults: round-robin over
+// every address the target resolves to, reconnects at most ReconnectMaxDelay apart (so a
+// peer that comes back is used again within about a second), keepalive pings (see
+// KeepaliveTime), and plaintext unless extra holds transport credentials — services pass tlsx.DialOption for mutual TLS, which overrides it. addr is one
 // host:port (or any gRPC target), or a comma-separated list of host:port, which Dial
 // hands to DialList.
 func Dial(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
@@ -34,11 +36,47 @@ func Dial(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 // DNS name, as docker-compose and Kubernetes headless services give), not just the first.
 const roundRobin = `{"loadBalancingConfig":[{"round_robin":{}}]}`
 
+// Reconnect back-off of every connection Dial opens. grpc-go's default waits up to 120 s
+// between attempts, so a peer back from a long outage stayed unused for up to two minutes
+// (19 s were measured after a 30 s lbclient outage). With these, a subchannel tries again
+// at most ReconnectMaxDelay (±20 %) after its last failure, so callers use a returned peer
+// within about a second.
+const (
+	// ReconnectBaseDelay is the wait after the first failed connection attempt.
+	ReconnectBaseDelay = 100 * time.Millisecond
+	// ReconnectMaxDelay bounds the wait between attempts.
+	ReconnectMaxDelay = time.Second
+	// ConnectTimeout bounds one connection attempt (TCP and TLS handshakes): a peer that
+	// accepts but never completes the handshake (a frozen process) is given up on and
+	// tried again, instead of holding the attempt for grpc's default 20 s.
+	ConnectTimeout = 2 * time.Second
+)
+
+// ReconnectParams is the connection back-off Dial applies (callers with other needs pass
+// their own grpc.WithConnectParams after it).
+func ReconnectParams() grpc.ConnectParams {
+	return grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: ReconnectBaseDelay, Multiplier: 1.6, Jitter: 0.2, MaxDelay: ReconnectMaxDelay},
+		MinConnectTimeout: ConnectTimeout,
+	}
+}
+
+// KeepaliveTime is the keepalive ping interval of every connection Dial opens: the
+// smallest grpc-go applies (it raises anything lower to 10 s), so a connection whose peer
+// vanished without closing it (a host gone, a network cut) fails KeepaliveTime +
+// KeepaliveTimeout after the peer's last sign of life. A frozen loader is noticed sooner,
+// through lbclient (docs/load-balancing.md "Dropped loaders").
+const (
+	KeepaliveTime    = 10 * time.Second
+	KeepaliveTimeout = 3 * time.Second
+)
+
 func dialDefaults() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(roundRobin),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
+		grpc.WithConnectParams(ReconnectParams()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
 	}
 }
 
@@ -91,12 +129,15 @@ func DialList(addrs []string, extra ...grpc.DialOption) (*grpc.ClientConn, error
 	return cc, nil
 }
 
-// FastFailure makes a connection notice a dead peer within about two seconds (keepalive
-// pings every second, each answered within one), so that calls in flight to a vanished
-// loader fail with Unavailable and can be retried elsewhere instead of hanging until their
-// deadline. Servers built with NewServer accept pings this frequent.
+// FastFailure shortens the keepalive ping's answer timeout to one second, so a connection
+// to a vanished peer fails about 11 s after the peer's last sign of life (KeepaliveTime,
+// which grpc-go does not let a client lower, plus one second) and its calls in flight fail
+// with Unavailable and can be retried elsewhere. It cannot promise less: callers that need
+// to notice a frozen peer sooner must learn it another way (atom learns from lbclient
+// which loaders went silent and closes their connections). Servers built with NewServer
+// accept these pings.
 func FastFailure() grpc.DialOption {
-	return grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: time.Second, Timeout: time.Second, PermitWithoutStream: true})
+	return grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: time.Second, PermitWithoutStream: true})
 }
 
 // Pool keeps one client connection per address, shared by all callers.

@@ -116,3 +116,70 @@ func FuzzSplitAddrs(f *testing.F) {
 		}
 	})
 }
+
+// serveHealth serves grpc.health.v1 on ln until the returned stop is called.
+func serveHealth(ln net.Listener) (stop func()) {
+	s := grpc.NewServer()
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(ln) }()
+	return func() { s.Stop(); <-done }
+}
+
+// TestReconnectWithinASecond stops a peer for longer than grpc's default back-off takes to
+// reach several seconds, starts it again on the same address, and checks that calls made
+// without waiting for readiness succeed again within ReconnectMaxDelay (plus scheduling
+// slack) of the peer listening.
+func TestReconnectWithinASecond(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	stop := serveHealth(ln)
+	cc, err := Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	hc := healthpb.NewHealthClient(cc)
+	if _, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	// 6 s down: grpc's default back-off (1 s × 1.6ⁿ) would next try about 9 s after the
+	// break; the suite's tries at least every second.
+	down := time.Now()
+	for time.Since(down) < 6*time.Second {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil {
+			t.Fatal("call succeeded while the peer was down")
+		}
+		time.Sleep(50 * time.Millisecond) // pacing the calls of the outage, not synchronisation
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("address %s taken meanwhile: %v", addr, err)
+	}
+	back := time.Now()
+	defer serveHealth(ln)()
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Since(back) > 5*time.Second {
+			t.Fatalf("no call succeeded within 5 s of the peer's return: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if took := time.Since(back); took > ReconnectMaxDelay*3/2 {
+		t.Fatalf("first success %v after the peer's return, want ≤ %v", took, ReconnectMaxDelay*3/2)
+	} else {
+		t.Logf("first success %v after the peer's return", took)
+	}
+}
