@@ -168,7 +168,14 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient: %w", err)
 	}
+	// lb is set below, before anything runs: the view tells it of dropped loaders, which
+	// it streams to WatchDropped callers.
+	var lb *transport.LB
 	view, err := balance.NewView(balance.Options{
+		OnDropped: func(d balance.Dropped) {
+			log.Info().Str("service", d.Service).Str("loader", d.Addr).Str("reason", d.Reason).Msg("loader dropped from rotation")
+			lb.Dropped(d)
+		},
 		StaleAfter:     cfg.StaleAfter,
 		ForgetAfter:    10 * cfg.ReportInterval,
 		Strategy:       cfg.Strategy,
@@ -195,7 +202,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient: %w", err)
 	}
-	lb, err := transport.NewLB(view, time.Now, reg)
+	lb, err = transport.NewLB(view, time.Now, reg)
 	if err != nil {
 		_ = ln.Close()
 		_ = src.Close()
@@ -247,7 +254,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(4) // under mu, so a concurrent Shutdown waits for all four
+	s.wg.Add(5) // under mu, so a concurrent Shutdown waits for all five
 	if s.registrar != nil {
 		rctx, rcancel := context.WithCancel(context.Background())
 		s.regCancel = rcancel
@@ -282,6 +289,10 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.markServingWhenReady(runCtx)
 	}()
+	go func() {
+		defer s.wg.Done()
+		s.expireSilent(runCtx)
+	}()
 
 	wait := time.NewTimer(s.cfg.StartWait)
 	defer wait.Stop()
@@ -299,6 +310,24 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.grpc.SetServing(true)
 	return nil
+}
+
+// expireEvery is how often the view looks for loaders gone silent, to tell WatchDropped
+// callers: a silent loader is reported at most this long after it went stale.
+const expireEvery = 50 * time.Millisecond
+
+// expireSilent reports loaders gone silent (View.Expire) until ctx ends.
+func (s *Server) expireSilent(ctx context.Context) {
+	t := time.NewTicker(expireEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.view.Expire(now)
+		}
+	}
 }
 
 // markServingWhenReady flips gRPC health to SERVING once the source is ready.

@@ -86,7 +86,27 @@ type Options struct {
 	ReplicaService string
 	// Self is this replica's address in ReplicaService.
 	Self string
+	// OnDropped, when set, is told of every loader that leaves rotation while live:
+	// silent for StaleAfter (found by Expire) or removed by the registry after being
+	// silent for half of it (an eviction; a deregistration follows a fresh report). A
+	// loader not live, disabled by its admin state or removed on its own request is
+	// never reported, nor anything while the view is frozen. It is called without the
+	// view's locks held, from the caller of Expire or Remove, and must not block.
+	OnDropped func(Dropped)
 }
+
+// Dropped is a loader that left rotation while live; Reason is DropSilent or DropEvicted.
+type Dropped struct {
+	Service, Addr, Reason string
+}
+
+// Reasons of a Dropped.
+const (
+	// DropSilent: no load report for StaleAfter.
+	DropSilent = "silent"
+	// DropEvicted: the registry removed the loader, silent for at least StaleAfter/2.
+	DropEvicted = "evicted"
+)
 
 // View holds, per service, the loaders with their last load, admin state, report time
 // and report sequence, and the picks this replica made since. It is safe for concurrent
@@ -159,6 +179,8 @@ type loader struct {
 	// the loader's report: every pick since the last report, and those within Lease
 	// before it.
 	inflight []time.Time
+	// dropped is set once the loader was reported to OnDropped; its next report clears it.
+	dropped bool
 }
 
 // replicaSet is the lbclient replicas sharing the loaders, as seen at a moment.
@@ -374,6 +396,7 @@ func (l *loader) setLoad(ld Load, seq uint64, now time.Time, lease time.Duration
 	l.load = ld
 	l.seq = seq
 	l.lastReport = now
+	l.dropped = false
 	cut := now.Add(-lease)
 	k := 0
 	for k < len(l.inflight) && !l.inflight[k].After(cut) {
@@ -411,12 +434,18 @@ func (v *View) Upsert(in Instance, now time.Time) {
 
 // Remove takes a loader out of the view at once (registry REMOVED). seq is the last
 // seq the registry held for it; load reports up to it that arrive later are dropped.
+// A live loader silent for StaleAfter/2 or more is reported to OnDropped as evicted.
 func (v *View) Remove(serviceName, addr string, seq uint64, now time.Time) {
 	s := v.svc(serviceName)
+	fz := v.freeze.Load()
+	evicted := false
 	s.mu.Lock()
 	if l := s.loaders[addr]; l != nil {
 		if l.seq > seq {
 			seq = l.seq
+		}
+		if age, ok := fz.age(l, now); ok && l.load.Live != 0 && !l.dropped && age >= v.opts.StaleAfter/2 {
+			evicted = true
 		}
 		delete(s.loaders, addr)
 		s.order = nil
@@ -424,6 +453,40 @@ func (v *View) Remove(serviceName, addr string, seq uint64, now time.Time) {
 	s.tombstones[addr] = tombstone{seq: seq, at: now}
 	s.mu.Unlock()
 	v.touched(serviceName)
+	if evicted && v.opts.OnDropped != nil {
+		v.opts.OnDropped(Dropped{Service: serviceName, Addr: addr, Reason: DropEvicted})
+	}
+}
+
+// Expire reports to OnDropped every live loader that has gone without a report for
+// StaleAfter since it was last reported (none while the view is frozen) and returns
+// them. Run it often (every StaleAfter/30 or so): how soon a silent loader's callers hear
+// of it depends on it.
+func (v *View) Expire(now time.Time) []Dropped {
+	var out []Dropped
+	fz := v.freeze.Load()
+	if fz.frozen {
+		return nil
+	}
+	for _, s := range v.all() {
+		s.mu.Lock()
+		for _, l := range s.loaders {
+			if l.dropped || l.load.Live == 0 {
+				continue
+			}
+			if age, ok := fz.age(l, now); ok && age > v.opts.StaleAfter {
+				l.dropped = true
+				out = append(out, Dropped{Service: s.name, Addr: l.addr, Reason: DropSilent})
+			}
+		}
+		s.mu.Unlock()
+	}
+	if v.opts.OnDropped != nil {
+		for _, d := range out {
+			v.opts.OnDropped(d)
+		}
+	}
+	return out
 }
 
 func (v *View) staleLocked(l *loader, now time.Time) bool {

@@ -35,6 +35,10 @@ type LB struct {
 
 	ending  chan struct{} // closed by EndStreams
 	endOnce sync.Once
+
+	wmu         sync.Mutex // guards watchers
+	watchers    map[chan *lbpb.Dropped]struct{}
+	dropsMissed prometheus.Counter
 }
 
 var _ lbpb.LbServer = (*LB)(nil)
@@ -58,9 +62,13 @@ func NewLB(view *balance.View, now func() time.Time, reg prometheus.Registerer) 
 			Help:    "Time to answer a Pick from the view.",
 			Buckets: prometheus.ExponentialBuckets(0.000005, 3, 10),
 		}, []string{"strategy"}),
+		dropsMissed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "asf_lbclient_drops_missed_total",
+			Help: "Dropped-loader notices not sent to a WatchDropped stream that lagged too far behind.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{l.picks, l.seconds, &viewCollector{view: view, now: now}} {
+		for _, c := range []prometheus.Collector{l.picks, l.seconds, l.dropsMissed, &viewCollector{view: view, now: now}} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -78,7 +86,7 @@ func (l *LB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickResponse,
 	return &lbpb.PickResponse{Addrs: addrs}, nil
 }
 
-// EndStreams ends every PickStream (open or opened later) without an error, so a server
+// EndStreams ends every PickStream and WatchDropped stream (open or opened later) without an error, so a server
 // shutting down gracefully is not held up by callers' long-lived streams: they open new
 // ones, on another replica once this one's GOAWAY has reached them.
 func (l *LB) EndStreams() { l.endOnce.Do(func() { close(l.ending) }) }

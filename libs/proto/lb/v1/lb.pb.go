@@ -263,6 +263,107 @@ func (x *PickStreamResponse) GetMessage() string {
 	return ""
 }
 
+// WatchDroppedRequest opens a WatchDropped stream.
+type WatchDroppedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchDroppedRequest) Reset() {
+	*x = WatchDroppedRequest{}
+	mi := &file_lb_v1_lb_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchDroppedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchDroppedRequest) ProtoMessage() {}
+
+func (x *WatchDroppedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lb_v1_lb_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchDroppedRequest.ProtoReflect.Descriptor instead.
+func (*WatchDroppedRequest) Descriptor() ([]byte, []int) {
+	return file_lb_v1_lb_proto_rawDescGZIP(), []int{4}
+}
+
+// Dropped tells that a loader left rotation while it was live: it went silent (no load
+// report for stale-after) or the registry evicted it. A loader that stopped on purpose
+// (live=0, deregistered) or was disabled is never reported: its work in flight goes on.
+type Dropped struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Addr    string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	// reason is "silent" or "evicted".
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dropped) Reset() {
+	*x = Dropped{}
+	mi := &file_lb_v1_lb_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dropped) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dropped) ProtoMessage() {}
+
+func (x *Dropped) ProtoReflect() protoreflect.Message {
+	mi := &file_lb_v1_lb_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dropped.ProtoReflect.Descriptor instead.
+func (*Dropped) Descriptor() ([]byte, []int) {
+	return file_lb_v1_lb_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Dropped) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *Dropped) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *Dropped) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_lb_v1_lb_proto protoreflect.FileDescriptor
 
 const file_lb_v1_lb_proto_rawDesc = "" +
@@ -282,11 +383,17 @@ const file_lb_v1_lb_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage2\x8c\x01\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\x15\n" +
+	"\x13WatchDroppedRequest\"O\n" +
+	"\aDropped\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\xd2\x01\n" +
 	"\x02Lb\x127\n" +
 	"\x04Pick\x12\x16.asf.lb.v1.PickRequest\x1a\x17.asf.lb.v1.PickResponse\x12M\n" +
 	"\n" +
-	"PickStream\x12\x1c.asf.lb.v1.PickStreamRequest\x1a\x1d.asf.lb.v1.PickStreamResponse(\x010\x01B4Z2github.com/athenaserving/asf/libs/proto/lb/v1;lbpbb\x06proto3"
+	"PickStream\x12\x1c.asf.lb.v1.PickStreamRequest\x1a\x1d.asf.lb.v1.PickStreamResponse(\x010\x01\x12D\n" +
+	"\fWatchDropped\x12\x1e.asf.lb.v1.WatchDroppedRequest\x1a\x12.asf.lb.v1.Dropped0\x01B4Z2github.com/athenaserving/asf/libs/proto/lb/v1;lbpbb\x06proto3"
 
 var (
 	file_lb_v1_lb_proto_rawDescOnce sync.Once
@@ -300,21 +407,25 @@ func file_lb_v1_lb_proto_rawDescGZIP() []byte {
 	return file_lb_v1_lb_proto_rawDescData
 }
 
-var file_lb_v1_lb_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_lb_v1_lb_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_lb_v1_lb_proto_goTypes = []any{
-	(*PickRequest)(nil),        // 0: asf.lb.v1.PickRequest
-	(*PickResponse)(nil),       // 1: asf.lb.v1.PickResponse
-	(*PickStreamRequest)(nil),  // 2: asf.lb.v1.PickStreamRequest
-	(*PickStreamResponse)(nil), // 3: asf.lb.v1.PickStreamResponse
+	(*PickRequest)(nil),         // 0: asf.lb.v1.PickRequest
+	(*PickResponse)(nil),        // 1: asf.lb.v1.PickResponse
+	(*PickStreamRequest)(nil),   // 2: asf.lb.v1.PickStreamRequest
+	(*PickStreamResponse)(nil),  // 3: asf.lb.v1.PickStreamResponse
+	(*WatchDroppedRequest)(nil), // 4: asf.lb.v1.WatchDroppedRequest
+	(*Dropped)(nil),             // 5: asf.lb.v1.Dropped
 }
 var file_lb_v1_lb_proto_depIdxs = []int32{
 	0, // 0: asf.lb.v1.PickStreamRequest.pick:type_name -> asf.lb.v1.PickRequest
 	0, // 1: asf.lb.v1.Lb.Pick:input_type -> asf.lb.v1.PickRequest
 	2, // 2: asf.lb.v1.Lb.PickStream:input_type -> asf.lb.v1.PickStreamRequest
-	1, // 3: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
-	3, // 4: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
+	4, // 3: asf.lb.v1.Lb.WatchDropped:input_type -> asf.lb.v1.WatchDroppedRequest
+	1, // 4: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
+	3, // 5: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
+	5, // 6: asf.lb.v1.Lb.WatchDropped:output_type -> asf.lb.v1.Dropped
+	4, // [4:7] is the sub-list for method output_type
+	1, // [1:4] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -331,7 +442,7 @@ func file_lb_v1_lb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lb_v1_lb_proto_rawDesc), len(file_lb_v1_lb_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

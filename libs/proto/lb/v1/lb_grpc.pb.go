@@ -21,8 +21,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Lb_Pick_FullMethodName       = "/asf.lb.v1.Lb/Pick"
-	Lb_PickStream_FullMethodName = "/asf.lb.v1.Lb/PickStream"
+	Lb_Pick_FullMethodName         = "/asf.lb.v1.Lb/Pick"
+	Lb_PickStream_FullMethodName   = "/asf.lb.v1.Lb/PickStream"
+	Lb_WatchDropped_FullMethodName = "/asf.lb.v1.Lb/WatchDropped"
 )
 
 // LbClient is the client API for Lb service.
@@ -35,6 +36,9 @@ type LbClient interface {
 	// PickStream answers picks sent on one long-lived stream, in order, each as Pick would;
 	// a caller keeps a few open and saves a call's setup per pick.
 	PickStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PickStreamRequest, PickStreamResponse], error)
+	// WatchDropped streams every loader dropped from rotation from now on, as it happens,
+	// so callers can give up the work they have in flight on it.
+	WatchDropped(ctx context.Context, in *WatchDroppedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Dropped], error)
 }
 
 type lbClient struct {
@@ -68,6 +72,25 @@ func (c *lbClient) PickStream(ctx context.Context, opts ...grpc.CallOption) (grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Lb_PickStreamClient = grpc.BidiStreamingClient[PickStreamRequest, PickStreamResponse]
 
+func (c *lbClient) WatchDropped(ctx context.Context, in *WatchDroppedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Dropped], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Lb_ServiceDesc.Streams[1], Lb_WatchDropped_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchDroppedRequest, Dropped]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Lb_WatchDroppedClient = grpc.ServerStreamingClient[Dropped]
+
 // LbServer is the server API for Lb service.
 // All implementations must embed UnimplementedLbServer
 // for forward compatibility.
@@ -78,6 +101,9 @@ type LbServer interface {
 	// PickStream answers picks sent on one long-lived stream, in order, each as Pick would;
 	// a caller keeps a few open and saves a call's setup per pick.
 	PickStream(grpc.BidiStreamingServer[PickStreamRequest, PickStreamResponse]) error
+	// WatchDropped streams every loader dropped from rotation from now on, as it happens,
+	// so callers can give up the work they have in flight on it.
+	WatchDropped(*WatchDroppedRequest, grpc.ServerStreamingServer[Dropped]) error
 	mustEmbedUnimplementedLbServer()
 }
 
@@ -93,6 +119,9 @@ func (UnimplementedLbServer) Pick(context.Context, *PickRequest) (*PickResponse,
 }
 func (UnimplementedLbServer) PickStream(grpc.BidiStreamingServer[PickStreamRequest, PickStreamResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method PickStream not implemented")
+}
+func (UnimplementedLbServer) WatchDropped(*WatchDroppedRequest, grpc.ServerStreamingServer[Dropped]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchDropped not implemented")
 }
 func (UnimplementedLbServer) mustEmbedUnimplementedLbServer() {}
 func (UnimplementedLbServer) testEmbeddedByValue()            {}
@@ -140,6 +169,17 @@ func _Lb_PickStream_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Lb_PickStreamServer = grpc.BidiStreamingServer[PickStreamRequest, PickStreamResponse]
 
+func _Lb_WatchDropped_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchDroppedRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(LbServer).WatchDropped(m, &grpc.GenericServerStream[WatchDroppedRequest, Dropped]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Lb_WatchDroppedServer = grpc.ServerStreamingServer[Dropped]
+
 // Lb_ServiceDesc is the grpc.ServiceDesc for Lb service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -158,6 +198,11 @@ var Lb_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Lb_PickStream_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "WatchDropped",
+			Handler:       _Lb_WatchDropped_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "lb/v1/lb.proto",
