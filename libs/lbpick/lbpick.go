@@ -32,7 +32,7 @@ type Options struct {
 	// stream goes to the next lbclient replica of a round-robin connection.
 	Streams int
 	// RetryMin and RetryMax bound the wait before a broken stream is opened again
-	// (defaults 50 ms and 2 s).
+	// (defaults 50 ms and 1 s).
 	RetryMin, RetryMax time.Duration
 	// UnimplementedRetry is the wait after an lbclient answered that it has no
 	// PickStream (default 30 s): meanwhile picks are unary.
@@ -41,6 +41,12 @@ type Options struct {
 	// opened again (default 30 s), so that streams spread again over lbclient replicas
 	// that came back or were added since they opened.
 	MaxAge time.Duration
+	// OnDropped, when set, is told of every loader lbclient drops from rotation while it
+	// was live (Lb.WatchDropped: silent for stale-after, or evicted by the registry), so
+	// the caller can give up the work it has in flight there. The Client keeps one
+	// WatchDropped stream open for it, reopened like a PickStream; drops that happen while
+	// it is broken are not heard of. It runs on the stream's goroutine and must not block.
+	OnDropped func(service, addr, reason string)
 	// Log is the client's logger.
 	Log zerolog.Logger
 }
@@ -66,7 +72,7 @@ func New(cc grpc.ClientConnInterface, opts Options) *Client {
 		opts.RetryMin = 50 * time.Millisecond
 	}
 	if opts.RetryMax <= 0 {
-		opts.RetryMax = 2 * time.Second
+		opts.RetryMax = time.Second
 	}
 	if opts.UnimplementedRetry <= 0 {
 		opts.UnimplementedRetry = 30 * time.Second
@@ -82,7 +88,56 @@ func New(cc grpc.ClientConnInterface, opts Options) *Client {
 		c.wg.Add(1)
 		go s.run()
 	}
+	if opts.OnDropped != nil {
+		c.wg.Add(1)
+		go c.watchDropped()
+	}
 	return c
+}
+
+// watchDropped keeps a WatchDropped stream open until the client closes, passing every
+// drop to Options.OnDropped; a broken stream is opened again after RetryMin doubling to
+// RetryMax (UnimplementedRetry against an lbclient without WatchDropped).
+func (c *Client) watchDropped() {
+	defer c.wg.Done()
+	backoff := c.opts.RetryMin
+	for c.ctx.Err() == nil {
+		began := time.Now()
+		err := c.serveDropped()
+		if c.ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > c.opts.RetryMax {
+			backoff = c.opts.RetryMin // it served a while: start over
+		}
+		wait := backoff
+		if status.Code(err) == codes.Unimplemented {
+			wait = c.opts.UnimplementedRetry
+		}
+		c.log.Debug().Err(err).Dur("retry_in", wait).Msg("dropped-loader stream ended")
+		backoff = min(2*backoff, c.opts.RetryMax)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+func (c *Client) serveDropped() error {
+	st, err := c.c.WatchDropped(c.ctx, &lbpb.WatchDroppedRequest{})
+	if err != nil {
+		return err
+	}
+	for {
+		d, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		c.opts.OnDropped(d.GetService(), d.GetAddr(), d.GetReason())
+	}
 }
 
 // Close stops every stream and waits for their goroutines; picks in flight on a stream

@@ -278,3 +278,49 @@ func TestStalledStreamOverflowsToUnary(t *testing.T) {
 	}
 	close(block)
 }
+
+// droppingLB streams the drops sent on its channel to every WatchDropped caller.
+type droppingLB struct {
+	*fakeLB
+	drops   chan *lbpb.Dropped
+	watches atomic.Int64
+}
+
+func (f *droppingLB) WatchDropped(_ *lbpb.WatchDroppedRequest, st lbpb.Lb_WatchDroppedServer) error {
+	f.watches.Add(1)
+	for {
+		select {
+		case d := <-f.drops:
+			if err := st.Send(d); err != nil {
+				return err
+			}
+		case <-st.Context().Done():
+			return nil
+		}
+	}
+}
+
+func TestDroppedLoadersReachOnDroppedAcrossRestarts(t *testing.T) {
+	f := &droppingLB{fakeLB: &fakeLB{}, drops: make(chan *lbpb.Dropped)}
+	addr, stop := serve(t, nil, f)
+	cc := dial(t, addr)
+	got := make(chan string, 4)
+	c := New(cc, Options{RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Log: zerolog.New(zerolog.NewTestWriter(t)),
+		OnDropped: func(service, addr, reason string) { got <- service + "/" + addr + "/" + reason }})
+	t.Cleanup(func() { _ = c.Close() })
+	f.drops <- &lbpb.Dropped{Service: "echo", Addr: "a:1", Reason: "silent"}
+	if d := <-got; d != "echo/a:1/silent" {
+		t.Fatalf("drop %q", d)
+	}
+	stop()
+	ln, lerr := net.Listen("tcp", addr)
+	if lerr != nil {
+		t.Skipf("address %s not free again: %v", addr, lerr)
+	}
+	f2 := &droppingLB{fakeLB: &fakeLB{}, drops: make(chan *lbpb.Dropped)}
+	serve(t, ln, f2)
+	f2.drops <- &lbpb.Dropped{Service: "echo", Addr: "b:1", Reason: "evicted"}
+	if d := <-got; d != "echo/b:1/evicted" {
+		t.Fatalf("drop after restart %q", d)
+	}
+}
