@@ -51,7 +51,82 @@ type Admin struct {
 // AdminOption tunes NewAdmin.
 type AdminOption func(*adminOptions)
 
-type adminOptions struct{ pprof bool }
+type adminOptions struct {
+	pprof    bool
+	timeouts HTTPTimeouts
+}
+
+// HTTPTimeouts bound what one connection of an HTTP server may hold: the time to send the
+// request headers (ReadHeader), the whole request with its body (Read), and an idle
+// keep-alive connection (Idle). Zero fields take DefaultAdminTimeouts'.
+type HTTPTimeouts struct {
+	ReadHeader time.Duration
+	Read       time.Duration
+	Idle       time.Duration
+}
+
+// DefaultAdminTimeouts are the admin servers' timeouts when none are configured.
+var DefaultAdminTimeouts = HTTPTimeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Idle: 60 * time.Second}
+
+// orDefault fills the zero fields of t from d.
+func (t HTTPTimeouts) orDefault(d HTTPTimeouts) HTTPTimeouts {
+	if t.ReadHeader <= 0 {
+		t.ReadHeader = d.ReadHeader
+	}
+	if t.Read <= 0 {
+		t.Read = d.Read
+	}
+	if t.Idle <= 0 {
+		t.Idle = d.Idle
+	}
+	return t
+}
+
+// Apply sets t on srv (zero fields: DefaultAdminTimeouts') and wraps its handler with
+// ClearReadDeadline, so Read bounds reading a request but not a long answer.
+func (t HTTPTimeouts) Apply(srv *http.Server) {
+	t = t.orDefault(DefaultAdminTimeouts)
+	srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout = t.ReadHeader, t.Read, t.Idle
+	if srv.Handler != nil {
+		srv.Handler = ClearReadDeadline(srv.Handler)
+	}
+}
+
+// ClearReadDeadline lifts the connection's read deadline (http.Server.ReadTimeout) for a
+// request without a body before calling next. net/http keeps that deadline while the
+// handler runs and cancels the request's context when it passes, which would cut a long
+// answer (a 30 s CPU profile, a watch) although the request was read long ago. A request
+// with a body keeps it: its handler reads the body within it.
+func ClearReadDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// AdminConfig holds the admin server's config keys; services embed it in their Config
+// (cfgload reads the fields of an embedded struct as keys of the service).
+type AdminConfig struct {
+	AdminReadHeaderTimeout time.Duration `cfg:"admin-read-header-timeout" help:"admin server: longest time a client may take to send a request's headers"`
+	AdminReadTimeout       time.Duration `cfg:"admin-read-timeout" help:"admin server: longest time a client may take to send a whole request"`
+	AdminIdleTimeout       time.Duration `cfg:"admin-idle-timeout" help:"admin server: an idle keep-alive connection is closed after this long"`
+}
+
+// DefaultAdminConfig returns AdminConfig with DefaultAdminTimeouts.
+func DefaultAdminConfig() AdminConfig {
+	d := DefaultAdminTimeouts
+	return AdminConfig{AdminReadHeaderTimeout: d.ReadHeader, AdminReadTimeout: d.Read, AdminIdleTimeout: d.Idle}
+}
+
+// Timeouts is c as HTTPTimeouts.
+func (c AdminConfig) Timeouts() HTTPTimeouts {
+	return HTTPTimeouts{ReadHeader: c.AdminReadHeaderTimeout, Read: c.AdminReadTimeout, Idle: c.AdminIdleTimeout}
+}
+
+// WithTimeouts sets the admin server's timeouts (zero fields: DefaultAdminTimeouts').
+func WithTimeouts(t HTTPTimeouts) AdminOption { return func(o *adminOptions) { o.timeouts = t } }
 
 // WithPprof serves the runtime profiles (CPU, heap, goroutines, traces) under
 // /debug/pprof/ when on. Off is the default: profiles expose the program's internals and
@@ -61,7 +136,8 @@ func WithPprof(on bool) AdminOption { return func(o *adminOptions) { o.pprof = o
 
 // NewAdmin listens on addr and serves /metrics from reg, /healthz (200 while the process
 // serves), /readyz (200 when ready returns true, else 503) and, with WithPprof(true),
-// /debug/pprof/. Handle adds more routes.
+// /debug/pprof/. Handle adds more routes. The server times out slow and idle connections
+// (WithTimeouts, else DefaultAdminTimeouts).
 func NewAdmin(addr string, reg *prometheus.Registry, ready func() bool, opts ...AdminOption) (*Admin, error) {
 	var o adminOptions
 	for _, opt := range opts {
@@ -92,7 +168,9 @@ func NewAdmin(addr string, reg *prometheus.Registry, ready func() bool, opts ...
 	}
 	// The command line may carry secrets (a flag's value): never served.
 	mux.Handle("/debug/pprof/cmdline", http.NotFoundHandler())
-	return &Admin{ln: ln, mux: mux, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+	srv := &http.Server{Handler: mux}
+	o.timeouts.Apply(srv) // a client that stalls cannot hold a connection
+	return &Admin{ln: ln, mux: mux, srv: srv}, nil
 }
 
 // Handle registers an extra admin route (for example a debug dump).

@@ -54,6 +54,12 @@ type Config struct {
 	LogLevel    string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
 	DataDir     string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`
 	Pprof       bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// MaxPayloadBytes is the suite's one size limit (the same key on webgate and the
+	// loader): atom's gRPC server and its loader connections are sized from it
+	// (grpcx.MessageBytes, grpcx.ResultBytes).
+	MaxPayloadBytes int64 `cfg:"max-payload-bytes" help:"largest decoded payload of one request or frame (set the same on webgate, atom and the loaders); gRPC message limits derive from it"`
+	// AdminConfig holds the admin server's timeouts (admin-read-header-timeout, ...).
+	obs.AdminConfig
 	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure): atom
 	// serves webgate and calls lbclient, loaders and polaris with it.
 	TLS tlsx.Config
@@ -69,6 +75,9 @@ func DefaultConfig() Config {
 		OnceTimeout: 30 * time.Second,
 		DataDir:     "./data/atom",
 		LogLevel:    "info",
+
+		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
+		AdminConfig:     obs.DefaultAdminConfig(),
 	}
 }
 
@@ -87,6 +96,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("lb-streams %d must not be negative", c.LBStreams)
 	case c.OnceTimeout <= 0:
 		return fmt.Errorf("once-timeout %v must be positive", c.OnceTimeout)
+	case c.MaxPayloadBytes < 0:
+		return fmt.Errorf("max-payload-bytes %d must not be negative", c.MaxPayloadBytes)
 	}
 	return nil
 }
@@ -135,7 +146,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("atom: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool(grpcx.FastFailure(), tlsx.DialOption(tb, "loader"))}
+	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool(grpcx.FastFailure(), grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "loader"))}
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
 	// On any error below, release what was opened so far, last first.
 	undo := []func(){s.runStop}
@@ -156,7 +167,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		return nil, fmt.Errorf("atom grpc listen %s: %w", cfg.GRPCListen, err)
 	}
 	undo = append(undo, func() { _ = s.grpcLn.Close() })
-	if s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof)); err != nil {
+	if s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts())); err != nil {
 		return nil, fmt.Errorf("atom: %w", err)
 	}
 	undo = append(undo, func() { _ = s.admin.Shutdown(context.Background()) })
@@ -186,7 +197,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		Uses:        s.uses,
 	})
 	// Only webgate (and the tools) may call atom.
-	s.grpc = grpcx.NewServer("atom", log, reg, append(grpcx.AllowCallers("webgate"), grpc.MaxRecvMsgSize(64<<20), tlsx.ServerOption(tb))...)
+	s.grpc = grpcx.NewServer("atom", log, reg, append(append(grpcx.AllowCallers("webgate"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), tlsx.ServerOption(tb))...)
 	atompb.RegisterAtomServer(s.grpc.Server, transport.NewServer(router, m, log))
 	return s, nil
 }

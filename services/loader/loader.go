@@ -73,6 +73,11 @@ type Config struct {
 	TLS          tlsx.Config
 	RegisterWait time.Duration `cfg:"register-wait" help:"how long Start waits for the first registration in polaris; after it the loader serves anyway and registers (retrying with backoff) when polaris answers"`
 	Pprof        bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// MaxPayloadBytes is the suite's one size limit (the same key on webgate and atom):
+	// the gRPC server's message limits derive from it (grpcx.MessageBytes, grpcx.ResultBytes).
+	MaxPayloadBytes int64 `cfg:"max-payload-bytes" help:"largest decoded payload of one request or frame (set the same on webgate, atom and the loaders); gRPC message limits derive from it"`
+	// AdminConfig holds the admin server's timeouts (admin-read-header-timeout, ...).
+	obs.AdminConfig
 }
 
 // DefaultConfig returns the production defaults.
@@ -83,6 +88,8 @@ func DefaultConfig() Config {
 		PolarisAddr: "127.0.0.1:6868", HeartbeatInterval: time.Second, WarmUp: 10 * time.Second,
 		SessionIdleTTL: 15 * time.Second, ReorderWait: 500 * time.Millisecond, DrainTimeout: 10 * time.Second,
 		LogLevel: "info", RegisterWait: 3 * time.Second,
+		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
+		AdminConfig:     obs.DefaultAdminConfig(),
 	}
 }
 
@@ -99,6 +106,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("heartbeat-interval %s: must be positive: %w", c.HeartbeatInterval, aserr.ErrInvalidParam)
 	case c.WarmUp < 0 || c.SessionIdleTTL < 0 || c.DrainTimeout < 0 || c.ReorderWait < 0 || c.RegisterWait < 0:
 		return fmt.Errorf("durations must not be negative: %w", aserr.ErrInvalidParam)
+	case c.MaxPayloadBytes < 0:
+		return fmt.Errorf("max-payload-bytes %d: must not be negative: %w", c.MaxPayloadBytes, aserr.ErrInvalidParam)
 	}
 	if err := c.validateEngine(); err != nil {
 		return err
@@ -186,7 +195,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		return nil, fmt.Errorf("loader: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng, tls: tb}
-	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof))
+	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("loader: %w", err)
@@ -195,7 +204,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	s.pool = licence.New(cfg.Licence, cfg.WarmUp, nil)
 	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait}, log)
 	// Only atom (and the tools) may call the engine.
-	s.grpc = grpcx.NewServer("loader", log, reg, append(grpcx.AllowCallers("atom"), tlsx.ServerOption(tb))...)
+	s.grpc = grpcx.NewServer("loader", log, reg, append(append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), tlsx.ServerOption(tb))...)
 	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it
 	tr := transport.New(s.mgr, log, reg)
 	tr.SetResources(s.res)
