@@ -112,6 +112,7 @@ type Server struct {
 	lbConn  *grpc.ClientConn
 	lb      *lbpick.Client
 	loaders *grpcx.Pool
+	router  atomic.Pointer[route.Router] // set in New; read by dropped
 
 	// With Config.Polaris only: the schema watcher and the registrar, run under runCtx.
 	polaris   *polarisclient.Client
@@ -161,7 +162,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		return nil, fmt.Errorf("atom lbclient: %w", err)
 	}
 	undo = append(undo, func() { _ = s.lbConn.Close() })
-	s.lb = lbpick.New(s.lbConn, lbpick.Options{Streams: cfg.LBStreams, Log: log.With().Str("component", "lbpick").Logger()})
+	s.lb = lbpick.New(s.lbConn, lbpick.Options{Streams: cfg.LBStreams, OnDropped: s.dropped, Log: log.With().Str("component", "lbpick").Logger()})
 	undo = append(undo, func() { _ = s.lb.Close() })
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen); err != nil {
 		return nil, fmt.Errorf("atom grpc listen %s: %w", cfg.GRPCListen, err)
@@ -196,10 +197,25 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		Log:         log,
 		Uses:        s.uses,
 	})
+	s.router.Store(router)
 	// Only webgate (and the tools) may call atom.
 	s.grpc = grpcx.NewServer("atom", log, reg, append(append(grpcx.AllowCallers("webgate"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), tlsx.ServerOption(tb))...)
 	atompb.RegisterAtomServer(s.grpc.Server, transport.NewServer(router, m, log))
 	return s, nil
+}
+
+// dropped handles a loader lbclient dropped from rotation while it was live (silent for
+// stale-after, or evicted: frozen, cut off or dead without its connection breaking). Its
+// connection is closed, which fails every call and session in flight on it at once as
+// 10222 "engine node went away": once requests move to the next candidate, sessions that
+// had no result yet reopen elsewhere, the others end with one error frame. New work tries
+// it last until lbclient takes it back.
+func (s *Server) dropped(service, addr, reason string) {
+	s.log.Info().Str("service", service).Str("loader", addr).Str("reason", reason).Msg("loader dropped by lbclient: closing its connection")
+	if r := s.router.Load(); r != nil {
+		r.LoaderGone(addr)
+	}
+	s.loaders.Forget(addr)
 }
 
 // advertiseAddr is the address other hosts reach a listener bound to addr at: a wildcard

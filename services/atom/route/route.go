@@ -158,6 +158,10 @@ func (r *Router) Meta(capability string) *convert.Meta {
 	return r.opts.Meta(capability)
 }
 
+// LoaderGone tells the router that the loader at addr is gone (lbclient dropped it): new
+// requests and sessions try it last for SuspectFor.
+func (r *Router) LoaderGone(addr string) { r.suspects.mark(addr) }
+
 // retryable reports whether err is a refusal that another loader may not give:
 // licence full (10110) or unavailable/network (10222). Cancellation is never retried.
 func retryable(err error) bool {
