@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -358,7 +359,41 @@ func rawText(raw json.RawMessage) (string, bool) {
 	return b.String(), true
 }
 
-// tensorBytes flattens a tensor's data into bytes.
+// shapeElements is the element count of a tensor of the given shape: the product of its
+// dimensions (1 for a scalar, shape []). Every dimension must be >= 0 (-1 is for metadata
+// only).
+func shapeElements(shape []int64) (int64, error) {
+	if shape == nil {
+		return 0, errors.New("shape is required")
+	}
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("%s has a negative dimension", shapeText(shape))
+		}
+		if d != 0 && n > math.MaxInt64/d {
+			return 0, fmt.Errorf("%s has too many elements", shapeText(shape))
+		}
+		n *= d
+	}
+	return n, nil
+}
+
+// shapeText writes a shape for an error message as "shape (2,3)": the public message
+// filter drops bracketed tokens such as "[2]".
+func shapeText(shape []int64) string {
+	if len(shape) == 0 {
+		return "a scalar shape"
+	}
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = strconv.FormatInt(d, 10)
+	}
+	return "shape (" + strings.Join(parts, ",") + ")"
+}
+
+// tensorBytes flattens a tensor's data into bytes after checking that the data holds
+// exactly the number of elements its shape says (each BYTES string is one element).
 func tensorBytes(t oipTensor, b64 bool) ([]byte, error) {
 	var data any
 	d := json.NewDecoder(bytes.NewReader(t.Data))
@@ -369,6 +404,7 @@ func tensorBytes(t oipTensor, b64 bool) ([]byte, error) {
 		}
 	}
 	var flat []any
+	nulls := 0
 	var walk func(v any)
 	walk = func(v any) {
 		if a, ok := v.([]any); ok {
@@ -377,11 +413,25 @@ func tensorBytes(t oipTensor, b64 bool) ([]byte, error) {
 			}
 			return
 		}
-		if v != nil {
-			flat = append(flat, v)
+		if v == nil {
+			nulls++
+			return
 		}
+		flat = append(flat, v)
 	}
-	walk(data)
+	if data != nil {
+		walk(data)
+	}
+	if nulls > 0 {
+		return nil, fmt.Errorf("data holds %d null elements", nulls)
+	}
+	want, err := shapeElements(t.Shape)
+	if err != nil {
+		return nil, err
+	}
+	if want != int64(len(flat)) {
+		return nil, fmt.Errorf("%s holds %d elements, data has %d", shapeText(t.Shape), want, len(flat))
+	}
 	dtype := strings.ToUpper(t.Datatype)
 	var out []byte
 	for _, v := range flat {

@@ -97,6 +97,7 @@ type wsConn struct {
 type subResult struct {
 	code int
 	msg  string
+	cut  bool // ended by the connection's end (client gone, socket closing), not by its own result or error
 }
 
 type inMsg struct {
@@ -172,13 +173,18 @@ func (c *wsConn) serve() int {
 			case evActivity:
 				idle.Reset(idleTO)
 			case evClientGone:
-				for _, r := range c.takeFinished() {
-					c.lastCode.Store(int64(r.code))
-				}
-				active := c.activeSubs()
 				c.cancel() // aborts every atom stream at once: loader slots are freed
 				c.subWG.Wait()
-				if active == 0 && websocket.IsCloseError(ev.err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				// Every sub-session has ended and recorded its code. One that had sent its
+				// last result (or its error frame) before the client dropped keeps its real
+				// code; one cut off by the drop counts 10222, and so does a socket dropped
+				// before any session began unless it was closed normally.
+				cut := false
+				for _, r := range c.takeFinished() {
+					c.lastCode.Store(int64(r.code))
+					cut = cut || r.cut
+				}
+				if !cut && (c.hasStarted() || websocket.IsCloseError(ev.err, websocket.CloseNormalClosure, websocket.CloseGoingAway)) {
 					return int(c.lastCode.Load())
 				}
 				c.info.Log.Debug().Err(ev.err).Msg("client gone before the end of the session")
@@ -253,6 +259,13 @@ func (c *wsConn) stopAll(err error) int {
 	}
 	c.subWG.Wait()
 	return len(subs)
+}
+
+// hasStarted reports whether a session (or sub-session) began on this socket.
+func (c *wsConn) hasStarted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started
 }
 
 func (c *wsConn) activeSubs() int {
@@ -609,6 +622,12 @@ func (s *subSession) run() {
 	defer c.subWG.Done()
 	c.h.metrics.sessions.Inc()
 	code, msg := s.loop()
+	// A session that had not delivered its last result when the connection ended was cut
+	// off: it counts as a network error, whatever the abort made its last step return.
+	cut := code != 0 && c.ctx.Err() != nil
+	if cut {
+		code = aserr.ErrNetwork.Code
+	}
 	s.cancel()
 	s.recvWG.Wait()
 	c.h.metrics.sessions.Dec()
@@ -621,7 +640,7 @@ func (s *subSession) run() {
 	c.mu.Lock()
 	delete(c.subs, s.cid)
 	c.releaseExtraLocked(len(c.subs) - 1)
-	c.finished = append(c.finished, subResult{code: code, msg: msg})
+	c.finished = append(c.finished, subResult{code: code, msg: msg, cut: cut})
 	if c.info.Multiplex {
 		c.rememberEndedLocked(s.cid)
 	}
