@@ -88,7 +88,7 @@ func TestEdgeAuthHeaderFormDigest(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, st)
 	assert.Equal(t, bodyNoMatch, out)
 	st, out = headerFormPost(t, e, path, big, "host date request-line digest", auth.BodyDigest(big), app1)
-	assert.Equal(t, http.StatusBadRequest, st)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, st)
 	var r response
 	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
 	assert.Equal(t, 10163, r.Header.Code)

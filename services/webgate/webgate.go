@@ -11,6 +11,7 @@
 package webgate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,16 +39,26 @@ import (
 
 // Config is webgate's configuration.
 type Config struct {
-	HTTPListen      string        `cfg:"http-listen" help:"address of the public ASE HTTP/WebSocket server"`
-	AdminListen     string        `cfg:"admin-listen" help:"address of the admin server (/metrics /healthz /readyz)"`
-	AtomAddr        string        `cfg:"atom" help:"address of atom's gRPC server"`
-	ReadTimeout     time.Duration `cfg:"read-timeout" help:"WebSocket read timeout: no frame in or result out for this long ends the session (10200); a capability's read_timeout overrides it"`
-	SessionTimeout  time.Duration `cfg:"session-timeout" help:"WebSocket session lifetime (10114); a capability's session_timeout overrides it"`
-	MaxBodyBytes    int64         `cfg:"max-body-bytes" help:"largest once (and OIP infer) request body"`
-	MaxFrameBytes   int64         `cfg:"max-frame-bytes" help:"largest WebSocket message"`
-	MaxPayloadBytes int64         `cfg:"max-payload-bytes" help:"largest decoded payload data of one frame"`
-	DataCenter      string        `cfg:"dc" help:"two-character data centre tag put into every sid"`
-	LogLevel        string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
+	HTTPListen     string        `cfg:"http-listen" help:"address of the public ASE HTTP/WebSocket server"`
+	AdminListen    string        `cfg:"admin-listen" help:"address of the admin server (/metrics /healthz /readyz)"`
+	AtomAddr       string        `cfg:"atom" help:"address of atom's gRPC server"`
+	ReadTimeout    time.Duration `cfg:"read-timeout" help:"WebSocket read timeout: no frame in or result out for this long ends the session (10200); a capability's read_timeout overrides it"`
+	SessionTimeout time.Duration `cfg:"session-timeout" help:"WebSocket session lifetime (10114); a capability's session_timeout overrides it"`
+	// MaxPayloadBytes is the suite's one size limit (the same key on atom and the loaders):
+	// the body and message limits below default to grpcx.EnvelopeBytes of it, and the atom
+	// connection's gRPC limits to grpcx.MessageBytes and grpcx.ResultBytes.
+	MaxPayloadBytes int64 `cfg:"max-payload-bytes" help:"largest decoded payload of one request or frame (set the same on webgate, atom and the loaders); the other size limits derive from it"`
+	MaxBodyBytes    int64 `cfg:"max-body-bytes" help:"largest once (and OIP infer) request body; 0: derived from max-payload-bytes (its base64 plus 1 MiB), and never more"`
+	MaxFrameBytes   int64 `cfg:"max-frame-bytes" help:"largest WebSocket message; 0: derived from max-payload-bytes like max-body-bytes, and never more"`
+
+	HTTPReadHeaderTimeout time.Duration `cfg:"http-read-header-timeout" help:"public server: longest time a client may take to send a request's headers"`
+	HTTPReadBodyTimeout   time.Duration `cfg:"http-read-body-timeout" help:"public server: longest time a client may take to send a request's body once its headers are in"`
+	HTTPIdleTimeout       time.Duration `cfg:"http-idle-timeout" help:"public server: an idle keep-alive connection is closed after this long"`
+	MaxUnauthConnsPerIP   int           `cfg:"max-unauth-conns-per-ip" help:"unauthenticated connections one source address may hold open at once; more are answered 429 and closed (0: no cap)"`
+	// AdminConfig holds the admin server's timeouts (admin-read-header-timeout, ...).
+	obs.AdminConfig
+	DataCenter string `cfg:"dc" help:"two-character data centre tag put into every sid"`
+	LogLevel   string `cfg:"log-level" help:"trace, debug, info, warn or error"`
 	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure):
 	// webgate calls atom and polaris with it. The public HTTP port is not affected.
 	TLS          tlsx.Config
@@ -83,29 +94,43 @@ func DefaultConfig() Config {
 		AtomAddr:        "127.0.0.1:9988",
 		ReadTimeout:     15 * time.Second,
 		SessionTimeout:  180 * time.Second,
-		MaxBodyBytes:    10 << 20,
-		MaxFrameBytes:   4 << 20,
-		MaxPayloadBytes: 8 << 20,
-		DataCenter:      "dx",
-		LogLevel:        "info",
-		DrainTimeout:    10 * time.Second,
-		Auth:            "on",
-		ConfigWait:      10 * time.Second,
-		ConfigProject:   "asf",
-		ConfigGroup:     "default",
-		ConfigVersion:   "v1",
-		SchemaService:   "capabilities",
-		SchemaPrefix:    "schema_",
-		AppsService:     "webgate",
-		AppsFile:        "apps.json",
-		ReplayCacheSize: auth.DefaultReplayCacheSize,
-		MaxSubSessions:  transport.DefaultMaxSubSessions,
-		DataDir:         "./data/webgate",
+		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
+
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		HTTPReadBodyTimeout:   30 * time.Second,
+		HTTPIdleTimeout:       2 * time.Minute,
+		MaxUnauthConnsPerIP:   DefaultMaxUnauthConnsPerIP,
+		AdminConfig:           obs.DefaultAdminConfig(),
+		DataCenter:            "dx",
+		LogLevel:              "info",
+		DrainTimeout:          10 * time.Second,
+		Auth:                  "on",
+		ConfigWait:            10 * time.Second,
+		ConfigProject:         "asf",
+		ConfigGroup:           "default",
+		ConfigVersion:         "v1",
+		SchemaService:         "capabilities",
+		SchemaPrefix:          "schema_",
+		AppsService:           "webgate",
+		AppsFile:              "apps.json",
+		ReplayCacheSize:       auth.DefaultReplayCacheSize,
+		MaxSubSessions:        transport.DefaultMaxSubSessions,
+		DataDir:               "./data/webgate",
 	}
 }
 
-// maxResultBytes bounds one atom result (synthesised audio and images can be large).
-const maxResultBytes = 64 << 20
+// DefaultMaxUnauthConnsPerIP is the default cap of unauthenticated connections one source
+// address may hold open.
+const DefaultMaxUnauthConnsPerIP = 256
+
+// Envelope is the largest request body (once, OIP infer) and WebSocket message: the
+// configured max-body-bytes or max-frame-bytes, else grpcx.EnvelopeBytes(max-payload-bytes).
+func (c Config) envelope(set int64) int64 {
+	if set > 0 {
+		return set
+	}
+	return grpcx.EnvelopeBytes(c.MaxPayloadBytes)
+}
 
 // InternalTLS is the internal-TLS part of c (checked by the service process at start).
 func (c Config) InternalTLS() tlsx.Config { return c.TLS }
@@ -116,8 +141,14 @@ func (c Config) validate() error {
 		return errors.New("webgate: http-listen, admin-listen and atom-addr are required")
 	case c.ReadTimeout <= 0, c.SessionTimeout <= 0:
 		return errors.New("webgate: read-timeout and session-timeout must be positive")
-	case c.MaxBodyBytes <= 0, c.MaxFrameBytes < 0, c.MaxPayloadBytes < 0:
-		return errors.New("webgate: max-body-bytes must be positive, max-frame-bytes and max-payload-bytes not negative")
+	case c.MaxBodyBytes < 0, c.MaxFrameBytes < 0, c.MaxPayloadBytes < 0:
+		return errors.New("webgate: max-body-bytes, max-frame-bytes and max-payload-bytes must not be negative")
+	case c.MaxBodyBytes > grpcx.EnvelopeBytes(c.MaxPayloadBytes), c.MaxFrameBytes > grpcx.EnvelopeBytes(c.MaxPayloadBytes):
+		// atom and the loaders size their messages from max-payload-bytes alone.
+		return fmt.Errorf("webgate: max-body-bytes %d and max-frame-bytes %d must not exceed %d, derived from max-payload-bytes (raise that instead)",
+			c.MaxBodyBytes, c.MaxFrameBytes, grpcx.EnvelopeBytes(c.MaxPayloadBytes))
+	case c.HTTPReadHeaderTimeout < 0, c.HTTPReadBodyTimeout < 0, c.HTTPIdleTimeout < 0, c.MaxUnauthConnsPerIP < 0:
+		return errors.New("webgate: http-*-timeout and max-unauth-conns-per-ip must not be negative")
 	case c.ReplayCacheSize < 0, c.MaxSubSessions < 0:
 		return errors.New("webgate: replay-cache-size and max-sub-sessions must not be negative")
 	case c.Auth != "on" && c.Auth != "off":
@@ -131,6 +162,7 @@ type Server struct {
 	cfg     Config
 	log     zerolog.Logger
 	ln      net.Listener
+	conns   *transport.SourceCap // the public listener under ln
 	admin   *obs.Admin
 	atom    *grpc.ClientConn
 	handler *transport.Handler
@@ -189,7 +221,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err != nil {
 		return fail(err)
 	}
-	cc, err := grpcx.Dial(cfg.AtomAddr, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResultBytes)), tlsx.DialOption(tb, "atom"))
+	cc, err := grpcx.Dial(cfg.AtomAddr, grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "atom"))
 	if err != nil {
 		return fail(err)
 	}
@@ -199,7 +231,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err != nil {
 		return fail(fmt.Errorf("listen %s: %w", cfg.HTTPListen, err))
 	}
-	s.ln = &onceCloseListener{Listener: ln}
+	s.conns = transport.NewSourceCap(ln, cfg.MaxUnauthConnsPerIP)
+	s.ln = &onceCloseListener{Listener: s.conns}
 	closers = append(closers, s.ln.Close)
 	if cfg.Polaris != "" {
 		pc, err := polarisclient.DialWith(cfg.Polaris, polarisclient.Options{CacheDir: cacheDir(cfg.DataDir), Log: log,
@@ -232,7 +265,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if s.appsW != nil {
 		s.synced = append(s.synced, s.appsW.synced)
 	}
-	s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof))
+	s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
 		return fail(err)
 	}
@@ -240,9 +273,10 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	s.handler, err = transport.NewHandler(atompb.NewAtomClient(cc), transport.Options{
 		ReadTimeout:     cfg.ReadTimeout,
 		SessionTimeout:  cfg.SessionTimeout,
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-		MaxFrameBytes:   cfg.MaxFrameBytes,
-		MaxPayloadBytes: cfg.MaxPayloadBytes,
+		MaxBodyBytes:    cfg.envelope(cfg.MaxBodyBytes),
+		MaxFrameBytes:   cfg.envelope(cfg.MaxFrameBytes),
+		MaxPayloadBytes: cmp.Or(cfg.MaxPayloadBytes, grpcx.DefaultMaxPayloadBytes),
+		BodyReadTimeout: cfg.HTTPReadBodyTimeout,
 		SIDs:            ase.NewSIDGen(cfg.DataCenter, s.ln.Addr().String()),
 		Schemas:         s.schemas,
 		RequireSchema:   cfg.RequireSchema,
@@ -254,10 +288,13 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err != nil {
 		return fail(err)
 	}
+	// No ReadTimeout: the handler bounds a body's read (http-read-body-timeout) and lifts
+	// the deadline afterwards, so a long once call or a WebSocket is not cut by it.
 	s.http = &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		ConnContext:       transport.ConnContext,
 	}
 	return s, nil
 }

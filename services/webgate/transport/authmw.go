@@ -36,6 +36,9 @@ func (h *Handler) AuthMiddleware(a *auth.Authenticator, lim *auth.Limiter) Middl
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			info := InfoFrom(r.Context())
 			app, err := h.authenticate(a, w, r)
+			if err == nil {
+				AdmitConn(r.Context()) // its source's cap counts unauthenticated connections only
+			}
 			if err == nil && !app.AllowsIP(clientIP(r)) {
 				err = auth.ErrIP
 			}

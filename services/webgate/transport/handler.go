@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -72,6 +71,9 @@ type Options struct {
 	MaxCapabilityLabels int
 	// Ready reports readiness for the OIP /v2/health/ready probe; nil means always ready.
 	Ready func() bool
+	// BodyReadTimeout bounds reading a request body (once and OIP infer); 0 means no bound
+	// beyond the server's.
+	BodyReadTimeout time.Duration
 	// MaxSubSessions bounds the sub-sessions running at once on one multiplexed socket
 	// (more are refused with 11204, the socket goes on); 0 means DefaultMaxSubSessions.
 	MaxSubSessions int
@@ -135,8 +137,23 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 	return h, nil
 }
 
-// ServeHTTP runs the handler chain.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.chain.ServeHTTP(w, r) }
+// ServeHTTP runs the handler chain. A request with a body must deliver it within
+// BodyReadTimeout (readBody lifts the deadline once it has it; an unread body keeps it,
+// so net/http's discard after the handler is bounded too); a request without one has
+// nothing more to read, and its connection's read deadline is lifted so a long answer is
+// not cut (a WebSocket is hijacked and keeps its own deadlines).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	if r.Body != nil && r.Body != http.NoBody && h.opts.BodyReadTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(h.opts.BodyReadTimeout))
+	} else {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if h.opts.Auth == nil {
+		AdmitConn(r.Context()) // no authentication: a whole request admits its connection
+	}
+	h.chain.ServeHTTP(w, r)
+}
 
 // RefuseSessions refuses new WebSocket sessions (503) and lets open ones go on.
 func (h *Handler) RefuseSessions() {
@@ -257,13 +274,16 @@ func (h *Handler) decodeFrame(ctx context.Context, info *RequestInfo, data []byt
 }
 
 func (h *Handler) checkFrame(ctx context.Context, info *RequestInfo, f *atompb.Frame, data []byte, first bool, firstDoc map[string]any) (*atompb.Frame, map[string]any, error) {
+	if err := ase.CheckUTF8(f); err != nil {
+		return nil, nil, err
+	}
 	if max := h.opts.MaxPayloadBytes; max > 0 {
 		var n int64
 		for _, it := range f.GetPayload() {
 			n += int64(len(it.GetData()))
 		}
 		if n > max {
-			return nil, nil, aserr.Newf(aserr.ErrBadRequest.Code, "decoded payload of %d bytes is larger than %d bytes", n, max)
+			return nil, nil, tooLarge("decoded payload of %d bytes is larger than %d bytes", n, max)
 		}
 	}
 	var doc map[string]any
@@ -379,33 +399,58 @@ func (h *Handler) writeOnceError(w http.ResponseWriter, info *RequestInfo, err e
 		writeNotFound(w)
 		return
 	}
+	st := httpStatus(info, code)
+	if tl := (*ErrTooLarge)(nil); errors.As(err, &tl) {
+		st = http.StatusRequestEntityTooLarge
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(httpStatus(info, code))
+	w.WriteHeader(st)
 	_, _ = w.Write(ase.AppendError(nil, code, msg, info.SID))
 }
 
-// readBody reads the whole body, at most max bytes, into one buffer sized from
-// Content-Length when the client sent it.
+// ErrTooLarge is the error of a request body, WebSocket message or decoded payload over
+// its limit: code 10163, HTTP 413 on a once request.
+type ErrTooLarge struct{ err *aserr.Error }
+
+func (e *ErrTooLarge) Error() string { return e.err.Error() }
+
+// Unwrap returns the coded error.
+func (e *ErrTooLarge) Unwrap() error { return e.err }
+
+func tooLarge(format string, args ...any) error {
+	return &ErrTooLarge{err: aserr.Newf(aserr.ErrBadRequest.Code, format, args...)}
+}
+
+// bodyChunk is the first allocation for a body: a buffer grows with the bytes that
+// arrive, never ahead of them to the announced Content-Length, so a client that announces
+// a large body and sends little holds little memory.
+const bodyChunk = 32 << 10
+
+// readBody reads the whole body, at most max bytes, within the body read timeout (the
+// connection's read deadline, set by ServeHTTP), then lifts the deadline so the call that
+// follows is not cut by it. The buffer grows as bytes arrive, up to Content-Length when
+// the client sent it. A body over max is ErrTooLarge (HTTP 413), before anything is read
+// when Content-Length says so.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	if r.ContentLength > max {
-		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "request body larger than %d bytes", max)
+		return nil, tooLarge("request body larger than %d bytes", max)
 	}
-	body := http.MaxBytesReader(w, r.Body, max)
+	rc := http.NewResponseController(w)
+	limit := max
 	if r.ContentLength >= 0 {
-		buf := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(body, buf); err != nil {
-			return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %v", err)
-		}
-		return buf, nil
+		limit = r.ContentLength
 	}
-	buf, err := io.ReadAll(body)
+	buf, err := readLimited(r.Body, limit+1, make([]byte, 0, min(limit+1, bodyChunk)))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, aserr.Newf(aserr.ErrBadRequest.Code, "request body larger than %d bytes", max)
-		}
 		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %v", err)
 	}
+	if int64(len(buf)) > max {
+		return nil, tooLarge("request body larger than %d bytes", max)
+	}
+	if r.ContentLength >= 0 && int64(len(buf)) != r.ContentLength {
+		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %d of %d bytes", len(buf), r.ContentLength)
+	}
+	_ = rc.SetReadDeadline(time.Time{})
 	return buf, nil
 }
 

@@ -237,7 +237,7 @@ func TestOnceNotFound(t *testing.T) {
 func TestOnceBodyLimit(t *testing.T) {
 	g := startGate(t, func(o *Options) { o.MaxBodyBytes = 64 })
 	resp, body := post(t, g.srv.URL+"/v1/private/echo", onceBody)
-	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, string(body))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, string(body))
 	assert.Contains(t, string(body), `"code":10163`)
 }
 

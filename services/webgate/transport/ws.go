@@ -35,8 +35,6 @@ const (
 	statusUnset int32 = -1
 )
 
-var errFrameTooBig = aserr.New(aserr.ErrBadRequest.Code, "websocket message too large")
-
 // DefaultMaxSubSessions is how many sub-sessions one multiplexed socket runs at once when
 // Options.MaxSubSessions is not set.
 const DefaultMaxSubSessions = 16
@@ -125,9 +123,11 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *R
 		info.Log.Debug().Err(err).Msg("websocket upgrade")
 		return
 	}
-	// A backstop: messages beyond MaxFrameBytes are refused by readMessage; this bounds
-	// how much of one is drained after that.
-	conn.SetReadLimit(2*h.opts.MaxFrameBytes + 64<<10)
+	// Messages beyond MaxFrameBytes are refused by readMessage with a 10163 error frame;
+	// the rest of such a message is then drained (never kept) so that the client, still
+	// writing it, reads that frame rather than a reset. This backstop bounds the drain:
+	// past it gorilla closes with 1009.
+	conn.SetReadLimit(4*h.opts.MaxFrameBytes + 1<<20)
 	ctx, cancel := context.WithCancel(r.Context())
 	c := &wsConn{
 		h: h, conn: conn, info: info, ctx: ctx, cancel: cancel,
@@ -331,7 +331,7 @@ func (c *wsConn) readMessage() ([]byte, error) {
 	}
 	if int64(len(data)) > max {
 		putMsgBuf(data)
-		return nil, aserr.Newf(errFrameTooBig.Code, "websocket message larger than %d bytes", max)
+		return nil, tooLarge("websocket message larger than %d bytes", max)
 	}
 	return data, nil
 }
@@ -387,7 +387,7 @@ func (c *wsConn) readLoop() {
 	for {
 		data, err := c.readMessage()
 		if err != nil {
-			if errors.Is(err, errFrameTooBig) {
+			if tl := (*ErrTooLarge)(nil); errors.As(err, &tl) {
 				c.emit(connEvent{kind: evFatal, err: err})
 				continue
 			}
