@@ -158,8 +158,8 @@ func (s *Service) identityMay(id Identity, acc Access, req Request) (bool, strin
 		if sa, ok := req.(selfAddr); ok && !AddrMatches(id.Instance, sa.selfAddr()) {
 			return false, fmt.Sprintf("may only act for its own instance, not %q", sa.selfAddr())
 		}
-		if id.Service != ProviderService && s.actsForProvider(req) {
-			return false, "may not act for a provider instance (only a " + ProviderService + " may)"
+		if svc, ok := s.providerOf(req); ok && id.Service != ProviderService && id.Service != svc {
+			return false, fmt.Sprintf("may not act for a provider of %q (only a %s, or %s itself)", svc, ProviderService, svc)
 		}
 		if sc, ok := req.(scoped); ok && !s.inScope(id, sc.scope()) {
 			return false, fmt.Sprintf("may not read service %q", sc.scope())
@@ -187,32 +187,33 @@ func (s *Service) inScope(id Identity, svc string) bool {
 	return false
 }
 
-// ProviderService is the identity service of the processes that serve capabilities: only
-// a loader's certificate registers, heartbeats or deregisters a provider instance, and
-// only it reads the config and resources of the services it is registered for. Other
-// internal services register only as consumers.
+// ProviderService is the identity service of the processes that serve capabilities: a
+// loader's certificate registers, heartbeats or deregisters providers of any capability
+// service, and reads the config and resources of the services it is registered for. Any
+// other internal service acts only for providers of its own name (an lbclient registers
+// as a provider of "lbclient", for atom to find it) and for consumer records.
 const ProviderService = "loader"
 
-// actsForProvider tells whether req registers, heartbeats or deregisters a provider
-// instance (a consumer's registration and anything else: false).
-func (s *Service) actsForProvider(req Request) bool {
+// providerOf returns the service of the provider instance req registers, heartbeats or
+// deregisters; ok is false for a consumer's record and for anything else.
+func (s *Service) providerOf(req Request) (service string, ok bool) {
 	var key registry.Key
 	switch r := req.(type) {
 	case RegisterRequest:
-		return r.Instance.Kind != registry.KindConsumer
+		return r.Instance.Service, r.Instance.Kind != registry.KindConsumer
 	case HeartbeatRequest:
 		key = r.Key
 	case DeregisterRequest:
 		key = r.Key
 	default:
-		return false
+		return "", false
 	}
 	for _, st := range s.o.Registry.List(key.Service) {
 		if st.Instance.Addr == key.Addr {
-			return st.Instance.Kind != registry.KindConsumer
+			return key.Service, st.Instance.Kind != registry.KindConsumer
 		}
 	}
-	return false
+	return "", false
 }
 
 // AnyInstance is the instance of a tier certificate (spiffe://asf/<service>/*): one

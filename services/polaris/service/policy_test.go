@@ -29,7 +29,7 @@ func TestAddrMatches(t *testing.T) {
 	}
 }
 
-func TestOnlyLoadersActForProviders(t *testing.T) {
+func TestWhoActsForProviders(t *testing.T) {
 	ctx := t.Context()
 	reg, err := registry.New(ctx, registry.NewMemStore(), registry.Options{TTL: time.Hour})
 	if err != nil {
@@ -57,6 +57,8 @@ func TestOnlyLoadersActForProviders(t *testing.T) {
 		{"loader registers its provider", "loader", RegisterRequest{Instance: provider}, true},
 		{"atom registers a provider on its host", "atom", RegisterRequest{Instance: provider}, false},
 		{"atom registers as a consumer", "atom", RegisterRequest{Instance: consumer}, true},
+		{"lbclient registers itself as a provider of lbclient", "lbclient", RegisterRequest{Instance: registry.Instance{Service: "lbclient", Addr: "10.0.0.7:9989", Kind: registry.KindProvider}}, true},
+		{"lbclient registers a provider of atom", "lbclient", RegisterRequest{Instance: registry.Instance{Service: "atom", Addr: "10.0.0.7:9988", Kind: registry.KindProvider}}, false},
 		{"loader heartbeats its provider", "loader", HeartbeatRequest{Key: provider.Key()}, true},
 		{"webgate heartbeats a provider on its host", "webgate", HeartbeatRequest{Key: provider.Key()}, false},
 		{"lbclient deregisters a provider on its host", "lbclient", DeregisterRequest{Key: provider.Key()}, false},
