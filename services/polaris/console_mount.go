@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
+	"github.com/athenaserving/asf/libs/obs"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/polaris/adminapi"
 	"github.com/athenaserving/asf/services/polaris/adminapi/auth"
@@ -75,10 +75,10 @@ func (s *Server) newConsole() (*consoleServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console listen %s: %w", s.cfg.ConsoleListen, err)
 	}
-	return &consoleServer{
-		ln: ln, tokens: tokens, catalog: cat, svc: svc, eps: eps,
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
-	}, nil
+	srv := &http.Server{Handler: mux}
+	// A client that stalls cannot hold a connection; zero keys take obs's admin defaults.
+	obs.HTTPTimeouts{ReadHeader: s.cfg.ConsoleReadHeaderTimeout, Read: s.cfg.ConsoleReadTimeout, Idle: s.cfg.ConsoleIdleTimeout}.Apply(srv)
+	return &consoleServer{ln: ln, tokens: tokens, catalog: cat, svc: svc, eps: eps, srv: srv}, nil
 }
 
 // startConsole runs the catalog and serves the console until shutdown.

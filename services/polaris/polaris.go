@@ -48,6 +48,13 @@ type Config struct {
 	ConfigHistory int           `cfg:"config-history" help:"revisions kept per config file (the oldest beyond it are pruned at the next push; revisions in force are kept)"`
 	AdminToken    string        `cfg:"admin-token" secret:"true" help:"admin token for the API and console, from a secret (env ASF_POLARIS_ADMIN_TOKEN); empty: one is generated at the first start and logged once"`
 
+	// Console*Timeout bound what one connection of the admin API and console may hold.
+	ConsoleReadHeaderTimeout time.Duration `cfg:"console-read-header-timeout" help:"admin API and console: longest time a client may take to send a request's headers"`
+	ConsoleReadTimeout       time.Duration `cfg:"console-read-timeout" help:"admin API and console: longest time a client may take to send a whole request (a resource upload's body included)"`
+	ConsoleIdleTimeout       time.Duration `cfg:"console-idle-timeout" help:"admin API and console: an idle keep-alive connection is closed after this long"`
+	// AdminConfig holds the admin server's timeouts (admin-read-header-timeout, ...).
+	obs.AdminConfig
+
 	// NATSUsers is the directory of the NATS users' public keys (<service>.pub) the
 	// embedded server accepts, each with its service's subject permissions.
 	NATSUsers string `cfg:"nats-users" help:"directory of the NATS users' nkey public keys (<service>.pub) the embedded NATS server accepts; required with nats-embedded unless insecure"`
@@ -81,6 +88,11 @@ func DefaultConfig() Config {
 		ConsulAddr:    "127.0.0.1:8500",
 		ResourceMax:   resource.DefaultMaxSize,
 		ConfigHistory: config.DefaultHistory,
+
+		ConsoleReadHeaderTimeout: 5 * time.Second,
+		ConsoleReadTimeout:       60 * time.Second,
+		ConsoleIdleTimeout:       2 * time.Minute,
+		AdminConfig:              obs.DefaultAdminConfig(),
 	}
 }
 
@@ -197,7 +209,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	if err != nil {
 		return nil, fmt.Errorf("grpc listen %s: %w", cfg.GRPCListen, err)
 	}
-	s.admin, err = obs.NewAdmin(cfg.AdminListen, promReg, s.Ready, obs.WithPprof(cfg.Pprof))
+	s.admin, err = obs.NewAdmin(cfg.AdminListen, promReg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
 		_ = s.grpcLn.Close()
 		return nil, err
