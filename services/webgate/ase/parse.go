@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/athenaserving/asf/libs/aserr"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
@@ -75,6 +76,12 @@ func parseFrame(data []byte, capability string, defaultStatus int32, fast bool) 
 // slowRequest decodes the envelope with encoding/json: every message the fast path gives
 // up on, valid or not.
 func slowRequest(data []byte, w *wireKV) error {
+	// JSON text is UTF-8 (RFC 8259). encoding/json would replace invalid bytes in keys
+	// with U+FFFD and the raw values keep them; both are the client's error. The fast
+	// path takes ASCII-only text, so only messages that come here need the check.
+	if !utf8.Valid(data) {
+		return badRequest("invalid request json: not valid UTF-8")
+	}
 	var r wireRequest
 	if err := json.Unmarshal(data, &r); err != nil {
 		return badRequest("invalid request json: %v", err)

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/athenaserving/asf/libs/aserr"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
@@ -144,6 +145,12 @@ func FuzzParseFrame(f *testing.F) {
 		}
 		if !json.Valid(in) {
 			t.Fatalf("accepted invalid JSON %q", in)
+		}
+		if !utf8.Valid(in) {
+			t.Fatalf("accepted invalid UTF-8 %q", in)
+		}
+		if err := CheckUTF8(fr); err != nil {
+			t.Fatalf("accepted a frame with invalid UTF-8: %v", err)
 		}
 		if fr.Status < StatusBegin || fr.Status > StatusOnce {
 			t.Fatalf("status %d out of range", fr.Status)

@@ -9,6 +9,7 @@ import (
 	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 )
 
 const fuzzSchema = `{"meta":{"serviceId":"c","c":{"input":{"input":{"dataType":"audio"}}}},
@@ -23,6 +24,8 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add([]byte(`{"header":{"cid":7},"payload":{"input":{"audio":"%%"}}}`), false)
 	f.Add([]byte(`{"payload":{"input":{"seq":"x"}}}`), false)
 	f.Add([]byte(`[]`), true)
+	f.Add([]byte("{\"header\":{\"app_id\":\"a\",\"uid\":\"\xff\"},\"payload\":{\"input\":{\"audio\":\"AA==\"}}}"), true)
+	f.Add([]byte("{\"parameter\":{\"c\":{\"r\":{\"f\xc3\":\"x\"}}},\"payload\":{\"in\xe2\x82put\":{\"audio\":\"AA==\"}}}"), false)
 	sch, err := capability.Parse([]byte(fuzzSchema))
 	if err != nil {
 		f.Fatal(err)
@@ -51,6 +54,10 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		if n > 64 {
 			t.Fatalf("payload of %d bytes accepted", n)
+		}
+		// Whatever is accepted reaches atom: it must marshal (protobuf strings are UTF-8).
+		if _, err := proto.Marshal(fr); err != nil {
+			t.Fatalf("accepted frame does not marshal: %v (%q)", err, data)
 		}
 	})
 }
