@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -44,6 +45,13 @@ type Options struct {
 	BinDir string
 	// Loaders is how many loader processes to start (default 2).
 	Loaders int
+	// Atoms and LBClients are how many atom and lbclient replicas to start (default 2
+	// each, so that no single process fails every request): webgate spreads its calls
+	// over every atom, and each atom over every lbclient (comma-separated address lists).
+	// The first replica of each is named "atom" / "lbclient", the next ones "atom-2",
+	// "lbclient-2", ...; with FixedPorts the second ones listen on atom 9986 (admin 9985)
+	// and lbclient 9991 (admin 9992).
+	Atoms, LBClients int
 	// Engine and Service name the loaders' engine and service (default "echo" for both).
 	Engine, Service string
 	// Licence is each loader's concurrent session limit (0 = loader default).
@@ -150,6 +158,9 @@ type Proc struct {
 	Addrs map[string]string // grpc, http, admin, nats — as logged in the ready line
 	done  chan struct{}
 	err   error
+	// how it was started, for Restart
+	dir, bin string
+	args     []string
 }
 
 // PID is the process id.
@@ -173,6 +184,12 @@ const readyTimeout = 60 * time.Second
 func Start(ctx context.Context, o Options) (*Suite, error) {
 	if o.Loaders <= 0 {
 		o.Loaders = 2
+	}
+	if o.Atoms <= 0 {
+		o.Atoms = 2
+	}
+	if o.LBClients <= 0 {
+		o.LBClients = 2
 	}
 	if o.Engine == "" {
 		o.Engine = "echo"
@@ -254,11 +271,19 @@ func (s *Suite) startAll(ctx context.Context) error {
 		return err
 	}
 	polaris := pol.Addrs["grpc"]
-	lb, err := s.start(ctx, "lbclient", "lbclient",
-		"--grpc-listen", s.listen(9989), "--admin-listen", s.listen(9990), "--polaris", polaris,
-		"--nats-nkey-seed-file", s.NATSSeedFile(natsbus.UserLBClient))
-	if err != nil {
-		return err
+	var lbs []string
+	for i := 0; i < o.LBClients; i++ {
+		grpcPort, adminPort := 9989, 9990
+		if i > 0 {
+			grpcPort, adminPort = 9989+2*i, 9990+2*i
+		}
+		lb, err := s.start(ctx, replicaName("lbclient", i), "lbclient",
+			"--grpc-listen", s.listen(grpcPort), "--admin-listen", s.listen(adminPort), "--polaris", polaris,
+			"--nats-nkey-seed-file", s.NATSSeedFile(natsbus.UserLBClient))
+		if err != nil {
+			return err
+		}
+		lbs = append(lbs, lb.Addrs["grpc"])
 	}
 	for i := 0; i < o.Loaders; i++ {
 		args := []string{"--grpc-listen", s.listen(5090 + 2*i), "--admin-listen", s.listen(5091 + 2*i),
@@ -284,16 +309,29 @@ func (s *Suite) startAll(ctx context.Context) error {
 	if err := pushSchemas(ctx, opt, polaris, s.adminToken, o.Schemas); err != nil {
 		return err
 	}
-	at, err := s.start(ctx, "atom", "atom",
-		"--grpc-listen", s.listen(9988), "--admin-listen", s.listen(9987), "--lb", lb.Addrs["grpc"], "--polaris", polaris,
-		"--data-dir", filepath.Join(o.DataDir, "atom"))
-	if err != nil {
-		return err
+	var atoms []string
+	for i := 0; i < o.Atoms; i++ {
+		name := replicaName("atom", i)
+		at, err := s.start(ctx, name, "atom",
+			"--grpc-listen", s.listen(9988-2*i), "--admin-listen", s.listen(9987-2*i), "--lb", strings.Join(lbs, ","), "--polaris", polaris,
+			"--data-dir", filepath.Join(o.DataDir, name))
+		if err != nil {
+			return err
+		}
+		atoms = append(atoms, at.Addrs["grpc"])
 	}
 	_, err = s.start(ctx, "webgate", "webgate",
-		"--http-listen", s.listen(8889), "--admin-listen", s.listen(8890), "--atom", at.Addrs["grpc"],
+		"--http-listen", s.listen(8889), "--admin-listen", s.listen(8890), "--atom", strings.Join(atoms, ","),
 		"--polaris", polaris, "--demo-app-file", demoFile, "--data-dir", filepath.Join(o.DataDir, "webgate"))
 	return err
+}
+
+// replicaName names replica i (from 0) of service svc: svc, svc-2, svc-3, ...
+func replicaName(svc string, i int) string {
+	if i == 0 {
+		return svc
+	}
+	return fmt.Sprintf("%s-%d", svc, i+1)
 }
 
 // writeSecret writes value to dir/name, readable by this user only, and returns its path.
@@ -320,8 +358,14 @@ func (s *Suite) start(ctx context.Context, name, bin string, args ...string) (*P
 // startIn is start with the process's working directory set to dir ("" = this process's).
 func (s *Suite) startIn(ctx context.Context, name, dir, bin string, args ...string) (*Proc, error) {
 	args = append(append(args, "--log-level", s.opts.LogLevel), s.tlsArgs(bin)...)
+	return s.launch(ctx, name, dir, bin, args, os.Create)
+}
+
+// launch runs bin with its complete args (see startIn) and waits until it is ready; the
+// log file is opened with open (created, or appended to on a restart).
+func (s *Suite) launch(ctx context.Context, name, dir, bin string, args []string, open func(string) (*os.File, error)) (*Proc, error) {
 	logPath := filepath.Join(s.opts.LogDir, name+".log")
-	lf, err := os.Create(logPath)
+	lf, err := open(logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -345,9 +389,17 @@ func (s *Suite) startIn(ctx context.Context, name, dir, bin string, args ...stri
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Proc{Name: name, Cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Name: name, Cmd: cmd, done: make(chan struct{}), dir: dir, bin: bin, args: args}
 	s.mu.Lock()
-	s.procs = append(s.procs, p)
+	replaced := false
+	for i, q := range s.procs { // a restart keeps the process's place in the stop order
+		if q.Name == name {
+			s.procs[i], replaced = p, true
+		}
+	}
+	if !replaced {
+		s.procs = append(s.procs, p)
+	}
 	s.mu.Unlock()
 
 	ready := make(chan map[string]string, 1)
@@ -480,6 +532,80 @@ func (s *Suite) Kill(name string) error {
 	return nil
 }
 
+// Signal sends sig to the named process without waiting: SIGSTOP freezes it, SIGCONT
+// resumes it.
+func (s *Suite) Signal(name string, sig syscall.Signal) error {
+	p := s.proc(name)
+	if p == nil {
+		return fmt.Errorf("no process %s", name)
+	}
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %s: %w", name, err)
+	}
+	return nil
+}
+
+// Terminate sends SIGTERM to the named process and waits for it to exit (SIGKILL after
+// 20 s or when ctx ends).
+func (s *Suite) Terminate(ctx context.Context, name string) error {
+	p := s.proc(name)
+	if p == nil {
+		return fmt.Errorf("no process %s", name)
+	}
+	return stopProc(ctx, p)
+}
+
+// listenKinds maps each listen flag to the address kind of the ready line it binds.
+var listenKinds = map[string]string{"--grpc-listen": "grpc", "--admin-listen": "admin", "--nats-listen": "nats",
+	"--console-listen": "console", "--http-listen": "http"}
+
+// Restart starts the named process again after it exited (Kill, Terminate), with the
+// same flags and on the addresses it had bound, so that its peers find it where they
+// left it; it returns when the new process is ready. Its log is appended to.
+func (s *Suite) Restart(ctx context.Context, name string) error {
+	p := s.proc(name)
+	if p == nil {
+		return fmt.Errorf("no process %s", name)
+	}
+	select {
+	case <-p.done:
+	default:
+		return fmt.Errorf("restart %s: still running", name)
+	}
+	args := append([]string(nil), p.args...)
+	for i := 0; i+1 < len(args); i++ {
+		if kind, ok := listenKinds[args[i]]; ok {
+			if a := p.Addrs[kind]; a != "" {
+				if _, rest, found := strings.Cut(a, "://"); found {
+					a = rest
+				}
+				args[i+1] = a
+			}
+		}
+	}
+	appendLog := func(path string) (*os.File, error) {
+		return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	}
+	if _, err := s.launch(ctx, name, p.dir, p.bin, args, appendLog); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+// Running reports whether the named process is running (a stopped one counts).
+func (s *Suite) Running(name string) bool {
+	p := s.proc(name)
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
 func (s *Suite) proc(name string) *Proc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -518,11 +644,27 @@ func (s *Suite) ConsoleURL() string { return "http://" + s.addr("polaris", "cons
 // WebgateURL is the base URL of webgate (http://host:port).
 func (s *Suite) WebgateURL() string { return "http://" + s.addr("webgate", "http") }
 
-// AtomAddr is atom's gRPC address.
+// AtomAddr is the first atom's gRPC address.
 func (s *Suite) AtomAddr() string { return s.addr("atom", "grpc") }
 
-// LBAddr is lbclient's gRPC address.
+// LBAddr is the first lbclient's gRPC address.
 func (s *Suite) LBAddr() string { return s.addr("lbclient", "grpc") }
+
+// AtomAddrs are the gRPC addresses of every atom replica.
+func (s *Suite) AtomAddrs() []string { return s.grpcAddrs("atom") }
+
+// LBAddrs are the gRPC addresses of every lbclient replica.
+func (s *Suite) LBAddrs() []string { return s.grpcAddrs("lbclient") }
+
+func (s *Suite) grpcAddrs(svc string) []string {
+	var out []string
+	for _, p := range s.Procs() {
+		if filepath.Base(p.Cmd.Path) == svc {
+			out = append(out, p.Addrs["grpc"])
+		}
+	}
+	return out
+}
 
 // PolarisAddr is polaris's gRPC address.
 func (s *Suite) PolarisAddr() string { return s.addr("polaris", "grpc") }

@@ -34,6 +34,7 @@ func main() {
 type config struct {
 	bin, logDir, level, demo string
 	loaders, licence         int
+	atoms, lbclients         int
 	free                     bool
 	engines, services        listFlag
 	engineArgs, python       string
@@ -59,6 +60,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.bin, "bin", "bin", "directory with the service binaries")
 	fs.IntVar(&c.loaders, "loaders", 2, "echo loaders to start")
 	fs.IntVar(&c.licence, "licence", 10, "licence (concurrent sessions) per loader")
+	fs.IntVar(&c.atoms, "atoms", 2, "atom replicas to start (webgate spreads calls over them)")
+	fs.IntVar(&c.lbclients, "lbclients", 2, "lbclient replicas to start (every atom spreads picks over them)")
 	fs.StringVar(&c.logDir, "logs", ".run/logs", "directory for the services' logs (state goes to its sibling data/)")
 	fs.BoolVar(&c.free, "free-ports", false, "use free ports instead of the default ones")
 	fs.StringVar(&c.level, "log-level", "info", "log level of every service")
@@ -135,9 +138,9 @@ func start(ctx context.Context, c config, stdout io.Writer) (*suite.Suite, error
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintln(stdout, "starting polaris (with embedded NATS), lbclient, loaders, atom and webgate ...")
+	fmt.Fprintln(stdout, "starting polaris (with embedded NATS), lbclients, loaders, atoms and webgate ...")
 	s, err := suite.Start(ctx, suite.Options{BinDir: c.bin, Loaders: c.loaders, Engine: "echo", Licence: c.licence,
-		LogDir: c.logDir, DataDir: dataDir, FixedPorts: !c.free, LogLevel: c.level, Extra: extra, Schemas: schemas, App: app})
+		Atoms: c.atoms, LBClients: c.lbclients, LogDir: c.logDir, DataDir: dataDir, FixedPorts: !c.free, LogLevel: c.level, Extra: extra, Schemas: schemas, App: app})
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +245,7 @@ Streaming session (WebSocket, three frames with status 0, 1, 2):
 
 %s%s
 Metrics: curl http://%s/metrics     Ctrl-C stops everything.
-`, url, s.AtomAddr(), s.LBAddr(), s.PolarisAddr(), s.NATSURL(), s.ConsoleURL(), token, s.LoaderAddrs(), s.LogDir(),
+`, url, strings.Join(s.AtomAddrs(), ", "), strings.Join(s.LBAddrs(), ", "), s.PolarisAddr(), s.NATSURL(), s.ConsoleURL(), token, s.LoaderAddrs(), s.LogDir(),
 		app.AppID, app.APIKey, app.APISecret,
 		bin, url, keys, app.AppID,
 		bin, url, keys, engineUsage(bin, url, keys, app.AppID, users), demoUsage(bin, url, keys, extra, skipped), s.AdminAddrs()["webgate"][0])
