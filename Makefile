@@ -3,7 +3,7 @@ SERVICES := polaris lbclient atom loader webgate
 MODULES  := libs $(addprefix services/,$(SERVICES)) tools tests
 GO       ?= go
 
-.PHONY: help build run test test-unit proto proto-tools verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz images compose-test helm-test
+.PHONY: help build run test test-unit proto proto-tools verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz chaos images compose-test helm-test
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,11 @@ bench: build ## full benchmark run: bench/results/<timestamp>/report.md
 
 bench-quick: build ## one-minute benchmark subset
 	./scripts/bench.sh quick
+
+# Not part of `make test`: it takes a few minutes. CHAOS_ARGS="--only atom" runs some rows.
+chaos: build ## fault table under once and stream load (kill loader/atom/lbclient/polaris, freeze a loader, NATS restart): bench/results/<timestamp>/chaos.md
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./tools/cmd/asfchaos
+	./bin/asfchaos --bin bin $(CHAOS_ARGS)
 
 fuzz: ## run every fuzz target of every module for a bounded time (FUZZTIME per target, default 10s)
 	./scripts/fuzz.sh $(or $(FUZZTIME),10s)
