@@ -51,9 +51,10 @@ func wrongCalls() map[string][]wrongCall {
 			{id("lbclient"), nil, "an lbclient calling Atom.Call"},
 			{id("polaris"), nil, "polaris calling Atom.Call"},
 		},
-		"/asf.atom.v1.Atom/Stream": {{id("loader"), nil, "a loader opening an Atom session"}, {id("atom"), nil, "an atom calling another atom"}},
-		"/asf.lb.v1.Lb/Pick":       {{id("webgate"), &lbpb.PickRequest{Service: "echo", N: 1}, "webgate picking loaders"}, {id("loader"), nil, "a loader picking"}},
-		"/asf.lb.v1.Lb/PickStream": {{id("webgate"), &lbpb.PickStreamRequest{Id: 1, Pick: &lbpb.PickRequest{Service: "echo"}}, "webgate picking on a stream"}},
+		"/asf.atom.v1.Atom/Stream":   {{id("loader"), nil, "a loader opening an Atom session"}, {id("atom"), nil, "an atom calling another atom"}},
+		"/asf.lb.v1.Lb/Pick":         {{id("webgate"), &lbpb.PickRequest{Service: "echo", N: 1}, "webgate picking loaders"}, {id("loader"), nil, "a loader picking"}},
+		"/asf.lb.v1.Lb/PickStream":   {{id("webgate"), &lbpb.PickStreamRequest{Id: 1, Pick: &lbpb.PickRequest{Service: "echo"}}, "webgate picking on a stream"}},
+		"/asf.lb.v1.Lb/WatchDropped": {{id("webgate"), &lbpb.WatchDroppedRequest{}, "webgate watching dropped loaders"}, {id("loader"), nil, "a loader watching dropped loaders"}},
 		"/asf.loader.v1.Loader/Once": {
 			{id("webgate"), &loaderpb.LoaderInput{ServiceId: "echo"}, "webgate calling a loader directly"},
 			{id("lbclient"), nil, "lbclient calling a loader"},
