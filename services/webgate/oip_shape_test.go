@@ -1,6 +1,7 @@
 package webgate
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -23,4 +24,13 @@ func TestOIPShapeMismatch(t *testing.T) {
 	st, got, _ = post(t, signURL(t, e.url("/v2/models/echo/infer"), "POST", app1, time.Now()), body)
 	require.Equal(t, 200, st, got)
 	assert.Equal(t, "hello", string(e.atom.lastCall().GetPayload()[0].GetData()))
+}
+
+// TestOIPBodyTooLarge: an infer body over the limit is 413 with 10163, as on the ASE path.
+func TestOIPBodyTooLarge(t *testing.T) {
+	e := start(t, func(c *Config) { c.RequireSchema = true; c.MaxBodyBytes = 1024 }, defaultFiles())
+	body := `{"id":"r1","inputs":[{"name":"input","shape":[1],"datatype":"BYTES","data":["` + strings.Repeat("a", 2048) + `"]}]}`
+	st, got, _ := post(t, signURL(t, e.url("/v2/models/echo/infer"), "POST", app1, time.Now()), body)
+	require.Equal(t, 413, st, got)
+	assert.Nil(t, e.atom.lastCall(), "refused at the edge")
 }

@@ -166,6 +166,9 @@ func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *Reque
 		if code == aserr.ErrNotFound.Code {
 			st = http.StatusNotFound
 		}
+		if tl := (*ErrTooLarge)(nil); errors.As(err, &tl) {
+			st = http.StatusRequestEntityTooLarge
+		}
 		if code != aserr.ErrBadRequest.Code && code != aserr.ErrNotFound.Code {
 			info.Log.Warn().Err(err).Int("code", code).Msg("infer request failed")
 		}
