@@ -56,6 +56,8 @@ type Config struct {
 	StartWait      time.Duration `cfg:"start-wait" help:"how long Start waits for polaris before returning not ready (retrying goes on)"`
 	LogLevel       string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
 	Pprof          bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// AdminConfig holds the admin server's timeouts (admin-read-header-timeout, ...).
+	obs.AdminConfig
 
 	// NATS is lbclient's NATS credentials (its user may only subscribe to the registry
 	// and load events).
@@ -79,6 +81,7 @@ func DefaultConfig() Config {
 		ReplicaService: "lbclient",
 		StartWait:      5 * time.Second,
 		LogLevel:       "info",
+		AdminConfig:    obs.DefaultAdminConfig(),
 	}
 }
 
@@ -209,7 +212,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		return nil, fmt.Errorf("lbclient metrics: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self, lb: lb}
-	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof))
+	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
 		_ = ln.Close()
 		_ = src.Close()
