@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,22 +15,13 @@ import (
 	"github.com/athenaserving/asf/tools/asfbench"
 )
 
-// repoRoot walks up from the test's directory to the folder holding go.work.
+// repoRoot is the repository root above the test's directory.
 func repoRoot(t *testing.T) string {
-	dir, err := os.Getwd()
+	root, err := RepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found above the test directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // TestSuiteProcesses builds the five binaries and runs them as separate processes, the

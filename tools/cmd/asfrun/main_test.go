@@ -18,21 +18,13 @@ import (
 	"github.com/athenaserving/asf/tools/suite"
 )
 
+// repoRoot is the repository root above the test's directory.
 func repoRoot(t *testing.T) string {
-	dir, err := os.Getwd()
+	root, err := suite.RepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found above the test directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 func run1(t *testing.T, dir, name string, args ...string) {
