@@ -20,6 +20,7 @@ type set struct {
 	files   map[string]*Schema
 	byID    map[string]*Schema
 	byRoute map[string]*Schema
+	byAPI   map[string]*Schema // WebAPI 2.0 routes
 }
 
 // NewRegistry returns an empty Registry.
@@ -30,10 +31,14 @@ func NewRegistry() *Registry {
 }
 
 func index(files map[string]*Schema) *set {
-	s := &set{files: files, byID: make(map[string]*Schema, len(files)), byRoute: make(map[string]*Schema, len(files))}
+	s := &set{files: files, byID: make(map[string]*Schema, len(files)), byRoute: make(map[string]*Schema, len(files)),
+		byAPI: map[string]*Schema{}}
 	for _, sch := range files {
 		s.byID[sch.id] = sch
 		s.byRoute[sch.route] = sch
+		if sch.webapi != nil {
+			s.byAPI[sch.webapi.Route()] = sch
+		}
 	}
 	return s
 }
@@ -50,6 +55,16 @@ func (r *Registry) ByRoute(path string) (*Schema, bool) {
 		path = strings.TrimSuffix(path, "/")
 	}
 	s, ok := r.cur.Load().byRoute[path]
+	return s, ok
+}
+
+// ByWebAPIRoute returns the schema whose WebAPI 2.0 route (webapi.route) is path (a
+// trailing slash is ignored).
+func (r *Registry) ByWebAPIRoute(path string) (*Schema, bool) {
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/")
+	}
+	s, ok := r.cur.Load().byAPI[path]
 	return s, ok
 }
 
@@ -136,6 +151,21 @@ func conflict(files map[string]*Schema, file string, sch *Schema) error {
 		if other.route == sch.route {
 			return fmt.Errorf("capability schema %s: route %s already used by %s", sch.id, sch.route, f)
 		}
+		for _, a := range routesOf(sch) {
+			for _, b := range routesOf(other) {
+				if a == b {
+					return fmt.Errorf("capability schema %s: route %s already used by %s", sch.id, a, f)
+				}
+			}
+		}
 	}
 	return nil
+}
+
+// routesOf is the schema's ASE route and its WebAPI 2.0 route, when it has one.
+func routesOf(s *Schema) []string {
+	if s.webapi == nil {
+		return []string{s.route}
+	}
+	return []string{s.route, s.webapi.Route()}
 }

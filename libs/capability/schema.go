@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/athenaserving/asf/libs/capability/mapping"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -67,6 +68,7 @@ type Schema struct {
 	onceTO   time.Duration
 	codeMap  map[int]int
 	input    *jsonschema.Schema // nil when the document has no schemainput
+	webapi   *mapping.Spec      // nil when the document has no webapi block
 	raw      []byte
 	file     string
 	revision int64
@@ -83,6 +85,10 @@ func (s *Schema) Route() string { return s.route }
 
 // Services are the parameter keys of meta.service (at least the capability id).
 func (s *Schema) Services() []string { return append([]string(nil), s.services...) }
+
+// WebAPI is the compiled WebAPI 2.0 block (route and mappings), nil when the document
+// has none.
+func (s *Schema) WebAPI() *mapping.Spec { return s.webapi }
 
 // File is the config file the schema came from ("" when parsed directly).
 func (s *Schema) File() string { return s.file }
@@ -203,6 +209,7 @@ type wireDoc struct {
 	Meta         map[string]json.RawMessage `json:"meta"`
 	SchemaInput  json.RawMessage            `json:"schemainput"`
 	SchemaOutput json.RawMessage            `json:"schemaoutput"`
+	WebAPI       json.RawMessage            `json:"webapi"`
 }
 
 type wireService struct {
@@ -323,6 +330,14 @@ func Parse(data []byte) (*Schema, error) {
 			return nil, fmt.Errorf("capability schema %s: schemaoutput: %w", s.id, err)
 		}
 		readOutputTypes(s.outAttrs, out)
+	}
+	if !isNull(w.WebAPI) {
+		if s.webapi, err = mapping.Compile(w.WebAPI, s.services[0]); err != nil {
+			return nil, fmt.Errorf("capability schema %s: %w", s.id, err)
+		}
+		if s.webapi.Route() == s.route {
+			return nil, fmt.Errorf("capability schema %s: webapi.route %s is meta.route too", s.id, s.route)
+		}
 	}
 	return s, nil
 }
