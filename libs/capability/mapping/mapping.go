@@ -93,7 +93,7 @@ type Spec struct {
 	resp    []rule
 	first   []cond
 	every   []cond
-	mapsPar bool // a request rule writes under $.parameter
+	mapsPar bool // a request mapping rule (not a script rule) writes under $.parameter
 }
 
 type rule struct {
@@ -156,15 +156,6 @@ func Compile(raw []byte, service string) (*Spec, error) {
 		for _, r := range rs {
 			if r.dst[0] == "parameter" {
 				s.mapsPar = true
-			}
-		}
-	}
-	for _, cs := range [][]cond{s.first, s.every} {
-		for _, c := range cs {
-			for _, r := range c.then {
-				if r.dst[0] == "parameter" {
-					s.mapsPar = true
-				}
 			}
 		}
 	}
@@ -323,7 +314,8 @@ func parsePath(p string, roots []string) ([]string, error) {
 
 // Request maps a WebAPI 2.0 request document to an ASE request document. common's
 // scalar fields become header fields (all but cmd), data.status becomes header.status,
-// business becomes parameter.<service> unless a rule writes under $.parameter; then the
+// business becomes parameter.<service> unless a request mapping rule writes under
+// $.parameter (script rules only add to it); then the
 // request rules run, then the script: "first" conditions on the first frame of a session,
 // "every" conditions on every frame.
 func (s *Spec) Request(doc map[string]any, first bool) map[string]any {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
-	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
 )
 
@@ -121,7 +120,7 @@ func (h *Handler) refuse(w http.ResponseWriter, info *RequestInfo, err error) {
 	if ae == auth.ErrQPS {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = w.Write(ase.AppendError(nil, ErrQPSLimit.Code, ErrQPSLimit.Msg, info.SID))
+		_, _ = w.Write(appendError(nil, info, ErrQPSLimit.Code, ErrQPSLimit.Msg, ""))
 		return
 	}
 	writeMessage(w, ae.Status, ae.Message)

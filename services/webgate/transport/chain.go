@@ -9,7 +9,6 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/capability"
-	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/rs/zerolog"
 )
@@ -47,6 +46,9 @@ type RequestInfo struct {
 	Stream bool
 	// Multiplex is true for a WebSocket with ?stream_mode=multiplex.
 	Multiplex bool
+	// WebAPI is true for a request on a capability's WebAPI 2.0 route: it is decoded and
+	// answered in the WebAPI 2.0 envelope through the schema's mapping.
+	WebAPI bool
 	// OIP is the Open Inference Protocol action (model, ready, infer) or "".
 	OIP string
 	// Code is the final ASE code of the request or session (or the HTTP status of a
@@ -137,15 +139,16 @@ func (h *Handler) recoverMiddleware(next http.Handler) http.Handler {
 				}
 				return
 			}
+			info := InfoFrom(r.Context())
 			sid := ""
-			if info := InfoFrom(r.Context()); info != nil {
+			if info != nil {
 				sid = info.SID
 				info.Code = aserr.ErrInternal.Code
 			}
 			h.log.Error().Str("sid", sid).Interface("panic", rec).Msg("handler panic")
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = w.Write(ase.AppendError(nil, aserr.ErrInternal.Code, aserr.ErrInternal.Msg, sid))
+			_, _ = w.Write(appendError(nil, info, aserr.ErrInternal.Code, aserr.ErrInternal.Msg, ""))
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -160,8 +163,16 @@ func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 			schema *capability.Schema
 			ok     bool
 			action string
+			webapi bool
 		)
-		if strings.HasPrefix(r.URL.Path, oipPrefix) {
+		if reg := h.opts.Schemas; reg != nil {
+			if s, found := reg.ByWebAPIRoute(r.URL.Path); found {
+				name, schema, ok, webapi = s.ID(), s, true, true
+			}
+		}
+		if webapi {
+			// A WebAPI 2.0 route (its schema may not take the OIP routes).
+		} else if strings.HasPrefix(r.URL.Path, oipPrefix) {
 			if h.serveOIPHealth(w, r) {
 				return
 			}
@@ -190,11 +201,16 @@ func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 			Start:      time.Now(),
 			Stream:     isWebSocket(r) && action == "",
 			OIP:        action,
+			WebAPI:     webapi,
 			ClientIP:   clientIP(r),
 			kick:       make(chan error, 1),
 		}
 		info.Multiplex = info.Stream && r.URL.Query().Get("stream_mode") == "multiplex"
-		info.Log = h.log.With().Str("sid", info.SID).Str("capability", name).Logger()
+		lc := h.log.With().Str("sid", info.SID).Str("capability", name)
+		if webapi {
+			lc = lc.Str("envelope", "webapi")
+		}
+		info.Log = lc.Logger()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 	})
 }

@@ -227,7 +227,7 @@ func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, info *Reques
 		return
 	}
 	info.Code = 0
-	out := h.renderer(info.Schema).AppendResult(nil, res)
+	out := h.appendResult(nil, info, h.renderer(info.Schema), res, "")
 	h.metrics.bytesOut.Add(float64(len(out)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
@@ -239,6 +239,13 @@ func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return nil, err
 	}
 	h.metrics.bytesIn.Add(float64(len(body)))
+	if info.WebAPI {
+		m, err := decodeWebAPI(info, body, true)
+		if err != nil {
+			return nil, err
+		}
+		body = m.ase
+	}
 	f, _, err := h.decodeFrame(ctx, info, body, ase.StatusOnce, true, nil)
 	if err != nil {
 		return nil, err
@@ -405,7 +412,7 @@ func (h *Handler) writeOnceError(w http.ResponseWriter, info *RequestInfo, err e
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(st)
-	_, _ = w.Write(ase.AppendError(nil, code, msg, info.SID))
+	_, _ = w.Write(appendError(nil, info, code, msg, ""))
 }
 
 // ErrTooLarge is the error of a request body, WebSocket message or decoded payload over

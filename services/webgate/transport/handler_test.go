@@ -80,9 +80,13 @@ func (f *fakeAtom) Stream(ss atompb.Atom_StreamServer) error {
 		case "hang":
 			continue
 		}
+		seq := "null" // a frame without data (a WebAPI 2.0 close) has no seq
+		if len(fr.GetPayload()) > 0 {
+			seq = fr.GetPayload()[0].GetAttributes()["seq"]
+		}
 		res := &atompb.Result{Sid: fr.GetSid(), Status: fr.GetStatus(), Payload: []*atompb.Item{{
 			Name: "result", DataType: "text", Attributes: map[string]string{"format": "json", "status": "1"},
-			Data: []byte(`{"seq":` + fr.GetPayload()[0].GetAttributes()["seq"] + `}`),
+			Data: []byte(`{"seq":` + seq + `}`),
 		}}}
 		if err := ss.Send(res); err != nil {
 			return err

@@ -235,7 +235,7 @@ func (c *wsConn) reapFinished() (code int, done bool) {
 func (c *wsConn) end(err error, closeCode int) int {
 	code, msg := aserr.CodeOf(err), aserr.MessageOf(err)
 	if c.stopAll(err) == 0 {
-		_ = c.write(ase.AppendErrorCID(nil, code, msg, c.info.SID, ""))
+		_ = c.write(appendError(nil, c.info, code, msg, ""))
 	}
 	c.closeWith(closeCode, ase.PublicMessage(code, msg))
 	return code
@@ -403,15 +403,54 @@ func (c *wsConn) readLoop() {
 // dispatch hands a message to its sub-session, which releases its buffer after handling
 // it; a message that goes nowhere is released here.
 func (c *wsConn) dispatch(data []byte) {
-	if !c.route(data) {
+	var pre error
+	if c.info.WebAPI {
+		var ok bool
+		if data, pre, ok = c.webapi(data); !ok {
+			return
+		}
+	}
+	if !c.route(data, pre) {
 		putMsgBuf(data)
 	}
 }
 
+// webapi maps a WebAPI 2.0 message to ASE request JSON (releasing the message's buffer)
+// and answers the commands that go no further: kpal and retry. A message that does not
+// decode ends the session like an ASE message that does not parse (pre); in multiplex
+// mode it is answered alone. ok is false when nothing is left to route.
+func (c *wsConn) webapi(data []byte) (out []byte, pre error, ok bool) {
+	m, err := decodeWebAPI(c.info, data, false)
+	putMsgBuf(data)
+	if err == nil && c.info.Multiplex && m.cid == "" {
+		err = aserr.New(aserr.ErrBadRequest.Code, "common.cid is required in multiplex mode")
+	}
+	switch {
+	case err != nil && !c.info.Multiplex:
+		return nil, err, true
+	case err != nil:
+		_ = c.write(appendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), m.cid))
+		return nil, nil, false
+	case m.cmd == cmdKeepAlive:
+		_ = c.write(appendKeepAlive(nil, c.info.SID, m.cid))
+		return nil, nil, false
+	case m.cmd == cmdRetry:
+		err := aserr.New(aserr.ErrBadRequest.Code, "common.cmd retry is not supported")
+		_ = c.write(appendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), m.cid))
+		return nil, nil, false
+	}
+	return m.ase, nil, true
+}
+
 // route parses a message and sends it to its sub-session, starting one when needed; it
-// reports whether the sub-session took the message.
-func (c *wsConn) route(data []byte) bool {
-	f, perr := ase.ParseFrame(data, c.info.Capability, statusUnset)
+// reports whether the sub-session took the message. pre is an error found before parsing
+// (a WebAPI 2.0 message that did not decode).
+func (c *wsConn) route(data []byte, pre error) bool {
+	var f *atompb.Frame
+	perr := pre
+	if pre == nil {
+		f, perr = ase.ParseFrame(data, c.info.Capability, statusUnset)
+	}
 	cid := ""
 	if c.info.Multiplex {
 		if perr != nil {
@@ -423,7 +462,7 @@ func (c *wsConn) route(data []byte) bool {
 			if perr == nil {
 				perr = aserr.New(aserr.ErrBadRequest.Code, "header.cid is required in multiplex mode")
 			}
-			_ = c.write(ase.AppendErrorCID(nil, aserr.CodeOf(perr), aserr.MessageOf(perr), c.info.SID, ""))
+			_ = c.write(appendError(nil, c.info, aserr.CodeOf(perr), aserr.MessageOf(perr), ""))
 			return false
 		}
 	}
@@ -432,7 +471,7 @@ func (c *wsConn) route(data []byte) bool {
 	if s == nil && c.info.Multiplex && perr != nil {
 		// A broken frame cannot begin a sub-session: answer it alone.
 		c.mu.Unlock()
-		_ = c.write(ase.AppendErrorCID(nil, aserr.CodeOf(perr), aserr.MessageOf(perr), c.info.SID, cid))
+		_ = c.write(appendError(nil, c.info, aserr.CodeOf(perr), aserr.MessageOf(perr), cid))
 		return false
 	}
 	if s == nil {
@@ -453,7 +492,7 @@ func (c *wsConn) route(data []byte) bool {
 				// Late frames of the refused sub-session are dropped like an ended one's.
 				c.rememberEndedLocked(cid)
 				c.mu.Unlock()
-				_ = c.write(ase.AppendErrorCID(nil, aserr.CodeOf(err), aserr.MessageOf(err), c.info.SID, cid))
+				_ = c.write(appendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), cid))
 				return false
 			}
 		}
@@ -679,7 +718,7 @@ func (s *subSession) loop() (int, string) {
 				if s.first == 0 {
 					s.first = since
 				}
-				s.buf = s.render.AppendResultCID(s.buf[:0], res, s.cid)
+				s.buf = s.c.h.appendResult(s.buf[:0], s.info, s.render, res, s.cid)
 				if err := s.c.write(s.buf); err != nil {
 					s.cancel()
 					return aserr.ErrNetwork.Code, ""
@@ -757,7 +796,7 @@ func (s *subSession) fail(err error) (int, string) {
 		s.info.Log.Warn().Err(err).Int("code", code).Msg("session failed")
 	}
 	s.cancel()
-	s.buf = ase.AppendErrorCID(s.buf[:0], code, msg, s.info.SID, s.cid)
+	s.buf = appendError(s.buf[:0], s.info, code, msg, s.cid)
 	if werr := s.c.write(s.buf); werr != nil {
 		return aserr.ErrNetwork.Code, ""
 	}

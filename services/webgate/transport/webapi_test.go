@@ -1,0 +1,202 @@
+package transport
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/athenaserving/asf/libs/capability"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// echoWebAPISchema gives capability echo a WebAPI 2.0 route beside its ASE route.
+const echoWebAPISchema = `{
+ "meta": {"serviceId": "echo", "echo": {"input": {"input": {"dataType": "text"}}, "accept": {"result": {"dataType": "text"}}}},
+ "schemainput": {"type": "object", "properties": {
+   "header": {"type": "object", "properties": {"app_id": {"type": "string", "maxLength": 8}}},
+   "payload": {"type": "object", "properties": {"input": {"type": "object", "properties": {"text": {"type": "string"}}}}, "required": ["input"]}}},
+ "webapi": {
+  "route": "/v2/echo",
+  "request": {"data": {"mapping": [{"data_type": "text", "rule": [
+    {"src": "$.data.text", "dst": "$.payload.input.text"},
+    {"src": "$.data.seq", "dst": "$.payload.input.seq"},
+    {"src": "$.data.status", "dst": "$.payload.input.status"}]}]}},
+  "response": {"data": {"mapping": [{"data_type": "text", "rule": [
+    {"src": "$.payload.result.text", "dst": "$.data.result"}]}]}},
+  "script": {"first": [{"if": "$.business.mode == \"fast\"", "then": [{"value": "1", "dst": "$.parameter.echo.fast"}]}]}
+ }
+}`
+
+type webapiResponse struct {
+	Code    int                        `json:"code"`
+	Message string                     `json:"message"`
+	Sid     string                     `json:"sid"`
+	Cid     string                     `json:"cid"`
+	Data    map[string]json.RawMessage `json:"data"`
+}
+
+func webapiGate(t *testing.T) (*gate, *capability.Registry) {
+	t.Helper()
+	reg := capability.NewRegistry()
+	_, err := reg.Put("echo.json", 1, []byte(echoWebAPISchema))
+	require.NoError(t, err)
+	return startGate(t, func(o *Options) { o.Schemas = reg }), reg
+}
+
+func TestWebAPIOnce(t *testing.T) {
+	g, _ := webapiGate(t)
+	resp, body := post(t, g.srv.URL+"/v2/echo",
+		`{"common":{"app_id":"app1","uid":"u"},"business":{"k":"1","mode":"fast"},"data":{"status":2,"text":"aGVsbG8="}}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var r webapiResponse
+	require.NoError(t, json.Unmarshal(body, &r))
+	assert.Equal(t, 0, r.Code)
+	assert.Equal(t, "success", r.Message)
+	assert.True(t, strings.HasPrefix(r.Sid, "ase"))
+	assert.Equal(t, "3", string(r.Data["status"]))
+	// Through the same pipeline: HTTP is once, business is the parameters, the script ran.
+	assert.JSONEq(t, `{"status":3,"app_id":"app1","client_ip":"127.0.0.1","params":{"k":"1","mode":"fast","fast":"1"},"input":"hello"}`, string(r.Data["result"]))
+	assert.NotEmpty(t, resp.Header.Get("X-Asf-Timing"))
+
+	// The ASE route of the same capability answers in the ASE envelope.
+	resp, body = post(t, g.srv.URL+"/v1/private/echo", onceBody)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	assert.Contains(t, string(body), `"header":{"code":0`)
+}
+
+func TestWebAPIOnceErrors(t *testing.T) {
+	g, _ := webapiGate(t)
+	for _, tc := range []struct{ body, msg string }{
+		{`{"common":`, "invalid request json"},
+		{`[1]`, "must be an object"},
+		{`{"common":"x"}`, "common must be an object"},
+		{`{"common":{"app_id":"much-too-long"},"data":{"text":"aGk="}}`, "app_id"},
+		{`{"common":{"app_id":"app1"},"data":{"text":"***"}}`, "base64"},
+	} {
+		resp, body := post(t, g.srv.URL+"/v2/echo", tc.body)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, tc.body)
+		var r webapiResponse
+		require.NoError(t, json.Unmarshal(body, &r), string(body))
+		assert.Equal(t, 10163, r.Code, tc.body)
+		assert.Contains(t, r.Message, tc.msg, tc.body)
+		assert.True(t, strings.HasPrefix(r.Sid, "ase"), string(body))
+		assert.NotContains(t, string(body), `"header"`)
+	}
+}
+
+func TestWebAPIHotReload(t *testing.T) {
+	g, reg := webapiGate(t)
+	moved := strings.Replace(echoWebAPISchema, `"/v2/echo"`, `"/v2/echo2"`, 1)
+	_, err := reg.Put("echo.json", 2, []byte(moved))
+	require.NoError(t, err)
+	resp, _ := post(t, g.srv.URL+"/v2/echo", `{"common":{"app_id":"app1"},"data":{"text":"aGk="}}`)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, body := post(t, g.srv.URL+"/v2/echo2", `{"common":{"app_id":"app1"},"data":{"text":"aGk="}}`)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+}
+
+func dialPath(t *testing.T, g *gate, path string) *websocket.Conn {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(g.srv.URL, "http")+path, nil)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func readWebAPI(t *testing.T, conn *websocket.Conn) webapiResponse {
+	t.Helper()
+	_, b, err := conn.ReadMessage()
+	require.NoError(t, err)
+	var r webapiResponse
+	require.NoError(t, json.Unmarshal(b, &r), string(b))
+	return r
+}
+
+func TestWebAPIStream(t *testing.T) {
+	g, _ := webapiGate(t)
+	conn := dialPath(t, g, "/v2/echo")
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(
+		`{"common":{"app_id":"app1"},"business":{"k":"1"},"data":{"status":0,"seq":0,"text":"YQ=="}}`)))
+	r := readWebAPI(t, conn)
+	assert.Equal(t, 0, r.Code)
+	assert.Equal(t, "0", string(r.Data["status"]))
+	assert.JSONEq(t, `{"seq":0}`, string(r.Data["result"]))
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(`{"data":{"status":1,"seq":1,"text":"Yg=="}}`)))
+	r = readWebAPI(t, conn)
+	assert.Equal(t, "1", string(r.Data["status"]))
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(`{"data":{"status":2,"seq":2,"text":""}}`)))
+	r = readWebAPI(t, conn)
+	assert.Equal(t, "2", string(r.Data["status"]))
+	assert.JSONEq(t, `{"seq":2}`, string(r.Data["result"]))
+	_, _, err := conn.ReadMessage()
+	var ce *websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, websocket.CloseNormalClosure, ce.Code)
+}
+
+func TestWebAPIStreamBadFrame(t *testing.T) {
+	g, _ := webapiGate(t)
+	conn := dialPath(t, g, "/v2/echo")
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(`{"data":`)))
+	r := readWebAPI(t, conn)
+	assert.Equal(t, 10163, r.Code)
+	assert.NotEmpty(t, r.Sid)
+	_, _, err := conn.ReadMessage()
+	var ce *websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+}
+
+func TestWebAPIMultiplex(t *testing.T) {
+	g, _ := webapiGate(t)
+	conn := dialPath(t, g, "/v2/echo?stream_mode=multiplex")
+	send := func(s string) { require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(s))) }
+	send(`{"common":{"app_id":"app1","cmd":"kpal","cid":"k"}}`)
+	r := readWebAPI(t, conn)
+	assert.Equal(t, 0, r.Code)
+	assert.Equal(t, "k", r.Cid)
+	assert.Nil(t, r.Data)
+
+	send(`{"common":{"app_id":"app1"},"data":{"status":0,"seq":0,"text":"YQ=="}}`)
+	r = readWebAPI(t, conn)
+	assert.Equal(t, 10163, r.Code)
+	assert.Contains(t, r.Message, "common.cid")
+
+	send(`{"common":{"app_id":"app1","cid":"a"},"data":{"status":0,"seq":0,"text":"YQ=="}}`)
+	r = readWebAPI(t, conn)
+	assert.Equal(t, "a", r.Cid)
+	assert.Equal(t, 0, r.Code)
+	// close ends sub-session a: its last result comes with status 2.
+	send(`{"common":{"cid":"a","cmd":"close"},"data":{"seq":1}}`)
+	r = readWebAPI(t, conn)
+	assert.Equal(t, "a", r.Cid)
+	assert.Equal(t, 0, r.Code, "%+v", r)
+	assert.Equal(t, "2", string(r.Data["status"]))
+
+	send(`{"common":{"cid":"b","cmd":"retry"}}`)
+	r = readWebAPI(t, conn)
+	assert.Equal(t, "b", r.Cid)
+	assert.Equal(t, 10163, r.Code)
+}
+
+// FuzzDecodeWebAPI: any message either fails with a 10163 or yields ASE JSON that the ASE
+// parser reads; it never panics.
+func FuzzDecodeWebAPI(f *testing.F) {
+	sch, err := capability.Parse([]byte(echoWebAPISchema))
+	require.NoError(f, err)
+	info := &RequestInfo{Capability: "echo", Schema: sch, WebAPI: true}
+	f.Add([]byte(`{"common":{"app_id":"a","cid":"c","cmd":"close"},"business":{"mode":"fast"},"data":{"status":0,"seq":1,"text":"aGk="}}`))
+	f.Add([]byte(`{"data":{"status":"0","text":{}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeWebAPI(info, b, false)
+		if err != nil {
+			return
+		}
+		if !json.Valid(m.ase) {
+			t.Fatalf("invalid ASE JSON %s", m.ase)
+		}
+	})
+}
