@@ -84,7 +84,11 @@ type wsConn struct {
 	subs map[string]*subSession
 	// extra are the app leases of a multiplexed socket's sub-sessions beyond the first
 	// (the socket's own lease covers one): len(extra) == max(0, len(subs)-1).
-	extra    []*auth.Lease
+	extra []*auth.Lease
+	// ending counts the sub-sessions in subs that delivered their last frame and are only
+	// winding down: they no longer count against MaxSubSessions or the app's leases, so a
+	// client that read a sub-session's last result may start another at once.
+	ending   int
 	finished []subResult
 	endedIDs []string
 	stopping bool
@@ -541,11 +545,12 @@ func (c *wsConn) admitSubLocked() error {
 	if max <= 0 {
 		max = DefaultMaxSubSessions
 	}
-	if len(c.subs) >= max {
+	active := len(c.subs) - c.ending
+	if active >= max {
 		return ErrSubSessionLimit
 	}
 	lim, app := c.h.opts.Limiter, c.info.App
-	if len(c.subs) == 0 || lim == nil || app == nil {
+	if active == 0 || lim == nil || app == nil {
 		return nil
 	}
 	ls, ok := lim.Acquire(app, func() { c.stopNewestSub(ErrConnLimit) })
@@ -654,6 +659,21 @@ type subSession struct {
 	buf       []byte
 	start     time.Time
 	first     time.Duration
+	slotFreed bool // under c.mu: see freeSlot
+}
+
+// freeSlot takes the sub-session out of the socket's counts (MaxSubSessions, the app's
+// leases) just before it writes its last frame.
+func (s *subSession) freeSlot() {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.slotFreed {
+		return
+	}
+	s.slotFreed = true
+	c.ending++
+	c.releaseExtraLocked(len(c.subs) - c.ending - 1)
 }
 
 func (s *subSession) run() {
@@ -677,8 +697,11 @@ func (s *subSession) run() {
 		c.h.metrics.latency.WithLabelValues(label, kindStream).Observe(time.Since(s.start).Seconds())
 	}
 	c.mu.Lock()
+	if s.slotFreed {
+		c.ending--
+	}
 	delete(c.subs, s.cid)
-	c.releaseExtraLocked(len(c.subs) - 1)
+	c.releaseExtraLocked(len(c.subs) - c.ending - 1)
 	c.finished = append(c.finished, subResult{code: code, msg: msg, cut: cut})
 	if c.info.Multiplex {
 		c.rememberEndedLocked(s.cid)
@@ -719,6 +742,9 @@ func (s *subSession) loop() (int, string) {
 					s.first = since
 				}
 				s.buf = s.c.h.appendResult(s.buf[:0], s.info, s.render, res, s.cid)
+				if res.GetStatus() == ase.StatusEnd || res.GetStatus() == ase.StatusOnce {
+					s.freeSlot()
+				}
 				if err := s.c.write(s.buf); err != nil {
 					s.cancel()
 					return aserr.ErrNetwork.Code, ""
@@ -796,6 +822,7 @@ func (s *subSession) fail(err error) (int, string) {
 		s.info.Log.Warn().Err(err).Int("code", code).Msg("session failed")
 	}
 	s.cancel()
+	s.freeSlot()
 	s.buf = appendError(s.buf[:0], s.info, code, msg, s.cid)
 	if werr := s.c.write(s.buf); werr != nil {
 		return aserr.ErrNetwork.Code, ""
