@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# End-to-end test of the docker-compose deployment (deploy/compose): brings up a private
+# End-to-end test of the docker-compose deployment (deploy/compose), on the documented path:
+# the images of `make images` (scripts/images.sh builds missing ones), then `docker-compose
+# up` alone — the one-shot secrets service makes every secret. It brings up a private
 # compose project with three echo loaders (two, then scaled to three while running), runs
-# tests/compose (signed once and stream requests through webgate, spread over the loaders,
-# a killed loader, a stopped polaris replica) and tears everything down (down -v), also on
-# failure or Ctrl-C. Expects the images of `make images` (scripts/images.sh builds missing ones).
+# tests/compose (which reads the demo app's keys with `run --rm secrets show`; signed once
+# and stream requests through webgate, spread over the loaders, a killed loader, a stopped
+# polaris replica) and tears everything down (down -v), also on failure or Ctrl-C.
 #
 # With no reachable Docker engine or no docker-compose it says so and exits 0, so
 # `make test` can call it everywhere; ASF_COMPOSE_REQUIRED=1 makes that a failure instead.
@@ -29,14 +31,13 @@ docker info >/dev/null 2>&1 || skip "no Docker engine reachable (docker info fai
 
 start=$(date +%s)
 missing=()
-for img in nats consul polaris lbclient atom webgate init loader loader-demo-py loader-demo-c; do
+for img in polaris lbclient atom webgate init loader loader-demo-py loader-demo-c nats consul; do
   docker image inspect "asf/$img:$tag" >/dev/null 2>&1 || missing+=("$img")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "compose-test: building missing images: ${missing[*]}"
   ./scripts/images.sh "${missing[@]}"
 fi
-"$compose_dir/secrets.sh"
 
 project=asftest$$
 export ASF_IMAGE_TAG=$tag ASF_HTTP_PUBLISH=127.0.0.1:
@@ -66,5 +67,5 @@ port=$("${dc[@]}" port webgate 8889)
 [ -n "$port" ] || { echo "compose-test: webgate has no published port"; exit 1; }
 echo "compose-test: webgate on $port; running tests/compose"
 (cd tests && ASF_COMPOSE_PROJECT=$project ASF_COMPOSE_URL="http://$port" \
-  ASF_COMPOSE_ENV="$compose_dir/secrets/client.env" \
+  ASF_COMPOSE_CMD="${dc[*]}" \
   go test -count=1 -timeout 5m -v -run TestCompose ./compose)

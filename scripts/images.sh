@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Builds the Athena Serving container images from the binaries in bin/ (`make build`).
+# Builds the Athena Serving container images with deploy/images/Dockerfile (one target per
+# image, the repository as build context) — the images docker-compose builds — without an
+# image registry: the bases are made here first.
 #
 #   scripts/images.sh              # every image
 #   scripts/images.sh webgate atom # only these (names below)
 #
 # Images (tag $ASF_IMAGE_TAG, default dev):
-#   asf/polaris asf/lbclient asf/atom asf/webgate asf/init   static Go binaries on scratch
-#   asf/nats (nats-server v2.15.2) asf/consul (v1.14.11)     built from their Go modules
-#   asf/loader                                              Debian base + python3 (cgo loader)
-#   asf/loader-demo-py asf/loader-demo-c                     loader + the example engines
+#   asf/polaris asf/lbclient asf/atom asf/webgate    static Go binaries on scratch
+#   asf/init                                         asfinit and asfsecrets (one-shot jobs)
+#   asf/nats (nats-server v2.15.2) asf/consul (v1.14.11)  built from their Go modules
+#   asf/loader                                       cgo loader + python3 on Debian bookworm
+#   asf/loader-demo-py asf/loader-demo-c              loader + the example engines
 #
-# No registry is needed: the Debian base (asf/base:bookworm) is made here with debootstrap
-# and `docker import`, once (kept while the image exists; ASF_REBUILD_BASE=1 remakes it).
-# Elsewhere set ASF_BASE_IMAGE=debian:bookworm-slim (any bookworm image) and
-# ASF_STATIC_BASE (default scratch) to use public bases.
+# Local bases, made once (kept while they exist; ASF_REBUILD_BASE=1 remakes them):
+#   asf/base:bookworm            Debian bookworm (debootstrap --variant=minbase, docker import):
+#                                the loader base (LOADER_BASE), as debian:bookworm-slim
+#   asf/golang:<go>-bookworm     asf/base + gcc + this machine's Go (`go env GOROOT`) and CA
+#                                bundle: the build stages' toolchain (GO_IMAGE), as
+#                                golang:1.26-bookworm; modules come through `go env GOPROXY`
+# With a registry, ASF_GO_IMAGE=golang:1.26-bookworm ASF_LOADER_BASE=debian:bookworm-slim
+# use the public bases instead (the Dockerfile's defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 TAG=${ASF_IMAGE_TAG:-dev}
-BASE_IMAGE=${ASF_BASE_IMAGE:-asf/base:bookworm}
-STATIC_BASE=${ASF_STATIC_BASE:-scratch}
-NATS_VERSION=v2.15.2
+LOADER_BASE=${ASF_LOADER_BASE:-asf/base:bookworm}
+GO_IMAGE=${ASF_GO_IMAGE:-}
 # The mirror: ASF_DEBIAN_MIRROR, else the first Debian (non-security) mirror of this
 # machine's apt sources, else deb.debian.org.
 apt_mirror() {
@@ -36,7 +41,7 @@ apt_mirror() {
 }
 DEBIAN_MIRROR=${ASF_DEBIAN_MIRROR:-$(apt_mirror 2>/dev/null | head -1 || true)}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-all=(nats consul polaris lbclient atom webgate init loader loader-demo-py loader-demo-c)
+all=(polaris lbclient atom webgate init loader loader-demo-py loader-demo-c nats consul)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 
@@ -53,8 +58,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # --- the Debian base ---------------------------------------------------------------
+base_done=
 base_image() {
-  if [ "$BASE_IMAGE" != asf/base:bookworm ]; then return; fi
+  [ -z "$base_done" ] || return 0
+  base_done=1
   if has_image asf/base:bookworm && [ -z "${ASF_REBUILD_BASE:-}" ]; then
     log "asf/base:bookworm present (cached)"
     return
@@ -75,80 +82,56 @@ base_image() {
   log "asf/base:bookworm imported"
 }
 
-# --- binaries ----------------------------------------------------------------------
-need_bin() { [ -x "bin/$1" ] || { echo "images: bin/$1 missing: run make build" >&2; exit 1; }; }
-
-helpers() {
-  log "building asfbox and asfinit"
-  (cd deploy/images/asfbox && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$root/bin/" . ./cmd/asfinit)
+# --- the Go toolchain base ----------------------------------------------------------
+go_image() {
+  command -v go >/dev/null || { echo "images: go missing: the local Go base is made from this machine's Go (or set ASF_GO_IMAGE)" >&2; exit 1; }
+  local ver goroot
+  ver=$(go env GOVERSION) goroot=$(go env GOROOT)
+  GO_IMAGE=asf/golang:${ver#go}-bookworm
+  if has_image "$GO_IMAGE" && [ -z "${ASF_REBUILD_BASE:-}" ]; then
+    log "$GO_IMAGE present (cached)"
+    return
+  fi
+  base_image
+  log "making $GO_IMAGE from $goroot"
+  local ctx="$work/golang"
+  mkdir -p "$ctx"
+  cp -a "$goroot" "$ctx/go"
+  rm -rf "$ctx/go/pkg/obj" "$ctx/go/.git"
+  # This machine's trust store, so module downloads reach GOPROXY as the host's go does.
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/" 2>/dev/null || : >"$ctx/ca-certificates.crt"
+  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM asf/base:bookworm
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+COPY ca-certificates.crt /tmp/host-ca.crt
+RUN if [ -s /tmp/host-ca.crt ]; then cp /tmp/host-ca.crt /etc/ssl/certs/ca-certificates.crt; fi; rm /tmp/host-ca.crt
+COPY go /usr/local/go
+ENV GOTOOLCHAIN=local GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /go
+DOCKERFILE
+  quiet docker build -q -t "$GO_IMAGE" "$ctx"
+  rm -rf "$ctx"
 }
 
-nats_server() {
-  if [ -x bin/nats-server ] && bin/nats-server --version 2>/dev/null | grep -q "${NATS_VERSION#v}"; then return; fi
-  log "building nats-server $NATS_VERSION"
-  GOWORK=off CGO_ENABLED=0 GOBIN="$root/bin" go install -trimpath -ldflags '-s -w' "github.com/nats-io/nats-server/v2@$NATS_VERSION"
-}
-
-c_demo() {
-  mkdir -p "$1/c-echo"
-  gcc -shared -fPIC -O2 -pthread -Iservices/loader/include -o "$1/c-echo/libwrapper.so" examples/engines/c-echo/wrapper.c
-}
-
-# --- contexts ----------------------------------------------------------------------
-# static_ctx DIR: rootfs/ with a passwd naming uid 65532, a sticky /tmp, and an empty data/.
-static_ctx() {
-  mkdir -p "$1/rootfs/etc" "$1/rootfs/tmp" "$1/data"
-  chmod 1777 "$1/rootfs/tmp"
-  printf 'root:x:0:0:root:/root:/sbin/nologin\nasf:x:65532:65532:asf:/data:/sbin/nologin\n' >"$1/rootfs/etc/passwd"
-  printf 'root:x:0:\nasf:x:65532:\n' >"$1/rootfs/etc/group"
-}
-
-build() { # name context [docker build args...]
-  local name=$1 ctx=$2
-  shift 2
-  log "asf/$name:$TAG"
-  docker build -q -t "asf/$name:$TAG" -f "deploy/images/$name/Dockerfile" "$@" "$ctx" 2>&1 >/dev/null \
-    | { grep -vE "DEPRECATED|legacy builder|buildx|^ *$" || true; } >&2
+# quiet CMD...: runs a docker command, showing only its errors.
+quiet() {
+  "$@" 2>&1 >/dev/null | { grep -vE "DEPRECATED|legacy builder|buildx|BuildKit|^ *$" || true; } >&2
 }
 
 image() {
-  local name=$1 ctx="$work/$1"
-  mkdir -p "$ctx"
-  case $name in
-    polaris|lbclient|atom|webgate)
-      need_bin "$name"; static_ctx "$ctx"
-      cp bin/asfbox "bin/$name" "$ctx/"
-      build "$name" "$ctx" --build-arg "BASE=$STATIC_BASE" ;;
-    init)
-      static_ctx "$ctx"; cp bin/asfinit "$ctx/"
-      build init "$ctx" --build-arg "BASE=$STATIC_BASE" ;;
-    nats)
-      nats_server; static_ctx "$ctx"; cp bin/asfbox bin/nats-server "$ctx/"
-      build nats "$ctx" --build-arg "BASE=$STATIC_BASE" ;;
-    consul)
-      [ -x bin/consul ] || ./scripts/consul.sh
-      static_ctx "$ctx"; cp bin/asfbox bin/consul "$ctx/"
-      build consul "$ctx" --build-arg "BASE=$STATIC_BASE" ;;
-    loader)
-      need_bin loader; mkdir -p "$ctx/sdk"
-      cp bin/asfbox bin/loader "$ctx/"
-      cp -r sdk/python "$ctx/sdk/python"
-      find "$ctx/sdk" -name __pycache__ -prune -exec rm -rf {} +
-      build loader "$ctx" --build-arg "BASE=$BASE_IMAGE" ;;
-    loader-demo-py)
-      cp -r examples/engines/python-echo "$ctx/python-echo"
-      build loader-demo-py "$ctx" --build-arg "LOADER=asf/loader:$TAG" ;;
-    loader-demo-c)
-      c_demo "$ctx"
-      build loader-demo-c "$ctx" --build-arg "LOADER=asf/loader:$TAG" ;;
-  esac
+  log "asf/$1:$TAG"
+  quiet docker build -q -f deploy/images/Dockerfile --target "$1" -t "asf/$1:$TAG" \
+    --build-arg "GO_IMAGE=$GO_IMAGE" --build-arg "LOADER_BASE=$LOADER_BASE" \
+    --build-arg "GOPROXY=${ASF_GOPROXY:-$(go env GOPROXY 2>/dev/null || echo https://proxy.golang.org,direct)}" .
 }
 
 start=$(date +%s)
-wanted loader && base_image
-helpers
+[ "$LOADER_BASE" != asf/base:bookworm ] || base_image
+[ -n "$GO_IMAGE" ] || go_image
 for name in "${all[@]}"; do
-  wanted "$name" && image "$name"
+  if wanted "$name"; then image "$name"; fi
 done
 log "done in $(( $(date +%s) - start ))s"
-docker images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^asf/[a-z-]+:($TAG|bookworm)" | sort
+docker images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^asf/[a-z-]+:($TAG|bookworm|[0-9.]+-bookworm)" | sort

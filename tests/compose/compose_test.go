@@ -7,7 +7,11 @@
 //
 //	ASF_COMPOSE_PROJECT  compose project name (containers <project>_<service>_<n>)
 //	ASF_COMPOSE_URL      webgate base URL (default http://127.0.0.1:8889)
-//	ASF_COMPOSE_ENV      client.env with ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET
+//	ASF_COMPOSE_CMD      the compose command of the project, split on spaces
+//	                     (docker-compose -f deploy/compose/docker-compose.yml -p <project>):
+//	                     the demo app's keys are read as a user does, with
+//	                     `<cmd> run --rm -T secrets show` (client.env)
+//	ASF_COMPOSE_ENV      instead, a client.env file with ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET
 package compose
 
 import (
@@ -53,12 +57,11 @@ func setup(t *testing.T) env {
 	if e.base == "" {
 		e.base = "http://127.0.0.1:8889"
 	}
-	f, err := os.Open(os.Getenv("ASF_COMPOSE_ENV"))
+	clientEnv, err := readClientEnv()
 	if err != nil {
 		t.Fatalf("client credentials: %v", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(clientEnv))
 	for sc.Scan() {
 		k, v, _ := strings.Cut(strings.TrimSpace(sc.Text()), "=")
 		switch k {
@@ -74,6 +77,27 @@ func setup(t *testing.T) env {
 		t.Fatal("client.env lacks ASF_API_KEY or ASF_API_SECRET")
 	}
 	return e
+}
+
+// readClientEnv returns the demo app's client.env: the file ASF_COMPOSE_ENV names, else
+// the output of the documented `run --rm secrets show`.
+func readClientEnv() ([]byte, error) {
+	if f := os.Getenv("ASF_COMPOSE_ENV"); f != "" {
+		return os.ReadFile(f)
+	}
+	cmdline := strings.Fields(os.Getenv("ASF_COMPOSE_CMD"))
+	if len(cmdline) == 0 {
+		return nil, fmt.Errorf("set ASF_COMPOSE_CMD (the project's compose command) or ASF_COMPOSE_ENV")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, cmdline[0], append(cmdline[1:], "run", "--rm", "-T", "secrets", "show")...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s run --rm -T secrets show: %v: %s", strings.Join(cmdline, " "), err, errb.String())
+	}
+	return out.Bytes(), nil
 }
 
 // signURL adds the ASE URL-parameter HMAC authorization (authorization, date, host) for
