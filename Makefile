@@ -68,7 +68,7 @@ chaos: build ## fault table under once and stream load (kill loader/atom/lbclien
 fuzz: ## run every fuzz target of every module for a bounded time (FUZZTIME per target, default 10s)
 	./scripts/fuzz.sh $(or $(FUZZTIME),10s)
 
-images: build ## build the container images (asf/*:dev) from bin/ on a self-made Debian base
+images: ## build the container images (asf/*:dev) with deploy/images/Dockerfile on locally made bases (no registry needed)
 	./scripts/images.sh
 
 compose-test: images ## docker-compose end-to-end test: scale, kill a loader, stop a polaris (skips without Docker)
