@@ -224,6 +224,25 @@ type Want struct {
 	Names []string
 }
 
+// Services are the identities the suite issues certificates for: the five services and
+// the tools' identity (grpcx.ToolIdentity: asfbench, asfcall, schema pushes).
+var Services = []string{"polaris", "lbclient", "loader", "atom", "webgate", grpcx.ToolIdentity}
+
+// ServiceWants returns one Want per service, with identity spiffe://asf/<service>/<instance>
+// (instance "": the service's own name) and the service's name among its DNS names (its
+// name in docker-compose and Kubernetes) beside names.
+func ServiceWants(services []string, instance string, names ...string) []Want {
+	out := make([]Want, 0, len(services))
+	for _, svc := range services {
+		inst := instance
+		if inst == "" {
+			inst = svc
+		}
+		out = append(out, Want{ID: grpcx.Identity{Service: svc, Instance: inst}, Names: append([]string{svc}, names...)})
+	}
+	return out
+}
+
 // Ensure makes dir a PKI directory: a CA (dir/ca.crt, dir/ca.key) and a certificate per
 // want, generating what is missing and keeping what exists, so the second start reuses
 // the first one's files.

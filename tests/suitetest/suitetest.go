@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/pki"
 	"github.com/athenaserving/asf/libs/polarisclient"
@@ -86,13 +85,7 @@ const PKIInstance = "127.0.0.1"
 
 // PKIWants are the certificates of the suite: one per service, and asfctl for test
 // clients (File names them <service>.crt and .key).
-func PKIWants() []pki.Want {
-	var out []pki.Want
-	for _, svc := range []string{"polaris", "lbclient", "loader", "atom", "webgate", "asfctl"} {
-		out = append(out, pki.Want{ID: grpcx.Identity{Service: svc, Instance: PKIInstance}})
-	}
-	return out
-}
+func PKIWants() []pki.Want { return pki.ServiceWants(pki.Services, PKIInstance) }
 
 // PKIDir is the directory of the suite's CA (ca.crt, ca.key) and certificates
 // (<service>.crt, .key); "" with Options.Insecure. The services re-read them on every

@@ -28,7 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/pki"
 	"github.com/athenaserving/asf/libs/polarisclient"
@@ -88,13 +87,7 @@ const PKIInstance = "127.0.0.1"
 
 // PKIWants are the certificates of a suite's PKI directory: one per service and asfctl
 // (tools: schema pushes, asfbench, asfcall).
-func PKIWants() []pki.Want {
-	var out []pki.Want
-	for _, svc := range []string{"polaris", "lbclient", "loader", "atom", "webgate", "asfctl"} {
-		out = append(out, pki.Want{ID: grpcx.Identity{Service: svc, Instance: PKIInstance}})
-	}
-	return out
-}
+func PKIWants() []pki.Want { return pki.ServiceWants(pki.Services, PKIInstance) }
 
 // TLS is the internal-TLS config of certificate name (a service, or asfctl) in the
 // suite's PKI directory; with Options.Insecure it is plaintext.

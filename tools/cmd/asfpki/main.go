@@ -24,7 +24,7 @@ import (
 
 // defaultServices are the certificates init makes unless --services says otherwise:
 // the five services and asfctl for tools (asfbench, asfcall, schema pushes).
-const defaultServices = "polaris,lbclient,loader,atom,webgate,asfctl"
+var defaultServices = strings.Join(pki.Services, ",")
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -67,16 +67,8 @@ func run(args []string) error {
 	}
 	switch args[0] {
 	case "init":
-		var wants []pki.Want
 		validity := time.Duration(*days) * 24 * time.Hour
-		for _, svc := range split(*services) {
-			// The service's own name resolves to it in docker-compose and Kubernetes.
-			inst := *instance
-			if inst == "" {
-				inst = svc
-			}
-			wants = append(wants, pki.Want{ID: grpcx.Identity{Service: svc, Instance: inst}, Names: append([]string{svc}, split(*names)...)})
-		}
+		wants := pki.ServiceWants(split(*services), *instance, split(*names)...)
 		if err := pki.EnsureWith(*dir, validity, wants); err != nil {
 			return err
 		}

@@ -38,7 +38,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/pki"
 )
@@ -52,7 +51,7 @@ const (
 
 // certServices are the services with a certificate: the five services and asfctl, the
 // identity of the init job and the tools.
-var certServices = []string{"polaris", "lbclient", "loader", "atom", "webgate", "asfctl"}
+var certServices = pki.Services
 
 // deliveries lists, per consumer, the files of --dir it receives (by base name). Every
 // consumer gets only its own key; none gets the CA key.
@@ -115,10 +114,7 @@ func initSecrets(dir, deliver string, validity time.Duration, out io.Writer) err
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	var wants []pki.Want
-	for _, svc := range certServices {
-		wants = append(wants, pki.Want{ID: grpcx.Identity{Service: svc, Instance: "*"}, Names: []string{svc}})
-	}
+	wants := pki.ServiceWants(certServices, "*")
 	if err := pki.EnsureWith(filepath.Join(dir, "pki"), validity, wants); err != nil {
 		return err
 	}
