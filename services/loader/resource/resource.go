@@ -172,6 +172,9 @@ func noop() {}
 // engine call or session that uses them has ended. No resource named: nil, a no-op
 // release and no error.
 func (m *Manager) Acquire(ctx context.Context, headers map[string]string) ([]uint32, func(), error) {
+	if headers[HeaderResID] == "" && headers[HeaderPatchID] == "" {
+		return nil, noop, nil // the common request: no resource, no allocation
+	}
 	ids := IDs(headers)
 	if len(ids) == 0 {
 		return nil, noop, nil
