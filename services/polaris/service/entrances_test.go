@@ -3,16 +3,11 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -27,6 +22,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/pki"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/polaris/adminapi"
 	"github.com/athenaserving/asf/services/polaris/adminapi/auth"
@@ -43,43 +39,29 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// pki is a CA made for one test, issuing server and client certificates.
-type pki struct {
+// testPKI is a CA made for one test (libs/pki), issuing server and client certificates.
+type testPKI struct {
 	t    *testing.T
-	ca   *x509.Certificate
-	key  *ecdsa.PrivateKey
+	ca   *pki.CA
 	pool *x509.CertPool
-	n    int64
 }
 
-func newPKI(t *testing.T) *pki {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	ca, err := x509.ParseCertificate(der)
+func newPKI(t *testing.T) *testPKI {
+	ca, err := pki.NewCA("test CA")
 	must(t, err)
 	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return &pki{t: t, ca: ca, key: key, pool: pool, n: 1}
+	pool.AddCert(ca.Cert)
+	return &testPKI{t: t, ca: ca, pool: pool}
 }
 
 // issue makes a certificate for id (URI SAN spiffe://asf/<service>/<instance>), valid
 // as a server for 127.0.0.1 and as a client.
-func (p *pki) issue(id grpcx.Identity) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func (p *testPKI) issue(id grpcx.Identity) tls.Certificate {
+	leaf, err := p.ca.Issue(id)
 	must(p.t, err)
-	p.n++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(p.n), Subject: pkix.Name{CommonName: id.Service},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs: []*url.URL{id.URI()}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
+	c, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
 	must(p.t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return c
 }
 
 func must(t *testing.T, err error) {
@@ -99,7 +81,7 @@ type env struct {
 	tokens   *auth.Store
 	admin    string
 	viewer   string
-	pki      *pki
+	pki      *testPKI
 	grpcAddr string
 	httpBase string
 	insecure bool
