@@ -311,7 +311,9 @@ func TestWatcher(t *testing.T) {
 	if held.ReadTimeout() != 5*time.Second {
 		t.Fatal("held schema changed")
 	}
-	if r := fake.lastReport(); !r.GetApplied() || r.GetRevision() != 3 {
+	// The apply report follows the registry update: wait for it, then check it.
+	waitFor(t, "report of revision 3", func() bool { r := fake.lastReport(); return r != nil && r.GetRevision() == 3 })
+	if r := fake.lastReport(); !r.GetApplied() {
 		t.Fatalf("report %v", r)
 	}
 
