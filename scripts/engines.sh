@@ -10,6 +10,8 @@
 #   tts     (C, examples/engines/tts)     libespeak-ng-dev espeak-ng-data
 #   asr     (C, examples/engines/asr)     libpocketsphinx-dev pocketsphinx-en-us (pulls libsphinxbase-dev)
 #   digits  (Python, examples/engines/digits) python3-sklearn python3-numpy python3-pil
+# and for the forward engine's tests (tests/forward): python3-fastapi python3-uvicorn, an
+# upstream API served by FastAPI + uvicorn under /usr/bin/python3.
 # Output directory: $ASF_ENGINES_DIR, default bin/engines. Never fails because an engine
 # cannot be built: it says which one was skipped and why (exit 0); only a broken build
 # of an engine whose packages are present fails (exit 1).
@@ -17,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=${ASF_ENGINES_DIR:-$root/bin/engines}
-PKGS=(libespeak-ng-dev espeak-ng-data libpocketsphinx-dev pocketsphinx-en-us python3-sklearn python3-numpy python3-pil python3-venv)
+PKGS=(libespeak-ng-dev espeak-ng-data libpocketsphinx-dev pocketsphinx-en-us python3-sklearn python3-numpy python3-pil python3-venv python3-fastapi python3-uvicorn)
 INC=$root/services/loader/include
 CC=${CC:-gcc}
 PY=${ASF_PYTHON:-/usr/bin/python3}
