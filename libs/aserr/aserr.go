@@ -82,6 +82,18 @@ var (
 	ErrResNotFound = New(10166, "personalisation resource not found")
 )
 
+// Third-party API codes of the loader's forward engine (docs/protocol.md, "Forwarding to
+// a third-party API"), beside 10222/10223: the upstream API could not be reached, did not
+// answer in time, answered with an error status, or closed a session before its end. A
+// malformed answer is ErrInvalidResult (10160). Atom retries none of them on another
+// loader: the forward engine has already tried every configured upstream.
+var (
+	ErrUpstreamUnreachable = New(10224, "upstream unreachable")
+	ErrUpstreamTimeout     = New(10225, "upstream timeout")
+	ErrUpstreamStatus      = New(10226, "upstream error")
+	ErrUpstreamClosed      = New(10227, "upstream closed the session")
+)
+
 // Polaris control-plane codes (docs/contracts.md, docs/operations.md): the caller is not
 // authenticated, may not do the operation, or names a config revision that was pruned by
 // the history retention.

@@ -75,3 +75,20 @@ func TestCodeOfContext(t *testing.T) {
 		}
 	}
 }
+
+// Every code is defined once: a new code must not reuse another's number.
+func TestCodesDistinct(t *testing.T) {
+	seen := map[int]string{}
+	for _, e := range []*Error{
+		ErrInvalidOp, ErrInvalidHandle, ErrInvalidData, ErrReleased, ErrOnceTimeout, ErrRepeatedSession,
+		ErrInvalidOutput, ErrInvalidParam, ErrEngineCrashed, ErrLicenceFull, ErrSessionTimeout, ErrInvalidResult,
+		ErrBadRequest, ErrReadTimeout, ErrAppID, ErrNotFound, ErrNetwork, ErrNoEngine, ErrInternal, ErrResNotFound,
+		ErrUpstreamUnreachable, ErrUpstreamTimeout, ErrUpstreamStatus, ErrUpstreamClosed,
+		ErrUnauthenticated, ErrForbidden, ErrRevisionPruned,
+	} {
+		if prev, ok := seen[e.Code]; ok {
+			t.Errorf("code %d: %q and %q", e.Code, prev, e.Msg)
+		}
+		seen[e.Code] = e.Msg
+	}
+}
