@@ -33,10 +33,13 @@ var dataFields = map[string]bool{"text": true, "audio": true, "image": true, "vi
 
 // Wire is the "webapi" block of a capability schema, as written.
 type Wire struct {
-	Route    string  `json:"route"`
-	Request  wireDir `json:"request"`
-	Response wireDir `json:"response"`
-	Script   struct {
+	Route string `json:"route"`
+	// EnableRetry lets a client whose WebSocket dropped resume its session on a new
+	// connection with common.cmd "retry" and common.sid (ASF's enable_retry).
+	EnableRetry bool    `json:"enable_retry"`
+	Request     wireDir `json:"request"`
+	Response    wireDir `json:"response"`
+	Script      struct {
 		First []wireCond `json:"first"`
 		Every []wireCond `json:"every"`
 	} `json:"script"`
@@ -94,6 +97,7 @@ type Spec struct {
 	first   []cond
 	every   []cond
 	mapsPar bool // a request mapping rule (not a script rule) writes under $.parameter
+	retry   bool
 }
 
 type rule struct {
@@ -123,6 +127,10 @@ func (e *Error) Error() string {
 // Route is the WebAPI 2.0 route of the capability.
 func (s *Spec) Route() string { return s.route }
 
+// Retry reports whether a dropped WebSocket session of the capability may be resumed
+// with common.cmd "retry" (the block's enable_retry).
+func (s *Spec) Retry() bool { return s.retry }
+
 // Compile parses and checks a "webapi" block of capability service (the ASE parameter
 // key that business maps to by default).
 func Compile(raw []byte, service string) (*Spec, error) {
@@ -132,7 +140,7 @@ func Compile(raw []byte, service string) (*Spec, error) {
 	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("webapi: %v", err)
 	}
-	s := &Spec{route: strings.TrimSuffix(w.Route, "/"), service: service}
+	s := &Spec{route: strings.TrimSuffix(w.Route, "/"), service: service, retry: w.EnableRetry}
 	if s.route == "" || !strings.HasPrefix(s.route, "/") || strings.ContainsAny(s.route, "?# ") {
 		return nil, &Error{Where: "route", Rule: fmt.Sprintf("%q", w.Route), Reason: "must be an absolute path"}
 	}

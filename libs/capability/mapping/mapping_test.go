@@ -181,3 +181,19 @@ func FuzzRequest(f *testing.F) {
 		_ = s.Response(doc)
 	})
 }
+
+func TestRetryFlag(t *testing.T) {
+	if load(t).Retry() {
+		t.Fatal("retry is off unless the block enables it")
+	}
+	s, err := Compile([]byte(`{"route":"/v2/ise","enable_retry":true}`), "ise")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Retry() {
+		t.Fatal("enable_retry: true not compiled")
+	}
+	if _, err := Compile([]byte(`{"route":"/v2/ise","enable_retry":"yes"}`), "ise"); err == nil {
+		t.Fatal("a non-boolean enable_retry was accepted")
+	}
+}

@@ -77,6 +77,10 @@ type Options struct {
 	// MaxSubSessions bounds the sub-sessions running at once on one multiplexed socket
 	// (more are refused with 11204, the socket goes on); 0 means DefaultMaxSubSessions.
 	MaxSubSessions int
+	// RetryWait is how long a WebAPI 2.0 session whose capability enables retry outlives
+	// its dropped WebSocket, waiting for common.cmd "retry" on a new one; 0 means
+	// DefaultRetryWait.
+	RetryWait time.Duration
 }
 
 // Handler serves ASE once requests and WebSocket sessions. It is safe for concurrent use.
@@ -94,6 +98,8 @@ type Handler struct {
 	goneAway  bool          // goingAway is closed
 	goingAway chan struct{} // closed by CloseSessions
 	sessions  sync.WaitGroup
+
+	parked parkedSessions // WebAPI 2.0 sessions waiting for a retry
 }
 
 // NewHandler returns a Handler that calls atom. reg may be nil.

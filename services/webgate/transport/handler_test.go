@@ -113,10 +113,16 @@ type gate struct {
 func startGate(t testing.TB, tweak func(*Options)) *gate {
 	t.Helper()
 	fake := &fakeAtom{}
+	return startGateWith(t, fake, fake, tweak)
+}
+
+// startGateWith starts a gate whose atom is atom (fake, or a server built around it).
+func startGateWith(t testing.TB, fake *fakeAtom, atom atompb.AtomServer, tweak func(*Options)) *gate {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	gs := grpc.NewServer()
-	atompb.RegisterAtomServer(gs, fake)
+	atompb.RegisterAtomServer(gs, atom)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 

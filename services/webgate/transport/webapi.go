@@ -28,6 +28,7 @@ type webapiMsg struct {
 	ase []byte // the ASE request document
 	cmd string // common.cmd
 	cid string // common.cid
+	sid string // common.sid (the session a retry resumes)
 }
 
 // decodeWebAPI maps one WebAPI 2.0 message of info's capability into ASE request JSON.
@@ -61,6 +62,7 @@ func decodeWebAPI(info *RequestInfo, data []byte, once bool) (webapiMsg, error) 
 	if common, ok := doc["common"].(map[string]any); ok {
 		m.cmd, _ = common["cmd"].(string)
 		m.cid, _ = common["cid"].(string)
+		m.sid, _ = common["sid"].(string)
 	}
 	first := once
 	if d, ok := doc["data"].(map[string]any); ok && !once {

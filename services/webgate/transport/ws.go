@@ -49,6 +49,7 @@ const (
 	evActivity   connEventKind = iota // a message arrived
 	evClientGone                      // the read side failed: the client closed or vanished
 	evFatal                           // the connection cannot go on (oversized message)
+	evHandedOff                       // a WebAPI 2.0 retry took the socket over (webapi_retry.go)
 )
 
 type connEvent struct {
@@ -94,6 +95,13 @@ type wsConn struct {
 	stopping bool
 	started  bool // a (non-multiplexed) session has begun
 	lastCode atomic.Int64
+
+	// WebAPI 2.0 retry (webapi_retry.go). Under wmu: conn (written only by the serve
+	// goroutine, which alone reads it unlocked), parked, pending.
+	parked    bool                 // the socket dropped: writes are held in pending
+	pending   [][]byte             // messages held while parked
+	attach    chan *websocket.Conn // a retry's socket for a parked connection
+	handedOff atomic.Bool          // this socket now carries a parked connection's session
 }
 
 type subResult struct {
@@ -139,10 +147,13 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *R
 		notify:     make(chan struct{}, 1),
 		readerDone: make(chan struct{}),
 		subs:       map[string]*subSession{},
+		attach:     make(chan *websocket.Conn, 1),
 	}
 	info.Code = c.serve()
 	c.cancel()
-	_ = conn.Close()
+	if !c.handedOff.Load() {
+		_ = c.conn.Close() // the socket of the session's end, after a retry a later one
+	}
 	c.wg.Wait()
 	c.subWG.Wait()
 	c.mu.Lock()
@@ -166,7 +177,7 @@ func (h *Handler) timeouts(info *RequestInfo) (read, life time.Duration) {
 // serve is the connection loop; it returns the connection's final ASE code.
 func (c *wsConn) serve() int {
 	c.wg.Add(1)
-	go c.readLoop()
+	go c.readLoop(c.conn, c.readerDone)
 	idleTO, _ := c.h.timeouts(c.info)
 	idle := time.NewTimer(idleTO)
 	defer idle.Stop()
@@ -177,6 +188,10 @@ func (c *wsConn) serve() int {
 			case evActivity:
 				idle.Reset(idleTO)
 			case evClientGone:
+				if c.resumable(ev.err) && c.park() {
+					idle.Reset(idleTO)
+					continue
+				}
 				c.cancel() // aborts every atom stream at once: loader slots are freed
 				c.subWG.Wait()
 				// Every sub-session has ended and recorded its code. One that had sent its
@@ -195,6 +210,8 @@ func (c *wsConn) serve() int {
 				return aserr.ErrNetwork.Code
 			case evFatal:
 				return c.end(ev.err, websocket.CloseNormalClosure)
+			case evHandedOff:
+				return 0
 			}
 		case <-c.notify:
 			if code, done := c.reapFinished(); done {
@@ -289,6 +306,10 @@ func (c *wsConn) takeFinished() []subResult {
 // closeWith sends a close frame, cancels every atom stream and waits (bounded) for the
 // client's close reply, which ends the reader.
 func (c *wsConn) closeWith(code int, reason string) {
+	if c.handedOff.Load() {
+		c.cancel()
+		return
+	}
 	msg := websocket.FormatCloseMessage(code, truncateReason(reason))
 	_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait))
 	c.cancel()
@@ -299,9 +320,28 @@ func (c *wsConn) closeWith(code int, reason string) {
 func (c *wsConn) write(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeLocked(b)
+}
+
+// writeLocked writes b with wmu held; on a connection that may be resumed (WebAPI 2.0
+// retry) a message that cannot be written is held for the next socket instead.
+func (c *wsConn) writeLocked(b []byte) error {
+	if c.handedOff.Load() {
+		return nil // the socket belongs to a resumed session now
+	}
+	if c.parked {
+		c.hold(b)
+		return nil
+	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
 	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
-		return err
+		if !c.retryable() {
+			return err
+		}
+		c.parked = true
+		c.hold(b)
+		_ = c.conn.Close() // the reader notices and the connection parks
+		return nil
 	}
 	c.h.metrics.bytesOut.Add(float64(len(b)))
 	return nil
@@ -322,8 +362,8 @@ func (c *wsConn) emit(ev connEvent) {
 }
 
 // readMessage reads one message of at most MaxFrameBytes.
-func (c *wsConn) readMessage() ([]byte, error) {
-	_, r, err := c.conn.NextReader()
+func (c *wsConn) readMessage(conn *websocket.Conn) ([]byte, error) {
+	_, r, err := conn.NextReader()
 	if err != nil {
 		return nil, err
 	}
@@ -383,13 +423,14 @@ func readLimited(r io.Reader, limit int64, b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// readLoop reads client messages and dispatches them to sub-sessions. After the
-// connection starts ending it keeps reading only to notice the client's close.
-func (c *wsConn) readLoop() {
+// readLoop reads client messages of conn and dispatches them to sub-sessions; it closes
+// done when it returns. After the connection starts ending it keeps reading only to
+// notice the client's close.
+func (c *wsConn) readLoop(conn *websocket.Conn, done chan struct{}) {
 	defer c.wg.Done()
-	defer close(c.readerDone)
+	defer close(done)
 	for {
-		data, err := c.readMessage()
+		data, err := c.readMessage(conn)
 		if err != nil {
 			if tl := (*ErrTooLarge)(nil); errors.As(err, &tl) {
 				c.emit(connEvent{kind: evFatal, err: err})
@@ -401,6 +442,10 @@ func (c *wsConn) readLoop() {
 		c.h.metrics.bytesIn.Add(float64(len(data)))
 		c.emit(connEvent{kind: evActivity})
 		c.dispatch(data)
+		if c.handedOff.Load() {
+			c.emit(connEvent{kind: evHandedOff})
+			return
+		}
 	}
 }
 
@@ -420,7 +465,8 @@ func (c *wsConn) dispatch(data []byte) {
 }
 
 // webapi maps a WebAPI 2.0 message to ASE request JSON (releasing the message's buffer)
-// and answers the commands that go no further: kpal and retry. A message that does not
+// and answers the commands that go no further: kpal, retry (the socket goes to the session
+// it resumes) and close of a sub-session that is not running. A message that does not
 // decode ends the session like an ASE message that does not parse (pre); in multiplex
 // mode it is answered alone. ok is false when nothing is left to route.
 func (c *wsConn) webapi(data []byte) (out []byte, pre error, ok bool) {
@@ -428,6 +474,9 @@ func (c *wsConn) webapi(data []byte) (out []byte, pre error, ok bool) {
 	putMsgBuf(data)
 	if err == nil && c.info.Multiplex && m.cid == "" {
 		err = aserr.New(aserr.ErrBadRequest.Code, "common.cid is required in multiplex mode")
+	}
+	if err == nil && m.cmd == cmdRetry {
+		err = c.retry(m)
 	}
 	switch {
 	case err != nil && !c.info.Multiplex:
@@ -438,9 +487,11 @@ func (c *wsConn) webapi(data []byte) (out []byte, pre error, ok bool) {
 	case m.cmd == cmdKeepAlive:
 		_ = c.write(appendKeepAlive(nil, c.info.SID, m.cid))
 		return nil, nil, false
-	case m.cmd == cmdRetry:
-		err := aserr.New(aserr.ErrBadRequest.Code, "common.cmd retry is not supported")
-		_ = c.write(appendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), m.cid))
+	case m.cmd == cmdRetry: // taken by a waiting session (webapi_retry.go)
+		return nil, nil, false
+	case m.cmd == cmdClose && c.info.Multiplex && !c.running(m.cid):
+		// A close of a sub-session that ended (or never began) has nothing left to end:
+		// clients send it after every session, after an error too.
 		return nil, nil, false
 	}
 	return m.ase, nil, true
