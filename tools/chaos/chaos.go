@@ -98,6 +98,8 @@ type Result struct {
 	NATSDown time.Duration
 	// Failures lists why ops failed (distinct messages, with counts).
 	Failures []string
+	// Notes are further measurements of the row (shown under the table).
+	Notes []string
 	// Violations say which threshold failed; empty means the row passed.
 	Violations []string
 	Err        error
@@ -237,14 +239,16 @@ func RunFault(ctx context.Context, o Options, f Fault) (res Result, err error) {
 	if f.NATS {
 		res.NATSDown = <-natsDone
 	}
-	evaluate(&res, l.Ops(), faultAt, hitAt)
+	Evaluate(&res, l.Ops(), faultAt, hitAt)
 	return res, nil
 }
 
-// evaluate counts the ops that ended after the fault and checks the thresholds. Ops
+// Evaluate counts the ops that ended after the fault and checks the thresholds into res
+// (res.Fault and res.InFlightOnce/InFlightStream at faultAt set by the caller). Ops
 // started before hitAt (the fault fully landed) were running on the faulty process and
-// count as in flight ("cut" when they fail); later ones must succeed.
-func evaluate(res *Result, ops []Op, faultAt, hitAt time.Time) {
+// count as in flight ("cut" when they fail); later ones must succeed. RunFault uses it;
+// so do fault tables run against other deployments (tests/compose).
+func Evaluate(res *Result, ops []Op, faultAt, hitAt time.Time) {
 	why := map[string]int{}
 	for _, op := range ops {
 		if op.End.Before(faultAt) {
@@ -391,10 +395,13 @@ func Markdown(rs []Result) string {
 	}
 	b.WriteString("\n")
 	for _, r := range rs {
-		if len(r.Failures) == 0 && len(r.Violations) == 0 {
+		if len(r.Failures) == 0 && len(r.Violations) == 0 && len(r.Notes) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "- **%s**", r.Fault.Name)
+		if len(r.Notes) > 0 {
+			fmt.Fprintf(&b, " — %s", strings.Join(r.Notes, "; "))
+		}
 		if len(r.Violations) > 0 {
 			fmt.Fprintf(&b, " — violated: %s", strings.Join(r.Violations, "; "))
 		}

@@ -82,7 +82,7 @@ func TestEvaluate(t *testing.T) {
 		{Stream: true, Start: at(1100), End: at(1300)},
 	}
 	res := Result{Fault: Fault{Name: "x", Kind: Kill}, InFlightOnce: 1, InFlightStream: 1}
-	evaluate(&res, ops, fault, hit)
+	Evaluate(&res, ops, fault, hit)
 	if !res.Pass() || res.Once != (Counts{Total: 2, Failed: 1, Cut: 1}) || res.Stream != (Counts{Total: 2, Failed: 1, Cut: 1}) {
 		t.Fatalf("%+v", res)
 	}
@@ -91,7 +91,7 @@ func TestEvaluate(t *testing.T) {
 	}
 	late := append(ops, Op{Start: at(1500), End: at(1600), Err: "code 10222"}, Op{Stream: true, Start: at(1500), End: at(1600), Err: "write", Bad: true})
 	res = Result{Fault: Fault{Name: "x", Kind: Kill, ZeroOnce: true}, InFlightOnce: 1, InFlightStream: 1}
-	evaluate(&res, late, fault, hit)
+	Evaluate(&res, late, fault, hit)
 	if res.Pass() || len(res.Violations) != 4 { // once late, stream late, once zero, bad session
 		t.Fatalf("violations %q", res.Violations)
 	}
