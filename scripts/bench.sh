@@ -39,15 +39,10 @@ go build -trimpath -o bin/asfbench ./tools/cmd/asfbench
 # C engine in process vs isolation; built without -trimpath so it finds examples/engines/c-echo)
 # and lbbench (lbclient Pick throughput and load-change propagation, 1000 loaders / 50 services).
 # A failed build leaves their figures marked "not measured" in the report.
-go build -o bin/loaderbench ./services/loader/cmd/loaderbench ||
+go build -o bin/loaderbench ./tools/cmd/loaderbench ||
 	echo "bench: loaderbench build failed; the loader figures will be missing" >&2
-# lbbench builds on its own module's requirements; when they lag behind libs (go.mod not yet
-# tidied), it builds in the workspace like the services.
-if ! (cd services/lbclient/integration && GOWORK=off go build -o ../../../bin/lbbench ./cmd/lbbench); then
-	echo "bench: lbbench does not build on its module's own requirements; building it in the workspace" >&2
-	(cd services/lbclient/integration && go build -o ../../../bin/lbbench ./cmd/lbbench) ||
-		echo "bench: lbbench build failed; the lbclient figures will be missing" >&2
-fi
+go build -trimpath -o bin/lbbench ./tools/cmd/lbbench ||
+	echo "bench: lbbench build failed; the lbclient figures will be missing" >&2
 
 # 2000 WebSocket sessions need a few thousand descriptors on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mods=(libs services/polaris services/lbclient services/atom services/loader services/webgate tools)
-[ "${1:-}" = unit ] || mods+=(services/lbclient/integration)
 [ "${1:-}" = unit ] || mods+=(tests)
 fail=0
 for m in "${mods[@]}"; do

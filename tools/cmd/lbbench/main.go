@@ -3,8 +3,8 @@
 // (with its embedded NATS) and lbclient, registers synthetic loaders through polaris'
 // gRPC registry and heartbeats them every second, as loaders do.
 //
-//	go run ./cmd/lbbench -loaders 1000 -services 50 -duration 10s
-//	go run ./cmd/lbbench -json
+//	go run ./tools/cmd/lbbench -loaders 1000 -services 50 -duration 10s
+//	go run ./tools/cmd/lbbench -json
 package main
 
 import (

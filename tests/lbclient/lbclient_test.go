@@ -1,4 +1,4 @@
-package integration
+package lbclient_test
 
 import (
 	"context"
