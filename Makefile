@@ -3,7 +3,7 @@ SERVICES := polaris lbclient atom loader webgate
 MODULES  := libs $(addprefix services/,$(SERVICES)) tools tests
 GO       ?= go
 
-.PHONY: help build run test test-unit proto proto-tools verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz chaos images compose-test helm-test
+.PHONY: help build run test test-unit proto proto-tools verify verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz chaos images compose-test helm-test
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,8 +39,11 @@ consul: ## build the Consul agent v1.14.11 (for the polaris consul backend) into
 chromium: ## install Debian's chromium for the console test (when root)
 	./scripts/chromium.sh
 
-vet: ## go vet every module
-	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+vet: ## go vet every module of go.work
+	@for m in $$($(GO) list -m -f '{{.Dir}}'); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+verify: ## gofmt, go mod tidy, go vet and staticcheck on every module of go.work, and the layering test
+	./scripts/verify.sh
 
 fmt: ## gofmt every module
 	gofmt -l -w $(MODULES)

@@ -16,7 +16,7 @@ type testCfg struct {
 	Peers   []string          `cfg:"peers"`
 	Labels  map[string]string `cfg:"labels"`
 	Token   string            `cfg:"token" secret:"true"`
-	skipped int
+	skipped int               //lint:ignore U1000 present to show that unexported fields are not configuration
 }
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

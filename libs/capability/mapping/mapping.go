@@ -299,7 +299,7 @@ func parseCond(s string) (cond, error) {
 // parsePath parses "$.a.b" into [a b]; the first segment must be one of roots.
 func parsePath(p string, roots []string) ([]string, error) {
 	if !strings.HasPrefix(p, "$.") {
-		return nil, fmt.Errorf("path %q must start with $.", p)
+		return nil, fmt.Errorf("path %q must start with $.<root>", p)
 	}
 	segs := strings.Split(p[2:], ".")
 	for _, s := range segs {

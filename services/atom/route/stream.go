@@ -146,9 +146,8 @@ type stream struct {
 	keptBytes  int
 	replayable bool
 
-	cur      *attempt
-	attempts int
-	lastErr  error
+	cur     *attempt
+	lastErr error
 }
 
 // attempt is one loader session. gotOutput is shared with its pump; the rest belongs to

@@ -223,7 +223,7 @@ func (e *env) grpcConn(r role) (*grpc.ClientConn, context.Context) {
 func grpcCode(err error) int { return aserr.CodeOf(grpcx.FromStatus(err)) }
 
 func onGRPC(f func(ctx context.Context, e *env, cc *grpc.ClientConn) error) call {
-	return func(ctx context.Context, e *env, r role) int {
+	return func(_ context.Context, e *env, r role) int {
 		cc, tctx := e.grpcConn(r)
 		defer cc.Close()
 		ctx, cancel := context.WithTimeout(tctx, 10*time.Second)
