@@ -11,7 +11,30 @@ require (
 )
 
 require (
+	github.com/armon/go-metrics v0.4.0 // indirect
+	github.com/athenaserving/asf/services/atom v0.0.0 // indirect
+	github.com/athenaserving/asf/services/lbclient v0.0.0 // indirect
+	github.com/athenaserving/asf/services/loader v0.0.0 // indirect
+	github.com/athenaserving/asf/services/polaris v0.0.0 // indirect
+	github.com/athenaserving/asf/services/webgate v0.0.0 // indirect
+	github.com/fatih/color v1.13.0 // indirect
+	github.com/go-kit/kit v0.13.0 // indirect
+	github.com/hashicorp/consul/api v1.18.1 // indirect
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+	github.com/hashicorp/go-hclog v1.2.2 // indirect
+	github.com/hashicorp/go-immutable-radix v1.3.1 // indirect
+	github.com/hashicorp/go-rootcerts v1.0.2 // indirect
+	github.com/hashicorp/golang-lru v0.5.4 // indirect
+	github.com/hashicorp/serf v0.10.1 // indirect
+	github.com/mitchellh/go-homedir v1.1.0 // indirect
+	github.com/mitchellh/mapstructure v1.5.0 // indirect
+	go.etcd.io/bbolt v1.4.3 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
+
+require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
+	github.com/athenaserving/asf/tests v0.0.0
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
@@ -49,3 +72,15 @@ replace (
 	github.com/athenaserving/asf/sdk/go => ../../sdk/go
 	github.com/athenaserving/asf/tools => ..
 )
+
+replace github.com/athenaserving/asf/tests => ../../tests
+
+replace github.com/athenaserving/asf/services/atom => ../../services/atom
+
+replace github.com/athenaserving/asf/services/lbclient => ../../services/lbclient
+
+replace github.com/athenaserving/asf/services/loader => ../../services/loader
+
+replace github.com/athenaserving/asf/services/polaris => ../../services/polaris
+
+replace github.com/athenaserving/asf/services/webgate => ../../services/webgate

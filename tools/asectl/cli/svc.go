@@ -188,12 +188,14 @@ type loadRow struct {
 func (a *app) topCmd() *cobra.Command {
 	var interval time.Duration
 	var count int
+	var all bool
 	cmd := &cobra.Command{
 		Use:   "top [SERVICE...]",
 		Short: "Live load of every loader (or the services named), refreshed",
 		Long: `top shows each provider's load as it reports it to polaris: total slots (licence),
 idle slots, busy share, live and enabled, refreshed every --interval until Ctrl-C (or
---count refreshes). On a terminal the screen is redrawn.`,
+--count refreshes). On a terminal the screen is redrawn. Without SERVICE it shows every
+capability's loaders (--all adds the suite's own services: atom, lbclient, ...).`,
 		Example:           "  asectl top\n  asectl top echo --interval 1s\n  asectl top --count 1 -o json",
 		ValidArgsFunction: a.completeServices,
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -215,7 +217,7 @@ idle slots, busy share, live and enabled, refreshed every --interval until Ctrl-
 					case <-t.C:
 					}
 				}
-				rows, err := topRows(cmd.Context(), c, argv)
+				rows, err := topRows(cmd.Context(), c, argv, all)
 				if err != nil {
 					return err
 				}
@@ -238,18 +240,23 @@ idle slots, busy share, live and enabled, refreshed every --interval until Ctrl-
 	}
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "refresh interval")
 	cmd.Flags().IntVar(&count, "count", 0, "stop after this many refreshes (0: until Ctrl-C)")
+	cmd.Flags().BoolVar(&all, "all", false, "also the suite's own services (atom, lbclient, webgate, polaris)")
 	return cmd
 }
 
-// topRows reads every provider of services (all services when empty), busiest first.
-func topRows(ctx context.Context, c *admin.Client, services []string) ([]loadRow, error) {
+// suiteServices register themselves with polaris beside the capabilities' loaders.
+var suiteServices = map[string]bool{"atom": true, "lbclient": true, "webgate": true, "polaris": true}
+
+// topRows reads every provider of services (all capabilities when empty; with all, the
+// suite's services too), busiest first.
+func topRows(ctx context.Context, c *admin.Client, services []string, all bool) ([]loadRow, error) {
 	if len(services) == 0 {
 		ss, err := c.Services(ctx)
 		if err != nil {
 			return nil, err
 		}
 		for _, s := range ss {
-			if s.Providers > 0 {
+			if s.Providers > 0 && (all || !suiteServices[s.Service]) {
 				services = append(services, s.Service)
 			}
 		}
