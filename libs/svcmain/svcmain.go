@@ -1,6 +1,6 @@
 // Package svcmain is the whole of every service's main: load config, build the logger and
 // the metrics registry, start the service, log one "ready" line with its addresses, wait
-// for SIGINT/SIGTERM, shut down within a bound.
+// for SIGINT/SIGTERM, shut down within a bound (a second signal exits at once).
 //
 //	func main() {
 //	    svcmain.Main("loader", loader.DefaultConfig(), func(cfg loader.Config, log zerolog.Logger, reg *prometheus.Registry) (svcmain.Service, error) {
@@ -14,12 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/athenaserving/asf/libs/cfgload"
+	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +40,8 @@ const ShutdownTimeout = 15 * time.Second
 // Main runs a service until a signal and exits the process: 0 after a clean shutdown,
 // 1 on a start-up or shutdown error, 2 on bad configuration.
 func Main[C any](name string, cfg C, build func(C, zerolog.Logger, *prometheus.Registry) (Service, error)) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT/SIGTERM starts the bounded shutdown; a second exits at once.
+	ctx, stop := lifecycle.SignalContext(context.Background(), nil)
 	defer stop()
 	code := Run(ctx, name, os.Args[1:], os.Getenv, cfg, build)
 	stop()
