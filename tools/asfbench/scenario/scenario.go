@@ -308,7 +308,9 @@ func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
 	sc := &report.Scenario{ID: "once", Title: "1. Once, echo engine, HTTP", XLabel: "concurrency", Baseline: "bare Go echo",
 		Description: fmt.Sprintf("Closed loop. Signed ASE once requests (POST /v1/private/echo, %d-byte text) through webgate → atom → loader(echo), "+
 			"against a bare Go net/http JSON echo (the floor for the HTTP path). OIP v2 rows: signed POST /v2/models/echo/infer with one "+
-			"%d-byte BYTES tensor `input`, through the suite and against the bare echo's OIP route.", env.Profile.OncePayload, env.Profile.OncePayload)}
+			"%d-byte BYTES tensor `input`, through the suite and against the bare echo's OIP route. WebAPI 2.0 rows: the same text in "+
+			"iFLYTEK's WebAPI 2.0 envelope (POST /v2/echo, data.text; an echo schema with only a `webapi` block is pushed before them), "+
+			"through the same pipeline, against the same bare Go echo rows and targets.", env.Profile.OncePayload, env.Profile.OncePayload)}
 	for _, c := range env.Profile.OnceConcurrency {
 		load, x := asfbench.Load{Concurrency: c}, float64(c)
 		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, env.suiteSide(s, "suite", "bare Go echo",
@@ -321,6 +323,9 @@ func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
 		}
 	}
 	sc.Targets = onceTargets(sc, env)
+	if err := runWebAPIOnce(ctx, env, s, sc); err != nil {
+		return sc, err
+	}
 	// OIP v2: signed infer requests with one BYTES tensor "input" to model echo, through
 	// the suite and against the bare Go OIP echo.
 	for _, c := range env.Profile.OIPConcurrency {

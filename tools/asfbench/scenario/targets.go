@@ -18,6 +18,11 @@ const (
 )
 
 func (e *Env) notMeasuredWhy(sc *report.Scenario, x float64, inProfile []int) string {
+	return e.notMeasuredWhyOf(sc, "suite", x, inProfile)
+}
+
+// notMeasuredWhyOf says why system has no measured row at x.
+func (e *Env) notMeasuredWhyOf(sc *report.Scenario, system string, x float64, inProfile []int) string {
 	found := false
 	for _, v := range inProfile {
 		found = found || float64(v) == x
@@ -26,7 +31,7 @@ func (e *Env) notMeasuredWhy(sc *report.Scenario, x float64, inProfile []int) st
 		return fmt.Sprintf("%s %.0f is not in the %s profile", sc.XLabel, x, e.Profile.Name)
 	}
 	for _, r := range sc.Rows {
-		if r.System == "suite" && r.X == x && r.NotAvailable != "" {
+		if r.System == system && r.X == x && r.NotAvailable != "" {
 			return r.NotAvailable
 		}
 	}
@@ -51,9 +56,15 @@ func rowPair(sc *report.Scenario, system, baseline string, x float64) (r, b *rep
 
 // onceTargets checks the suite's once rows: p50 at c=1 and the throughput share at c=64.
 func onceTargets(sc *report.Scenario, env *Env) []report.Target {
+	return onceTargetsOf(sc, env, "suite", "webgate once")
+}
+
+// onceTargetsOf checks the once rows of system (named name in the metrics) against the
+// same targets and the same bare Go echo rows.
+func onceTargetsOf(sc *report.Scenario, env *Env, system, name string) []report.Target {
 	var out []report.Target
-	const m1 = "webgate once p50, c=1 (full path, echo)"
-	if r, b := rowPair(sc, "suite", "bare Go echo", 1); r != nil {
+	m1 := name + " p50, c=1 (full path, echo)"
+	if r, b := rowPair(sc, system, "bare Go echo", 1); r != nil {
 		t := report.CheckMax(m1, msF(r.Result.Summary.P50), msF(onceP50C1), "%.3f ms")
 		if r.Result.Summary.Errors > 0 {
 			t.Status = report.StatusFail
@@ -64,10 +75,10 @@ func onceTargets(sc *report.Scenario, env *Env) []report.Target {
 		}
 		out = append(out, t)
 	} else {
-		out = append(out, report.NotMeasured(m1, fmt.Sprintf("≤ %.1f ms", msF(onceP50C1)), env.notMeasuredWhy(sc, 1, env.Profile.OnceConcurrency)))
+		out = append(out, report.NotMeasured(m1, fmt.Sprintf("≤ %.1f ms", msF(onceP50C1)), env.notMeasuredWhyOf(sc, system, 1, env.Profile.OnceConcurrency)))
 	}
-	const m64 = "webgate once throughput, c=64, share of bare echo"
-	r, b := rowPair(sc, "suite", "bare Go echo", 64)
+	m64 := name + " throughput, c=64, share of bare echo"
+	r, b := rowPair(sc, system, "bare Go echo", 64)
 	switch {
 	case r != nil && b != nil && b.Result.Summary.Throughput > 0:
 		share := r.Result.Summary.Throughput / b.Result.Summary.Throughput
@@ -78,7 +89,7 @@ func onceTargets(sc *report.Scenario, env *Env) []report.Target {
 	case r != nil:
 		out = append(out, report.NotMeasured(m64, fmt.Sprintf("≥ %.2f × bare echo", onceRatioC64), "the bare Go echo row is missing"))
 	default:
-		out = append(out, report.NotMeasured(m64, fmt.Sprintf("≥ %.2f × bare echo", onceRatioC64), env.notMeasuredWhy(sc, 64, env.Profile.OnceConcurrency)))
+		out = append(out, report.NotMeasured(m64, fmt.Sprintf("≥ %.2f × bare echo", onceRatioC64), env.notMeasuredWhyOf(sc, system, 64, env.Profile.OnceConcurrency)))
 	}
 	return out
 }

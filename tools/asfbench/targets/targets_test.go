@@ -2,9 +2,11 @@ package targets
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,4 +77,36 @@ func TestOnceParsesTiming(t *testing.T) {
 	assert.True(t, tm.Present)
 	assert.Equal(t, 300*time.Microsecond, tm.Webgate)
 	assert.Equal(t, 10*time.Microsecond, tm.Engine)
+}
+
+// TestWebAPIOnce: the WebAPI 2.0 target posts the envelope to the route, signed, and
+// reads the WebAPI 2.0 answer's code.
+func TestWebAPIOnce(t *testing.T) {
+	var gotPath, gotAuth string
+	var gotBody map[string]map[string]any
+	var answer atomic.Value
+	answer.Store(`{"code":0,"message":"success","sid":"s","data":{"result":"YWJjZA==","status":3}}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotPath, gotAuth = r.URL.Path, r.URL.Query().Get("authorization")
+		_ = json.NewDecoder(r.Body).Decode(&gotBody)
+		_, _ = w.Write([]byte(answer.Load().(string)))
+	}))
+	defer srv.Close()
+	tg := NewWebAPIOnce(ASEOnceConfig{BaseURL: srv.URL, Service: "echo", AppID: "bench",
+		Creds: asfbench.Credentials{APIKey: "k", APISecret: "s"}, PayloadSize: 4}, "/v2/echo")
+	defer tg.Close()
+	d, err := tg.NewDoer(t.Context(), 0)
+	require.NoError(t, err)
+	_, err = d.Do(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "/v2/echo", gotPath)
+	assert.NotEmpty(t, gotAuth)
+	assert.Equal(t, "bench", gotBody["common"]["app_id"])
+	assert.Equal(t, "YWJjZA==", gotBody["data"]["text"], "abcd")
+
+	answer.Store(`{"code":10163,"message":"invalid request","sid":"s"}`)
+	_, err = d.Do(t.Context())
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, "code 10163", e.Kind())
 }
