@@ -59,14 +59,21 @@ func decodeWebAPI(info *RequestInfo, data []byte, once bool) (webapiMsg, error) 
 			}
 		}
 	}
-	if common, ok := doc["common"].(map[string]any); ok {
-		m.cmd, _ = common["cmd"].(string)
-		m.cid, _ = common["cid"].(string)
-		m.sid, _ = common["sid"].(string)
+	if c := common(doc); c != nil {
+		m.cmd, _ = c["cmd"].(string)
+		m.cid, _ = c["cid"].(string)
+		m.sid, _ = c["sid"].(string)
 	}
 	first := once
 	if d, ok := doc["data"].(map[string]any); ok && !once {
 		first = isZero(d["status"])
+	}
+	if first && m.cmd == "" {
+		// As ASF's webgate: a session (or once request) names its app, before anything
+		// else is checked.
+		if id, _ := common(doc)["app_id"].(string); id == "" {
+			return m, aserr.New(aserr.ErrAppID.Code, "app_id cannot be empty")
+		}
 	}
 	out := spec.Request(doc, first)
 	if m.cmd == cmdClose {
@@ -85,6 +92,12 @@ func decodeWebAPI(info *RequestInfo, data []byte, once bool) (webapiMsg, error) 
 	}
 	m.ase = b
 	return m, nil
+}
+
+// common is the request's common object (nil when absent).
+func common(doc map[string]any) map[string]any {
+	c, _ := doc["common"].(map[string]any)
+	return c
 }
 
 func isZero(v any) bool {

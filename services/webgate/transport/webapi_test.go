@@ -200,3 +200,22 @@ func FuzzDecodeWebAPI(f *testing.F) {
 		}
 	})
 }
+
+// TestWebAPIAppIDRequired: as ASF's webgate, a once request or a session's first frame
+// without common.app_id is refused with 10313 (HTTP 400 on once), before validation.
+func TestWebAPIAppIDRequired(t *testing.T) {
+	g, _ := webapiGate(t)
+	for _, body := range []string{`{"data":{"text":"aGk="}}`, `{"common":{"uid":"u"},"data":{"status":2,"text":"aGk="}}`, `{"common":{"app_id":""},"data":{"text":"aGk="}}`} {
+		resp, b := post(t, g.srv.URL+"/v2/echo", body)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		var r webapiResponse
+		require.NoError(t, json.Unmarshal(b, &r), string(b))
+		assert.Equal(t, 10313, r.Code, body)
+		assert.Equal(t, "app_id cannot be empty", r.Message)
+	}
+	conn := dialPath(t, g, "/v2/echo")
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(`{"data":{"status":0,"seq":0,"text":"YQ=="}}`)))
+	r := readWebAPI(t, conn)
+	assert.Equal(t, 10313, r.Code)
+	assert.Equal(t, websocket.CloseNormalClosure, readClose(t, conn).Code)
+}
