@@ -27,6 +27,7 @@ import (
 	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lbpick"
+	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
@@ -150,28 +151,23 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool(grpcx.FastFailure(), grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "loader"))}
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
 	// On any error below, release what was opened so far, last first.
-	undo := []func(){s.runStop}
-	defer func() {
-		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		}
-	}()
+	var undo lifecycle.Stack
+	defer undo.CloseIf(&err)
+	undo.PushFunc(s.runStop)
 	if s.lbConn, err = grpcx.Dial(cfg.LBAddr, tlsx.DialOption(tb, "lbclient")); err != nil {
 		return nil, fmt.Errorf("atom lbclient: %w", err)
 	}
-	undo = append(undo, func() { _ = s.lbConn.Close() })
+	undo.Push(s.lbConn.Close)
 	s.lb = lbpick.New(s.lbConn, lbpick.Options{Streams: cfg.LBStreams, OnDropped: s.dropped, Log: log.With().Str("component", "lbpick").Logger()})
-	undo = append(undo, func() { _ = s.lb.Close() })
+	undo.Push(s.lb.Close)
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen); err != nil {
 		return nil, fmt.Errorf("atom grpc listen %s: %w", cfg.GRPCListen, err)
 	}
-	undo = append(undo, func() { _ = s.grpcLn.Close() })
+	undo.Push(s.grpcLn.Close)
 	if s.admin, err = obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts())); err != nil {
 		return nil, fmt.Errorf("atom: %w", err)
 	}
-	undo = append(undo, func() { _ = s.admin.Shutdown(context.Background()) })
+	undo.Push(func() error { return s.admin.Shutdown(context.Background()) })
 	var metaOf func(string) *convert.Meta
 	if cfg.Polaris != "" {
 		if s.polaris, err = polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, CacheDir: cacheDir(cfg.DataDir), DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}); err != nil {
@@ -348,17 +344,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		})
 	}
 
-	done := make(chan struct{})
-	go func() {
-		s.grpc.GracefulStop()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.grpc.Stop()
-		<-done
-	}
+	lifecycle.StopWithin(ctx, s.grpc)
 	if !s.serving.Load() {
 		_ = s.grpcLn.Close() // Serve never took it over
 	}

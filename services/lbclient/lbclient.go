@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
@@ -151,7 +152,7 @@ type Server struct {
 }
 
 // New validates cfg and binds the gRPC and admin listeners; nothing runs until Start.
-func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, error) {
+func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
@@ -162,13 +163,16 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err != nil {
 		return nil, fmt.Errorf("lbclient: %w", err)
 	}
+	// On any error below, release what was opened so far, last first.
+	var undo lifecycle.Stack
+	defer undo.CloseIf(&err)
 	ln, err := net.Listen("tcp", cfg.GRPCListen)
 	if err != nil {
 		return nil, fmt.Errorf("lbclient grpc listen %s: %w", cfg.GRPCListen, err)
 	}
+	undo.Push(ln.Close)
 	self, err := advertiseAddr(cfg.Advertise, ln.Addr().String())
 	if err != nil {
-		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient: %w", err)
 	}
 	// lb is set below, before anything runs: the view tells it of dropped loaders, which
@@ -189,35 +193,30 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		Self:           self,
 	})
 	if err != nil {
-		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
 	natsAuth, err := cfg.NATS.ClientOptions(cfg.TLS.Insecure, log)
 	// NATS with the internal plane's mutual TLS when its files are set.
 	natsAuth = append(natsAuth, natsbus.TLSOption(tb)...)
 	if err != nil {
-		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
 	src, err := source.New(source.Config{PolarisAddr: cfg.PolarisAddr, NATSURL: cfg.NATSURL, NATSOptions: natsAuth, SweepEvery: cfg.ReportInterval,
 		DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}, view, log, reg)
 	if err != nil {
-		_ = ln.Close()
 		return nil, fmt.Errorf("lbclient: %w", err)
 	}
+	undo.Push(src.Close)
 	lb, err = transport.NewLB(view, time.Now, reg)
 	if err != nil {
-		_ = ln.Close()
-		_ = src.Close()
 		return nil, fmt.Errorf("lbclient metrics: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self, lb: lb}
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
-		_ = ln.Close()
-		_ = src.Close()
 		return nil, fmt.Errorf("lbclient: %w", err)
 	}
+	undo.Push(func() error { return admin.Shutdown(context.Background()) })
 	admin.Handle("/v1/view", transport.ViewHandler(view, time.Now, s.Ready, func() any {
 		return struct {
 			source.Info
@@ -229,9 +228,6 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		// Registered as a replica, the others split the loaders' idle slots with this one.
 		c, err := polarisclient.DialWith(cfg.PolarisAddr, polarisclient.Options{Log: log, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}})
 		if err != nil {
-			_ = ln.Close()
-			_ = src.Close()
-			_ = admin.Shutdown(context.Background())
 			return nil, fmt.Errorf("lbclient: %w", err)
 		}
 		s.polaris = c
@@ -411,21 +407,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 
 	// Health.Shutdown sets NOT_SERVING and ignores later updates from the watcher.
 	s.grpc.Health.Shutdown()
-	done := make(chan struct{})
-	go func() {
-		s.grpc.GracefulStop()
-		close(done)
-	}()
 	// GracefulStop sends GOAWAY at once and then waits for the handlers; a PickStream
 	// ends only when told. A caller that reopens meanwhile reaches a server that ends
 	// that stream too, and then another replica.
-	s.lb.EndStreams()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.grpc.Stop()
-		<-done
-	}
+	lifecycle.StopWithin(ctx, s.grpc, s.lb.EndStreams)
 	if !started {
 		// Serve never ran: the listener is still open.
 		_ = s.ln.Close()

@@ -28,6 +28,7 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/cfgload"
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
@@ -170,7 +171,7 @@ type Server struct {
 }
 
 // New validates cfg, builds the engine and binds both listeners; nothing runs yet.
-func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, error) {
+func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("loader config: %w", err)
 	}
@@ -185,19 +186,21 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
 	}
+	// On any error below, release what was opened so far, last first.
+	var undo lifecycle.Stack
+	defer undo.CloseIf(&err)
 	ln, err := net.Listen("tcp", cfg.GRPCListen)
 	if err != nil {
 		return nil, fmt.Errorf("loader grpc listen %s: %w", cfg.GRPCListen, err)
 	}
+	undo.Push(ln.Close)
 	adv, err := AdvertiseAddr(cfg.Advertise, ln.Addr().String())
 	if err != nil {
-		_ = ln.Close()
 		return nil, fmt.Errorf("loader: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng, tls: tb}
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
-		_ = ln.Close()
 		return nil, fmt.Errorf("loader: %w", err)
 	}
 	s.admin = admin
@@ -335,14 +338,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	cancel()
 	// (4) stop gRPC.
 	if s.started.Load() {
-		stopped := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-ctx.Done():
-			s.grpc.Stop()
-			<-stopped
-		}
+		lifecycle.StopWithin(ctx, s.grpc)
 	} else {
 		s.grpc.Stop()
 		_ = s.ln.Close()

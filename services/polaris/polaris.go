@@ -14,6 +14,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/tlsx"
@@ -173,7 +174,7 @@ type Server struct {
 
 // New validates cfg, builds the registry and config center, and binds the gRPC and admin
 // listeners; nothing runs until Start. promReg nil gets a fresh registry.
-func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server, error) {
+func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (_ *Server, err error) {
 	if cfg.WatchBuffer <= 0 {
 		cfg.WatchBuffer = transport.DefaultWatchBuffer
 	}
@@ -191,12 +192,10 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	built := false
-	defer func() {
-		if !built {
-			_ = store.close()
-		}
-	}()
+	// On any error below, release what was opened so far, last first.
+	var undo lifecycle.Stack
+	defer undo.CloseIf(&err)
+	undo.Push(store.close)
 	reg, err := registry.New(context.Background(), store.reg, registry.Options{TTL: cfg.TTL})
 	if err != nil {
 		return nil, err
@@ -209,14 +208,13 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	if err != nil {
 		return nil, fmt.Errorf("grpc listen %s: %w", cfg.GRPCListen, err)
 	}
+	undo.Push(s.grpcLn.Close)
 	s.admin, err = obs.NewAdmin(cfg.AdminListen, promReg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
-		_ = s.grpcLn.Close()
 		return nil, err
 	}
+	undo.Push(func() error { return s.admin.Shutdown(context.Background()) })
 	if s.cons, err = s.newConsole(); err != nil {
-		_ = s.grpcLn.Close()
-		_ = s.admin.Shutdown(context.Background())
 		return nil, err
 	}
 	s.admin.Handle("/v1/registry", http.HandlerFunc(s.serveRegistry))
@@ -225,7 +223,6 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (*Server,
 	s.grpc = grpcx.NewServer("polaris", log, promReg, tlsx.ServerOption(tb))
 	s.registerGRPC()
 	s.registerMetrics()
-	built = true
 	return s, nil
 }
 
@@ -350,18 +347,14 @@ func (s *Server) shutdown(ctx context.Context) error {
 		_ = s.cons.ln.Close()
 		return errors.Join(s.admin.Shutdown(ctx), s.cons.srv.Shutdown(ctx), s.store.close())
 	}
-	stopped := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(stopped) }()
-	adminErr := errors.Join(s.admin.Shutdown(ctx), s.cons.srv.Shutdown(ctx))
-	s.reg.Close()
-	s.center.Close()
-	s.res.Close()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		s.grpc.Stop()
-		<-stopped
-	}
+	var adminErr error
+	lifecycle.StopWithin(ctx, s.grpc, func() {
+		adminErr = errors.Join(s.admin.Shutdown(ctx), s.cons.srv.Shutdown(ctx))
+		// Closing them ends the watch streams, so GracefulStop can finish.
+		s.reg.Close()
+		s.center.Close()
+		s.res.Close()
+	})
 	if s.cancel != nil {
 		s.cancel()
 	}

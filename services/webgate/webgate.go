@@ -24,6 +24,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
@@ -210,11 +211,10 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	} else {
 		log.Warn().Msg("authentication is OFF: for local development only")
 	}
-	var closers []func() error
+	// On any error below, release what was opened so far, last first.
+	var undo lifecycle.Stack
 	fail := func(err error) (*Server, error) {
-		for i := len(closers) - 1; i >= 0; i-- {
-			_ = closers[i]()
-		}
+		_ = undo.Close()
 		return nil, fmt.Errorf("webgate: %w", err)
 	}
 	tb, err := tlsx.Load(cfg.TLS, log)
@@ -226,14 +226,14 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		return fail(err)
 	}
 	s.atom = cc
-	closers = append(closers, cc.Close)
+	undo.Push(cc.Close)
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fail(fmt.Errorf("listen %s: %w", cfg.HTTPListen, err))
 	}
 	s.conns = transport.NewSourceCap(ln, cfg.MaxUnauthConnsPerIP)
 	s.ln = &onceCloseListener{Listener: s.conns}
-	closers = append(closers, s.ln.Close)
+	undo.Push(s.ln.Close)
 	if cfg.Polaris != "" {
 		pc, err := polarisclient.DialWith(cfg.Polaris, polarisclient.Options{CacheDir: cacheDir(cfg.DataDir), Log: log,
 			DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}})
@@ -241,7 +241,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 			return fail(err)
 		}
 		s.polaris = pc
-		closers = append(closers, pc.Close)
+		undo.Push(pc.Close)
 		opts := capability.WatchOptions{Caller: &polarispb.Caller{Addr: s.ln.Addr().String(), Labels: map[string]string{"service": "webgate"}}}
 		s.schemaW = capability.NewWatcher(pc.CachedConfig(), s.schemas, &polarispb.ConfigKey{
 			Project: cfg.ConfigProject, Group: cfg.ConfigGroup, Service: cfg.SchemaService, Version: cfg.ConfigVersion, File: cfg.SchemaPrefix,
@@ -269,7 +269,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err != nil {
 		return fail(err)
 	}
-	closers = append(closers, func() error { return s.admin.Shutdown(context.Background()) })
+	undo.Push(func() error { return s.admin.Shutdown(context.Background()) })
 	s.handler, err = transport.NewHandler(atompb.NewAtomClient(cc), transport.Options{
 		ReadTimeout:     cfg.ReadTimeout,
 		SessionTimeout:  cfg.SessionTimeout,

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/services/loader"
 )
 
@@ -32,7 +33,8 @@ func main() {
 			os.Exit(loader.EngineWorkerMain(context.Background(), os.Args[2:], os.Getenv))
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT/SIGTERM starts the bounded shutdown; a second exits at once.
+	ctx, stop := lifecycle.SignalContext(context.Background(), nil)
 	wd, _ := os.Getwd()
 	code := serve(ctx, os.Args[1:], os.Getenv, wd, os.Stderr)
 	stop()
