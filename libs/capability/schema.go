@@ -241,34 +241,57 @@ func Parse(data []byte) (*Schema, error) {
 		codeMap:  map[int]int{},
 		raw:      append([]byte(nil), data...),
 	}
+	// In this order: later steps name the schema by the id the first one reads.
+	for _, step := range []func(*Schema, *wireDoc) error{
+		(*Schema).parseIdentity,
+		(*Schema).parseSections,
+		(*Schema).parseTimeouts,
+		(*Schema).parseCodeMap,
+		(*Schema).parseSchemas,
+		(*Schema).parseWebAPI,
+	} {
+		if err := step(s, &w); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// parseIdentity reads meta.serviceId, version, route and service.
+func (s *Schema) parseIdentity(w *wireDoc) error {
 	if err := metaString(w.Meta, "serviceId", &s.id); err != nil {
-		return nil, err
+		return err
 	}
 	if s.id == "" || strings.ContainsAny(s.id, "/?# ") {
-		return nil, fmt.Errorf("capability schema: meta.serviceId %q must be a non-empty path segment", s.id)
+		return fmt.Errorf("capability schema: meta.serviceId %q must be a non-empty path segment", s.id)
 	}
 	if err := metaString(w.Meta, "version", &s.version); err != nil {
-		return nil, err
+		return err
 	}
 	if err := metaString(w.Meta, "route", &s.route); err != nil {
-		return nil, err
+		return err
 	}
 	if s.route == "" {
 		s.route = RoutePrefix + s.id
 	}
 	if !strings.HasPrefix(s.route, "/") || strings.ContainsAny(s.route, "?# ") {
-		return nil, fmt.Errorf("capability schema %s: meta.route %q must be an absolute path", s.id, s.route)
+		return fmt.Errorf("capability schema %s: meta.route %q must be an absolute path", s.id, s.route)
 	}
 	s.route = strings.TrimSuffix(s.route, "/")
 	if raw, ok := w.Meta["service"]; ok && !isNull(raw) {
 		if err := json.Unmarshal(raw, &s.services); err != nil {
-			return nil, fmt.Errorf("capability schema %s: meta.service must be a list of strings", s.id)
+			return fmt.Errorf("capability schema %s: meta.service must be a list of strings", s.id)
 		}
 	}
 	if len(s.services) == 0 {
 		s.services = []string{s.id}
 	}
-	// Per-service sections; a section at meta level (meta.input/meta.accept) is accepted too.
+	return nil
+}
+
+// parseSections reads the input and accept items of the per-service sections; a section
+// at meta level (meta.input/meta.accept) is accepted too.
+func (s *Schema) parseSections(w *wireDoc) error {
 	sections := map[string]json.RawMessage{}
 	for _, svc := range s.services {
 		if raw, ok := w.Meta[svc]; ok {
@@ -283,63 +306,86 @@ func Parse(data []byte) (*Schema, error) {
 	for _, where := range sortedKeys(sections) {
 		var ws wireService
 		if err := json.Unmarshal(sections[where], &ws); err != nil {
-			return nil, fmt.Errorf("capability schema %s: %s: %v", s.id, where, err)
+			return fmt.Errorf("capability schema %s: %s: %v", s.id, where, err)
 		}
 		if err := addItems(s.inputs, ws.Input, s.id, where+".input"); err != nil {
-			return nil, err
+			return err
 		}
 		if err := addItems(s.accepts, ws.Accept, s.id, where+".accept"); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
+
+// parseTimeouts reads meta.read_timeout, session_timeout and once_timeout.
+func (s *Schema) parseTimeouts(w *wireDoc) error {
 	var err error
 	if s.readTO, err = metaSeconds(w.Meta, "read_timeout", s.id); err != nil {
-		return nil, err
+		return err
 	}
 	if s.sessTO, err = metaSeconds(w.Meta, "session_timeout", s.id); err != nil {
-		return nil, err
+		return err
 	}
-	if s.onceTO, err = metaSeconds(w.Meta, "once_timeout", s.id); err != nil {
-		return nil, err
+	s.onceTO, err = metaSeconds(w.Meta, "once_timeout", s.id)
+	return err
+}
+
+// parseCodeMap reads meta.codeMap: ASE code → HTTP status.
+func (s *Schema) parseCodeMap(w *wireDoc) error {
+	raw, ok := w.Meta["codeMap"]
+	if !ok || isNull(raw) {
+		return nil
 	}
-	if raw, ok := w.Meta["codeMap"]; ok && !isNull(raw) {
-		var cm map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &cm); err != nil {
-			return nil, fmt.Errorf("capability schema %s: meta.codeMap must be an object", s.id)
+	var cm map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &cm); err != nil {
+		return fmt.Errorf("capability schema %s: meta.codeMap must be an object", s.id)
+	}
+	for k, v := range cm {
+		code, err1 := strconv.Atoi(k)
+		st, err2 := strconv.Atoi(strings.Trim(string(v), `"`))
+		if err1 != nil || err2 != nil || st < 100 || st > 599 {
+			return fmt.Errorf("capability schema %s: meta.codeMap[%q] = %s: want an ASE code and an HTTP status", s.id, k, v)
 		}
-		for k, v := range cm {
-			code, err1 := strconv.Atoi(k)
-			st, err2 := strconv.Atoi(strings.Trim(string(v), `"`))
-			if err1 != nil || err2 != nil || st < 100 || st > 599 {
-				return nil, fmt.Errorf("capability schema %s: meta.codeMap[%q] = %s: want an ASE code and an HTTP status", s.id, k, v)
-			}
-			s.codeMap[code] = st
-		}
+		s.codeMap[code] = st
 	}
+	return nil
+}
+
+// parseSchemas compiles schemainput and schemaoutput and reads the output attribute types.
+func (s *Schema) parseSchemas(w *wireDoc) error {
 	if !isNull(w.SchemaInput) {
+		var err error
 		if s.input, err = compile(w.SchemaInput); err != nil {
-			return nil, fmt.Errorf("capability schema %s: schemainput: %w", s.id, err)
+			return fmt.Errorf("capability schema %s: schemainput: %w", s.id, err)
 		}
 	}
 	if !isNull(w.SchemaOutput) {
 		var out any
 		if err := json.Unmarshal(w.SchemaOutput, &out); err != nil {
-			return nil, fmt.Errorf("capability schema %s: schemaoutput: %w", s.id, err)
+			return fmt.Errorf("capability schema %s: schemaoutput: %w", s.id, err)
 		}
 		if _, err := compile(w.SchemaOutput); err != nil {
-			return nil, fmt.Errorf("capability schema %s: schemaoutput: %w", s.id, err)
+			return fmt.Errorf("capability schema %s: schemaoutput: %w", s.id, err)
 		}
 		readOutputTypes(s.outAttrs, out)
 	}
-	if !isNull(w.WebAPI) {
-		if s.webapi, err = mapping.Compile(w.WebAPI, s.services[0]); err != nil {
-			return nil, fmt.Errorf("capability schema %s: %w", s.id, err)
-		}
-		if s.webapi.Route() == s.route {
-			return nil, fmt.Errorf("capability schema %s: webapi.route %s is meta.route too", s.id, s.route)
-		}
+	return nil
+}
+
+// parseWebAPI compiles the WebAPI 2.0 block, whose route must differ from meta.route.
+func (s *Schema) parseWebAPI(w *wireDoc) error {
+	if isNull(w.WebAPI) {
+		return nil
 	}
-	return s, nil
+	var err error
+	if s.webapi, err = mapping.Compile(w.WebAPI, s.services[0]); err != nil {
+		return fmt.Errorf("capability schema %s: %w", s.id, err)
+	}
+	if s.webapi.Route() == s.route {
+		return fmt.Errorf("capability schema %s: webapi.route %s is meta.route too", s.id, s.route)
+	}
+	return nil
 }
 
 func mustObject(m map[string]json.RawMessage) json.RawMessage {

@@ -3,14 +3,9 @@ package balance
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/athenaserving/asf/libs/aserr"
 )
 
 // Defaults used when Options leaves a field zero.
@@ -24,9 +19,6 @@ const (
 	// not count it yet.
 	DefaultLease = 100 * time.Millisecond
 )
-
-// replicaRefresh bounds how long a computed replica set is reused.
-const replicaRefresh = 20 * time.Millisecond
 
 // maxInFlight bounds the picks remembered per loader.
 const maxInFlight = 4096
@@ -127,27 +119,6 @@ type View struct {
 	freeze atomic.Pointer[freezeState]
 }
 
-// freezeState is the view's frozen mode as of its last change.
-type freezeState struct {
-	frozen bool
-	since  time.Time // when the view froze (frozen) or thawed (not frozen)
-	// thawed is when the last frozen period ended: staleness and forgetting count from
-	// it at the earliest, so a loader gets StaleAfter after a thaw to report again.
-	thawed time.Time
-}
-
-// age is how long l counts as silent at now under fz; frozen, no loader ages.
-func (fz *freezeState) age(l *loader, now time.Time) (time.Duration, bool) {
-	if fz.frozen {
-		return 0, false
-	}
-	from := l.lastReport
-	if fz.thawed.After(from) {
-		from = fz.thawed
-	}
-	return now.Sub(from), true
-}
-
 type service struct {
 	name     string
 	strategy Strategy
@@ -181,13 +152,6 @@ type loader struct {
 	inflight []time.Time
 	// dropped is set once the loader was reported to OnDropped; its next report clears it.
 	dropped bool
-}
-
-// replicaSet is the lbclient replicas sharing the loaders, as seen at a moment.
-type replicaSet struct {
-	members []string // sorted addresses in rotation
-	self    int      // index of Self in members; -1 when absent
-	at      time.Time
 }
 
 // NewView returns an empty view; it fails on an unknown strategy name.
@@ -240,45 +204,6 @@ func MustNewView(opts Options) *View {
 
 // StaleAfter is the staleness limit in force (Options.StaleAfter or its default).
 func (v *View) StaleAfter() time.Duration { return v.opts.StaleAfter }
-
-// Freeze puts the view in frozen mode at now, for when its source is cut off from the
-// registry (no event can arrive, so silence says nothing about a loader): loaders stop
-// going stale and Sweep forgets none, so picks go on over the last known loads. Loaders
-// not live, disabled or removed stay out of rotation. It returns false when the view
-// was frozen already.
-func (v *View) Freeze(now time.Time) bool {
-	v.fmu.Lock()
-	defer v.fmu.Unlock()
-	if v.freeze.Load().frozen {
-		return false
-	}
-	v.freeze.Store(&freezeState{frozen: true, since: now})
-	v.replDirty.Store(true)
-	return true
-}
-
-// Thaw ends frozen mode at now (the source is back): staleness applies again at once,
-// counted from now at the earliest, so every loader has StaleAfter to report again. It
-// returns false when the view was not frozen.
-func (v *View) Thaw(now time.Time) bool {
-	v.fmu.Lock()
-	defer v.fmu.Unlock()
-	if !v.freeze.Load().frozen {
-		return false
-	}
-	v.freeze.Store(&freezeState{since: now, thawed: now})
-	v.replDirty.Store(true)
-	return true
-}
-
-// Frozen tells whether the view is in frozen mode, and since when.
-func (v *View) Frozen() (bool, time.Time) {
-	fz := v.freeze.Load()
-	if !fz.frozen {
-		return false, time.Time{}
-	}
-	return true, fz.since
-}
 
 // StrategyName is the name of the strategy the service is picked with.
 func (v *View) StrategyName(serviceName string) string {
@@ -521,271 +446,6 @@ func (v *View) Report(serviceName, addr string, ld Load, seq uint64, now time.Ti
 	s.mu.Unlock()
 	v.touched(serviceName)
 	return true
-}
-
-// inRotation tells whether l may be picked under fz, and if not, why.
-func (v *View) inRotation(l *loader, now time.Time, fz *freezeState) (bool, string) {
-	switch {
-	case l.load.Live == 0:
-		return false, "not live"
-	case !l.admin.Enabled:
-		return false, "disabled"
-	}
-	if age, ok := fz.age(l, now); ok && age > v.opts.StaleAfter {
-		return false, "stale"
-	}
-	return true, ""
-}
-
-// replicas returns the replica set at now, recomputing it when the replica service
-// changed or the cached one is older than replicaRefresh. Nil without replica
-// accounting.
-func (v *View) replicas(now time.Time) *replicaSet {
-	if v.opts.ReplicaService == "" {
-		return nil
-	}
-	if r := v.repl.Load(); r != nil && !v.replDirty.Load() && now.Sub(r.at) < replicaRefresh && !now.Before(r.at) {
-		return r
-	}
-	v.replDirty.Store(false)
-	r := &replicaSet{self: -1, at: now}
-	fz := v.freeze.Load()
-	if s := v.get(v.opts.ReplicaService); s != nil {
-		s.mu.Lock()
-		for _, l := range s.loaders {
-			if ok, _ := v.inRotation(l, now, fz); ok {
-				r.members = append(r.members, l.addr)
-			}
-		}
-		s.mu.Unlock()
-	}
-	sort.Strings(r.members)
-	r.self = slices.Index(r.members, v.opts.Self)
-	v.repl.Store(r)
-	return r
-}
-
-// share is the part of idle slots this replica may use: idle split evenly between the
-// R replicas in address order, the remainder going to the replicas that follow the
-// loader's hash position (so remainders of different loaders land on different
-// replicas). The shares of all replicas add up to idle. Without replica accounting
-// (r nil, or no replica registered yet) the share is all of idle; a replica that does
-// not see itself registered while others are gets none.
-func share(idle int32, h uint64, r *replicaSet) int32 {
-	if r == nil || len(r.members) == 0 {
-		return idle
-	}
-	if r.self < 0 || idle <= 0 {
-		return 0
-	}
-	n := len(r.members)
-	q, rem := idle/int32(n), idle%int32(n)
-	pos := (r.self - int(h%uint64(n)) + n) % n
-	if int32(pos) < rem {
-		q++
-	}
-	return q
-}
-
-// Pick returns up to n (at least 1) distinct loaders of service that are in rotation and
-// not in exclude, best first, as ranked by the service's strategy. The first one
-// returned is charged one pick: it counts against this replica's share of the loader's
-// idle slots until a report at least Lease younger than the pick. A pick whose first
-// loader had no room left is counted as an over-commit.
-// Errors: a service never seen wraps aserr.ErrNotFound (10404); a known service
-// without a loader to return wraps aserr.ErrNoEngine (10223).
-func (v *View) Pick(serviceName string, n int, exclude []string, key string, now time.Time) ([]string, error) {
-	if n <= 0 {
-		n = 1
-	}
-	s := v.get(serviceName)
-	if s == nil {
-		return nil, fmt.Errorf("pick %q: %w", serviceName, aserr.ErrNotFound)
-	}
-	repl := v.replicas(now)
-	fz := v.freeze.Load()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.order == nil {
-		s.order = make([]*loader, 0, len(s.loaders))
-		for _, l := range s.loaders {
-			s.order = append(s.order, l)
-		}
-		slices.SortFunc(s.order, func(a, b *loader) int { return strings.Compare(a.addr, b.addr) })
-	}
-	cands := make([]Candidate, 0, len(s.order))
-	for _, l := range s.order {
-		if ok, _ := v.inRotation(l, now, fz); !ok || slices.Contains(exclude, l.addr) {
-			continue
-		}
-		infl := int32(len(l.inflight))
-		cands = append(cands, Candidate{
-			Addr: l.addr, Room: share(l.load.Idle, l.hash, repl) - infl, Free: l.load.Idle - infl,
-			Load: l.load, Weight: l.admin.Weight, Hash: l.hash,
-		})
-	}
-	if len(cands) == 0 {
-		return nil, fmt.Errorf("pick %q: %d loaders known, none in rotation: %w", serviceName, len(s.loaders), aserr.ErrNoEngine)
-	}
-	ranked := s.strategy.Rank(s.state, cands, key, n)
-	if len(ranked) > n {
-		ranked = ranked[:n]
-	}
-	out := make([]string, len(ranked))
-	for i, c := range ranked {
-		out[i] = c.Addr
-	}
-	if ranked[0].Room <= 0 {
-		s.overcommits++
-	}
-	first := s.loaders[out[0]]
-	if len(first.inflight) >= maxInFlight {
-		first.inflight = append(first.inflight[:0], first.inflight[maxInFlight/2:]...)
-	}
-	first.inflight = append(first.inflight, now)
-	s.picks++
-	return out, nil
-}
-
-// LoaderLoad returns the last load and seq the view holds for (service, addr).
-func (v *View) LoaderLoad(serviceName, addr string) (Load, uint64, bool) {
-	s := v.get(serviceName)
-	if s == nil {
-		return Load{}, 0, false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.loaders[addr]
-	if l == nil {
-		return Load{}, 0, false
-	}
-	return l.load, l.seq, true
-}
-
-// Replicas returns the lbclient replicas sharing the loaders' idle slots at now (sorted)
-// and this replica's index among them (-1 when it is not among them). Empty without
-// replica accounting.
-func (v *View) Replicas(now time.Time) ([]string, int) {
-	r := v.replicas(now)
-	if r == nil {
-		return nil, -1
-	}
-	return slices.Clone(r.members), r.self
-}
-
-// all returns every service, sorted by name.
-func (v *View) all() []*service {
-	v.mu.RLock()
-	out := make([]*service, 0, len(v.services))
-	for _, s := range v.services {
-		out = append(out, s)
-	}
-	v.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *service) int { return strings.Compare(a.name, b.name) })
-	return out
-}
-
-// Known tells whether service was ever seen (a pick for it does not fail with 10404).
-func (v *View) Known(serviceName string) bool { return v.get(serviceName) != nil }
-
-// Live is the number of loaders of service in rotation at now.
-func (v *View) Live(serviceName string, now time.Time) int {
-	s := v.get(serviceName)
-	if s == nil {
-		return 0
-	}
-	fz := v.freeze.Load()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	live := 0
-	for _, l := range s.loaders {
-		if ok, _ := v.inRotation(l, now, fz); ok {
-			live++
-		}
-	}
-	return live
-}
-
-// ServiceStats are the counters of one service, for metrics.
-type ServiceStats struct {
-	Service     string
-	Strategy    string
-	Known       int // loaders held in memory
-	Live        int // loaders in rotation
-	Picks       uint64
-	Overcommits uint64 // picks whose first loader had no room left
-}
-
-// Stats returns per-service counters at now, sorted by service.
-func (v *View) Stats(now time.Time) []ServiceStats {
-	all := v.all()
-	fz := v.freeze.Load()
-	out := make([]ServiceStats, 0, len(all))
-	for _, s := range all {
-		s.mu.Lock()
-		st := ServiceStats{Service: s.name, Strategy: s.strategy.Name(), Known: len(s.loaders), Picks: s.picks, Overcommits: s.overcommits}
-		for _, l := range s.loaders {
-			if ok, _ := v.inRotation(l, now, fz); ok {
-				st.Live++
-			}
-		}
-		s.mu.Unlock()
-		out = append(out, st)
-	}
-	return out
-}
-
-// LoaderDump is one loader in a Dump.
-type LoaderDump struct {
-	Addr       string    `json:"addr"`
-	Load       Load      `json:"load"`
-	Admin      Admin     `json:"admin"`
-	LastReport time.Time `json:"last_report"`
-	Seq        uint64    `json:"seq"`
-	// InFlight are this replica's picks not yet assumed counted by a report.
-	InFlight int32 `json:"in_flight"`
-	// Share is this replica's share of the reported idle slots.
-	Share      int32 `json:"share"`
-	InRotation bool  `json:"in_rotation"`
-	// Reason says why the loader is out of rotation (not live, disabled, stale).
-	Reason string `json:"reason,omitempty"`
-}
-
-// ServiceDump is one service in a Dump.
-type ServiceDump struct {
-	Service     string       `json:"service"`
-	Strategy    string       `json:"strategy"`
-	Live        int          `json:"live"`
-	Picks       uint64       `json:"picks"`
-	Overcommits uint64       `json:"overcommits"`
-	Loaders     []LoaderDump `json:"loaders"`
-}
-
-// Dump returns the whole view as seen at now, sorted by service and address, for the
-// admin endpoint.
-func (v *View) Dump(now time.Time) []ServiceDump {
-	repl := v.replicas(now)
-	all := v.all()
-	fz := v.freeze.Load()
-	out := make([]ServiceDump, 0, len(all))
-	for _, s := range all {
-		s.mu.Lock()
-		sd := ServiceDump{Service: s.name, Strategy: s.strategy.Name(), Picks: s.picks, Overcommits: s.overcommits, Loaders: []LoaderDump{}}
-		for _, l := range s.loaders {
-			ok, why := v.inRotation(l, now, fz)
-			if ok {
-				sd.Live++
-			}
-			sd.Loaders = append(sd.Loaders, LoaderDump{
-				Addr: l.addr, Load: l.load, Admin: l.admin, LastReport: l.lastReport, Seq: l.seq,
-				InFlight: int32(len(l.inflight)), Share: share(l.load.Idle, l.hash, repl), InRotation: ok, Reason: why,
-			})
-		}
-		s.mu.Unlock()
-		sort.Slice(sd.Loaders, func(i, j int) bool { return sd.Loaders[i].Addr < sd.Loaders[j].Addr })
-		out = append(out, sd)
-	}
-	return out
 }
 
 // Sweep forgets loaders without a report for ForgetAfter (none while the view is

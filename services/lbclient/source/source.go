@@ -216,62 +216,18 @@ func (s *Source) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("source: Run called twice")
 	}
-
-	var info *polarispb.InfoResponse
-	if !s.retry(ctx, "polaris info", func(ctx context.Context) (err error) {
-		info, err = s.reg.Info(ctx, &polarispb.InfoRequest{})
-		return err
-	}) {
+	url, prefix, ok := s.discover(ctx)
+	if !ok {
 		return nil
 	}
-	url := s.cfg.NATSURL
-	if url == "" {
-		url = info.GetNatsUrl()
-	}
-	prefix := info.GetSubjectPrefix()
-	if prefix == "" {
-		prefix = "asf"
-	}
-	s.mu.Lock()
-	s.info = Info{NATSURL: url, Prefix: prefix}
-	s.mu.Unlock()
-
-	var nc *nats.Conn
-	if !s.retry(ctx, "nats connect", func(context.Context) (err error) {
-		if url == "" {
-			return errors.New("polaris announced no NATS URL and none is configured")
-		}
-		nc, err = natsbus.Connect(url, "lbclient", s.log, s.cfg.NATSOptions...)
-		return err
-	}) {
+	nc, ok := s.connect(ctx, url)
+	if !ok {
 		return nil
 	}
 	defer nc.Close()
-	nc.SetReconnectHandler(func(c *nats.Conn) {
-		s.log.Info().Str("server", c.ConnectedUrlRedacted()).Msg("nats reconnected; reloading the registry snapshot")
-		s.connected.Store(true)
-		select {
-		case s.reload <- struct{}{}:
-		default:
-		}
-	})
-	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
-		s.connected.Store(false)
-		s.log.Warn().Err(err).Msg("nats disconnected")
-		select {
-		case s.probe <- struct{}{}:
-		default:
-		}
-	})
-
-	msgs := make(chan *nats.Msg, eventBuffer)
-	for _, subj := range []string{natsbus.RegistrySubject(prefix, ">"), natsbus.LoadSubject(prefix, ">")} {
-		sub, err := nc.ChanSubscribe(subj, msgs)
-		if err != nil {
-			// Only an invalid subject or a closed connection fail here.
-			return fmt.Errorf("source: subscribe %s: %w", subj, err)
-		}
-		_ = sub.SetPendingLimits(-1, -1) // the shared channel's capacity is the bound
+	msgs, err := s.subscribe(nc, prefix)
+	if err != nil {
+		return err
 	}
 	// The subscriptions are in place at the server once a flush round-trips.
 	if !s.retry(ctx, "nats flush", func(context.Context) error { return nc.FlushTimeout(s.cfg.CallTimeout) }) {
@@ -284,53 +240,109 @@ func (s *Source) Run(ctx context.Context) error {
 	s.cut = newCutoff(s.cfg.QuietAfter, s.cfg.RetryMin, min(s.cfg.RetryMax, s.view.StaleAfter()), min(s.cfg.SweepEvery, s.cfg.QuietAfter), s.cfg.Now())
 	s.ready.Store(true)
 	s.log.Info().Str("nats", url).Str("prefix", prefix).Msg("registry view ready")
+	s.follow(ctx, msgs)
+	return nil
+}
 
+// discover asks polaris, until it answers, for the NATS URL (unless configured) and the
+// subject prefix. ok is false when ctx ended first.
+func (s *Source) discover(ctx context.Context) (url, prefix string, ok bool) {
+	var info *polarispb.InfoResponse
+	if !s.retry(ctx, "polaris info", func(ctx context.Context) (err error) {
+		info, err = s.reg.Info(ctx, &polarispb.InfoRequest{})
+		return err
+	}) {
+		return "", "", false
+	}
+	url = s.cfg.NATSURL
+	if url == "" {
+		url = info.GetNatsUrl()
+	}
+	prefix = info.GetSubjectPrefix()
+	if prefix == "" {
+		prefix = "asf"
+	}
+	s.mu.Lock()
+	s.info = Info{NATSURL: url, Prefix: prefix}
+	s.mu.Unlock()
+	return url, prefix, true
+}
+
+// connect connects to NATS, retrying until it answers. After a reconnect the registry
+// snapshot is reloaded; after a disconnect polaris is probed. ok is false when ctx ended
+// first.
+func (s *Source) connect(ctx context.Context, url string) (nc *nats.Conn, ok bool) {
+	if !s.retry(ctx, "nats connect", func(context.Context) (err error) {
+		if url == "" {
+			return errors.New("polaris announced no NATS URL and none is configured")
+		}
+		nc, err = natsbus.Connect(url, "lbclient", s.log, s.cfg.NATSOptions...)
+		return err
+	}) {
+		return nil, false
+	}
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		s.log.Info().Str("server", c.ConnectedUrlRedacted()).Msg("nats reconnected; reloading the registry snapshot")
+		s.connected.Store(true)
+		wake(s.reload)
+	})
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		s.connected.Store(false)
+		s.log.Warn().Err(err).Msg("nats disconnected")
+		wake(s.probe)
+	})
+	return nc, true
+}
+
+// wake wakes the loop through c without blocking (one pending wake-up is enough).
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// subscribe subscribes to every registry and load event into one channel.
+func (s *Source) subscribe(nc *nats.Conn, prefix string) (chan *nats.Msg, error) {
+	msgs := make(chan *nats.Msg, eventBuffer)
+	for _, subj := range []string{natsbus.RegistrySubject(prefix, ">"), natsbus.LoadSubject(prefix, ">")} {
+		sub, err := nc.ChanSubscribe(subj, msgs)
+		if err != nil {
+			// Only an invalid subject or a closed connection fail here.
+			return nil, fmt.Errorf("source: subscribe %s: %w", subj, err)
+		}
+		_ = sub.SetPendingLimits(-1, -1) // the shared channel's capacity is the bound
+	}
+	return msgs, nil
+}
+
+// follow applies events to the view until ctx ends, reloads the snapshot when asked (with
+// backoff while polaris fails), probes polaris while NATS is down or quiet, and sweeps
+// loaders silent for long.
+func (s *Source) follow(ctx context.Context, msgs <-chan *nats.Msg) {
 	sweep := time.NewTicker(s.cfg.SweepEvery)
 	defer sweep.Stop()
 	check := time.NewTicker(s.cfg.CheckEvery)
 	defer check.Stop()
-	var retryC <-chan time.Time
-	var retryT *time.Timer
-	backoff := s.cfg.RetryMin
-	defer func() {
-		if retryT != nil {
-			retryT.Stop()
-		}
-	}()
-	doReload := func() {
-		err := s.loadSnapshot(ctx)
-		s.cut.polaris(err == nil, s.cfg.Now())
-		s.checkCutoff(s.cfg.Now())
-		if err != nil {
-			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("registry snapshot reload")
-			retryT = time.NewTimer(backoff)
-			retryC = retryT.C
-			backoff = min(2*backoff, s.cfg.RetryMax)
-			return
-		}
-		backoff = s.cfg.RetryMin
-		retryC = nil
-	}
+	r := &reloader{backoff: s.cfg.RetryMin}
+	defer r.stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case m := <-msgs:
 			s.handle(m.Data)
 			if s.Frozen() {
 				// Events flow again: the registry is back; reload its snapshot too.
 				s.checkCutoff(s.cfg.Now())
-				select {
-				case s.reload <- struct{}{}:
-				default:
-				}
+				wake(s.reload)
 			}
 		case <-s.reload:
-			doReload()
-		case <-retryC:
-			doReload()
+			s.reloadSnapshot(ctx, r)
+		case <-r.c:
+			s.reloadSnapshot(ctx, r)
 		case <-s.probe:
-			if retryC == nil {
+			if !r.waiting() {
 				s.probePolaris(ctx)
 			}
 			s.checkCutoff(s.cfg.Now())
@@ -338,7 +350,7 @@ func (s *Source) Run(ctx context.Context) error {
 			// While NATS is down or quiet no load event arrives: poll polaris instead, so
 			// loaders that keep heartbeating stay in rotation, and freeze the view when
 			// polaris does not answer either.
-			if retryC == nil && s.cut.probeDue(s.cfg.Now(), s.connected.Load()) {
+			if !r.waiting() && s.cut.probeDue(s.cfg.Now(), s.connected.Load()) {
 				s.probePolaris(ctx)
 			}
 			s.checkCutoff(s.cfg.Now())
@@ -348,6 +360,38 @@ func (s *Source) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// reloader is the backoff of snapshot reloads that failed; c fires when the next is due
+// (nil: none pending).
+type reloader struct {
+	t       *time.Timer
+	c       <-chan time.Time
+	backoff time.Duration
+}
+
+func (r *reloader) waiting() bool { return r.c != nil }
+
+func (r *reloader) stop() {
+	if r.t != nil {
+		r.t.Stop()
+	}
+}
+
+// reloadSnapshot reloads the registry snapshot; on failure it schedules the next try.
+func (s *Source) reloadSnapshot(ctx context.Context, r *reloader) {
+	err := s.loadSnapshot(ctx)
+	s.cut.polaris(err == nil, s.cfg.Now())
+	s.checkCutoff(s.cfg.Now())
+	if err != nil {
+		s.log.Warn().Err(err).Dur("retry_in", r.backoff).Msg("registry snapshot reload")
+		r.t = time.NewTimer(r.backoff)
+		r.c = r.t.C
+		r.backoff = min(2*r.backoff, s.cfg.RetryMax)
+		return
+	}
+	r.backoff = s.cfg.RetryMin
+	r.c = nil
 }
 
 // retry calls f until it succeeds (true) or ctx ends (false), backing off in between.

@@ -1,0 +1,84 @@
+package balance
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+)
+
+// inRotation tells whether l may be picked under fz, and if not, why.
+func (v *View) inRotation(l *loader, now time.Time, fz *freezeState) (bool, string) {
+	switch {
+	case l.load.Live == 0:
+		return false, "not live"
+	case !l.admin.Enabled:
+		return false, "disabled"
+	}
+	if age, ok := fz.age(l, now); ok && age > v.opts.StaleAfter {
+		return false, "stale"
+	}
+	return true, ""
+}
+
+// Pick returns up to n (at least 1) distinct loaders of service that are in rotation and
+// not in exclude, best first, as ranked by the service's strategy. The first one
+// returned is charged one pick: it counts against this replica's share of the loader's
+// idle slots until a report at least Lease younger than the pick. A pick whose first
+// loader had no room left is counted as an over-commit.
+// Errors: a service never seen wraps aserr.ErrNotFound (10404); a known service
+// without a loader to return wraps aserr.ErrNoEngine (10223).
+func (v *View) Pick(serviceName string, n int, exclude []string, key string, now time.Time) ([]string, error) {
+	if n <= 0 {
+		n = 1
+	}
+	s := v.get(serviceName)
+	if s == nil {
+		return nil, fmt.Errorf("pick %q: %w", serviceName, aserr.ErrNotFound)
+	}
+	repl := v.replicas(now)
+	fz := v.freeze.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.order == nil {
+		s.order = make([]*loader, 0, len(s.loaders))
+		for _, l := range s.loaders {
+			s.order = append(s.order, l)
+		}
+		slices.SortFunc(s.order, func(a, b *loader) int { return strings.Compare(a.addr, b.addr) })
+	}
+	cands := make([]Candidate, 0, len(s.order))
+	for _, l := range s.order {
+		if ok, _ := v.inRotation(l, now, fz); !ok || slices.Contains(exclude, l.addr) {
+			continue
+		}
+		infl := int32(len(l.inflight))
+		cands = append(cands, Candidate{
+			Addr: l.addr, Room: share(l.load.Idle, l.hash, repl) - infl, Free: l.load.Idle - infl,
+			Load: l.load, Weight: l.admin.Weight, Hash: l.hash,
+		})
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("pick %q: %d loaders known, none in rotation: %w", serviceName, len(s.loaders), aserr.ErrNoEngine)
+	}
+	ranked := s.strategy.Rank(s.state, cands, key, n)
+	if len(ranked) > n {
+		ranked = ranked[:n]
+	}
+	out := make([]string, len(ranked))
+	for i, c := range ranked {
+		out[i] = c.Addr
+	}
+	if ranked[0].Room <= 0 {
+		s.overcommits++
+	}
+	first := s.loaders[out[0]]
+	if len(first.inflight) >= maxInFlight {
+		first.inflight = append(first.inflight[:0], first.inflight[maxInFlight/2:]...)
+	}
+	first.inflight = append(first.inflight, now)
+	s.picks++
+	return out, nil
+}

@@ -1,0 +1,308 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/rs/zerolog"
+)
+
+// encoders recycles the encoding buffers of Once and Write requests: call copies the body
+// into the outgoing frame before it returns, so the buffer is free again afterwards.
+var encoders = sync.Pool{New: func() any { return new(Encoder) }}
+
+func getEncoder() *Encoder {
+	e := encoders.Get().(*Encoder)
+	e.B = e.B[:0]
+	return e
+}
+
+// putEncoder returns e to the pool unless its buffer grew past 1 MiB.
+func putEncoder(e *Encoder) {
+	if cap(e.B) <= 1<<20 {
+		encoders.Put(e)
+	}
+}
+
+// proc is one worker process incarnation.
+type proc struct {
+	pool *Pool
+	id   int
+	cmd  *exec.Cmd
+	conn net.Conn
+	log  zerolog.Logger
+
+	wmu sync.Mutex // serialises frame writes
+	buf []byte
+
+	inflight atomic.Int64
+	closing  atomic.Bool // set by shutdown: losing the connection is expected
+
+	mu       sync.Mutex
+	calls    map[uint64]chan Message
+	sessions map[uint64]*remoteSession
+	isDead   bool
+
+	dead    chan struct{} // closed when the connection is lost
+	deadErr error         // why; set before dead is closed
+	exited  chan struct{} // closed once the process was reaped
+	exitErr error         // cmd.Wait's error; set before exited is closed
+}
+
+// lost reports whether the worker's connection is lost (it may still be in p.live
+// until its supervisor notices).
+func (w *proc) lost() bool {
+	select {
+	case <-w.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *proc) load() int64 {
+	w.mu.Lock()
+	n := len(w.sessions)
+	w.mu.Unlock()
+	return w.inflight.Load() + int64(n)
+}
+
+// start launches worker id and initialises it.
+func (p *Pool) start(id int) (*proc, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("worker %d socketpair: %w", id, err)
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "worker-parent"), os.NewFile(uintptr(fds[1]), "worker-child")
+	conn, err := net.FileConn(mine)
+	_ = mine.Close()
+	if err != nil {
+		_ = theirs.Close()
+		return nil, fmt.Errorf("worker %d socket: %w", id, err)
+	}
+	w := &proc{
+		pool: p, id: id, conn: conn, calls: map[uint64]chan Message{}, sessions: map[uint64]*remoteSession{},
+		dead: make(chan struct{}), exited: make(chan struct{}),
+	}
+	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
+	cmd.Dir = p.cfg.Dir
+	cmd.Env = append(append(os.Environ(), p.cfg.Env...), EnvFD+"=3", EnvID+"="+strconv.Itoa(id))
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = time.Second
+	w.cmd = cmd
+	w.log = p.log.With().Int("worker", id).Logger()
+	cmd.Stdout = newLineLog(w.log, "stdout")
+	cmd.Stderr = newLineLog(w.log, "stderr")
+	err = cmd.Start()
+	_ = theirs.Close()
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("worker %d start %s: %w", id, p.cfg.Command[0], err)
+	}
+	w.log = w.log.With().Int("pid", cmd.Process.Pid).Logger()
+	w.log.Debug().Msg("worker started")
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		w.exitErr = cmd.Wait()
+		close(w.exited)
+	}()
+	go func() {
+		defer p.wg.Done()
+		w.readLoop()
+	}()
+
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.InitTimeout)
+	defer cancel()
+	var e Encoder
+	e.Map(p.initCfg)
+	if _, err := w.call(ctx, MsgInit, p.nextID.Add(1), e.B); err != nil {
+		w.shutdown(0)
+		return nil, fmt.Errorf("worker %d: %w", id, err)
+	}
+	return w, nil
+}
+
+func (w *proc) readLoop() {
+	r := bufio.NewReaderSize(w.conn, 64<<10)
+	for {
+		m, err := ReadFrame(r)
+		if err != nil {
+			w.die(err)
+			return
+		}
+		switch m.Type {
+		case MsgOK, MsgErr:
+			w.mu.Lock()
+			ch := w.calls[m.ID]
+			delete(w.calls, m.ID)
+			w.mu.Unlock()
+			if ch != nil {
+				ch <- m
+			}
+		case MsgResult:
+			d := NewDecoder(m.Body)
+			res := d.Result()
+			if err := d.Done(); err != nil {
+				w.die(fmt.Errorf("session result: %w", err))
+				return
+			}
+			w.mu.Lock()
+			rs := w.sessions[m.ID]
+			w.mu.Unlock()
+			if rs != nil {
+				rs.deliver(res)
+			}
+		default:
+			w.die(fmt.Errorf("unexpected message %s: %w", m.Type, ErrMalformed))
+			return
+		}
+	}
+}
+
+// die marks the worker dead: every pending call and open session fails with 10109.
+func (w *proc) die(cause error) {
+	w.mu.Lock()
+	if w.isDead {
+		w.mu.Unlock()
+		return
+	}
+	w.isDead = true
+	sessions := w.sessions
+	w.sessions = map[uint64]*remoteSession{}
+	w.calls = map[uint64]chan Message{}
+	w.mu.Unlock()
+	_ = w.conn.Close()
+	if w.closing.Load() {
+		w.deadErr = fmt.Errorf("worker %d stopped: %w", w.id, aserr.ErrEngineCrashed)
+		close(w.dead)
+		for _, rs := range sessions {
+			rs.fail(w.deadErr)
+		}
+		return
+	}
+	w.kill()
+	reason := cause.Error()
+	t := time.NewTimer(500 * time.Millisecond)
+	select {
+	case <-w.exited:
+		if w.exitErr != nil {
+			reason = w.exitErr.Error()
+		} else {
+			reason = "exited"
+		}
+	case <-t.C:
+	}
+	t.Stop()
+	w.deadErr = fmt.Errorf("worker %d (pid %d): %s: %w", w.id, w.cmd.Process.Pid, reason, aserr.ErrEngineCrashed)
+	close(w.dead)
+	for _, rs := range sessions {
+		rs.fail(w.deadErr)
+	}
+}
+
+// kill ends the process at once.
+func (w *proc) kill() { _ = w.cmd.Process.Kill() }
+
+// shutdown closes the socket, waits up to grace for the process to exit, kills it and
+// waits until it was reaped.
+func (w *proc) shutdown(grace time.Duration) {
+	w.closing.Store(true)
+	_ = w.conn.Close()
+	if grace > 0 {
+		t := time.NewTimer(grace)
+		select {
+		case <-w.exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	w.kill()
+	<-w.exited
+	<-w.dead
+}
+
+func (w *proc) send(t MsgType, id uint64, body []byte) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	w.buf = AppendFrame(w.buf[:0], t, id, body)
+	_, err := w.conn.Write(w.buf)
+	if cap(w.buf) > 1<<20 {
+		w.buf = nil
+	}
+	return err
+}
+
+// call sends a request and waits for its answer. The worker's death fails it with 10109;
+// ctx's deadline with 10102, after which the worker is killed if the call is still
+// running HangGrace later.
+func (w *proc) call(ctx context.Context, t MsgType, id uint64, body []byte) (Message, error) {
+	ch := make(chan Message, 1)
+	w.mu.Lock()
+	if w.isDead {
+		w.mu.Unlock()
+		<-w.dead
+		return Message{}, w.deadErr
+	}
+	w.calls[id] = ch
+	w.mu.Unlock()
+	w.inflight.Add(1)
+	defer w.inflight.Add(-1)
+	if err := w.send(t, id, body); err != nil {
+		w.die(fmt.Errorf("send %s: %w", t, err))
+		<-w.dead
+		return Message{}, w.deadErr
+	}
+	select {
+	case m := <-ch:
+		if m.Type == MsgErr {
+			d := NewDecoder(m.Body)
+			err := d.Error()
+			if derr := d.Done(); derr != nil {
+				return Message{}, fmt.Errorf("worker %d %s reply: %v: %w", w.id, t, derr, aserr.ErrEngineCrashed)
+			}
+			return Message{}, err
+		}
+		return m, nil
+	case <-w.dead:
+		return Message{}, w.deadErr
+	case <-ctx.Done():
+		time.AfterFunc(w.pool.cfg.HangGrace, func() {
+			w.mu.Lock()
+			_, running := w.calls[id]
+			w.mu.Unlock()
+			if running {
+				w.log.Warn().Str("call", t.String()).Dur("grace", w.pool.cfg.HangGrace).Msg("worker hung past a call's deadline: killing it")
+				w.kill()
+			}
+		})
+		return Message{}, ctxError(ctx, fmt.Sprintf("worker %d %s", w.id, t))
+	}
+}
+
+func (w *proc) addSession(rs *remoteSession) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.isDead {
+		return false
+	}
+	w.sessions[rs.id] = rs
+	return true
+}
+
+func (w *proc) removeSession(id uint64) {
+	w.mu.Lock()
+	delete(w.sessions, id)
+	w.mu.Unlock()
+}
