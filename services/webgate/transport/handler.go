@@ -300,7 +300,10 @@ func (h *Handler) checkFrame(ctx context.Context, info *RequestInfo, f *atompb.F
 		}
 	}
 	var doc map[string]any
-	if s := info.Schema; s != nil && s.HasInputSchema() && data != nil {
+	// A later frame that only ends the session (a WebAPI 2.0 close, an empty last frame)
+	// carries nothing to validate: its header and parameter do not apply.
+	bare := !first && f.Status == ase.StatusEnd && len(f.GetPayload()) == 0
+	if s := info.Schema; s != nil && s.HasInputSchema() && data != nil && !bare {
 		v, ok := ase.DecodeJSON(data) // the common shape without encoding/json
 		if !ok {
 			var err error

@@ -219,3 +219,26 @@ func TestWebAPIAppIDRequired(t *testing.T) {
 	assert.Equal(t, 10313, r.Code)
 	assert.Equal(t, websocket.CloseNormalClosure, readClose(t, conn).Code)
 }
+
+// TestWebAPICloseNotValidated: a close (an end frame without data) is not checked against
+// schemainput, even one that requires a payload on every frame.
+func TestWebAPICloseNotValidated(t *testing.T) {
+	reg := capability.NewRegistry()
+	strict := strings.Replace(echoWebAPISchema, `"schemainput": {"type": "object", `, `"schemainput": {"type": "object", "required": ["payload"], `, 1)
+	require.NotEqual(t, echoWebAPISchema, strict)
+	_, err := reg.Put("echo.json", 1, []byte(strict))
+	require.NoError(t, err)
+	g := startGate(t, func(o *Options) { o.Schemas = reg })
+	conn := dialPath(t, g, "/v2/echo?stream_mode=multiplex")
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(`{"common":{"app_id":"app1","cid":"a"},"data":{"status":0,"seq":0,"text":"YQ=="}}`)))
+	require.Equal(t, 0, readWebAPI(t, conn).Code)
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(`{"common":{"app_id":"app1","cid":"a","cmd":"close"},"data":{}}`)))
+	r := readWebAPI(t, conn)
+	assert.Equal(t, 0, r.Code, r.Message)
+	assert.Equal(t, "2", string(r.Data["status"]))
+	// Frames that carry data still are.
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(`{"common":{"app_id":"much-too-long","cid":"b"},"data":{"status":0,"seq":0,"text":"YQ=="}}`)))
+	r = readWebAPI(t, conn)
+	assert.Equal(t, "b", r.Cid)
+	assert.Equal(t, 10163, r.Code)
+}
