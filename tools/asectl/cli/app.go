@@ -70,18 +70,9 @@ func (a *app) editApps(ctx context.Context, comment string, edit func(*apps.Doc)
 	if err != nil {
 		return err
 	}
-	var content []byte
-	cur, err := c.Get(ctx, appsKey, "")
-	switch {
-	case admin.IsNotFound(err):
-	case err != nil:
-		return err
-	default:
-		content = cur.Bytes()
-	}
-	doc, err := apps.Parse(content)
+	doc, err := loadApps(ctx, c)
 	if err != nil {
-		return fmt.Errorf("%s in polaris: %w (fix it with asectl cfg push %s FILE)", appsKey, err, appsKey)
+		return err
 	}
 	if err := edit(doc); err != nil {
 		return err
@@ -92,6 +83,24 @@ func (a *app) editApps(ctx context.Context, comment string, edit func(*apps.Doc)
 	}
 	_, err = c.Push(ctx, appsKey, b, comment, "")
 	return err
+}
+
+// loadApps reads apps.json from polaris; none yet is an empty document.
+func loadApps(ctx context.Context, c *admin.Client) (*apps.Doc, error) {
+	var content []byte
+	cur, err := c.Get(ctx, appsKey, "")
+	switch {
+	case admin.IsNotFound(err):
+	case err != nil:
+		return nil, err
+	default:
+		content = cur.Bytes()
+	}
+	doc, err := apps.Parse(content)
+	if err != nil {
+		return nil, fmt.Errorf("%s in polaris: %w (fix it with asectl cfg push %s FILE)", appsKey, err, appsKey)
+	}
+	return doc, nil
 }
 
 func appTable(as []apps.App) func(io.Writer) {
@@ -177,16 +186,7 @@ app created replaces it.`,
 			if err != nil {
 				return err
 			}
-			var content []byte
-			cur, err := c.Get(cmd.Context(), appsKey, "")
-			switch {
-			case admin.IsNotFound(err):
-			case err != nil:
-				return err
-			default:
-				content = cur.Bytes()
-			}
-			doc, err := apps.Parse(content)
+			doc, err := loadApps(cmd.Context(), c)
 			if err != nil {
 				return err
 			}

@@ -253,7 +253,41 @@ or --app-id/--api-key/--api-secret. Text outputs go to standard output; audio ou
 		},
 	}
 	sf.add(stream, true)
-	cmd.AddCommand(once, stream)
+	var gf callFlags
+	var method string
+	sign := &cobra.Command{
+		Use:   "sign SERVICE",
+		Short: "Print a signed URL of a capability (valid for five minutes), for curl or another client",
+		Long: `sign prints the capability's URL with the URL-form signature (authorization, date and
+host parameters) for --method: POST for a once request, GET for a WebSocket session
+(the printed URL then starts with ws://).`,
+		Example: `  curl -s -X POST "$(asectl call sign echo)" -H 'Content-Type: application/json' -d @request.json`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(_ *cobra.Command, argv []string) error {
+			cl, err := a.client(&gf)
+			if err != nil {
+				return err
+			}
+			m := strings.ToUpper(method)
+			if m != "POST" && m != "GET" {
+				return usagef("--method %q: want POST (once) or GET (WebSocket)", method)
+			}
+			u := cl.BaseURL + ase.Route(argv[0])
+			if m == "GET" {
+				u = "ws" + strings.TrimPrefix(u, "http")
+			}
+			signed, err := ase.SignURL(u, m, cl.Credentials, time.Now())
+			if err != nil {
+				return err
+			}
+			return a.print(map[string]any{"url": signed, "method": m}, func(w io.Writer) { fmt.Fprintln(w, signed) })
+		},
+	}
+	sign.Flags().StringVar(&method, "method", "POST", "POST (once) or GET (WebSocket)")
+	sign.Flags().StringVar(&gf.appID, "app-id", "", "app id (default: the context's, env ASF_APP_ID)")
+	sign.Flags().StringVar(&gf.key, "api-key", "", "API key (default: the context's, env ASF_API_KEY)")
+	sign.Flags().StringVar(&gf.secret, "api-secret", "", "API secret (default: the context's, env ASF_API_SECRET)")
+	cmd.AddCommand(once, stream, sign)
 	return cmd
 }
 

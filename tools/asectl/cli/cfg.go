@@ -20,6 +20,16 @@ func parseKey(s string) (admin.Key, error) {
 	return k, nil
 }
 
+// keyAdmin parses a config key and returns it with the admin API's client.
+func (a *app) keyAdmin(key string) (admin.Key, *admin.Client, error) {
+	k, err := parseKey(key)
+	if err != nil {
+		return k, nil, err
+	}
+	c, err := a.admin()
+	return k, c, err
+}
+
 // readInput reads path, or standard input for "-".
 func readInput(in io.Reader, path string) ([]byte, error) {
 	if path == "-" {
@@ -84,11 +94,7 @@ func (a *app) cfgCmd() *cobra.Command {
 		Example: "  asectl cfg get atom/v1/atom.toml\n  asectl cfg get atom/v1/atom.toml --revision 2\n  asectl cfg get atom/v1/atom.toml --gray canary",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			k, err := parseKey(argv[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.admin()
+			k, c, err := a.keyAdmin(argv[0])
 			if err != nil {
 				return err
 			}
@@ -120,11 +126,7 @@ func (a *app) cfgCmd() *cobra.Command {
 		Example: "  asectl cfg diff atom/v1/atom.toml\n  asectl cfg diff atom/v1/atom.toml --from 1 --to 3",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			k, err := parseKey(argv[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.admin()
+			k, c, err := a.keyAdmin(argv[0])
 			if err != nil {
 				return err
 			}
@@ -162,11 +164,7 @@ func (a *app) cfgCmd() *cobra.Command {
 		Example: "  asectl cfg history atom/v1/atom.toml",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			k, err := parseKey(argv[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.admin()
+			k, c, err := a.keyAdmin(argv[0])
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +67,20 @@ func TestSchemasAppsAndCalls(t *testing.T) {
 	demo := []string{"--app-id", suitetest.DemoApp.AppID, "--api-key", suitetest.DemoApp.APIKey, "--api-secret", suitetest.DemoApp.APISecret}
 	if out := c.ok(append([]string{"call", "once", "echo", "--text", "hello"}, demo...)...); out != "hello\n" {
 		t.Fatalf("call once: %q", out)
+	}
+
+	// A signed URL for curl and other clients.
+	signed := strings.TrimSpace(c.ok(append([]string{"call", "sign", "echo"}, demo...)...))
+	if !strings.HasPrefix(signed, s.URL()+"/v1/private/echo?authorization=") {
+		t.Fatalf("call sign: %s", signed)
+	}
+	resp, err := http.Post(signed, "application/json", strings.NewReader(`{"header":{"app_id":"e2e"},"payload":{"input":{"text":"aGk="}}}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST to the signed URL: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if ws := c.ok(append([]string{"call", "sign", "echo", "--method", "get"}, demo...)...); !strings.HasPrefix(ws, "ws://") {
+		t.Fatalf("call sign --method get: %s", ws)
 	}
 
 	// app create | ls | limits | rotate-key | delete

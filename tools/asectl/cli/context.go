@@ -139,13 +139,7 @@ func (a *app) contextCmd() *cobra.Command {
 		Args:              args(cobra.ExactArgs(1)),
 		ValidArgsFunction: a.completeContexts,
 		RunE: func(_ *cobra.Command, argv []string) error {
-			return a.editFile(func(f *ctxfile.File) error {
-				if f.Contexts[argv[0]] == nil {
-					return fmt.Errorf("no context %q (asectl context ls lists them)", argv[0])
-				}
-				f.Current = argv[0]
-				return nil
-			})
+			return a.editContext(argv[0], func(f *ctxfile.File) { f.Current = argv[0] })
 		},
 	}
 	del := &cobra.Command{
@@ -156,15 +150,11 @@ func (a *app) contextCmd() *cobra.Command {
 		Args:              args(cobra.ExactArgs(1)),
 		ValidArgsFunction: a.completeContexts,
 		RunE: func(_ *cobra.Command, argv []string) error {
-			return a.editFile(func(f *ctxfile.File) error {
-				if f.Contexts[argv[0]] == nil {
-					return fmt.Errorf("no context %q (asectl context ls lists them)", argv[0])
-				}
+			return a.editContext(argv[0], func(f *ctxfile.File) {
 				delete(f.Contexts, argv[0])
 				if f.Current == argv[0] {
 					f.Current = ""
 				}
-				return nil
 			})
 		},
 	}
@@ -219,6 +209,17 @@ func (a *app) editFile(edit func(*ctxfile.File) error) error {
 		return err
 	}
 	return f.Save(p)
+}
+
+// editContext applies edit to the contexts file when it holds context name.
+func (a *app) editContext(name string, edit func(*ctxfile.File)) error {
+	return a.editFile(func(f *ctxfile.File) error {
+		if f.Contexts[name] == nil {
+			return fmt.Errorf("no context %q (asectl context ls lists them)", name)
+		}
+		edit(f)
+		return nil
+	})
 }
 
 func (a *app) completeContexts(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {

@@ -421,6 +421,10 @@ mutual TLS: give the loader's certificate (--tls-ca, --tls-cert, --tls-key), or
 			}
 			if err := waitRoutable(ctx, cl, e.Service, routable(before), readyTimeout, exited); err != nil {
 				stop()
+				if ctx.Err() != nil { // Ctrl-C during start-up
+					fmt.Fprintln(a.io.Out, "loader stopped")
+					return nil
+				}
 				return fmt.Errorf("%w: see the loader's log %s", err, logFile)
 			}
 			in := e.Inputs()[0]

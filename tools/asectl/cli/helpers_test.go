@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +41,35 @@ func (c *ctl) runIn(ctx context.Context, in string, args ...string) result {
 	argv := append([]string{"--config", c.config}, args...)
 	code := cli.Run(ctx, argv, cli.IO{In: strings.NewReader(in), Out: &out, Err: &errb, Getenv: func(k string) string { return c.env[k] }})
 	return result{out.String(), errb.String(), code}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs args until ctx ends, writing to out and errw, and sends the exit status on
+// the returned channel.
+func (c *ctl) start(ctx context.Context, out, errw io.Writer, args ...string) <-chan int {
+	done := make(chan int, 1)
+	argv := append([]string{"--config", c.config}, args...)
+	go func() { // ends when the command does (ctx ends it)
+		done <- cli.Run(ctx, argv, cli.IO{In: strings.NewReader(""), Out: out, Err: errw, Getenv: func(k string) string { return c.env[k] }})
+	}()
+	return done
 }
 
 func (c *ctl) run(args ...string) result {

@@ -47,7 +47,7 @@ func Context(e Engine, dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(project, "Dockerfile")); err == nil {
+	if _, err := os.Stat(filepath.Join(project, "Dockerfile")); err == nil && st.IsDir() {
 		if err := copyTree(project, dir); err != nil {
 			return nil, err
 		}
