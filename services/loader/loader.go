@@ -1,8 +1,9 @@
 // Package loader is the embeddable loader service: it hosts one engine, admits once
 // requests and sessions within its licence, serves them over gRPC (asf.loader.v1.Loader),
 // registers with polaris and heartbeats its load. The engine is the built-in echo, a C
-// library on the AIGES ABI (engine c, package engine/cabi) or a Python wrapper (engine
-// python, package engine/python), in this process or, with isolation process, in
+// library on the AIGES ABI (engine c, package engine/cabi), a Python wrapper (engine
+// python, package engine/python) or a third-party API (engine forward, package
+// engine/forward), in this process or, with isolation process, in
 // supervised worker processes (package worker); NewEngine builds it.
 //
 //	cfg := loader.DefaultConfig()
@@ -35,6 +36,7 @@ import (
 	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/engine/cabi"
+	"github.com/athenaserving/asf/services/loader/engine/forward"
 	"github.com/athenaserving/asf/services/loader/engine/python"
 	"github.com/athenaserving/asf/services/loader/licence"
 	"github.com/athenaserving/asf/services/loader/resource"
@@ -52,8 +54,8 @@ type Config struct {
 	AdminListen       string            `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
 	Advertise         string            `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, 0.0.0.0/:: replaced by 127.0.0.1)"`
 	Service           string            `cfg:"service" help:"service name registered in polaris (the capability id)"`
-	Engine            string            `cfg:"engine" help:"engine kind: echo (built-in), c (AIGES libwrapper.so) or python (AIGES wrapper.py)"`
-	EnginePath        string            `cfg:"engine-path" help:"engine c: path of the libwrapper.so; engine python: path of the wrapper.py"`
+	Engine            string            `cfg:"engine" help:"engine kind: echo (built-in), c (AIGES libwrapper.so), python (AIGES wrapper.py) or forward (a third-party API)"`
+	EnginePath        string            `cfg:"engine-path" help:"engine c: path of the libwrapper.so; engine python: path of the wrapper.py; engine forward: path of the forward spec (YAML or JSON)"`
 	EngineConfig      map[string]string `cfg:"engine-config" help:"engine Init configuration, k=v,k=v"`
 	Async             bool              `cfg:"async" help:"async mode (AIGES asyncMode): c once requests use wrapperExecAsync; c and python sessions get results by callback instead of wrapperRead"`
 	RealtimeResult    bool              `cfg:"realtime-result" help:"sync-mode sessions call wrapperRead after every write (AIGES realTimeRlt); false: only after the last input frame"`
@@ -392,6 +394,8 @@ const (
 	EngineEcho   = "echo"
 	EngineC      = "c"
 	EnginePython = "python"
+	// EngineForward forwards to a third-party HTTP(S)/WebSocket API (engine-path: its spec).
+	EngineForward = "forward"
 )
 
 // Isolation modes (Config.Isolation).
@@ -407,12 +411,12 @@ const EngineWorkerCommand = "engine-worker"
 func (c Config) validateEngine() error {
 	switch c.Engine {
 	case EngineEcho:
-	case EngineC, EnginePython:
+	case EngineC, EnginePython, EngineForward:
 		if c.EnginePath == "" {
 			return fmt.Errorf("engine %s needs engine-path: %w", c.Engine, aserr.ErrInvalidParam)
 		}
 	default:
-		return fmt.Errorf("engine %q: want %s, %s or %s: %w", c.Engine, EngineEcho, EngineC, EnginePython, aserr.ErrInvalidParam)
+		return fmt.Errorf("engine %q: want %s, %s, %s or %s: %w", c.Engine, EngineEcho, EngineC, EnginePython, EngineForward, aserr.ErrInvalidParam)
 	}
 	switch c.Isolation {
 	case "", IsolationNone:
@@ -462,6 +466,13 @@ func NewLocalEngine(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (e
 	case EnginePython:
 		return python.New(python.Options{Name: EnginePython, WrapperPath: cfg.EnginePath, Workers: cfg.Workers, Python: cfg.Python,
 			Async: cfg.Async, ResultsAtEnd: !cfg.RealtimeResult, Log: log}), nil
+	case EngineForward:
+		// "env:NAME" values of the spec (secrets) come from the loader's environment.
+		spec, err := forward.ReadSpec(cfg.EnginePath, os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("engine forward: %w", err)
+		}
+		return forward.New(forward.Options{Name: EngineForward, Spec: spec, Service: cfg.Service, Licence: cfg.Licence, Log: log, Registry: reg}), nil
 	}
 	return engine.Lookup(cfg.Engine)
 }

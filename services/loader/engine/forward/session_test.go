@@ -1,0 +1,231 @@
+package forward
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/athenaserving/asf/services/loader/engine"
+	"github.com/gorilla/websocket"
+)
+
+// wsUpstream is a WebSocket API on 127.0.0.1:0. By path: /echo answers every ASE
+// frame with its payload and status (closing normally after status 2); /closemid closes
+// with 1011 after the first frame; /silent never answers; /bye closes normally after the
+// last frame without a last result; /garbage answers text that is not JSON. It records
+// the first message and the handshake's query.
+type wsUpstream struct {
+	url   string
+	first atomic.Value // string
+	query atomic.Value // string
+}
+
+func startWS(t *testing.T) *wsUpstream {
+	t.Helper()
+	u := &wsUpstream{}
+	up := websocket.Upgrader{}
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/busy" {
+			http.Error(w, "busy", 503)
+			return
+		}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		u.query.Store(r.URL.RawQuery)
+		for i := 0; ; i++ {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if i == 0 {
+				u.first.Store(string(msg))
+			}
+			var f struct {
+				Header  struct{ Status int } `json:"header"`
+				Payload map[string]any       `json:"payload"`
+			}
+			_ = json.Unmarshal(msg, &f)
+			switch r.URL.Path {
+			case "/closemid":
+				_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "engine crashed"))
+				return
+			case "/silent":
+				continue
+			case "/garbage":
+				_ = c.WriteMessage(websocket.TextMessage, []byte("<html>oops</html>"))
+				continue
+			case "/bye":
+				if f.Header.Status == 2 {
+					_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+					return
+				}
+				continue
+			}
+			b, _ := json.Marshal(map[string]any{"header": map[string]any{"code": 0, "status": f.Header.Status}, "payload": f.Payload})
+			if err := c.WriteMessage(websocket.TextMessage, b); err != nil {
+				return
+			}
+			if f.Header.Status == 2 {
+				_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+				return
+			}
+		}
+	})
+	u.url = "ws" + strings.TrimPrefix(srv.URL, "http")
+	return u
+}
+
+// results collects a session's results.
+type results chan engine.Result
+
+func (rs results) emit(r engine.Result) { rs <- r }
+
+func (rs results) next(t *testing.T) engine.Result {
+	t.Helper()
+	select {
+	case r := <-rs:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result")
+	}
+	return engine.Result{}
+}
+
+func frame(status engine.Status, s string) engine.Frame {
+	return engine.Frame{Status: status, Inputs: []engine.Payload{{Meta: engine.Meta{Name: "audio", Type: engine.DataAudio}, Data: []byte(s)}}}
+}
+
+func openSession(t *testing.T, e *Engine) (engine.Session, results) {
+	t.Helper()
+	rs := make(results, 16)
+	s, err := e.NewSession(context.Background(), engine.SessionParams{Tag: "sid9",
+		Headers: map[string]string{"app_id": "app1", "capability": "iat"}, Params: map[string]string{"lang": "en"}}, rs.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, rs
+}
+
+// Frames go out one message each; every upstream message is one result; the last one
+// (status 2) ends the session.
+func TestSessionFrameByFrame(t *testing.T) {
+	u := startWS(t)
+	e, reg := newEngine(t, `{session: {upstreams: ["%s/echo"], request: {mapping: [{data_type: audio, rule: [
+		{src: $.header, dst: $.body.header}, {src: $.payload, dst: $.body.payload}, {src: $.parameter.iat.lang, dst: $.query.lang}]}]}}}`, u.url)
+	s, rs := openSession(t, e)
+	ctx := context.Background()
+	for i, st := range []engine.Status{engine.StatusBegin, engine.StatusContinue, engine.StatusEnd} {
+		if err := s.Write(ctx, frame(st, fmt.Sprint("chunk", i))); err != nil {
+			t.Fatal(err)
+		}
+		r := rs.next(t)
+		if r.Err != nil || r.Status != st || len(r.Outputs) != 1 || string(r.Outputs[0].Data) != fmt.Sprint("chunk", i) || r.Outputs[0].Type != engine.DataAudio {
+			t.Fatalf("frame %d: result %+v", i, r)
+		}
+	}
+	var first map[string]any
+	_ = json.Unmarshal([]byte(u.first.Load().(string)), &first)
+	if h, _ := first["header"].(map[string]any); h["app_id"] != "app1" || h["status"] != float64(0) {
+		t.Fatalf("first message %v", first)
+	}
+	if u.query.Load().(string) != "lang=en" {
+		t.Fatalf("handshake query %q", u.query.Load())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if counter(t, reg, "asf_loader_forward_upstream_calls_total", "kind", "ws", "outcome", "ok") != 1 {
+		t.Fatal("ws handshake not counted")
+	}
+}
+
+// Later frames carry status and payload only, without the session's header and parameter.
+func TestSessionLaterFramesCarryPayloadOnly(t *testing.T) {
+	c := call{capability: "iat", headers: map[string]string{"app_id": "a"}, params: map[string]string{"x": "1"}, status: engine.StatusContinue}
+	s := &Spec{}
+	b, _ := json.Marshal(s.engineDoc(c))
+	if string(b) != `{"header":{"status":1}}` {
+		t.Fatalf("later frame %s", b)
+	}
+}
+
+func TestSessionUpstreamFailures(t *testing.T) {
+	u := startWS(t)
+	for _, tc := range []struct {
+		name, path, spec string
+		frames           []engine.Status
+		code             int
+		msg              string
+	}{
+		{"closed mid-session", "/closemid", "", []engine.Status{engine.StatusBegin}, 10227,
+			"upstream closed the session before its end (close 1011, engine crashed)"},
+		{"silent after the last frame", "/silent", "timeout: 150ms", []engine.Status{engine.StatusBegin, engine.StatusEnd}, 10225,
+			"upstream sent no last result within 150ms of the last frame"},
+		{"malformed message", "/garbage", "", []engine.Status{engine.StatusBegin}, 10160, "upstream answer is not valid JSON"},
+		{"oversized message", "/echo", "max-response-bytes: 40", []engine.Status{engine.StatusBegin}, 10160, "upstream message larger than 40 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _ := newEngine(t, `{session: {upstreams: ["%s%s"]}, %s}`, u.url, tc.path, tc.spec)
+			s, rs := openSession(t, e)
+			for _, st := range tc.frames {
+				if err := s.Write(context.Background(), frame(st, "data")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := rs.next(t)
+			wantCode(t, r.Err, tc.code, tc.msg)
+			_ = s.Close()
+			select {
+			case r := <-rs:
+				t.Fatalf("a result after the terminal one: %+v", r)
+			default:
+			}
+		})
+	}
+}
+
+// An upstream that closes normally after the last frame ends the session with an END result.
+func TestSessionNormalCloseAfterLastFrame(t *testing.T) {
+	u := startWS(t)
+	e, _ := newEngine(t, `{session: {upstreams: ["%s/bye"]}}`, u.url)
+	s, rs := openSession(t, e)
+	for _, st := range []engine.Status{engine.StatusBegin, engine.StatusEnd} {
+		if err := s.Write(context.Background(), frame(st, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := rs.next(t); r.Err != nil || r.Status != engine.StatusEnd {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+func TestSessionHandshakeFailures(t *testing.T) {
+	u := startWS(t)
+	e, reg := newEngine(t, `{session: {upstreams: ["%s/busy", "%s"]}, retries: 1}`, u.url, refusedURL(t, "ws"))
+	_, err := e.NewSession(context.Background(), engine.SessionParams{}, func(engine.Result) {})
+	if err == nil {
+		t.Fatal("session opened")
+	}
+	// Whichever upstream comes first, the other one is tried once.
+	if c := counter(t, reg, "asf_loader_forward_upstream_retries_total"); c != 1 {
+		t.Fatalf("retries %v", c)
+	}
+	e, _ = newEngine(t, `{session: {upstreams: ["%s"]}}`, refusedURL(t, "ws"))
+	_, err = e.NewSession(context.Background(), engine.SessionParams{}, func(engine.Result) {})
+	wantCode(t, err, 10224, "upstream refused the connection")
+	e, _ = newEngine(t, `{session: {upstreams: ["%s/busy"]}, retries: 0}`, u.url)
+	_, err = e.NewSession(context.Background(), engine.SessionParams{}, func(engine.Result) {})
+	wantCode(t, err, 10226, "upstream refused the WebSocket handshake with HTTP 503")
+	e, _ = newEngine(t, `{upstreams: [http://127.0.0.1:1/x]}`)
+	_, err = e.NewSession(context.Background(), engine.SessionParams{}, func(engine.Result) {})
+	wantCode(t, err, 10003, "no session upstream configured")
+}
