@@ -40,7 +40,21 @@ func (l loaderConn) Once(ctx context.Context, in *loaderpb.LoaderInput) (*loader
 	if err != nil {
 		return nil, loaderErr(ctx, err)
 	}
+	if err := outputErr(out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// outputErr is the error a loader output carries in band (code != 0). The loader reports
+// every error as a gRPC status with the code in its details (docs/contracts.md, "One
+// channel per error"); an output with a code is turned into the same coded error here, so
+// the router sees a loader's errors one way whichever way they came.
+func outputErr(out *loaderpb.LoaderOutput) error {
+	if out.GetCode() == 0 {
+		return nil
+	}
+	return fmt.Errorf("loader output: %w", aserr.Received(int(out.GetCode()), out.GetErr()))
 }
 
 // Public forms of the network error 10222 for a loader that cannot be reached or went
@@ -108,6 +122,9 @@ func (s loaderSession) Recv() (*loaderpb.LoaderOutput, error) {
 			return nil, io.EOF
 		}
 		return nil, loaderErr(s.ctx, err)
+	}
+	if err := outputErr(out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
