@@ -10,6 +10,7 @@ import (
 	"time"
 
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -243,17 +244,6 @@ func (f *fakeConfig) lastReport() *polarispb.ReportAppliedRequest {
 	return f.reports[len(f.reports)-1]
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestWatcher(t *testing.T) {
 	fake := &fakeConfig{files: map[string]*polarispb.ConfigFile{}, watches: map[chan *polarispb.ConfigEvent]bool{}}
 	fake.push("schema_ist.json", 1, readIST(t))
@@ -297,7 +287,7 @@ func TestWatcher(t *testing.T) {
 
 	// A bad revision is rejected and reported; the good one stays.
 	fake.push("schema_ist.json", 2, []byte(`{"meta":{"serviceId":"ist"},"schemainput":{"type":7}}`))
-	waitFor(t, "rejection report", func() bool { r := fake.lastReport(); return r != nil && r.GetRevision() == 2 })
+	testpoll.Until(t, 5*time.Second, "rejection report", func() bool { r := fake.lastReport(); return r != nil && r.GetRevision() == 2 })
 	if r := fake.lastReport(); r.GetApplied() || r.GetReason() == "" || r.GetCaller().GetAddr() != "gate:1" {
 		t.Fatalf("report %v", r)
 	}
@@ -307,20 +297,20 @@ func TestWatcher(t *testing.T) {
 
 	// A good revision is applied; holders of the old one keep it.
 	fake.push("schema_ist.json", 3, []byte(`{"meta":{"serviceId":"ist","read_timeout":1}}`))
-	waitFor(t, "revision 3", func() bool { s, _ := reg.Get("ist"); return s.Revision() == 3 })
+	testpoll.Until(t, 5*time.Second, "revision 3", func() bool { s, _ := reg.Get("ist"); return s.Revision() == 3 })
 	if held.ReadTimeout() != 5*time.Second {
 		t.Fatal("held schema changed")
 	}
 	// The apply report follows the registry update: wait for it, then check it.
-	waitFor(t, "report of revision 3", func() bool { r := fake.lastReport(); return r != nil && r.GetRevision() == 3 })
+	testpoll.Until(t, 5*time.Second, "report of revision 3", func() bool { r := fake.lastReport(); return r != nil && r.GetRevision() == 3 })
 	if r := fake.lastReport(); !r.GetApplied() {
 		t.Fatalf("report %v", r)
 	}
 
 	fake.push("schema_tts.json", 1, []byte(`{"meta":{"serviceId":"tts"}}`))
-	waitFor(t, "tts", func() bool { _, ok := reg.Get("tts"); return ok })
+	testpoll.Until(t, 5*time.Second, "tts", func() bool { _, ok := reg.Get("tts"); return ok })
 	fake.remove("schema_tts.json")
-	waitFor(t, "tts removed", func() bool { _, ok := reg.Get("tts"); return !ok })
+	testpoll.Until(t, 5*time.Second, "tts removed", func() bool { _, ok := reg.Get("tts"); return !ok })
 
 	// A broken watch reconnects; the new snapshot is the whole set.
 	fake.breakWatches()
@@ -328,7 +318,7 @@ func TestWatcher(t *testing.T) {
 	delete(fake.files, "schema_ist.json")
 	fake.files["schema_asr.json"] = &polarispb.ConfigFile{Key: &polarispb.ConfigKey{File: "schema_asr.json"}, Revision: 9, Content: []byte(`{"meta":{"serviceId":"asr"}}`)}
 	fake.mu.Unlock()
-	waitFor(t, "resync", func() bool { _, ok := reg.Get("asr"); _, old := reg.Get("ist"); return ok && !old })
+	testpoll.Until(t, 5*time.Second, "resync", func() bool { _, ok := reg.Get("asr"); _, old := reg.Get("ist"); return ok && !old })
 }
 
 func FuzzParse(f *testing.F) {

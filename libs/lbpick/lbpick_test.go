@@ -12,6 +12,7 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -92,17 +93,6 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	return cc
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func newClient(t *testing.T, cc *grpc.ClientConn, streams int) *Client {
 	t.Helper()
 	c := New(cc, Options{Streams: streams, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
@@ -115,7 +105,7 @@ func TestPicksTravelOnStreams(t *testing.T) {
 	f := &fakeLB{}
 	addr, _ := serve(t, nil, streamingLB{f})
 	c := newClient(t, dial(t, addr), 3)
-	waitFor(t, "3 streams open", func() bool { return c.Open() == 3 })
+	testpoll.Until(t, 10*time.Second, "3 streams open", func() bool { return c.Open() == 3 })
 
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -164,9 +154,9 @@ func TestStreamsReopenAfterRestart(t *testing.T) {
 	addr, stop := serve(t, nil, streamingLB{f})
 	cc := dial(t, addr)
 	c := newClient(t, cc, 2)
-	waitFor(t, "streams open", func() bool { return c.Open() == 2 })
+	testpoll.Until(t, 10*time.Second, "streams open", func() bool { return c.Open() == 2 })
 	stop()
-	waitFor(t, "streams closed", func() bool { return c.Open() == 0 })
+	testpoll.Until(t, 10*time.Second, "streams closed", func() bool { return c.Open() == 0 })
 	// lbclient down: picks fail with the network code, nothing hangs.
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	_, err := c.Pick(ctx, "echo", 1, nil, "")
@@ -179,7 +169,7 @@ func TestStreamsReopenAfterRestart(t *testing.T) {
 		t.Skipf("address %s not free again: %v", addr, lerr)
 	}
 	serve(t, ln, streamingLB{f})
-	waitFor(t, "streams reopened", func() bool { return c.Open() == 2 })
+	testpoll.Until(t, 10*time.Second, "streams reopened", func() bool { return c.Open() == 2 })
 	before := f.streamed.Load()
 	if addrs, err := c.Pick(t.Context(), "echo", 1, nil, "x"); err != nil || addrs[0] != "echo:x" {
 		t.Fatalf("pick after restart: %v %v", addrs, err)
@@ -193,7 +183,7 @@ func TestPickHonoursContext(t *testing.T) {
 	block := make(chan struct{})
 	addr, _ := serve(t, nil, stallingLB{fakeLB: &fakeLB{}, block: block})
 	c := newClient(t, dial(t, addr), 1)
-	waitFor(t, "stream open", func() bool { return c.Open() == 1 })
+	testpoll.Until(t, 10*time.Second, "stream open", func() bool { return c.Open() == 1 })
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	_, err := c.Pick(ctx, "echo", 1, nil, "")
@@ -237,7 +227,7 @@ func TestStreamsRetireAndSpreadOverReplicas(t *testing.T) {
 	t.Cleanup(func() { _ = cc.Close() })
 	c := New(cc, Options{Streams: 1, MaxAge: 20 * time.Millisecond, Log: zerolog.New(zerolog.NewTestWriter(t))})
 	t.Cleanup(func() { _ = c.Close() })
-	waitFor(t, "both replicas served stream picks", func() bool {
+	testpoll.Until(t, 10*time.Second, "both replicas served stream picks", func() bool {
 		if addrs, err := c.Pick(t.Context(), "echo", 1, nil, "k"); err != nil || addrs[0] != "echo:k" {
 			t.Fatalf("pick: %v %v", addrs, err)
 		}
@@ -252,13 +242,13 @@ func TestStalledStreamOverflowsToUnary(t *testing.T) {
 	f := &fakeLB{}
 	addr, _ := serve(t, nil, stallingLB{fakeLB: f, block: block})
 	c := newClient(t, dial(t, addr), 1)
-	waitFor(t, "stream open", func() bool { return c.Open() == 1 })
+	testpoll.Until(t, 10*time.Second, "stream open", func() bool { return c.Open() == 1 })
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	for range maxPending {
 		wg.Go(func() { _, _ = c.Pick(ctx, "echo", 1, nil, "") })
 	}
-	waitFor(t, "the stream full", func() bool {
+	testpoll.Until(t, 10*time.Second, "the stream full", func() bool {
 		s := c.streams[0]
 		s.mu.Lock()
 		defer s.mu.Unlock()

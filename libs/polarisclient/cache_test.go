@@ -12,6 +12,7 @@ import (
 	"time"
 
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -189,7 +190,7 @@ func TestWatchUsesCacheThenCatchesUp(t *testing.T) {
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	done1 := make(chan struct{})
 	go func() { defer close(done1); _ = c1.Watch(ctx1, "echo", first.fn) }()
-	waitFor(t, 5*time.Second, func() bool { return first.get() == "10.0.0.1:1" })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return first.get() == "10.0.0.1:1" })
 	cancel1()
 	<-done1
 	stop()
@@ -199,7 +200,7 @@ func TestWatchUsesCacheThenCatchesUp(t *testing.T) {
 	second := &snapshots{}
 	c2 := dialCache(t, addr, dir, zerolog.New(logs))
 	run(t, func(ctx context.Context) error { return c2.Watch(ctx, "echo", second.fn) })
-	waitFor(t, 5*time.Second, func() bool { return second.get() == "10.0.0.1:1" })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return second.get() == "10.0.0.1:1" })
 	if !strings.Contains(logs.String(), "using the cached registry") {
 		t.Fatal("cache use not logged")
 	}
@@ -209,7 +210,7 @@ func TestWatchUsesCacheThenCatchesUp(t *testing.T) {
 	fake.instances = append(fake.instances, inst("10.0.0.2:1"))
 	fake.mu.Unlock()
 	serve(t, addr, fake)
-	waitFor(t, 10*time.Second, func() bool { return second.get() == "10.0.0.1:1,10.0.0.2:1" })
+	testpoll.Until(t, 10*time.Second, "the condition", func() bool { return second.get() == "10.0.0.1:1,10.0.0.2:1" })
 }
 
 func TestWatchConfigCacheReloadAndReport(t *testing.T) {
@@ -234,7 +235,7 @@ func TestWatchConfigCacheReloadAndReport(t *testing.T) {
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	done1 := make(chan struct{})
 	go func() { defer close(done1); _ = c1.WatchConfig(ctx1, testKey, false, reload) }()
-	waitFor(t, 5*time.Second, func() bool { return len(fake.reportsOf(1)) == 1 })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return len(fake.reportsOf(1)) == 1 })
 	if r := fake.reportsOf(1)[0]; !r.GetApplied() || r.GetCaller().GetAddr() != "10.0.0.9:1" {
 		t.Fatalf("report: %v", r)
 	}
@@ -245,7 +246,7 @@ func TestWatchConfigCacheReloadAndReport(t *testing.T) {
 	// Down at start: the cached revision is loaded; GetConfig answers from the cache.
 	c2 := dialCache(t, addr, dir, zerolog.Nop())
 	run(t, func(ctx context.Context) error { return c2.WatchConfig(ctx, testKey, false, reload) })
-	waitFor(t, 5*time.Second, func() bool { return got() == "a=1|a=1" })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return got() == "a=1|a=1" })
 	gctx, gcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer gcancel()
 	if f, err := c2.GetConfig(gctx, testKey); err != nil || string(f.GetContent()) != "a=1" {
@@ -254,11 +255,11 @@ func TestWatchConfigCacheReloadAndReport(t *testing.T) {
 
 	// Back with the same revision: reported again, not reloaded; then a push and a bad push.
 	serve(t, addr, fake)
-	waitFor(t, 10*time.Second, func() bool { return len(fake.reportsOf(1)) == 2 })
+	testpoll.Until(t, 10*time.Second, "the condition", func() bool { return len(fake.reportsOf(1)) == 2 })
 	fake.pushes <- cfgFile(2, "a=2")
-	waitFor(t, 5*time.Second, func() bool { return len(fake.reportsOf(2)) == 1 })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return len(fake.reportsOf(2)) == 1 })
 	fake.pushes <- cfgFile(3, "bad")
-	waitFor(t, 5*time.Second, func() bool { return len(fake.reportsOf(3)) == 1 })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return len(fake.reportsOf(3)) == 1 })
 	if r := fake.reportsOf(3)[0]; r.GetApplied() || r.GetReason() == "" {
 		t.Fatalf("failed reload reported as %v", r)
 	}
@@ -291,7 +292,7 @@ func TestCorruptCacheIgnored(t *testing.T) {
 	c := dialCache(t, addr, dir, zerolog.New(logs))
 	s := &snapshots{}
 	run(t, func(ctx context.Context) error { return c.Watch(ctx, "echo", s.fn) })
-	waitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "polaris cache file ignored") })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return strings.Contains(logs.String(), "polaris cache file ignored") })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if _, err := c.GetConfig(ctx, testKey); err == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/capability"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/rs/zerolog"
 )
 
@@ -62,9 +63,9 @@ func TestCachedConfigStartsFromCacheAndKeepsAcceptedRevisions(t *testing.T) {
 		_ = capability.WatchLoop(ctx1, a1.client, testKey, false, capability.WatchOptions{}, zerolog.Nop(),
 			func(ev *polarispb.ConfigEvent) { a1.handle(ctx1, ev) })
 	}()
-	waitFor(t, 5*time.Second, func() bool { return len(fake.reportsOf(1)) == 1 })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return len(fake.reportsOf(1)) == 1 })
 	fake.pushes <- cfgFile(2, "bad")
-	waitFor(t, 5*time.Second, func() bool { return len(fake.reportsOf(2)) == 1 })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return len(fake.reportsOf(2)) == 1 })
 	cancel1()
 	<-done1
 	stop()
@@ -74,7 +75,7 @@ func TestCachedConfigStartsFromCacheAndKeepsAcceptedRevisions(t *testing.T) {
 	c2 := dialCache(t, addr, dir, zerolog.New(logs))
 	a2 := &applier{client: c2.CachedConfig()}
 	a2.run(t)
-	waitFor(t, 5*time.Second, func() bool { return a2.last() == "TYPE_SNAPSHOT:1:a=1" })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return a2.last() == "TYPE_SNAPSHOT:1:a=1" })
 	if !strings.Contains(logs.String(), "using the cached config") {
 		t.Fatal("cache use not logged")
 	}
@@ -86,10 +87,10 @@ func TestCachedConfigStartsFromCacheAndKeepsAcceptedRevisions(t *testing.T) {
 
 	// polaris comes back: the report of the cached revision is filed, and new revisions flow.
 	serve(t, addr, fake)
-	waitFor(t, 10*time.Second, func() bool { return len(fake.reportsOf(1)) >= 2 })
+	testpoll.Until(t, 10*time.Second, "the condition", func() bool { return len(fake.reportsOf(1)) >= 2 })
 	fake.pushes <- cfgFile(3, "a=3")
-	waitFor(t, 5*time.Second, func() bool { return a2.last() == "TYPE_UPDATED:3:a=3" })
-	waitFor(t, 5*time.Second, func() bool {
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return a2.last() == "TYPE_UPDATED:3:a=3" })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool {
 		ev := &polarispb.ConfigEvent{}
 		return (&diskCache{dir: dir, log: zerolog.Nop()}).load(kindWatch, watchName(testKey, false), ev) &&
 			len(ev.GetFiles()) == 1 && ev.GetFiles()[0].GetRevision() == 3

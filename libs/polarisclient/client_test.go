@@ -8,6 +8,7 @@ import (
 	"time"
 
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 )
@@ -54,17 +55,6 @@ func (f *fakeRegistry) snapshot() (registers, beats, deregs int, lastLive int32)
 	return f.registers, len(f.beats), f.deregs, lastLive
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestRegistrarLifecycle(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,14 +85,14 @@ func TestRegistrarLifecycle(t *testing.T) {
 		t.Fatal("not registered")
 	}
 	r.Notify()
-	waitFor(t, 5*time.Second, func() bool { _, b, _, _ := fake.snapshot(); return b >= 1 })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { _, b, _, _ := fake.snapshot(); return b >= 1 })
 
 	// polaris forgets the instance: the next heartbeat re-registers.
 	fake.mu.Lock()
 	fake.known = false
 	fake.mu.Unlock()
 	r.Notify()
-	waitFor(t, 5*time.Second, func() bool { reg, _, _, _ := fake.snapshot(); return reg == 2 })
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool { reg, _, _, _ := fake.snapshot(); return reg == 2 })
 
 	if err := r.Offline(context.Background()); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/atom"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -190,17 +191,6 @@ func lbFor(t *testing.T, addrs ...string) string {
 	return serve(t, func(s *grpc.Server) { lbpb.RegisterLbServer(s, lb) })
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func sessionFrame(sid string, status int32, text string) *atompb.Frame {
 	f := frame(status, text)
 	f.Sid = sid
@@ -291,7 +281,7 @@ func TestClientAbortFreesSlot(t *testing.T) {
 		t.Fatalf("busy = %d during the session", busy)
 	}
 	cancel() // the client goes away without END
-	waitFor(t, 2*time.Second, func() bool { busy, _, _ := l.state(); return busy == 0 })
+	testpoll.Until(t, 2*time.Second, "the condition", func() bool { busy, _, _ := l.state(); return busy == 0 })
 	runSession(t, c, "next", 3) // the single slot serves the next session
 }
 
@@ -484,7 +474,7 @@ func TestSchemasFromPolarisAndRegistration(t *testing.T) {
 	cfg := atom.DefaultConfig()
 	cfg.LBAddr, cfg.Polaris = lbFor(t, addr), polAddr // the loader service "echo" serves capability "tts"
 	srv := startAtom(t, cfg)
-	waitFor(t, 3*time.Second, func() bool { return pol.reg.isRegistered(srv.GRPCAddr()) })
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool { return pol.reg.isRegistered(srv.GRPCAddr()) })
 
 	f := &atompb.Frame{Capability: "tts", Sid: "tts-1", Status: 3, Header: map[string]string{"app_id": "app"},
 		Accepts: map[string]*atompb.Accept{"audio": {Attributes: map[string]string{"encoding": "lame"}}, "subtitle": {Attributes: map[string]string{"format": "json"}}},
@@ -494,7 +484,7 @@ func TestSchemasFromPolarisAndRegistration(t *testing.T) {
 		t.Fatalf("result %v, %v", res, err)
 	}
 	// atom records itself as a consumer of the loader service it routed to.
-	waitFor(t, 3*time.Second, func() bool { return pol.reg.consumes("echo") })
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool { return pol.reg.consumes("echo") })
 	got := <-inputs
 	if got.ServiceId != "tts" || got.ServiceName != "echo" || len(got.Expect) != 2 ||
 		got.Expect[0].DataType != loaderpb.DataType_DATA_TYPE_AUDIO || got.Expect[1].DataType != loaderpb.DataType_DATA_TYPE_TEXT {

@@ -17,6 +17,7 @@ import (
 	"github.com/athenaserving/asf/libs/natsbus"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/lbclient"
 	"github.com/athenaserving/asf/services/lbclient/transport"
 	"github.com/nats-io/nats.go"
@@ -74,17 +75,6 @@ func state(svc, addr string, idle, live int32, seq uint64) *polarispb.InstanceSt
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 func testConfig(polaris string) lbclient.Config {
 	cfg := lbclient.DefaultConfig()
 	cfg.GRPCListen = "127.0.0.1:0"
@@ -126,7 +116,7 @@ func pickClient(t *testing.T, srv *lbclient.Server, streams int) *lbpick.Client 
 	t.Cleanup(func() { _ = cc.Close() })
 	c := lbpick.New(cc, lbpick.Options{Streams: streams})
 	t.Cleanup(func() { _ = c.Close() })
-	waitFor(t, 5*time.Second, "pick streams open", func() bool { return c.Open() == streams })
+	testpoll.Until(t, 5*time.Second, "pick streams open", func() bool { return c.Open() == streams })
 	return c
 }
 
@@ -181,7 +171,7 @@ func TestServerPicksFromPolarisAndNATS(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, pub.Publish(natsbus.LoadSubject("asf", "echo"), b))
 	}
-	waitFor(t, 3*time.Second, "no live loader", func() bool { return srv.Live("echo") == 0 })
+	testpoll.Until(t, 3*time.Second, "no live loader", func() bool { return srv.Live("echo") == 0 })
 	_, code = pick(t, lb, "echo", 1)
 	require.Equal(t, 10223, code)
 
@@ -243,11 +233,11 @@ func TestServerStartsWhilePolarisDown(t *testing.T) {
 	ln, err = net.Listen("tcp", addr)
 	require.NoError(t, err)
 	serve(t, ln, &fakePolaris{natsURL: emb.ClientURL(), instances: []*polarispb.InstanceState{state("echo", "a:1", 1, 1, 1)}})
-	waitFor(t, 15*time.Second, "ready once polaris is up", srv.Ready)
+	testpoll.Until(t, 15*time.Second, "ready once polaris is up", srv.Ready)
 	addrs, code := pick(t, lbpb.NewLbClient(cc), "echo", 1)
 	require.Equal(t, 0, code)
 	require.Equal(t, []string{"a:1"}, addrs)
-	waitFor(t, 2*time.Second, "health SERVING", func() bool {
+	testpoll.Until(t, 2*time.Second, "health SERVING", func() bool {
 		hc, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		return err == nil && hc.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})

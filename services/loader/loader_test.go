@@ -15,6 +15,7 @@ import (
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -25,17 +26,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func testConfig(licence int) loader.Config {
 	cfg := loader.DefaultConfig()
@@ -181,7 +171,7 @@ func TestCancelMidSessionFreesSlot(t *testing.T) {
 	}
 	cancel()
 	var last error
-	waitFor(t, 3*time.Second, func() bool {
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool {
 		_, last = session(t.Context(), c, "after-cancel")
 		return last == nil
 	})
@@ -244,7 +234,7 @@ func TestShutdownRefusesThenDrains(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Shutdown(context.Background()) }()
-	waitFor(t, 3*time.Second, func() bool {
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool {
 		_, err := c.Once(t.Context(), input(0, loaderpb.Status_STATUS_ONCE, "x"))
 		return aserr.CodeOf(grpcx.FromStatus(err)) == 10110
 	})
@@ -343,14 +333,14 @@ func TestRegistersHeartbeatsOnChangeAndDeregisters(t *testing.T) {
 	if _, err := st.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, func() bool { l, _ := f.last(); return l.GetIdle() == 1 })
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool { l, _ := f.last(); return l.GetIdle() == 1 })
 	_ = st.Send(input(1, loaderpb.Status_STATUS_END, "y"))
 	for {
 		if _, err := st.Recv(); err != nil {
 			break
 		}
 	}
-	waitFor(t, 3*time.Second, func() bool { l, _ := f.last(); return l.GetIdle() == 2 })
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool { l, _ := f.last(); return l.GetIdle() == 2 })
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/natsbus"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/polaris"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
@@ -105,7 +106,7 @@ func TestRestartOnEmbeddedBackend(t *testing.T) {
 		t.Fatalf("apply reports after restart: %+v", a)
 	}
 	// The restored instance does not heartbeat: it is evicted within its TTL.
-	waitFor(t, 3*time.Second, func() bool { return srv2.Registry().Len() == 0 })
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool { return srv2.Registry().Len() == 0 })
 	// The admin state outlives the eviction.
 	if _, err := srv2.Registry().Register(ctx, registry.Instance{Service: k.Service, Addr: k.Addr}, registry.Load{}, 0); err != nil {
 		t.Fatal(err)

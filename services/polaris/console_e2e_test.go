@@ -11,6 +11,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/rs/zerolog"
 )
 
@@ -90,7 +91,7 @@ func TestConsoleInChromium(t *testing.T) {
 	run(func(ctx context.Context) error {
 		return c.WatchConfig(ctx, key, false, func(*polarispb.ConfigFile) error { return nil })
 	})
-	waitFor(t, 5*time.Second, func() bool {
+	testpoll.Until(t, 5*time.Second, "the condition", func() bool {
 		a := srv.ConfigCenter().Applied(configKeyOf("asf", "default", "echo", "1", "echo.toml"))
 		return len(a) == 1 && a[0].Revision == 2
 	})

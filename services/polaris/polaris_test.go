@@ -14,6 +14,7 @@ import (
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/polaris"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/nats-io/nats.go"
@@ -25,17 +26,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func start(t *testing.T, mod func(*polaris.Config)) *polaris.Server {
 	t.Helper()
@@ -376,11 +366,11 @@ func TestRegistrarAgainstPolaris(t *testing.T) {
 	if _, ev := recvRegistry(t, loadSub); ev.GetType() != polarispb.RegistryEvent_TYPE_LOAD {
 		t.Fatalf("load event %v", ev)
 	}
-	waitFor(t, 3*time.Second, func() bool { return len(srv.Registry().List("echo")) == 2 })
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool { return len(srv.Registry().List("echo")) == 2 })
 	if err := r.Offline(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, func() bool {
+	testpoll.Until(t, 3*time.Second, "the condition", func() bool {
 		_, ev := recvRegistry(t, regSub)
 		return ev.GetType() == polarispb.RegistryEvent_TYPE_REMOVED
 	})

@@ -2,7 +2,9 @@ package webgate
 
 import (
 	"testing"
+	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +30,7 @@ func TestSessionCountedWhenClientDropsAfterResult(t *testing.T) {
 		require.Equal(t, 2, *r.Header.Status)
 		require.NoError(t, conn.UnderlyingConn().Close(), "session %d", i)
 	}
-	waitFor(t, "every session counted", func() bool { return stream("0")+stream("10222") == n })
+	testpoll.Until(t, 5*time.Second, "every session counted", func() bool { return stream("0")+stream("10222") == n })
 	assert.Equal(t, float64(n), stream("0"))
 	assert.Zero(t, stream("10222"))
 
@@ -38,6 +40,6 @@ func TestSessionCountedWhenClientDropsAfterResult(t *testing.T) {
 	send(t, conn, frame("a", "", 0, 0))
 	readResponse(t, conn)
 	require.NoError(t, conn.UnderlyingConn().Close())
-	waitFor(t, "the cut-off session counted", func() bool { return stream("10222") == 1 })
+	testpoll.Until(t, 5*time.Second, "the cut-off session counted", func() bool { return stream("10222") == 1 })
 	assert.Equal(t, float64(n), stream("0"))
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/stretchr/testify/require"
 )
 
@@ -134,7 +135,7 @@ func TestStalledConnectionsStayCheap(t *testing.T) {
 	t.Cleanup(func() { close(stopTrickle); <-trickleDone })
 
 	// Every connection is being served (one goroutine each), none has finished a request.
-	waitFor(t, "webgate to serve every stalled connection", func() bool { return runtime.NumGoroutine() >= baseG+total })
+	testpoll.Until(t, 5*time.Second, "webgate to serve every stalled connection", func() bool { return runtime.NumGoroutine() >= baseG+total })
 	grown := int64(heapInUse()) - int64(baseHeap)
 	t.Logf("%d stalled connections: heap +%d KiB (%d bytes each; bound %d)", total, grown>>10, grown/total, stallBound)
 	require.Less(t, grown, int64(total*stallBound), "heap grew by more than %d bytes per stalled connection", stallBound)
@@ -220,7 +221,7 @@ func TestUnauthenticatedConnectionCap(t *testing.T) {
 	require.Equal(t, http.StatusOK, st, body)
 
 	// The stalled connections time out; the source is served again.
-	waitFor(t, "the stalled connections to time out", func() bool { return e.srv.conns.Pending(src) == 0 })
+	testpoll.Until(t, 5*time.Second, "the stalled connections to time out", func() bool { return e.srv.conns.Pending(src) == 0 })
 	st, body = signed(src)
 	require.Equal(t, http.StatusOK, st, body)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -96,7 +97,7 @@ func TestServerLifecycle(t *testing.T) {
 	conn, _, err := dialWS(t, "ws://"+srv.HTTPAddr()+"/v1/private/hang")
 	require.NoError(t, err)
 	send(t, conn, `{"header":{"app_id":"a","status":0},"payload":{"input":{"audio":""}}}`)
-	waitFor(t, "atom stream", func() bool { return fake.opened.Load() == 1 })
+	testpoll.Until(t, 5*time.Second, "atom stream", func() bool { return fake.opened.Load() == 1 })
 	_, metrics = get(t, "http://"+srv.AdminAddr()+"/metrics")
 	assert.Contains(t, metrics, "asf_webgate_sessions_active 1")
 
@@ -108,7 +109,7 @@ func TestServerLifecycle(t *testing.T) {
 	assert.Equal(t, 10222, r.Header.Code, "sessions beyond the drain bound end with a clear code")
 	assert.Equal(t, "server shutting down", r.Header.Message)
 	assert.Equal(t, websocket.CloseGoingAway, readClose(t, conn).Code)
-	waitFor(t, "atom stream cancelled", func() bool { return fake.cancelled.Load() == 1 })
+	testpoll.Until(t, 5*time.Second, "atom stream cancelled", func() bool { return fake.cancelled.Load() == 1 })
 
 	_, err = http.Get("http://" + srv.HTTPAddr() + "/v1/private/echo")
 	assert.Error(t, err, "listener closed")
@@ -124,7 +125,7 @@ func TestShutdownLetsSessionsFinish(t *testing.T) {
 	readResponse(t, conn)
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Shutdown(context.Background()) }()
-	waitFor(t, "not ready", func() bool { return !e.srv.Ready() })
+	testpoll.Until(t, 5*time.Second, "not ready", func() bool { return !e.srv.Ready() })
 	send(t, conn, frame("a", "", 2, 1))
 	r := readResponse(t, conn)
 	require.Equal(t, 0, r.Header.Code, r.Header.Message)
@@ -286,24 +287,24 @@ func TestConnectionLimitsAndHotReload(t *testing.T) {
 	ce := readClose(t, c2)
 	assert.Equal(t, websocket.CloseNormalClosure, ce.Code)
 	assert.Equal(t, "max connections exceeded", ce.Text)
-	waitFor(t, "apply report", func() bool { r := e.polaris.report(rev); return r != nil && r.GetApplied() })
+	testpoll.Until(t, 5*time.Second, "apply report", func() bool { r := e.polaris.report(rev); return r != nil && r.GetApplied() })
 
 	// The surviving session goes on.
 	send(t, c1, frame("app1", "", 2, 1))
 	r = readResponse(t, c1)
 	require.Equal(t, 0, r.Header.Code, r.Header.Message)
 	assert.Equal(t, websocket.CloseNormalClosure, readClose(t, c1).Code)
-	waitFor(t, "leases released", func() bool { return e.srv.limiter.Active("app1") == 0 })
+	testpoll.Until(t, 5*time.Second, "leases released", func() bool { return e.srv.limiter.Active("app1") == 0 })
 
 	// A bad apps revision is rejected and the previous apps stay.
 	rev = e.polaris.push("webgate", "apps.json", `{"apps":[{"app_id":"x"}]}`)
-	waitFor(t, "reject report", func() bool { r := e.polaris.report(rev); return r != nil && !r.GetApplied() && r.GetReason() != "" })
+	testpoll.Until(t, 5*time.Second, "reject report", func() bool { r := e.polaris.report(rev); return r != nil && !r.GetApplied() && r.GetReason() != "" })
 	st, body, _ := post(t, signURL(t, e.url("/v1/private/echo"), "POST", app1, time.Now()), onceBody("app1"))
 	require.Equal(t, http.StatusOK, st, body)
 
 	// Revoking the key applies to the next request at once.
 	rev = e.polaris.push("webgate", "apps.json", `{"apps":[{"app_id":"app3","api_key":"key3","api_secret":"secret3"}]}`)
-	waitFor(t, "apply report", func() bool { r := e.polaris.report(rev); return r != nil })
+	testpoll.Until(t, 5*time.Second, "apply report", func() bool { r := e.polaris.report(rev); return r != nil })
 	st, body, _ = post(t, signURL(t, e.url("/v1/private/echo"), "POST", app1, time.Now()), onceBody("app1"))
 	assert.Equal(t, http.StatusUnauthorized, st)
 	assert.Equal(t, `{"message":"HMAC signature cannot be verified"}`, body)
@@ -317,7 +318,7 @@ func TestDemoAppWithoutAppsConfig(t *testing.T) {
 	require.Equal(t, http.StatusOK, st, body)
 	// Once an apps config exists, it replaces the demo app.
 	rev := e.polaris.push("webgate", "apps.json", appsJSON)
-	waitFor(t, "apply", func() bool { return e.polaris.report(rev) != nil })
+	testpoll.Until(t, 5*time.Second, "apply", func() bool { return e.polaris.report(rev) != nil })
 	st, _, _ = post(t, signURL(t, e.url("/v1/private/echo"), "POST", creds{"dkey", "dsecret"}, time.Now()), onceBody("demo"))
 	assert.Equal(t, http.StatusUnauthorized, st)
 }
@@ -364,7 +365,7 @@ func TestSchemaHotReloadMidSession(t *testing.T) {
 	// the revision it started with.
 	v2 := strings.Replace(strings.Replace(echoSchema, `"seq":{"type":"string"}`, `"seq":{"type":"integer"}`, 1), `"maximum":100`, `"maximum":1`, 1)
 	rev := e.polaris.push("capabilities", "schema_echo.json", v2)
-	waitFor(t, "schema applied", func() bool { s, _ := e.srv.Schemas().Get("echo"); return s.Revision() == rev })
+	testpoll.Until(t, 5*time.Second, "schema applied", func() bool { s, _ := e.srv.Schemas().Get("echo"); return s.Revision() == rev })
 
 	send(t, conn, frame("a", "", 1, 5))
 	r = readResponse(t, conn)
@@ -388,7 +389,7 @@ func TestSchemaHotReloadMidSession(t *testing.T) {
 
 	// A broken revision is refused and reported; the previous one stays.
 	bad := e.polaris.push("capabilities", "schema_echo.json", `{"meta":{"serviceId":"echo"},"schemainput":{"type":42}}`)
-	waitFor(t, "rejection", func() bool { r := e.polaris.report(bad); return r != nil && !r.GetApplied() })
+	testpoll.Until(t, 5*time.Second, "rejection", func() bool { r := e.polaris.report(bad); return r != nil && !r.GetApplied() })
 	s, _ := e.srv.Schemas().Get("echo")
 	assert.Equal(t, rev, s.Revision())
 }
@@ -431,7 +432,7 @@ func TestMultiplexIsolation(t *testing.T) {
 	assert.Equal(t, "c", r.Header.Cid)
 	assert.Equal(t, 0, r.Header.Code)
 	require.NoError(t, conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")))
-	waitFor(t, "streams ended", func() bool {
+	testpoll.Until(t, 5*time.Second, "streams ended", func() bool {
 		return metricValue(t, e.reg, "asf_webgate_sessions_active", nil) == 0
 	})
 	assert.Equal(t, 2.0, metricValue(t, e.reg, "asf_webgate_requests_total", map[string]string{"capability": "echo", "kind": "stream", "code": "10222"})+
@@ -462,7 +463,7 @@ func TestWebSocketLimitsAndTimeouts(t *testing.T) {
 	r = readResponse(t, conn)
 	assert.Equal(t, 10200, r.Header.Code)
 	assert.Equal(t, "read timeout", readClose(t, conn).Text)
-	waitFor(t, "stream aborted", func() bool { return e.atom.cancelled.Load() == 1 })
+	testpoll.Until(t, 5*time.Second, "stream aborted", func() bool { return e.atom.cancelled.Load() == 1 })
 }
 
 func TestAbnormalCloseAbortsAtomStream(t *testing.T) {
@@ -470,9 +471,9 @@ func TestAbnormalCloseAbortsAtomStream(t *testing.T) {
 	conn, _, err := dialWS(t, e.wsURL("/v1/private/hang"))
 	require.NoError(t, err)
 	send(t, conn, frame("a", "", 0, 0))
-	waitFor(t, "stream", func() bool { return e.atom.opened.Load() == 1 })
+	testpoll.Until(t, 5*time.Second, "stream", func() bool { return e.atom.opened.Load() == 1 })
 	require.NoError(t, conn.UnderlyingConn().Close())
-	waitFor(t, "stream aborted", func() bool { return e.atom.cancelled.Load() == 1 })
+	testpoll.Until(t, 5*time.Second, "stream aborted", func() bool { return e.atom.cancelled.Load() == 1 })
 }
 
 func TestOIP(t *testing.T) {

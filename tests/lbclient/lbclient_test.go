@@ -17,11 +17,13 @@ import (
 	"github.com/athenaserving/asf/libs/natsbus"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/lbclient"
+	"github.com/athenaserving/asf/services/lbclient/lbclienttest"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/athenaserving/asf/services/loader/loadertest"
 	"github.com/athenaserving/asf/services/polaris"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/athenaserving/asf/services/polaris/polaristest"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -33,31 +35,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // interval is the loaders' report interval and lbclient's ReportInterval in these tests.
 const interval = 500 * time.Millisecond
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 func startPolaris(t *testing.T, natsURL string) *polaris.Server {
 	t.Helper()
-	cfg := polaris.DefaultConfig()
-	cfg.GRPCListen, cfg.AdminListen, cfg.NATSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.ConsoleListen, cfg.DataDir, cfg.Backend = "127.0.0.1:0", t.TempDir(), polaris.BackendMemory
-	cfg.TLS.Insecure = true // NATS without credentials
-	if natsURL != "" {
-		cfg.NATSEmbedded, cfg.NATSURL = false, natsURL
-	}
-	p, err := polaris.New(cfg, zerolog.Nop(), prometheus.NewRegistry())
-	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background()))
-	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
-	return p
+	return polaristest.Start(t, func(c *polaris.Config) {
+		if natsURL != "" {
+			c.NATSEmbedded, c.NATSURL = false, natsURL
+		}
+	})
 }
 
 func startLoader(t *testing.T, polarisAddr string, licence int) *loader.Server {
@@ -69,18 +53,8 @@ func startLoader(t *testing.T, polarisAddr string, licence int) *loader.Server {
 
 func startLB(t *testing.T, polarisAddr string, opts ...func(*lbclient.Config)) (*lbclient.Server, lbpb.LbClient) {
 	t.Helper()
-	cfg := lbclient.DefaultConfig()
-	cfg.GRPCListen, cfg.AdminListen, cfg.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", polarisAddr
-	cfg.ReportInterval, cfg.StaleAfter = interval, 3*interval
-	cfg.TLS.Insecure = true // NATS without credentials
-	for _, o := range opts {
-		o(&cfg)
-	}
-	s, err := lbclient.New(cfg, zerolog.Nop(), prometheus.NewRegistry())
-	require.NoError(t, err)
-	require.NoError(t, s.Start(context.Background()))
-	require.True(t, s.Ready())
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	opts = append([]func(*lbclient.Config){func(c *lbclient.Config) { c.ReportInterval, c.StaleAfter = interval, 3*interval }}, opts...)
+	s := lbclienttest.Start(t, polarisAddr, opts...)
 	cc, err := grpcx.Dial(s.GRPCAddr())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cc.Close() })
@@ -205,7 +179,7 @@ func TestDistributionFollowsCapacity(t *testing.T) {
 		caps[startLoader(t, p.GRPCAddr(), n).AdvertisedAddr()] = n
 	}
 	srv, lb := startLB(t, p.GRPCAddr())
-	waitFor(t, 5*time.Second, "3 loaders live", func() bool { return srv.Live("echo") == 3 })
+	testpoll.Until(t, 5*time.Second, "3 loaders live", func() bool { return srv.Live("echo") == 3 })
 
 	// 40 sessions at a time on 60 licences, each held 200–400 ms.
 	sessions, codes := workload(t, []lbpb.LbClient{lb}, 40, 4*time.Second, func(r *rand.Rand) time.Duration {
@@ -246,7 +220,7 @@ func TestReplicasShareIdleSlots(t *testing.T) {
 				srvs, lbs = append(srvs, s), append(lbs, c)
 			}
 			for _, s := range srvs {
-				waitFor(t, 5*time.Second, "every replica sees the others and the loaders", func() bool {
+				testpoll.Until(t, 5*time.Second, "every replica sees the others and the loaders", func() bool {
 					members, self := s.View().Replicas(time.Now())
 					return len(members) == r && self >= 0 && s.Live("echo") == 3
 				})
@@ -271,7 +245,7 @@ func TestReplicasShareIdleSlots(t *testing.T) {
 			require.Zero(t, codes[10110], "codes %v, over-commit events %d", codes, over)
 			// Each loader's idle slots are split exactly between the replicas, once every
 			// replica holds the same last report (they arrive a few ms apart).
-			waitFor(t, 5*time.Second, "shares adding up to idle", func() bool {
+			testpoll.Until(t, 5*time.Second, "shares adding up to idle", func() bool {
 				shares, idle := map[string]int32{}, map[string]int32{}
 				now := time.Now()
 				for i, s := range srvs {
@@ -305,7 +279,7 @@ func TestFailover(t *testing.T) {
 	b := startLoader(t, p.GRPCAddr(), 10)
 	c := startLoader(t, p.GRPCAddr(), 10)
 	srv, lb := startLB(t, p.GRPCAddr())
-	waitFor(t, 5*time.Second, "3 loaders live", func() bool { return srv.Live("echo") == 3 })
+	testpoll.Until(t, 5*time.Second, "3 loaders live", func() bool { return srv.Live("echo") == 3 })
 	picks := func() map[string]bool {
 		seen := map[string]bool{}
 		for range 30 {
@@ -322,12 +296,12 @@ func TestFailover(t *testing.T) {
 	// A crash (no live=0, no deregistration): out of rotation within 3 s.
 	killed := time.Now()
 	a.Kill()
-	waitFor(t, 3*time.Second, "killed loader out of rotation", func() bool { return !picks()[a.AdvertisedAddr()] })
+	testpoll.Until(t, 3*time.Second, "killed loader out of rotation", func() bool { return !picks()[a.AdvertisedAddr()] })
 	t.Logf("killed loader left rotation after %s", time.Since(killed).Round(time.Millisecond))
 
 	// A shutdown reports live=0 first: out of rotation at once.
 	require.NoError(t, b.Shutdown(context.Background()))
-	waitFor(t, 200*time.Millisecond, "stopped loader out of rotation", func() bool { return !picks()[b.AdvertisedAddr()] })
+	testpoll.Until(t, 200*time.Millisecond, "stopped loader out of rotation", func() bool { return !picks()[b.AdvertisedAddr()] })
 	require.Equal(t, map[string]bool{c.AdvertisedAddr(): true}, picks())
 
 	// exclude lets a caller retry elsewhere; excluding everything is 10223.
@@ -350,10 +324,10 @@ func TestNATSRestartResynchronises(t *testing.T) {
 	p := startPolaris(t, url)
 	l1 := startLoader(t, p.GRPCAddr(), 10)
 	srv, lb := startLB(t, p.GRPCAddr())
-	waitFor(t, 5*time.Second, "loader live", func() bool { return srv.Live("echo") == 1 })
+	testpoll.Until(t, 5*time.Second, "loader live", func() bool { return srv.Live("echo") == 1 })
 
 	emb.Shutdown()
-	waitFor(t, 5*time.Second, "lbclient sees NATS down", func() bool {
+	testpoll.Until(t, 5*time.Second, "lbclient sees NATS down", func() bool {
 		_, _, ok := srv.View().LoaderLoad("echo", l1.AdvertisedAddr())
 		return ok && !natsConnected(srv)
 	})
@@ -367,16 +341,16 @@ func TestNATSRestartResynchronises(t *testing.T) {
 	}
 	// A loader that registers during the outage is learnt from polaris too.
 	l2 := startLoader(t, p.GRPCAddr(), 10)
-	waitFor(t, 5*time.Second, "new loader seen while NATS is down", func() bool { return srv.Live("echo") == 2 })
+	testpoll.Until(t, 5*time.Second, "new loader seen while NATS is down", func() bool { return srv.Live("echo") == 2 })
 
 	emb2, err := natsbus.StartEmbedded("127.0.0.1:"+port, zerolog.Nop())
 	require.NoError(t, err)
 	stopped.Store(true)
 	t.Cleanup(emb2.Shutdown)
-	waitFor(t, 10*time.Second, "lbclient reconnected", func() bool { return natsConnected(srv) })
+	testpoll.Until(t, 10*time.Second, "lbclient reconnected", func() bool { return natsConnected(srv) })
 	// Load events flow again: a session on l2 shows in the view through NATS.
 	_, seq0, _ := srv.View().LoaderLoad("echo", l2.AdvertisedAddr())
-	waitFor(t, 5*time.Second, "load events after the restart", func() bool {
+	testpoll.Until(t, 5*time.Second, "load events after the restart", func() bool {
 		_, seq, _ := srv.View().LoaderLoad("echo", l2.AdvertisedAddr())
 		return seq > seq0+1
 	})

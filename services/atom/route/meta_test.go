@@ -8,6 +8,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/atom/convert"
 )
 
@@ -175,7 +176,7 @@ func TestSuspectsExpire(t *testing.T) {
 	if !slices.Equal(addrs, []string{"b", "c", "a"}) {
 		t.Fatalf("order %v", addrs)
 	}
-	waitFor(t, time.Second, func() bool { return !s.has("a") })
+	testpoll.Until(t, time.Second, "the condition", func() bool { return !s.has("a") })
 	addrs = []string{"a", "b"}
 	s.last(addrs)
 	if !slices.Equal(addrs, []string{"a", "b"}) {

@@ -13,6 +13,7 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"go.uber.org/goleak"
 )
 
@@ -295,17 +296,6 @@ func frame(status int32, text string) *atompb.Frame {
 	return &atompb.Frame{Capability: "echo", Sid: "sid1", Status: status,
 		Header:  map[string]string{"app_id": "app", "uid": "u1"},
 		Payload: []*atompb.Item{{Name: "input", DataType: "text", Data: []byte(text)}}}
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func recvOut(t *testing.T, c *fakeClient) *loaderpb.LoaderOutput {
@@ -602,7 +592,7 @@ func TestStreamCancelAbortsLoaderSession(t *testing.T) {
 	c := newClient(ctx)
 	done := runStream(New(&fakePicker{addrs: []string{"a"}}, d, Options{}), ctx, c)
 	sendFrame(t, c, frame(0, "f0"))
-	waitFor(t, 2*time.Second, func() bool { return d["a"].sessionCount() == 1 && len(d["a"].session(0).syncIDs()) == 1 })
+	testpoll.Until(t, 2*time.Second, "the condition", func() bool { return d["a"].sessionCount() == 1 && len(d["a"].session(0).syncIDs()) == 1 })
 	cancel()
 	if err := waitErr(t, done, time.Second); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
@@ -620,7 +610,7 @@ func TestStreamClientAbortAbortsLoaderSession(t *testing.T) {
 	c := newClient(t.Context())
 	done := runStream(New(&fakePicker{addrs: []string{"a"}}, d, Options{}), t.Context(), c)
 	sendFrame(t, c, frame(0, "f0"))
-	waitFor(t, 2*time.Second, func() bool { return d["a"].sessionCount() == 1 })
+	testpoll.Until(t, 2*time.Second, "the condition", func() bool { return d["a"].sessionCount() == 1 })
 	c.recvErr <- errors.New("socket reset")
 	if err := waitErr(t, done, time.Second); err == nil {
 		t.Fatal("no error after client abort")

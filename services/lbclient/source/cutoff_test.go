@@ -8,6 +8,7 @@ import (
 	"time"
 
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/lbclient/balance"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -161,7 +162,7 @@ func TestSourceFreezesWhilePolarisAndNATSAreDown(t *testing.T) {
 		<-done
 		_ = src.Close()
 	}()
-	waitFor(t, 5*time.Second, "ready", src.Ready)
+	testpoll.Until(t, 5*time.Second, "ready", src.Ready)
 
 	// Healthy but quiet bus: polaris probes keep both loaders in rotation.
 	start := time.Now()
@@ -174,7 +175,7 @@ func TestSourceFreezesWhilePolarisAndNATSAreDown(t *testing.T) {
 	// Polaris and its NATS go away: the view freezes, nobody goes stale.
 	stopPolaris()
 	emb.Shutdown()
-	waitFor(t, 5*time.Second, "frozen", src.Frozen)
+	testpoll.Until(t, 5*time.Second, "frozen", src.Frozen)
 	require.Equal(t, 1.0, testutil.ToFloat64(src.frozen))
 	start = time.Now()
 	for time.Since(start) < 4*stale {
@@ -186,8 +187,8 @@ func TestSourceFreezesWhilePolarisAndNATSAreDown(t *testing.T) {
 	emb = startNATS(t, natsURL[len("nats://"):])
 	defer emb.Shutdown()
 	_, _ = serveStoppable(t, addr, f)
-	waitFor(t, 10*time.Second, "thawed", func() bool { return !src.Frozen() })
+	testpoll.Until(t, 10*time.Second, "thawed", func() bool { return !src.Frozen() })
 	require.Equal(t, 0.0, testutil.ToFloat64(src.frozen))
 	require.Equal(t, 2, view.Live("echo", time.Now()))
-	waitFor(t, 10*time.Second, "nats reconnected", src.Connected)
+	testpoll.Until(t, 10*time.Second, "nats reconnected", src.Connected)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/natsbus"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/lbclient/balance"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -77,17 +78,6 @@ func state(svc, addr string, idle int32, seq uint64) *polarispb.InstanceState {
 		Load:     &polarispb.Load{Total: 4, Best: 4, Idle: idle, Live: 1},
 		Admin:    &polarispb.Admin{Enabled: true, Weight: 100},
 		Seq:      seq,
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
 	}
 }
 
@@ -168,57 +158,57 @@ func startRig(t *testing.T, prefix string) *rig {
 
 func TestSourceSnapshotAndEvents(t *testing.T) {
 	r := startRig(t, "tst")
-	waitFor(t, 5*time.Second, "ready", r.src.Ready)
+	testpoll.Until(t, 5*time.Second, "ready", r.src.Ready)
 	require.Equal(t, 2, r.view.Live("echo", time.Now()), "snapshot applied, consumer ignored")
 	require.Equal(t, Info{NATSURL: r.nats.ClientURL(), Prefix: "tst"}, r.src.Info())
 
 	// LOAD updates the loader's load.
 	publish(t, r.pub, "tst.load.echo", polarispb.RegistryEvent_TYPE_LOAD, state("echo", "a:1", 1, 2))
-	waitFor(t, 2*time.Second, "load applied", func() bool { return idleOf(r.view, "echo", "a:1") == 1 })
+	testpoll.Until(t, 2*time.Second, "load applied", func() bool { return idleOf(r.view, "echo", "a:1") == 1 })
 
 	// An older LOAD is ignored; the next event in order shows it was processed.
 	publish(t, r.pub, "tst.load.echo", polarispb.RegistryEvent_TYPE_LOAD, state("echo", "a:1", 3, 1))
 	publish(t, r.pub, "tst.load.echo", polarispb.RegistryEvent_TYPE_LOAD, state("echo", "b:1", 2, 2))
-	waitFor(t, 2*time.Second, "b load applied", func() bool { return idleOf(r.view, "echo", "b:1") == 2 })
+	testpoll.Until(t, 2*time.Second, "b load applied", func() bool { return idleOf(r.view, "echo", "b:1") == 2 })
 	require.Equal(t, int32(1), idleOf(r.view, "echo", "a:1"))
 
 	// ADDED of a new service makes it known and live.
 	publish(t, r.pub, "tst.registry.tts", polarispb.RegistryEvent_TYPE_ADDED, state("tts", "t:1", 2, 1))
-	waitFor(t, 2*time.Second, "tts added", func() bool { return r.view.Live("tts", time.Now()) == 1 })
+	testpoll.Until(t, 2*time.Second, "tts added", func() bool { return r.view.Live("tts", time.Now()) == 1 })
 
 	// CHANGED with enabled=false takes a loader out of rotation.
 	dis := state("echo", "b:1", 2, 2)
 	dis.Admin.Enabled = false
 	publish(t, r.pub, "tst.registry.echo", polarispb.RegistryEvent_TYPE_CHANGED, dis)
-	waitFor(t, 2*time.Second, "b disabled", func() bool { return r.view.Live("echo", time.Now()) == 1 })
+	testpoll.Until(t, 2*time.Second, "b disabled", func() bool { return r.view.Live("echo", time.Now()) == 1 })
 
 	// REMOVED removes.
 	publish(t, r.pub, "tst.registry.echo", polarispb.RegistryEvent_TYPE_REMOVED, state("echo", "a:1", 1, 2))
-	waitFor(t, 2*time.Second, "a removed", func() bool { return idleOf(r.view, "echo", "a:1") == -1 })
+	testpoll.Until(t, 2*time.Second, "a removed", func() bool { return idleOf(r.view, "echo", "a:1") == -1 })
 	_, err := r.view.Pick("echo", 1, nil, "", time.Now())
 	require.Error(t, err)
 
 	// Garbage on the subject is dropped without harm.
 	require.NoError(t, r.pub.Publish("tst.load.echo", []byte{0xff, 0xff, 0xff}))
 	publish(t, r.pub, "tst.load.tts", polarispb.RegistryEvent_TYPE_LOAD, state("tts", "t:1", 1, 2))
-	waitFor(t, 2*time.Second, "tts load", func() bool { return idleOf(r.view, "tts", "t:1") == 1 })
+	testpoll.Until(t, 2*time.Second, "tts load", func() bool { return idleOf(r.view, "tts", "t:1") == 1 })
 }
 
 func TestSourceReloadsSnapshotAfterReconnect(t *testing.T) {
 	r := startRig(t, "")
-	waitFor(t, 5*time.Second, "ready", r.src.Ready)
+	testpoll.Until(t, 5*time.Second, "ready", r.src.Ready)
 	lists := r.polaris.listCount()
 
 	// While NATS is down, polaris's membership changes; the events are lost.
 	url := r.nats.ClientURL()
 	r.nats.Shutdown()
-	waitFor(t, 5*time.Second, "disconnected", func() bool { return !r.src.Connected() })
+	testpoll.Until(t, 5*time.Second, "disconnected", func() bool { return !r.src.Connected() })
 	r.polaris.set(state("echo", "b:1", 4, 9), state("echo", "z:1", 4, 1))
 	r.nats = startNATS(t, url[len("nats://"):])
 
 	// The view catches up from polaris (a probe while NATS is down, or the reload on
 	// reconnect, whichever comes first) and the connection comes back.
-	waitFor(t, 10*time.Second, "snapshot reloaded and reconnected", func() bool {
+	testpoll.Until(t, 10*time.Second, "snapshot reloaded and reconnected", func() bool {
 		return r.polaris.listCount() > lists && idleOf(r.view, "echo", "z:1") == 4 && idleOf(r.view, "echo", "a:1") == -1 &&
 			r.src.Connected()
 	})
@@ -227,7 +217,7 @@ func TestSourceReloadsSnapshotAfterReconnect(t *testing.T) {
 	require.NoError(t, err)
 	defer pub.Close()
 	publish(t, pub, "asf.load.echo", polarispb.RegistryEvent_TYPE_LOAD, state("echo", "z:1", 2, 2))
-	waitFor(t, 2*time.Second, "load after reconnect", func() bool { return idleOf(r.view, "echo", "z:1") == 2 })
+	testpoll.Until(t, 2*time.Second, "load after reconnect", func() bool { return idleOf(r.view, "echo", "z:1") == 2 })
 }
 
 func TestSourceWaitsForPolaris(t *testing.T) {
@@ -260,7 +250,7 @@ func TestSourceWaitsForPolaris(t *testing.T) {
 	f := &fakePolaris{natsURL: emb.ClientURL()}
 	f.set(state("echo", "a:1", 4, 1))
 	servePolaris(t, ln, f)
-	waitFor(t, 10*time.Second, "ready after polaris came up", src.Ready)
+	testpoll.Until(t, 10*time.Second, "ready after polaris came up", src.Ready)
 	require.Equal(t, 1, view.Live("echo", time.Now()))
 }
 

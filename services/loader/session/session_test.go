@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/licence"
 	"github.com/rs/zerolog"
@@ -15,17 +16,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 func newManager(t *testing.T, max int, cfg Config) *Manager {
 	t.Helper()
@@ -161,7 +151,7 @@ func TestIdleTTLExpires(t *testing.T) {
 	if len(res) != 1 {
 		t.Fatalf("results before expiry = %d", len(res))
 	}
-	waitFor(t, time.Second, func() bool { return m.Pool().InUse() == 0 })
+	testpoll.Until(t, time.Second, "the condition", func() bool { return m.Pool().InUse() == 0 })
 	if err := s.Write(ctx, engine.Frame{SyncID: 1}); err == nil {
 		t.Fatal("write after expiry accepted")
 	}
@@ -177,7 +167,7 @@ func TestProtocolErrorEndsSession(t *testing.T) {
 	if aserr.CodeOf(err) != 10009 {
 		t.Fatalf("duplicate sync_id: %v, want 10009", err)
 	}
-	waitFor(t, time.Second, func() bool { return m.Pool().InUse() == 0 })
+	testpoll.Until(t, time.Second, "the condition", func() bool { return m.Pool().InUse() == 0 })
 }
 
 func TestUnexpectedOutput(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -135,17 +136,6 @@ func startPool(t *testing.T, size int, mod func(*Config)) *Pool {
 		}
 	})
 	return p
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func in(name, data string) []engine.Payload {
@@ -275,7 +265,7 @@ func TestPoolCrashFailsInFlightAndRestarts(t *testing.T) {
 	if _, err := once(t, p, "crash", ""); !errors.Is(err, aserr.ErrEngineCrashed) {
 		t.Fatalf("once on a crashing worker: %v, want 10109", err)
 	}
-	waitFor(t, 10*time.Second, "both workers live again with new pids", func() bool {
+	testpoll.Until(t, 10*time.Second, "both workers live again with new pids", func() bool {
 		now := p.PIDs()
 		return p.Live() == 2 && (now[0] != before[0] || now[1] != before[1])
 	})
@@ -300,7 +290,7 @@ func TestPoolHangTimesOutAndReplacesWorker(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("hung call returned after %s", took)
 	}
-	waitFor(t, 10*time.Second, "the hung worker replaced", func() bool {
+	testpoll.Until(t, 10*time.Second, "the hung worker replaced", func() bool {
 		pid := p.PIDs()[0]
 		return pid != 0 && pid != before
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader/engine"
 )
 
@@ -166,7 +167,7 @@ func TestPoolResourcesOnEveryWorkerAndAfterRestart(t *testing.T) {
 	if _, err := once(t, p, "crash", ""); !errors.Is(err, aserr.ErrEngineCrashed) {
 		t.Fatalf("crash: %v", err)
 	}
-	waitFor(t, 10*time.Second, "both workers live again", func() bool {
+	testpoll.Until(t, 10*time.Second, "both workers live again", func() bool {
 		now := p.PIDs()
 		return p.Live() == 2 && (now[0] != before[0] || now[1] != before[1])
 	})

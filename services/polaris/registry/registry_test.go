@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/polaris/internal/fanout"
 	"go.uber.org/goleak"
 )
@@ -34,17 +35,6 @@ func newReg(t *testing.T) (*Registry, *clock) {
 		t.Fatal(err)
 	}
 	return r, c
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func next(t *testing.T, s *Subscription) Event {
@@ -136,7 +126,7 @@ func TestSweeperEvictsInRealTime(t *testing.T) {
 	go func() { defer close(done); r.Run(runCtx) }()
 	defer func() { cancel(); <-done }()
 	_, _ = r.Register(ctx, inst("echo", "a:1"), Load{Live: 1}, 0)
-	waitFor(t, 2*time.Second, func() bool { return r.Len() == 0 })
+	testpoll.Until(t, 2*time.Second, "the condition", func() bool { return r.Len() == 0 })
 }
 
 func TestAdminSurvivesReregistrationAndEviction(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/athenaserving/asf/libs/cfgload"
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/athenaserving/asf/services/loader/engine/cabi/cabitest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -260,18 +261,6 @@ func recvAll(st loaderpb.Loader_SessionClient) ([]*loaderpb.LoaderOutput, error)
 	}
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestAIGESLoader runs a loader from an aiges.toml: the [wrapper] keys reach wrapperInit,
 // [fc] max = 1 admits one session at a time, and realTimeRlt decides whether results
 // come after every frame or only after the last.
@@ -299,7 +288,7 @@ func TestAIGESLoader(t *testing.T) {
 				t.Fatal(err)
 			}
 			// fc.max = 1: while the session holds the slot, a once request is refused.
-			waitFor(t, 5*time.Second, "session open", func() bool { return gauge(t, reg, "asf_loader_sessions_active") == 1 })
+			testpoll.Until(t, 5*time.Second, "session open", func() bool { return gauge(t, reg, "asf_loader_sessions_active") == 1 })
 			if _, err := client.Once(t.Context(), frame(0, loaderpb.Status_STATUS_ONCE, "x")); aserr.CodeOf(grpcx.FromStatus(err)) != 10110 {
 				t.Fatalf("once during the session: %v, want 10110", err)
 			}
@@ -325,7 +314,7 @@ func TestAIGESLoader(t *testing.T) {
 				t.Fatalf("outputs %q (%v), want %q ending with END", got, outs, c.outputs)
 			}
 			// The slot is free again.
-			waitFor(t, 5*time.Second, "licence free", func() bool {
+			testpoll.Until(t, 5*time.Second, "licence free", func() bool {
 				_, err := client.Once(t.Context(), frame(0, loaderpb.Status_STATUS_ONCE, "x"))
 				return err == nil
 			})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
 	"github.com/athenaserving/asf/services/polaris/store/consul"
@@ -48,17 +49,6 @@ func TestConsulConformance(t *testing.T) {
 			return storetest.Stores{Registry: re, Config: re, Resources: re}
 		}}
 	})
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not met in %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // countingStore counts the liveness writes that reach Consul.
@@ -167,7 +157,7 @@ func TestLivenessInConsul(t *testing.T) {
 	if _, err := a.reg.Register(ctx, registry.Instance{Service: k.Service, Addr: k.Addr}, registry.Load{}, 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "B sees the instance", func() bool { return b.reg.Len() == 1 })
+	testpoll.Until(t, 10*time.Second, "B sees the instance", func() bool { return b.reg.Len() == 1 })
 
 	// Heartbeats every 50 ms for 3 TTLs: the instance stays, and Consul gets at most one
 	// write per TTL/3.
@@ -186,7 +176,7 @@ func TestLivenessInConsul(t *testing.T) {
 		t.Fatalf("%d liveness writes for ~%d heartbeats: want 3..%d", writes, beats, max)
 	}
 	// Silence: Consul fails the check and both replicas drop the instance.
-	waitFor(t, 10*time.Second, "eviction on both replicas", func() bool { return a.reg.Len() == 0 && b.reg.Len() == 0 })
+	testpoll.Until(t, 10*time.Second, "eviction on both replicas", func() bool { return a.reg.Len() == 0 && b.reg.Len() == 0 })
 	if known, _ := a.reg.Heartbeat(ctx, k, registry.Load{}); known {
 		t.Fatal("an evicted instance is still known")
 	}
@@ -194,7 +184,7 @@ func TestLivenessInConsul(t *testing.T) {
 	if _, err := a.reg.Register(ctx, registry.Instance{Service: k.Service, Addr: k.Addr}, registry.Load{}, 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "B sees it again", func() bool { return b.reg.Len() == 1 })
+	testpoll.Until(t, 10*time.Second, "B sees it again", func() bool { return b.reg.Len() == 1 })
 }
 
 func nextCfg(t *testing.T, w *config.Watch) config.Event {
@@ -275,7 +265,7 @@ func TestReplicasShareConfig(t *testing.T) {
 		t.Fatalf("%d revisions, %d distinct: pushes lost", len(hist), len(seen))
 	}
 	// B's watcher ends on the last revision.
-	waitFor(t, 10*time.Second, "B's watcher reaches the last revision", func() bool {
+	testpoll.Until(t, 10*time.Second, "B's watcher reaches the last revision", func() bool {
 		for {
 			select {
 			case ev := <-w.C():
