@@ -1,6 +1,6 @@
 # Athena Serving — every task of the project starts here.
 SERVICES := polaris lbclient atom loader webgate
-MODULES  := libs $(addprefix services/,$(SERVICES)) tools tests
+MODULES  := libs $(addprefix services/,$(SERVICES)) tools tools/asectl sdk/go tests
 GO       ?= go
 
 .PHONY: help build run test test-unit proto proto-tools verify verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz chaos images compose-test helm-test
@@ -12,7 +12,7 @@ build: ## build the five service binaries and the tools into bin/
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ $(foreach s,$(filter-out loader,$(SERVICES)),./services/$(s)/cmd/$(s))
 	$(GO) build -trimpath -o bin/ ./services/loader/cmd/loader
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./tools/cmd/asfrun ./tools/cmd/asfcall ./tools/cmd/asedemo ./tools/cmd/asfbench
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./tools/cmd/asfrun ./tools/cmd/asedemo ./tools/cmd/asfbench ./tools/asectl/cmd/asectl
 
 # ENGINE=path[,path...] adds your engines (a C .so, a wrapper.py or its directory, an aiges.toml);
 # ENGINE_SERVICE=name[,name...] names their services, ENGINE_ARGS="..." adds loader flags to each.

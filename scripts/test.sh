@@ -3,7 +3,7 @@
 # `scripts/test.sh unit` skips the cross-service module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mods=(libs services/polaris services/lbclient services/atom services/loader services/webgate tools)
+mods=(libs services/polaris services/lbclient services/atom services/loader services/webgate tools sdk/go tools/asectl)
 [ "${1:-}" = unit ] || mods+=(tests)
 fail=0
 for m in "${mods[@]}"; do

@@ -27,6 +27,7 @@ require (
 	github.com/hashicorp/serf v0.10.1 // indirect
 	github.com/mitchellh/go-homedir v1.1.0 // indirect
 	github.com/mitchellh/mapstructure v1.5.0 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	go.etcd.io/bbolt v1.4.3 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
@@ -38,6 +39,7 @@ require (
 	git.sr.ht/~sbinet/gg v0.7.0 // indirect
 	github.com/ajstarks/svgo v0.0.0-20211024235047-1546f124cd8b // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
+	github.com/athenaserving/asf/sdk/go v0.0.0
 	github.com/athenaserving/asf/services/lbclient v0.0.0
 	github.com/athenaserving/asf/services/loader v0.0.0
 	github.com/athenaserving/asf/services/polaris v0.0.0
@@ -75,3 +77,5 @@ replace github.com/athenaserving/asf/services/lbclient => ../services/lbclient
 replace github.com/athenaserving/asf/services/loader => ../services/loader
 
 replace github.com/athenaserving/asf/services/polaris => ../services/polaris
+
+replace github.com/athenaserving/asf/sdk/go => ../sdk/go

@@ -11,7 +11,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// ToolIdentity is the service name of the tools' certificate (asfbench, asfcall, test
+// ToolIdentity is the service name of the tools' certificate (asfbench, test
 // clients): every internal gRPC server admits it besides its own callers.
 const ToolIdentity = "asfctl"
 

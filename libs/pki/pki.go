@@ -225,7 +225,7 @@ type Want struct {
 }
 
 // Services are the identities the suite issues certificates for: the five services and
-// the tools' identity (grpcx.ToolIdentity: asfbench, asfcall, schema pushes).
+// the tools' identity (grpcx.ToolIdentity: asfbench, schema pushes).
 var Services = []string{"polaris", "lbclient", "loader", "atom", "webgate", grpcx.ToolIdentity}
 
 // ServiceWants returns one Want per service, with identity spiffe://asf/<service>/<instance>

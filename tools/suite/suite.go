@@ -86,7 +86,7 @@ type Options struct {
 const PKIInstance = "127.0.0.1"
 
 // PKIWants are the certificates of a suite's PKI directory: one per service and asfctl
-// (tools: schema pushes, asfbench, asfcall).
+// (tools: schema pushes, asfbench).
 func PKIWants() []pki.Want { return pki.ServiceWants(pki.Services, PKIInstance) }
 
 // TLS is the internal-TLS config of certificate name (a service, or asfctl) in the

@@ -1,4 +1,5 @@
-// Command asedemo is a signed ASE client for the example engines (docs/walkthrough.md):
+// Command asedemo is a signed ASE client for the example engines (docs/walkthrough.md),
+// written on the Go SDK (sdk/go/ase):
 //
 //	asedemo tts    --url http://127.0.0.1:8889 --text "open the front door" --out door.pcm [--stream]
 //	asedemo asr    --url http://127.0.0.1:8889 --audio door.pcm [--grammar cmd.jsgf | --keywords "front door"]
@@ -12,108 +13,17 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"strings"
-	"time"
+	"os/signal"
+	"syscall"
 
-	"github.com/athenaserving/asf/tools/asfbench"
-	"github.com/gorilla/websocket"
+	"github.com/athenaserving/asf/sdk/go/ase"
 )
-
-// client signs requests for one app.
-type client struct {
-	base, appID string
-	creds       asfbench.Credentials
-}
-
-// response is the part of an ASE response asedemo prints.
-type response struct {
-	Header struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-		Sid     string `json:"sid"`
-		Status  int    `json:"status"`
-	} `json:"header"`
-	Payload map[string]map[string]json.RawMessage `json:"payload"`
-}
-
-// data decodes the base64 data field of output name.
-func (r *response) data(name string) []byte {
-	var s string
-	_ = json.Unmarshal(r.Payload[name][name], &s)
-	b, _ := base64.StdEncoding.DecodeString(s)
-	return b
-}
-
-func (c client) url(capability, method string) (string, error) {
-	u := c.base + "/v1/private/" + capability
-	if method == http.MethodGet {
-		u = "ws" + strings.TrimPrefix(u, "http")
-	}
-	return asfbench.SignURL(u, method, c.creds, time.Now())
-}
-
-func (c client) once(capability string, req map[string]any) (*response, error) {
-	u, err := c.url(capability, http.MethodPost)
-	if err != nil {
-		return nil, err
-	}
-	b, _ := json.Marshal(req)
-	resp, err := http.Post(u, "application/json", bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var r response
-	if err := json.Unmarshal(body, &r); err != nil || r.Header.Code != 0 {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
-	}
-	return &r, nil
-}
-
-func (c client) dial(capability string) (*websocket.Conn, error) {
-	u, err := c.url(capability, http.MethodGet)
-	if err != nil {
-		return nil, err
-	}
-	conn, resp, err := websocket.DefaultDialer.Dial(u, nil)
-	if err != nil && resp != nil {
-		b, _ := io.ReadAll(resp.Body)
-		return nil, fmt.Errorf("%v: HTTP %d %s", err, resp.StatusCode, b)
-	}
-	return conn, err
-}
-
-// recv reads the next response of a session; an error frame is an error.
-func recv(conn *websocket.Conn) (*response, error) {
-	var r response
-	if err := conn.ReadJSON(&r); err != nil {
-		return nil, err
-	}
-	if r.Header.Code != 0 {
-		return nil, fmt.Errorf("error frame: %d %s", r.Header.Code, r.Header.Message)
-	}
-	return &r, nil
-}
-
-// frame is one request frame; params (when not nil) go under parameter.<capability>.
-func (c client) frame(capability string, status int, params map[string]any, input string, item map[string]any) map[string]any {
-	item["status"] = status
-	f := map[string]any{"header": map[string]any{"app_id": c.appID, "status": status}, "payload": map[string]any{input: item}}
-	if params != nil {
-		f["parameter"] = map[string]any{capability: params}
-	}
-	return f
-}
-
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -127,6 +37,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: asedemo tts|asr|digits [flags]")
 		os.Exit(2)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	mode := os.Args[1]
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
 	base := fs.String("url", "http://127.0.0.1:8889", "webgate base URL")
@@ -143,15 +55,15 @@ func main() {
 	img := fs.String("image", "", "digits: PNG file or 64 raw bytes")
 	scale := fs.Int("raw-scale", 255, "digits: largest grey level of the image (16: the data set's scale)")
 	_ = fs.Parse(os.Args[2:])
-	c := client{base: strings.TrimRight(*base, "/"), appID: *appID, creds: asfbench.Credentials{APIKey: *key, APISecret: *secret}}
+	c := ase.New(*base, ase.Credentials{AppID: *appID, APIKey: *key, APISecret: *secret})
 	var err error
 	switch mode {
 	case "tts":
-		err = runTTS(c, *text, *voice, *out, *stream)
+		err = runTTS(ctx, c, *text, *voice, *out, *stream)
 	case "asr":
-		err = runASR(c, *audio, *grammar, *keywords)
+		err = runASR(ctx, c, *audio, *grammar, *keywords)
 	case "digits":
-		err = runDigits(c, *img, *scale)
+		err = runDigits(ctx, c, *img, *scale)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -161,41 +73,44 @@ func main() {
 	}
 }
 
-func runTTS(c client, text, voice, out string, stream bool) error {
+func runTTS(ctx context.Context, c *ase.Client, text, voice, out string, stream bool) error {
 	params := map[string]any{"voice": voice}
-	textItem := func(s string) map[string]any { return map[string]any{"encoding": "utf8", "text": b64([]byte(s))} }
 	if !stream {
-		r, err := c.once("tts", c.frame("tts", 3, params, "text", textItem(text)))
+		r, err := c.Once(ctx, "tts", ase.Request{Parameter: params, Payload: []ase.Input{ase.Text("text", text)}})
 		if err != nil {
 			return err
 		}
-		pcm, a := r.data("audio"), r.Payload["audio"]
-		fmt.Printf("sid %s: %d bytes (%.2f s) of %s Hz %s-bit PCM -> %s\n", r.Header.Sid, len(pcm),
-			float64(len(pcm))/32000, a["sample_rate"], a["bit_depth"], out)
-		return os.WriteFile(out, pcm, 0o644)
+		a := r.Outputs["audio"]
+		fmt.Printf("sid %s: %d bytes (%.2f s) of %v Hz %v-bit PCM -> %s\n", r.Sid, len(a.Data),
+			float64(len(a.Data))/32000, a.Attrs["sample_rate"], a.Attrs["bit_depth"], out)
+		return os.WriteFile(out, a.Data, 0o644)
 	}
-	conn, err := c.dial("tts")
+	s, err := c.Stream(ctx, "tts")
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	first, last := textItem(text), textItem("")
-	first["seq"], last["seq"] = 0, 1
-	for _, f := range []map[string]any{c.frame("tts", 0, params, "text", first), c.frame("tts", 2, nil, "text", last)} {
-		if err := conn.WriteJSON(f); err != nil {
-			return err
-		}
+	defer s.Close()
+	first, last := ase.Text("text", text), ase.Text("text", "")
+	first.Attrs, last.Attrs = map[string]any{"seq": 0}, map[string]any{"seq": 1}
+	if err := s.Send(ase.StatusBegin, ase.Request{Parameter: params, Payload: []ase.Input{first}}); err != nil {
+		return err
+	}
+	if err := s.Send(ase.StatusEnd, ase.Request{Payload: []ase.Input{last}}); err != nil {
+		return err
 	}
 	var all []byte
 	for {
-		r, err := recv(conn)
+		r, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
 			return err
 		}
-		pcm := r.data("audio")
-		all = append(all, pcm...)
-		fmt.Printf("status %d seq %s: %d bytes\n", r.Header.Status, r.Payload["audio"]["seq"], len(pcm))
-		if r.Header.Status == 2 {
+		a := r.Outputs["audio"]
+		all = append(all, a.Data...)
+		fmt.Printf("status %d seq %v: %d bytes\n", r.Status, a.Attrs["seq"], len(a.Data))
+		if r.Status == ase.StatusEnd {
 			break
 		}
 	}
@@ -203,7 +118,7 @@ func runTTS(c client, text, voice, out string, stream bool) error {
 	return os.WriteFile(out, all, 0o644)
 }
 
-func runASR(c client, audioFile, grammarFile, keywords string) error {
+func runASR(ctx context.Context, c *ase.Client, audioFile, grammarFile, keywords string) error {
 	pcm, err := os.ReadFile(audioFile)
 	if err != nil {
 		return err
@@ -219,21 +134,21 @@ func runASR(c client, audioFile, grammarFile, keywords string) error {
 	if keywords != "" {
 		params["keywords"] = keywords
 	}
-	conn, err := c.dial("asr")
+	s, err := c.Stream(ctx, "asr")
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer s.Close()
 	done := make(chan error, 1)
-	go func() { // reader; main waits for it after sending
+	go func() { // reader; runASR waits for it after sending
 		for {
-			r, err := recv(conn)
+			r, err := s.Recv()
 			if err != nil {
 				done <- err
 				return
 			}
-			fmt.Printf("status %d: %s\n", r.Header.Status, r.Payload["result"]["text"])
-			if r.Header.Status == 2 {
+			fmt.Printf("status %d: %s\n", r.Status, r.Outputs["result"].Data)
+			if r.Status == ase.StatusEnd {
 				done <- nil
 				return
 			}
@@ -242,18 +157,21 @@ func runASR(c client, audioFile, grammarFile, keywords string) error {
 	const frame = 1280 // 40 ms
 	n := (len(pcm) + frame - 1) / frame
 	for i := 0; i <= n; i++ {
-		st, chunk, p := 1, []byte(nil), map[string]any(nil)
+		st, req := ase.StatusContinue, ase.Request{}
+		var chunk []byte
 		if i < n {
 			chunk = pcm[i*frame : min((i+1)*frame, len(pcm))]
 		}
 		switch {
 		case i == 0:
-			st, p = 0, params
+			st, req.Parameter = ase.StatusBegin, params
 		case i == n:
-			st = 2
+			st = ase.StatusEnd
 		}
-		item := map[string]any{"encoding": "raw", "sample_rate": 16000, "channels": 1, "bit_depth": 16, "seq": i, "audio": b64(chunk)}
-		if err := conn.WriteJSON(c.frame("asr", st, p, "audio", item)); err != nil {
+		in := ase.Audio("audio", chunk, 16000)
+		in.Attrs["seq"] = i
+		req.Payload = []ase.Input{in}
+		if err := s.Send(st, req); err != nil {
 			return err
 		}
 	}
@@ -261,7 +179,7 @@ func runASR(c client, audioFile, grammarFile, keywords string) error {
 	return <-done
 }
 
-func runDigits(c client, file string, scale int) error {
+func runDigits(ctx context.Context, c *ase.Client, file string, scale int) error {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -271,10 +189,11 @@ func runDigits(c client, file string, scale int) error {
 		enc = "png"
 	}
 	params := map[string]any{"result": map[string]any{"encoding": "utf8", "format": "json"}}
-	r, err := c.once("digits", c.frame("digits", 3, params, "image", map[string]any{"encoding": enc, "scale": scale, "image": b64(b)}))
+	in := ase.Input{Name: "image", Type: "image", Encoding: enc, Data: b, Attrs: map[string]any{"scale": scale}}
+	r, err := c.Once(ctx, "digits", ase.Request{Parameter: params, Payload: []ase.Input{in}})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s\n", r.Payload["result"]["text"])
+	fmt.Printf("%s\n", r.Outputs["result"].Data)
 	return nil
 }

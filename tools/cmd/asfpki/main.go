@@ -23,7 +23,7 @@ import (
 )
 
 // defaultServices are the certificates init makes unless --services says otherwise:
-// the five services and asfctl for tools (asfbench, asfcall, schema pushes).
+// the five services and asfctl for tools (asfbench, schema pushes).
 var defaultServices = strings.Join(pki.Services, ",")
 
 func main() {

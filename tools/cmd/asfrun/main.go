@@ -236,19 +236,24 @@ Athena Serving is up.
 Demo app (accepted while polaris holds no apps.json):
   app_id %s   api_key %s   api_secret %s
 
-Once request (HTTP, signed URL valid for 5 minutes):
-  curl -s -X POST "$(%s/asfcall sign --url %s/v1/private/echo %s)" -H 'Content-Type: application/json' \
+Once request (HTTP, signed):
+  %s/asectl call once echo --webgate %s %s --text "hello athena"
+or with curl (a signed URL valid for 5 minutes):
+  curl -s -X POST "$(%s/asectl call sign echo --webgate %s %s)" -H 'Content-Type: application/json' \
     -d '{"header":{"app_id":"%s","status":3},"parameter":{"echo":{}},"payload":{"input":{"encoding":"utf8","status":3,"text":"aGVsbG8gYXRoZW5h"}}}'
 
 Streaming session (WebSocket, three frames with status 0, 1, 2):
-  %s/asfcall stream --url %s/v1/private/echo %s --frames 3 --text "hello athena"
+  %s/asectl call stream echo --webgate %s %s --frames 3 --text "hello athena"
+
+Operate it (services, top, config, schemas, apps; docs/asectl.md):
+  %s/asectl login --polaris %s --token %s --webgate %s --polaris-grpc %s
 
 %s%s
 Metrics: curl http://%s/metrics     Ctrl-C stops everything.
 `, url, strings.Join(s.AtomAddrs(), ", "), strings.Join(s.LBAddrs(), ", "), s.PolarisAddr(), s.NATSURL(), s.ConsoleURL(), token, s.LoaderAddrs(), s.LogDir(),
 		app.AppID, app.APIKey, app.APISecret,
-		bin, url, keys, app.AppID,
-		bin, url, keys, engineUsage(bin, url, keys, app.AppID, users), demoUsage(bin, url, keys, extra, skipped), s.AdminAddrs()["webgate"][0])
+		bin, url, keys, bin, url, keys, app.AppID,
+		bin, url, keys, bin, strings.TrimSuffix(s.ConsoleURL(), "/ui/"), token, url, s.PolarisAddr(), engineUsage(bin, url, keys, app.AppID, users), demoUsage(bin, url, keys, extra, skipped), s.AdminAddrs()["webgate"][0])
 }
 
 func demoUsage(bin, url, keys string, extra []suite.Loader, skipped []string) string {
@@ -284,17 +289,18 @@ func engineUsage(bin, url, keys, appID string, users []*suite.UserEngine) string
 			fmt.Fprintf(&b, "  note: %s\n", n)
 		}
 		body := strings.ReplaceAll(string(e.Request(appID, 3, "hello athena", true)), "'", `'\''`)
-		fmt.Fprintf(&b, "  curl -s -X POST \"$(%s/asfcall sign --url %s%s %s)\" -H 'Content-Type: application/json' \\\n    -d '%s'\n",
-			bin, url, e.Route(), keys, body)
 		in := e.Inputs()[0]
-		stream := fmt.Sprintf("  %s/asfcall stream --url %s%s %s --frames 3 --text \"hello athena\"", bin, url, e.Route(), keys)
+		flags := ""
 		if in.Name != "input" || in.DataType != "text" || in.Encoding != "utf8" {
-			stream += fmt.Sprintf(" --input %s:%s:%s", in.Name, in.DataType, in.Encoding)
+			flags += fmt.Sprintf(" --input %s:%s:%s", in.Name, in.DataType, in.Encoding)
 		}
 		for k, v := range e.Params() {
-			stream += fmt.Sprintf(" --param %s=%v", k, v)
+			flags += fmt.Sprintf(" --param %s=%v", k, v)
 		}
-		fmt.Fprintf(&b, "%s\n\n", stream)
+		fmt.Fprintf(&b, "  %s/asectl call once %s --webgate %s %s%s --text \"hello athena\"\n", bin, e.Route(), url, keys, flags)
+		fmt.Fprintf(&b, "  curl -s -X POST \"$(%s/asectl call sign %s --webgate %s %s)\" -H 'Content-Type: application/json' \\\n    -d '%s'\n",
+			bin, e.Route(), url, keys, body)
+		fmt.Fprintf(&b, "  %s/asectl call stream %s --webgate %s %s%s --frames 3 --text \"hello athena\"\n\n", bin, e.Route(), url, keys, flags)
 	}
 	return b.String()
 }

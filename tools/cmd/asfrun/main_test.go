@@ -96,7 +96,8 @@ func TestEngines(t *testing.T) {
 	})
 	usage := out.String()
 	for _, svc := range []string{"python-echo", "c-echo", "toml-echo"} {
-		for _, want := range []string{"/v1/private/" + svc + " --app-id", "--url " + s.WebgateURL() + "/v1/private/" + svc} {
+		for _, want := range []string{"asectl call once /v1/private/" + svc + " --webgate " + s.WebgateURL() + " --app-id",
+			"asectl call sign /v1/private/" + svc + " --webgate " + s.WebgateURL()} {
 			if !strings.Contains(usage, want) {
 				t.Fatalf("usage lacks %q:\n%s", want, usage)
 			}
