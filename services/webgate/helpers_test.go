@@ -240,17 +240,6 @@ func start(t *testing.T, tweak func(*Config), files map[string]string) *env {
 	return &env{srv: srv, atom: fake, polaris: fp, reg: reg}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type creds struct{ key, secret string }
 
 // signURL adds the URL-parameter HMAC authorization to rawURL (spec §5).
