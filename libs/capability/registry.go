@@ -68,6 +68,9 @@ func (r *Registry) ByWebAPIRoute(path string) (*Schema, bool) {
 	return s, ok
 }
 
+// File returns the schema loaded from file (the config file name), nil when none is.
+func (r *Registry) File(file string) *Schema { return r.cur.Load().files[file] }
+
 // Len is the number of schemas.
 func (r *Registry) Len() int { return len(r.cur.Load().byID) }
 

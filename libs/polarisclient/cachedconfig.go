@@ -22,7 +22,7 @@ const kindWatch = "watch"
 const kindGet = "get"
 
 // CachedConfig returns a config client for code that drives the Config service itself
-// (capability.Watcher, webgate's apps watcher) and should still start while polaris is
+// (capwatch.Watcher, webgate's apps watcher) and should still start while polaris is
 // down. Without a cache directory it is c.Config. With one:
 //
 //   - Watch keeps, per watched key, the set of files the caller accepted (a revision the

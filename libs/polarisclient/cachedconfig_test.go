@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/athenaserving/asf/libs/capability"
+	"github.com/athenaserving/asf/libs/capability/capwatch"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/rs/zerolog"
 )
 
-// applier is a config consumer driving CachedConfig as capability.Watcher does: it
+// applier is a config consumer driving CachedConfig as capwatch.Watcher does: it
 // records every event and reports each file applied unless its content is "bad".
 type applier struct {
 	client polarispb.ConfigClient
@@ -43,7 +43,7 @@ func (a *applier) last() string {
 
 func (a *applier) run(t *testing.T) {
 	run(t, func(ctx context.Context) error {
-		return capability.WatchLoop(ctx, a.client, testKey, false, capability.WatchOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		return capwatch.Loop(ctx, a.client, testKey, false, capwatch.Options{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 			zerolog.Nop(), func(ev *polarispb.ConfigEvent) { a.handle(ctx, ev) })
 	})
 }
@@ -60,7 +60,7 @@ func TestCachedConfigStartsFromCacheAndKeepsAcceptedRevisions(t *testing.T) {
 	done1 := make(chan struct{})
 	go func() {
 		defer close(done1)
-		_ = capability.WatchLoop(ctx1, a1.client, testKey, false, capability.WatchOptions{}, zerolog.Nop(),
+		_ = capwatch.Loop(ctx1, a1.client, testKey, false, capwatch.Options{}, zerolog.Nop(),
 			func(ev *polarispb.ConfigEvent) { a1.handle(ctx1, ev) })
 	}()
 	testpoll.Until(t, 5*time.Second, "the condition", func() bool { return len(fake.reportsOf(1)) == 1 })

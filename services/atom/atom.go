@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/capability"
+	"github.com/athenaserving/asf/libs/capability/capwatch"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lbpick"
 	"github.com/athenaserving/asf/libs/lifecycle"
@@ -118,7 +119,7 @@ type Server struct {
 	// With Config.Polaris only: the schema watcher and the registrar, run under runCtx.
 	polaris   *polarisclient.Client
 	schemas   *capability.Registry
-	watcher   *capability.Watcher
+	watcher   *capwatch.Watcher
 	registrar *polarisclient.Registrar
 	advertise string
 	// consumers: one consumer registration per loader service this replica routes to,
@@ -178,8 +179,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 			advertise = advertiseAddr(s.GRPCAddr())
 		}
 		s.schemas = capability.NewRegistry()
-		s.watcher = capability.NewWatcher(s.polaris.CachedConfig(), s.schemas, nil,
-			capability.WatchOptions{Caller: &polarispb.Caller{Addr: advertise}}, log)
+		s.watcher = capwatch.New(s.polaris.CachedConfig(), s.schemas, nil,
+			capwatch.Options{Caller: &polarispb.Caller{Addr: advertise}}, log)
 		s.advertise = advertise
 		s.registrar = s.polaris.NewRegistrar(&polarispb.Instance{Service: "atom", Addr: advertise, Kind: "provider"},
 			time.Second, func() *polarispb.Load { return &polarispb.Load{Live: 1} }, log)

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/athenaserving/asf/libs/capability"
+	"github.com/athenaserving/asf/libs/capability/capwatch"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/rs/zerolog"
@@ -45,7 +45,7 @@ func randHex(n int) string {
 type appsWatcher struct {
 	client  polarispb.ConfigClient
 	key     *polarispb.ConfigKey
-	opts    capability.WatchOptions
+	opts    capwatch.Options
 	authn   *auth.Authenticator
 	limiter *auth.Limiter
 	demo    *auth.App
@@ -56,7 +56,7 @@ type appsWatcher struct {
 	rev    int64
 }
 
-func newAppsWatcher(client polarispb.ConfigClient, key *polarispb.ConfigKey, opts capability.WatchOptions,
+func newAppsWatcher(client polarispb.ConfigClient, key *polarispb.ConfigKey, opts capwatch.Options,
 	authn *auth.Authenticator, limiter *auth.Limiter, demo *auth.App, log zerolog.Logger) *appsWatcher {
 	return &appsWatcher{client: client, key: key, opts: opts, authn: authn, limiter: limiter, demo: demo,
 		log: log.With().Str("component", "apps-watcher").Logger(), synced: make(chan struct{}), rev: -1}
@@ -64,7 +64,7 @@ func newAppsWatcher(client polarispb.ConfigClient, key *polarispb.ConfigKey, opt
 
 // Run watches until ctx ends.
 func (w *appsWatcher) Run(ctx context.Context) {
-	_ = capability.WatchLoop(ctx, w.client, w.key, false, w.opts, w.log, func(ev *polarispb.ConfigEvent) { w.apply(ctx, ev) })
+	_ = capwatch.Loop(ctx, w.client, w.key, false, w.opts, w.log, func(ev *polarispb.ConfigEvent) { w.apply(ctx, ev) })
 }
 
 func (w *appsWatcher) apply(ctx context.Context, ev *polarispb.ConfigEvent) {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/capability"
+	"github.com/athenaserving/asf/libs/capability/capwatch"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/libs/obs"
@@ -173,7 +174,7 @@ type Server struct {
 	authn   *auth.Authenticator // nil when auth is off
 	limiter *auth.Limiter
 	polaris *polarisclient.Client // nil without polaris
-	schemaW *capability.Watcher
+	schemaW *capwatch.Watcher
 	appsW   *appsWatcher
 	// synced holds the config watchers' first-snapshot signals (from polaris or the disk
 	// cache): the server is ready once all are closed.
@@ -242,8 +243,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		}
 		s.polaris = pc
 		undo.Push(pc.Close)
-		opts := capability.WatchOptions{Caller: &polarispb.Caller{Addr: s.ln.Addr().String(), Labels: map[string]string{"service": "webgate"}}}
-		s.schemaW = capability.NewWatcher(pc.CachedConfig(), s.schemas, &polarispb.ConfigKey{
+		opts := capwatch.Options{Caller: &polarispb.Caller{Addr: s.ln.Addr().String(), Labels: map[string]string{"service": "webgate"}}}
+		s.schemaW = capwatch.New(pc.CachedConfig(), s.schemas, &polarispb.ConfigKey{
 			Project: cfg.ConfigProject, Group: cfg.ConfigGroup, Service: cfg.SchemaService, Version: cfg.ConfigVersion, File: cfg.SchemaPrefix,
 		}, opts, log)
 		if s.authn != nil {

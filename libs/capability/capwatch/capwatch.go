@@ -1,10 +1,20 @@
-package capability
+// Package capwatch keeps a capability.Registry in step with the schemas in polaris's
+// config center: a watch of the schema files (a SNAPSHOT, then changes), each file parsed
+// and applied, and an apply report per file back to polaris. Loop is the watch itself,
+// reconnecting with backoff, for any other config a service follows.
+//
+//	reg := capability.NewRegistry()
+//	w := capwatch.New(polaris.CachedConfig(), reg, nil, capwatch.Options{Caller: caller}, log)
+//	go w.Run(ctx)
+//	<-w.Synced() // the first snapshot is applied
+package capwatch
 
 import (
 	"context"
 	"sync"
 	"time"
 
+	"github.com/athenaserving/asf/libs/capability"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
@@ -16,20 +26,20 @@ func DefaultKey() *polarispb.ConfigKey {
 	return &polarispb.ConfigKey{Project: "asf", Group: "default", Service: "capabilities", Version: "v1", File: "schema_"}
 }
 
-// WatchOptions tune a config watch.
-type WatchOptions struct {
+// Options tune a config watch.
+type Options struct {
 	// Caller identifies this instance to polaris (gray selection, apply reports).
 	Caller *polarispb.Caller
 	// MinBackoff and MaxBackoff bound the wait between reconnects (defaults 100 ms, 5 s).
 	MinBackoff, MaxBackoff time.Duration
 }
 
-// WatchLoop watches key (prefix: key.File is a file name prefix) on polaris and calls
+// Loop watches key (prefix: key.File is a file name prefix) on polaris and calls
 // handle with every event, the SNAPSHOT first, until ctx ends. A broken watch is opened
 // again with exponential backoff; every (re)connection starts with a fresh SNAPSHOT, so
 // handle must treat a snapshot as the whole current set. It returns nil when ctx ends.
-func WatchLoop(ctx context.Context, client polarispb.ConfigClient, key *polarispb.ConfigKey, prefix bool,
-	opts WatchOptions, log zerolog.Logger, handle func(*polarispb.ConfigEvent)) error {
+func Loop(ctx context.Context, client polarispb.ConfigClient, key *polarispb.ConfigKey, prefix bool,
+	opts Options, log zerolog.Logger, handle func(*polarispb.ConfigEvent)) error {
 	minB, maxB := opts.MinBackoff, opts.MaxBackoff
 	if minB <= 0 {
 		minB = 100 * time.Millisecond
@@ -82,18 +92,18 @@ func watchOnce(ctx context.Context, client polarispb.ConfigClient, key *polarisp
 // polaris with ReportApplied(applied=false, reason).
 type Watcher struct {
 	client polarispb.ConfigClient
-	reg    *Registry
+	reg    *capability.Registry
 	key    *polarispb.ConfigKey
-	opts   WatchOptions
+	opts   Options
 	log    zerolog.Logger
 
 	synced   chan struct{}
 	syncOnce sync.Once
 }
 
-// NewWatcher returns a Watcher filling reg from the files of key (key.File is the name
+// New returns a Watcher filling reg from the files of key (key.File is the name
 // prefix; nil key means DefaultKey()).
-func NewWatcher(client polarispb.ConfigClient, reg *Registry, key *polarispb.ConfigKey, opts WatchOptions, log zerolog.Logger) *Watcher {
+func New(client polarispb.ConfigClient, reg *capability.Registry, key *polarispb.ConfigKey, opts Options, log zerolog.Logger) *Watcher {
 	if key == nil {
 		key = DefaultKey()
 	}
@@ -108,7 +118,7 @@ func (w *Watcher) Synced() <-chan struct{} { return w.synced }
 
 // Run watches until ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
-	return WatchLoop(ctx, w.client, w.key, true, w.opts, w.log, func(ev *polarispb.ConfigEvent) { w.apply(ctx, ev) })
+	return Loop(ctx, w.client, w.key, true, w.opts, w.log, func(ev *polarispb.ConfigEvent) { w.apply(ctx, ev) })
 }
 
 func (w *Watcher) apply(ctx context.Context, ev *polarispb.ConfigEvent) {
@@ -139,7 +149,7 @@ func (w *Watcher) apply(ctx context.Context, ev *polarispb.ConfigEvent) {
 
 func (w *Watcher) put(ctx context.Context, f *polarispb.ConfigFile) {
 	name := f.GetKey().GetFile()
-	if cur := w.current(name); cur != nil && cur.revision == f.GetRevision() {
+	if cur := w.current(name); cur != nil && cur.Revision() == f.GetRevision() {
 		return // already applied (a snapshot after a reconnect)
 	}
 	sch, err := w.reg.Put(name, f.GetRevision(), f.GetContent())
@@ -153,8 +163,8 @@ func (w *Watcher) put(ctx context.Context, f *polarispb.ConfigFile) {
 	w.report(ctx, f, err == nil, reason)
 }
 
-func (w *Watcher) current(file string) *Schema {
-	return w.reg.cur.Load().files[file]
+func (w *Watcher) current(file string) *capability.Schema {
+	return w.reg.File(file)
 }
 
 func (w *Watcher) report(ctx context.Context, f *polarispb.ConfigFile, applied bool, reason string) {
