@@ -149,7 +149,7 @@ func (e *Engine) Once(ctx context.Context, req engine.Request) (engine.Response,
 	if err != nil {
 		if context.Cause(cctx) == errCallTimeout && ctx.Err() == nil {
 			e.m.outcome("http", outcomeTimeout)
-			return engine.Response{}, fmt.Errorf("forward: upstream did not answer within %s: %w", e.spec.Timeout, aserr.ErrUpstreamTimeout)
+			return engine.Response{}, fmt.Errorf("upstream did not answer within %s: %w", e.spec.Timeout, aserr.ErrUpstreamTimeout)
 		}
 		if ctx.Err() != nil {
 			return engine.Response{}, fmt.Errorf("forward: %w", ctx.Err())
@@ -202,7 +202,7 @@ func failover[T any](ctx context.Context, e *Engine, upstreams []string, next *a
 func (e *Engine) attempt(ctx context.Context, target string, body []byte, query, headers map[string]string) (answer, bool, error) {
 	u, err := withQuery(target, query)
 	if err != nil {
-		return answer{}, false, fmt.Errorf("forward: upstream URL: %v: %w", err, aserr.ErrInvalidParam)
+		return answer{}, false, fmt.Errorf("upstream URL: %v: %w", err, aserr.ErrInvalidParam)
 	}
 	if e.spec.Auth.Type == AuthHMAC && e.spec.Auth.URLForm {
 		if u, err = asesign.SignURL(u, e.spec.Method, e.spec.Auth.HMAC, e.opts.Now()); err != nil {
@@ -215,7 +215,7 @@ func (e *Engine) attempt(ctx context.Context, target string, body []byte, query,
 	}
 	req, err := http.NewRequestWithContext(ctx, e.spec.Method, u, rd)
 	if err != nil {
-		return answer{}, false, fmt.Errorf("forward: upstream request: %v: %w", err, aserr.ErrInvalidParam)
+		return answer{}, false, fmt.Errorf("upstream request: %v: %w", err, aserr.ErrInvalidParam)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -234,10 +234,10 @@ func (e *Engine) attempt(ctx context.Context, target string, body []byte, query,
 		}
 		if isConnect(err) {
 			e.m.outcome("http", outcomeConnect)
-			return answer{}, true, fmt.Errorf("forward: upstream refused the connection or could not be reached: %w", aserr.ErrUpstreamUnreachable)
+			return answer{}, true, fmt.Errorf("upstream refused the connection or could not be reached: %w", aserr.ErrUpstreamUnreachable)
 		}
 		e.m.outcome("http", outcomeBroken)
-		return answer{}, false, fmt.Errorf("forward: upstream connection failed before its answer: %w", aserr.ErrUpstreamUnreachable)
+		return answer{}, false, fmt.Errorf("upstream connection failed before its answer: %w", aserr.ErrUpstreamUnreachable)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, e.spec.MaxResponseBytes+1))
@@ -247,11 +247,11 @@ func (e *Engine) attempt(ctx context.Context, target string, body []byte, query,
 			return answer{}, false, ctx.Err()
 		}
 		e.m.outcome("http", outcomeBroken)
-		return answer{}, false, fmt.Errorf("forward: upstream connection broke while reading its answer: %w", aserr.ErrUpstreamUnreachable)
+		return answer{}, false, fmt.Errorf("upstream connection broke while reading its answer: %w", aserr.ErrUpstreamUnreachable)
 	}
 	if int64(len(b)) > e.spec.MaxResponseBytes {
 		e.m.outcome("http", outcomeBadAnswer)
-		return answer{}, false, fmt.Errorf("forward: upstream answer larger than %d bytes: %w", e.spec.MaxResponseBytes, aserr.ErrInvalidResult)
+		return answer{}, false, fmt.Errorf("upstream answer larger than %d bytes: %w", e.spec.MaxResponseBytes, aserr.ErrInvalidResult)
 	}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	v, jerr := parseJSON(b)
@@ -264,11 +264,11 @@ func (e *Engine) attempt(ctx context.Context, target string, body []byte, query,
 			}
 		}
 		e.m.outcome("http", outcomeStatus)
-		return answer{}, resp.StatusCode >= 500, fmt.Errorf("forward: upstream answered HTTP %d %s: %w", resp.StatusCode, http.StatusText(resp.StatusCode), aserr.ErrUpstreamStatus)
+		return answer{}, resp.StatusCode >= 500, fmt.Errorf("upstream answered HTTP %d %s: %w", resp.StatusCode, http.StatusText(resp.StatusCode), aserr.ErrUpstreamStatus)
 	}
 	if jerr != nil {
 		e.m.outcome("http", outcomeBadAnswer)
-		return answer{}, false, fmt.Errorf("forward: %w", jerr)
+		return answer{}, false, jerr
 	}
 	a := e.spec.decodeAnswer(e.spec.Response, v, resp.Header)
 	if a.err != nil {
@@ -277,7 +277,7 @@ func (e *Engine) attempt(ctx context.Context, target string, body []byte, query,
 		} else {
 			e.m.outcome("http", outcomeCode)
 		}
-		return answer{}, false, fmt.Errorf("forward: %w", a.err)
+		return answer{}, false, a.err
 	}
 	return a, false, nil
 }

@@ -55,7 +55,7 @@ func (e *Engine) dial(ctx context.Context, query, headers map[string]string) (*w
 func (e *Engine) handshake(ctx context.Context, d *websocket.Dialer, target string, query, headers map[string]string) (*websocket.Conn, bool, error) {
 	u, err := withQuery(target, query)
 	if err != nil {
-		return nil, false, fmt.Errorf("forward: upstream URL: %v: %w", err, aserr.ErrInvalidParam)
+		return nil, false, fmt.Errorf("upstream URL: %v: %w", err, aserr.ErrInvalidParam)
 	}
 	if e.spec.Auth.Type == AuthHMAC {
 		if u, err = asesign.SignURL(u, http.MethodGet, e.spec.Auth.HMAC, e.opts.Now()); err != nil {
@@ -80,16 +80,16 @@ func (e *Engine) handshake(ctx context.Context, d *websocket.Dialer, target stri
 		return nil, false, fmt.Errorf("forward: %w", ctx.Err())
 	case hctx.Err() != nil:
 		e.m.outcome("ws", outcomeTimeout)
-		return nil, false, fmt.Errorf("forward: upstream handshake did not finish within %s: %w", e.spec.Timeout, aserr.ErrUpstreamTimeout)
+		return nil, false, fmt.Errorf("upstream handshake did not finish within %s: %w", e.spec.Timeout, aserr.ErrUpstreamTimeout)
 	case resp != nil:
 		e.m.outcome("ws", outcomeStatus)
-		return nil, resp.StatusCode >= 500, fmt.Errorf("forward: upstream refused the WebSocket handshake with HTTP %d %s: %w", resp.StatusCode, http.StatusText(resp.StatusCode), aserr.ErrUpstreamStatus)
+		return nil, resp.StatusCode >= 500, fmt.Errorf("upstream refused the WebSocket handshake with HTTP %d %s: %w", resp.StatusCode, http.StatusText(resp.StatusCode), aserr.ErrUpstreamStatus)
 	case isConnect(err):
 		e.m.outcome("ws", outcomeConnect)
-		return nil, true, fmt.Errorf("forward: upstream refused the connection or could not be reached: %w", aserr.ErrUpstreamUnreachable)
+		return nil, true, fmt.Errorf("upstream refused the connection or could not be reached: %w", aserr.ErrUpstreamUnreachable)
 	}
 	e.m.outcome("ws", outcomeBroken)
-	return nil, false, fmt.Errorf("forward: upstream WebSocket handshake failed: %w", aserr.ErrUpstreamUnreachable)
+	return nil, false, fmt.Errorf("upstream WebSocket handshake failed: %w", aserr.ErrUpstreamUnreachable)
 }
 
 // wsSession forwards one engine session frame by frame. Write runs on the session's
@@ -137,9 +137,9 @@ func (s *wsSession) Write(ctx context.Context, f engine.Frame) error {
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return fmt.Errorf("forward: upstream did not take frame %d within %s: %w", f.SyncID, s.e.spec.Timeout, aserr.ErrUpstreamTimeout)
+			return fmt.Errorf("upstream did not take frame %d within %s: %w", f.SyncID, s.e.spec.Timeout, aserr.ErrUpstreamTimeout)
 		}
-		return fmt.Errorf("forward: upstream session broke while sending frame %d: %w", f.SyncID, aserr.ErrUpstreamClosed)
+		return fmt.Errorf("upstream session broke while sending frame %d: %w", f.SyncID, aserr.ErrUpstreamClosed)
 	}
 	if f.Status == engine.StatusEnd || f.Status == engine.StatusOnce {
 		s.endSent.Store(true)
@@ -179,11 +179,11 @@ func (s *wsSession) result(msg []byte) (engine.Result, bool) {
 	}
 	v, err := parseJSON(msg)
 	if err != nil {
-		return engine.Result{Err: fmt.Errorf("forward: %w", err)}, true
+		return engine.Result{Err: err}, true
 	}
 	a := s.e.spec.decodeAnswer(s.e.spec.SessionResponse, v, nil)
 	if a.err != nil {
-		return engine.Result{Err: fmt.Errorf("forward: %w", a.err)}, true
+		return engine.Result{Err: a.err}, true
 	}
 	st := engine.StatusContinue
 	if a.hasStatus {
@@ -223,17 +223,17 @@ func (s *wsSession) readFailed(err error) {
 		s.emit(engine.Result{Status: engine.StatusEnd})
 		return
 	case errors.Is(err, websocket.ErrReadLimit):
-		r.Err = fmt.Errorf("forward: upstream message larger than %d bytes: %w", s.e.spec.MaxResponseBytes, aserr.ErrInvalidResult)
+		r.Err = fmt.Errorf("upstream message larger than %d bytes: %w", s.e.spec.MaxResponseBytes, aserr.ErrInvalidResult)
 	case errors.As(err, &ne) && ne.Timeout():
-		r.Err = fmt.Errorf("forward: upstream sent no last result within %s of the last frame: %w", s.e.spec.Timeout, aserr.ErrUpstreamTimeout)
+		r.Err = fmt.Errorf("upstream sent no last result within %s of the last frame: %w", s.e.spec.Timeout, aserr.ErrUpstreamTimeout)
 	case errors.As(err, &ce):
 		reason := ce.Text
 		if reason == "" {
 			reason = "no reason"
 		}
-		r.Err = fmt.Errorf("forward: upstream closed the session before its end (close %d, %s): %w", ce.Code, reason, aserr.ErrUpstreamClosed)
+		r.Err = fmt.Errorf("upstream closed the session before its end (close %d, %s): %w", ce.Code, reason, aserr.ErrUpstreamClosed)
 	default:
-		r.Err = fmt.Errorf("forward: upstream connection lost before the session's end: %w", aserr.ErrUpstreamClosed)
+		r.Err = fmt.Errorf("upstream connection lost before the session's end: %w", aserr.ErrUpstreamClosed)
 	}
 	s.e.m.outcome("ws", outcomeOf(r.Err))
 	s.emit(r)
