@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -228,4 +229,98 @@ func TestSessionHandshakeFailures(t *testing.T) {
 	e, _ = newEngine(t, `{upstreams: [http://127.0.0.1:1/x]}`)
 	_, err = e.NewSession(context.Background(), engine.SessionParams{}, func(engine.Result) {})
 	wantCode(t, err, 10003, "no session upstream configured")
+}
+
+// webapiSpec fronts an iFLYTEK WebAPI 2.0 streaming API (docs/protocol.md, "Forwarding
+// to a third-party API", the WebSocket example).
+const webapiSpec = `
+session:
+  upstreams: ["%s/v2/iat"]
+  request:
+    mapping:
+      - data_type: audio
+        rule:
+          - {src: $.header.app_id, dst: $.body.common.app_id}
+          - {src: $.parameter.iat.language, dst: $.body.business.language}
+          - {src: $.header.status, dst: $.body.data.status}
+          - {src: $.payload.audio.audio, dst: $.body.data.audio}
+          - {value: raw, dst: $.body.data.encoding}
+          - {value: "audio/L16;rate=16000", dst: $.body.data.format}
+  response:
+    mapping:
+      - data_type: text
+        rule:
+          - {src: $.body.code, dst: $.header.code}
+          - {src: $.body.message, dst: $.header.message}
+          - {src: $.body.data.status, dst: $.header.status}
+          - {src: $.body.data.result, dst: $.payload.result.text}
+`
+
+func TestSessionWebAPI2Upstream(t *testing.T) {
+	var first atomic.Value
+	up := websocket.Upgrader{}
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for i := 0; ; i++ {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if i == 0 {
+				first.Store(string(msg))
+			}
+			var f struct {
+				Data struct {
+					Status int    `json:"status"`
+					Audio  string `json:"audio"`
+				} `json:"data"`
+			}
+			_ = json.Unmarshal(msg, &f)
+			if f.Data.Audio == "" && f.Data.Status != 2 {
+				_ = c.WriteJSON(map[string]any{"code": 10163, "message": "data.audio is required", "sid": "up1"})
+				continue
+			}
+			_ = c.WriteJSON(map[string]any{"code": 0, "message": "success", "sid": "up1",
+				"data": map[string]any{"status": f.Data.Status, "result": map[string]any{"ws": []any{map[string]any{"w": f.Data.Audio}}}}})
+			if f.Data.Status == 2 {
+				return
+			}
+		}
+	})
+	e, _ := newEngine(t, webapiSpec, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	rs := make(results, 16)
+	s, err := e.NewSession(context.Background(), engine.SessionParams{Headers: map[string]string{"app_id": "app1", "capability": "iat"},
+		Params: map[string]string{"language": "en_us"}}, rs.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, st := range []engine.Status{engine.StatusBegin, engine.StatusContinue, engine.StatusEnd} {
+		if err := s.Write(context.Background(), frame(st, fmt.Sprint("pcm", i))); err != nil {
+			t.Fatal(err)
+		}
+		r := rs.next(t)
+		want := fmt.Sprintf(`{"ws":[{"w":%q}]}`, base64.StdEncoding.EncodeToString([]byte(fmt.Sprint("pcm", i))))
+		if r.Err != nil || r.Status != st || len(r.Outputs) != 1 || string(r.Outputs[0].Data) != want || r.Outputs[0].Attrs["format"] != "json" {
+			t.Fatalf("frame %d: %+v", i, r)
+		}
+	}
+	want := `{"business":{"language":"en_us"},"common":{"app_id":"app1"},"data":{"audio":"cGNtMA==","encoding":"raw","format":"audio/L16;rate=16000","status":0}}`
+	if got := first.Load().(string); got != want {
+		t.Fatalf("first upstream frame\n got %s\nwant %s", got, want)
+	}
+	// A WebAPI 2.0 error answer ends the session with its code.
+	s2, err := e.NewSession(context.Background(), engine.SessionParams{}, rs.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := s2.Write(context.Background(), engine.Frame{Status: engine.StatusBegin}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, rs.next(t).Err, 10163, "upstream: data.audio is required")
 }
