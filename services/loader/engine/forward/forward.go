@@ -189,10 +189,10 @@ func failover[T any](ctx context.Context, e *Engine, upstreams []string, next *a
 			return v, nil
 		}
 		last = err
+		e.opts.Log.Debug().Err(err).Str("upstream", target).Int("attempt", attempt+1).Bool("retry", retry).Msg("forward: upstream attempt failed")
 		if !retry || ctx.Err() != nil {
 			break
 		}
-		e.opts.Log.Debug().Err(err).Str("upstream", target).Int("attempt", attempt+1).Msg("forward: upstream attempt failed, trying the next")
 	}
 	return zero, last
 }
