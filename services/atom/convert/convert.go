@@ -97,9 +97,9 @@ func (m *Meta) attrType(output, key string) string {
 	return m.OutputAttrType(output, key)
 }
 
-// DataTypeOf maps an ASE data field name to the loader data type: text, audio, image and
+// dataTypeOf maps an ASE data field name to the loader data type: text, audio, image and
 // video map to their own type, anything else to OTHER.
-func DataTypeOf(name string) loaderpb.DataType {
+func dataTypeOf(name string) loaderpb.DataType {
 	switch name {
 	case "text":
 		return loaderpb.DataType_DATA_TYPE_TEXT
@@ -113,8 +113,8 @@ func DataTypeOf(name string) loaderpb.DataType {
 	return loaderpb.DataType_DATA_TYPE_OTHER
 }
 
-// DataTypeName maps a loader data type to its ASE data field name; unknown values are "other".
-func DataTypeName(t loaderpb.DataType) string {
+// dataTypeName maps a loader data type to its ASE data field name; unknown values are "other".
+func dataTypeName(t loaderpb.DataType) string {
 	switch t {
 	case loaderpb.DataType_DATA_TYPE_TEXT:
 		return "text"
@@ -144,10 +144,10 @@ func CheckStatus(status int32, once bool) error {
 	return fmt.Errorf("%s with status %d: %w", kind, status, aserr.ErrBadRequest)
 }
 
-// LoaderStatus maps an ASE frame status to the loader status and state: 3 is ONCE with
+// loaderStatus maps an ASE frame status to the loader status and state: 3 is ONCE with
 // state ONCE; 0, 1 and 2 are BEGIN, CONTINUE and END with state STREAM. Other values are
 // treated as CONTINUE; callers reject them first with CheckStatus.
-func LoaderStatus(status int32) (loaderpb.Status, loaderpb.State) {
+func loaderStatus(status int32) (loaderpb.Status, loaderpb.State) {
 	switch status {
 	case StatusOnce:
 		return loaderpb.Status_STATUS_ONCE, loaderpb.State_STATE_ONCE
@@ -159,8 +159,8 @@ func LoaderStatus(status int32) (loaderpb.Status, loaderpb.State) {
 	return loaderpb.Status_STATUS_CONTINUE, loaderpb.State_STATE_STREAM
 }
 
-// ResultStatus maps a loader output status to the ASE result status (the same numbers).
-func ResultStatus(s loaderpb.Status) int32 {
+// resultStatus maps a loader output status to the ASE result status (the same numbers).
+func resultStatus(s loaderpb.Status) int32 {
 	switch s {
 	case loaderpb.Status_STATUS_BEGIN:
 		return StatusBegin
@@ -192,7 +192,7 @@ func RouteKey(f *atompb.Frame) string {
 // the frame status into status and state. syncID is the frame's position in its session.
 // The input shares the frame's params and attribute maps: neither may be written afterwards.
 func ToLoaderInput(f *atompb.Frame, syncID int32, meta *Meta) *loaderpb.LoaderInput {
-	status, state := LoaderStatus(f.GetStatus())
+	status, state := loaderStatus(f.GetStatus())
 	in := &loaderpb.LoaderInput{
 		ServiceId:   f.GetCapability(),
 		ServiceName: meta.LoaderService(f.GetCapability()),
@@ -259,7 +259,7 @@ func Expect(f *atompb.Frame, meta *Meta) []*loaderpb.MetaDesc {
 	for _, name := range names {
 		dt := loaderpb.DataType_DATA_TYPE_TEXT
 		if t, ok := meta.accept(name); ok {
-			dt = DataTypeOf(t)
+			dt = dataTypeOf(t)
 		}
 		out = append(out, &loaderpb.MetaDesc{Name: name, DataType: dt, Attribute: shareMap(accepts[name].GetAttributes())})
 	}
@@ -270,29 +270,29 @@ func Expect(f *atompb.Frame, meta *Meta) []*loaderpb.MetaDesc {
 // the item's own data field name, then TEXT.
 func inputType(it *atompb.Item, meta *Meta) loaderpb.DataType {
 	if t, ok := meta.input(it.GetName()); ok {
-		return DataTypeOf(t)
+		return dataTypeOf(t)
 	}
 	if it.GetDataType() != "" {
-		return DataTypeOf(it.GetDataType())
+		return dataTypeOf(it.GetDataType())
 	}
 	return loaderpb.DataType_DATA_TYPE_TEXT
 }
 
-// ToResult converts the payloads of one loader output into result items, in order:
+// toResult converts the payloads of one loader output into result items, in order:
 // name; data type from the schema's accept declaration of that output, else the loader's;
 // attributes from the loader, completed with the attributes of the matching expect entry
 // that the loader did not set (so format=json reaches the renderer), each typed attribute
 // of schemaoutput rewritten to its canonical JSON literal (TypeAttr); data unchanged.
-func ToResult(out *loaderpb.LoaderOutput, meta *Meta, expect []*loaderpb.MetaDesc) []*atompb.Item {
+func toResult(out *loaderpb.LoaderOutput, meta *Meta, expect []*loaderpb.MetaDesc) []*atompb.Item {
 	if len(out.GetPl()) == 0 {
 		return nil
 	}
 	items := make([]*atompb.Item, 0, len(out.GetPl()))
 	for _, p := range out.GetPl() {
 		name := p.GetMeta().GetName()
-		dt := DataTypeName(p.GetMeta().GetDataType())
+		dt := dataTypeName(p.GetMeta().GetDataType())
 		if t, ok := meta.accept(name); ok {
-			dt = DataTypeName(DataTypeOf(t))
+			dt = dataTypeName(dataTypeOf(t))
 		}
 		attrs := copyMap(p.GetMeta().GetAttribute())
 		for _, e := range expect {
@@ -343,15 +343,15 @@ func TypeAttr(typ, v string) string {
 }
 
 // NewResult builds the success Result for one loader output: code 0, sid, the mapped
-// status, the payload items (ToResult, with the call's expect), and the loader's loader_ns and engine_ns timings. The caller
+// status, the payload items (toResult, with the call's expect), and the loader's loader_ns and engine_ns timings. The caller
 // adds atom_ns.
 func NewResult(out *loaderpb.LoaderOutput, meta *Meta, sid string, expect []*loaderpb.MetaDesc) *atompb.Result {
 	return &atompb.Result{
 		Code:    0,
 		Message: "success",
 		Sid:     sid,
-		Status:  ResultStatus(out.GetStatus()),
-		Payload: ToResult(out, meta, expect),
+		Status:  resultStatus(out.GetStatus()),
+		Payload: toResult(out, meta, expect),
 		Timing: map[string]int64{
 			TimingLoader: out.GetLoaderNs(),
 			TimingEngine: out.GetEngineNs(),

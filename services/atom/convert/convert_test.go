@@ -305,12 +305,12 @@ func FuzzConvert(f *testing.F) {
 		}
 		var lo loaderpb.LoaderOutput
 		if proto.Unmarshal(outWire, &lo) == nil {
-			items := ToResult(&lo, nil, nil)
+			items := toResult(&lo, nil, nil)
 			if len(items) != len(lo.Pl) {
 				t.Fatal("lost output payloads")
 			}
 			for i, it := range items {
-				if DataTypeOf(it.DataType) != lo.Pl[i].GetMeta().GetDataType() && it.DataType != "other" {
+				if dataTypeOf(it.DataType) != lo.Pl[i].GetMeta().GetDataType() && it.DataType != "other" {
 					t.Fatalf("data type %q does not map back to %v", it.DataType, lo.Pl[i].GetMeta().GetDataType())
 				}
 			}

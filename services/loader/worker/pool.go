@@ -18,7 +18,7 @@ type Config struct {
 	// Name is the engine's name (Engine.Name).
 	Name string
 	// Command starts one worker: argv[0] and its arguments. The child finds its end of the
-	// worker socket in the descriptor named by EnvFD (always 3) and its id in EnvID.
+	// worker socket in the descriptor named by envFD (always 3) and its id in EnvID.
 	Command []string
 	// Env is added to the loader's environment for every worker (KEY=value).
 	Env []string
@@ -283,7 +283,7 @@ func (p *Pool) Once(ctx context.Context, req engine.Request) (engine.Response, e
 	if err != nil {
 		return engine.Response{}, err
 	}
-	d := NewDecoder(m.Body)
+	d := newDecoder(m.Body)
 	resp := d.Response()
 	if err := d.Done(); err != nil {
 		w.kill()

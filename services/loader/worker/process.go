@@ -96,7 +96,7 @@ func (p *Pool) start(id int) (*proc, error) {
 	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
 	cmd.Dir = p.cfg.Dir
-	cmd.Env = append(append(os.Environ(), p.cfg.Env...), EnvFD+"=3", EnvID+"="+strconv.Itoa(id))
+	cmd.Env = append(append(os.Environ(), p.cfg.Env...), envFD+"=3", EnvID+"="+strconv.Itoa(id))
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = time.Second
@@ -137,7 +137,7 @@ func (p *Pool) start(id int) (*proc, error) {
 func (w *proc) readLoop() {
 	r := bufio.NewReaderSize(w.conn, 64<<10)
 	for {
-		m, err := ReadFrame(r)
+		m, err := readFrame(r)
 		if err != nil {
 			w.die(err)
 			return
@@ -152,7 +152,7 @@ func (w *proc) readLoop() {
 				ch <- m
 			}
 		case MsgResult:
-			d := NewDecoder(m.Body)
+			d := newDecoder(m.Body)
 			res := d.Result()
 			if err := d.Done(); err != nil {
 				w.die(fmt.Errorf("session result: %w", err))
@@ -165,7 +165,7 @@ func (w *proc) readLoop() {
 				rs.deliver(res)
 			}
 		default:
-			w.die(fmt.Errorf("unexpected message %s: %w", m.Type, ErrMalformed))
+			w.die(fmt.Errorf("unexpected message %s: %w", m.Type, errMalformed))
 			return
 		}
 	}
@@ -236,7 +236,7 @@ func (w *proc) shutdown(grace time.Duration) {
 func (w *proc) send(t MsgType, id uint64, body []byte) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
-	w.buf = AppendFrame(w.buf[:0], t, id, body)
+	w.buf = appendFrame(w.buf[:0], t, id, body)
 	_, err := w.conn.Write(w.buf)
 	if cap(w.buf) > 1<<20 {
 		w.buf = nil
@@ -267,7 +267,7 @@ func (w *proc) call(ctx context.Context, t MsgType, id uint64, body []byte) (Mes
 	select {
 	case m := <-ch:
 		if m.Type == MsgErr {
-			d := NewDecoder(m.Body)
+			d := newDecoder(m.Body)
 			err := d.Error()
 			if derr := d.Done(); derr != nil {
 				return Message{}, fmt.Errorf("worker %d %s reply: %v: %w", w.id, t, derr, aserr.ErrEngineCrashed)

@@ -66,15 +66,15 @@ func (t MsgType) String() string {
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }
 
-// HeaderSize is the size of a frame header: uint32 length (of type, id and body), uint8
+// headerSize is the size of a frame header: uint32 length (of type, id and body), uint8
 // type, uint64 id. All integers are big-endian.
-const HeaderSize = 4 + 1 + 8
+const headerSize = 4 + 1 + 8
 
-// MaxFrame bounds the length field of a frame (type + id + body).
-const MaxFrame = 256 << 20
+// maxFrame bounds the length field of a frame (type + id + body).
+const maxFrame = 256 << 20
 
-// ErrMalformed is wrapped by every decoding error.
-var ErrMalformed = errors.New("worker protocol: malformed message")
+// errMalformed is wrapped by every decoding error.
+var errMalformed = errors.New("worker protocol: malformed message")
 
 // Message is one decoded frame.
 type Message struct {
@@ -83,23 +83,23 @@ type Message struct {
 	Body []byte
 }
 
-// AppendFrame appends a frame with the given type, id and body to dst.
-func AppendFrame(dst []byte, t MsgType, id uint64, body []byte) []byte {
+// appendFrame appends a frame with the given type, id and body to dst.
+func appendFrame(dst []byte, t MsgType, id uint64, body []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(1+8+len(body)))
 	dst = append(dst, byte(t))
 	dst = binary.BigEndian.AppendUint64(dst, id)
 	return append(dst, body...)
 }
 
-// ReadFrame reads one frame from r. It returns io.EOF on a clean end before a header.
-func ReadFrame(r io.Reader) (Message, error) {
-	var hdr [HeaderSize]byte
+// readFrame reads one frame from r. It returns io.EOF on a clean end before a header.
+func readFrame(r io.Reader) (Message, error) {
+	var hdr [headerSize]byte
 	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
 		return Message{}, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
-	if n < 9 || n > MaxFrame {
-		return Message{}, fmt.Errorf("frame length %d: %w", n, ErrMalformed)
+	if n < 9 || n > maxFrame {
+		return Message{}, fmt.Errorf("frame length %d: %w", n, errMalformed)
 	}
 	if _, err := io.ReadFull(r, hdr[4:]); err != nil {
 		return Message{}, unexpected(err)
@@ -252,23 +252,23 @@ type Decoder struct {
 	err error
 }
 
-// NewDecoder returns a decoder over b.
-func NewDecoder(b []byte) *Decoder { return &Decoder{b: b} }
+// newDecoder returns a decoder over b.
+func newDecoder(b []byte) *Decoder { return &Decoder{b: b} }
 
-// Err is the first decoding error, wrapping ErrMalformed.
+// Err is the first decoding error, wrapping errMalformed.
 func (d *Decoder) Err() error { return d.err }
 
-// Done reports ErrMalformed when bytes are left over, else the first error.
+// Done reports errMalformed when bytes are left over, else the first error.
 func (d *Decoder) Done() error {
 	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%d trailing bytes: %w", len(d.b), ErrMalformed)
+		d.err = fmt.Errorf("%d trailing bytes: %w", len(d.b), errMalformed)
 	}
 	return d.err
 }
 
 func (d *Decoder) fail(what string) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%s: short or invalid: %w", what, ErrMalformed)
+		d.err = fmt.Errorf("%s: short or invalid: %w", what, errMalformed)
 	}
 	d.b = nil
 }

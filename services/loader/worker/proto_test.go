@@ -30,7 +30,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	req := sampleRequest()
 	var e Encoder
 	e.Request(req)
-	d := NewDecoder(e.B)
+	d := newDecoder(e.B)
 	if got := d.Request(); d.Done() != nil || !reflect.DeepEqual(got, req) {
 		t.Fatalf("request: got %+v err %v", got, d.Err())
 	}
@@ -38,7 +38,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	sp := engine.SessionParams{Tag: "s", Params: map[string]string{"k": "v"}, Expect: req.Expect, PsrIDs: []uint32{3}}
 	e = Encoder{}
 	e.SessionParams(sp)
-	d = NewDecoder(e.B)
+	d = newDecoder(e.B)
 	if got := d.SessionParams(); d.Done() != nil || !reflect.DeepEqual(got, sp) {
 		t.Fatalf("session params: got %+v err %v", got, d.Err())
 	}
@@ -46,7 +46,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	f := engine.Frame{SyncID: -1, Status: engine.StatusEnd, Inputs: req.Inputs}
 	e = Encoder{}
 	e.Write(42, f)
-	d = NewDecoder(e.B)
+	d = newDecoder(e.B)
 	if sid, got := d.Write(); d.Done() != nil || sid != 42 || !reflect.DeepEqual(got, f) {
 		t.Fatalf("write: got %d %+v err %v", sid, got, d.Err())
 	}
@@ -54,27 +54,27 @@ func TestCodecRoundTrip(t *testing.T) {
 	res := engine.Result{Status: engine.StatusContinue, Outputs: req.Inputs, Engine: 1500 * time.Microsecond}
 	e = Encoder{}
 	e.Result(res)
-	d = NewDecoder(e.B)
+	d = newDecoder(e.B)
 	if got := d.Result(); d.Done() != nil || !reflect.DeepEqual(got, res) {
 		t.Fatalf("result: got %+v err %v", got, d.Err())
 	}
 
 	e = Encoder{}
 	e.Result(engine.Result{Status: engine.StatusEnd, Err: aserr.New(30003, "boom")})
-	d = NewDecoder(e.B)
+	d = newDecoder(e.B)
 	if got := d.Result(); d.Done() != nil || aserr.CodeOf(got.Err) != 30003 || aserr.MessageOf(got.Err) != "boom" {
 		t.Fatalf("result error: got %+v err %v", got, d.Err())
 	}
 
 	e = Encoder{}
 	e.Error(aserr.ErrEngineCrashed)
-	d = NewDecoder(e.B)
+	d = newDecoder(e.B)
 	if err := d.Error(); d.Done() != nil || !errors.Is(err, aserr.ErrEngineCrashed) {
 		t.Fatalf("error: got %v", err)
 	}
 	e = Encoder{}
 	e.Response(engine.Response{})
-	d = NewDecoder(e.B)
+	d = newDecoder(e.B)
 	if got := d.Response(); d.Done() != nil || got.Outputs != nil {
 		t.Fatalf("empty response: %+v", got)
 	}
@@ -82,27 +82,27 @@ func TestCodecRoundTrip(t *testing.T) {
 
 func TestFrames(t *testing.T) {
 	var buf []byte
-	buf = AppendFrame(buf, MsgOnce, 1<<40, []byte("body"))
-	buf = AppendFrame(buf, MsgFini, 2, nil)
+	buf = appendFrame(buf, MsgOnce, 1<<40, []byte("body"))
+	buf = appendFrame(buf, MsgFini, 2, nil)
 	r := bytes.NewReader(buf)
-	m, err := ReadFrame(r)
+	m, err := readFrame(r)
 	if err != nil || m.Type != MsgOnce || m.ID != 1<<40 || string(m.Body) != "body" {
 		t.Fatalf("frame 1: %+v %v", m, err)
 	}
-	m, err = ReadFrame(r)
+	m, err = readFrame(r)
 	if err != nil || m.Type != MsgFini || m.ID != 2 || m.Body != nil {
 		t.Fatalf("frame 2: %+v %v", m, err)
 	}
-	if _, err := ReadFrame(r); err != io.EOF {
+	if _, err := readFrame(r); err != io.EOF {
 		t.Fatalf("end: %v, want EOF", err)
 	}
-	if _, err := ReadFrame(bytes.NewReader(buf[:10])); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := readFrame(bytes.NewReader(buf[:10])); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("truncated: %v", err)
 	}
-	if _, err := ReadFrame(bytes.NewReader([]byte{0, 0, 0, 3, 1, 2, 3})); !errors.Is(err, ErrMalformed) {
+	if _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 3, 1, 2, 3})); !errors.Is(err, errMalformed) {
 		t.Fatalf("short length: %v", err)
 	}
-	if _, err := ReadFrame(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff})); !errors.Is(err, ErrMalformed) {
+	if _, err := readFrame(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff})); !errors.Is(err, errMalformed) {
 		t.Fatalf("huge length: %v", err)
 	}
 }
@@ -111,20 +111,20 @@ func TestDecoderRejects(t *testing.T) {
 	var e Encoder
 	e.Request(sampleRequest())
 	for i := range len(e.B) - 1 {
-		d := NewDecoder(e.B[:i])
+		d := newDecoder(e.B[:i])
 		d.Request()
-		if !errors.Is(d.Done(), ErrMalformed) {
+		if !errors.Is(d.Done(), errMalformed) {
 			t.Fatalf("truncated at %d: no error", i)
 		}
 	}
-	d := NewDecoder(append(append([]byte(nil), e.B...), 0))
+	d := newDecoder(append(append([]byte(nil), e.B...), 0))
 	d.Request()
-	if !errors.Is(d.Done(), ErrMalformed) {
+	if !errors.Is(d.Done(), errMalformed) {
 		t.Fatal("trailing byte accepted")
 	}
 	// A list count far beyond the remaining bytes must fail without allocating it.
-	d = NewDecoder([]byte{0xff, 0xff, 0xff, 0xff})
-	if d.Map(); !errors.Is(d.Done(), ErrMalformed) {
+	d = newDecoder([]byte{0xff, 0xff, 0xff, 0xff})
+	if d.Map(); !errors.Is(d.Done(), errMalformed) {
 		t.Fatal("huge count accepted")
 	}
 }
@@ -132,25 +132,25 @@ func TestDecoderRejects(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	var e Encoder
 	e.Request(sampleRequest())
-	f.Add(AppendFrame(nil, MsgOnce, 1, e.B))
+	f.Add(appendFrame(nil, MsgOnce, 1, e.B))
 	e = Encoder{}
 	e.Write(3, engine.Frame{Status: engine.StatusBegin, Inputs: sampleRequest().Inputs})
-	f.Add(AppendFrame(nil, MsgWrite, 2, e.B))
+	f.Add(appendFrame(nil, MsgWrite, 2, e.B))
 	e = Encoder{}
 	e.Result(engine.Result{Status: engine.StatusEnd, Err: aserr.New(1, "x")})
-	f.Add(AppendFrame(nil, MsgResult, 3, e.B))
+	f.Add(appendFrame(nil, MsgResult, 3, e.B))
 	f.Add([]byte{0, 0, 0, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := ReadFrame(bytes.NewReader(b))
+		m, err := readFrame(bytes.NewReader(b))
 		if err != nil {
 			m = Message{Body: b}
 		}
-		d := NewDecoder(m.Body)
+		d := newDecoder(m.Body)
 		req := d.Request()
 		if d.Done() == nil {
 			var e Encoder
 			e.Request(req)
-			d2 := NewDecoder(e.B)
+			d2 := newDecoder(e.B)
 			if got := d2.Request(); d2.Done() != nil || !reflect.DeepEqual(got, req) {
 				t.Fatalf("request re-encode mismatch: %+v vs %+v", got, req)
 			}
@@ -164,7 +164,7 @@ func FuzzDecode(f *testing.F) {
 			func(d *Decoder) { d.Map() },
 			func(d *Decoder) { d.SessionID() },
 		} {
-			d := NewDecoder(m.Body)
+			d := newDecoder(m.Body)
 			dec(d)
 			_ = d.Done()
 		}

@@ -67,7 +67,7 @@ func TestCodecResources(t *testing.T) {
 	if !bytes.Equal(e.B, want.B) || !bytes.Equal(e.B[:4], []byte{0xfe, 0xed, 0xbe, 0xef}) {
 		t.Fatalf("load res encoding % x", e.B)
 	}
-	d := NewDecoder(e.B)
+	d := newDecoder(e.B)
 	id, got := d.LoadRes()
 	if err := d.Done(); err != nil || id != 0xfeedbeef || !reflect.DeepEqual(got, data) {
 		t.Fatalf("load res decode = %d %+v %v", id, got, err)
@@ -77,15 +77,15 @@ func TestCodecResources(t *testing.T) {
 	if !bytes.Equal(e.B, []byte{0, 0, 0, 7}) {
 		t.Fatalf("unload res encoding % x", e.B)
 	}
-	if d := NewDecoder(e.B); d.ResID() != 7 || d.Done() != nil {
+	if d := newDecoder(e.B); d.ResID() != 7 || d.Done() != nil {
 		t.Fatal("unload res decode")
 	}
 	if MsgLoadRes != 7 || MsgUnloadRes != 8 || MsgLoadRes.String() != "loadres" {
 		t.Fatal("message numbers changed")
 	}
-	short := NewDecoder([]byte{0, 0, 0})
+	short := newDecoder([]byte{0, 0, 0})
 	short.ResID()
-	if !errors.Is(short.Done(), ErrMalformed) {
+	if !errors.Is(short.Done(), errMalformed) {
 		t.Fatal("short resource id accepted")
 	}
 }
@@ -97,18 +97,18 @@ func FuzzDecodeLoadRes(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		d := NewDecoder(b)
+		d := newDecoder(b)
 		id, data := d.LoadRes()
 		if d.Done() == nil {
 			var e Encoder
 			e.LoadRes(id, data)
-			d2 := NewDecoder(e.B)
+			d2 := newDecoder(e.B)
 			id2, data2 := d2.LoadRes()
 			if d2.Done() != nil || id2 != id || !reflect.DeepEqual(data2, data) {
 				t.Fatalf("re-encode mismatch: %d %+v vs %d %+v", id2, data2, id, data)
 			}
 		}
-		d = NewDecoder(b)
+		d = newDecoder(b)
 		d.ResID()
 		_ = d.Done()
 	})

@@ -15,22 +15,22 @@ import (
 	"github.com/athenaserving/asf/services/loader/engine"
 )
 
-// EnvFD names the environment variable that tells a child process which inherited file
+// envFD names the environment variable that tells a child process which inherited file
 // descriptor is its end of the worker socket.
-const EnvFD = "ASF_WORKER_FD"
+const envFD = "ASF_WORKER_FD"
 
 // EnvID names the environment variable carrying the worker's id (for its logs).
 const EnvID = "ASF_WORKER_ID"
 
 // IsChild reports whether this process was started as a worker by a pool.
-func IsChild() bool { return os.Getenv(EnvFD) != "" }
+func IsChild() bool { return os.Getenv(envFD) != "" }
 
-// ChildConn returns the worker socket this process inherited from its pool (see EnvFD).
+// ChildConn returns the worker socket this process inherited from its pool (see envFD).
 func ChildConn() (net.Conn, error) {
-	v := os.Getenv(EnvFD)
+	v := os.Getenv(envFD)
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("worker: %s=%q: not an inherited descriptor: %w", EnvFD, v, aserr.ErrInvalidParam)
+		return nil, fmt.Errorf("worker: %s=%q: not an inherited descriptor: %w", envFD, v, aserr.ErrInvalidParam)
 	}
 	f := os.NewFile(uintptr(fd), "worker-socket")
 	conn, err := net.FileConn(f)
@@ -57,7 +57,7 @@ func Serve(ctx context.Context, conn net.Conn, eng engine.Engine) error {
 	var err error
 	for {
 		var m Message
-		m, err = ReadFrame(r)
+		m, err = readFrame(r)
 		if err != nil {
 			break
 		}
@@ -108,7 +108,7 @@ type childSession struct {
 
 func (s *server) send(t MsgType, id uint64, body []byte) {
 	s.wmu.Lock()
-	s.buf = AppendFrame(s.buf[:0], t, id, body)
+	s.buf = appendFrame(s.buf[:0], t, id, body)
 	_, _ = s.conn.Write(s.buf) // a broken connection ends the read loop
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil
@@ -127,7 +127,7 @@ func (s *server) reply(id uint64, body []byte, err error) {
 }
 
 func (s *server) handle(ctx context.Context, m Message) {
-	d := NewDecoder(m.Body)
+	d := newDecoder(m.Body)
 	switch m.Type {
 	case MsgInit:
 		cfg := d.Map()

@@ -121,7 +121,7 @@ func (a *API) wrap(op service.Op, h handler) http.HandlerFunc {
 		c := Caller(a.o.Service, r, service.EntranceHTTP)
 		ctx := service.WithCaller(r.Context(), c)
 		if _, err := a.o.Service.Authorize(ctx, c, service.OpOnly(op)); err != nil {
-			WriteError(w, err)
+			writeError(w, err)
 			return
 		}
 		limit := a.o.MaxBody
@@ -131,9 +131,9 @@ func (a *API) wrap(op service.Op, h handler) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		v, err := h(ctx, r)
 		if err != nil {
-			WriteError(w, err)
+			writeError(w, err)
 			return
 		}
-		WriteJSON(w, http.StatusOK, v)
+		writeJSON(w, http.StatusOK, v)
 	}
 }

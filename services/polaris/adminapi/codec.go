@@ -43,8 +43,8 @@ func StatusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// WriteError writes err as an ErrorBody with its status.
-func WriteError(w http.ResponseWriter, err error) {
+// writeError writes err as an ErrorBody with its status.
+func writeError(w http.ResponseWriter, err error) {
 	st := StatusOf(err)
 	if st == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="polaris"`)
@@ -53,11 +53,11 @@ func WriteError(w http.ResponseWriter, err error) {
 	if st == http.StatusInternalServerError {
 		msg = aserr.MessageOf(err)
 	}
-	WriteJSON(w, st, ErrorBody{Error: ErrorInfo{Code: aserr.CodeOf(err), Status: st, Message: msg}})
+	writeJSON(w, st, ErrorBody{Error: ErrorInfo{Code: aserr.CodeOf(err), Status: st, Message: msg}})
 }
 
-// WriteJSON writes v as indented JSON with status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON writes v as indented JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

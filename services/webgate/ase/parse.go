@@ -23,8 +23,8 @@ const (
 // dataFields are the payload item fields that hold the item's data, in base64.
 var dataFields = [...]string{"text", "audio", "image", "video", "other"}
 
-// IsDataField reports whether name is one of the ASE data field names.
-func IsDataField(name string) bool {
+// isDataField reports whether name is one of the ASE data field names.
+func isDataField(name string) bool {
 	return slices.Contains(dataFields[:], name)
 }
 
@@ -218,7 +218,7 @@ func parsePayload(f *atompb.Frame, p []payloadItem) error {
 		it := &atompb.Item{Name: name, Attributes: make(map[string]string, len(fields))}
 		for _, m := range fields {
 			k, raw := m.key, m.raw
-			if !IsDataField(k) {
+			if !isDataField(k) {
 				if s, ok := textOf(raw); ok {
 					it.Attributes[k] = s
 				}

@@ -157,7 +157,7 @@ func FuzzParseFrame(f *testing.F) {
 		}
 		res := &atompb.Result{Sid: "s", Status: fr.Status}
 		for _, it := range fr.Payload {
-			if it.DataType != "" && !IsDataField(it.DataType) {
+			if it.DataType != "" && !isDataField(it.DataType) {
 				t.Fatalf("data type %q", it.DataType)
 			}
 			res.Payload = append(res.Payload, it)

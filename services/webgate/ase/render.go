@@ -25,15 +25,15 @@ const (
 // place where response typing is decided, so a schema-driven typer can replace it.
 type AttrTyper func(output, key string) AttrType
 
-// numericKeys are the attributes rendered as numbers by DefaultAttrType.
+// numericKeys are the attributes rendered as numbers by defaultAttrType.
 var numericKeys = map[string]bool{
 	"sample_rate": true, "channels": true, "bit_depth": true, "frame_size": true,
 	"frame_rate": true, "status": true, "seq": true, "height": true, "width": true,
 }
 
-// DefaultAttrType types the well-known numeric attributes as numbers and everything else as
+// defaultAttrType types the well-known numeric attributes as numbers and everything else as
 // strings, until capability output schemas say otherwise.
-func DefaultAttrType(_, key string) AttrType {
+func defaultAttrType(_, key string) AttrType {
 	if numericKeys[key] {
 		return AttrNumber
 	}
@@ -47,8 +47,8 @@ type Renderer struct {
 	Typer AttrTyper
 }
 
-// DefaultRenderer returns a Renderer with DefaultAttrType.
-func DefaultRenderer() Renderer { return Renderer{Typer: DefaultAttrType} }
+// DefaultRenderer returns a Renderer with defaultAttrType.
+func DefaultRenderer() Renderer { return Renderer{Typer: defaultAttrType} }
 
 // AppendResult appends the ASE response JSON of res to dst. A result with a non-zero code is
 // rendered as an error response.
@@ -102,7 +102,7 @@ func (r Renderer) appendItem(dst []byte, it *atompb.Item) []byte {
 	slices.Sort(keys)
 	typer := r.Typer
 	if typer == nil {
-		typer = DefaultAttrType
+		typer = defaultAttrType
 	}
 	dst = append(dst, '{')
 	for _, k := range keys {
@@ -141,12 +141,12 @@ func (r Renderer) appendItem(dst []byte, it *atompb.Item) []byte {
 	return append(dst, '"', '}')
 }
 
-// AppendError appends an ASE error response {"header":{"code":N,"message":"...","sid":"..."}}.
-func AppendError(dst []byte, code int, message, sid string) []byte {
+// appendError appends an ASE error response {"header":{"code":N,"message":"...","sid":"..."}}.
+func appendError(dst []byte, code int, message, sid string) []byte {
 	return AppendErrorCID(dst, code, message, sid, "")
 }
 
-// AppendErrorCID is AppendError with header.cid set to cid; an empty cid is left out.
+// AppendErrorCID is appendError with header.cid set to cid; an empty cid is left out.
 // The message is passed through PublicMessage: clients never see internal detail.
 func AppendErrorCID(dst []byte, code int, message, sid, cid string) []byte {
 	dst = append(dst, `{"header":{"code":`...)

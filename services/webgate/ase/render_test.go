@@ -60,7 +60,7 @@ func TestRenderGolden(t *testing.T) {
 		})
 	}
 	t.Run("error", func(t *testing.T) {
-		golden(t, "error", AppendError(nil, 10163, "payload.input.audio: invalid base64 \x01", "s6"))
+		golden(t, "error", appendError(nil, 10163, "payload.input.audio: invalid base64 \x01", "s6"))
 	})
 }
 

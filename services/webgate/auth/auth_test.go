@@ -149,12 +149,12 @@ func TestAuthenticateSingleQuotes(t *testing.T) {
 	})
 
 	t.Run("mixed and unterminated", func(t *testing.T) {
-		p, err := ParseParams(`api_key='k"1', algorithm="hmac-sha256", headers='host date request-line', signature="s'g"`)
+		p, err := parseParams(`api_key='k"1', algorithm="hmac-sha256", headers='host date request-line', signature="s'g"`)
 		require.NoError(t, err)
 		assert.Equal(t, Params{APIKey: `k"1`, Algorithm: "hmac-sha256", Headers: []string{"host", "date", "request-line"}, Signature: "s'g"}, p)
-		_, err = ParseParams(`api_key='k1", signature='s'`)
+		_, err = parseParams(`api_key='k1", signature='s'`)
 		assert.Equal(t, ErrUnparsable, err, "a value opened by ' ends only at '")
-		_, err = ParseParams(`api_key='k1, signature=s`)
+		_, err = parseParams(`api_key='k1, signature=s`)
 		assert.Equal(t, ErrUnparsable, err)
 	})
 }
@@ -233,7 +233,7 @@ func FuzzParseParams(f *testing.F) {
 	f.Add(`hmac api_key='k', headers="host date request-line", signature='x"y'`)
 	f.Add(`a='`)
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := ParseParams(s)
+		p, err := parseParams(s)
 		if err == nil && (p.APIKey == "" || p.Signature == "" || algorithms[p.Algorithm] == nil) {
 			t.Fatalf("accepted %q without key, signature or a known algorithm", s)
 		}
@@ -243,7 +243,7 @@ func FuzzParseParams(f *testing.F) {
 			return
 		}
 		sq := func(v string) string { return strings.ReplaceAll(v, `"`, "'") }
-		p2, err2 := ParseParams(sq(s))
+		p2, err2 := parseParams(sq(s))
 		if (err == nil) != (err2 == nil) {
 			t.Fatalf("%q: err %v, single-quoted err %v", s, err, err2)
 		}

@@ -76,11 +76,11 @@ type Params struct {
 	Signature string
 }
 
-// ParseParams parses an authorization's fields. The URL form passes the base64-decoded
+// parseParams parses an authorization's fields. The URL form passes the base64-decoded
 // authorization parameter, the header form the Authorization header. api_key (or
 // username), algorithm and signature are required, a field given twice is refused, and a
 // missing headers field means "host date request-line".
-func ParseParams(s string) (Params, error) {
+func parseParams(s string) (Params, error) {
 	var p Params
 	s = strings.TrimSpace(s)
 	if len(s) > 5 && strings.EqualFold(s[:5], "hmac ") {
@@ -287,7 +287,7 @@ func (a *Authenticator) Authenticate(req Request, now time.Time) (*App, error) {
 		}
 		text = string(dec)
 	}
-	p, err := ParseParams(text)
+	p, err := parseParams(text)
 	if err != nil {
 		return nil, ErrUnparsable
 	}

@@ -115,11 +115,11 @@ func TestAlgorithm(t *testing.T) {
 			requireAuthErr(t, ErrUnparsable, err)
 		})
 	}
-	_, err := ParseParams(`api_key="k", algorithm="hmac-sha256", signature="a", signature="b"`)
+	_, err := parseParams(`api_key="k", algorithm="hmac-sha256", signature="a", signature="b"`)
 	assert.Equal(t, ErrUnparsable, err, "a field given twice")
-	_, err = ParseParams(`api_key="k", username="k2", algorithm="hmac-sha256", signature="a"`)
+	_, err = parseParams(`api_key="k", username="k2", algorithm="hmac-sha256", signature="a"`)
 	assert.Equal(t, ErrUnparsable, err, "api_key and username together")
-	p, err := ParseParams(`api_key="k", algorithm="HMAC-SHA256", signature="a"`)
+	p, err := parseParams(`api_key="k", algorithm="HMAC-SHA256", signature="a"`)
 	require.NoError(t, err)
 	assert.Equal(t, "hmac-sha256", p.Algorithm)
 }
@@ -320,7 +320,7 @@ func FuzzAuthenticateHeaderForm(f *testing.F) {
 		if app == nil || app.ID != "app1" {
 			t.Fatalf("authenticated %v", app)
 		}
-		p, perr := ParseParams(authorization)
+		p, perr := parseParams(authorization)
 		if perr != nil || !signs(p.Headers, "host") || !signs(p.Headers, "request-line") {
 			t.Fatalf("accepted %q", authorization)
 		}
