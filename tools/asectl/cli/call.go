@@ -22,6 +22,7 @@ import (
 type callFlags struct {
 	text, file, input  string
 	params, headers    []string
+	jsonParams, attrs  []string
 	outDir             string
 	wav, headerAuth    bool
 	appID, key, secret string
@@ -36,6 +37,8 @@ func (f *callFlags) add(cmd *cobra.Command, stream bool) {
 	fl.StringVarP(&f.file, "file", "f", "", "payload data from FILE (- is standard input)")
 	fl.StringVar(&f.input, "input", "input:text", "payload item carrying the data: name[:type[:encoding]] (type text|audio|image|video|other)")
 	fl.StringArrayVar(&f.params, "param", nil, "parameter key=value of the capability (repeatable)")
+	fl.StringArrayVar(&f.jsonParams, "param-json", nil, "parameter key=JSON, for numbers and output descriptors: speed=120, result='{\"format\":\"json\"}' (repeatable)")
+	fl.StringArrayVar(&f.attrs, "attr", nil, "attribute key=value of the payload item (a number stays a number: scale=16; repeatable)")
 	fl.StringArrayVar(&f.headers, "header", nil, "header field key=value (uid, res_id, ...; repeatable)")
 	fl.StringVar(&f.outDir, "out-dir", ".", "directory for audio, image, video and other outputs (<output>.pcm, .wav, .png, ...)")
 	fl.BoolVar(&f.wav, "wav", false, "also write audio outputs as .wav (16-bit PCM with the output's sample_rate and channels)")
@@ -304,6 +307,32 @@ func (a *app) request(f *callFlags) (ase.Request, error) {
 	headers, err := keyValues("header", f.headers)
 	if err != nil {
 		return ase.Request{}, err
+	}
+	typed, err := keyValues("param-json", f.jsonParams)
+	if err != nil {
+		return ase.Request{}, err
+	}
+	for k, v := range typed {
+		var x any
+		if err := json.Unmarshal([]byte(v.(string)), &x); err != nil {
+			return ase.Request{}, usagef("--param-json %s: %q is not JSON", k, v)
+		}
+		params[k] = x
+	}
+	attrs, err := keyValues("attr", f.attrs)
+	if err != nil {
+		return ase.Request{}, err
+	}
+	for k, v := range attrs {
+		if in.Attrs == nil {
+			in.Attrs = map[string]any{}
+		}
+		var n json.Number
+		if json.Unmarshal([]byte(v.(string)), &n) == nil {
+			in.Attrs[k] = n
+			continue
+		}
+		in.Attrs[k] = v
 	}
 	if in.Data, err = a.data(f); err != nil {
 		return ase.Request{}, err

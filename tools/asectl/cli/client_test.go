@@ -135,6 +135,16 @@ func TestSchemasAppsAndCalls(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(outDir, "input.wav")); err != nil || len(b) != 2044 || string(b[:4]) != "RIFF" {
 		t.Fatalf("wav output: %d bytes, %v", len(b), err)
 	}
+	// Typed parameters and item attributes reach the engine (echo returns the attributes).
+	var typed struct {
+		Payload map[string]map[string]any `json:"payload"`
+	}
+	out = c.ok("call", "once", "echo", "--attr", "seq=7", "--attr", "lang=en", "--param-json", "n=3", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &typed); err != nil || typed.Payload["input"]["seq"] != 7.0 || typed.Payload["input"]["lang"] != "en" {
+		t.Fatalf("attributes: %s %v", out, err)
+	}
+	c.fails(cli.ExitUsage, "not JSON", "call", "once", "echo", "--param-json", "n={")
+
 	// Errors carry the edge's code and say what to do.
 	c.fails(cli.ExitError, "10163", "call", "once", "echo", "--input", "other:text")
 	c.fails(cli.ExitUsage, "not one of", "call", "once", "echo", "--input", "x:blob")

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,5 +136,27 @@ func TestEngineToSignedAnswer(t *testing.T) {
 	}
 	if out := c.ok("call", "stream", "greeter", "--input", "text:text", "--text", "abcd", "--frames", "2"); out != "Hello, ab\nHello, cd\n" {
 		t.Fatalf("stream answer %q", out)
+	}
+}
+
+// A real image build, where it is cheap: Docker present and the loader base image built
+// (make images). The image's loader runs the engine.
+func TestEnginePackBuildsAnImage(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("no docker")
+	}
+	if exec.Command("docker", "image", "inspect", "asf/loader:dev").Run() != nil {
+		t.Skip("no asf/loader:dev image (make images builds it)")
+	}
+	c := newCtl(t)
+	dir := filepath.Join(t.TempDir(), "greeter")
+	c.ok("engine", "new", "--lang", "python", "--dir", dir, "greeter")
+	tag := fmt.Sprintf("asectl-test-greeter:%d", os.Getpid())
+	c.ok("engine", "pack", dir, "--tag", tag)
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
+	out, err := exec.Command("docker", "run", "--rm", "--entrypoint", "/usr/local/bin/loader", tag, "dryrun", "--engine", "python",
+		"--engine-path", "/opt/asf/engines/greeter/wrapper.py", "--workers", "1", "--input", "text=/opt/asf/engines/greeter/aiges.toml").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Hello, # greeter") {
+		t.Fatalf("dryrun in the image: %v\n%s", err, out)
 	}
 }

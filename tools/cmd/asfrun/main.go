@@ -261,11 +261,11 @@ func demoUsage(bin, url, keys string, extra []suite.Loader, skipped []string) st
 	for _, l := range extra {
 		switch l.Service {
 		case "tts":
-			fmt.Fprintf(&b, "Speech synthesis (tts, 16 kHz PCM out):\n  %s/asedemo tts --url %s %s --text \"turn the kitchen light on\" --out light.pcm\n\n", bin, url, keys)
+			fmt.Fprintf(&b, "Speech synthesis (tts, 16 kHz PCM out to audio.pcm and audio.wav):\n  %s/asectl call once tts --webgate %s %s --input text:text --text \"turn the kitchen light on\" --param voice=en-us --wav\n\n", bin, url, keys)
 		case "asr":
-			fmt.Fprintf(&b, "Speech recognition (asr, streams light.pcm in 40 ms frames over WebSocket):\n  %s/asedemo asr --url %s %s --audio light.pcm --keywords \"kitchen light\"\n\n", bin, url, keys)
+			fmt.Fprintf(&b, "Speech recognition (asr, streams audio.pcm in 40 ms frames over WebSocket):\n  %s/asectl call stream asr --webgate %s %s --input audio:audio --file audio.pcm --pace 40ms --param keywords=\"kitchen light\"\n\n", bin, url, keys)
 		case "digits":
-			fmt.Fprintf(&b, "Image classification (digits, Python engine):\n  %s/asedemo digits --url %s %s --image examples/engines/digits/testdata/seven.png\n\n", bin, url, keys)
+			fmt.Fprintf(&b, "Image classification (digits, Python engine):\n  %s/asectl call once digits --webgate %s %s --input image:image:png --file examples/engines/digits/testdata/seven.png\n\n", bin, url, keys)
 		}
 	}
 	for _, why := range skipped {
