@@ -189,36 +189,54 @@ func newUpstream(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-// closeAfterFirst is a WebSocket API that reads one frame, then closes with 1011.
-func closeAfterFirst(w http.ResponseWriter, r *http.Request) {
-	up := websocket.Upgrader{}
-	c, err := up.Upgrade(w, r, nil)
-	if err != nil {
-		return
+// wsUpstream is a WebSocket API that reads one frame; when its input text is "hold" it
+// reports the frame on held and reads on until the connection goes, reporting that on
+// gone; otherwise it closes with 1011.
+func wsUpstream(held, gone chan<- struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		up := websocket.Upgrader{}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if !strings.Contains(string(msg), base64.StdEncoding.EncodeToString([]byte("hold"))) {
+			_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "engine crashed"))
+			return
+		}
+		held <- struct{}{}
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				gone <- struct{}{}
+				return
+			}
+		}
 	}
-	defer c.Close()
-	if _, _, err := c.ReadMessage(); err != nil {
-		return
-	}
-	_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "engine crashed"))
 }
 
 // failingUpstream is a Go API on 127.0.0.1:0 that answers ASE requests by what their
 // input text says: "slow" waits until the caller gives up, "hold" until release is
 // closed, "500" fails, "garbage" answers text that is not JSON; anything else is echoed
-// as output result. Its /ws WebSocket closes with 1011 after the first frame.
+// as output result. Its /ws is wsUpstream.
 type failingUpstream struct {
-	url     string
-	held    chan struct{}
-	release chan struct{}
+	url            string
+	held           chan struct{}
+	release        chan struct{}
+	wsHeld, wsGone chan struct{}
 }
 
 func startFailing(t *testing.T) *failingUpstream {
 	t.Helper()
-	u := &failingUpstream{held: make(chan struct{}, 8), release: make(chan struct{})}
+	u := &failingUpstream{held: make(chan struct{}, 8), release: make(chan struct{}),
+		wsHeld: make(chan struct{}, 1), wsGone: make(chan struct{}, 1)}
+	ws := wsUpstream(u.wsHeld, u.wsGone)
 	u.url = newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ws" {
-			closeAfterFirst(w, r)
+			ws(w, r)
 			return
 		}
 		var doc struct {
@@ -336,11 +354,7 @@ retries: 1
 		}
 		held <- r
 	}()
-	select {
-	case <-up.held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the held request did not reach the upstream")
-	}
+	wait(t, up.held, "held request at the upstream")
 	if r := call("bad", "fine"); r.Header.Code != 10110 {
 		t.Fatalf("licence full: %s", r.Raw)
 	}
@@ -368,6 +382,48 @@ retries: 1
 		t.Fatalf("close: %v %v", ce, err)
 	}
 	okCall("the closed session")
+
+	// A client that drops its socket mid-session: the upstream WebSocket is closed and the
+	// slot freed.
+	sess, err = c.Stream(ctx, "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Send(asetest.Frame{Status: 0, Payload: text("hold")}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, up.wsHeld, "the session's first frame at the upstream")
+	_ = sess.Abort()
+	wait(t, up.wsGone, "the upstream WebSocket closed after the client left")
+	suitetest.WaitFor(t, 10*time.Second, func() bool { return sessionsActive(t, s.Loaders[0].AdminAddr()) == "0" })
+	okCall("the aborted session")
+}
+
+// sessionsActive is asf_loader_sessions_active of the loader whose admin address is addr.
+func sessionsActive(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "asf_loader_sessions_active "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// wait fails the test unless ch delivers within 10 s.
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10s", what)
+	}
 }
 
 // internalDetail matches what must never reach a public client: addresses, transport
