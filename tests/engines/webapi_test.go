@@ -55,6 +55,10 @@ func recognizeWebAPI(t *testing.T, c *webapitest.Client, pcm []byte, grammar str
 	if err != nil {
 		t.Fatalf("recognize: %v (%d frames sent, results %s)", err, rec.Frames, rec.Results)
 	}
+	t.Logf("sent %d frames of %d bytes (data.status 0, 1…, 2)", rec.Frames, webapitest.FrameBytes)
+	for _, raw := range rec.Raw {
+		t.Logf("%s", raw)
+	}
 	for i, raw := range rec.Results {
 		var res asrResult
 		if err := json.Unmarshal(raw, &res); err != nil {

@@ -306,6 +306,7 @@ type Recognition struct {
 	Results  []json.RawMessage // data.result of every response, in order
 	Statuses []int             // data.status of every response
 	Final    json.RawMessage   // data.result of the response with data.status 2
+	Raw      [][]byte          // every response as received
 }
 
 // Recognize streams pcm to path over a WebSocket in FrameBytes frames — data.status 0
@@ -361,6 +362,7 @@ func Recognize(ctx context.Context, c *Client, path string, pcm []byte, business
 			}
 			r := got.r
 			rec.Sid = r.Sid
+			rec.Raw = append(rec.Raw, r.Raw)
 			if r.Code != 0 {
 				return rec, fmt.Errorf("webapitest: recognition error %d: %s", r.Code, r.Message)
 			}
