@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "asf_loader_forward_upstream_calls_total",
-			Help: "Calls to the upstream API by kind (http: once attempts and their results, ws: sessions) and outcome.",
+			Help: "Calls to the upstream API by kind (http: once attempts; ws: session handshakes, and sessions ended by an upstream failure) and outcome.",
 		}, []string{"kind", "outcome"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asf_loader_forward_upstream_retries_total",

@@ -239,15 +239,13 @@ func (s *wsSession) readFailed(err error) {
 	s.emit(r)
 }
 
-// Close ends the upstream session: a close frame when it has not ended, then the
-// connection is closed and the reader waited for.
+// Close ends the upstream session: a close frame (1000; it fails harmlessly when the
+// upstream closed first), then the connection is closed and the reader waited for.
 func (s *wsSession) Close() error {
 	s.once.Do(func() {
 		s.closing.Store(true)
-		if !s.ended.Load() {
-			_ = s.conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, "session closed"), time.Now().Add(time.Second))
-		}
+		_ = s.conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, "session closed"), time.Now().Add(time.Second))
 		_ = s.conn.Close()
 		<-s.done
 	})
