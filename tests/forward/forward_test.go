@@ -26,7 +26,7 @@ import (
 )
 
 // writeFile writes content to name in a new temporary directory and returns its path.
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -182,7 +182,7 @@ auth: {type: hmac, api_key: %s, api_secret: "env:FWD_TEST_SECRET", app_id: %s}
 }
 
 // newUpstream serves h on 127.0.0.1:0 until the test ends and returns its base URL.
-func newUpstream(t *testing.T, h http.Handler) string {
+func newUpstream(t testing.TB, h http.Handler) string {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

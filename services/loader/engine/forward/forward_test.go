@@ -364,3 +364,24 @@ func TestOnceGETAndState(t *testing.T) {
 	_, err = e.Once(context.Background(), textReq("x"))
 	wantCode(t, err, 10101, "")
 }
+
+// Several upstreams share the calls: each call starts at the next one.
+func TestOnceSpread(t *testing.T) {
+	var a, b atomic.Int32
+	answer := func(n *atomic.Int32) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			fmt.Fprint(w, `{"header":{"code":0},"payload":{}}`)
+		}
+	}
+	ua, ub := upstream(t, answer(&a)), upstream(t, answer(&b))
+	e, _ := newEngine(t, `{upstreams: [%s, %s]}`, ua.URL, ub.URL)
+	for i := 0; i < 6; i++ {
+		if _, err := e.Once(context.Background(), textReq("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Load() != 3 || b.Load() != 3 {
+		t.Fatalf("calls %d and %d, want 3 and 3", a.Load(), b.Load())
+	}
+}
