@@ -1,7 +1,7 @@
 // Package capmeta turns capability schemas (libs/capability) into the convert.Meta that
 // atom's conversion and routing read, one Meta per schema revision.
 //
-//	reg := capability.NewRegistry()              // kept current by a capability.Watcher
+//	reg := capability.NewRegistry()              // kept current by a capwatch.Watcher
 //	metas := capmeta.New(reg)
 //	router := route.New(lb, loaders, route.Options{Meta: metas.Meta})
 package capmeta
