@@ -385,3 +385,21 @@ func TestOnceSpread(t *testing.T) {
 		t.Fatalf("calls %d and %d, want 3 and 3", a.Load(), b.Load())
 	}
 }
+
+// The URL form signs the request line in the query, as an ASE client does.
+func TestOnceHMACURLForm(t *testing.T) {
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		authz, _ := base64.StdEncoding.DecodeString(q.Get("authorization"))
+		sig := asesign.Signature("s3cret", asesign.Origin(q.Get("host"), q.Get("date"), r.Method, r.URL.EscapedPath(), ""))
+		if q.Get("host") != r.Host || !strings.Contains(string(authz), `signature="`+sig+`"`) || r.Header.Get("Authorization") != "" {
+			w.WriteHeader(401)
+			return
+		}
+		fmt.Fprint(w, `{"payload":{"result":{"text":"b2s="}}}`)
+	})
+	e, _ := newEngine(t, `{upstreams: [%s/v1/private/echo], auth: {type: hmac, api_key: k1, api_secret: s3cret, form: url}}`, srv.URL)
+	if _, err := e.Once(context.Background(), textReq("x")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -24,6 +24,7 @@ type wsUpstream struct {
 	url   string
 	first atomic.Value // string
 	query atomic.Value // string
+	auth  atomic.Value // string: the handshake's Authorization|X-Tenant
 }
 
 func startWS(t *testing.T) *wsUpstream {
@@ -41,6 +42,7 @@ func startWS(t *testing.T) *wsUpstream {
 		}
 		defer c.Close()
 		u.query.Store(r.URL.RawQuery)
+		u.auth.Store(r.Header.Get("Authorization") + "|" + r.Header.Get("X-Tenant"))
 		for i := 0; ; i++ {
 			_, msg, err := c.ReadMessage()
 			if err != nil {
@@ -120,7 +122,7 @@ func openSession(t *testing.T, e *Engine) (engine.Session, results) {
 // (status 2) ends the session.
 func TestSessionFrameByFrame(t *testing.T) {
 	u := startWS(t)
-	e, reg := newEngine(t, `{session: {upstreams: ["%s/echo"], request: {mapping: [{data_type: audio, rule: [
+	e, reg := newEngine(t, `{headers: {X-Tenant: acme}, auth: {type: bearer, token: t9}, session: {upstreams: ["%s/echo"], request: {mapping: [{data_type: audio, rule: [
 		{src: $.header, dst: $.body.header}, {src: $.payload, dst: $.body.payload}, {src: $.parameter.iat.lang, dst: $.query.lang}]}]}}}`, u.url)
 	s, rs := openSession(t, e)
 	ctx := context.Background()
@@ -137,6 +139,9 @@ func TestSessionFrameByFrame(t *testing.T) {
 	_ = json.Unmarshal([]byte(u.first.Load().(string)), &first)
 	if h, _ := first["header"].(map[string]any); h["app_id"] != "app1" || h["status"] != float64(0) {
 		t.Fatalf("first message %v", first)
+	}
+	if u.auth.Load().(string) != "Bearer t9|acme" {
+		t.Fatalf("handshake headers %q", u.auth.Load())
 	}
 	if u.query.Load().(string) != "lang=en" {
 		t.Fatalf("handshake query %q", u.query.Load())
