@@ -3,6 +3,10 @@ package engines
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +132,34 @@ func TestWebAPISpeechRoundTrip(t *testing.T) {
 		}
 		if _, final := recognizeWebAPI(t, c, pcm, grammar); final != text {
 			t.Fatalf("streamed audio recognised as %q, want %q", final, text)
+		}
+	})
+
+	// The Python client of examples/webapi (websocket-client, as the open platform's
+	// demos use) recognises the synthesised audio too.
+	t.Run("python-client", func(t *testing.T) {
+		if out, err := exec.Command("/usr/bin/python3", "-c", "import websocket").CombinedOutput(); err != nil {
+			t.Skipf("/usr/bin/python3 cannot import websocket (Debian python3-websocket): %s", out)
+		}
+		dir := t.TempDir()
+		sentence := sentences[1]
+		pcm, gram := filepath.Join(dir, "audio.pcm"), filepath.Join(dir, "commands.jsgf")
+		if err := os.WriteFile(pcm, synthesizeWebAPI(t, c, sentence), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(gram, []byte(grammar), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := suitetest.DemoApp
+		out, err := exec.Command("/usr/bin/python3", filepath.Join(repoRoot(t), "examples", "webapi", "iat_client.py"),
+			"--url", "ws"+strings.TrimPrefix(s.URL(), "http")+"/v2/iat", "--app-id", d.AppID, "--api-key", d.APIKey, "--api-secret", d.APISecret,
+			"--audio", pcm, "--grammar", gram, "--fast").CombinedOutput()
+		t.Logf("%s", out)
+		if err != nil {
+			t.Fatalf("iat_client.py: %v", err)
+		}
+		if want := `status 2: {"final": true, "seq": `; !strings.Contains(string(out), want) || !strings.Contains(string(out), `"text": "`+sentence+`"}`) {
+			t.Fatalf("iat_client.py did not print the final result %q", sentence)
 		}
 	})
 
