@@ -60,8 +60,8 @@ func WithCaller(ctx context.Context, c Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
 
-// CallerFrom returns the caller ctx carries (the zero Caller, anonymous, when none).
-func CallerFrom(ctx context.Context) Caller {
+// callerFrom returns the caller ctx carries (the zero Caller, anonymous, when none).
+func callerFrom(ctx context.Context) Caller {
 	c, _ := ctx.Value(callerKey{}).(Caller)
 	return c
 }

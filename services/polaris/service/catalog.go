@@ -163,7 +163,7 @@ func (c *Catalog) Files(ctx context.Context, filter config.Key) ([]FileSummary, 
 	}
 	out := make([]FileSummary, 0, len(keys))
 	for _, k := range keys {
-		s, err := Summarize(ctx, c.center, k)
+		s, err := summarize(ctx, c.center, k)
 		if errors.Is(err, config.ErrNotFound) {
 			c.Remove(k) // deleted while the change was in flight
 			continue
@@ -176,8 +176,8 @@ func (c *Catalog) Files(ctx context.Context, filter config.Key) ([]FileSummary, 
 	return out, nil
 }
 
-// Summarize describes file k: its current revision, revision count and live gray groups.
-func Summarize(ctx context.Context, center *config.Center, k config.Key) (FileSummary, error) {
+// summarize describes file k: its current revision, revision count and live gray groups.
+func summarize(ctx context.Context, center *config.Center, k config.Key) (FileSummary, error) {
 	revs, err := center.History(ctx, k)
 	if err != nil {
 		return FileSummary{}, err
@@ -186,7 +186,7 @@ func Summarize(ctx context.Context, center *config.Center, k config.Key) (FileSu
 	if cur, err := center.Get(ctx, k, config.Caller{}); err == nil {
 		s.Current = cur.Revision
 	}
-	gray, err := GrayGroups(ctx, center, k, revs)
+	gray, err := grayGroups(ctx, center, k, revs)
 	if err != nil {
 		return FileSummary{}, err
 	}
@@ -199,9 +199,9 @@ func Summarize(ctx context.Context, center *config.Center, k config.Key) (FileSu
 	return s, nil
 }
 
-// GrayGroups returns the gray groups of k still in force and the revision each gets;
+// grayGroups returns the gray groups of k still in force and the revision each gets;
 // revs is k's history.
-func GrayGroups(ctx context.Context, center *config.Center, k config.Key, revs []config.File) (map[string]int64, error) {
+func grayGroups(ctx context.Context, center *config.Center, k config.Key, revs []config.File) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, f := range revs {
 		g := f.GrayGroup

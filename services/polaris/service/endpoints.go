@@ -355,7 +355,7 @@ func (s *Service) Endpoints() Endpoints {
 			if err != nil {
 				return HistoryResponse{}, err
 			}
-			sum, err := Summarize(ctx, o.Center, r.Key)
+			sum, err := summarize(ctx, o.Center, r.Key)
 			if err != nil {
 				return HistoryResponse{}, err
 			}
@@ -446,7 +446,7 @@ func (s *Service) Endpoints() Endpoints {
 			return struct{}{}, svc.Delete(ctx, r.Key)
 		}),
 		OpWhoami: typed(func(ctx context.Context, _ WhoamiRequest) (auth.Token, error) {
-			c := CallerFrom(ctx)
+			c := callerFrom(ctx)
 			if !c.HasToken {
 				return auth.Token{}, fmt.Errorf("whoami: no token: %w", aserr.ErrUnauthenticated)
 			}

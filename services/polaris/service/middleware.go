@@ -14,19 +14,19 @@ import (
 // MakeEndpoints returns the endpoint set every entrance serves: s's endpoints behind
 // logging, metrics and authorization, applied once here. reg nil registers no metrics.
 func MakeEndpoints(s *Service, log zerolog.Logger, reg prometheus.Registerer) Endpoints {
-	return s.Endpoints().Wrap(Logging(log), Metrics(reg), Authorize(s))
+	return s.Endpoints().Wrap(Logging(log), Metrics(reg), authorize(s))
 }
 
-// Authorize refuses a request its caller (CallerFrom) may not make and passes the
+// authorize refuses a request its caller (callerFrom) may not make and passes the
 // Grant on to the endpoint.
-func Authorize(s *Service) endpoint.Middleware {
+func authorize(s *Service) endpoint.Middleware {
 	return func(next endpoint.Endpoint) endpoint.Endpoint {
 		return func(ctx context.Context, request any) (any, error) {
 			req, ok := request.(Request)
 			if !ok {
 				return nil, aserr.ErrInternal
 			}
-			g, err := s.Authorize(ctx, CallerFrom(ctx), req)
+			g, err := s.Authorize(ctx, callerFrom(ctx), req)
 			if err != nil {
 				return nil, err
 			}
@@ -53,7 +53,7 @@ func Logging(log zerolog.Logger) endpoint.Middleware {
 		return func(ctx context.Context, request any) (any, error) {
 			resp, err := next(ctx, request)
 			op := request.(Request).Op()
-			c := CallerFrom(ctx)
+			c := callerFrom(ctx)
 			code := aserr.CodeOf(err)
 			ev := log.Debug()
 			if err != nil && (code == aserr.ErrForbidden.Code || code == aserr.ErrUnauthenticated.Code) || !quiet(op) {

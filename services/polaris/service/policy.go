@@ -103,7 +103,7 @@ type selfAddr interface {
 }
 
 // Authorize decides whether c may make req and how (see Access). It is the check every
-// endpoint passes through (the Authorize middleware) and the one streams use.
+// endpoint passes through (the authorize middleware) and the one streams use.
 func (s *Service) Authorize(ctx context.Context, c Caller, req Request) (Grant, error) {
 	op := req.Op()
 	acc, ok := Ops[op]
@@ -155,11 +155,11 @@ func (s *Service) identityMay(id Identity, acc Access, req Request) (bool, strin
 		}
 		return false, fmt.Sprintf("may not read service %q", sc.scope())
 	case AccessSelf:
-		if sa, ok := req.(selfAddr); ok && !AddrMatches(id.Instance, sa.selfAddr()) {
+		if sa, ok := req.(selfAddr); ok && !addrMatches(id.Instance, sa.selfAddr()) {
 			return false, fmt.Sprintf("may only act for its own instance, not %q", sa.selfAddr())
 		}
-		if svc, ok := s.providerOf(req); ok && id.Service != ProviderService && id.Service != svc {
-			return false, fmt.Sprintf("may not act for a provider of %q (only a %s, or %s itself)", svc, ProviderService, svc)
+		if svc, ok := s.providerOf(req); ok && id.Service != providerService && id.Service != svc {
+			return false, fmt.Sprintf("may not act for a provider of %q (only a %s, or %s itself)", svc, providerService, svc)
 		}
 		if sc, ok := req.(scoped); ok && !s.inScope(id, sc.scope()) {
 			return false, fmt.Sprintf("may not read service %q", sc.scope())
@@ -176,23 +176,23 @@ func (s *Service) inScope(id Identity, svc string) bool {
 	if svc == id.Service || slices.Contains(s.o.SharedConfig, svc) {
 		return true
 	}
-	if id.Service != ProviderService {
+	if id.Service != providerService {
 		return false
 	}
 	for _, st := range s.o.Registry.List(svc) {
-		if st.Instance.Kind != registry.KindConsumer && AddrMatches(id.Instance, st.Instance.Addr) {
+		if st.Instance.Kind != registry.KindConsumer && addrMatches(id.Instance, st.Instance.Addr) {
 			return true
 		}
 	}
 	return false
 }
 
-// ProviderService is the identity service of the processes that serve capabilities: a
+// providerService is the identity service of the processes that serve capabilities: a
 // loader's certificate registers, heartbeats or deregisters providers of any capability
 // service, and reads the config and resources of the services it is registered for. Any
 // other internal service acts only for providers of its own name (an lbclient registers
 // as a provider of "lbclient", for atom to find it) and for consumer records.
-const ProviderService = "loader"
+const providerService = "loader"
 
 // providerOf returns the service of the provider instance req registers, heartbeats or
 // deregisters; ok is false for a consumer's record and for anything else.
@@ -216,21 +216,21 @@ func (s *Service) providerOf(req Request) (service string, ok bool) {
 	return "", false
 }
 
-// AnyInstance is the instance of a tier certificate (spiffe://asf/<service>/*): one
+// anyInstance is the instance of a tier certificate (spiffe://asf/<service>/*): one
 // certificate shared by every replica of a service, as docker-compose and Helm issue them
 // where replicas come and go with addresses nobody knows in advance. It acts for any
 // instance of its service; per-replica certificates (the host or host:port as instance)
 // narrow that to the replica's own address.
-const AnyInstance = "*"
+const anyInstance = "*"
 
-// AddrMatches tells whether a certificate's instance name covers addr: the same
+// addrMatches tells whether a certificate's instance name covers addr: the same
 // host:port, the host alone (a certificate issued for a host covers every port on it), or
-// AnyInstance.
-func AddrMatches(instance, addr string) bool {
+// anyInstance.
+func addrMatches(instance, addr string) bool {
 	if instance == "" || addr == "" {
 		return false
 	}
-	if instance == addr || instance == AnyInstance {
+	if instance == addr || instance == anyInstance {
 		return true
 	}
 	host, _, err := net.SplitHostPort(addr)

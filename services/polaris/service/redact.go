@@ -16,8 +16,8 @@ var secretNames = map[string]bool{
 	"token": true, "secret_key": true, "private_key": true, "access_key_secret": true,
 }
 
-// IsSecretName tells whether a JSON key names a secret.
-func IsSecretName(k string) bool {
+// isSecretName tells whether a JSON key names a secret.
+func isSecretName(k string) bool {
 	k = strings.ToLower(k)
 	if secretNames[k] {
 		return true
@@ -31,7 +31,7 @@ func IsSecretName(k string) bool {
 }
 
 // Redact returns content with the value of every secret key (api_secret and the like,
-// see IsSecretName) of a JSON document replaced by "***". Content that is not JSON, or
+// see isSecretName) of a JSON document replaced by "***". Content that is not JSON, or
 // holds no secret, is returned unchanged.
 func Redact(content []byte) []byte {
 	t := bytes.TrimSpace(content)
@@ -59,7 +59,7 @@ func redactValue(v any) bool {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			if IsSecretName(k) {
+			if isSecretName(k) {
 				if _, isObj := e.(map[string]any); !isObj {
 					if _, isArr := e.([]any); !isArr {
 						x[k] = Redacted

@@ -18,12 +18,12 @@ import (
 // (the client then watches again and gets a fresh snapshot).
 const DefaultWatchBuffer = 1024
 
-// MaxWeight bounds an instance weight.
-const MaxWeight = 10000
+// maxWeight bounds an instance weight.
+const maxWeight = 10000
 
-// DefaultSharedConfig are the config services every internal service reads: the
+// defaultSharedConfig are the config services every internal service reads: the
 // capability schemas webgate and atom consume.
-var DefaultSharedConfig = []string{"capabilities"}
+var defaultSharedConfig = []string{"capabilities"}
 
 // Options configure a Service.
 type Options struct {
@@ -40,7 +40,7 @@ type Options struct {
 	// (admin operations still need an admin token).
 	Insecure bool
 	// SharedConfig are the config services every internal service reads; nil is
-	// DefaultSharedConfig.
+	// defaultSharedConfig.
 	SharedConfig []string
 	// WatchBuffer bounds a watcher's backlog; ≤ 0 is DefaultWatchBuffer.
 	WatchBuffer int
@@ -54,7 +54,7 @@ type Service struct{ o Options }
 // New returns the service.
 func New(o Options) *Service {
 	if o.SharedConfig == nil {
-		o.SharedConfig = DefaultSharedConfig
+		o.SharedConfig = defaultSharedConfig
 	}
 	if o.WatchBuffer <= 0 {
 		o.WatchBuffer = DefaultWatchBuffer
@@ -143,8 +143,8 @@ func (s *Service) setAdmin(ctx context.Context, req SetAdminRequest) (registry.A
 		cur.Enabled = *req.Enabled
 	}
 	if req.Weight != nil {
-		if *req.Weight < 0 || *req.Weight > MaxWeight {
-			return registry.Admin{}, fmt.Errorf("weight %d not in 0..%d: %w", *req.Weight, MaxWeight, aserr.ErrInvalidParam)
+		if *req.Weight < 0 || *req.Weight > maxWeight {
+			return registry.Admin{}, fmt.Errorf("weight %d not in 0..%d: %w", *req.Weight, maxWeight, aserr.ErrInvalidParam)
 		}
 		cur.Weight = *req.Weight
 	}
