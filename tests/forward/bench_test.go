@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/tests/suitetest"
 )
@@ -22,7 +23,7 @@ func BenchmarkOnceThroughSuite(b *testing.B) {
 	spec := writeFile(b, "fwd.yaml", fmt.Sprintf("upstreams: [%s]\n", up))
 	s := suitetest.Start(b, suitetest.Options{Loaders: 1, Service: "echo", Loader: forwardLoaders(1, "fwd", &spec)})
 	s.AddLoader()
-	suitetest.WaitFor(b, 10*time.Second, func() bool { return s.LB.Live("fwd") == 1 })
+	testpoll.Until(b, 10*time.Second, "one live fwd loader", func() bool { return s.LB.Live("fwd") == 1 })
 	c := s.Client()
 	for _, capability := range []string{"echo", "fwd"} {
 		b.Run(capability, func(b *testing.B) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/tests/suitetest"
@@ -66,7 +67,7 @@ func startUvicorn(t *testing.T, token string) string {
 			t.Logf("uvicorn:\n%s", logs.String())
 		}
 	})
-	suitetest.WaitFor(t, 20*time.Second, func() bool {
+	testpoll.Until(t, 20*time.Second, "uvicorn answering /healthz", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("uvicorn exited:\n%s", logs.String())
@@ -77,7 +78,7 @@ func startUvicorn(t *testing.T, token string) string {
 			return false
 		}
 		_ = resp.Body.Close()
-		return resp.StatusCode == 200
+		return resp.StatusCode == http.StatusOK
 	})
 	return base
 }
@@ -118,7 +119,7 @@ func TestForwardToFastAPI(t *testing.T) {
 	}
 
 	r, err = c.Once(t.Context(), "upper", asetest.Frame{Status: 3, Payload: text("overload")})
-	if err != nil || r.Header.Code != 10226 || r.HTTPStatus != 502 || !strings.HasSuffix(r.Header.Message, "upstream answered HTTP 503 Service Unavailable: upstream error") {
+	if err != nil || r.Header.Code != 10226 || r.HTTPStatus != http.StatusBadGateway || !strings.HasSuffix(r.Header.Message, "upstream answered HTTP 503 Service Unavailable: upstream error") {
 		t.Fatalf("overload: %v %d %s", err, r.HTTPStatus, r.Raw)
 	}
 	if n := s.Counter("loader-0", "asf_loader_forward_upstream_retries_total"); n != 1 {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/athenaserving/asf/tests/asetest"
 	"github.com/athenaserving/asf/tests/suitetest"
@@ -85,14 +86,14 @@ auth: {type: hmac, api_key: %s, api_secret: "env:FWD_TEST_SECRET", app_id: %s}
 	t.Setenv("FWD_TEST_SECRET", d.APISecret)
 	s.AddLoader()
 	s.AddLoader()
-	suitetest.WaitFor(t, 10*time.Second, func() bool { return s.LB.Live("fwd") == 2 })
+	testpoll.Until(t, 10*time.Second, "two live fwd loaders", func() bool { return s.LB.Live("fwd") == 2 })
 	s.PushSchema(writeFile(t, "schema_fwd.json", fwdSchema))
 	c := s.Client()
 	ctx := t.Context()
 
 	// Once: the answer is the echo engine's, through the upstream webgate.
 	r, err := c.Once(ctx, "fwd", asetest.Frame{Status: 3, Header: map[string]any{"uid": "u0"}, Params: map[string]any{"lang": "fr"}, Payload: text("bonjour")})
-	if err != nil || r.Header.Code != 0 || r.HTTPStatus != 200 {
+	if err != nil || r.Header.Code != 0 || r.HTTPStatus != http.StatusOK {
 		t.Fatalf("once: %v %s", err, r.Raw)
 	}
 	if got := output(t, r, "input"); got != "bonjour" {
@@ -117,7 +118,7 @@ auth: {type: hmac, api_key: %s, api_secret: "env:FWD_TEST_SECRET", app_id: %s}
 	// Schema validation happens before the upstream: a bad lang never leaves the suite.
 	before := calls(1) + calls(2)
 	r, err = c.Once(ctx, "fwd", asetest.Frame{Status: 3, Params: map[string]any{"lang": "xx"}, Payload: text("x")})
-	if err != nil || r.Header.Code != 10163 || r.HTTPStatus != 400 {
+	if err != nil || r.Header.Code != 10163 || r.HTTPStatus != http.StatusBadRequest {
 		t.Fatalf("schema: %v %s", err, r.Raw)
 	}
 	if after := calls(1) + calls(2); after != before {
@@ -126,7 +127,7 @@ auth: {type: hmac, api_key: %s, api_secret: "env:FWD_TEST_SECRET", app_id: %s}
 
 	// Auth: an unsigned request is refused at the edge.
 	r, err = asetest.New(s.URL(), nil).Once(ctx, "fwd", asetest.Frame{Status: 3, Payload: text("x")})
-	if err != nil || r.HTTPStatus != 401 {
+	if err != nil || r.HTTPStatus != http.StatusUnauthorized {
 		t.Fatalf("unsigned: %v %d %s", err, r.HTTPStatus, r.Raw)
 	}
 
@@ -135,12 +136,12 @@ auth: {type: hmac, api_key: %s, api_secret: "env:FWD_TEST_SECRET", app_id: %s}
 	s.PushConfig("webgate", "apps.json", fmt.Appendf(nil, `{"apps":[{"app_id":%q,"api_key":%q,"api_secret":%q},
 		{"app_id":"narrow","api_key":"narrow-key","api_secret":"narrow-secret","capabilities":["echo"]}]}`, d.AppID, d.APIKey, d.APISecret))
 	nc := asetest.New(s.URL(), &narrow)
-	suitetest.WaitFor(t, 10*time.Second, func() bool {
+	testpoll.Until(t, 10*time.Second, "the narrow app accepted for echo", func() bool {
 		r, err := nc.Once(ctx, "echo", asetest.Frame{Status: 3, Payload: text("x")})
-		return err == nil && r.HTTPStatus == 200 && r.Header.Code == 0
+		return err == nil && r.HTTPStatus == http.StatusOK && r.Header.Code == 0
 	})
 	r, err = nc.Once(ctx, "fwd", asetest.Frame{Status: 3, Payload: text("x")})
-	if err != nil || r.HTTPStatus != 403 || r.Message != "You cannot consume this service" {
+	if err != nil || r.HTTPStatus != http.StatusForbidden || r.Message != "You cannot consume this service" {
 		t.Fatalf("narrow app: %v %d %s", err, r.HTTPStatus, r.Raw)
 	}
 
@@ -243,7 +244,7 @@ func startFailing(t *testing.T) *failingUpstream {
 			Payload map[string]map[string]any `json:"payload"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&doc); err != nil {
-			http.Error(w, "bad body", 400)
+			http.Error(w, "bad body", http.StatusBadRequest)
 			return
 		}
 		_, _ = io.Copy(io.Discard, r.Body) // read to the end: the server then notices a caller leaving
@@ -261,7 +262,7 @@ func startFailing(t *testing.T) *failingUpstream {
 				return
 			}
 		case "500":
-			http.Error(w, "internal error", 500)
+			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		case "garbage":
 			fmt.Fprint(w, `{"header":{"code":0},"payload":`)
@@ -306,7 +307,7 @@ retries: 1
 			}
 		}})
 	s.AddLoader()
-	suitetest.WaitFor(t, 10*time.Second, func() bool { return s.LB.Live("down") == 1 })
+	testpoll.Until(t, 10*time.Second, "one live down loader", func() bool { return s.LB.Live("down") == 1 })
 	c := s.Client()
 	ctx := t.Context()
 	call := func(capability, in string) *asetest.Response {
@@ -329,10 +330,10 @@ retries: 1
 		code, status   int
 		msg            string
 	}{
-		{"bad", "slow", 10225, 502, "upstream did not answer within 300ms"},
-		{"bad", "500", 10226, 502, "upstream answered HTTP 500 Internal Server Error"},
-		{"bad", "garbage", 10160, 502, "upstream answer is not valid JSON"},
-		{"down", "x", 10224, 502, "upstream refused the connection or could not be reached"},
+		{"bad", "slow", 10225, http.StatusBadGateway, "upstream did not answer within 300ms"},
+		{"bad", "500", 10226, http.StatusBadGateway, "upstream answered HTTP 500 Internal Server Error"},
+		{"bad", "garbage", 10160, http.StatusBadGateway, "upstream answer is not valid JSON"},
+		{"down", "x", 10224, http.StatusBadGateway, "upstream refused the connection or could not be reached"},
 	} {
 		r := call(tc.capability, tc.in)
 		if r.Header.Code != tc.code || r.HTTPStatus != tc.status || !strings.Contains(r.Header.Message, tc.msg) {
@@ -395,7 +396,7 @@ retries: 1
 	wait(t, up.wsHeld, "the session's first frame at the upstream")
 	_ = sess.Abort()
 	wait(t, up.wsGone, "the upstream WebSocket closed after the client left")
-	suitetest.WaitFor(t, 10*time.Second, func() bool { return sessionsActive(t, s.Loaders[0].AdminAddr()) == "0" })
+	testpoll.Until(t, 10*time.Second, "no session open on the loader", func() bool { return sessionsActive(t, s.Loaders[0].AdminAddr()) == "0" })
 	okCall("the aborted session")
 }
 

@@ -115,7 +115,7 @@ func TestOnceASEDocuments(t *testing.T) {
 	var got map[string]any
 	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != "POST" || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-Tenant") != "acme" {
-			http.Error(w, "bad request line", 400)
+			http.Error(w, "bad request line", http.StatusBadRequest)
 			return
 		}
 		_ = json.NewDecoder(r.Body).Decode(&got)
@@ -162,7 +162,7 @@ func TestOnceMappedPlainAPI(t *testing.T) {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&in)
 		if r.Header.Get("Authorization") != "Bearer t1" || r.URL.Query().Get("to") != "fr" || r.Header.Get("X-App") != "app1" {
-			http.Error(w, `{"error":"unauthorised"}`, 401)
+			http.Error(w, `{"error":"unauthorised"}`, http.StatusUnauthorized)
 			return
 		}
 		w.Header().Set("X-Model", "m7")
@@ -208,7 +208,7 @@ func TestOnceHMACHeaderForm(t *testing.T) {
 		if r.Header.Get("Digest") != asesign.Digest(body) ||
 			!strings.Contains(r.Header.Get("Authorization"), `signature="`+asesign.Signature("s3cret", origin)+`"`) ||
 			!strings.Contains(r.Header.Get("Authorization"), `api_key="k1"`) {
-			w.WriteHeader(401)
+			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `{"message":"HMAC signature does not match"}`)
 			return
 		}
@@ -231,7 +231,7 @@ func TestOnceFailover(t *testing.T) {
 		calls.Add(1)
 		fmt.Fprint(w, `{"header":{"code":0},"payload":{}}`)
 	})
-	busy := upstream(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "overloaded", 503) })
+	busy := upstream(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "overloaded", http.StatusServiceUnavailable) })
 	e, reg := newEngine(t, `{upstreams: [%s, %s, %s], retries: 2}`, refusedURL(t, "http"), busy.URL, good.URL)
 	// Whatever upstream a call starts at, it ends at the good one within 3 attempts.
 	for i := 0; i < 3; i++ {
@@ -263,9 +263,9 @@ func TestOnceErrors(t *testing.T) {
 	}{
 		{"5xx after retries", func(w http.ResponseWriter, r *http.Request) {
 			fiveXX.Add(1)
-			http.Error(w, "boom", 500)
+			http.Error(w, "boom", http.StatusInternalServerError)
 		}, `{upstreams: [%s], retries: 2}`, 10226, "upstream answered HTTP 500 Internal Server Error"},
-		{"4xx not retried", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 404) },
+		{"4xx not retried", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusNotFound) },
 			`{upstreams: [%s]}`, 10226, "upstream answered HTTP 404 Not Found"},
 		{"malformed JSON", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"header":{"code":0},`) },
 			`{upstreams: [%s]}`, 10160, "upstream answer is not valid JSON"},
@@ -278,7 +278,7 @@ func TestOnceErrors(t *testing.T) {
 		},
 			`{upstreams: [%s], max-response-bytes: 16}`, 10160, "upstream answer larger than 16 bytes"},
 		{"upstream code passes", func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(400)
+			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprint(w, `{"header":{"code":10163,"message":"invalid request: bad text","sid":"x"}}`)
 		}, `{upstreams: [%s]}`, 10163, "upstream: invalid request: bad text"},
 		{"upstream unavailable code", func(w http.ResponseWriter, r *http.Request) {
@@ -344,7 +344,7 @@ func TestOnceTimeout(t *testing.T) {
 func TestOnceGETAndState(t *testing.T) {
 	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != "GET" || r.ContentLength > 0 {
-			http.Error(w, "want GET without body", 400)
+			http.Error(w, "want GET without body", http.StatusBadRequest)
 			return
 		}
 		fmt.Fprintf(w, `{"v":%q}`, r.URL.Query().Get("q"))
@@ -393,7 +393,7 @@ func TestOnceHMACURLForm(t *testing.T) {
 		authz, _ := base64.StdEncoding.DecodeString(q.Get("authorization"))
 		sig := asesign.Signature("s3cret", asesign.Origin(q.Get("host"), q.Get("date"), r.Method, r.URL.EscapedPath(), ""))
 		if q.Get("host") != r.Host || !strings.Contains(string(authz), `signature="`+sig+`"`) || r.Header.Get("Authorization") != "" {
-			w.WriteHeader(401)
+			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
 		fmt.Fprint(w, `{"payload":{"result":{"text":"b2s="}}}`)

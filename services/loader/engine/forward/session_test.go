@@ -33,7 +33,7 @@ func startWS(t *testing.T) *wsUpstream {
 	up := websocket.Upgrader{}
 	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/busy" {
-			http.Error(w, "busy", 503)
+			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
 		c, err := up.Upgrade(w, r, nil)
