@@ -231,7 +231,9 @@ func TestOnceFailover(t *testing.T) {
 		calls.Add(1)
 		fmt.Fprint(w, `{"header":{"code":0},"payload":{}}`)
 	})
-	busy := upstream(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "overloaded", http.StatusServiceUnavailable) })
+	busy := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	})
 	e, reg := newEngine(t, `{upstreams: [%s, %s, %s], retries: 2}`, refusedURL(t, "http"), busy.URL, good.URL)
 	// Whatever upstream a call starts at, it ends at the good one within 3 attempts.
 	for i := 0; i < 3; i++ {
