@@ -48,6 +48,7 @@ def main():
     p.add_argument("--audio", required=True, help="16 kHz 16-bit mono PCM")
     p.add_argument("--grammar", help="a JSGF grammar file (business.grammar)")
     p.add_argument("--fast", action="store_true", help="send frames as fast as possible, not every 40 ms")
+    p.add_argument("--raw", action="store_true", help="print every response as received")
     a = p.parse_args()
 
     pcm = open(a.audio, "rb").read()
@@ -76,12 +77,17 @@ def main():
     sender.start()
     code = 0
     while True:
-        r = json.loads(ws.recv())
+        msg = ws.recv()
+        if a.raw:
+            print(msg)
+        r = json.loads(msg)
         if r["code"] != 0:
-            print("error %d: %s (sid %s)" % (r["code"], r["message"], r["sid"]))
+            if not a.raw:
+                print("error %d: %s (sid %s)" % (r["code"], r["message"], r["sid"]))
             code = 1
             break
-        print("sid %s status %d: %s" % (r["sid"], r["data"]["status"], json.dumps(r["data"].get("result"))))
+        if not a.raw:
+            print("sid %s status %d: %s" % (r["sid"], r["data"]["status"], json.dumps(r["data"].get("result"))))
         if r["data"]["status"] == 2:
             break
     sender.join()
