@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,7 @@ type callFlags struct {
 	jsonParams, attrs  []string
 	outDir             string
 	wav, headerAuth    bool
+	webapi             bool
 	appID, key, secret string
 	timeout            time.Duration
 	frameBytes, frames int
@@ -173,7 +175,7 @@ or --app-id/--api-key/--api-secret. Text outputs go to standard output; audio ou
 	once := &cobra.Command{
 		Use:               "once SERVICE",
 		Short:             "Send one once request and print or save its outputs",
-		Example:           "  asectl call once greeter --input text:text --text athena\n  cat req.txt | asectl call once tts --input text:text --file - --param voice=en-us --wav",
+		Example:           "  asectl call once greeter --input text:text --text athena\n  cat req.txt | asectl call once tts --input text:text --file - --param voice=en-us --wav\n  asectl call once /v2/tts --webapi --input text:text --text hello --param vcn=en-us",
 		Args:              args(cobra.ExactArgs(1)),
 		ValidArgsFunction: a.completeServices,
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -187,6 +189,9 @@ or --app-id/--api-key/--api-secret. Text outputs go to standard output; audio ou
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), of.timeout)
 			defer cancel()
+			if of.webapi {
+				return a.webapiOnce(ctx, cl, argv[0], req)
+			}
 			resp, err := cl.Once(ctx, argv[0], req)
 			if err != nil {
 				return callError(argv[0], err)
@@ -199,6 +204,7 @@ or --app-id/--api-key/--api-secret. Text outputs go to standard output; audio ou
 		},
 	}
 	of.add(once, false)
+	once.Flags().BoolVar(&of.webapi, "webapi", false, "send in the WebAPI 2.0 envelope to SERVICE, a schema's webapi.route (/v2/iat): --param goes to business, --header to common, the data and --attr to data")
 	var sf callFlags
 	stream := &cobra.Command{
 		Use:               "stream SERVICE",
@@ -528,4 +534,42 @@ func writeWAV(src, dst string, rate, channels int) error {
 	copy(h[36:], "data")
 	binary.LittleEndian.PutUint32(h[40:], uint32(len(pcm)))
 	return os.WriteFile(dst, append(h, pcm...), 0o644)
+}
+
+// webapiOnce sends req as a WebAPI 2.0 once request to route and prints the data fields
+// of the answer (strings as they are, other values as JSON), or the answer with -o json|yaml.
+func (a *app) webapiOnce(ctx context.Context, cl *ase.Client, route string, req ase.Request) error {
+	if !strings.HasPrefix(route, "/") {
+		return usagef("--webapi needs a route (a schema's webapi.route, e.g. /v2/iat), not %q", route)
+	}
+	in := req.Payload[0]
+	data := map[string]any{}
+	for k, v := range in.Attrs {
+		data[k] = v
+	}
+	data["encoding"] = in.Encoding
+	data[in.Type] = base64.StdEncoding.EncodeToString(in.Data)
+	resp, err := cl.WebAPIOnce(ctx, route, ase.WebAPIRequest{Common: req.Header, Business: req.Parameter, Data: data})
+	if err != nil {
+		return callError(route, err)
+	}
+	if a.output != "table" {
+		return a.print(resp.Raw, nil)
+	}
+	keys := make([]string, 0, len(resp.Data))
+	for k := range resp.Data {
+		if k != "status" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		var str string
+		if json.Unmarshal(resp.Data[k], &str) == nil {
+			fmt.Fprintln(a.io.Out, str)
+			continue
+		}
+		fmt.Fprintf(a.io.Out, "%s\n", resp.Data[k])
+	}
+	return nil
 }

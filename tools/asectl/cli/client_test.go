@@ -145,6 +145,15 @@ func TestSchemasAppsAndCalls(t *testing.T) {
 	}
 	c.fails(cli.ExitUsage, "not JSON", "call", "once", "echo", "--param-json", "n={")
 
+	// WebAPI 2.0 on the schema's webapi.route.
+	if out := c.ok("call", "once", "/v2/echo", "--webapi", "--text", "hi"); out != "aGk=\n" {
+		t.Fatalf("call once --webapi: %q", out)
+	}
+	if out := c.ok("call", "once", "/v2/echo", "--webapi", "--text", "hi", "-o", "json"); !strings.Contains(out, `"code": 0`) {
+		t.Fatalf("call once --webapi -o json: %s", out)
+	}
+	c.fails(cli.ExitUsage, "webapi.route", "call", "once", "echo", "--webapi")
+
 	// Errors carry the edge's code and say what to do.
 	c.fails(cli.ExitError, "10163", "call", "once", "echo", "--input", "other:text")
 	c.fails(cli.ExitUsage, "not one of", "call", "once", "echo", "--input", "x:blob")
