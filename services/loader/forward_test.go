@@ -95,3 +95,16 @@ func TestForwardEngineRefusedAtStart(t *testing.T) {
 		}
 	}
 }
+
+// The dry run and the engine workers build their engine without a metrics registry.
+func TestForwardEngineWithoutRegistry(t *testing.T) {
+	cfg := loadertest.Config()
+	cfg.Engine, cfg.EnginePath = loader.EngineForward, forwardSpec(t, "upstreams: [http://127.0.0.1:1/x]\n")
+	e, err := loader.NewLocalEngine(cfg, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Name() != loader.EngineForward {
+		t.Fatalf("engine %q", e.Name())
+	}
+}

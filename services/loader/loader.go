@@ -472,7 +472,11 @@ func NewLocalEngine(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (e
 		if err != nil {
 			return nil, fmt.Errorf("engine forward: %w", err)
 		}
-		return forward.New(forward.Options{Name: EngineForward, Spec: spec, Service: cfg.Service, Licence: cfg.Licence, Log: log, Registry: reg}), nil
+		o := forward.Options{Name: EngineForward, Spec: spec, Service: cfg.Service, Licence: cfg.Licence, Log: log}
+		if reg != nil { // a nil *Registry must not become a non-nil Registerer
+			o.Registry = reg
+		}
+		return forward.New(o), nil
 	}
 	return engine.Lookup(cfg.Engine)
 }
