@@ -18,7 +18,7 @@ import (
 	"github.com/athenaserving/asf/services/loader/engine"
 )
 
-const dryrunUsage = `usage: loader dryrun --engine c|python|echo [--engine-path PATH] [--engine-config k=v]...
+const dryrunUsage = `usage: loader dryrun --engine c|python|echo|forward [--engine-path PATH] [--engine-config k=v]...
                      --input name=file[:type]... [--param k=v]... [--expect name]...
                      [--stream [--frame-bytes N]] [--async] [--workers N] [--isolation none|process]
                      [--python INTERPRETER]
@@ -106,8 +106,8 @@ func dryrun(ctx context.Context, args []string, getenv func(string) string, stdo
 	engCfg, params := kvList{}, kvList{}
 	var inputs, expect strList
 	var psr uintList
-	fs.StringVar(&cfg.Engine, "engine", cfg.Engine, "engine kind: echo, c or python")
-	fs.StringVar(&cfg.EnginePath, "engine-path", "", "libwrapper.so (c) or wrapper.py (python)")
+	fs.StringVar(&cfg.Engine, "engine", cfg.Engine, "engine kind: echo, c, python or forward")
+	fs.StringVar(&cfg.EnginePath, "engine-path", "", "libwrapper.so (c), wrapper.py (python) or the forward spec (forward)")
 	fs.Var(engCfg, "engine-config", "engine Init configuration key=value (repeatable)")
 	fs.BoolVar(&cfg.Async, "async", false, "c: async mode")
 	fs.StringVar(&cfg.Python, "python", "", "python: interpreter running the workers (a virtualenv's python; default /usr/bin/python3)")
