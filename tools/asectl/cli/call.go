@@ -115,8 +115,8 @@ func (a *app) data(f *callFlags) ([]byte, error) {
 // client is the SDK client of the context's edge with the call's credentials.
 func (a *app) client(f *callFlags) (*ase.Client, error) {
 	c, err := a.current()
-	if err != nil && a.webgate == "" {
-		return nil, fmt.Errorf("%w (or give --webgate URL with --app-id, --api-key, --api-secret)", err)
+	if err != nil && a.webgate == "" && a.io.Getenv("ASF_WEBGATE") == "" {
+		return nil, fmt.Errorf("%w (or give --webgate URL, or ASF_WEBGATE, with --app-id, --api-key, --api-secret)", err)
 	}
 	pick := func(flag, env, ctx, def string) string {
 		for _, v := range []string{flag, a.io.Getenv(env), ctx} {

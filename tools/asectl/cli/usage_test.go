@@ -66,6 +66,8 @@ func TestExitCodesAndCompletion(t *testing.T) {
 	c.fails(cli.ExitUsage, "output format", "svc", "ls", "-o", "xml")
 	c.fails(cli.ExitUsage, "accepts 1 arg", "cfg", "get")
 	c.fails(cli.ExitError, "asectl login", "app", "ls")
+	c.env["ASF_WEBGATE"] = "http://127.0.0.1:1" // no context needed for a call: the edge is refused
+	c.fails(cli.ExitError, "connection refused", "call", "once", "echo")
 	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
 		if out := c.ok("completion", sh); !strings.Contains(out, "asectl") {
 			t.Errorf("completion %s: %.100s", sh, out)
