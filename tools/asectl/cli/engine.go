@@ -428,8 +428,14 @@ mutual TLS: give the loader's certificate (--tls-ca, --tls-cert, --tls-key), or
 				return fmt.Errorf("%w: see the loader's log %s", err, logFile)
 			}
 			in := e.Inputs()[0]
-			fmt.Fprintf(a.io.Out, "engine %s (%s) serving %s; loader log %s\n  asectl call once %s --input %s:%s:%s --text \"hello athena\"\n  Ctrl-C stops it\n",
-				e.Path, e.Kind, e.Service, logFile, e.Service, in.Name, in.DataType, in.Encoding)
+			call := fmt.Sprintf("asectl call once %s --input %s:%s:%s --text \"hello athena\"", e.Service, in.Name, in.DataType, in.Encoding)
+			view := map[string]any{"engine": e.Path, "kind": e.Kind, "service": e.Service, "loader_log": logFile, "call": call}
+			if err := a.print(view, func(w io.Writer) {
+				fmt.Fprintf(w, "engine %s (%s) serving %s; loader log %s\n  %s\n  Ctrl-C stops it\n", e.Path, e.Kind, e.Service, logFile, call)
+			}); err != nil {
+				stop()
+				return err
+			}
 			select {
 			case <-ctx.Done():
 				stop()
