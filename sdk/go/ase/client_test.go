@@ -122,3 +122,46 @@ func TestSignRequestMatchesURLFormOrigin(t *testing.T) {
 		t.Fatal(ase.Digest(nil))
 	}
 }
+
+func TestMuxSessionsAndClose(t *testing.T) {
+	srv, _ := startEdge(t, demo)
+	m, err := ase.New(srv.URL, demo).Multiplex(t.Context(), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.Session("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Session("a"); err == nil {
+		t.Fatal("a cid open twice")
+	}
+	if _, err := m.Session(""); err == nil {
+		t.Fatal("an empty cid")
+	}
+	if err := a.Send(ase.StatusBegin, ase.Request{Payload: []ase.Input{ase.Text("input", "x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Recv(t.Context()); err != nil || r.Cid != "a" || a.Cid() != "a" {
+		t.Fatalf("first result: %+v %v", r, err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Closing ends the open sub-session: its Recv reports the end, new ones are refused.
+	if _, err := a.Recv(t.Context()); err == nil {
+		t.Fatal("a sub-session of a closed socket goes on")
+	}
+	if _, err := m.Session("b"); err == nil {
+		t.Fatal("a sub-session on a closed socket")
+	}
+}
+
+func TestStreamRefusedHandshake(t *testing.T) {
+	srv, _ := startEdge(t, demo)
+	_, err := ase.New(srv.URL, ase.Credentials{AppID: "app1", APIKey: "key1", APISecret: "wrong"}).Stream(t.Context(), "echo")
+	var e *ase.Error
+	if !errors.As(err, &e) || e.HTTPStatus != 401 || e.Message != "HMAC signature does not match" {
+		t.Fatalf("refused handshake: %#v", err)
+	}
+}
