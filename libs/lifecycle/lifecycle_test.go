@@ -102,3 +102,12 @@ func TestStopEndsTheWatcher(t *testing.T) {
 	require.Len(t, sigs, 2, "no watcher reads them")
 	require.Empty(t, exited)
 }
+
+func TestSignalContextStopReleasesTheSignals(t *testing.T) {
+	exited := make(chan int, 1)
+	ctx, stop := SignalContext(context.Background(), func(code int) { exited <- code })
+	stop()
+	stop()
+	<-ctx.Done()
+	require.Empty(t, exited)
+}

@@ -20,10 +20,10 @@ func SignalContext(parent context.Context, exit func(int)) (ctx context.Context,
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	ctx, stop = WatchSignals(parent, sigs, exit)
+	ctx, unwatch := WatchSignals(parent, sigs, exit)
 	return ctx, func() {
 		signal.Stop(sigs)
-		stop()
+		unwatch()
 	}
 }
 
