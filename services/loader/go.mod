@@ -14,6 +14,7 @@ require (
 )
 
 require (
+	github.com/athenaserving/asf/sdk/go v0.0.0
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/kr/pretty v0.3.1 // indirect
@@ -33,3 +34,5 @@ require (
 )
 
 replace github.com/athenaserving/asf/libs => ../../libs
+
+replace github.com/athenaserving/asf/sdk/go => ../../sdk/go

@@ -2,7 +2,7 @@
 // API instead of a local engine. Once requests become HTTP(S) calls and sessions become
 // WebSocket sessions, frame by frame; the spec (YAML or JSON, ParseSpec) names the
 // upstream URLs, method, timeout, retries, headers and auth (a static header, a bearer
-// token, or iFLYTEK's HMAC signature, libs/asesign), and maps requests and answers with
+// token, or iFLYTEK's HMAC signature, the Go SDK's signer, sdk/go/ase), and maps requests and answers with
 // the rule language of the WebAPI 2.0 envelope (libs/capability/mapping).
 //
 // The engine side of every mapping is an ASE document ({"header","parameter","payload"}),

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
-	"github.com/athenaserving/asf/libs/asesign"
+	"github.com/athenaserving/asf/sdk/go/ase"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -205,7 +205,7 @@ func (e *Engine) attempt(ctx context.Context, target string, body []byte, query,
 		return answer{}, false, fmt.Errorf("upstream URL: %v: %w", err, aserr.ErrInvalidParam)
 	}
 	if e.spec.Auth.Type == AuthHMAC && e.spec.Auth.URLForm {
-		if u, err = asesign.SignURL(u, e.spec.Method, e.spec.Auth.HMAC, e.opts.Now()); err != nil {
+		if u, err = ase.SignURL(u, e.spec.Method, e.spec.Auth.HMAC, e.opts.Now()); err != nil {
 			return answer{}, false, fmt.Errorf("forward: %v: %w", err, aserr.ErrInvalidParam)
 		}
 	}
@@ -223,7 +223,7 @@ func (e *Engine) attempt(ctx context.Context, target string, body []byte, query,
 	req.Header.Set("Accept", "application/json")
 	e.addHeaders(req.Header, headers)
 	if e.spec.Auth.Type == AuthHMAC && !e.spec.Auth.URLForm {
-		asesign.SignRequest(req, body, e.spec.Auth.HMAC, e.opts.Now())
+		ase.SignRequest(req, body, e.spec.Auth.HMAC, e.opts.Now())
 	}
 	start := time.Now()
 	resp, err := e.client.Do(req)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
-	"github.com/athenaserving/asf/libs/asesign"
+	"github.com/athenaserving/asf/sdk/go/ase"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -204,9 +204,9 @@ response:
 func TestOnceHMACHeaderForm(t *testing.T) {
 	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		origin := asesign.Origin(r.Host, r.Header.Get("Date"), r.Method, r.URL.EscapedPath(), asesign.Digest(body))
-		if r.Header.Get("Digest") != asesign.Digest(body) ||
-			!strings.Contains(r.Header.Get("Authorization"), `signature="`+asesign.Signature("s3cret", origin)+`"`) ||
+		origin := ase.SignatureOrigin(r.Host, r.Header.Get("Date"), r.Method, r.URL.EscapedPath(), ase.Digest(body), "host", "date", "request-line", "digest")
+		if r.Header.Get("Digest") != ase.Digest(body) ||
+			!strings.Contains(r.Header.Get("Authorization"), `signature="`+ase.Signature("s3cret", origin)+`"`) ||
 			!strings.Contains(r.Header.Get("Authorization"), `api_key="k1"`) {
 			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `{"message":"HMAC signature does not match"}`)
@@ -393,7 +393,7 @@ func TestOnceHMACURLForm(t *testing.T) {
 	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		authz, _ := base64.StdEncoding.DecodeString(q.Get("authorization"))
-		sig := asesign.Signature("s3cret", asesign.Origin(q.Get("host"), q.Get("date"), r.Method, r.URL.EscapedPath(), ""))
+		sig := ase.Signature("s3cret", ase.SignatureOrigin(q.Get("host"), q.Get("date"), r.Method, r.URL.EscapedPath(), ""))
 		if q.Get("host") != r.Host || !strings.Contains(string(authz), `signature="`+sig+`"`) || r.Header.Get("Authorization") != "" {
 			w.WriteHeader(http.StatusUnauthorized)
 			return

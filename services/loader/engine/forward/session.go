@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
-	"github.com/athenaserving/asf/libs/asesign"
+	"github.com/athenaserving/asf/sdk/go/ase"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/gorilla/websocket"
 )
@@ -58,7 +58,7 @@ func (e *Engine) handshake(ctx context.Context, d *websocket.Dialer, target stri
 		return nil, false, fmt.Errorf("upstream URL: %v: %w", err, aserr.ErrInvalidParam)
 	}
 	if e.spec.Auth.Type == AuthHMAC {
-		if u, err = asesign.SignURL(u, http.MethodGet, e.spec.Auth.HMAC, e.opts.Now()); err != nil {
+		if u, err = ase.SignURL(u, http.MethodGet, e.spec.Auth.HMAC, e.opts.Now()); err != nil {
 			return nil, false, fmt.Errorf("forward: %v: %w", err, aserr.ErrInvalidParam)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
-	"github.com/athenaserving/asf/libs/asesign"
+	"github.com/athenaserving/asf/sdk/go/ase"
 	"github.com/athenaserving/asf/libs/capability/mapping"
 	"gopkg.in/yaml.v3"
 )
@@ -110,7 +110,7 @@ type Auth struct {
 	Token string
 	// HMAC signs in iFLYTEK's scheme with these credentials; AppID replaces header.app_id
 	// in an unmapped (ASE) request body.
-	HMAC  asesign.Credentials
+	HMAC  ase.Credentials
 	AppID string
 	// URLForm signs HTTP requests in the URL form instead of the header form (WebSocket
 	// handshakes always use the URL form).
