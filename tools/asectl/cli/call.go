@@ -227,6 +227,9 @@ or --app-id/--api-key/--api-secret. Text outputs go to standard output; audio ou
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), sf.timeout)
 			defer cancel()
+			if sf.webapi {
+				return a.webapiStream(ctx, cl, argv[0], req, chunks, sf.pace)
+			}
 			s, err := cl.Stream(ctx, argv[0])
 			if err != nil {
 				return callError(argv[0], err)
@@ -262,6 +265,7 @@ or --app-id/--api-key/--api-secret. Text outputs go to standard output; audio ou
 		},
 	}
 	sf.add(stream, true)
+	stream.Flags().BoolVar(&sf.webapi, "webapi", false, "a WebAPI 2.0 session on SERVICE, a schema's webapi.route (see call once --webapi)")
 	var gf callFlags
 	var method string
 	sign := &cobra.Command{
@@ -372,16 +376,9 @@ func split(data []byte, size, n int) ([][]byte, error) {
 
 // sendFrames sends chunk i with status begin, continue, ..., end, every pace.
 func sendFrames(ctx context.Context, s *ase.Stream, first ase.Request, chunks [][]byte, pace time.Duration) error {
-	for i, c := range chunks {
-		st := ase.StatusContinue
-		switch i {
-		case 0:
-			st = ase.StatusBegin
-		case len(chunks) - 1:
-			st = ase.StatusEnd
-		}
+	return paced(ctx, len(chunks), pace, func(i, st int) error {
 		req := ase.Request{Payload: []ase.Input{first.Payload[0]}}
-		req.Payload[0].Data = c
+		req.Payload[0].Data = chunks[i]
 		attrs := map[string]any{"seq": i}
 		for k, v := range first.Payload[0].Attrs {
 			attrs[k] = v
@@ -390,10 +387,25 @@ func sendFrames(ctx context.Context, s *ase.Stream, first ase.Request, chunks []
 		if i == 0 {
 			req.Header, req.Parameter = first.Header, first.Parameter
 		}
-		if err := s.Send(st, req); err != nil {
+		return s.Send(st, req)
+	})
+}
+
+// paced calls send for frames 0..n-1 with their status (begin, continue, ..., end),
+// waiting pace between frames.
+func paced(ctx context.Context, n int, pace time.Duration, send func(i, status int) error) error {
+	for i := 0; i < n; i++ {
+		st := ase.StatusContinue
+		switch i {
+		case 0:
+			st = ase.StatusBegin
+		case n - 1:
+			st = ase.StatusEnd
+		}
+		if err := send(i, st); err != nil {
 			return err
 		}
-		if pace > 0 && i < len(chunks)-1 {
+		if pace > 0 && i < n-1 {
 			t := time.NewTimer(pace)
 			select {
 			case <-ctx.Done():
@@ -542,20 +554,20 @@ func (a *app) webapiOnce(ctx context.Context, cl *ase.Client, route string, req 
 	if !strings.HasPrefix(route, "/") {
 		return usagef("--webapi needs a route (a schema's webapi.route, e.g. /v2/iat), not %q", route)
 	}
-	in := req.Payload[0]
-	data := map[string]any{}
-	for k, v := range in.Attrs {
-		data[k] = v
-	}
-	data["encoding"] = in.Encoding
-	data[in.Type] = base64.StdEncoding.EncodeToString(in.Data)
-	resp, err := cl.WebAPIOnce(ctx, route, ase.WebAPIRequest{Common: req.Header, Business: req.Parameter, Data: data})
+	resp, err := cl.WebAPIOnce(ctx, route, ase.WebAPIRequest{Common: req.Header, Business: req.Parameter, Data: webapiData(req.Payload[0], req.Payload[0].Data)})
 	if err != nil {
 		return callError(route, err)
 	}
 	if a.output != "table" {
 		return a.print(resp.Raw, nil)
 	}
+	a.printWebAPI(resp)
+	return nil
+}
+
+// printWebAPI prints the data fields of a WebAPI 2.0 answer but status: strings as they
+// are, other values as JSON.
+func (a *app) printWebAPI(resp *ase.WebAPIResponse) {
 	keys := make([]string, 0, len(resp.Data))
 	for k := range resp.Data {
 		if k != "status" {
@@ -570,6 +582,62 @@ func (a *app) webapiOnce(ctx context.Context, cl *ase.Client, route string, req 
 			continue
 		}
 		fmt.Fprintf(a.io.Out, "%s\n", resp.Data[k])
+	}
+}
+
+// webapiData is the data object of a WebAPI 2.0 frame carrying chunk as item in.
+func webapiData(in ase.Input, chunk []byte) map[string]any {
+	data := map[string]any{}
+	for k, v := range in.Attrs {
+		data[k] = v
+	}
+	data["encoding"] = in.Encoding
+	data[in.Type] = base64.StdEncoding.EncodeToString(chunk)
+	return data
+}
+
+// webapiStream streams chunks as a WebAPI 2.0 session on route, printing every answer
+// (or, with -o json|yaml, the answers).
+func (a *app) webapiStream(ctx context.Context, cl *ase.Client, route string, req ase.Request, chunks [][]byte, pace time.Duration) error {
+	if !strings.HasPrefix(route, "/") {
+		return usagef("--webapi needs a route (a schema's webapi.route, e.g. /v2/iat), not %q", route)
+	}
+	s, err := cl.WebAPIStream(ctx, route)
+	if err != nil {
+		return callError(route, err)
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
+	defer stop()
+	sent := make(chan error, 1)
+	go func() { // ends with the frames, or when the socket closes
+		sent <- paced(ctx, len(chunks), pace, func(i, st int) error {
+			return s.Send(st, ase.WebAPIRequest{Common: req.Header, Business: req.Parameter, Data: webapiData(req.Payload[0], chunks[i])})
+		})
+	}()
+	var docs []json.RawMessage
+	for {
+		r, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return callError(route, err)
+		}
+		if a.output == "table" {
+			a.printWebAPI(r)
+		} else {
+			docs = append(docs, r.Raw)
+		}
+		if r.Status == ase.StatusEnd {
+			break
+		}
+	}
+	if err := <-sent; err != nil {
+		return err
+	}
+	if a.output != "table" {
+		return a.print(docs, nil)
 	}
 	return nil
 }

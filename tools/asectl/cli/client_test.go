@@ -153,6 +153,9 @@ func TestSchemasAppsAndCalls(t *testing.T) {
 		t.Fatalf("call once --webapi -o json: %s", out)
 	}
 	c.fails(cli.ExitUsage, "webapi.route", "call", "once", "echo", "--webapi")
+	if out := c.ok("call", "stream", "/v2/echo", "--webapi", "--text", "abcd", "--frames", "2"); out != "YWI=\nY2Q=\n" {
+		t.Fatalf("call stream --webapi: %q", out)
+	}
 
 	// Errors carry the edge's code and say what to do.
 	c.fails(cli.ExitError, "10163", "call", "once", "echo", "--input", "other:text")
