@@ -24,6 +24,7 @@ require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/armon/go-metrics v0.4.0 // indirect
 	github.com/athenaserving/asf/libs v0.0.0
+	github.com/athenaserving/asf/sdk/go v0.0.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/fatih/color v1.13.0 // indirect
@@ -65,6 +66,7 @@ require (
 
 replace (
 	github.com/athenaserving/asf/libs => ../libs
+	github.com/athenaserving/asf/sdk/go => ../sdk/go
 	github.com/athenaserving/asf/services/atom => ../services/atom
 	github.com/athenaserving/asf/services/lbclient => ../services/lbclient
 	github.com/athenaserving/asf/services/loader => ../services/loader

@@ -2,7 +2,8 @@
 // package of every module that go.work uses:
 //
 //   - libs and sdk import no service, tool or test package;
-//   - a service imports no other service (services meet over gRPC and NATS, never in Go);
+//   - a service imports only libs, sdk and itself (services meet over gRPC and NATS, never in
+//     Go; the public client SDK may serve a service that calls another deployment's edge);
 //   - a service's domain packages import no transport: not net/http, google.golang.org/grpc,
 //     or NATS, nor the service's own transport or root package. Everything under
 //     services/<svc>/ is domain except the root package (the embeddable server that binds

@@ -120,8 +120,8 @@ func Check(pkgs []Package) []Violation {
 			switch {
 			case (top == "libs" || top == "sdk") && itop != "libs" && itop != top:
 				out = append(out, Violation{r, ir, top + " imports only libs"})
-			case svc != "" && itop != "libs" && service(ir) != svc:
-				out = append(out, Violation{r, ir, "a service imports only libs and itself"})
+			case svc != "" && itop != "libs" && itop != "sdk" && service(ir) != svc:
+				out = append(out, Violation{r, ir, "a service imports only libs, sdk and itself"})
 			}
 		}
 		if !Domain(r, p.Name) {

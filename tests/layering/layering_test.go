@@ -24,6 +24,8 @@ func TestRulesOnMadeUpPackages(t *testing.T) {
 		p("services/atom/atomtest", "atomtest", "net/http", Prefix+"services/atom"),
 		p("services/lbclient/source", "source", "github.com/nats-io/nats.go"),
 		p("services/webgate", "webgate", Prefix+"services/atom/atomtest"),
+		p("services/loader/engine/forward", "forward", Prefix+"sdk/go/ase", Prefix+"libs/aserr"),
+		p("services/loader/bad", "bad", Prefix+"tools/suite"),
 		{ImportPath: Prefix + "services/loader/session", Name: "session", TestImports: []string{"google.golang.org/grpc"}},
 		p("tests/e2e", "e2e", Prefix+"services/atom", "net/http"),
 	}
@@ -39,7 +41,8 @@ func TestRulesOnMadeUpPackages(t *testing.T) {
 		"services/atom/bad imports net/http/httptest: a domain package imports no transport",
 		"services/atom/leaky imports services/atom/transport: a domain package imports no adapter of its service",
 		"services/atom/leaky imports services/atom: a domain package imports no adapter of its service",
-		"services/webgate imports services/atom/atomtest: a service imports only libs and itself",
+		"services/loader/bad imports tools/suite: a service imports only libs, sdk and itself",
+		"services/webgate imports services/atom/atomtest: a service imports only libs, sdk and itself",
 	}, got)
 }
 
