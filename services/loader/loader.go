@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"strconv"
@@ -37,6 +38,7 @@ import (
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/engine/cabi"
 	"github.com/athenaserving/asf/services/loader/engine/forward"
+	"github.com/athenaserving/asf/services/loader/engine/hotswap"
 	"github.com/athenaserving/asf/services/loader/engine/python"
 	"github.com/athenaserving/asf/services/loader/licence"
 	"github.com/athenaserving/asf/services/loader/resource"
@@ -70,6 +72,10 @@ type Config struct {
 	SessionIdleTTL    time.Duration     `cfg:"session-idle-ttl" help:"destroy a session idle for this long"`
 	ReorderWait       time.Duration     `cfg:"reorder-wait" help:"how long a session waits for a missing sync_id before skipping it"`
 	DrainTimeout      time.Duration     `cfg:"drain-timeout" help:"how long shutdown waits for running sessions"`
+	RemoteConfig      string            `cfg:"remote-config" help:"file in polaris (asf/default/<service>/v1/<file>) holding licence, engine-config, session-idle-ttl, reorder-wait and drain-timeout; watched and applied while serving; empty: local config only"`
+	RetireTimeout     time.Duration     `cfg:"retire-timeout" help:"after an engine-config change, how long the replaced engine instance may finish its sessions before its Fini"`
+	EngineVersion     string            `cfg:"engine-version" help:"version of the engine this loader serves, registered in polaris (requests may pin it)"`
+	Labels            map[string]string `cfg:"labels" help:"labels registered in polaris and sent with config requests, k=v,k=v (gray=<group> joins a gray group)"`
 	LogLevel          string            `cfg:"log-level" help:"trace, debug, info, warn or error"`
 	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure): the
 	// loader serves atom and calls polaris with it.
@@ -90,6 +96,7 @@ func DefaultConfig() Config {
 		Isolation:   IsolationNone,
 		PolarisAddr: "127.0.0.1:6868", HeartbeatInterval: time.Second, WarmUp: 10 * time.Second,
 		SessionIdleTTL: 15 * time.Second, ReorderWait: 500 * time.Millisecond, DrainTimeout: 10 * time.Second,
+		RetireTimeout: time.Minute,
 		LogLevel: "info", RegisterWait: 3 * time.Second,
 		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
 		AdminConfig:     obs.DefaultAdminConfig(),
@@ -107,7 +114,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("service: must not be empty: %w", aserr.ErrInvalidParam)
 	case c.HeartbeatInterval <= 0:
 		return fmt.Errorf("heartbeat-interval %s: must be positive: %w", c.HeartbeatInterval, aserr.ErrInvalidParam)
-	case c.WarmUp < 0 || c.SessionIdleTTL < 0 || c.DrainTimeout < 0 || c.ReorderWait < 0 || c.RegisterWait < 0:
+	case c.WarmUp < 0 || c.SessionIdleTTL < 0 || c.DrainTimeout < 0 || c.ReorderWait < 0 || c.RegisterWait < 0 || c.RetireTimeout < 0:
 		return fmt.Errorf("durations must not be negative: %w", aserr.ErrInvalidParam)
 	case c.MaxPayloadBytes < 0:
 		return fmt.Errorf("max-payload-bytes %d: must not be negative: %w", c.MaxPayloadBytes, aserr.ErrInvalidParam)
@@ -164,6 +171,11 @@ type Server struct {
 	started atomic.Bool
 	inited  atomic.Bool
 
+	// applyMu serialises remote config applies; eff is the config in effect.
+	applyMu sync.Mutex
+	eff     Config
+	drain   atomic.Int64 // drain-timeout in effect, ns
+
 	polaris  *polarisclient.Client
 	reg      *polarisclient.Registrar
 	regStop  context.CancelFunc
@@ -184,10 +196,12 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
 	}
-	eng, err := NewEngine(cfg, log, reg)
+	first, err := NewEngine(cfg, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
 	}
+	// An engine-config change from polaris replaces the instance while the loader serves.
+	eng := hotswap.New(first, hotswap.Options{Retire: cfg.RetireTimeout, Log: log})
 	// On any error below, release what was opened so far, last first.
 	var undo lifecycle.Stack
 	defer undo.CloseIf(&err)
@@ -200,7 +214,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng, tls: tb}
+	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng, tls: tb, eff: cfg}
+	s.drain.Store(int64(cfg.DrainTimeout))
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
@@ -227,7 +242,24 @@ func (s *Server) Start(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("loader: already started")
 	}
-	if err := s.eng.Init(ctx, s.cfg.EngineConfig); err != nil {
+	if s.cfg.PolarisAddr != "" {
+		c, err := polarisclient.DialWith(s.cfg.PolarisAddr, polarisclient.Options{Log: s.log,
+			Caller:      &polarispb.Caller{Addr: s.advertise, Labels: s.labels()},
+			DialOptions: []grpc.DialOption{tlsx.DialOption(s.tls, "polaris")}})
+		if err != nil {
+			return fmt.Errorf("loader: %w", err)
+		}
+		s.polaris = c
+	}
+	if s.polaris != nil && s.cfg.RemoteConfig != "" {
+		if rc, ok := s.fetchRemote(ctx); ok {
+			s.eff = rc.over(s.cfg)
+			s.pool.SetMax(s.eff.Licence)
+			s.mgr.SetTimeouts(s.eff.SessionIdleTTL, s.eff.ReorderWait)
+			s.drain.Store(int64(s.eff.DrainTimeout))
+		}
+	}
+	if err := s.eng.Init(ctx, s.eff.EngineConfig); err != nil {
 		return fmt.Errorf("loader: engine %s init: %w", s.eng.Name(), err)
 	}
 	s.inited.Store(true)
@@ -246,13 +278,9 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	s.grpc.SetServing(true) // serve before registering: callers may come as soon as polaris lists us
-	if s.cfg.PolarisAddr != "" {
-		c, err := polarisclient.DialWith(s.cfg.PolarisAddr, polarisclient.Options{Log: s.log, DialOptions: []grpc.DialOption{tlsx.DialOption(s.tls, "polaris")}})
-		if err != nil {
-			return fmt.Errorf("loader: %w", err)
-		}
-		s.polaris = c
-		s.reg = c.NewRegistrar(&polarispb.Instance{Service: s.cfg.Service, Addr: s.advertise, Kind: "provider"},
+	if c := s.polaris; c != nil {
+		s.reg = c.NewRegistrar(&polarispb.Instance{Service: s.cfg.Service, Addr: s.advertise, Kind: "provider",
+			Version: s.cfg.EngineVersion, Labels: s.cfg.Labels},
 			s.cfg.HeartbeatInterval, s.load, s.log)
 		s.pool.SetOnChange(s.reg.Notify)
 		rctx, cancel := context.WithCancel(context.Background())
@@ -266,6 +294,14 @@ func (s *Server) Start(ctx context.Context) error {
 			defer s.wg.Done()
 			_ = s.reg.Run(rctx)
 		}()
+		if s.cfg.RemoteConfig != "" {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				_ = c.WatchConfig(rctx, RemoteConfigKey(s.cfg.Service, s.cfg.RemoteConfig), false,
+					func(f *polarispb.ConfigFile) error { return s.applyRemote(rctx, f) })
+			}()
+		}
 		wait := time.NewTimer(s.cfg.RegisterWait)
 		select {
 		case <-s.reg.Registered():
@@ -280,7 +316,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.ready.Store(true)
 	s.log.Info().Str("grpc", s.GRPCAddr()).Str("admin", s.AdminAddr()).Str("advertise", s.advertise).
-		Str("service", s.cfg.Service).Str("engine", s.eng.Name()).Int("licence", s.cfg.Licence).Msg("loader ready")
+		Str("service", s.cfg.Service).Str("engine", s.eng.Name()).Int("licence", s.pool.Max()).Msg("loader ready")
 	return nil
 }
 
@@ -291,6 +327,18 @@ func (s *Server) load() *polarispb.Load {
 		live = 1
 	}
 	return &polarispb.Load{Total: int32(l.Total), Best: int32(l.Best), Idle: int32(l.Idle), Live: live}
+}
+
+// labels are the instance's labels: labels from the config, and service=<service>.
+func (s *Server) labels() map[string]string {
+	l := maps.Clone(s.cfg.Labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	if _, ok := l["service"]; !ok {
+		l["service"] = s.cfg.Service
+	}
+	return l
 }
 
 // Ready reports whether the loader serves (its engine is initialised); registration in
@@ -332,7 +380,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// (2) refuse new sessions and once requests (10110, so callers try another loader).
 	s.mgr.Refuse()
 	// (3) drain.
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+	dctx, cancel := context.WithTimeout(ctx, time.Duration(s.drain.Load()))
 	if err := s.mgr.Wait(dctx); err != nil {
 		s.log.Warn().Int("sessions", s.mgr.Active()).Msg("drain timeout: aborting the remaining sessions")
 		s.mgr.AbortAll(fmt.Errorf("loader shutting down: %w", aserr.ErrReleased))

@@ -68,6 +68,28 @@ func (p *Pool) SetOnChange(f func()) {
 	p.mu.Unlock()
 }
 
+// SetMax changes the number of slots at once: a larger licence admits more at the next
+// Acquire; a smaller one refuses new slots until enough of the taken ones are released
+// (slots already taken stay valid). Load reports the new total. max below 1 is taken as 1.
+func (p *Pool) SetMax(n int) {
+	n = max(n, 1)
+	p.mu.Lock()
+	changed := p.max != n
+	p.max = n
+	cb := p.onChange
+	p.mu.Unlock()
+	if changed && cb != nil {
+		cb()
+	}
+}
+
+// Max is the number of slots.
+func (p *Pool) Max() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.max
+}
+
 // Slot is one acquired licence slot.
 type Slot struct {
 	p    *Pool
@@ -147,9 +169,9 @@ func (p *Pool) Wait(ctx context.Context) error {
 // warm-up ramp, live until Close.
 func (p *Pool) Load() Load {
 	p.mu.Lock()
-	free, closed, start := p.max-p.inUse, p.closed, p.start
+	total, free, closed, start := p.max, p.max-p.inUse, p.closed, p.start
 	p.mu.Unlock()
-	return Load{Total: p.max, Best: p.max, Idle: ramp(free, p.now().Sub(start), p.warmUp), Live: !closed}
+	return Load{Total: total, Best: total, Idle: ramp(free, p.now().Sub(start), p.warmUp), Live: !closed}
 }
 
 // ramp scales free by elapsed/warmUp, capped at free.

@@ -103,3 +103,31 @@ func FuzzRamp(f *testing.F) {
 		}
 	})
 }
+
+func TestSetMaxAppliesAtOnce(t *testing.T) {
+	changes := 0
+	p := New(2, 0, func() { changes++ })
+	a, _ := p.Acquire()
+	b, _ := p.Acquire()
+	p.SetMax(1) // lower than in use: both stay valid, nothing new is admitted
+	if _, err := p.Acquire(); !errors.Is(err, aserr.ErrLicenceFull) {
+		t.Fatalf("acquire beyond the lowered licence: %v, want 10110", err)
+	}
+	if l := p.Load(); l.Total != 1 || l.Idle != 0 {
+		t.Fatalf("load %+v, want total 1 idle 0", l)
+	}
+	a.Release()
+	b.Release()
+	p.SetMax(3)
+	if l := p.Load(); l.Total != 3 || l.Idle != 3 {
+		t.Fatalf("load %+v, want total 3 idle 3", l)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := p.Acquire(); err != nil {
+			t.Fatalf("acquire %d within the raised licence: %v", i, err)
+		}
+	}
+	if changes < 2 {
+		t.Fatalf("onChange called %d times", changes)
+	}
+}

@@ -73,6 +73,22 @@ func NewManager(eng engine.Engine, pool *licence.Pool, cfg Config, log zerolog.L
 	}
 }
 
+// SetTimeouts changes IdleTTL and ReorderWait (zero: the default) for the sessions
+// opened from now on; open sessions keep theirs.
+func (m *Manager) SetTimeouts(idleTTL, reorderWait time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.cfg
+	c.IdleTTL, c.ReorderWait = idleTTL, reorderWait
+	m.cfg = c.withDefaults()
+}
+
+func (m *Manager) config() Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
+
 // Pool returns the licence pool.
 func (m *Manager) Pool() *licence.Pool { return m.pool }
 
@@ -113,7 +129,7 @@ func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (*Session, e
 		m: m, slot: slot, tag: p.Tag, expect: p.Expect,
 		in: make(chan engine.Frame, 16), out: make(chan engine.Result, 8),
 		ended: make(chan struct{}, 1), activity: make(chan struct{}, 1), done: make(chan struct{}),
-		ro: newReorder(m.cfg.ReorderMax),
+		ro: newReorder(m.config().ReorderMax),
 	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	m.mu.Lock()
@@ -340,7 +356,7 @@ func (s *Session) emit(r engine.Result) {
 
 func (s *Session) run() {
 	defer s.m.wg.Done()
-	cfg := s.m.cfg
+	cfg := s.m.config()
 	ttl := time.NewTimer(cfg.IdleTTL)
 	defer ttl.Stop()
 	gap := time.NewTimer(cfg.ReorderWait)
