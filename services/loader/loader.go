@@ -97,7 +97,7 @@ func DefaultConfig() Config {
 		PolarisAddr: "127.0.0.1:6868", HeartbeatInterval: time.Second, WarmUp: 10 * time.Second,
 		SessionIdleTTL: 15 * time.Second, ReorderWait: 500 * time.Millisecond, DrainTimeout: 10 * time.Second,
 		RetireTimeout: time.Minute,
-		LogLevel: "info", RegisterWait: 3 * time.Second,
+		LogLevel:      "info", RegisterWait: 3 * time.Second,
 		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
 		AdminConfig:     obs.DefaultAdminConfig(),
 	}
