@@ -4,10 +4,10 @@
 #   gofmt -l          no file may need formatting
 #   go mod tidy -diff go.mod and go.sum are tidy (each module alone, GOWORK=off)
 #   go vet ./...
-#   staticcheck ./... (pinned by scripts/lint-tools.sh; scripts/verify-exclude lists the
-#                     findings tolerated, each with its reason)
+#   staticcheck ./... (pinned by scripts/lint-tools.sh)
 # and then the layering test (tests/layering: which packages may import what, see
-# docs/architecture.md). Every check runs; the script fails if any found something.
+# docs/architecture.md). Every check runs; the script fails if any found something, except
+# the gofmt and staticcheck findings scripts/verify-exclude tolerates, each with its reason.
 # `scripts/verify.sh fast` skips staticcheck, the slowest step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,22 +19,24 @@ grep -v -e '^#' -e '^$' scripts/verify-exclude >"$excl" || true
 mapfile -t mods < <(go list -m -f '{{.Dir}}' | sed "s#^$root/##")
 fail=0
 bad() { echo "verify: $*" >&2; fail=1; }
+# report MODULE FINDINGS WHAT: findings matched by scripts/verify-exclude (each there with its
+# reason) are printed and tolerated; any other finding fails.
+report() {
+  [ -n "$2" ] || return 0
+  local tolerated left
+  tolerated=$(grep -E -f "$excl" <<<"$2" || true)
+  left=$(grep -v -E -f "$excl" <<<"$2" || true)
+  [ -z "$tolerated" ] || printf 'verify: %s: tolerated (scripts/verify-exclude):\n%s\n' "$1" "$tolerated"
+  [ -z "$left" ] || { echo "$left"; bad "$1: $3"; }
+}
 for m in "${mods[@]}"; do
   echo "=== $m"
-  unformatted=$(gofmt -l "$m")
-  [ -z "$unformatted" ] || bad "$m: not gofmt'ed: $unformatted"
+  unformatted=$(gofmt -l "$m" | sed "s/\$/: not gofmt'ed/")
+  report "$m" "$unformatted" "not gofmt'ed"
   (cd "$m" && GOWORK=off go mod tidy -diff) || bad "$m: go.mod/go.sum not tidy (run go mod tidy in $m)"
   (cd "$m" && go vet ./...) || bad "$m: go vet"
   if [ "${1:-}" != fast ]; then
-    # Findings listed in scripts/verify-exclude (each with its reason) are reported but
-    # tolerated; any other finding fails.
-    found=$(cd "$m" && "$root/.tools/bin/staticcheck" ./... 2>&1 | sed "s#^#$m/#")
-    if [ -n "$found" ]; then
-      tolerated=$(grep -E -f "$excl" <<<"$found" || true)
-      left=$(grep -v -E -f "$excl" <<<"$found" || true)
-      [ -z "$tolerated" ] || printf 'verify: %s: tolerated (scripts/verify-exclude):\n%s\n' "$m" "$tolerated"
-      [ -z "$left" ] || { echo "$left"; bad "$m: staticcheck"; }
-    fi
+    report "$m" "$(cd "$m" && "$root/.tools/bin/staticcheck" ./... 2>&1 | sed "s#^#$m/#")" staticcheck
   fi
 done
 echo "=== layering"
