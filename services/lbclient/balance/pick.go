@@ -23,18 +23,29 @@ func (v *View) inRotation(l *loader, now time.Time, fz *freezeState) (bool, stri
 	return true, ""
 }
 
+// VersionSep separates a service from an engine version in a pick: "echo@2.1" picks
+// among the loaders of echo that registered engine version 2.1.
+const VersionSep = "@"
+
+// ErrUnknownVersion is returned for a pick naming a version no loader of the service
+// registered (10404, as an unknown capability).
+var ErrUnknownVersion = aserr.New(aserr.ErrNotFound.Code, "engine version not found")
+
 // Pick returns up to n (at least 1) distinct loaders of service that are in rotation and
 // not in exclude, best first, as ranked by the service's strategy. The first one
 // returned is charged one pick: it counts against this replica's share of the loader's
 // idle slots until a report at least Lease younger than the pick. A pick whose first
 // loader had no room left is counted as an over-commit.
 // Errors: a service never seen wraps aserr.ErrNotFound (10404); a known service
-// without a loader to return wraps aserr.ErrNoEngine (10223).
+// without a loader to return wraps aserr.ErrNoEngine (10223). serviceName may name an
+// engine version ("<service>@<version>", see VersionSep): only loaders that registered it
+// are returned, and a version none registered wraps ErrUnknownVersion (10404).
 func (v *View) Pick(serviceName string, n int, exclude []string, key string, now time.Time) ([]string, error) {
 	if n <= 0 {
 		n = 1
 	}
-	s := v.get(serviceName)
+	name, version, pinned := strings.Cut(serviceName, VersionSep)
+	s := v.get(name)
 	if s == nil {
 		return nil, fmt.Errorf("pick %q: %w", serviceName, aserr.ErrNotFound)
 	}
@@ -50,7 +61,12 @@ func (v *View) Pick(serviceName string, n int, exclude []string, key string, now
 		slices.SortFunc(s.order, func(a, b *loader) int { return strings.Compare(a.addr, b.addr) })
 	}
 	cands := make([]Candidate, 0, len(s.order))
+	known := !pinned
 	for _, l := range s.order {
+		if pinned && l.version != version {
+			continue
+		}
+		known = true
 		if ok, _ := v.inRotation(l, now, fz); !ok || slices.Contains(exclude, l.addr) {
 			continue
 		}
@@ -59,6 +75,9 @@ func (v *View) Pick(serviceName string, n int, exclude []string, key string, now
 			Addr: l.addr, Room: share(l.load.Idle, l.hash, repl) - infl, Free: l.load.Idle - infl,
 			Load: l.load, Weight: l.admin.Weight, Hash: l.hash,
 		})
+	}
+	if !known {
+		return nil, fmt.Errorf("pick %q: no loader of %s serves engine version %q: %w", serviceName, name, version, ErrUnknownVersion)
 	}
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("pick %q: %d loaders known, none in rotation: %w", serviceName, len(s.loaders), aserr.ErrNoEngine)

@@ -44,6 +44,9 @@ var DefaultAdmin = Admin{Enabled: true, Weight: DefaultWeight}
 type Instance struct {
 	Service string
 	Addr    string
+	// Version is the version of the engine the loader serves ("" when it registered
+	// none); a pick for "<service>@<version>" returns only that version's loaders.
+	Version string
 	Load    Load
 	// Admin is nil when the event carried none; DefaultAdmin is assumed for a new loader
 	// and an existing loader keeps its admin state.
@@ -144,6 +147,7 @@ type loader struct {
 	hash       uint64
 	load       Load
 	admin      Admin
+	version    string // engine version ("" = none registered)
 	lastReport time.Time
 	seq        uint64
 	// inflight are the times of this replica's picks not yet assumed to be counted by
@@ -311,6 +315,9 @@ func (s *service) upsertLocked(in Instance) (l *loader, existed bool) {
 	}
 	if in.Admin != nil {
 		l.admin = *in.Admin
+	}
+	if in.Version != "" { // load reports carry no version: keep the registered one
+		l.version = in.Version
 	}
 	return l, existed
 }

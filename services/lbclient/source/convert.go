@@ -25,7 +25,7 @@ func toInstance(st *polarispb.InstanceState) (in balance.Instance, ok bool) {
 	if i.GetService() == "" || i.GetAddr() == "" {
 		return balance.Instance{}, false
 	}
-	in = balance.Instance{Service: i.GetService(), Addr: i.GetAddr(), Load: toLoad(st.GetLoad()), Seq: st.GetSeq(), NoLoad: noLoad(st.GetLoad())}
+	in = balance.Instance{Service: i.GetService(), Addr: i.GetAddr(), Version: i.GetVersion(), Load: toLoad(st.GetLoad()), Seq: st.GetSeq(), NoLoad: noLoad(st.GetLoad())}
 	if a := st.GetAdmin(); a != nil {
 		in.Admin = &balance.Admin{Enabled: a.GetEnabled(), Weight: a.GetWeight()}
 	}

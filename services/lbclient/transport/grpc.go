@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -144,7 +145,7 @@ func (l *LB) PickStream(stream lbpb.Lb_PickStreamServer) error {
 func (l *LB) pick(req *lbpb.PickRequest) ([]string, error) {
 	start := time.Now()
 	addrs, err := l.view.Pick(req.GetService(), int(req.GetN()), req.GetExclude(), req.GetKey(), l.now())
-	svc := req.GetService()
+	svc, _, _ := strings.Cut(req.GetService(), balance.VersionSep) // versions share their service's label
 	strategy := l.view.StrategyName(svc)
 	if aserr.CodeOf(err) == aserr.ErrNotFound.Code || !l.view.Known(svc) {
 		svc = unknownService
