@@ -77,11 +77,21 @@ type Options struct {
 	// MaxSubSessions bounds the sub-sessions running at once on one multiplexed socket
 	// (more are refused with 11204, the socket goes on); 0 means DefaultMaxSubSessions.
 	MaxSubSessions int
+	// BackstopMargin is how much longer than a capability's once_timeout and
+	// session_timeout webgate waits before it ends the call or session itself: atom owns
+	// those timeouts and answers 10102 and 10114 in band, so its code always reaches the
+	// client first, and webgate's timer only ends a call or session whose atom does not
+	// answer. 0 means DefaultBackstopMargin.
+	BackstopMargin time.Duration
 	// RetryWait is how long a WebAPI 2.0 session whose capability enables retry outlives
 	// its dropped WebSocket, waiting for common.cmd "retry" on a new one; 0 means
 	// DefaultRetryWait.
 	RetryWait time.Duration
 }
+
+// DefaultBackstopMargin is Options.BackstopMargin when it is not set (docs/contracts.md,
+// "One owner per policy").
+const DefaultBackstopMargin = time.Second
 
 // Handler serves ASE once requests and WebSocket sessions. It is safe for concurrent use.
 type Handler struct {
@@ -116,6 +126,9 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 	}
 	if opts.MaxFrameBytes <= 0 {
 		opts.MaxFrameBytes = opts.MaxBodyBytes
+	}
+	if opts.BackstopMargin <= 0 {
+		opts.BackstopMargin = DefaultBackstopMargin
 	}
 	h := &Handler{
 		atom:      atom,
@@ -260,11 +273,13 @@ func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	return h.call(ctx, info, f)
 }
 
-// call sends a once frame to atom, bounded by the capability's once_timeout.
+// call sends a once frame to atom. A capability's once_timeout is atom's to enforce
+// (10102, in band); the call is bounded only by a backstop of once_timeout plus
+// BackstopMargin, which ends a call to an atom that does not answer.
 func (h *Handler) call(ctx context.Context, info *RequestInfo, f *atompb.Frame) (*atompb.Result, error) {
 	if info.Schema != nil && info.Schema.OnceTimeout() > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, info.Schema.OnceTimeout())
+		ctx, cancel = context.WithTimeout(ctx, info.Schema.OnceTimeout()+h.opts.BackstopMargin)
 		defer cancel()
 	}
 	res, err := h.atom.Call(ctx, f)

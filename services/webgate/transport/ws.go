@@ -161,6 +161,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *R
 	c.mu.Unlock()
 }
 
+// timeouts are a session's client inactivity bound (webgate's own policy: the
+// capability's read_timeout, else ReadTimeout) and its lifetime: a capability's
+// session_timeout is atom's to enforce (10114, in band), so webgate's lifetime for it is a
+// backstop of session_timeout plus BackstopMargin; without one it is SessionTimeout.
 func (h *Handler) timeouts(info *RequestInfo) (read, life time.Duration) {
 	read, life = h.opts.ReadTimeout, h.opts.SessionTimeout
 	if s := info.Schema; s != nil {
@@ -168,7 +172,7 @@ func (h *Handler) timeouts(info *RequestInfo) (read, life time.Duration) {
 			read = s.ReadTimeout()
 		}
 		if s.SessionTimeout() > 0 {
-			life = s.SessionTimeout()
+			life = s.SessionTimeout() + h.opts.BackstopMargin
 		}
 	}
 	return read, life
