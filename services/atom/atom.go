@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ import (
 	"github.com/athenaserving/asf/services/atom/capmeta"
 	"github.com/athenaserving/asf/services/atom/convert"
 	"github.com/athenaserving/asf/services/atom/route"
+	"github.com/athenaserving/asf/services/atom/traffic"
 	"github.com/athenaserving/asf/services/atom/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -56,6 +58,9 @@ type Config struct {
 	LogLevel    string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
 	DataDir     string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`
 	Pprof       bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// Labels are sent with every config request: "gray=<group>" makes this replica get
+	// that gray group's revisions (schemas, traffic splits).
+	Labels map[string]string `cfg:"labels" help:"labels sent to polaris's config center, k=v,k=v (gray=<group> joins a gray group)"`
 	// MaxPayloadBytes is the suite's one size limit (the same key on webgate and the
 	// loader): atom's gRPC server and its loader connections are sized from it
 	// (grpcx.MessageBytes, grpcx.ResultBytes).
@@ -120,6 +125,7 @@ type Server struct {
 	polaris   *polarisclient.Client
 	schemas   *capability.Registry
 	watcher   *capwatch.Watcher
+	traffic   *traffic.Table // canary splits from polaris (traffic_<capability>.json)
 	registrar *polarisclient.Registrar
 	advertise string
 	// consumers: one consumer registration per loader service this replica routes to,
@@ -170,17 +176,21 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	}
 	undo.Push(func() error { return s.admin.Shutdown(context.Background()) })
 	var metaOf func(string) *convert.Meta
+	var versionOf func(string) string
 	if cfg.Polaris != "" {
-		if s.polaris, err = polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, CacheDir: cacheDir(cfg.DataDir), DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}); err != nil {
-			return nil, fmt.Errorf("atom: %w", err)
-		}
 		advertise := cfg.Advertise
 		if advertise == "" {
 			advertise = advertiseAddr(s.GRPCAddr())
 		}
+		caller := &polarispb.Caller{Addr: advertise, Labels: maps.Clone(cfg.Labels)}
+		if s.polaris, err = polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, CacheDir: cacheDir(cfg.DataDir), Caller: caller, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}); err != nil {
+			return nil, fmt.Errorf("atom: %w", err)
+		}
 		s.schemas = capability.NewRegistry()
 		s.watcher = capwatch.New(s.polaris.CachedConfig(), s.schemas, nil,
-			capwatch.Options{Caller: &polarispb.Caller{Addr: advertise}}, log)
+			capwatch.Options{Caller: caller}, log)
+		s.traffic = traffic.NewTable()
+		versionOf = s.traffic.Choose
 		s.advertise = advertise
 		s.registrar = s.polaris.NewRegistrar(&polarispb.Instance{Service: "atom", Addr: advertise, Kind: "provider"},
 			time.Second, func() *polarispb.Load { return &polarispb.Load{Live: 1} }, log)
@@ -193,6 +203,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		Observer:    m,
 		Log:         log,
 		Uses:        s.uses,
+		Version:     versionOf,
 	})
 	s.router.Store(router)
 	// Only webgate (and the tools) may call atom.
@@ -261,6 +272,15 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("atom: capability schemas not loaded from polaris %s: %w", s.cfg.Polaris, ctx.Err())
 		}
 	}
+	if s.traffic != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.polaris.WatchConfig(s.runCtx, TrafficKey, true, func(f *polarispb.ConfigFile) error {
+				return s.traffic.Apply(f.GetKey().GetFile(), f.GetContent())
+			})
+		}()
+	}
 	s.serving.Store(true)
 	s.wg.Add(2)
 	go func() {
@@ -286,6 +306,13 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// TrafficKey is the prefix of the canary split files atom watches in polaris:
+// asf/default/capabilities/v1/traffic_<capability>.json (package traffic).
+var TrafficKey = &polarispb.ConfigKey{Project: "asf", Group: "default", Service: "capabilities", Version: "v1", File: traffic.FilePrefix}
+
+// Traffic returns the canary splits in effect (nil without polaris).
+func (s *Server) Traffic() *traffic.Table { return s.traffic }
 
 // uses records in polaris, once per loader service, that this replica consumes it, so the
 // registry (and its console) shows who uses which service.

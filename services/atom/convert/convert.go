@@ -32,6 +32,8 @@ const (
 	HeaderCapability = "capability"
 	HeaderUID        = "uid"
 	HeaderAppID      = "app_id"
+	// HeaderEngineVersion pins the engine version a request or session is served by.
+	HeaderEngineVersion = "engine_version"
 )
 
 // Timing keys of Result.timing, in nanoseconds.

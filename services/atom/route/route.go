@@ -106,9 +106,17 @@ type Options struct {
 	// (atom records itself in polaris as a consumer of it); nil means nothing. It must be
 	// cheap: it runs on every request.
 	Uses func(service string)
+	// Version returns the engine version the next request or session of a capability
+	// goes to when it pins none (the canary split, package traffic); "" or a nil
+	// Version: any version.
+	Version func(capability string) string
 	// Log is the router's logger.
 	Log zerolog.Logger
 }
+
+// versionSep joins a loader service and an engine version in a pick: lbclient returns
+// only the loaders of <service>@<version> that registered that version.
+const versionSep = "@"
 
 // Router routes once requests and sessions to loaders. It is safe for concurrent use.
 type Router struct {
@@ -234,18 +242,32 @@ func (s *suspects) last(addrs []string) {
 type candidates struct {
 	r          *Router
 	capability string
-	service    string
-	key        string
-	batch      []string
-	tried      []string
+	service    string // with "@<version>" when a version is pinned or chosen by the split
+	// fallback is the service without the version the split chose: picked when that
+	// version has no loader to offer, so a split never fails a request by itself.
+	fallback string
+	key      string
+	batch    []string
+	tried    []string
 }
 
-func (r *Router) candidates(capability string, meta *convert.Meta, key string) *candidates {
+// candidates returns the loaders for one request or session of capability; version is
+// the engine version the request pins (header engine_version, "" for none).
+func (r *Router) candidates(capability string, meta *convert.Meta, key, version string) *candidates {
 	service := meta.LoaderService(capability)
 	if r.opts.Uses != nil {
 		r.opts.Uses(service)
 	}
-	return &candidates{r: r, capability: capability, service: service, key: key}
+	c := &candidates{r: r, capability: capability, service: service, key: key}
+	switch {
+	case version != "":
+		c.service = service + versionSep + version
+	case r.opts.Version != nil:
+		if v := r.opts.Version(capability); v != "" {
+			c.service, c.fallback = service+versionSep+v, service
+		}
+	}
+	return c
 }
 
 var errAttempts = aserr.New(aserr.ErrNoEngine.Code, "no engine node available: attempts exhausted")
@@ -257,6 +279,11 @@ func (c *candidates) next(ctx context.Context) (string, error) {
 	if len(c.batch) == 0 {
 		start := time.Now()
 		addrs, err := c.r.pick.Pick(ctx, c.service, c.r.opts.Candidates, slices.Clone(c.tried), c.key)
+		if err != nil && c.fallback != "" && len(c.tried) == 0 && ctx.Err() == nil {
+			c.r.log.Debug().Err(err).Str("service", c.service).Msg("split version has no loader: picking any version")
+			c.service, c.fallback = c.fallback, ""
+			addrs, err = c.r.pick.Pick(ctx, c.service, c.r.opts.Candidates, nil, c.key)
+		}
 		c.r.obs.Hop("lb", time.Since(start))
 		if err != nil {
 			return "", fmt.Errorf("pick %s: %w", c.service, err)
@@ -301,7 +328,7 @@ func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOut
 
 	capability := f.GetCapability()
 	log := r.log.With().Str("sid", f.GetSid()).Str("capability", capability).Logger()
-	cands := r.candidates(capability, meta, convert.RouteKey(f))
+	cands := r.candidates(capability, meta, convert.RouteKey(f), f.GetHeader()[convert.HeaderEngineVersion])
 	var last error
 	for {
 		addr, err := cands.next(ctx)

@@ -197,7 +197,8 @@ func (s *stream) forward(f *atompb.Frame) error {
 		s.capability, s.sid = f.GetCapability(), f.GetSid()
 		s.meta = s.r.Meta(s.capability)
 		s.log = s.r.log.With().Str("sid", s.sid).Str("capability", s.capability).Logger()
-		s.cands = s.r.candidates(s.capability, s.meta, convert.RouteKey(f))
+		// The session keeps the version pinned or chosen here, also when it reopens.
+		s.cands = s.r.candidates(s.capability, s.meta, convert.RouteKey(f), f.GetHeader()[convert.HeaderEngineVersion])
 	}
 	if err := convert.CheckStatus(f.GetStatus(), false); err != nil {
 		return err
