@@ -290,13 +290,11 @@ int wrapperInit(pConfig cfg) {
     return ok ? 0 : ERR_INIT;
 }
 
-int wrapperFini(void) {
-    pthread_mutex_lock(&g_synth);
-    if (g_inited) espeak_Terminate();
-    g_inited = 0;
-    pthread_mutex_unlock(&g_synth);
-    return 0;
-}
+/* wrapperFini leaves espeak-ng initialised: the library stays mapped after Fini, and
+ * espeak-ng initialised again after espeak_Terminate in the same process can hang in
+ * synthesis, so a later wrapperInit (a restarted or second engine instance in this process)
+ * reuses it. */
+int wrapperFini(void) { return 0; }
 
 const char* wrapperError(int errNum) {
     switch (errNum) {
