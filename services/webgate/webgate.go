@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -86,6 +87,9 @@ type Config struct {
 
 	DataDir string `cfg:"data-dir" help:"data directory: the last schemas and apps from polaris are cached here (polaris-cache/) so webgate starts and serves while polaris is down"`
 	Pprof   bool   `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// Labels are sent with every config request besides service=webgate: "gray=<group>"
+	// makes this instance get that gray group's revisions (schemas, apps).
+	Labels map[string]string `cfg:"labels" help:"labels sent to polaris's config center, k=v,k=v (gray=<group> joins a gray group)"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -243,7 +247,12 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		}
 		s.polaris = pc
 		undo.Push(pc.Close)
-		opts := capwatch.Options{Caller: &polarispb.Caller{Addr: s.ln.Addr().String(), Labels: map[string]string{"service": "webgate"}}}
+		labels := maps.Clone(cfg.Labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels["service"] = "webgate"
+		opts := capwatch.Options{Caller: &polarispb.Caller{Addr: s.ln.Addr().String(), Labels: labels}}
 		s.schemaW = capwatch.New(pc.CachedConfig(), s.schemas, &polarispb.ConfigKey{
 			Project: cfg.ConfigProject, Group: cfg.ConfigGroup, Service: cfg.SchemaService, Version: cfg.ConfigVersion, File: cfg.SchemaPrefix,
 		}, opts, log)
