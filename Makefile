@@ -14,7 +14,7 @@ build: ## build the five service binaries and the tools into bin/
 	$(GO) build -trimpath -o bin/ ./services/loader/cmd/loader
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./tools/cmd/asfrun ./tools/cmd/asedemo ./tools/cmd/asfbench ./tools/asectl/cmd/asectl
 
-# ENGINE=path[,path...] adds your engines (a C .so, a wrapper.py or its directory, an aiges.toml);
+# ENGINE=path[,path...] adds your engines (a C .so, a wrapper.py or its directory, an aiges.toml, a forward spec);
 # ENGINE_SERVICE=name[,name...] names their services, ENGINE_ARGS="..." adds loader flags to each.
 run: build engines ## start the whole suite locally: echo, the demo engines and ENGINE=path; Ctrl-C stops it
 	./bin/asfrun --bin bin $(if $(ENGINE),--engine '$(ENGINE)') $(if $(ENGINE_SERVICE),--engine-service '$(ENGINE_SERVICE)') $(if $(ENGINE_ARGS),--engine-args '$(ENGINE_ARGS)')

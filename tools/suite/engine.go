@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Engine kinds ResolveEngine recognises.
@@ -21,6 +23,9 @@ const (
 	EngineC      = "c"      // an AIGES libwrapper.so
 	EnginePython = "python" // a wrapper.py on the aiges SDK
 	EngineTOML   = "toml"   // an AIGES aiges.toml, started with loader -c FILE -s SERVICE
+	// EngineForward is a forward spec (YAML or JSON with "upstreams" or "session"): the
+	// capability is served by a third-party API through a loader of engine kind forward.
+	EngineForward = "forward"
 )
 
 // EngineOptions tune ResolveEngine.
@@ -102,8 +107,11 @@ func ResolveEngine(ctx context.Context, path string, o EngineOptions) (*UserEngi
 	case strings.HasSuffix(abs, ".toml"):
 		e.Kind = EngineTOML
 		nameHint = filepath.Base(dir)
+	case isForwardSpec(abs):
+		e.Kind = EngineForward
+		nameHint = strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
 	default:
-		return nil, fmt.Errorf("engine %s: not a .so, a wrapper.py or its directory, or an aiges.toml", path)
+		return nil, fmt.Errorf("engine %s: not a .so, a wrapper.py or its directory, an aiges.toml, or a forward spec", path)
 	}
 
 	svc := o.Service
@@ -175,9 +183,33 @@ func ResolveEngine(ctx context.Context, path string, o EngineOptions) (*UserEngi
 	case EngineTOML:
 		e.Loader.Args = []string{"-c", abs, "-s", svc}
 		e.Loader.Dir = dir
+	case EngineForward:
+		e.Loader.Args = []string{"--engine", "forward", "--engine-path", abs}
 	}
 	e.Loader.Args = append(e.Loader.Args, o.LoaderArgs...)
 	return e, nil
+}
+
+// isForwardSpec reports whether path is a forward engine's spec: a .yaml, .yml or .json
+// file whose top level has "upstreams" or "session" (docs/protocol.md, "Forwarding to a
+// third-party API").
+func isForwardSpec(path string) bool {
+	switch filepath.Ext(path) {
+	case ".yaml", ".yml", ".json":
+	default:
+		return false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var top map[string]any
+	if yaml.Unmarshal(b, &top) != nil { // YAML 1.2 reads JSON too
+		return false
+	}
+	_, up := top["upstreams"]
+	_, sess := top["session"]
+	return up || sess
 }
 
 // pythonWrapper returns the wrapper.py of a Python engine or of an aiges.toml directory

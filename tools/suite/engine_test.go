@@ -184,3 +184,31 @@ func TestResolveErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveForward: a forward spec (YAML or JSON with upstreams) starts a loader of
+// engine kind forward with the schema beside it; other YAML is not an engine.
+func TestResolveForward(t *testing.T) {
+	spec, err := filepath.Abs("../../examples/forward/upper.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ResolveEngine(t.Context(), spec, EngineOptions{SchemaDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Kind != EngineForward || e.Service != "upper" || !strings.HasSuffix(e.SchemaFrom, "schema_upper.json") ||
+		!reflect.DeepEqual(e.Loader.Args, []string{"--engine", "forward", "--engine-path", spec}) {
+		t.Fatalf("%+v", e)
+	}
+	dir := t.TempDir()
+	j := filepath.Join(dir, "relay.json")
+	writeFile(t, j, `{"session": {"upstreams": ["ws://127.0.0.1:1/v1/x"]}}`)
+	if e, err := ResolveEngine(t.Context(), j, EngineOptions{SchemaDir: t.TempDir()}); err != nil || e.Kind != EngineForward || e.Service != "relay" {
+		t.Fatalf("JSON spec: %v %+v", err, e)
+	}
+	other := filepath.Join(dir, "values.yaml")
+	writeFile(t, other, "replicas: 2\n")
+	if _, err := ResolveEngine(t.Context(), other, EngineOptions{SchemaDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "forward spec") {
+		t.Fatalf("plain YAML: %v", err)
+	}
+}

@@ -66,7 +66,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.free, "free-ports", false, "use free ports instead of the default ones")
 	fs.StringVar(&c.level, "log-level", "info", "log level of every service")
 	fs.StringVar(&c.demo, "engines", "tts,asr,digits", "demo engines to start beside echo (those that are built)")
-	fs.Var(&c.engines, "engine", "your engine: a C engine .so, a wrapper.py or its directory, or an aiges.toml (repeatable or comma-separated)")
+	fs.Var(&c.engines, "engine", "your engine: a C engine .so, a wrapper.py or its directory, an aiges.toml, or a forward spec (repeatable or comma-separated)")
 	fs.Var(&c.services, "engine-service", "service name of each --engine, in order (default: from its aiges.toml, schema, wrapper serviceId, or file name)")
 	fs.StringVar(&c.engineArgs, "engine-args", "", "extra loader flags for every --engine, split at spaces (e.g. \"--engine-config model=m.bin --workers 1\")")
 	fs.StringVar(&c.python, "engine-python", "", "interpreter importing a wrapper.py to read its schema (default: --python of --engine-args, else /usr/bin/python3)")
@@ -279,7 +279,7 @@ func demoUsage(bin, url, keys string, extra []suite.Loader, skipped []string) st
 func engineUsage(bin, url, keys, appID string, users []*suite.UserEngine) string {
 	var b strings.Builder
 	for _, e := range users {
-		kind := map[string]string{suite.EngineC: "C engine", suite.EnginePython: "Python engine", suite.EngineTOML: "aiges.toml"}[e.Kind]
+		kind := map[string]string{suite.EngineC: "C engine", suite.EnginePython: "Python engine", suite.EngineTOML: "aiges.toml", suite.EngineForward: "forward spec"}[e.Kind]
 		from := e.SchemaFrom
 		if from == "default" {
 			from = "permissive default"
