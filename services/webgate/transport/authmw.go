@@ -2,67 +2,49 @@ package transport
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"time"
 
-	"github.com/athenaserving/asf/libs/aserr"
-	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/auth"
+	"github.com/athenaserving/asf/services/webgate/gate"
 )
 
-// Limit codes of the ASE platform for per-app limits.
+// Limit codes of the ASE platform for per-app limits (gate's).
 var (
 	// ErrQPSLimit is sent with HTTP 429 when an app exceeds its QPS.
-	ErrQPSLimit = aserr.New(11202, "qps limit exceeded")
+	ErrQPSLimit = gate.ErrQPSLimit
 	// ErrConnLimit ends a connection of an app whose concurrent-session limit was lowered
 	// below its open connections.
-	ErrConnLimit = aserr.New(11203, "max connections exceeded")
+	ErrConnLimit = gate.ErrConnLimit
 	// ErrShuttingDown ends sessions still open when the gateway's drain bound is reached.
-	ErrShuttingDown = aserr.New(10222, "server shutting down")
+	ErrShuttingDown = gate.ErrShuttingDown
 )
 
-// AuthMiddleware authenticates the request with the ASE HMAC signature (URL-parameter form
-// when ?authorization= is present, else the Authorization header form), then applies the
-// app's IP allow-list, capability list, QPS and concurrency limits. Failures answer with
-// the exact bodies of specs/ase-protocol.md §5. The authenticated app goes into
-// RequestInfo.App.
-func (h *Handler) AuthMiddleware(a *auth.Authenticator, lim *auth.Limiter) Middleware {
+// authMiddleware authenticates the request with the ASE HMAC signature (URL-parameter form
+// when ?authorization= is present, else the Authorization header form), then has the gate
+// decide the app's access (gate.Authorize: IP allow-list, capability list, QPS and
+// concurrency limits). Failures answer with the exact bodies of specs/ase-protocol.md §5.
+// The authenticated app goes into the gate.Request's App.
+func (h *Handler) authMiddleware(a *auth.Authenticator) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			info := InfoFrom(r.Context())
+			info := gate.RequestFrom(r.Context())
 			app, err := h.authenticate(a, w, r)
 			if err == nil {
 				AdmitConn(r.Context()) // its source's cap counts unauthenticated connections only
 			}
-			if err == nil && !app.AllowsIP(clientIP(r)) {
-				err = auth.ErrIP
-			}
-			if err == nil && !app.Allows(info.Capability) {
-				err = auth.ErrCapability
-			}
-			if err == nil && lim != nil && !lim.Allow(app) {
-				err = auth.ErrQPS
-			}
 			var lease *auth.Lease
-			if err == nil && lim != nil {
-				var kick func()
-				if info.Stream {
-					kick = func() { info.Kick(ErrConnLimit) }
-				}
-				var ok bool
-				if lease, ok = lim.Acquire(app, kick); !ok {
-					err = auth.ErrConnections
-				}
+			if err == nil {
+				lease, err = h.g.Authorize(app, clientIP(r), info)
 			}
 			if err != nil {
 				h.refuse(w, info, err)
 				return
 			}
-			defer lim.Release(lease)
+			defer h.g.Release(lease)
 			info.App = app
 			info.Log = info.Log.With().Str("app_id", app.ID).Logger()
 			next.ServeHTTP(w, r)
@@ -108,13 +90,13 @@ func (h *Handler) authenticate(a *auth.Authenticator, w http.ResponseWriter, r *
 
 // refuse answers a gateway-level refusal: the exact {"message":...} body of an auth
 // failure, an ASE error with 429 for the QPS limit, or the ASE error of a body failure.
-func (h *Handler) refuse(w http.ResponseWriter, info *RequestInfo, err error) {
+func (h *Handler) refuse(w http.ResponseWriter, info *gate.Request, err error) {
 	var ae *auth.Error
 	if !errors.As(err, &ae) {
 		h.writeOnceError(w, info, err)
 		return
 	}
-	h.metrics.authFailures.WithLabelValues(ae.Reason).Inc()
+	h.g.Metrics().AuthFailure(ae.Reason)
 	info.Code = ae.Status
 	info.Log.Debug().Str("reason", ae.Reason).Msg("request refused")
 	if ae == auth.ErrQPS {
@@ -124,19 +106,6 @@ func (h *Handler) refuse(w http.ResponseWriter, info *RequestInfo, err error) {
 		return
 	}
 	writeMessage(w, ae.Status, ae.Message)
-}
-
-// appIDFilter rejects a first frame whose header.app_id is empty or not the authenticated
-// app (10313).
-func appIDFilter(ctx context.Context, f *atompb.Frame, first bool) error {
-	info := InfoFrom(ctx)
-	if !first || info == nil || info.App == nil {
-		return nil
-	}
-	if f.GetHeader()["app_id"] != info.App.ID {
-		return aserr.ErrAppID
-	}
-	return nil
 }
 
 func clientIP(r *http.Request) string {

@@ -59,7 +59,7 @@ func (a *timingAtom) Stream(ss atompb.Atom_StreamServer) error {
 	return ss.Send(&atompb.Result{Sid: fr.GetSid(), Status: 2, Code: int32(aserr.ErrSessionTimeout.Code), Message: "session timeout (atom)"})
 }
 
-func timingGate(t *testing.T, lag, margin time.Duration) (*gate, *timingAtom) {
+func timingGate(t *testing.T, lag, margin time.Duration) (*edge, *timingAtom) {
 	t.Helper()
 	reg := capability.NewRegistry()
 	secs := strconv.FormatFloat(atomTimeout.Seconds(), 'f', -1, 64)

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"context"
 	"encoding/base64"
 	"os"
 	"strconv"
@@ -17,43 +16,6 @@ func benchFrame(status int) []byte {
 	audio := base64.StdEncoding.EncodeToString(make([]byte, 1280))
 	return []byte(`{"header":{"app_id":"app1","status":` + strconv.Itoa(status) + `},"payload":{"input":{"encoding":"raw","status":` +
 		strconv.Itoa(status) + `,"seq":1,"text":"` + audio + `"}}}`)
-}
-
-func echoSchema(b *testing.B) *capability.Schema {
-	data, err := os.ReadFile("../../../deploy/compose/config/asf/default/capabilities/v1/schema_echo.json")
-	if err != nil {
-		b.Skip("echo schema not found:", err)
-	}
-	s, err := capability.Parse(data)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
-
-// BenchmarkDecodeFrame decodes and validates a later WebSocket frame of the echo capability
-// (ASE parsing plus schemainput validation), as the streaming path does for every frame.
-func BenchmarkDecodeFrame(b *testing.B) {
-	for _, withSchema := range []bool{false, true} {
-		name := "noschema"
-		info := &RequestInfo{Capability: "echo", SID: "s", ClientIP: "127.0.0.1"}
-		if withSchema {
-			name = "schema"
-			info.Schema = echoSchema(b)
-		}
-		b.Run(name, func(b *testing.B) {
-			h := &Handler{}
-			data := benchFrame(1)
-			firstDoc := map[string]any{"header": map[string]any{"app_id": "app1"}}
-			b.SetBytes(int64(len(data)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, _, err := h.decodeFrame(context.Background(), info, data, statusUnset, false, firstDoc); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
 }
 
 // BenchmarkWebSocketFrame measures one frame round trip (client → webgate → fake atom →

@@ -3,14 +3,13 @@ package transport
 import (
 	"encoding/json"
 	"flag"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/athenaserving/asf/libs/capability"
-	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
-	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -43,22 +42,9 @@ func TestOIPRequestGolden(t *testing.T) {
 	 "outputs":[{"name":"result","parameters":{"format":"json","encoding":"utf8"}}]}`
 	var r oipRequest
 	require.NoError(t, json.Unmarshal([]byte(req), &r))
-	f, err := oipFrame(&r, &RequestInfo{Capability: "ist", Schema: sch})
+	f, err := oipFrame(&r, &gate.Request{Capability: "ist", Schema: sch})
 	require.NoError(t, err)
 	out, err := json.Marshal(f) // encoding/json sorts map keys: stable
 	require.NoError(t, err)
 	golden(t, "oip_infer_frame", out)
-}
-
-// TestSchemaTypedRenderGolden pins how schemaoutput types response attributes.
-func TestSchemaTypedRenderGolden(t *testing.T) {
-	sch, err := capability.Parse([]byte(goldenSchema))
-	require.NoError(t, err)
-	r := (&Handler{opts: Options{Renderer: ase.DefaultRenderer()}}).renderer(sch)
-	res := &atompb.Result{Sid: "s1", Status: 2, Payload: []*atompb.Item{{
-		Name: "result", DataType: "text",
-		Attributes: map[string]string{"seq": "7", "final": "true", "score": "0.5", "status": "2", "other": "1", "format": "json"},
-		Data:       []byte(`{"w":"hi"}`),
-	}}}
-	golden(t, "schema_typed_result", r.AppendResultCID(nil, res, "c1"))
 }

@@ -1,5 +1,6 @@
-// Package transport is webgate's HTTP and WebSocket edge: it routes ASE requests, turns them
-// into atom frames with package ase, calls atom over gRPC and writes ASE responses.
+// Package transport is webgate's HTTP edge: it routes ASE, WebAPI 2.0 and OIP requests,
+// turns them into atom frames with package ase and hands them to the gate (package gate),
+// which calls atom; it writes the responses.
 //
 // The handler chain, outermost first: recover → route (404, capability, sid) → observe
 // (metrics, access log) → [HMAC auth → per-app limits, as Options.Middlewares] → endpoint
@@ -13,33 +14,31 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/capability"
-	"github.com/athenaserving/asf/libs/grpcx"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
-// FrameFilter checks or amends a parsed frame before it goes to atom; first is true for a
-// once request and for the first frame of a WebSocket session. An error (with an aserr code)
-// rejects the request or ends the session.
-type FrameFilter func(ctx context.Context, f *atompb.Frame, first bool) error
-
-// Options configures a Handler.
+// Options configures a Handler: the gate's options and the edge's own.
 type Options struct {
 	// ReadTimeout ends a WebSocket session with 10200 when neither a frame arrives nor a
 	// result is sent for this long; a capability's read_timeout overrides it.
 	ReadTimeout time.Duration
-	// SessionTimeout ends a WebSocket session with 10114 after this lifetime; a
-	// capability's session_timeout overrides it.
+	// SessionTimeout ends a WebSocket session with 10114 after this lifetime; for a
+	// capability with a session_timeout the lifetime is atom's (see BackstopMargin).
 	SessionTimeout time.Duration
+	// BackstopMargin is how much longer than a capability's once_timeout and
+	// session_timeout webgate waits before ending the call or session itself
+	// (gate.Options.BackstopMargin); 0 means gate.DefaultBackstopMargin.
+	BackstopMargin time.Duration
 	// MaxBodyBytes bounds a once request body (and an OIP request body).
 	MaxBodyBytes int64
 	// MaxFrameBytes bounds one WebSocket message; 0 means MaxBodyBytes.
@@ -64,7 +63,7 @@ type Options struct {
 	// Middlewares run after routing, metrics and auth, before the endpoint.
 	Middlewares []Middleware
 	// Filters run on every parsed frame (after schema validation and the app_id check).
-	Filters []FrameFilter
+	Filters []gate.FrameFilter
 	// Capabilities are known capability ids, used as metric labels from the start.
 	Capabilities []string
 	// MaxCapabilityLabels bounds the capability metric label; 0 means 64.
@@ -77,37 +76,23 @@ type Options struct {
 	// MaxSubSessions bounds the sub-sessions running at once on one multiplexed socket
 	// (more are refused with 11204, the socket goes on); 0 means DefaultMaxSubSessions.
 	MaxSubSessions int
-	// BackstopMargin is how much longer than a capability's once_timeout and
-	// session_timeout webgate waits before it ends the call or session itself: atom owns
-	// those timeouts and answers 10102 and 10114 in band, so its code always reaches the
-	// client first, and webgate's timer only ends a call or session whose atom does not
-	// answer. 0 means DefaultBackstopMargin.
-	BackstopMargin time.Duration
 	// RetryWait is how long a WebAPI 2.0 session whose capability enables retry outlives
 	// its dropped WebSocket, waiting for common.cmd "retry" on a new one; 0 means
 	// DefaultRetryWait.
 	RetryWait time.Duration
 }
 
-// DefaultBackstopMargin is Options.BackstopMargin when it is not set (docs/contracts.md,
-// "One owner per policy").
-const DefaultBackstopMargin = time.Second
+// DefaultMaxSubSessions is how many sub-sessions one multiplexed socket runs at once when
+// Options.MaxSubSessions is not set.
+const DefaultMaxSubSessions = gate.DefaultMaxSubSessions
 
 // Handler serves ASE once requests and WebSocket sessions. It is safe for concurrent use.
 type Handler struct {
-	atom     atompb.AtomClient
+	g        *gate.Gate
 	opts     Options
 	log      zerolog.Logger
-	metrics  *metrics
-	sids     *ase.SIDGen
 	upgrader websocket.Upgrader
 	chain    http.Handler
-
-	mu        sync.Mutex
-	closing   bool          // new sessions are refused
-	goneAway  bool          // goingAway is closed
-	goingAway chan struct{} // closed by CloseSessions
-	sessions  sync.WaitGroup
 
 	parked parkedSessions // WebAPI 2.0 sessions waiting for a retry
 }
@@ -121,22 +106,32 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 		return nil, fmt.Errorf("transport: read timeout %v, session timeout %v and max body %d must be positive",
 			opts.ReadTimeout, opts.SessionTimeout, opts.MaxBodyBytes)
 	}
-	if opts.Renderer.Typer == nil {
-		opts.Renderer = ase.DefaultRenderer()
-	}
 	if opts.MaxFrameBytes <= 0 {
 		opts.MaxFrameBytes = opts.MaxBodyBytes
 	}
-	if opts.BackstopMargin <= 0 {
-		opts.BackstopMargin = DefaultBackstopMargin
+	g, err := gate.New(AtomClient(atom), gate.Options{
+		ReadTimeout:         opts.ReadTimeout,
+		SessionTimeout:      opts.SessionTimeout,
+		BackstopMargin:      opts.BackstopMargin,
+		MaxPayloadBytes:     opts.MaxPayloadBytes,
+		SIDs:                opts.SIDs,
+		Renderer:            opts.Renderer,
+		Schemas:             opts.Schemas,
+		RequireSchema:       opts.RequireSchema,
+		Authenticated:       opts.Auth != nil,
+		Limiter:             opts.Limiter,
+		Filters:             opts.Filters,
+		MaxSubSessions:      opts.MaxSubSessions,
+		Capabilities:        opts.Capabilities,
+		MaxCapabilityLabels: opts.MaxCapabilityLabels,
+	}, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
 	}
 	h := &Handler{
-		atom:      atom,
-		opts:      opts,
-		log:       log,
-		metrics:   newMetrics(reg, opts.MaxCapabilityLabels),
-		sids:      opts.SIDs,
-		goingAway: make(chan struct{}),
+		g:    g,
+		opts: opts,
+		log:  log,
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   4096,
@@ -145,11 +140,9 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 	}
-	h.metrics.admit(opts.Capabilities)
 	mws := []Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware}
 	if opts.Auth != nil {
-		mws = append(mws, h.AuthMiddleware(opts.Auth, opts.Limiter))
-		h.opts.Filters = append([]FrameFilter{appIDFilter}, opts.Filters...)
+		mws = append(mws, h.authMiddleware(opts.Auth))
 	}
 	mws = append(mws, opts.Middlewares...)
 	h.chain = Chain(http.HandlerFunc(h.endpoint), mws...)
@@ -175,44 +168,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // RefuseSessions refuses new WebSocket sessions (503) and lets open ones go on.
-func (h *Handler) RefuseSessions() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closing = true
-}
+func (h *Handler) RefuseSessions() { h.g.Sessions().Refuse() }
 
 // CloseSessions refuses new WebSocket sessions and ends open ones with an error frame
 // (10222 "server shutting down") and close 1001 (going away), cancelling their atom
 // streams. It is idempotent.
-func (h *Handler) CloseSessions() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closing = true
-	if !h.goneAway {
-		h.goneAway = true
-		close(h.goingAway)
-	}
-}
+func (h *Handler) CloseSessions() { h.g.Sessions().Close() }
 
 // Wait waits until every WebSocket session has ended or ctx ends.
-func (h *Handler) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { // ends with the last session, even if ctx ends first
-		h.sessions.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("wait for websocket sessions: %w", ctx.Err())
-	}
-}
+func (h *Handler) Wait(ctx context.Context) error { return h.g.Sessions().Wait(ctx) }
 
 func isWebSocket(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
 
 func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request) {
-	info := InfoFrom(r.Context())
+	info := gate.RequestFrom(r.Context())
 	switch {
 	case info.OIP != "":
 		h.serveOIP(w, r, info)
@@ -228,7 +197,7 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveOnce serves POST /v1/private/<capability>: one frame, one Atom.Call, one response.
-func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
+func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, info *gate.Request) {
 	ctx := r.Context()
 	res, err := h.once(ctx, w, r, info)
 	if err != nil {
@@ -236,7 +205,7 @@ func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, info *Reques
 		return
 	}
 	took := time.Since(info.Start)
-	h.metrics.observeResults(h.label(info), kindOnce, took, took)
+	h.g.Metrics().Results(h.g.Label(info), gate.KindOnce, took, took)
 	res.Sid = info.SID
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json; charset=utf-8")
@@ -246,18 +215,18 @@ func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, info *Reques
 		return
 	}
 	info.Code = 0
-	out := h.appendResult(nil, info, h.renderer(info.Schema), res, "")
-	h.metrics.bytesOut.Add(float64(len(out)))
+	out := appendResult(nil, info, h.g.Renderer(info.Schema), res, "")
+	h.g.Metrics().Sent(len(out))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 }
 
-func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Request, info *RequestInfo) (*atompb.Result, error) {
+func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Request, info *gate.Request) (*atompb.Result, error) {
 	body, err := readBody(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
-	h.metrics.bytesIn.Add(float64(len(body)))
+	h.g.Metrics().Received(len(body))
 	if info.WebAPI {
 		m, err := decodeWebAPI(info, body, true)
 		if err != nil {
@@ -265,160 +234,19 @@ func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 		body = m.ase
 	}
-	f, _, err := h.decodeFrame(ctx, info, body, ase.StatusOnce, true, nil)
+	f, _, err := h.g.DecodeFrame(ctx, info, body, ase.StatusOnce, true, nil)
 	if err != nil {
 		return nil, err
 	}
 	f.Status = ase.StatusOnce // HTTP is always once, whatever the body says
-	return h.call(ctx, info, f)
+	return h.g.Call(ctx, info, f)
 }
 
-// call sends a once frame to atom. A capability's once_timeout is atom's to enforce
-// (10102, in band); the call is bounded only by a backstop of once_timeout plus
-// BackstopMargin, which ends a call to an atom that does not answer.
-func (h *Handler) call(ctx context.Context, info *RequestInfo, f *atompb.Frame) (*atompb.Result, error) {
-	if info.Schema != nil && info.Schema.OnceTimeout() > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, info.Schema.OnceTimeout()+h.opts.BackstopMargin)
-		defer cancel()
-	}
-	res, err := h.atom.Call(ctx, f)
-	if err != nil {
-		return nil, fmt.Errorf("atom call: %w", grpcx.FromStatus(err))
-	}
-	return res, nil
-}
-
-// decodeFrame parses one request message of info's capability: ASE parsing, the decoded
-// payload bound, schemainput validation (a later WebSocket frame is validated with the
-// first frame's header and parameter filled in when it omits them) and the frame filters.
-// It returns the decoded document of a first frame for later frames' validation.
-func (h *Handler) decodeFrame(ctx context.Context, info *RequestInfo, data []byte, defStatus int32, first bool, firstDoc map[string]any) (*atompb.Frame, map[string]any, error) {
-	f, err := ase.ParseFrame(data, info.Capability, defStatus)
-	if err != nil {
-		return nil, nil, err
-	}
-	return h.checkFrame(ctx, info, f, data, first, firstDoc)
-}
-
-func (h *Handler) checkFrame(ctx context.Context, info *RequestInfo, f *atompb.Frame, data []byte, first bool, firstDoc map[string]any) (*atompb.Frame, map[string]any, error) {
-	if err := ase.CheckUTF8(f); err != nil {
-		return nil, nil, err
-	}
-	if max := h.opts.MaxPayloadBytes; max > 0 {
-		var n int64
-		for _, it := range f.GetPayload() {
-			n += int64(len(it.GetData()))
-		}
-		if n > max {
-			return nil, nil, tooLarge("decoded payload of %d bytes is larger than %d bytes", n, max)
-		}
-	}
-	var doc map[string]any
-	// A later frame that only ends the session (a WebAPI 2.0 close, an empty last frame)
-	// carries nothing to validate: its header and parameter do not apply.
-	bare := !first && f.Status == ase.StatusEnd && len(f.GetPayload()) == 0
-	if s := info.Schema; s != nil && s.HasInputSchema() && data != nil && !bare {
-		v, ok := ase.DecodeJSON(data) // the common shape without encoding/json
-		if !ok {
-			var err error
-			if v, err = capability.DecodeJSON(data); err != nil {
-				return nil, nil, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request json: %v", err)
-			}
-		}
-		doc, _ = v.(map[string]any)
-		if !first && doc != nil && firstDoc != nil {
-			// A follow-up frame may carry only part of the header (often just status) or
-			// parameter: it is validated against the session's merged view, the first
-			// frame's fields overlaid with its own.
-			for _, k := range [...]string{"header", "parameter"} {
-				if m := overlayDoc(firstDoc[k], doc[k]); m != nil {
-					doc[k] = m
-				}
-			}
-		}
-		if err := s.Validate(v); err != nil {
-			return nil, nil, aserr.New(aserr.ErrBadRequest.Code, err.Error())
-		}
-	}
-	f.Sid = info.SID
-	if first {
-		if f.Header == nil {
-			f.Header = make(map[string]string, 1)
-		}
-		f.Header["client_ip"] = info.ClientIP
-	} else {
-		f.Header = nil // the first frame's header applies to the whole session
-	}
-	for _, filter := range h.opts.Filters {
-		if err := filter(ctx, f, first); err != nil {
-			return nil, nil, err
-		}
-	}
-	return f, doc, nil
-}
-
-// overlayDoc returns over laid on base: objects merge key by key (recursively), anything
-// else in over replaces base; base is never modified. A missing over is base.
-func overlayDoc(base, over any) any {
-	if over == nil {
-		return base
-	}
-	b, ok1 := base.(map[string]any)
-	o, ok2 := over.(map[string]any)
-	if !ok1 || !ok2 {
-		return over
-	}
-	m := make(map[string]any, len(b)+len(o))
-	for k, v := range b {
-		m[k] = v
-	}
-	for k, v := range o {
-		m[k] = overlayDoc(b[k], v)
-	}
-	return m
-}
-
-// renderer returns the renderer of a capability: the schema's schemaoutput types the
-// attributes it declares, the default typing the rest.
-func (h *Handler) renderer(s *capability.Schema) ase.Renderer {
-	if s == nil {
-		return h.opts.Renderer
-	}
-	base := h.opts.Renderer.Typer
-	return ase.Renderer{Typer: func(output, key string) ase.AttrType {
-		switch s.OutputAttrType(output, key) {
-		case capability.AttrNumber:
-			return ase.AttrNumber
-		case capability.AttrBool:
-			return ase.AttrBool
-		case capability.AttrString:
-			return ase.AttrString
-		}
-		return base(output, key)
-	}}
-}
-
-// httpStatus maps an ASE code to the HTTP status of a once response, the capability's
-// codeMap first.
-func httpStatus(info *RequestInfo, code int) int {
-	if info.Schema != nil {
-		if st, ok := info.Schema.HTTPStatus(code); ok {
-			return st
-		}
-	}
-	return ase.HTTPStatus(code)
-}
-
-func timeSince(info *RequestInfo) time.Duration { return time.Since(info.Start) }
-
-func (h *Handler) label(info *RequestInfo) string {
-	return h.metrics.capabilityLabel(info.Capability, info.Code, info.Schema != nil)
-}
+func timeSince(info *gate.Request) time.Duration { return time.Since(info.Start) }
 
 // writeOnceError writes err as an ASE error response with the HTTP status of its code;
 // an unknown capability gets the gateway's 404 body.
-func (h *Handler) writeOnceError(w http.ResponseWriter, info *RequestInfo, err error) {
+func (h *Handler) writeOnceError(w http.ResponseWriter, info *gate.Request, err error) {
 	code, msg := aserr.CodeOf(err), aserr.MessageOf(err)
 	info.Code = code
 	if errors.Is(err, context.Canceled) {
@@ -430,26 +258,13 @@ func (h *Handler) writeOnceError(w http.ResponseWriter, info *RequestInfo, err e
 		writeNotFound(w)
 		return
 	}
-	st := httpStatus(info, code)
-	if tl := (*ErrTooLarge)(nil); errors.As(err, &tl) {
+	st := info.HTTPStatus(code)
+	if tl := (*gate.ErrTooLarge)(nil); errors.As(err, &tl) {
 		st = http.StatusRequestEntityTooLarge
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(st)
 	_, _ = w.Write(appendError(nil, info, code, msg, ""))
-}
-
-// ErrTooLarge is the error of a request body, WebSocket message or decoded payload over
-// its limit: code 10163, HTTP 413 on a once request.
-type ErrTooLarge struct{ err *aserr.Error }
-
-func (e *ErrTooLarge) Error() string { return e.err.Error() }
-
-// Unwrap returns the coded error.
-func (e *ErrTooLarge) Unwrap() error { return e.err }
-
-func tooLarge(format string, args ...any) error {
-	return &ErrTooLarge{err: aserr.Newf(aserr.ErrBadRequest.Code, format, args...)}
 }
 
 // bodyChunk is the first allocation for a body: a buffer grows with the bytes that
@@ -464,7 +279,7 @@ const bodyChunk = 32 << 10
 // when Content-Length says so.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	if r.ContentLength > max {
-		return nil, tooLarge("request body larger than %d bytes", max)
+		return nil, gate.TooLarge("request body larger than %d bytes", max)
 	}
 	rc := http.NewResponseController(w)
 	limit := max
@@ -476,7 +291,7 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %v", err)
 	}
 	if int64(len(buf)) > max {
-		return nil, tooLarge("request body larger than %d bytes", max)
+		return nil, gate.TooLarge("request body larger than %d bytes", max)
 	}
 	if r.ContentLength >= 0 && int64(len(buf)) != r.ContentLength {
 		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %d of %d bytes", len(buf), r.ContentLength)

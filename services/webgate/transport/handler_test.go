@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"io"
 	"net"
 	"net/http"
@@ -103,21 +104,21 @@ func (f *fakeAtom) frameCount() int {
 	return len(f.frames)
 }
 
-type gate struct {
+type edge struct {
 	fake *fakeAtom
 	h    *Handler
 	srv  *httptest.Server
 	reg  *prometheus.Registry
 }
 
-func startGate(t testing.TB, tweak func(*Options)) *gate {
+func startGate(t testing.TB, tweak func(*Options)) *edge {
 	t.Helper()
 	fake := &fakeAtom{}
 	return startGateWith(t, fake, fake, tweak)
 }
 
 // startGateWith starts a gate whose atom is atom (fake, or a server built around it).
-func startGateWith(t testing.TB, fake *fakeAtom, atom atompb.AtomServer, tweak func(*Options)) *gate {
+func startGateWith(t testing.TB, fake *fakeAtom, atom atompb.AtomServer, tweak func(*Options)) *edge {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -145,7 +146,7 @@ func startGateWith(t testing.TB, fake *fakeAtom, atom atompb.AtomServer, tweak f
 		defer cancel()
 		assert.NoError(t, h.Wait(ctx))
 	})
-	return &gate{fake: fake, h: h, srv: srv, reg: reg}
+	return &edge{fake: fake, h: h, srv: srv, reg: reg}
 }
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
@@ -253,7 +254,7 @@ func TestOnceBodyLimit(t *testing.T) {
 
 func TestFrameFilterRejects(t *testing.T) {
 	g := startGate(t, func(o *Options) {
-		o.Filters = []FrameFilter{func(_ context.Context, f *atompb.Frame, first bool) error {
+		o.Filters = []gate.FrameFilter{func(_ context.Context, f *atompb.Frame, first bool) error {
 			if first && f.GetHeader()["app_id"] == "" {
 				return aserr.Newf(aserr.ErrAppID.Code, "app_id is empty")
 			}
@@ -265,7 +266,7 @@ func TestFrameFilterRejects(t *testing.T) {
 	assert.Contains(t, string(body), `"code":10313`)
 }
 
-func dial(t *testing.T, g *gate, capability string) *websocket.Conn {
+func dial(t *testing.T, g *edge, capability string) *websocket.Conn {
 	t.Helper()
 	url := "ws" + strings.TrimPrefix(g.srv.URL, "http") + "/v1/private/" + capability
 	conn, resp, err := websocket.DefaultDialer.Dial(url, nil)
@@ -414,16 +415,6 @@ func TestCloseSessionsGoingAway(t *testing.T) {
 	require.NotNil(t, resp)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-}
-
-func TestCapabilityLabelIsBounded(t *testing.T) {
-	m := newMetrics(nil, 2)
-	m.admit([]string{"ist"})
-	assert.Equal(t, "ist", m.capabilityLabel("ist", 10110, false))
-	assert.Equal(t, "unknown", m.capabilityLabel("x", 10163, false), "unproven capabilities are not labels")
-	assert.Equal(t, "tts", m.capabilityLabel("tts", 0, false))
-	assert.Equal(t, "other", m.capabilityLabel("ocr", 0, false))
-	assert.Equal(t, "unknown", m.capabilityLabel("tts", 10404, false))
 }
 
 func counter(t *testing.T, reg *prometheus.Registry, capability, kind, code string) float64 {

@@ -18,6 +18,7 @@ import (
 	"github.com/athenaserving/asf/libs/capability"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
+	"github.com/athenaserving/asf/services/webgate/gate"
 )
 
 // Open Inference Protocol v2 (KServe/Triton REST), a second front door to the same
@@ -25,7 +26,7 @@ import (
 // are the input tensors, and the result items come back as BYTES output tensors.
 const oipPrefix = "/v2"
 
-// OIP actions kept in RequestInfo.OIP.
+// OIP actions kept in gate.Request.OIP.
 const (
 	oipModel = "model"
 	oipReady = "ready"
@@ -93,7 +94,7 @@ type oipTensorMeta struct {
 	Shape    []int64 `json:"shape"`
 }
 
-func (h *Handler) serveOIP(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
+func (h *Handler) serveOIP(w http.ResponseWriter, r *http.Request, info *gate.Request) {
 	w.Header().Set("X-Asf-Sid", info.SID)
 	want := http.MethodGet
 	if info.OIP == oipInfer {
@@ -157,16 +158,16 @@ type oipOutput struct {
 	Data       []string       `json:"data"`
 }
 
-func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
+func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *gate.Request) {
 	ctx := r.Context()
 	fail := func(err error) {
 		code := aserr.CodeOf(err)
 		info.Code = code
-		st := httpStatus(info, code)
+		st := info.HTTPStatus(code)
 		if code == aserr.ErrNotFound.Code {
 			st = http.StatusNotFound
 		}
-		if tl := (*ErrTooLarge)(nil); errors.As(err, &tl) {
+		if tl := (*gate.ErrTooLarge)(nil); errors.As(err, &tl) {
 			st = http.StatusRequestEntityTooLarge
 		}
 		if code != aserr.ErrBadRequest.Code && code != aserr.ErrNotFound.Code {
@@ -179,7 +180,7 @@ func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *Reque
 		fail(err)
 		return
 	}
-	h.metrics.bytesIn.Add(float64(len(body)))
+	h.g.Metrics().Received(len(body))
 	var req oipRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -192,12 +193,12 @@ func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *Reque
 		fail(err)
 		return
 	}
-	f, _, err = h.checkFrame(ctx, info, f, nil, true, nil)
+	f, _, err = h.g.CheckFrame(ctx, info, f, nil, true, nil)
 	if err != nil {
 		fail(err)
 		return
 	}
-	res, err := h.call(ctx, info, f)
+	res, err := h.g.Call(ctx, info, f)
 	if err == nil && res.GetCode() != 0 {
 		err = aserr.New(int(res.GetCode()), res.GetMessage())
 	}
@@ -206,10 +207,10 @@ func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *Reque
 		return
 	}
 	took := timeSince(info)
-	h.metrics.observeResults(h.label(info), kindOIP, took, took)
+	h.g.Metrics().Results(h.g.Label(info), gate.KindOIP, took, took)
 	w.Header().Set("X-Asf-Timing", timingHeader(took, res.GetTiming()))
 	info.Code = 0
-	typer := h.renderer(info.Schema).Typer
+	typer := h.g.Renderer(info.Schema).Typer
 	out := map[string]any{"model_name": info.Capability, "id": req.ID, "parameters": map[string]any{"sid": info.SID}}
 	if info.Schema != nil && info.Schema.Version() != "" {
 		out["model_version"] = info.Schema.Version()
@@ -233,7 +234,7 @@ func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *Reque
 	}
 	out["outputs"] = outputs
 	b, _ := json.Marshal(out)
-	h.metrics.bytesOut.Add(float64(len(b)))
+	h.g.Metrics().Sent(len(b))
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
@@ -259,7 +260,7 @@ func typedAttr(t ase.AttrType, v string) any {
 // (BYTES: the strings concatenated, base64-decoded when parameters.content_encoding is
 // "base64"; numeric types: little-endian binary), tensor parameters their attributes,
 // request parameters engine params and requested outputs accepts.
-func oipFrame(req *oipRequest, info *RequestInfo) (*atompb.Frame, error) {
+func oipFrame(req *oipRequest, info *gate.Request) (*atompb.Frame, error) {
 	if len(req.Inputs) == 0 {
 		return nil, aserr.New(aserr.ErrBadRequest.Code, "infer request has no inputs")
 	}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"encoding/json"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"strings"
 	"testing"
 
@@ -36,7 +37,7 @@ func TestOIPShapeChecked(t *testing.T) {
 			if err := json.Unmarshal([]byte(`{"inputs":[`+c.tensor+`]}`), &req); err != nil {
 				t.Fatal(err)
 			}
-			_, err := oipFrame(&req, &RequestInfo{Capability: "m"})
+			_, err := oipFrame(&req, &gate.Request{Capability: "m"})
 			if c.err == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
+	"github.com/athenaserving/asf/services/webgate/gate"
 )
 
 // WebAPI 2.0 is a second envelope in front of the same pipeline: a request
@@ -34,7 +35,7 @@ type webapiMsg struct {
 // decodeWebAPI maps one WebAPI 2.0 message of info's capability into ASE request JSON.
 // once is true for an HTTP request; the script's "first" conditions apply to it and to a
 // WebSocket frame whose data.status is 0.
-func decodeWebAPI(info *RequestInfo, data []byte, once bool) (webapiMsg, error) {
+func decodeWebAPI(info *gate.Request, data []byte, once bool) (webapiMsg, error) {
 	var m webapiMsg
 	spec := info.Schema.WebAPI()
 	v, ok := ase.DecodeJSON(data)
@@ -113,7 +114,7 @@ func isZero(v any) bool {
 }
 
 // appendResult renders a result in the request's envelope.
-func (h *Handler) appendResult(dst []byte, info *RequestInfo, r ase.Renderer, res *atompb.Result, cid string) []byte {
+func appendResult(dst []byte, info *gate.Request, r ase.Renderer, res *atompb.Result, cid string) []byte {
 	if info.Schema == nil || !info.WebAPI {
 		return r.AppendResultCID(dst, res, cid)
 	}
@@ -138,7 +139,7 @@ func (h *Handler) appendResult(dst []byte, info *RequestInfo, r ase.Renderer, re
 }
 
 // appendError renders an error in the request's envelope; cid is left out when empty.
-func appendError(dst []byte, info *RequestInfo, code int, msg, cid string) []byte {
+func appendError(dst []byte, info *gate.Request, code int, msg, cid string) []byte {
 	if info != nil && info.WebAPI {
 		return appendWebAPIError(dst, code, msg, info.SID, cid)
 	}

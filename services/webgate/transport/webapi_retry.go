@@ -91,7 +91,7 @@ func (c *wsConn) resumable(err error) bool {
 		return false
 	}
 	c.mu.Lock()
-	live := c.started && !c.stopping && len(c.subs) > 0
+	live := c.started && !c.stopping && c.subs.Len() > 0
 	c.mu.Unlock()
 	c.wmu.Lock()
 	held := len(c.pending) > 0
@@ -132,7 +132,7 @@ func (c *wsConn) park() bool {
 	select {
 	case conn = <-c.attach:
 	case <-t.C:
-	case <-c.h.goingAway:
+	case <-c.h.g.Sessions().GoingAway():
 	case <-c.ctx.Done():
 	}
 	if conn == nil && !c.h.parked.remove(sid, c) {
@@ -207,6 +207,6 @@ func (c *wsConn) retry(m webapiMsg) error {
 func (c *wsConn) running(cid string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.subs[cid]
+	_, ok := c.subs.Get(cid)
 	return ok
 }

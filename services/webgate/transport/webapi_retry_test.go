@@ -62,7 +62,7 @@ func retrySchema(name string) string {
 	return strings.ReplaceAll(s, "echo", name)
 }
 
-func retryGate(t *testing.T, wait time.Duration) (*gate, *lateAtom) {
+func retryGate(t *testing.T, wait time.Duration) (*edge, *lateAtom) {
 	t.Helper()
 	reg := capability.NewRegistry()
 	for _, name := range []string{"echo", "late"} {

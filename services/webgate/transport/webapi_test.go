@@ -2,6 +2,7 @@ package transport
 
 import (
 	"encoding/json"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"net/http"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ type webapiResponse struct {
 	Data    map[string]json.RawMessage `json:"data"`
 }
 
-func webapiGate(t *testing.T) (*gate, *capability.Registry) {
+func webapiGate(t *testing.T) (*edge, *capability.Registry) {
 	t.Helper()
 	reg := capability.NewRegistry()
 	_, err := reg.Put("echo.json", 1, []byte(echoWebAPISchema))
@@ -98,7 +99,7 @@ func TestWebAPIHotReload(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 }
 
-func dialPath(t *testing.T, g *gate, path string) *websocket.Conn {
+func dialPath(t *testing.T, g *edge, path string) *websocket.Conn {
 	t.Helper()
 	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(g.srv.URL, "http")+path, nil)
 	require.NoError(t, err)
@@ -187,7 +188,7 @@ func TestWebAPIMultiplex(t *testing.T) {
 func FuzzDecodeWebAPI(f *testing.F) {
 	sch, err := capability.Parse([]byte(echoWebAPISchema))
 	require.NoError(f, err)
-	info := &RequestInfo{Capability: "echo", Schema: sch, WebAPI: true}
+	info := &gate.Request{Capability: "echo", Schema: sch, WebAPI: true}
 	f.Add([]byte(`{"common":{"app_id":"a","cid":"c","cmd":"close"},"business":{"mode":"fast"},"data":{"status":0,"seq":1,"text":"aGk="}}`))
 	f.Add([]byte(`{"data":{"status":"0","text":{}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,10 +13,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/athenaserving/asf/libs/aserr"
-	"github.com/athenaserving/asf/libs/grpcx"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
-	"github.com/athenaserving/asf/services/webgate/auth"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"github.com/gorilla/websocket"
 )
 
@@ -28,20 +26,13 @@ const (
 	closeWait = time.Second
 	// maxCloseReason is the longest close reason a close frame can carry.
 	maxCloseReason = 123
-	// maxEndedCIDs is how many ended sub-session ids a multiplexed socket remembers, so
-	// late frames of an ended sub-session are dropped instead of starting a new one.
-	maxEndedCIDs = 64
 	// statusUnset marks a frame without header.status until its sub-session decides.
 	statusUnset int32 = -1
 )
 
-// DefaultMaxSubSessions is how many sub-sessions one multiplexed socket runs at once when
-// Options.MaxSubSessions is not set.
-const DefaultMaxSubSessions = 16
-
 // ErrSubSessionLimit refuses a sub-session beyond the socket's MaxSubSessions; the socket
 // and its other sub-sessions go on.
-var ErrSubSessionLimit = aserr.New(11204, "too many sub-sessions on this connection")
+var ErrSubSessionLimit = gate.ErrSubSessionLimit
 
 type connEventKind int
 
@@ -66,11 +57,11 @@ type connEvent struct {
 // (frames to atom, results to the client, its own timers) and an atom receiver. Socket
 // writes are serialised by wmu. wg tracks the reader, subWG the sub-sessions.
 // Lock order: mu before wmu (never held together in practice); mu before the Limiter's
-// locks (sub-session leases are taken and released under mu).
+// locks (sub-session leases are taken and released under mu, by subs).
 type wsConn struct {
 	h      *Handler
 	conn   *websocket.Conn
-	info   *RequestInfo
+	info   *gate.Request
 	ctx    context.Context
 	cancel context.CancelFunc
 	events chan connEvent
@@ -81,17 +72,9 @@ type wsConn struct {
 	subWG      sync.WaitGroup
 	wmu        sync.Mutex
 
-	mu   sync.Mutex
-	subs map[string]*subSession
-	// extra are the app leases of a multiplexed socket's sub-sessions beyond the first
-	// (the socket's own lease covers one): len(extra) == max(0, len(subs)-1).
-	extra []*auth.Lease
-	// ending counts the sub-sessions in subs that delivered their last frame and are only
-	// winding down: they no longer count against MaxSubSessions or the app's leases, so a
-	// client that read a sub-session's last result may start another at once.
-	ending   int
+	mu       sync.Mutex
+	subs     *gate.Subs[*subSession] // the sub-sessions, their slots and leases
 	finished []subResult
-	endedIDs []string
 	stopping bool
 	started  bool // a (non-multiplexed) session has begun
 	lastCode atomic.Int64
@@ -117,17 +100,13 @@ type inMsg struct {
 }
 
 // serveWebSocket upgrades the request and serves the connection until its end.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
-	h.mu.Lock()
-	if h.closing {
-		h.mu.Unlock()
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *gate.Request) {
+	if !h.g.Sessions().Begin() {
 		info.Code = aserr.ErrNetwork.Code
 		writeMessage(w, http.StatusServiceUnavailable, "service unavailable")
 		return
 	}
-	h.sessions.Add(1)
-	h.mu.Unlock()
-	defer h.sessions.Done()
+	defer h.g.Sessions().End()
 
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil { // the upgrader has answered with an HTTP error
@@ -146,7 +125,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *R
 		events:     make(chan connEvent, 8),
 		notify:     make(chan struct{}, 1),
 		readerDone: make(chan struct{}),
-		subs:       map[string]*subSession{},
+		subs:       gate.NewSubs[*subSession](h.g, info),
 		attach:     make(chan *websocket.Conn, 1),
 	}
 	info.Code = c.serve()
@@ -157,7 +136,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *R
 	c.wg.Wait()
 	c.subWG.Wait()
 	c.mu.Lock()
-	c.releaseExtraLocked(0)
+	c.subs.ReleaseAll()
 	c.mu.Unlock()
 }
 
@@ -165,7 +144,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *R
 // capability's read_timeout, else ReadTimeout) and its lifetime: a capability's
 // session_timeout is atom's to enforce (10114, in band), so webgate's lifetime for it is a
 // backstop of session_timeout plus BackstopMargin; without one it is SessionTimeout.
-func (h *Handler) timeouts(info *RequestInfo) (read, life time.Duration) {
+func (h *Handler) timeouts(info *gate.Request) (read, life time.Duration) {
 	read, life = h.opts.ReadTimeout, h.opts.SessionTimeout
 	if s := info.Schema; s != nil {
 		if s.ReadTimeout() > 0 {
@@ -182,7 +161,7 @@ func (h *Handler) timeouts(info *RequestInfo) (read, life time.Duration) {
 func (c *wsConn) serve() int {
 	c.wg.Add(1)
 	go c.readLoop(c.conn, c.readerDone)
-	idleTO, _ := c.h.timeouts(c.info)
+	idleTO, _ := c.h.g.Timeouts(c.info)
 	idle := time.NewTimer(idleTO)
 	defer idle.Stop()
 	for {
@@ -232,9 +211,9 @@ func (c *wsConn) serve() int {
 				return c.end(aserr.ErrReadTimeout, websocket.CloseNormalClosure)
 			}
 			idle.Reset(idleTO)
-		case err := <-c.info.kick:
+		case err := <-c.info.Kicked():
 			return c.end(err, websocket.CloseNormalClosure)
-		case <-c.h.goingAway:
+		case <-c.h.g.Sessions().GoingAway():
 			c.stopAll(ErrShuttingDown)
 			c.closeWith(websocket.CloseGoingAway, "going away")
 			return aserr.ErrNetwork.Code
@@ -271,10 +250,7 @@ func (c *wsConn) end(err error, closeCode int) int {
 func (c *wsConn) stopAll(err error) int {
 	c.mu.Lock()
 	c.stopping = true
-	subs := make([]*subSession, 0, len(c.subs))
-	for _, s := range c.subs {
-		subs = append(subs, s)
-	}
+	subs := c.subs.All()
 	c.mu.Unlock()
 	for _, s := range subs {
 		select {
@@ -296,7 +272,7 @@ func (c *wsConn) hasStarted() bool {
 func (c *wsConn) activeSubs() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.subs)
+	return c.subs.Len()
 }
 
 func (c *wsConn) takeFinished() []subResult {
@@ -347,7 +323,7 @@ func (c *wsConn) writeLocked(b []byte) error {
 		_ = c.conn.Close() // the reader notices and the connection parks
 		return nil
 	}
-	c.h.metrics.bytesOut.Add(float64(len(b)))
+	c.h.g.Metrics().Sent(len(b))
 	return nil
 }
 
@@ -379,7 +355,7 @@ func (c *wsConn) readMessage(conn *websocket.Conn) ([]byte, error) {
 	}
 	if int64(len(data)) > max {
 		putMsgBuf(data)
-		return nil, tooLarge("websocket message larger than %d bytes", max)
+		return nil, gate.TooLarge("websocket message larger than %d bytes", max)
 	}
 	return data, nil
 }
@@ -436,14 +412,14 @@ func (c *wsConn) readLoop(conn *websocket.Conn, done chan struct{}) {
 	for {
 		data, err := c.readMessage(conn)
 		if err != nil {
-			if tl := (*ErrTooLarge)(nil); errors.As(err, &tl) {
+			if tl := (*gate.ErrTooLarge)(nil); errors.As(err, &tl) {
 				c.emit(connEvent{kind: evFatal, err: err})
 				continue
 			}
 			c.emit(connEvent{kind: evClientGone, err: err})
 			return
 		}
-		c.h.metrics.bytesIn.Add(float64(len(data)))
+		c.h.g.Metrics().Received(len(data))
 		c.emit(connEvent{kind: evActivity})
 		c.dispatch(data)
 		if c.handedOff.Load() {
@@ -526,7 +502,7 @@ func (c *wsConn) route(data []byte, pre error) bool {
 		}
 	}
 	c.mu.Lock()
-	s := c.subs[cid]
+	s, _ := c.subs.Get(cid)
 	if s == nil && c.info.Multiplex && perr != nil {
 		// A broken frame cannot begin a sub-session: answer it alone.
 		c.mu.Unlock()
@@ -542,21 +518,21 @@ func (c *wsConn) route(data []byte, pre error) bool {
 			c.mu.Unlock()
 			c.info.Log.Debug().Msg("frame after the end of the session ignored")
 			return false
-		case c.info.Multiplex && perr == nil && (f.Status == ase.StatusContinue || f.Status == ase.StatusEnd) && c.recentlyEnded(cid):
+		case c.info.Multiplex && perr == nil && (f.Status == ase.StatusContinue || f.Status == ase.StatusEnd) && c.subs.Ended(cid):
 			c.mu.Unlock()
 			return false
 		}
 		if c.info.Multiplex {
-			if err := c.admitSubLocked(); err != nil {
+			if err := c.subs.Admit(func() { c.stopNewestSub(ErrConnLimit) }); err != nil {
 				// Late frames of the refused sub-session are dropped like an ended one's.
-				c.rememberEndedLocked(cid)
+				c.subs.Remember(cid)
 				c.mu.Unlock()
 				_ = c.write(appendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), cid))
 				return false
 			}
 		}
 		s = c.newSub(cid)
-		c.subs[cid] = s
+		c.subs.Add(cid, s)
 		c.started = true
 		c.subWG.Add(1)
 		go s.run()
@@ -592,51 +568,13 @@ func probeCID(data []byte) string {
 	return cid
 }
 
-// admitSubLocked admits one more sub-session of a multiplexed socket: within the socket's
-// MaxSubSessions (ErrSubSessionLimit), and beyond the first one, within the app's
-// max_sessions, each taking a lease of its own (ErrConnLimit). Called with c.mu held.
-func (c *wsConn) admitSubLocked() error {
-	max := c.h.opts.MaxSubSessions
-	if max <= 0 {
-		max = DefaultMaxSubSessions
-	}
-	active := len(c.subs) - c.ending
-	if active >= max {
-		return ErrSubSessionLimit
-	}
-	lim, app := c.h.opts.Limiter, c.info.App
-	if active == 0 || lim == nil || app == nil {
-		return nil
-	}
-	ls, ok := lim.Acquire(app, func() { c.stopNewestSub(ErrConnLimit) })
-	if !ok {
-		return ErrConnLimit
-	}
-	c.extra = append(c.extra, ls)
-	return nil
-}
-
-// releaseExtraLocked releases sub-session leases until at most keep are held, newest first.
-func (c *wsConn) releaseExtraLocked(keep int) {
-	for len(c.extra) > max(0, keep) {
-		ls := c.extra[len(c.extra)-1]
-		c.extra = c.extra[:len(c.extra)-1]
-		c.h.opts.Limiter.Release(ls)
-	}
-}
-
 // stopNewestSub ends the most recently started sub-session with err: a lowered app limit
 // takes back the newest sub-session's lease first.
 func (c *wsConn) stopNewestSub(err error) {
 	c.mu.Lock()
-	var newest *subSession
-	for _, s := range c.subs {
-		if newest == nil || s.start.After(newest.start) {
-			newest = s
-		}
-	}
+	newest, ok := c.subs.Newest()
 	c.mu.Unlock()
-	if newest != nil {
+	if ok {
 		select {
 		case newest.stop <- err:
 		default:
@@ -644,33 +582,14 @@ func (c *wsConn) stopNewestSub(err error) {
 	}
 }
 
-func (c *wsConn) rememberEndedLocked(cid string) {
-	c.endedIDs = append(c.endedIDs, cid)
-	if len(c.endedIDs) > maxEndedCIDs {
-		c.endedIDs = c.endedIDs[1:]
-	}
-}
-
-func (c *wsConn) recentlyEnded(cid string) bool {
-	for _, x := range c.endedIDs {
-		if x == cid {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *wsConn) newSub(cid string) *subSession {
 	info := c.info
 	if c.info.Multiplex {
-		cp := *c.info
-		cp.SID = c.h.sids.Next()
-		cp.Log = c.info.Log.With().Str("sid", cp.SID).Str("cid", cid).Logger()
-		info = &cp
+		info = c.h.g.SubRequest(c.info, cid)
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(c.ctx, infoKey{}, info))
+	ctx, cancel := context.WithCancel(gate.WithRequest(c.ctx, info))
 	return &subSession{
-		c: c, cid: cid, info: info, ctx: ctx, cancel: cancel, render: c.h.renderer(info.Schema),
+		c: c, cid: cid, info: info, ctx: ctx, cancel: cancel, render: c.h.g.Renderer(info.Schema),
 		in:      make(chan inMsg, 16),
 		stop:    make(chan error, 1),
 		results: make(chan subEvent, 8),
@@ -698,7 +617,7 @@ type subEvent struct {
 type subSession struct {
 	c       *wsConn
 	cid     string
-	info    *RequestInfo
+	info    *gate.Request
 	ctx     context.Context
 	cancel  context.CancelFunc
 	in      chan inMsg
@@ -708,33 +627,26 @@ type subSession struct {
 	recvWG  sync.WaitGroup
 
 	render    ase.Renderer
-	stream    atompb.Atom_StreamClient
+	stream    gate.Stream
 	firstDoc  map[string]any
 	inputDone bool
 	buf       []byte
 	start     time.Time
 	first     time.Duration
-	slotFreed bool // under c.mu: see freeSlot
 }
 
 // freeSlot takes the sub-session out of the socket's counts (MaxSubSessions, the app's
 // leases) just before it writes its last frame.
 func (s *subSession) freeSlot() {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s.slotFreed {
-		return
-	}
-	s.slotFreed = true
-	c.ending++
-	c.releaseExtraLocked(len(c.subs) - c.ending - 1)
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.c.subs.Free(s.cid)
 }
 
 func (s *subSession) run() {
 	c := s.c
 	defer c.subWG.Done()
-	c.h.metrics.sessions.Inc()
+	c.h.g.Metrics().SessionOpened()
 	code, msg := s.loop()
 	// A session that had not delivered its last result when the connection ended was cut
 	// off: it counts as a network error, whatever the abort made its last step return.
@@ -744,23 +656,15 @@ func (s *subSession) run() {
 	}
 	s.cancel()
 	s.recvWG.Wait()
-	c.h.metrics.sessions.Dec()
+	c.h.g.Metrics().SessionClosed()
 	close(s.done)
 	if c.info.Multiplex {
-		label := c.h.metrics.capabilityLabel(s.info.Capability, code, s.info.Schema != nil)
-		c.h.metrics.requests.WithLabelValues(label, kindStream, strconv.Itoa(code)).Inc()
-		c.h.metrics.latency.WithLabelValues(label, kindStream).Observe(time.Since(s.start).Seconds())
+		label := c.h.g.Metrics().Label(s.info.Capability, code, s.info.Schema != nil)
+		c.h.g.Metrics().Finished(label, gate.KindStream, code, time.Since(s.start))
 	}
 	c.mu.Lock()
-	if s.slotFreed {
-		c.ending--
-	}
-	delete(c.subs, s.cid)
-	c.releaseExtraLocked(len(c.subs) - c.ending - 1)
+	c.subs.Remove(s.cid, c.info.Multiplex)
 	c.finished = append(c.finished, subResult{code: code, msg: msg, cut: cut})
-	if c.info.Multiplex {
-		c.rememberEndedLocked(s.cid)
-	}
 	c.mu.Unlock()
 	select {
 	case c.notify <- struct{}{}:
@@ -770,7 +674,7 @@ func (s *subSession) run() {
 
 // loop runs the session; it returns the final code and the close reason.
 func (s *subSession) loop() (int, string) {
-	readTO, lifeTO := s.c.h.timeouts(s.info)
+	readTO, lifeTO := s.c.h.g.Timeouts(s.info)
 	read := time.NewTimer(readTO)
 	defer read.Stop()
 	life := time.NewTimer(lifeTO)
@@ -796,7 +700,7 @@ func (s *subSession) loop() (int, string) {
 				if s.first == 0 {
 					s.first = since
 				}
-				s.buf = s.c.h.appendResult(s.buf[:0], s.info, s.render, res, s.cid)
+				s.buf = appendResult(s.buf[:0], s.info, s.render, res, s.cid)
 				if res.GetStatus() == ase.StatusEnd || res.GetStatus() == ase.StatusOnce {
 					s.freeSlot()
 				}
@@ -806,7 +710,8 @@ func (s *subSession) loop() (int, string) {
 				}
 				read.Reset(readTO)
 				if res.GetStatus() == ase.StatusEnd || res.GetStatus() == ase.StatusOnce {
-					s.c.h.metrics.observeResults(s.c.h.metrics.capabilityLabel(s.info.Capability, 0, s.info.Schema != nil), kindStream, s.first, since)
+					m := s.c.h.g.Metrics()
+					m.Results(m.Label(s.info.Capability, 0, s.info.Schema != nil), gate.KindStream, s.first, since)
 					return 0, ""
 				}
 			case evFailed:
@@ -844,22 +749,22 @@ func (s *subSession) handle(m inMsg) error {
 			f.Status = ase.StatusBegin
 		}
 	}
-	f, doc, err := s.c.h.checkFrame(s.ctx, s.info, f, m.data, first, s.firstDoc)
+	f, doc, err := s.c.h.g.CheckFrame(s.ctx, s.info, f, m.data, first, s.firstDoc)
 	if err != nil {
 		return err
 	}
 	if first {
 		s.firstDoc = doc
-		stream, err := s.c.h.atom.Stream(s.ctx)
+		stream, err := s.c.h.g.OpenStream(s.ctx)
 		if err != nil {
-			return grpcx.FromStatus(err)
+			return err
 		}
 		s.stream = stream
 		s.recvWG.Add(1)
 		go s.recvLoop(stream)
 	}
 	if err := s.stream.Send(f); err != nil && !errors.Is(err, io.EOF) {
-		return grpcx.FromStatus(err)
+		return err
 	}
 	// io.EOF: atom ended the stream; the receiver reports why.
 	if f.Status == ase.StatusEnd || f.Status == ase.StatusOnce {
@@ -886,7 +791,7 @@ func (s *subSession) fail(err error) (int, string) {
 }
 
 // recvLoop receives atom results until the stream ends.
-func (s *subSession) recvLoop(stream atompb.Atom_StreamClient) {
+func (s *subSession) recvLoop(stream gate.Stream) {
 	defer s.recvWG.Done()
 	for {
 		res, err := stream.Recv()
@@ -895,7 +800,7 @@ func (s *subSession) recvLoop(stream atompb.Atom_StreamClient) {
 		case errors.Is(err, io.EOF):
 			ev = subEvent{kind: evStreamEnd}
 		case err != nil:
-			ev = subEvent{kind: evFailed, err: grpcx.FromStatus(err)}
+			ev = subEvent{kind: evFailed, err: err}
 		default:
 			ev = subEvent{kind: evResult, res: res}
 		}

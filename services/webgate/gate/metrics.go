@@ -1,6 +1,7 @@
-package transport
+package gate
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -8,13 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metric label values.
+// Capability label values beyond the capabilities themselves.
 const (
-	kindOnce      = "once"
-	kindStream    = "stream"
-	kindMultiplex = "multiplex" // the socket; its sub-sessions count as stream
-	kindOIP       = "oip"
-
 	// labelUnknown is the capability label of requests for routes or capabilities that do
 	// not exist; labelOther of capabilities beyond the label budget.
 	labelUnknown = "unknown"
@@ -24,7 +20,9 @@ const (
 // DefaultMaxCapabilityLabels bounds the capability label's cardinality.
 const DefaultMaxCapabilityLabels = 64
 
-type metrics struct {
+// Metrics are webgate's request metrics (asf_webgate_*): the adapters count bytes and
+// finished requests, the gate bounds the capability label.
+type Metrics struct {
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	firstResult  *prometheus.HistogramVec
@@ -39,11 +37,11 @@ type metrics struct {
 	max  int
 }
 
-func newMetrics(reg prometheus.Registerer, maxLabels int) *metrics {
+func newMetrics(reg prometheus.Registerer, maxLabels int) *Metrics {
 	if maxLabels <= 0 {
 		maxLabels = DefaultMaxCapabilityLabels
 	}
-	m := &metrics{
+	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "asf_webgate_requests_total",
 			Help: "ASE requests (once) and sessions (stream) finished, by capability, kind and ASE code.",
@@ -89,7 +87,7 @@ func newMetrics(reg prometheus.Registerer, maxLabels int) *metrics {
 }
 
 // admit adds configured capabilities to the label set up front.
-func (m *metrics) admit(capabilities []string) {
+func (m *Metrics) admit(capabilities []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, c := range capabilities {
@@ -99,8 +97,8 @@ func (m *metrics) admit(capabilities []string) {
 	}
 }
 
-// observeResults records the first- and last-result latencies of a request or session.
-func (m *metrics) observeResults(label, kind string, first, last time.Duration) {
+// Results records the first- and last-result latencies of a request or session.
+func (m *Metrics) Results(label, kind string, first, last time.Duration) {
 	if first > 0 {
 		m.firstResult.WithLabelValues(label, kind).Observe(first.Seconds())
 	}
@@ -109,11 +107,11 @@ func (m *metrics) observeResults(label, kind string, first, last time.Duration) 
 	}
 }
 
-// capabilityLabel bounds the capability label, since the capability comes from the client's
+// Label bounds the capability label, since the capability comes from the client's
 // URL: a capability becomes a label once configured or once a request for it succeeded
 // (proving it exists) or has a schema (known); until then it is "unknown", and beyond max
 // labels it is "other".
-func (m *metrics) capabilityLabel(capability string, code int, known bool) string {
+func (m *Metrics) Label(capability string, code int, known bool) string {
 	if code == aserr.ErrNotFound.Code {
 		return labelUnknown
 	}
@@ -131,3 +129,29 @@ func (m *metrics) capabilityLabel(capability string, code int, known bool) strin
 	m.seen[capability] = struct{}{}
 	return capability
 }
+
+// Finished counts a request or session that ended with code and records its duration.
+func (m *Metrics) Finished(label, kind string, code int, took time.Duration) {
+	m.requests.WithLabelValues(label, kind, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(label, kind).Observe(took.Seconds())
+}
+
+// NotFound counts a request for a route or capability that does not exist.
+func (m *Metrics) NotFound(kind string) {
+	m.requests.WithLabelValues(labelUnknown, kind, strconv.Itoa(aserr.ErrNotFound.Code)).Inc()
+}
+
+// Received counts request bytes: once bodies and WebSocket messages.
+func (m *Metrics) Received(n int) { m.bytesIn.Add(float64(n)) }
+
+// Sent counts response bytes: once bodies and WebSocket messages.
+func (m *Metrics) Sent(n int) { m.bytesOut.Add(float64(n)) }
+
+// SessionOpened counts a WebSocket session (or sub-session) that began.
+func (m *Metrics) SessionOpened() { m.sessions.Inc() }
+
+// SessionClosed uncounts a session of SessionOpened.
+func (m *Metrics) SessionClosed() { m.sessions.Dec() }
+
+// AuthFailure counts a request refused by authentication or app limits.
+func (m *Metrics) AuthFailure(reason string) { m.authFailures.WithLabelValues(reason).Inc() }
