@@ -72,6 +72,14 @@ type Observer interface {
 	Hop(hop string, d time.Duration)
 }
 
+// WaitObserver is an Observer that also receives the loader wait of every once request
+// and session: the time from its arrival at the router to the start of the loader
+// attempt that took it (picks and refused attempts, 10110/10222, included). Rising waits
+// mean the loader tier is short of licences: the autoscaling signal.
+type WaitObserver interface {
+	Wait(capability string, d time.Duration)
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Retry(string, int)         {}
@@ -126,6 +134,13 @@ type Router struct {
 	obs      Observer
 	log      zerolog.Logger
 	suspects *suspects
+	wait     func(capability string, d time.Duration) // nil: the observer takes no waits
+}
+
+func (r *Router) observeWait(capability string, d time.Duration) {
+	if r.wait != nil {
+		r.wait(capability, d)
+	}
 }
 
 // New returns a Router that picks loaders with p and reaches them with d.
@@ -155,7 +170,11 @@ func New(p picker, d dialer, opts Options) *Router {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Router{pick: p, dial: d, opts: opts, obs: obs, log: opts.Log, suspects: newSuspects(opts.SuspectFor)}
+	r := &Router{pick: p, dial: d, opts: opts, obs: obs, log: opts.Log, suspects: newSuspects(opts.SuspectFor)}
+	if w, ok := obs.(WaitObserver); ok {
+		r.wait = w.Wait
+	}
+	return r
 }
 
 // Meta returns the schema meta of capability (nil means defaults).
@@ -323,6 +342,7 @@ func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOut
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	arrived := time.Now()
 	in := convert.ToLoaderInput(f, 0, meta)
 	in.Status, in.State = loaderpb.Status_STATUS_ONCE, loaderpb.State_STATE_ONCE
 
@@ -341,8 +361,10 @@ func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOut
 		if last != nil {
 			r.obs.Retry(capability, aserr.CodeOf(last))
 		}
+		attempted := time.Now()
 		out, err := r.once(ctx, addr, in)
 		if err == nil {
+			r.observeWait(capability, attempted.Sub(arrived))
 			// A result is final, even one carrying an error code.
 			if oerr := convert.OutputError(out); oerr != nil {
 				r.obs.LoaderError(capability, aserr.CodeOf(oerr))

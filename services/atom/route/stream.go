@@ -135,6 +135,7 @@ type stream struct {
 	wg     sync.WaitGroup
 
 	capability, sid string
+	began           time.Time      // first frame's arrival (set before any pump starts)
 	log             zerolog.Logger // carries sid and capability
 	meta            *convert.Meta
 	anyOutput       atomic.Bool // some loader output reached the client
@@ -194,7 +195,7 @@ func (a *attempt) closeSend() {
 
 func (s *stream) forward(f *atompb.Frame) error {
 	if s.seq == 0 {
-		s.capability, s.sid = f.GetCapability(), f.GetSid()
+		s.capability, s.sid, s.began = f.GetCapability(), f.GetSid(), time.Now()
 		s.meta = s.r.Meta(s.capability)
 		s.log = s.r.log.With().Str("sid", s.sid).Str("capability", s.capability).Logger()
 		// The session keeps the version pinned or chosen here, also when it reopens.
@@ -321,6 +322,7 @@ func (s *stream) pump(a *attempt) {
 		}
 		if !a.gotOutput.Swap(true) {
 			s.r.obs.Hop("session_first_result", time.Since(a.start))
+			s.r.observeWait(s.capability, a.start.Sub(s.began))
 		}
 		s.anyOutput.Store(true)
 		if err := s.client.Send(out); err != nil {

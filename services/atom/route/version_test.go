@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -53,5 +54,35 @@ func TestVersionPinnedSplitAndFallback(t *testing.T) {
 	got := strings.Join(p.services, ",")
 	if got != "echo@1,echo@9,echo@2,echo" {
 		t.Fatalf("picks %s", got)
+	}
+}
+
+type waitRecorder struct {
+	nopObserver
+	mu    sync.Mutex
+	waits map[string]int
+}
+
+func (w *waitRecorder) Wait(capability string, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if d < 0 {
+		panic("negative wait")
+	}
+	w.waits[capability]++
+}
+
+func TestWaitObservedPerAdmittedRequest(t *testing.T) {
+	p := &fakePicker{addrs: []string{"a", "b"}}
+	d := fakeDialer{"a": {once: onceErr(aserr.ErrLicenceFull)}, "b": {once: onceOK("b")}}
+	w := &waitRecorder{waits: map[string]int{}}
+	r := New(p, d, Options{Observer: w})
+	for range 3 {
+		if _, err := r.Once(t.Context(), frame(3, "hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.waits["echo"] != 3 {
+		t.Fatalf("waits %v, want 3 for echo (one per admitted request, refusals not counted)", w.waits)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/athenaserving/asf/services/atom/route"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,6 +19,7 @@ type Metrics struct {
 	retries      *prometheus.CounterVec
 	loaderErrors *prometheus.CounterVec
 	hops         *prometheus.HistogramVec
+	waits        *prometheus.HistogramVec
 
 	mu   sync.Mutex
 	caps map[string]struct{}
@@ -42,10 +44,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "asf_atom_hop_seconds", Help: "Latency per hop: lb (pick), loader (once round trip), session_first_result, atom (whole call).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
 		}, []string{"hop"}),
+		waits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "asf_atom_loader_wait_seconds",
+			Help:    "Time from a once request's or session's arrival at atom to the start of the loader attempt that took it (picks and refusals 10110/10222 included), by capability: the loader tier's autoscaling signal.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"capability"}),
 		caps: map[string]struct{}{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.sessions, m.retries, m.loaderErrors, m.hops)
+		reg.MustRegister(m.requests, m.sessions, m.retries, m.loaderErrors, m.hops, m.waits)
 	}
 	return m
 }
@@ -93,6 +100,13 @@ func (m *Metrics) Retry(capability string, code int) {
 // LoaderError implements route.Observer.
 func (m *Metrics) LoaderError(capability string, code int) {
 	m.loaderErrors.WithLabelValues(m.capability(capability), strconv.Itoa(code)).Inc()
+}
+
+var _ route.WaitObserver = (*Metrics)(nil)
+
+// Wait implements route.WaitObserver.
+func (m *Metrics) Wait(capability string, d time.Duration) {
+	m.waits.WithLabelValues(m.capability(capability)).Observe(d.Seconds())
 }
 
 // Hop implements route.Observer.
