@@ -86,7 +86,9 @@ func (v *View) Stats(now time.Time) []ServiceStats {
 
 // LoaderDump is one loader in a Dump.
 type LoaderDump struct {
-	Addr       string    `json:"addr"`
+	Addr string `json:"addr"`
+	// Version is the engine version the loader registered ("" = none).
+	Version    string    `json:"version,omitempty"`
 	Load       Load      `json:"load"`
 	Admin      Admin     `json:"admin"`
 	LastReport time.Time `json:"last_report"`
@@ -126,7 +128,7 @@ func (v *View) Dump(now time.Time) []ServiceDump {
 				sd.Live++
 			}
 			sd.Loaders = append(sd.Loaders, LoaderDump{
-				Addr: l.addr, Load: l.load, Admin: l.admin, LastReport: l.lastReport, Seq: l.seq,
+				Addr: l.addr, Version: l.version, Load: l.load, Admin: l.admin, LastReport: l.lastReport, Seq: l.seq,
 				InFlight: int32(len(l.inflight)), Share: share(l.load.Idle, l.hash, repl), InRotation: ok, Reason: why,
 			})
 		}
