@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/athenaserving/asf/services/webgate/gate"
+	"github.com/athenaserving/asf/services/webgate/transport/httpio"
+	"github.com/athenaserving/asf/services/webgate/transport/webapi"
 )
 
 // Limit codes of the ASE platform for per-app limits (gate's).
@@ -38,7 +39,7 @@ func (h *Handler) authMiddleware(a *auth.Authenticator) Middleware {
 			}
 			var lease *auth.Lease
 			if err == nil {
-				lease, err = h.g.Authorize(app, clientIP(r), info)
+				lease, err = h.g.Authorize(app, httpio.ClientIP(r), info)
 			}
 			if err != nil {
 				h.refuse(w, info, err)
@@ -76,7 +77,7 @@ func (h *Handler) authenticate(a *auth.Authenticator, w http.ResponseWriter, r *
 	}
 	// The signature over the headers holds: only now read the body (bounded) and check it
 	// against the signed digest.
-	body, err := readBody(w, r, h.opts.MaxBodyBytes)
+	body, err := httpio.ReadBody(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -102,15 +103,8 @@ func (h *Handler) refuse(w http.ResponseWriter, info *gate.Request, err error) {
 	if ae == auth.ErrQPS {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = w.Write(appendError(nil, info, ErrQPSLimit.Code, ErrQPSLimit.Msg, ""))
+		_, _ = w.Write(webapi.AppendError(nil, info, ErrQPSLimit.Code, ErrQPSLimit.Msg, ""))
 		return
 	}
-	writeMessage(w, ae.Status, ae.Message)
-}
-
-func clientIP(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
+	httpio.WriteMessage(w, ae.Status, ae.Message)
 }

@@ -2,13 +2,15 @@ package transport
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/services/webgate/gate"
+	"github.com/athenaserving/asf/services/webgate/transport/httpio"
+	"github.com/athenaserving/asf/services/webgate/transport/oip"
+	"github.com/athenaserving/asf/services/webgate/transport/webapi"
 )
 
 // Middleware wraps an http.Handler; webgate's cross-cutting concerns (recovery, routing,
@@ -25,19 +27,6 @@ func Chain(h http.Handler, mws ...Middleware) http.Handler {
 
 // RoutePrefix is the path prefix of ASE capability routes.
 const RoutePrefix = gate.RoutePrefix
-
-// writeNotFound writes the ASE gateway's unknown-route answer.
-func writeNotFound(w http.ResponseWriter) {
-	writeMessage(w, http.StatusNotFound, "not found")
-}
-
-// writeMessage writes a gateway-level {"message":"..."} body (the shape of spec §5/§6
-// gateway answers, as opposed to ASE error responses).
-func writeMessage(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(`{"message":` + strconv.Quote(msg) + `}`))
-}
 
 // recoverMiddleware turns a panic in the chain into an 11502 response and a log line.
 func (h *Handler) recoverMiddleware(next http.Handler) http.Handler {
@@ -59,7 +48,7 @@ func (h *Handler) recoverMiddleware(next http.Handler) http.Handler {
 			h.log.Error().Str("sid", sid).Interface("panic", rec).Msg("handler panic")
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = w.Write(appendError(nil, info, aserr.ErrInternal.Code, aserr.ErrInternal.Msg, ""))
+			_, _ = w.Write(webapi.AppendError(nil, info, aserr.ErrInternal.Code, aserr.ErrInternal.Msg, ""))
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -81,18 +70,18 @@ func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 		}
 		if webapi {
 			// A WebAPI 2.0 route (its schema may not take the OIP routes).
-		} else if strings.HasPrefix(r.URL.Path, oipPrefix) {
-			if h.serveOIPHealth(w, r) {
+		} else if strings.HasPrefix(r.URL.Path, oip.Prefix) {
+			if h.oip.ServeHealth(w, r) {
 				return
 			}
 			var model string
-			model, action, ok = oipRoute(r.URL.Path)
+			model, action, ok = oip.Route(r.URL.Path)
 			if ok {
 				name, schema, ok = h.g.Lookup(model)
 			}
 			if !ok && action != "" {
 				h.g.Metrics().NotFound(gate.KindOIP)
-				writeOIPError(w, http.StatusNotFound, "model "+model+" not found")
+				oip.WriteError(w, http.StatusNotFound, "model "+model+" not found")
 				return
 			}
 		} else {
@@ -100,14 +89,14 @@ func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 		}
 		if !ok {
 			h.g.Metrics().NotFound(kindOf(r))
-			writeNotFound(w)
+			httpio.WriteNotFound(w)
 			return
 		}
 		info := h.g.NewRequest(name, schema)
 		info.Stream = isWebSocket(r) && action == ""
 		info.OIP = action
 		info.WebAPI = webapi
-		info.ClientIP = clientIP(r)
+		info.ClientIP = httpio.ClientIP(r)
 		info.Multiplex = info.Stream && r.URL.Query().Get("stream_mode") == "multiplex"
 		if webapi {
 			info.Log = info.Log.With().Str("envelope", "webapi").Logger()

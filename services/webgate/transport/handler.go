@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -22,6 +21,9 @@ import (
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/athenaserving/asf/services/webgate/gate"
+	"github.com/athenaserving/asf/services/webgate/transport/httpio"
+	"github.com/athenaserving/asf/services/webgate/transport/oip"
+	"github.com/athenaserving/asf/services/webgate/transport/webapi"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -94,6 +96,7 @@ type Handler struct {
 	upgrader websocket.Upgrader
 	chain    http.Handler
 
+	oip    *oip.Server
 	parked parkedSessions // WebAPI 2.0 sessions waiting for a retry
 }
 
@@ -140,6 +143,7 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 	}
+	h.oip = oip.New(g, opts.MaxBodyBytes, opts.Ready)
 	mws := []Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware}
 	if opts.Auth != nil {
 		mws = append(mws, h.authMiddleware(opts.Auth))
@@ -184,7 +188,7 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request) {
 	info := gate.RequestFrom(r.Context())
 	switch {
 	case info.OIP != "":
-		h.serveOIP(w, r, info)
+		h.oip.Serve(w, r, info)
 	case info.Stream:
 		h.serveWebSocket(w, r, info)
 	case r.Method == http.MethodPost:
@@ -192,7 +196,7 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request) {
 	default:
 		info.Code = aserr.ErrBadRequest.Code
 		w.Header().Set("Allow", http.MethodPost)
-		writeMessage(w, http.StatusMethodNotAllowed, "method not allowed")
+		httpio.WriteMessage(w, http.StatusMethodNotAllowed, "method not allowed")
 	}
 }
 
@@ -209,30 +213,30 @@ func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, info *gate.R
 	res.Sid = info.SID
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json; charset=utf-8")
-	hdr.Set("X-Asf-Timing", timingHeader(took, res.GetTiming()))
+	hdr.Set("X-Asf-Timing", httpio.TimingHeader(took, res.GetTiming()))
 	if res.GetCode() != 0 {
 		h.writeOnceError(w, info, aserr.New(int(res.GetCode()), res.GetMessage()))
 		return
 	}
 	info.Code = 0
-	out := appendResult(nil, info, h.g.Renderer(info.Schema), res, "")
+	out := webapi.AppendResult(nil, info, h.g.Renderer(info.Schema), res, "")
 	h.g.Metrics().Sent(len(out))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 }
 
 func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Request, info *gate.Request) (*atompb.Result, error) {
-	body, err := readBody(w, r, h.opts.MaxBodyBytes)
+	body, err := httpio.ReadBody(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
 	h.g.Metrics().Received(len(body))
 	if info.WebAPI {
-		m, err := decodeWebAPI(info, body, true)
+		m, err := webapi.Decode(info, body, true)
 		if err != nil {
 			return nil, err
 		}
-		body = m.ase
+		body = m.ASE
 	}
 	f, _, err := h.g.DecodeFrame(ctx, info, body, ase.StatusOnce, true, nil)
 	if err != nil {
@@ -241,8 +245,6 @@ func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	f.Status = ase.StatusOnce // HTTP is always once, whatever the body says
 	return h.g.Call(ctx, info, f)
 }
-
-func timeSince(info *gate.Request) time.Duration { return time.Since(info.Start) }
 
 // writeOnceError writes err as an ASE error response with the HTTP status of its code;
 // an unknown capability gets the gateway's 404 body.
@@ -255,7 +257,7 @@ func (h *Handler) writeOnceError(w http.ResponseWriter, info *gate.Request, err 
 		info.Log.Warn().Err(err).Int("code", code).Msg("once request failed")
 	}
 	if code == aserr.ErrNotFound.Code {
-		writeNotFound(w)
+		httpio.WriteNotFound(w)
 		return
 	}
 	st := info.HTTPStatus(code)
@@ -264,52 +266,5 @@ func (h *Handler) writeOnceError(w http.ResponseWriter, info *gate.Request, err 
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(st)
-	_, _ = w.Write(appendError(nil, info, code, msg, ""))
-}
-
-// bodyChunk is the first allocation for a body: a buffer grows with the bytes that
-// arrive, never ahead of them to the announced Content-Length, so a client that announces
-// a large body and sends little holds little memory.
-const bodyChunk = 32 << 10
-
-// readBody reads the whole body, at most max bytes, within the body read timeout (the
-// connection's read deadline, set by ServeHTTP), then lifts the deadline so the call that
-// follows is not cut by it. The buffer grows as bytes arrive, up to Content-Length when
-// the client sent it. A body over max is ErrTooLarge (HTTP 413), before anything is read
-// when Content-Length says so.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	if r.ContentLength > max {
-		return nil, gate.TooLarge("request body larger than %d bytes", max)
-	}
-	rc := http.NewResponseController(w)
-	limit := max
-	if r.ContentLength >= 0 {
-		limit = r.ContentLength
-	}
-	buf, err := readLimited(r.Body, limit+1, make([]byte, 0, min(limit+1, bodyChunk)))
-	if err != nil {
-		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %v", err)
-	}
-	if int64(len(buf)) > max {
-		return nil, gate.TooLarge("request body larger than %d bytes", max)
-	}
-	if r.ContentLength >= 0 && int64(len(buf)) != r.ContentLength {
-		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %d of %d bytes", len(buf), r.ContentLength)
-	}
-	_ = rc.SetReadDeadline(time.Time{})
-	return buf, nil
-}
-
-// timingHeader formats X-Asf-Timing: webgate=..;atom=..;loader=..;engine=.. in microseconds.
-func timingHeader(webgate time.Duration, timing map[string]int64) string {
-	b := make([]byte, 0, 64)
-	b = append(b, "webgate="...)
-	b = strconv.AppendInt(b, webgate.Microseconds(), 10)
-	for _, k := range [...]struct{ name, key string }{{"atom", "atom_ns"}, {"loader", "loader_ns"}, {"engine", "engine_ns"}} {
-		b = append(b, ';')
-		b = append(b, k.name...)
-		b = append(b, '=')
-		b = strconv.AppendInt(b, timing[k.key]/1000, 10)
-	}
-	return string(b)
+	_, _ = w.Write(webapi.AppendError(nil, info, code, msg, ""))
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/services/webgate/transport/webapi"
 	"github.com/gorilla/websocket"
 )
 
@@ -172,13 +173,13 @@ func (c *wsConn) resume(conn *websocket.Conn) {
 
 // retry hands this socket to the session that m's common.sid names; the socket's own
 // connection then ends without a word (its handler returns, the session's handler writes).
-func (c *wsConn) retry(m webapiMsg) error {
+func (c *wsConn) retry(m webapi.Msg) error {
 	switch {
 	case c.info.Multiplex:
 		return aserr.New(aserr.ErrBadRequest.Code, "common.cmd retry is not available in multiplex mode")
 	case !c.retryable():
 		return aserr.Newf(aserr.ErrBadRequest.Code, "common.cmd retry: capability %s does not enable retry", c.info.Capability)
-	case m.sid == "":
+	case m.Sid == "":
 		return aserr.New(aserr.ErrBadRequest.Code, "common.sid is required with common.cmd retry")
 	case c.hasStarted():
 		return aserr.New(aserr.ErrBadRequest.Code, "common.cmd retry must be the first message of a websocket")
@@ -187,7 +188,7 @@ func (c *wsConn) retry(m webapiMsg) error {
 	if c.info.App != nil {
 		appID = c.info.App.ID
 	}
-	p := c.h.parked.take(m.sid, func(p *wsConn) bool {
+	p := c.h.parked.take(m.Sid, func(p *wsConn) bool {
 		pApp := ""
 		if p.info.App != nil {
 			pApp = p.info.App.ID
@@ -197,7 +198,7 @@ func (c *wsConn) retry(m webapiMsg) error {
 	if p == nil {
 		return ErrNoSession
 	}
-	c.info.Log.Debug().Str("resumed_sid", m.sid).Msg("websocket handed to a waiting session")
+	c.info.Log.Debug().Str("resumed_sid", m.Sid).Msg("websocket handed to a waiting session")
 	c.handedOff.Store(true) // before the send: this connection writes nothing more
 	p.attach <- c.conn      // buffered, and only the taker sends
 	return nil

@@ -16,6 +16,8 @@ import (
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/gate"
+	"github.com/athenaserving/asf/services/webgate/transport/httpio"
+	"github.com/athenaserving/asf/services/webgate/transport/webapi"
 	"github.com/gorilla/websocket"
 )
 
@@ -103,7 +105,7 @@ type inMsg struct {
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *gate.Request) {
 	if !h.g.Sessions().Begin() {
 		info.Code = aserr.ErrNetwork.Code
-		writeMessage(w, http.StatusServiceUnavailable, "service unavailable")
+		httpio.WriteMessage(w, http.StatusServiceUnavailable, "service unavailable")
 		return
 	}
 	defer h.g.Sessions().End()
@@ -239,7 +241,7 @@ func (c *wsConn) reapFinished() (code int, done bool) {
 func (c *wsConn) end(err error, closeCode int) int {
 	code, msg := aserr.CodeOf(err), aserr.MessageOf(err)
 	if c.stopAll(err) == 0 {
-		_ = c.write(appendError(nil, c.info, code, msg, ""))
+		_ = c.write(webapi.AppendError(nil, c.info, code, msg, ""))
 	}
 	c.closeWith(closeCode, ase.PublicMessage(code, msg))
 	return code
@@ -348,7 +350,7 @@ func (c *wsConn) readMessage(conn *websocket.Conn) ([]byte, error) {
 		return nil, err
 	}
 	max := c.h.opts.MaxFrameBytes
-	data, err := readLimited(r, max+1, getMsgBuf())
+	data, err := httpio.ReadLimited(r, max+1, getMsgBuf())
 	if err != nil {
 		putMsgBuf(data)
 		return nil, err
@@ -378,29 +380,6 @@ func putMsgBuf(b []byte) {
 	}
 	b = b[:0]
 	msgBufs.Put(&b)
-}
-
-// readLimited reads r to its end or to limit bytes, whichever comes first, appending to b
-// (a reused buffer of a typical frame size: io.ReadAll starts at 512 bytes and grows).
-func readLimited(r io.Reader, limit int64, b []byte) ([]byte, error) {
-	for int64(len(b)) < limit {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		room := b[len(b):cap(b)]
-		if rest := limit - int64(len(b)); int64(len(room)) > rest {
-			room = room[:rest]
-		}
-		n, err := r.Read(room)
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
-	return b, nil
 }
 
 // readLoop reads client messages of conn and dispatches them to sub-sessions; it closes
@@ -435,7 +414,7 @@ func (c *wsConn) dispatch(data []byte) {
 	var pre error
 	if c.info.WebAPI {
 		var ok bool
-		if data, pre, ok = c.webapi(data); !ok {
+		if data, pre, ok = c.envelope(data); !ok {
 			return
 		}
 	}
@@ -444,37 +423,37 @@ func (c *wsConn) dispatch(data []byte) {
 	}
 }
 
-// webapi maps a WebAPI 2.0 message to ASE request JSON (releasing the message's buffer)
+// envelope maps a WebAPI 2.0 message to ASE request JSON (releasing the message's buffer)
 // and answers the commands that go no further: kpal, retry (the socket goes to the session
 // it resumes) and close of a sub-session that is not running. A message that does not
 // decode ends the session like an ASE message that does not parse (pre); in multiplex
 // mode it is answered alone. ok is false when nothing is left to route.
-func (c *wsConn) webapi(data []byte) (out []byte, pre error, ok bool) {
-	m, err := decodeWebAPI(c.info, data, false)
+func (c *wsConn) envelope(data []byte) (out []byte, pre error, ok bool) {
+	m, err := webapi.Decode(c.info, data, false)
 	putMsgBuf(data)
-	if err == nil && c.info.Multiplex && m.cid == "" {
+	if err == nil && c.info.Multiplex && m.Cid == "" {
 		err = aserr.New(aserr.ErrBadRequest.Code, "common.cid is required in multiplex mode")
 	}
-	if err == nil && m.cmd == cmdRetry {
+	if err == nil && m.Cmd == webapi.CmdRetry {
 		err = c.retry(m)
 	}
 	switch {
 	case err != nil && !c.info.Multiplex:
 		return nil, err, true
 	case err != nil:
-		_ = c.write(appendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), m.cid))
+		_ = c.write(webapi.AppendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), m.Cid))
 		return nil, nil, false
-	case m.cmd == cmdKeepAlive:
-		_ = c.write(appendKeepAlive(nil, c.info.SID, m.cid))
+	case m.Cmd == webapi.CmdKeepAlive:
+		_ = c.write(webapi.AppendKeepAlive(nil, c.info.SID, m.Cid))
 		return nil, nil, false
-	case m.cmd == cmdRetry: // taken by a waiting session (webapi_retry.go)
+	case m.Cmd == webapi.CmdRetry: // taken by a waiting session (webapi_retry.go)
 		return nil, nil, false
-	case m.cmd == cmdClose && c.info.Multiplex && !c.running(m.cid):
+	case m.Cmd == webapi.CmdClose && c.info.Multiplex && !c.running(m.Cid):
 		// A close of a sub-session that ended (or never began) has nothing left to end:
 		// clients send it after every session, after an error too.
 		return nil, nil, false
 	}
-	return m.ase, nil, true
+	return m.ASE, nil, true
 }
 
 // route parses a message and sends it to its sub-session, starting one when needed; it
@@ -497,7 +476,7 @@ func (c *wsConn) route(data []byte, pre error) bool {
 			if perr == nil {
 				perr = aserr.New(aserr.ErrBadRequest.Code, "header.cid is required in multiplex mode")
 			}
-			_ = c.write(appendError(nil, c.info, aserr.CodeOf(perr), aserr.MessageOf(perr), ""))
+			_ = c.write(webapi.AppendError(nil, c.info, aserr.CodeOf(perr), aserr.MessageOf(perr), ""))
 			return false
 		}
 	}
@@ -506,7 +485,7 @@ func (c *wsConn) route(data []byte, pre error) bool {
 	if s == nil && c.info.Multiplex && perr != nil {
 		// A broken frame cannot begin a sub-session: answer it alone.
 		c.mu.Unlock()
-		_ = c.write(appendError(nil, c.info, aserr.CodeOf(perr), aserr.MessageOf(perr), cid))
+		_ = c.write(webapi.AppendError(nil, c.info, aserr.CodeOf(perr), aserr.MessageOf(perr), cid))
 		return false
 	}
 	if s == nil {
@@ -527,7 +506,7 @@ func (c *wsConn) route(data []byte, pre error) bool {
 				// Late frames of the refused sub-session are dropped like an ended one's.
 				c.subs.Remember(cid)
 				c.mu.Unlock()
-				_ = c.write(appendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), cid))
+				_ = c.write(webapi.AppendError(nil, c.info, aserr.CodeOf(err), aserr.MessageOf(err), cid))
 				return false
 			}
 		}
@@ -700,7 +679,7 @@ func (s *subSession) loop() (int, string) {
 				if s.first == 0 {
 					s.first = since
 				}
-				s.buf = appendResult(s.buf[:0], s.info, s.render, res, s.cid)
+				s.buf = webapi.AppendResult(s.buf[:0], s.info, s.render, res, s.cid)
 				if res.GetStatus() == ase.StatusEnd || res.GetStatus() == ase.StatusOnce {
 					s.freeSlot()
 				}
@@ -783,7 +762,7 @@ func (s *subSession) fail(err error) (int, string) {
 	}
 	s.cancel()
 	s.freeSlot()
-	s.buf = appendError(s.buf[:0], s.info, code, msg, s.cid)
+	s.buf = webapi.AppendError(s.buf[:0], s.info, code, msg, s.cid)
 	if werr := s.c.write(s.buf); werr != nil {
 		return aserr.ErrNetwork.Code, ""
 	}

@@ -1,4 +1,10 @@
-package transport
+// Package webapi is webgate's WebAPI 2.0 envelope, and the choice between it and ASE's
+// for every answer: a WebAPI 2.0 request ({"common","business","data"}) is mapped by the
+// capability schema's webapi block into an ASE request document, which then goes through
+// ASE parsing, the gate's validation and atom exactly as an ASE request does; a result is
+// rendered as ASE and mapped back into {"code","message","sid","data"}. It decodes and
+// encodes only.
+package webapi
 
 import (
 	"bytes"
@@ -11,32 +17,26 @@ import (
 	"github.com/athenaserving/asf/services/webgate/gate"
 )
 
-// WebAPI 2.0 is a second envelope in front of the same pipeline: a request
-// ({"common","business","data"}) is mapped by the capability schema's webapi block into an
-// ASE request document, which then goes through ASE parsing, schema validation, the frame
-// filters and atom exactly as an ASE request does; a result is rendered as ASE and mapped
-// back into {"code","message","sid","data"}.
-
 // WebAPI 2.0 multiplex commands (common.cmd).
 const (
-	cmdKeepAlive = "kpal"
-	cmdClose     = "close"
-	cmdRetry     = "retry"
+	CmdKeepAlive = "kpal"
+	CmdClose     = "close"
+	CmdRetry     = "retry"
 )
 
-// webapiMsg is one decoded WebAPI 2.0 message.
-type webapiMsg struct {
-	ase []byte // the ASE request document
-	cmd string // common.cmd
-	cid string // common.cid
-	sid string // common.sid (the session a retry resumes)
+// Msg is one decoded WebAPI 2.0 message.
+type Msg struct {
+	ASE []byte // the ASE request document
+	Cmd string // common.cmd
+	Cid string // common.cid
+	Sid string // common.sid (the session a retry resumes)
 }
 
-// decodeWebAPI maps one WebAPI 2.0 message of info's capability into ASE request JSON.
+// Decode maps one WebAPI 2.0 message of info's capability into ASE request JSON.
 // once is true for an HTTP request; the script's "first" conditions apply to it and to a
 // WebSocket frame whose data.status is 0.
-func decodeWebAPI(info *gate.Request, data []byte, once bool) (webapiMsg, error) {
-	var m webapiMsg
+func Decode(info *gate.Request, data []byte, once bool) (Msg, error) {
+	var m Msg
 	spec := info.Schema.WebAPI()
 	v, ok := ase.DecodeJSON(data)
 	if !ok {
@@ -61,15 +61,15 @@ func decodeWebAPI(info *gate.Request, data []byte, once bool) (webapiMsg, error)
 		}
 	}
 	if c := common(doc); c != nil {
-		m.cmd, _ = c["cmd"].(string)
-		m.cid, _ = c["cid"].(string)
-		m.sid, _ = c["sid"].(string)
+		m.Cmd, _ = c["cmd"].(string)
+		m.Cid, _ = c["cid"].(string)
+		m.Sid, _ = c["sid"].(string)
 	}
 	first := once
 	if d, ok := doc["data"].(map[string]any); ok && !once {
 		first = isZero(d["status"])
 	}
-	if first && m.cmd == "" {
+	if first && m.Cmd == "" {
 		// As ASF's webgate: a session (or once request) names its app, before anything
 		// else is checked.
 		if id, _ := common(doc)["app_id"].(string); id == "" {
@@ -77,7 +77,7 @@ func decodeWebAPI(info *gate.Request, data []byte, once bool) (webapiMsg, error)
 		}
 	}
 	out := spec.Request(doc, first)
-	if m.cmd == cmdClose {
+	if m.Cmd == CmdClose {
 		// close ends the sub-session: an end frame without data.
 		hdr, _ := out["header"].(map[string]any)
 		if hdr == nil {
@@ -91,7 +91,7 @@ func decodeWebAPI(info *gate.Request, data []byte, once bool) (webapiMsg, error)
 	if err != nil {
 		return m, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request: %v", err)
 	}
-	m.ase = b
+	m.ASE = b
 	return m, nil
 }
 
@@ -113,8 +113,8 @@ func isZero(v any) bool {
 	return false
 }
 
-// appendResult renders a result in the request's envelope.
-func appendResult(dst []byte, info *gate.Request, r ase.Renderer, res *atompb.Result, cid string) []byte {
+// AppendResult renders a result in the request's envelope.
+func AppendResult(dst []byte, info *gate.Request, r ase.Renderer, res *atompb.Result, cid string) []byte {
 	if info.Schema == nil || !info.WebAPI {
 		return r.AppendResultCID(dst, res, cid)
 	}
@@ -138,8 +138,8 @@ func appendResult(dst []byte, info *gate.Request, r ase.Renderer, res *atompb.Re
 	return append(dst, '}')
 }
 
-// appendError renders an error in the request's envelope; cid is left out when empty.
-func appendError(dst []byte, info *gate.Request, code int, msg, cid string) []byte {
+// AppendError renders an error in the request's envelope; cid is left out when empty.
+func AppendError(dst []byte, info *gate.Request, code int, msg, cid string) []byte {
 	if info != nil && info.WebAPI {
 		return appendWebAPIError(dst, code, msg, info.SID, cid)
 	}
@@ -165,7 +165,7 @@ func appendWebAPIError(dst []byte, code int, msg, sid, cid string) []byte {
 	return append(dst, '}')
 }
 
-// appendKeepAlive answers a kpal command.
-func appendKeepAlive(dst []byte, sid, cid string) []byte {
+// AppendKeepAlive answers a kpal command.
+func AppendKeepAlive(dst []byte, sid, cid string) []byte {
 	return appendWebAPIError(dst, 0, "success", sid, cid)
 }

@@ -1,12 +1,12 @@
-package transport
+package oip
 
 import (
 	"encoding/json"
-	"github.com/athenaserving/asf/services/webgate/gate"
 	"strings"
 	"testing"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/services/webgate/gate"
 )
 
 // TestOIPShapeChecked: an input tensor's data must hold exactly the product of its shape

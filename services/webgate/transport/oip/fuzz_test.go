@@ -1,12 +1,12 @@
-package transport
+package oip
 
 import (
 	"encoding/json"
-	"github.com/athenaserving/asf/services/webgate/gate"
 	"testing"
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/webgate/ase"
+	"github.com/athenaserving/asf/services/webgate/gate"
 )
 
 // FuzzOIPRequest drives the OIP v2 infer request decoder.

@@ -1,4 +1,8 @@
-package transport
+// Package oip is webgate's Open Inference Protocol v2 (KServe/Triton REST) adapter, a
+// second front door to the same pipeline: a model is a capability, an infer request is a
+// once frame whose payload items are the input tensors, and the result items come back as
+// BYTES output tensors. It decodes and encodes; the gate validates and calls atom.
+package oip
 
 import (
 	"bytes"
@@ -12,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -19,12 +24,11 @@ import (
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/gate"
+	"github.com/athenaserving/asf/services/webgate/transport/httpio"
 )
 
-// Open Inference Protocol v2 (KServe/Triton REST), a second front door to the same
-// pipeline: a model is a capability, an infer request is a once frame whose payload items
-// are the input tensors, and the result items come back as BYTES output tensors.
-const oipPrefix = "/v2"
+// Prefix is the path prefix of the OIP routes.
+const Prefix = "/v2"
 
 // OIP actions kept in gate.Request.OIP.
 const (
@@ -33,8 +37,22 @@ const (
 	oipInfer = "infer"
 )
 
-// oipRoute parses /v2/models/<model>[/versions/<v>][/ready|/infer].
-func oipRoute(path string) (model, action string, ok bool) {
+// Server serves the OIP routes of a gate.
+type Server struct {
+	g       *gate.Gate
+	maxBody int64
+	ready   func() bool
+}
+
+// New returns a Server; maxBody bounds an infer request body, ready answers
+// /v2/health/ready (nil: always ready).
+func New(g *gate.Gate, maxBody int64, ready func() bool) *Server {
+	return &Server{g: g, maxBody: maxBody, ready: ready}
+}
+
+// Route parses /v2/models/<model>[/versions/<v>][/ready|/infer] into the model and the
+// action kept in gate.Request.OIP.
+func Route(path string) (model, action string, ok bool) {
 	rest, found := strings.CutPrefix(path, "/v2/models/")
 	if !found || rest == "" {
 		return "", "", false
@@ -57,35 +75,29 @@ func oipRoute(path string) (model, action string, ok bool) {
 	return "", "", false
 }
 
-// serveOIPHealth answers the server-level probes; it reports whether it answered.
-func (h *Handler) serveOIPHealth(w http.ResponseWriter, r *http.Request) bool {
+// ServeHealth answers the server-level probes; it reports whether it answered.
+func (h *Server) ServeHealth(w http.ResponseWriter, r *http.Request) bool {
 	switch strings.TrimSuffix(r.URL.Path, "/") {
 	case "/v2/health/live":
-		writeJSON(w, http.StatusOK, map[string]any{"live": true})
+		httpio.WriteJSON(w, http.StatusOK, map[string]any{"live": true})
 	case "/v2/health/ready":
-		ready := h.opts.Ready == nil || h.opts.Ready()
+		ready := h.ready == nil || h.ready()
 		st := http.StatusOK
 		if !ready {
 			st = http.StatusServiceUnavailable
 		}
-		writeJSON(w, st, map[string]any{"ready": ready})
+		httpio.WriteJSON(w, st, map[string]any{"ready": ready})
 	case "/v2":
-		writeJSON(w, http.StatusOK, map[string]any{"name": "asf-webgate", "version": "2", "extensions": []string{}})
+		httpio.WriteJSON(w, http.StatusOK, map[string]any{"name": "asf-webgate", "version": "2", "extensions": []string{}})
 	default:
 		return false
 	}
 	return true
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, _ := json.Marshal(v)
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-func writeOIPError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+// WriteError writes an OIP error body.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	httpio.WriteJSON(w, status, map[string]string{"error": msg})
 }
 
 type oipTensorMeta struct {
@@ -94,7 +106,8 @@ type oipTensorMeta struct {
 	Shape    []int64 `json:"shape"`
 }
 
-func (h *Handler) serveOIP(w http.ResponseWriter, r *http.Request, info *gate.Request) {
+// Serve serves an OIP request routed to info's capability.
+func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Request) {
 	w.Header().Set("X-Asf-Sid", info.SID)
 	want := http.MethodGet
 	if info.OIP == oipInfer {
@@ -103,12 +116,12 @@ func (h *Handler) serveOIP(w http.ResponseWriter, r *http.Request, info *gate.Re
 	if r.Method != want {
 		info.Code = aserr.ErrBadRequest.Code
 		w.Header().Set("Allow", want)
-		writeOIPError(w, http.StatusMethodNotAllowed, "method not allowed")
+		WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	switch info.OIP {
 	case oipReady:
-		writeJSON(w, http.StatusOK, map[string]any{"name": info.Capability, "ready": true})
+		httpio.WriteJSON(w, http.StatusOK, map[string]any{"name": info.Capability, "ready": true})
 	case oipModel:
 		meta := map[string]any{"name": info.Capability, "platform": "asf", "versions": []string{}, "inputs": []oipTensorMeta{}, "outputs": []oipTensorMeta{}}
 		if s := info.Schema; s != nil {
@@ -118,7 +131,7 @@ func (h *Handler) serveOIP(w http.ResponseWriter, r *http.Request, info *gate.Re
 			meta["inputs"] = tensorMetas(s.Inputs())
 			meta["outputs"] = tensorMetas(s.Accepts())
 		}
-		writeJSON(w, http.StatusOK, meta)
+		httpio.WriteJSON(w, http.StatusOK, meta)
 	case oipInfer:
 		h.serveInfer(w, r, info)
 	}
@@ -158,7 +171,7 @@ type oipOutput struct {
 	Data       []string       `json:"data"`
 }
 
-func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *gate.Request) {
+func (h *Server) serveInfer(w http.ResponseWriter, r *http.Request, info *gate.Request) {
 	ctx := r.Context()
 	fail := func(err error) {
 		code := aserr.CodeOf(err)
@@ -173,9 +186,9 @@ func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *gate.
 		if code != aserr.ErrBadRequest.Code && code != aserr.ErrNotFound.Code {
 			info.Log.Warn().Err(err).Int("code", code).Msg("infer request failed")
 		}
-		writeOIPError(w, st, ase.PublicMessage(code, aserr.MessageOf(err)))
+		WriteError(w, st, ase.PublicMessage(code, aserr.MessageOf(err)))
 	}
-	body, err := readBody(w, r, h.opts.MaxBodyBytes)
+	body, err := httpio.ReadBody(w, r, h.maxBody)
 	if err != nil {
 		fail(err)
 		return
@@ -206,9 +219,9 @@ func (h *Handler) serveInfer(w http.ResponseWriter, r *http.Request, info *gate.
 		fail(err)
 		return
 	}
-	took := timeSince(info)
+	took := time.Since(info.Start)
 	h.g.Metrics().Results(h.g.Label(info), gate.KindOIP, took, took)
-	w.Header().Set("X-Asf-Timing", timingHeader(took, res.GetTiming()))
+	w.Header().Set("X-Asf-Timing", httpio.TimingHeader(took, res.GetTiming()))
 	info.Code = 0
 	typer := h.g.Renderer(info.Schema).Typer
 	out := map[string]any{"model_name": info.Capability, "id": req.ID, "parameters": map[string]any{"sid": info.SID}}

@@ -1,15 +1,15 @@
-package transport
+package oip
 
 import (
 	"encoding/json"
 	"flag"
-	"github.com/athenaserving/asf/services/webgate/gate"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/athenaserving/asf/libs/capability"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
