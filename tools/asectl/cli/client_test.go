@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/sdk/go/ase"
 	"github.com/athenaserving/asf/tests/suitetest"
 	"github.com/athenaserving/asf/tools/asectl/cli"
@@ -61,7 +62,7 @@ func TestSchemasAppsAndCalls(t *testing.T) {
 		t.Fatalf("get:\n%s", out)
 	}
 	c.fails(cli.ExitError, "asectl schema push", "schema", "get", "nothing")
-	waitFor(t, 10*time.Second, "webgate serves the schema", func() bool { _, ok := s.Webgate.Schemas().Get("echo"); return ok })
+	testpoll.Until(t, 10*time.Second, "webgate serves the schema", func() bool { _, ok := s.Webgate.Schemas().Get("echo"); return ok })
 
 	// Calls as webgate's demo app, before any app exists.
 	demo := []string{"--app-id", suitetest.DemoApp.AppID, "--api-key", suitetest.DemoApp.APIKey, "--api-secret", suitetest.DemoApp.APISecret}
@@ -102,7 +103,7 @@ func TestSchemasAppsAndCalls(t *testing.T) {
 		t.Fatalf("apps.json: %s", out)
 	}
 	// The saved credentials sign calls once webgate applied apps.json (the demo app is gone).
-	waitFor(t, 10*time.Second, "webgate accepts app1", func() bool {
+	testpoll.Until(t, 10*time.Second, "webgate accepts app1", func() bool {
 		return c.run("call", "once", "echo", "--text", "as app1").out == "as app1\n"
 	})
 	c.fails(cli.ExitError, "check the app's key", append([]string{"call", "once", "echo"}, demo...)...)
@@ -166,13 +167,13 @@ func TestSchemasAppsAndCalls(t *testing.T) {
 	if !strings.Contains(off, "true") {
 		t.Fatalf("limits: %s", off)
 	}
-	waitFor(t, 10*time.Second, "webgate refuses the disabled app", func() bool { return c.run("call", "once", "echo").code == cli.ExitError })
+	testpoll.Until(t, 10*time.Second, "webgate refuses the disabled app", func() bool { return c.run("call", "once", "echo").code == cli.ExitError })
 	c.ok("app", "limits", "app1", "--enable")
 	rot := c.ok("app", "rotate-key", "app1", "--save")
 	if !strings.Contains(rot, "api_secret:") || strings.Contains(rot, app.APISecret) {
 		t.Fatalf("rotate-key: %s", rot)
 	}
-	waitFor(t, 10*time.Second, "webgate accepts the new key", func() bool { return c.run("call", "once", "echo").code == 0 })
+	testpoll.Until(t, 10*time.Second, "webgate accepts the new key", func() bool { return c.run("call", "once", "echo").code == 0 })
 	c.ok("app", "delete", "app1")
 	c.fails(cli.ExitError, "no such app", "app", "delete", "app1")
 	if out := c.ok("app", "ls", "-o", "json"); !strings.Contains(out, `"apps": []`) {

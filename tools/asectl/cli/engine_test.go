@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/tests/suitetest"
 	"github.com/athenaserving/asf/tools/asectl/cli"
 )
@@ -118,7 +119,7 @@ func TestEngineToSignedAnswer(t *testing.T) {
 			t.Errorf("engine run: exit %d\n%s%s", code, out.String(), errw.String())
 		}
 	}()
-	waitFor(t, 60*time.Second, "engine run serves greeter", func() bool {
+	testpoll.Until(t, 60*time.Second, "engine run serves greeter", func() bool {
 		if errw.String() != "" {
 			t.Fatalf("engine run: %s", errw.String())
 		}
@@ -126,7 +127,7 @@ func TestEngineToSignedAnswer(t *testing.T) {
 	})
 	// webgate applies apps.json on its own schedule; the first call may precede it.
 	var answer string
-	waitFor(t, 10*time.Second, "a signed answer from greeter", func() bool {
+	testpoll.Until(t, 10*time.Second, "a signed answer from greeter", func() bool {
 		r := c.run("call", "once", "greeter", "--input", "text:text", "--text", "athena")
 		answer = r.out
 		return r.code == 0

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/athenaserving/asf/tests/suitetest"
 	"github.com/athenaserving/asf/tools/asectl/cli"
@@ -103,18 +102,6 @@ func (c *ctl) login(s *suitetest.Suite) {
 	c.t.Helper()
 	c.ok("login", "--polaris", "http://"+s.Polaris.ConsoleAddr(), "--token", suitetest.AdminToken,
 		"--webgate", s.URL(), "--polaris-grpc", s.Polaris.GRPCAddr())
-}
-
-// waitFor polls cond every 20 ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // repoRoot is the repository's root (tools/asectl/cli is three levels down).

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/tests/suitetest"
 	"github.com/athenaserving/asf/tools/asectl/cli"
 )
@@ -88,9 +89,9 @@ func TestServicesAndTop(t *testing.T) {
 			t.Fatalf("after disable and weight 50: %+v", i)
 		}
 	}
-	waitFor(t, 5*time.Second, "lbclient sees one echo loader", func() bool { return s.LB.Live("echo") == 1 })
+	testpoll.Until(t, 5*time.Second, "lbclient sees one echo loader", func() bool { return s.LB.Live("echo") == 1 })
 	c.ok("svc", "enable", "echo", addr)
-	waitFor(t, 5*time.Second, "lbclient sees two echo loaders", func() bool { return s.LB.Live("echo") == 2 })
+	testpoll.Until(t, 5*time.Second, "lbclient sees two echo loaders", func() bool { return s.LB.Live("echo") == 2 })
 	c.fails(cli.ExitUsage, "0 to 10000", "svc", "weight", "echo", addr, "20000")
 	c.fails(cli.ExitUsage, "accepts 2 arg", "svc", "enable", "echo")
 

@@ -118,7 +118,7 @@ var distHeader = []string{"path", "calls", "errors", "calls/s", "p50 µs", "p99 
 func runLoader(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error) {
 	p := env.Profile
 	sc := &report.Scenario{ID: "loader", Title: "5. Loader engine paths", XLabel: "path",
-		Description: fmt.Sprintf("Measured by `loaderbench` (services/loader/cmd/loaderbench) with loaders in its own process on loopback, "+
+		Description: fmt.Sprintf("Measured by `loaderbench` (tools/cmd/loaderbench) with loaders in its own process on loopback, "+
 			"%v warm-up and %v per path. Python: the identity `wrapperOnceExec` of examples/engines/python-echo through the loader's gRPC Once "+
 			"(one Python worker, one caller) against the same call made in a Python process (the floor); the difference is the latency the loader adds. "+
 			"C: the example C engine (examples/engines/c-echo, gcc) in the loader process against the same engine behind isolation process "+

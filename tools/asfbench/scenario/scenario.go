@@ -149,8 +149,8 @@ type Env struct {
 	Log io.Writer
 	// Only, when non-empty, selects scenarios by id (once, stream, python, loader, control, mtls).
 	Only map[string]bool
-	// LoaderBench is the loaderbench binary (services/loader/cmd/loaderbench) and LBBench the
-	// lbbench binary (services/lbclient/integration/cmd/lbbench); empty or missing: those
+	// LoaderBench is the loaderbench binary (tools/cmd/loaderbench) and LBBench the
+	// lbbench binary (tools/cmd/lbbench); empty or missing: those
 	// figures are reported as not measured.
 	LoaderBench, LBBench string
 	// RepoDir is the checkout (for examples/engines and sdk/python).

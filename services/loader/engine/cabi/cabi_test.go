@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/engine/cabi/cabitest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -252,17 +253,6 @@ func (c *collector) snapshot() []engine.Result {
 	return append([]engine.Result(nil), c.res...)
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestSession(t *testing.T) {
 	for _, async := range []bool{false, true} {
 		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) {
@@ -282,7 +272,7 @@ func TestSession(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, 2*time.Second, func() bool { return len(c.snapshot()) == 3 })
+			testpoll.Until(t, 2*time.Second, "the condition", func() bool { return len(c.snapshot()) == 3 })
 			for i, r := range c.snapshot() {
 				if r.Err != nil || r.Status != frames[i].Status || len(r.Outputs) != 1 || string(r.Outputs[0].Data) != "#f"+fmt.Sprint(i) {
 					t.Fatalf("result %d = %+v", i, r)
@@ -311,7 +301,7 @@ func TestSessionAsyncCallbackError(t *testing.T) {
 	if err := s.Write(t.Context(), engine.Frame{Status: engine.StatusBegin, Inputs: []engine.Payload{text("a", "x")}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, func() bool { return len(c.snapshot()) == 1 })
+	testpoll.Until(t, 2*time.Second, "the condition", func() bool { return len(c.snapshot()) == 1 })
 	checkEngineErr(t, c.snapshot()[0].Err, 20001, "failure requested", ErrRead)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
-	"github.com/athenaserving/asf/sdk/go/ase"
 	"github.com/athenaserving/asf/libs/capability/mapping"
+	"github.com/athenaserving/asf/sdk/go/ase"
 	"gopkg.in/yaml.v3"
 )
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/worker"
 	"github.com/rs/zerolog"
@@ -89,17 +90,6 @@ func once(t testing.TB, e engine.Engine, name, data string, d time.Duration) (en
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	return e.Once(ctx, engine.Request{Tag: "sid-once", Params: map[string]string{"mode": "identity"}, Inputs: in(name, data)})
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestExampleOnce(t *testing.T) {
@@ -188,7 +178,7 @@ func TestWrapperExitRestarts(t *testing.T) {
 	if _, err := once(t, e, "exit", "", 10*time.Second); !errors.Is(err, aserr.ErrEngineCrashed) {
 		t.Fatalf("os._exit: %v, want 10109", err)
 	}
-	waitFor(t, 20*time.Second, "the worker restarted", func() bool { p := e.PIDs()[0]; return p != 0 && p != before })
+	testpoll.Until(t, 20*time.Second, "the worker restarted", func() bool { p := e.PIDs()[0]; return p != 0 && p != before })
 	if resp, err := once(t, e, "text", "back", 10*time.Second); err != nil || string(resp.Outputs[0].Data) != "back" {
 		t.Fatalf("once after restart: %+v %v", resp, err)
 	}
@@ -200,7 +190,7 @@ func TestWrapperHangTimesOut(t *testing.T) {
 	if _, err := once(t, e, "hang", "", 300*time.Millisecond); !errors.Is(err, aserr.ErrOnceTimeout) {
 		t.Fatalf("hanging wrapper: %v, want 10102", err)
 	}
-	waitFor(t, 20*time.Second, "the hung worker replaced", func() bool { p := e.PIDs()[0]; return p != 0 && p != before })
+	testpoll.Until(t, 20*time.Second, "the hung worker replaced", func() bool { p := e.PIDs()[0]; return p != 0 && p != before })
 	if resp, err := once(t, e, "text", "alive", 10*time.Second); err != nil || string(resp.Outputs[0].Data) != "alive" {
 		t.Fatalf("once after replacement: %+v %v", resp, err)
 	}
