@@ -209,3 +209,22 @@ func TestLoaderConfigChangesUnderLoad(t *testing.T) {
 		t.Fatalf("%d failed requests or sessions: %q", n, l.errs)
 	}
 }
+
+// TestLoaderStartsOnThePolarisConfig starts a loader while polaris holds its config: the
+// engine is initialised with it at once (no second instance) and the licence is polaris's.
+func TestLoaderStartsOnThePolarisConfig(t *testing.T) {
+	s := suitetest.Start(t, suitetest.Options{Loaders: 1, Licence: 4, Loader: func(_ int, c *loader.Config) {
+		c.RemoteConfig = file
+	}})
+	s.PushConfig("echo", file, []byte("licence: 3\nengine-config: {attr.cfg: remote}\n"))
+	l := s.AddLoader()
+	if g, lic := l.EngineGeneration(), l.Licence(); g != 1 || lic != 3 {
+		t.Fatalf("new loader: generation %d licence %d, want 1 and 3", g, lic)
+	}
+	k := config.Key{Project: "asf", Group: "default", Service: "echo", Version: "v1", File: file}
+	reported(t, s, k, latest(t, s, k), true)
+	r, err := s.Client().Once(t.Context(), "echo", asetest.Frame{Status: 3, Header: map[string]any{"uid": "x"}, Payload: map[string]asetest.Data{"input": asetest.Text("hi")}})
+	if err != nil || r.Header.Code != 0 || r.Attr("input", "cfg") != `"remote"` {
+		t.Fatalf("once: %v %s", err, r.Raw)
+	}
+}
