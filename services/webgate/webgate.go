@@ -34,6 +34,7 @@ import (
 	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"github.com/athenaserving/asf/services/webgate/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -120,7 +121,7 @@ func DefaultConfig() Config {
 		AppsService:           "webgate",
 		AppsFile:              "apps.json",
 		ReplayCacheSize:       auth.DefaultReplayCacheSize,
-		MaxSubSessions:        transport.DefaultMaxSubSessions,
+		MaxSubSessions:        gate.DefaultMaxSubSessions,
 		DataDir:               "./data/webgate",
 	}
 }

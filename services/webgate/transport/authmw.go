@@ -13,17 +13,6 @@ import (
 	"github.com/athenaserving/asf/services/webgate/transport/webapi"
 )
 
-// Limit codes of the ASE platform for per-app limits (gate's).
-var (
-	// ErrQPSLimit is sent with HTTP 429 when an app exceeds its QPS.
-	ErrQPSLimit = gate.ErrQPSLimit
-	// ErrConnLimit ends a connection of an app whose concurrent-session limit was lowered
-	// below its open connections.
-	ErrConnLimit = gate.ErrConnLimit
-	// ErrShuttingDown ends sessions still open when the gateway's drain bound is reached.
-	ErrShuttingDown = gate.ErrShuttingDown
-)
-
 // authMiddleware authenticates the request with the ASE HMAC signature (URL-parameter form
 // when ?authorization= is present, else the Authorization header form), then has the gate
 // decide the app's access (gate.Authorize: IP allow-list, capability list, QPS and
@@ -103,7 +92,7 @@ func (h *Handler) refuse(w http.ResponseWriter, info *gate.Request, err error) {
 	if ae == auth.ErrQPS {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = w.Write(webapi.AppendError(nil, info, ErrQPSLimit.Code, ErrQPSLimit.Msg, ""))
+		_, _ = w.Write(webapi.AppendError(nil, info, gate.ErrQPSLimit.Code, gate.ErrQPSLimit.Msg, ""))
 		return
 	}
 	httpio.WriteMessage(w, ae.Status, ae.Message)

@@ -24,6 +24,7 @@ import (
 	"github.com/athenaserving/asf/services/webgate/transport/httpio"
 	"github.com/athenaserving/asf/services/webgate/transport/oip"
 	"github.com/athenaserving/asf/services/webgate/transport/webapi"
+	"github.com/athenaserving/asf/services/webgate/transport/ws"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -76,28 +77,22 @@ type Options struct {
 	// beyond the server's.
 	BodyReadTimeout time.Duration
 	// MaxSubSessions bounds the sub-sessions running at once on one multiplexed socket
-	// (more are refused with 11204, the socket goes on); 0 means DefaultMaxSubSessions.
+	// (more are refused with 11204, the socket goes on); 0 means gate.DefaultMaxSubSessions.
 	MaxSubSessions int
 	// RetryWait is how long a WebAPI 2.0 session whose capability enables retry outlives
 	// its dropped WebSocket, waiting for common.cmd "retry" on a new one; 0 means
-	// DefaultRetryWait.
+	// ws.DefaultRetryWait.
 	RetryWait time.Duration
 }
 
-// DefaultMaxSubSessions is how many sub-sessions one multiplexed socket runs at once when
-// Options.MaxSubSessions is not set.
-const DefaultMaxSubSessions = gate.DefaultMaxSubSessions
-
 // Handler serves ASE once requests and WebSocket sessions. It is safe for concurrent use.
 type Handler struct {
-	g        *gate.Gate
-	opts     Options
-	log      zerolog.Logger
-	upgrader websocket.Upgrader
-	chain    http.Handler
-
-	oip    *oip.Server
-	parked parkedSessions // WebAPI 2.0 sessions waiting for a retry
+	g     *gate.Gate
+	opts  Options
+	log   zerolog.Logger
+	chain http.Handler
+	oip   *oip.Server
+	ws    *ws.Server
 }
 
 // NewHandler returns a Handler that calls atom. reg may be nil.
@@ -135,15 +130,9 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 		g:    g,
 		opts: opts,
 		log:  log,
-		upgrader: websocket.Upgrader{
-			HandshakeTimeout: 10 * time.Second,
-			ReadBufferSize:   4096,
-			WriteBufferSize:  4096,
-			// Browser clients of every origin are allowed; HMAC auth decides access.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
 	}
 	h.oip = oip.New(g, opts.MaxBodyBytes, opts.Ready)
+	h.ws = ws.New(g, ws.Options{MaxFrameBytes: opts.MaxFrameBytes, RetryWait: opts.RetryWait})
 	mws := []Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware}
 	if opts.Auth != nil {
 		mws = append(mws, h.authMiddleware(opts.Auth))
@@ -182,6 +171,9 @@ func (h *Handler) CloseSessions() { h.g.Sessions().Close() }
 // Wait waits until every WebSocket session has ended or ctx ends.
 func (h *Handler) Wait(ctx context.Context) error { return h.g.Sessions().Wait(ctx) }
 
+// Parked returns how many WebAPI 2.0 sessions wait for a retry.
+func (h *Handler) Parked() int { return h.ws.Parked() }
+
 func isWebSocket(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
 
 func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request) {
@@ -190,7 +182,7 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request) {
 	case info.OIP != "":
 		h.oip.Serve(w, r, info)
 	case info.Stream:
-		h.serveWebSocket(w, r, info)
+		h.ws.Serve(w, r, info)
 	case r.Method == http.MethodPost:
 		h.serveOnce(w, r, info)
 	default:

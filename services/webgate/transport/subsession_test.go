@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/services/webgate/auth"
+	"github.com/athenaserving/asf/services/webgate/gate"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -83,7 +84,7 @@ func TestMultiplexSubSessionCap(t *testing.T) {
 	sendMux(t, conn, muxFrame("d", 0))
 	r := readMux(t, conn)
 	assert.Equal(t, "d", r.Header.Cid)
-	assert.Equal(t, ErrSubSessionLimit.Code, r.Header.Code)
+	assert.Equal(t, gate.ErrSubSessionLimit.Code, r.Header.Code)
 	assert.Equal(t, "too many sub-sessions on this connection", r.Header.Message)
 
 	// A late frame of the refused sub-session is dropped: the next answer is b's.
@@ -106,13 +107,13 @@ func TestMultiplexSubSessionCapDefault(t *testing.T) {
 	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(g.srv.URL, "http")+"/v1/private/echo?stream_mode=multiplex", nil)
 	require.NoError(t, err)
 	defer conn.Close()
-	for i := range DefaultMaxSubSessions {
+	for i := range gate.DefaultMaxSubSessions {
 		startSub(t, conn, fmt.Sprint("s", i))
 	}
 	sendMux(t, conn, muxFrame("over", 0))
 	r := readMux(t, conn)
 	assert.Equal(t, "over", r.Header.Cid)
-	assert.Equal(t, ErrSubSessionLimit.Code, r.Header.Code)
+	assert.Equal(t, gate.ErrSubSessionLimit.Code, r.Header.Code)
 }
 
 // Each sub-session of a multiplexed socket counts against the app's max_sessions (the
@@ -142,7 +143,7 @@ func TestMultiplexSubSessionsCountAgainstMaxSessions(t *testing.T) {
 	sendMux(t, conn, muxFrame("d", 0))
 	r := readMux(t, conn)
 	assert.Equal(t, "d", r.Header.Cid)
-	assert.Equal(t, ErrConnLimit.Code, r.Header.Code)
+	assert.Equal(t, gate.ErrConnLimit.Code, r.Header.Code)
 	assert.Equal(t, "max connections exceeded", r.Header.Message)
 	// ... and so is another socket of the app.
 	_, resp, err := dial("")
@@ -166,7 +167,7 @@ func TestMultiplexSubSessionsCountAgainstMaxSessions(t *testing.T) {
 	assert.Equal(t, 1, lim.Enforce(lowered))
 	r = readMux(t, conn)
 	assert.Equal(t, "c", r.Header.Cid)
-	assert.Equal(t, ErrConnLimit.Code, r.Header.Code)
+	assert.Equal(t, gate.ErrConnLimit.Code, r.Header.Code)
 	waitFor(t, 5*time.Second, func() bool { return lim.Active("app1") == 1 })
 	endSub(t, conn, "a")
 	startSub(t, conn, "f")

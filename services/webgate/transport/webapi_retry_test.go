@@ -77,17 +77,7 @@ func retryGate(t *testing.T, wait time.Duration) (*edge, *lateAtom) {
 }
 
 // heldResults counts the messages held for a retry by the sessions waiting for one.
-func heldResults(h *Handler) int {
-	h.parked.mu.Lock()
-	defer h.parked.mu.Unlock()
-	n := 0
-	for _, c := range h.parked.m {
-		c.wmu.Lock()
-		n += len(c.pending)
-		c.wmu.Unlock()
-	}
-	return n
-}
+func heldResults(h *Handler) int { return h.ws.Held() }
 
 func sendText(t *testing.T, conn *websocket.Conn, s string) {
 	t.Helper()

@@ -50,6 +50,20 @@ func New(g *gate.Gate, maxBody int64, ready func() bool) *Server {
 	return &Server{g: g, maxBody: maxBody, ready: ready}
 }
 
+// Version returns the model version an OIP path names (/v2/models/<m>/versions/<v>/...),
+// "" without one. An infer request on such a path is pinned to that engine version.
+func Version(path string) string {
+	rest, _ := strings.CutPrefix(path, "/v2/models/")
+	parts := strings.Split(strings.TrimSuffix(rest, "/"), "/")
+	if len(parts) >= 3 && parts[1] == "versions" {
+		return parts[2]
+	}
+	return ""
+}
+
+// headerEngineVersion is the ASE header field atom picks loaders of one engine version by.
+const headerEngineVersion = "engine_version"
+
 // Route parses /v2/models/<model>[/versions/<v>][/ready|/infer] into the model and the
 // action kept in gate.Request.OIP.
 func Route(path string) (model, action string, ok bool) {
@@ -205,6 +219,12 @@ func (h *Server) serveInfer(w http.ResponseWriter, r *http.Request, info *gate.R
 	if err != nil {
 		fail(err)
 		return
+	}
+	if v := Version(r.URL.Path); v != "" {
+		if f.Header == nil {
+			f.Header = map[string]string{}
+		}
+		f.Header[headerEngineVersion] = v // a version no loader serves: 404
 	}
 	f, _, err = h.g.CheckFrame(ctx, info, f, nil, true, nil)
 	if err != nil {

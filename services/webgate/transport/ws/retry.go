@@ -1,4 +1,4 @@
-package transport
+package ws
 
 import (
 	"bytes"
@@ -70,10 +70,23 @@ func (p *parkedSessions) take(sid string, accept func(*wsConn) bool) *wsConn {
 }
 
 // Parked returns how many WebAPI 2.0 sessions wait for a retry.
-func (h *Handler) Parked() int {
+func (h *Server) Parked() int {
 	h.parked.mu.Lock()
 	defer h.parked.mu.Unlock()
 	return len(h.parked.m)
+}
+
+// Held returns how many results the sessions waiting for a retry hold for their client.
+func (h *Server) Held() int {
+	h.parked.mu.Lock()
+	defer h.parked.mu.Unlock()
+	n := 0
+	for _, c := range h.parked.m {
+		c.wmu.Lock()
+		n += len(c.pending)
+		c.wmu.Unlock()
+	}
+	return n
 }
 
 // retryable reports whether the connection's session may outlive its socket.
@@ -118,9 +131,6 @@ func (c *wsConn) hold(b []byte) {
 // goes on) or the wait ends (false). It runs on the serve goroutine.
 func (c *wsConn) park() bool {
 	wait := c.h.opts.RetryWait
-	if wait <= 0 {
-		wait = DefaultRetryWait
-	}
 	c.wmu.Lock()
 	c.parked = true
 	c.wmu.Unlock()

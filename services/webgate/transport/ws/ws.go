@@ -1,4 +1,8 @@
-package transport
+// Package ws is webgate's WebSocket adapter: one session per connection, many sub-sessions
+// (keyed by cid) on a multiplexed one, in the ASE or the WebAPI 2.0 envelope, and the
+// WebAPI 2.0 retry that moves a session to a new socket. It reads and writes messages;
+// the gate validates frames, bounds sessions, keeps the sub-session books and calls atom.
+package ws
 
 import (
 	"context"
@@ -32,9 +36,41 @@ const (
 	statusUnset int32 = -1
 )
 
-// ErrSubSessionLimit refuses a sub-session beyond the socket's MaxSubSessions; the socket
-// and its other sub-sessions go on.
-var ErrSubSessionLimit = gate.ErrSubSessionLimit
+// Options configures a Server.
+type Options struct {
+	// MaxFrameBytes bounds one WebSocket message (10163 beyond it); it must be positive.
+	MaxFrameBytes int64
+	// RetryWait is how long a WebAPI 2.0 session whose capability enables retry outlives
+	// its dropped WebSocket, waiting for common.cmd "retry" on a new one; 0 means
+	// DefaultRetryWait.
+	RetryWait time.Duration
+}
+
+// Server serves the WebSocket sessions of a gate. It is safe for concurrent use.
+type Server struct {
+	g        *gate.Gate
+	opts     Options
+	upgrader websocket.Upgrader
+	parked   parkedSessions // WebAPI 2.0 sessions waiting for a retry
+}
+
+// New returns a Server of g.
+func New(g *gate.Gate, opts Options) *Server {
+	if opts.RetryWait <= 0 {
+		opts.RetryWait = DefaultRetryWait
+	}
+	return &Server{
+		g:    g,
+		opts: opts,
+		upgrader: websocket.Upgrader{
+			HandshakeTimeout: 10 * time.Second,
+			ReadBufferSize:   4096,
+			WriteBufferSize:  4096,
+			// Browser clients of every origin are allowed; HMAC auth decides access.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+}
 
 type connEventKind int
 
@@ -61,7 +97,7 @@ type connEvent struct {
 // Lock order: mu before wmu (never held together in practice); mu before the Limiter's
 // locks (sub-session leases are taken and released under mu, by subs).
 type wsConn struct {
-	h      *Handler
+	h      *Server
 	conn   *websocket.Conn
 	info   *gate.Request
 	ctx    context.Context
@@ -101,8 +137,8 @@ type inMsg struct {
 	err  error
 }
 
-// serveWebSocket upgrades the request and serves the connection until its end.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *gate.Request) {
+// Serve upgrades the request of info's session and serves the connection until its end.
+func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Request) {
 	if !h.g.Sessions().Begin() {
 		info.Code = aserr.ErrNetwork.Code
 		httpio.WriteMessage(w, http.StatusServiceUnavailable, "service unavailable")
@@ -140,23 +176,6 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, info *g
 	c.mu.Lock()
 	c.subs.ReleaseAll()
 	c.mu.Unlock()
-}
-
-// timeouts are a session's client inactivity bound (webgate's own policy: the
-// capability's read_timeout, else ReadTimeout) and its lifetime: a capability's
-// session_timeout is atom's to enforce (10114, in band), so webgate's lifetime for it is a
-// backstop of session_timeout plus BackstopMargin; without one it is SessionTimeout.
-func (h *Handler) timeouts(info *gate.Request) (read, life time.Duration) {
-	read, life = h.opts.ReadTimeout, h.opts.SessionTimeout
-	if s := info.Schema; s != nil {
-		if s.ReadTimeout() > 0 {
-			read = s.ReadTimeout()
-		}
-		if s.SessionTimeout() > 0 {
-			life = s.SessionTimeout() + h.opts.BackstopMargin
-		}
-	}
-	return read, life
 }
 
 // serve is the connection loop; it returns the connection's final ASE code.
@@ -216,7 +235,7 @@ func (c *wsConn) serve() int {
 		case err := <-c.info.Kicked():
 			return c.end(err, websocket.CloseNormalClosure)
 		case <-c.h.g.Sessions().GoingAway():
-			c.stopAll(ErrShuttingDown)
+			c.stopAll(gate.ErrShuttingDown)
 			c.closeWith(websocket.CloseGoingAway, "going away")
 			return aserr.ErrNetwork.Code
 		}
@@ -502,7 +521,7 @@ func (c *wsConn) route(data []byte, pre error) bool {
 			return false
 		}
 		if c.info.Multiplex {
-			if err := c.subs.Admit(func() { c.stopNewestSub(ErrConnLimit) }); err != nil {
+			if err := c.subs.Admit(func() { c.stopNewestSub(gate.ErrConnLimit) }); err != nil {
 				// Late frames of the refused sub-session are dropped like an ended one's.
 				c.subs.Remember(cid)
 				c.mu.Unlock()
