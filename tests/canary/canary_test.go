@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +51,18 @@ func TestPinnedVersion(t *testing.T) {
 			}
 		}
 	}
+	// OIP: the version in the path pins the infer request.
+	body := []byte(`{"id":"r1","inputs":[{"name":"input","datatype":"BYTES","shape":[1],"data":["hi"]}]}`)
+	for _, v := range []string{"1", "2"} {
+		r, err := c.Post(t.Context(), "/v2/models/echo/versions/"+v+"/infer", body)
+		if err != nil || r.HTTPStatus != http.StatusOK || !strings.Contains(string(r.Raw), `"ver":"`+v+`"`) {
+			t.Fatalf("OIP infer on version %s: %v HTTP %d %s", v, err, r.HTTPStatus, r.Raw)
+		}
+	}
+	if r, err := c.Post(t.Context(), "/v2/models/echo/versions/99/infer", body); err != nil || r.HTTPStatus != http.StatusNotFound {
+		t.Fatalf("OIP infer on an unknown version: %v HTTP %d %s", err, r.HTTPStatus, r.Raw)
+	}
+
 	// A version no loader serves: 404, as an unknown capability (atom's 10404).
 	r, err := once(t.Context(), c, map[string]any{"engine_version": "99"})
 	if err != nil || r.HTTPStatus != http.StatusNotFound {
