@@ -1,11 +1,15 @@
-// Package transport is webgate's HTTP edge: it routes ASE, WebAPI 2.0 and OIP requests,
-// turns them into atom frames with package ase and hands them to the gate (package gate),
-// which calls atom; it writes the responses.
+// Package transport is webgate's HTTP adapter, the one http.Handler the server mounts:
+// the router (ASE, WebAPI 2.0 and OIP routes), the middleware chain, HMAC authentication
+// and once requests. It decodes requests into frames and encodes answers; everything it
+// decides it asks the gate (package gate), which calls atom. The other front doors are
+// packages beneath it, endpoints it routes to: ws (WebSocket sessions), oip (OIP v2),
+// webapi (the WebAPI 2.0 envelope, for once requests and sessions alike); httpio holds
+// what they share on the wire and atomgrpc gives the gate its atom over gRPC.
 //
 // The handler chain, outermost first: recover → route (404, capability, sid) → observe
-// (metrics, access log) → [HMAC auth → per-app limits, as Options.Middlewares] → endpoint
-// (once or WebSocket). Per-frame checks such as schema validation are FrameFilters, applied
-// to the once frame and to every WebSocket frame alike.
+// (metrics, access log) → [HMAC auth → the gate's per-app limits] → Options.Middlewares →
+// endpoint (once, WebSocket or OIP). Per-frame checks such as schema validation are the
+// gate's, applied to the once frame and to every WebSocket frame alike.
 package transport
 
 import (
@@ -21,6 +25,7 @@ import (
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/athenaserving/asf/services/webgate/gate"
+	"github.com/athenaserving/asf/services/webgate/transport/atomgrpc"
 	"github.com/athenaserving/asf/services/webgate/transport/httpio"
 	"github.com/athenaserving/asf/services/webgate/transport/oip"
 	"github.com/athenaserving/asf/services/webgate/transport/webapi"
@@ -107,7 +112,7 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 	if opts.MaxFrameBytes <= 0 {
 		opts.MaxFrameBytes = opts.MaxBodyBytes
 	}
-	g, err := gate.New(AtomClient(atom), gate.Options{
+	g, err := gate.New(atomgrpc.New(atom), gate.Options{
 		ReadTimeout:         opts.ReadTimeout,
 		SessionTimeout:      opts.SessionTimeout,
 		BackstopMargin:      opts.BackstopMargin,

@@ -1,4 +1,6 @@
-package transport
+// Package atomgrpc is the gate's atom over gRPC: it adapts atom's generated client to
+// gate.Atom, turning gRPC statuses into coded errors.
+package atomgrpc
 
 import (
 	"context"
@@ -8,9 +10,9 @@ import (
 	"github.com/athenaserving/asf/services/webgate/gate"
 )
 
-// AtomClient adapts atom's gRPC client to the gate's Atom: gRPC statuses become coded
-// errors (grpcx.FromStatus); io.EOF, the end of a stream, passes unchanged.
-func AtomClient(c atompb.AtomClient) gate.Atom { return atomClient{c} }
+// New adapts atom's gRPC client to the gate's Atom: gRPC statuses become coded errors
+// (grpcx.FromStatus); io.EOF, the end of a stream, passes unchanged.
+func New(c atompb.AtomClient) gate.Atom { return atomClient{c} }
 
 type atomClient struct{ c atompb.AtomClient }
 
