@@ -5,7 +5,8 @@
 //   - a service imports only libs, sdk and itself (services meet over gRPC and NATS, never in
 //     Go; the public client SDK may serve a service that calls another deployment's edge);
 //   - a service's domain packages import no transport: not net/http, google.golang.org/grpc,
-//     or NATS, nor the service's own transport or root package. Everything under
+//     NATS or github.com/gorilla/websocket, nor the service's own transport (or any package
+//     under it, such as webgate's transport/ws) or root package. Everything under
 //     services/<svc>/ is domain except the root package (the embeddable server that binds
 //     listeners), cmd/, transport/, test-support packages (named *test) and the adapters
 //     listed in Adapters, each with the reason it talks to another process.

@@ -28,8 +28,9 @@ var Adapters = map[string]string{
 }
 
 // transportImports are the imports a domain package may not have (an import path equal to
-// one of them or below it).
-var transportImports = []string{"net/http", "google.golang.org/grpc", "github.com/nats-io/"}
+// one of them or below it): HTTP, gRPC, NATS and WebSocket (webgate's gate decides for its
+// WebSocket adapter, transport/ws, and must not reach for the socket itself).
+var transportImports = []string{"net/http", "google.golang.org/grpc", "github.com/nats-io/", "github.com/gorilla/websocket"}
 
 // Package is one package as `go list -json` reports it.
 type Package struct {

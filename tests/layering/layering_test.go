@@ -28,6 +28,10 @@ func TestRulesOnMadeUpPackages(t *testing.T) {
 		p("services/loader/bad", "bad", Prefix+"tools/suite"),
 		{ImportPath: Prefix + "services/loader/session", Name: "session", TestImports: []string{"google.golang.org/grpc"}},
 		p("tests/e2e", "e2e", Prefix+"services/atom", "net/http"),
+		p("services/webgate/gate", "gate", Prefix+"services/webgate/ase", Prefix+"services/webgate/auth", "github.com/prometheus/client_golang/prometheus"),
+		p("services/webgate/leaky", "leaky", "github.com/gorilla/websocket", Prefix+"services/webgate/transport/webapi"),
+		p("services/webgate/transport/ws", "ws", "github.com/gorilla/websocket", Prefix+"services/webgate/gate", Prefix+"services/webgate/transport/webapi"),
+		p("services/webgate/transport", "transport", "net/http", Prefix+"services/webgate/gate", Prefix+"services/webgate/transport/ws"),
 	}
 	var got []string
 	for _, v := range Check(pkgs) {
@@ -43,22 +47,29 @@ func TestRulesOnMadeUpPackages(t *testing.T) {
 		"services/atom/leaky imports services/atom: a domain package imports no adapter of its service",
 		"services/loader/bad imports tools/suite: a service imports only libs, sdk and itself",
 		"services/webgate imports services/atom/atomtest: a service imports only libs, sdk and itself",
+		"services/webgate/leaky imports github.com/gorilla/websocket: a domain package imports no transport",
+		"services/webgate/leaky imports services/webgate/transport/webapi: a domain package imports no adapter of its service",
 	}, got)
 }
 
 func TestDomain(t *testing.T) {
 	for path, want := range map[string]bool{
-		"services/atom":                    false,
-		"services/atom/cmd/atom":           false,
-		"services/atom/transport":          false,
-		"services/atom/transport/grpc":     false,
-		"services/loader/loadertest":       false,
-		"services/lbclient/source":         false,
-		"services/atom/route":              true,
-		"services/polaris/store/bolt":      true,
-		"services/polaris/internal/fanout": true,
-		"libs/aserr":                       false,
-		"tests/e2e":                        false,
+		"services/atom":                     false,
+		"services/atom/cmd/atom":            false,
+		"services/atom/transport":           false,
+		"services/atom/transport/grpc":      false,
+		"services/loader/loadertest":        false,
+		"services/lbclient/source":          false,
+		"services/atom/route":               true,
+		"services/polaris/store/bolt":       true,
+		"services/polaris/internal/fanout":  true,
+		"services/webgate/gate":             true,
+		"services/webgate/ase":              true,
+		"services/webgate/transport/ws":     false,
+		"services/webgate/transport/oip":    false,
+		"services/webgate/transport/webapi": false,
+		"libs/aserr":                        false,
+		"tests/e2e":                         false,
 	} {
 		require.Equal(t, want, Domain(path, lastElem(path)), path)
 	}
