@@ -62,6 +62,24 @@ func TestPinnedVersion(t *testing.T) {
 	if r, err := c.Post(t.Context(), "/v2/models/echo/versions/99/infer", body); err != nil || r.HTTPStatus != http.StatusNotFound {
 		t.Fatalf("OIP infer on an unknown version: %v HTTP %d %s", err, r.HTTPStatus, r.Raw)
 	}
+	get := func(path string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL()+path, nil)
+		asetest.SignHeaders(req, nil, suitetest.DemoApp, time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{
+		"/v2/models/echo/versions/2/ready": http.StatusOK, "/v2/models/echo/versions/2": http.StatusOK,
+		"/v2/models/echo/versions/99/ready": http.StatusNotFound, "/v2/models/echo/versions/99": http.StatusNotFound,
+	} {
+		if st := get(path); st != want {
+			t.Fatalf("GET %s: HTTP %d, want %d", path, st, want)
+		}
+	}
 
 	// A version no loader serves: 404, as an unknown capability (atom's 10404).
 	r, err := once(t.Context(), c, map[string]any{"engine_version": "99"})

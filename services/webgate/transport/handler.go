@@ -78,6 +78,9 @@ type Options struct {
 	MaxCapabilityLabels int
 	// Ready reports readiness for the OIP /v2/health/ready probe; nil means always ready.
 	Ready func() bool
+	// VersionServed tells whether a loader of capability registered engine version (OIP
+	// /v2/models/<m>/versions/<v>[/ready]); nil: every version is taken as served.
+	VersionServed func(ctx context.Context, capability, version string) (bool, error)
 	// BodyReadTimeout bounds reading a request body (once and OIP infer); 0 means no bound
 	// beyond the server's.
 	BodyReadTimeout time.Duration
@@ -137,6 +140,7 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 		log:  log,
 	}
 	h.oip = oip.New(g, opts.MaxBodyBytes, opts.Ready)
+	h.oip.SetVersionServed(opts.VersionServed)
 	h.ws = ws.New(g, ws.Options{MaxFrameBytes: opts.MaxFrameBytes, RetryWait: opts.RetryWait})
 	mws := []Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware}
 	if opts.Auth != nil {

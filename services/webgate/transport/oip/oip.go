@@ -6,6 +6,7 @@ package oip
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -42,6 +43,14 @@ type Server struct {
 	g       *gate.Gate
 	maxBody int64
 	ready   func() bool
+	// versionServed answers whether a version of a model is served (nil: every one is).
+	versionServed func(ctx context.Context, model, version string) (bool, error)
+}
+
+// SetVersionServed makes /v2/models/<m>/versions/<v> and .../ready answer 404 for a
+// version f says no loader serves (set before serving).
+func (h *Server) SetVersionServed(f func(ctx context.Context, model, version string) (bool, error)) {
+	h.versionServed = f
 }
 
 // New returns a Server; maxBody bounds an infer request body, ready answers
@@ -132,6 +141,20 @@ func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Reques
 		w.Header().Set("Allow", want)
 		WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
+	}
+	if v := Version(r.URL.Path); v != "" && info.OIP != oipInfer && h.versionServed != nil {
+		served, err := h.versionServed(r.Context(), info.Capability, v)
+		switch {
+		case err != nil:
+			info.Code = aserr.ErrNoEngine.Code
+			info.Log.Warn().Err(err).Msg("model versions")
+			WriteError(w, http.StatusServiceUnavailable, "model versions cannot be listed now")
+			return
+		case !served:
+			info.Code = aserr.ErrNotFound.Code
+			WriteError(w, http.StatusNotFound, "model "+info.Capability+" has no version "+v)
+			return
+		}
 	}
 	switch info.OIP {
 	case oipReady:
