@@ -230,6 +230,12 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	tr.SetResources(s.res)
 	tr.Register(s.grpc.Server)
 	transport.RegisterResourceMetrics(reg, s.res)
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asf_loader_licence_slots", Help: "The licence in effect (it changes with the remote config)."},
+			func() float64 { return float64(s.pool.Max()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asf_loader_engine_generation", Help: "Engine instances that served: 1, plus one per engine-config change applied while serving."},
+			func() float64 { return float64(s.EngineGeneration()) }),
+	)
 	return s, nil
 }
 

@@ -6,6 +6,9 @@ package hotconfig
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,6 +223,17 @@ func TestLoaderStartsOnThePolarisConfig(t *testing.T) {
 	l := s.AddLoader()
 	if g, lic := l.EngineGeneration(), l.Licence(); g != 1 || lic != 3 {
 		t.Fatalf("new loader: generation %d licence %d, want 1 and 3", g, lic)
+	}
+	resp, err := http.Get("http://" + l.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"asf_loader_licence_slots 3\n", "asf_loader_engine_generation 1\n"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("loader metrics lack %q", want)
+		}
 	}
 	k := config.Key{Project: "asf", Group: "default", Service: "echo", Version: "v1", File: file}
 	reported(t, s, k, latest(t, s, k), true)
