@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	"github.com/athenaserving/asf/services/webgate/internal/goldentest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -56,7 +57,7 @@ func TestParseGolden(t *testing.T) {
 			require.NoError(t, err)
 			out, err := json.Marshal(viewOf(f))
 			require.NoError(t, err)
-			golden(t, name, out)
+			goldentest.JSON(t, name, out)
 		})
 	}
 }

@@ -2,32 +2,15 @@ package ase
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	"github.com/athenaserving/asf/services/webgate/internal/goldentest"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	require.True(t, json.Valid(got), "rendered invalid JSON: %s", got)
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		require.NoError(t, os.WriteFile(path, append(got, '\n'), 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test -update to create %s", path)
-	assert.Equal(t, strings.TrimSuffix(string(want), "\n"), string(got))
-}
 
 func TestRenderGolden(t *testing.T) {
 	r := DefaultRenderer()
@@ -56,11 +39,11 @@ func TestRenderGolden(t *testing.T) {
 	}
 	for name, res := range cases {
 		t.Run(name, func(t *testing.T) {
-			golden(t, name, r.AppendResult(nil, res))
+			goldentest.JSON(t, name, r.AppendResult(nil, res))
 		})
 	}
 	t.Run("error", func(t *testing.T) {
-		golden(t, "error", appendError(nil, 10163, "payload.input.audio: invalid base64 \x01", "s6"))
+		goldentest.JSON(t, "error", appendError(nil, 10163, "payload.input.audio: invalid base64 \x01", "s6"))
 	})
 }
 

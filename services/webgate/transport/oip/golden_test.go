@@ -2,32 +2,13 @@ package oip
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/services/webgate/gate"
-	"github.com/stretchr/testify/assert"
+	"github.com/athenaserving/asf/services/webgate/internal/goldentest"
 	"github.com/stretchr/testify/require"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	require.True(t, json.Valid(got), "invalid JSON: %s", got)
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		require.NoError(t, os.MkdirAll("testdata", 0o755))
-		require.NoError(t, os.WriteFile(path, append(got, '\n'), 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test -update to create %s", path)
-	assert.Equal(t, strings.TrimSuffix(string(want), "\n"), string(got))
-}
 
 const goldenSchema = `{"meta":{"serviceId":"ist","version":"2","ist":{"input":{"input":{"dataType":"audio"}},"accept":{"result":{"dataType":"text"}}}},
  "schemaoutput":{"properties":{"payload":{"properties":{"result":{"properties":{"seq":{"type":"string"},"final":{"type":"boolean"},"score":{"type":"number"}}}}}}}}`
@@ -46,5 +27,5 @@ func TestOIPRequestGolden(t *testing.T) {
 	require.NoError(t, err)
 	out, err := json.Marshal(f) // encoding/json sorts map keys: stable
 	require.NoError(t, err)
-	golden(t, "oip_infer_frame", out)
+	goldentest.JSON(t, "oip_infer_frame", out)
 }
