@@ -76,3 +76,53 @@ func TestFailedSwapKeepsTheRunningInstance(t *testing.T) {
 		t.Fatalf("generation %d, want 1", hs.Generation())
 	}
 }
+
+// resEcho is an echo engine that records the resources loaded into it.
+type resEcho struct {
+	*engine.Echo
+	loaded map[uint32]string
+}
+
+func newResEcho() *resEcho { return &resEcho{Echo: engine.NewEcho(), loaded: map[uint32]string{}} }
+
+func (r *resEcho) LoadResource(_ context.Context, id uint32, data []engine.Payload) error {
+	r.loaded[id] = string(data[0].Data)
+	return nil
+}
+
+func (r *resEcho) UnloadResource(_ context.Context, id uint32) error {
+	delete(r.loaded, id)
+	return nil
+}
+
+func TestSwapLoadsTheResourcesIntoTheNewInstance(t *testing.T) {
+	ctx := context.Background()
+	first, next := newResEcho(), newResEcho()
+	e := hotswap.New(first, hotswap.Options{Log: zerolog.Nop()})
+	rl, ok := e.(engine.ResourceLoader)
+	if !ok {
+		t.Fatal("an engine over a resource loader must load resources")
+	}
+	if _, ok := hotswap.New(engine.NewEcho(), hotswap.Options{}).(engine.ResourceLoader); ok {
+		t.Fatal("an engine over echo must not claim to load resources")
+	}
+	if err := e.Init(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Fini(ctx)
+	for id, d := range map[uint32]string{1: "hot words", 2: "names"} {
+		if err := rl.LoadResource(ctx, id, []engine.Payload{{Data: []byte(d)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rl.UnloadResource(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := hotswap.Of(e)
+	if err := hs.Swap(ctx, next, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(next.loaded) != 1 || next.loaded[1] != "hot words" {
+		t.Fatalf("new instance holds %v, want resource 1 only", next.loaded)
+	}
+}
