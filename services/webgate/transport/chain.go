@@ -55,7 +55,7 @@ func (h *Handler) recoverMiddleware(next http.Handler) http.Handler {
 }
 
 // routeMiddleware answers unknown routes with 404 and the OIP health probes, resolves the
-// capability, assigns the sid and puts the RequestInfo in the request context.
+// capability, assigns the sid and puts the gate.Request in the request context.
 func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var (

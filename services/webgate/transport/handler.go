@@ -93,7 +93,8 @@ type Options struct {
 	RetryWait time.Duration
 }
 
-// Handler serves ASE once requests and WebSocket sessions. It is safe for concurrent use.
+// Handler serves ASE once requests, WebSocket sessions and OIP requests. It is safe for
+// concurrent use.
 type Handler struct {
 	g     *gate.Gate
 	opts  Options
@@ -152,7 +153,7 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 }
 
 // ServeHTTP runs the handler chain. A request with a body must deliver it within
-// BodyReadTimeout (readBody lifts the deadline once it has it; an unread body keeps it,
+// BodyReadTimeout (httpio.ReadBody lifts the deadline once it has it; an unread body keeps it,
 // so net/http's discard after the handler is bounded too); a request without one has
 // nothing more to read, and its connection's read deadline is lifted so a long answer is
 // not cut (a WebSocket is hijacked and keeps its own deadlines).

@@ -78,7 +78,7 @@ const (
 	evActivity   connEventKind = iota // a message arrived
 	evClientGone                      // the read side failed: the client closed or vanished
 	evFatal                           // the connection cannot go on (oversized message)
-	evHandedOff                       // a WebAPI 2.0 retry took the socket over (webapi_retry.go)
+	evHandedOff                       // a WebAPI 2.0 retry took the socket over (retry.go)
 )
 
 type connEvent struct {
@@ -117,7 +117,7 @@ type wsConn struct {
 	started  bool // a (non-multiplexed) session has begun
 	lastCode atomic.Int64
 
-	// WebAPI 2.0 retry (webapi_retry.go). Under wmu: conn (written only by the serve
+	// WebAPI 2.0 retry (retry.go). Under wmu: conn (written only by the serve
 	// goroutine, which alone reads it unlocked), parked, pending.
 	parked    bool                 // the socket dropped: writes are held in pending
 	pending   [][]byte             // messages held while parked
@@ -465,7 +465,7 @@ func (c *wsConn) envelope(data []byte) (out []byte, pre error, ok bool) {
 	case m.Cmd == webapi.CmdKeepAlive:
 		_ = c.write(webapi.AppendKeepAlive(nil, c.info.SID, m.Cid))
 		return nil, nil, false
-	case m.Cmd == webapi.CmdRetry: // taken by a waiting session (webapi_retry.go)
+	case m.Cmd == webapi.CmdRetry: // taken by a waiting session (retry.go)
 		return nil, nil, false
 	case m.Cmd == webapi.CmdClose && c.info.Multiplex && !c.running(m.Cid):
 		// A close of a sub-session that ended (or never began) has nothing left to end:
