@@ -9,7 +9,10 @@ import (
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/engine/hotswap"
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func once(t *testing.T, e engine.Engine) string {
 	t.Helper()
