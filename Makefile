@@ -74,7 +74,7 @@ fuzz: ## run every fuzz target of every module for a bounded time (FUZZTIME per 
 images: ## build the container images (asf/*:dev) with deploy/images/Dockerfile on locally made bases (no registry needed)
 	./scripts/images.sh
 
-compose-test: images ## docker-compose end-to-end test: scale, kill a loader, stop a polaris (skips without Docker)
+compose-test: images ## docker-compose end-to-end test: scaling, spread over replicas, the compose chaos table (skips without Docker)
 	./scripts/compose-test.sh
 
 helm-test: ## helm lint/template every chart; install, upgrade, uninstall each on a local control plane (kwok nodes)

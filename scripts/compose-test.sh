@@ -2,10 +2,13 @@
 # End-to-end test of the docker-compose deployment (deploy/compose), on the documented path:
 # the images of `make images` (scripts/images.sh builds missing ones), then `docker-compose
 # up` alone — the one-shot secrets service makes every secret. It brings up a private
-# compose project with three echo loaders (two, then scaled to three while running), runs
-# tests/compose (which reads the demo app's keys with `run --rm secrets show`; signed once
-# and stream requests through webgate, spread over the loaders, a killed loader, a stopped
-# polaris replica) and tears everything down (down -v), also on failure or Ctrl-C.
+# compose project with three echo loaders (two, then scaled to three while running), two
+# atoms and two lbclients, runs tests/compose (which reads the demo app's keys with `run --rm
+# secrets show`; signed once and stream requests through webgate, spread over the loaders,
+# atoms and lbclients; then the chaos table under load: a loader killed, a loader frozen,
+# an atom killed, an lbclient killed, NATS restarted, a polaris replica stopped) and tears
+# everything down (down -v), also on failure or Ctrl-C. ASF_CHAOS_OUT=<file> also writes
+# the chaos table there (relative to the repository).
 #
 # With no reachable Docker engine or no docker-compose it says so and exits 0, so
 # `make test` can call it everywhere; ASF_COMPOSE_REQUIRED=1 makes that a failure instead.
@@ -66,6 +69,8 @@ echo "compose-test: up ($project)"
 port=$("${dc[@]}" port webgate 8889)
 [ -n "$port" ] || { echo "compose-test: webgate has no published port"; exit 1; }
 echo "compose-test: webgate on $port; running tests/compose"
+chaos_out=${ASF_CHAOS_OUT:-}
+[ -z "$chaos_out" ] || [ "${chaos_out#/}" != "$chaos_out" ] || chaos_out=$root/$chaos_out
 (cd tests && ASF_COMPOSE_PROJECT=$project ASF_COMPOSE_URL="http://$port" \
-  ASF_COMPOSE_CMD="${dc[*]}" \
-  go test -count=1 -timeout 5m -v -run TestCompose ./compose)
+  ASF_COMPOSE_CMD="${dc[*]}" ASF_CHAOS_OUT=$chaos_out \
+  go test -count=1 -timeout 10m -v -run TestCompose ./compose)

@@ -8,6 +8,7 @@ require (
 	github.com/athenaserving/asf/services/loader v0.0.0
 	github.com/athenaserving/asf/services/polaris v0.0.0
 	github.com/athenaserving/asf/services/webgate v0.0.0
+	github.com/athenaserving/asf/tools v0.0.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rs/zerolog v1.35.1
@@ -72,4 +73,5 @@ replace (
 	github.com/athenaserving/asf/services/loader => ../services/loader
 	github.com/athenaserving/asf/services/polaris => ../services/polaris
 	github.com/athenaserving/asf/services/webgate => ../services/webgate
+	github.com/athenaserving/asf/tools => ../tools
 )

@@ -1,6 +1,9 @@
 // Package compose tests the docker-compose deployment (deploy/compose) from outside, as a
 // client and an operator would: signed once and WebSocket requests through webgate,
-// traffic spread over three echo loaders, a killed loader, a stopped polaris replica.
+// traffic spread over three echo loaders, two atoms and two lbclients, and the chaos table
+// (chaos_test.go): under steady once and stream load (tools/chaos's load and thresholds) a
+// killed loader, a frozen loader, a killed atom, a killed lbclient, a NATS restart and a
+// stopped polaris replica, one after the other on the same stack.
 //
 // It runs only when ASF_COMPOSE_PROJECT names a running compose project (scripts/compose-test.sh
 // brings it up with `--scale loader-echo=3` and sets the variables); otherwise it skips at once.
@@ -12,6 +15,7 @@
 //	                     the demo app's keys are read as a user does, with
 //	                     `<cmd> run --rm -T secrets show` (client.env)
 //	ASF_COMPOSE_ENV      instead, a client.env file with ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET
+//	ASF_CHAOS_OUT        when set, the chaos table is also written to this file (Markdown)
 package compose
 
 import (
@@ -31,8 +35,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,6 +222,18 @@ func docker(args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
+// dockerOutput runs the docker CLI and returns its stdout and stderr together (docker
+// logs replays a container's stderr on its own).
+func dockerOutput(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
 // containers lists the running containers of service, by name.
 func (e env) containers(t *testing.T, service string) []string {
 	t.Helper()
@@ -241,9 +255,18 @@ func get(container, url string) (string, error) {
 // counter reads one counter (summed over its label sets) from a container's /metrics.
 func counter(t *testing.T, container, port, name string) float64 {
 	t.Helper()
-	body, err := get(container, "http://127.0.0.1:"+port+"/metrics")
+	v, err := counterValue(container, port, name)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// counterValue is counter without a test: 0 when the counter has no sample yet.
+func counterValue(container, port, name string) (float64, error) {
+	body, err := get(container, "http://127.0.0.1:"+port+"/metrics")
+	if err != nil {
+		return 0, err
 	}
 	sum := 0.0
 	for _, line := range strings.Split(body, "\n") {
@@ -256,7 +279,7 @@ func counter(t *testing.T, container, port, name string) float64 {
 			sum += v
 		}
 	}
-	return sum
+	return sum, nil
 }
 
 // inRotation returns the addresses of service's loaders in an lbclient's rotation.
@@ -312,60 +335,6 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// load sends once requests from workers goroutines until stop is closed; a failure is
-// counted as "before" when its request started before mark, else as "after".
-type load struct {
-	ok                        atomic.Int64
-	failedBefore, failedAfter atomic.Int64
-	mark                      atomic.Int64 // unix ns; 0: not set
-	mu                        sync.Mutex
-	errs                      []string
-	stop                      chan struct{}
-	wg                        sync.WaitGroup
-}
-
-func (e env) startLoad(workers int) *load {
-	l := &load{stop: make(chan struct{})}
-	for w := 0; w < workers; w++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				start := time.Now().UnixNano()
-				if err := e.once("echo", fmt.Sprintf("load-%d-%d", w, i), e.creds); err != nil {
-					if m := l.mark.Load(); m == 0 || start < m {
-						l.failedBefore.Add(1)
-					} else {
-						l.failedAfter.Add(1)
-					}
-					l.mu.Lock()
-					if len(l.errs) < 5 {
-						l.errs = append(l.errs, err.Error())
-					}
-					l.mu.Unlock()
-					continue
-				}
-				l.ok.Add(1)
-			}
-		}()
-	}
-	return l
-}
-
-// setMark marks now: later failures count as "after".
-func (l *load) setMark() { l.mark.Store(time.Now().UnixNano()) }
-
-func (l *load) finish() (ok, failedBefore, failedAfter int64, errs []string) {
-	close(l.stop)
-	l.wg.Wait()
-	return l.ok.Load(), l.failedBefore.Load(), l.failedAfter.Load(), l.errs
-}
-
 // leftRotation polls lb's view until addr is out of its echo rotation and returns the
 // interval in which that happened, measured from since: after lo (the start of the last
 // poll that still showed addr) and before hi (the answer that no longer did).
@@ -389,10 +358,11 @@ func TestCompose(t *testing.T) {
 	if len(loaders) != 3 {
 		t.Fatalf("loader-echo containers %v, want 3 (up --scale loader-echo=3)", loaders)
 	}
-	lbs := e.containers(t, "lbclient")
+	lbs := e.lbclients(t)
+	atoms := append(e.containers(t, "atom-1"), e.containers(t, "atom-2")...)
 	polarises := e.containers(t, "polaris")
-	if len(lbs) < 1 || len(polarises) != 2 {
-		t.Fatalf("lbclient %v, polaris %v: want ≥1 and 2", lbs, polarises)
+	if len(lbs) != 2 || len(atoms) != 2 || len(polarises) != 2 {
+		t.Fatalf("lbclient %v, atom %v, polaris %v: want 2 of each", lbs, atoms, polarises)
 	}
 
 	t.Run("signed once", func(t *testing.T) {
@@ -462,80 +432,64 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
-	t.Run("killed loader leaves routing", func(t *testing.T) {
-		victim := loaders[len(loaders)-1]
-		addr := ip(t, victim) + ":5090"
-		const workers = 4
-		l := e.startLoad(workers)
-		time.Sleep(time.Second) // load runs before the kill
-		if _, err := docker("kill", victim); err != nil {
-			t.Fatal(err)
+	t.Run("spread over two atoms and two lbclients", func(t *testing.T) {
+		before := map[string]float64{}
+		for _, c := range atoms {
+			before[c] = counter(t, c, "9987", "asf_atom_requests_total")
 		}
-		killed := time.Now()
-		// A request sent to the loader just before or as it dies hangs on the dead
-		// connection until the once timeout (the container's address stops answering; no
-		// RST arrives); those are allowed to fail, at most one per worker. Every request
-		// started more than a second after the kill must succeed.
-		time.AfterFunc(time.Second, l.setMark)
-		type result struct {
-			lb     string
-			lo, hi time.Duration
-			err    error
+		for _, c := range lbs {
+			before[c] = counter(t, c, "9990", "asf_lbclient_picks_total")
 		}
-		results := make(chan result, len(lbs))
-		for _, lb := range lbs {
-			go func() {
-				lo, hi, err := leftRotation(lb, addr, killed, 10*time.Second)
-				results <- result{lb, lo, hi, err}
-			}()
-		}
-		for range lbs {
-			r := <-results
-			if r.err != nil {
-				t.Error(r.err)
-				continue
+		// atom opens its pick streams as soon as one lbclient connection is ready, and
+		// each stream retires after 30 s and reopens on the next ready replica: within one
+		// retirement every lbclient answers picks.
+		started := time.Now()
+		waitFor(t, 45*time.Second, "picks answered by every lbclient", func() bool {
+			for i := 0; i < 10; i++ {
+				if err := e.once("echo", fmt.Sprint("streams-", i), e.creds); err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
 			}
-			t.Logf("%s: killed loader %s left rotation between %s and %s after the kill",
-				r.lb, addr, r.lo.Round(time.Millisecond), r.hi.Round(time.Millisecond))
-			// lo is when the last poll still showing it began: the view changed after lo.
-			if r.lo > 3*time.Second {
-				t.Errorf("%s: killed loader still in rotation %s after the kill, want ≤ 3 s", r.lb, r.lo)
+			for _, c := range lbs {
+				if counter(t, c, "9990", "asf_lbclient_picks_total") == before[c] {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("every lbclient answered picks %s into the test", time.Since(started).Round(100*time.Millisecond))
+		for _, c := range append(atoms, lbs...) {
+			port, name := "9987", "asf_atom_requests_total"
+			if strings.Contains(c, "lbclient") {
+				port, name = "9990", "asf_lbclient_picks_total"
+			}
+			before[c] = counter(t, c, port, name)
+		}
+		const n = 60
+		for i := 0; i < n; i++ {
+			if err := e.once("echo", fmt.Sprint("replicas-", i), e.creds); err != nil {
+				t.Fatalf("request %d: %v", i, err)
 			}
 		}
-		// Keep the load on a little after the view changed.
-		time.Sleep(time.Second)
-		ok, before, after, errs := l.finish()
-		t.Logf("requests while killing %s: %d ok; %d started by 1 s after the kill failed, %d started later failed %v",
-			victim, ok, before, after, errs)
-		if after > 0 || before > workers || ok == 0 {
-			t.Errorf("during the kill: %d ok, %d failed in flight (≤ %d allowed), %d failed after: %v", ok, before, workers, after, errs)
+		// webgate sends each call to the next atom; atom each pick to the next of its pick
+		// streams, which are spread over the lbclients.
+		for _, c := range atoms {
+			d := counter(t, c, "9987", "asf_atom_requests_total") - before[c]
+			t.Logf("%s served %v of %d", c, d, n)
+			if d < n/4 {
+				t.Errorf("%s served %v of %d requests, want ≥ %d", c, d, n, n/4)
+			}
+		}
+		for _, c := range lbs {
+			d := counter(t, c, "9990", "asf_lbclient_picks_total") - before[c]
+			// Picks follow the pick streams, and how many of atom's six each lbclient
+			// holds varies (1 of 6 at the least): each must answer some.
+			t.Logf("%s answered %v picks", c, d)
+			if d < n/12 {
+				t.Errorf("%s answered %v picks for %d requests, want ≥ %d", c, d, n, n/12)
+			}
 		}
 	})
 
-	t.Run("polaris replica stopped", func(t *testing.T) {
-		l := e.startLoad(2)
-		if _, err := docker("stop", "-t", "10", polarises[0]); err != nil {
-			t.Fatal(err)
-		}
-		stopped := time.Now()
-		// Longer than the registry TTL (3 s): loaders must keep heartbeating through the
-		// other replica or they would leave routing.
-		time.Sleep(8 * time.Second)
-		for i := 0; i < 3; i++ {
-			if st, err := e.stream("echo"); err != nil || fmt.Sprint(st) != "[0 1 2]" {
-				t.Errorf("stream %d after stopping %s: %v %v", i, polarises[0], st, err)
-			}
-		}
-		ok, before, after, errs := l.finish()
-		t.Logf("stopped %s; %s of load afterwards: %d ok, %d failed %v", polarises[0], time.Since(stopped).Round(time.Second), ok, before+after, errs)
-		if before+after > 0 || ok == 0 {
-			t.Errorf("with one polaris replica stopped: %d ok, %d failed: %v", ok, before+after, errs)
-		}
-		for _, lb := range lbs {
-			rot, err := inRotation(lb, "echo")
-			if err != nil || len(rot) != 2 {
-				t.Errorf("%s: echo loaders in rotation %v (%v), want the 2 still running", lb, rot, err)
-			}
-		}
-	})
+	t.Run("chaos", e.runChaos)
 }
