@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,8 +137,8 @@ func checkPod(t *testing.T, name string, spec corev1.PodSpec) {
 		t.Errorf("%s: pod does not require a non-root user", name)
 	}
 	for _, c := range spec.Containers {
-		if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
-			t.Errorf("%s/%s: readiness probe is not GET /readyz", name, c.Name)
+		if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.ReadinessProbe.HTTPGet.Port.String() != "admin" {
+			t.Errorf("%s/%s: readiness probe is not GET /readyz on the admin port", name, c.Name)
 		}
 		if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 			t.Errorf("%s/%s: liveness probe is not GET /healthz", name, c.Name)
@@ -150,18 +151,66 @@ func checkPod(t *testing.T, name string, spec corev1.PodSpec) {
 			if (strings.Contains(low, "token") || strings.Contains(low, "secret") || strings.Contains(low, "demo_app")) && e.Value != "" {
 				t.Errorf("%s/%s: %s carries a literal value; credentials must come from secrets", name, c.Name, e.Name)
 			}
-			if strings.HasSuffix(e.Name, "_DRAIN_TIMEOUT") {
-				var secs int64
-				if _, err := fmt.Sscanf(e.Value, "%ds", &secs); err != nil {
-					t.Errorf("%s: drain timeout %q", name, e.Value)
-				}
-				if spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds <= secs {
-					t.Errorf("%s: grace period %v not longer than the drain time %ds", name, spec.TerminationGracePeriodSeconds, secs)
-				}
+		}
+		checkStop(t, name, spec, c)
+	}
+}
+
+// shutdownBound is the bound every service puts on its whole shutdown after SIGTERM.
+const shutdownBound = 15
+
+// checkStop asserts the order of a pod's stop: a preStop sleep longer than the session
+// timeout the container is given (ASF_*_SESSION_TIMEOUT), then the service's shutdown
+// (ASF_*_DRAIN_TIMEOUT, at least the shutdown bound), all within the grace period.
+func checkStop(t *testing.T, name string, spec corev1.PodSpec, c corev1.Container) {
+	t.Helper()
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds <= 0 {
+		t.Errorf("%s/%s: no preStop sleep", name, c.Name)
+		return
+	}
+	preStop := c.Lifecycle.PreStop.Sleep.Seconds
+	stop := int64(shutdownBound)
+	for _, e := range c.Env {
+		var secs int64
+		switch {
+		case strings.HasSuffix(e.Name, "_DRAIN_TIMEOUT"):
+			if _, err := fmt.Sscanf(e.Value, "%ds", &secs); err != nil {
+				t.Errorf("%s: drain timeout %q", name, e.Value)
+			}
+			stop = max(stop, secs)
+		case strings.HasSuffix(e.Name, "_SESSION_TIMEOUT"):
+			if _, err := fmt.Sscanf(e.Value, "%ds", &secs); err != nil {
+				t.Errorf("%s: session timeout %q", name, e.Value)
+			}
+			if preStop <= secs {
+				t.Errorf("%s: preStop sleep %ds not longer than the session timeout %ds", name, preStop, secs)
 			}
 		}
 	}
+	if g := spec.TerminationGracePeriodSeconds; g == nil || *g <= preStop+stop {
+		t.Errorf("%s: grace period %v not longer than preStop %ds + shutdown %ds", name, g, preStop, stop)
+	}
 }
+
+// checkRollout asserts a rolling update that never has fewer ready pods than wanted: new
+// pods first (maxSurge at least one), none taken down before (maxUnavailable 0).
+func checkRollout(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
+	s := d.Spec.Strategy
+	if s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil {
+		t.Fatalf("%s: strategy %+v, want RollingUpdate", d.Name, s)
+	}
+	u, sg := s.RollingUpdate.MaxUnavailable, s.RollingUpdate.MaxSurge
+	if u == nil || u.String() != "0" {
+		t.Errorf("%s: maxUnavailable %v, want 0", d.Name, u)
+	}
+	if sg == nil || sg.String() == "0" || sg.String() == "0%" {
+		t.Errorf("%s: maxSurge %v, want at least one pod", d.Name, sg)
+	}
+}
+
+// adapterAPIs makes helm template render as for a cluster with a metrics adapter.
+var adapterAPIs = []string{"--api-versions", "custom.metrics.k8s.io/v1beta1", "--api-versions", "external.metrics.k8s.io/v1beta1"}
 
 func TestServiceCharts(t *testing.T) {
 	for _, svc := range services {
@@ -174,7 +223,7 @@ func TestServiceCharts(t *testing.T) {
 				if _, err := helm(t, append([]string{"lint", "--strict"}, args...)...); err != nil {
 					t.Fatal(err)
 				}
-				out, err := helm(t, append([]string{"template", "rel"}, args...)...)
+				out, err := helm(t, append(append([]string{"template", "rel"}, args...), adapterAPIs...)...)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -185,6 +234,7 @@ func TestServiceCharts(t *testing.T) {
 				}
 				d := deps[0].obj.(*appsv1.Deployment)
 				checkPod(t, d.Name, d.Spec.Template.Spec)
+				checkRollout(t, d)
 				checkNATSCredentials(t, svc, "rel-"+svc+"-nats", d)
 				// The one Secret a chart may render is polaris's generated admin token
 				// (adminToken.generate without existingSecret): random, never from values.
@@ -218,8 +268,8 @@ func TestServiceCharts(t *testing.T) {
 				if !kinds[autoscalingv2.ResourceMetricSourceType] {
 					t.Error("HPA does not scale on CPU")
 				}
-				if svc == "loader" && !kinds[autoscalingv2.PodsMetricSourceType] {
-					t.Error("loader HPA does not scale on licence utilisation")
+				if svc == "loader" && (!kinds[autoscalingv2.PodsMetricSourceType] || !kinds[autoscalingv2.ExternalMetricSourceType]) {
+					t.Error("loader HPA does not scale on licence utilisation and queue wait")
 				}
 				if svc == "polaris" {
 					if len(byKind(objs, "Job")) != 1 || len(byKind(objs, "ConfigMap")) != 1 {
@@ -231,11 +281,192 @@ func TestServiceCharts(t *testing.T) {
 	}
 }
 
-// TestGraceShorterThanDrainFails: a grace period not longer than the drain time is refused.
-func TestGraceShorterThanDrainFails(t *testing.T) {
-	_, err := helm(t, "template", "rel", "../loader", "--set", "drain.seconds=30", "--set", "terminationGracePeriodSeconds=30")
-	if err == nil || !strings.Contains(err.Error(), "must be longer than drain.seconds") {
-		t.Fatalf("want a refusal, got %v", err)
+// TestStopOrderRefused: values whose stop does not fit are refused at rendering: a grace
+// period not longer than preStop + drain, or a preStop wait not longer than the sessions.
+func TestStopOrderRefused(t *testing.T) {
+	for _, c := range []struct {
+		chart string
+		set   []string
+		want  string
+	}{
+		{"loader", []string{"drain.seconds=30", "drain.preStopSeconds=190", "terminationGracePeriodSeconds=220"},
+			"terminationGracePeriodSeconds (220) must be longer than drain.preStopSeconds + max(drain.seconds, drain.shutdownSeconds) (220)"},
+		{"polaris", []string{"drain.preStopSeconds=5", "terminationGracePeriodSeconds=20"},
+			"must be longer than drain.preStopSeconds + max(drain.seconds, drain.shutdownSeconds) (20)"},
+		{"webgate", []string{"drain.sessionTimeoutSeconds=300"},
+			"drain.preStopSeconds (190) must be longer than drain.sessionTimeoutSeconds (300)"},
+		{"atom", []string{"drain.preStopSeconds=0"},
+			"drain.preStopSeconds (0) must be longer than drain.sessionTimeoutSeconds (180)"},
+	} {
+		args := []string{"template", "rel", "../" + c.chart}
+		for _, s := range c.set {
+			args = append(args, "--set", s)
+		}
+		if _, err := helm(t, args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %v: want a refusal %q, got %v", c.chart, c.set, c.want, err)
+		}
+	}
+	// Longer sessions render once preStop and the grace period follow.
+	out, err := helm(t, "template", "rel", "../webgate", "--set", "drain.sessionTimeoutSeconds=600",
+		"--set", "drain.preStopSeconds=610", "--set", "terminationGracePeriodSeconds=630")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := byKind(decodeStrict(t, out), "Deployment")[0].obj.(*appsv1.Deployment)
+	checkPod(t, d.Name, d.Spec.Template.Spec)
+	if got := env(d, "ASF_WEBGATE_SESSION_TIMEOUT"); got != "600s" {
+		t.Errorf("ASF_WEBGATE_SESSION_TIMEOUT=%q, want 600s", got)
+	}
+}
+
+// hpaMetrics renders chart's HPA with autoscaling on (and extra flags) and lists its
+// metrics as "Resource cpu", "Pods <name>", "External <name> <selector>".
+func hpaMetrics(t *testing.T, chart string, extra ...string) ([]string, error) {
+	t.Helper()
+	out, err := helm(t, append([]string{"template", "rel", "../" + chart, "--set", "autoscaling.enabled=true"}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	hpas := byKind(decodeStrict(t, out), "HorizontalPodAutoscaler")
+	if len(hpas) != 1 {
+		t.Fatalf("%s: %d HPAs", chart, len(hpas))
+	}
+	var ms []string
+	for _, m := range hpas[0].obj.(*autoscalingv2.HorizontalPodAutoscaler).Spec.Metrics {
+		switch m.Type {
+		case autoscalingv2.ResourceMetricSourceType:
+			ms = append(ms, fmt.Sprintf("Resource %s %s %d", m.Resource.Name, m.Resource.Target.Type, *m.Resource.Target.AverageUtilization))
+		case autoscalingv2.PodsMetricSourceType:
+			ms = append(ms, fmt.Sprintf("Pods %s %s %s", m.Pods.Metric.Name, m.Pods.Target.Type, m.Pods.Target.AverageValue))
+		case autoscalingv2.ExternalMetricSourceType:
+			ms = append(ms, fmt.Sprintf("External %s %v %s %s", m.External.Metric.Name, m.External.Metric.Selector.MatchLabels, m.External.Target.Type, m.External.Target.Value))
+		default:
+			ms = append(ms, string(m.Type))
+		}
+	}
+	return ms, nil
+}
+
+// TestAutoscalingPerTier: each tier's HPA scales on what bounds it. webgate, atom, lbclient
+// (and polaris) on CPU; loaders on licence utilisation (Pods) and the queue wait at atom
+// for their capability (External), rendered only where a metrics adapter serves them.
+func TestAutoscalingPerTier(t *testing.T) {
+	for _, svc := range []string{"webgate", "atom", "lbclient", "polaris"} {
+		got, err := hpaMetrics(t, svc, adapterAPIs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"Resource cpu Utilization 70"}; !slices.Equal(got, want) {
+			t.Errorf("%s: metrics %q, want %q", svc, got, want)
+		}
+		if _, err := hpaMetrics(t, svc, "--set", "autoscaling.targetCPUUtilizationPercentage=0"); err == nil {
+			t.Errorf("%s: an HPA without a CPU target renders", svc)
+		}
+	}
+	on := []string{"--set", "autoscaling.podMetric.enabled=true", "--set", "autoscaling.queueWait.enabled=true"}
+	cpu := "Resource cpu Utilization 70"
+	licence := "Pods asf_loader_licence_utilisation_ratio AverageValue 700m"
+	wait := "External asf_atom_loader_wait_seconds_p95 map[capability:echo] Value 50m"
+	for _, c := range []struct {
+		name  string
+		flags []string
+		want  []string
+	}{
+		{"default", nil, []string{cpu}},
+		{"enabled, no adapter", on, []string{cpu}},
+		{"enabled, adapter", append(slices.Clone(on), adapterAPIs...), []string{cpu, licence, wait}},
+		{"adapter only", append([]string{"-f", "testdata/adapter.yaml"}, adapterAPIs...), []string{licence, wait}},
+		{"other capability", append(append(slices.Clone(on), adapterAPIs...), "--set", "env.ASF_LOADER_SERVICE=asr"),
+			[]string{cpu, licence, "External asf_atom_loader_wait_seconds_p95 map[capability:asr] Value 50m"}},
+		{"only the custom metrics API", append(slices.Clone(on), "--api-versions", "custom.metrics.k8s.io/v1beta1"), []string{cpu, licence}},
+	} {
+		got, err := hpaMetrics(t, "loader", c.flags...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("loader %s: metrics %q, want %q", c.name, got, c.want)
+		}
+	}
+	// Without an adapter the adapter-only values leave nothing to scale on: refused.
+	if _, err := hpaMetrics(t, "loader", "-f", "testdata/adapter.yaml"); err == nil || !strings.Contains(err.Error(), "no metric to scale on") {
+		t.Errorf("adapter-only values without an adapter: want a refusal, got %v", err)
+	}
+}
+
+// TestAdapterRules: deploy/helm/prometheus-adapter-rules.yaml serves the metric names the
+// loader HPA asks for, from series the services export.
+func TestAdapterRules(t *testing.T) {
+	var rules struct {
+		Rules struct {
+			Custom, External []struct {
+				SeriesQuery string `json:"seriesQuery"`
+				Name        struct {
+					Matches string `json:"matches"`
+					As      string `json:"as"`
+				} `json:"name"`
+				MetricsQuery string `json:"metricsQuery"`
+			}
+		} `json:"rules"`
+	}
+	b, err := os.ReadFile("../prometheus-adapter-rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &rules); err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Autoscaling struct {
+			PodMetric, QueueWait struct{ Name string }
+		}
+	}
+	vb, err := os.ReadFile("../loader/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(vb, &values); err != nil {
+		t.Fatal(err)
+	}
+	src := map[string]string{}
+	for _, f := range []string{"../../../services/loader/transport/grpc.go", "../../../services/atom/transport/metrics.go"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src[f] = string(b)
+	}
+	exported := func(series string) bool {
+		for _, s := range src {
+			if strings.Contains(s, `"`+series+`"`) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		kind, serves, series string
+		rules            int
+	}{
+		{"custom", values.Autoscaling.PodMetric.Name, "asf_loader_licence_utilisation_ratio", len(rules.Rules.Custom)},
+		{"external", values.Autoscaling.QueueWait.Name, "asf_atom_loader_wait_seconds", len(rules.Rules.External)},
+	} {
+		if c.rules != 1 {
+			t.Fatalf("%s: %d rules, want 1", c.kind, c.rules)
+		}
+		r := rules.Rules.Custom
+		if c.kind == "external" {
+			r = rules.Rules.External
+		}
+		if r[0].Name.As != c.serves {
+			t.Errorf("%s rule serves %q, the loader HPA asks for %q", c.kind, r[0].Name.As, c.serves)
+		}
+		if !strings.HasPrefix(r[0].SeriesQuery, c.series) || !exported(c.series) {
+			t.Errorf("%s rule reads %q: want a series of %s, exported by a service", c.kind, r[0].SeriesQuery, c.series)
+		}
+		if !strings.Contains(r[0].MetricsQuery, "<<.LabelMatchers>>") {
+			t.Errorf("%s rule query %q ignores the HPA's selector", c.kind, r[0].MetricsQuery)
+		}
 	}
 }
 
@@ -272,6 +503,34 @@ func TestUmbrellaChart(t *testing.T) {
 			}
 			if len(byKind(objs, "StatefulSet")) != 1 {
 				t.Error("no Consul StatefulSet")
+			}
+			// Every tier that carries a session (webgate, atom, loader) waits out webgate's
+			// session timeout before it stops.
+			var sessionTimeout int64
+			preStops := map[string]int64{}
+			for _, o := range byKind(objs, "Deployment") {
+				d := o.obj.(*appsv1.Deployment)
+				if d.Name == "rel-nats" {
+					continue
+				}
+				checkRollout(t, d)
+				c := d.Spec.Template.Spec.Containers[0]
+				if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+					preStops[d.Name] = c.Lifecycle.PreStop.Sleep.Seconds
+				}
+				if v := env(d, "ASF_WEBGATE_SESSION_TIMEOUT"); v != "" {
+					if _, err := fmt.Sscanf(v, "%ds", &sessionTimeout); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if sessionTimeout == 0 {
+				t.Fatal("webgate: no ASF_WEBGATE_SESSION_TIMEOUT")
+			}
+			for _, n := range []string{"rel-webgate", "rel-atom", "rel-loader"} {
+				if preStops[n] <= sessionTimeout {
+					t.Errorf("%s: preStop %ds not longer than the session timeout %ds", n, preStops[n], sessionTimeout)
+				}
 			}
 			// The services find each other by the release's Service names.
 			wiring := map[string]string{"ASF_POLARIS_CONSUL_ADDR": "rel-consul:8500", "ASF_POLARIS_NATS_URL": "nats://rel-nats:4222",

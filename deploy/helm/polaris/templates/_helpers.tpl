@@ -21,10 +21,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $tag := .Values.image.tag | default $g.imageTag | default .Chart.AppVersion -}}
 {{- if $reg }}{{ printf "%s/%s:%s" $reg .Values.image.repository $tag }}{{ else }}{{ printf "%s:%s" .Values.image.repository $tag }}{{ end -}}
 {{- end -}}
-{{/* Fails when the pod's grace period does not outlast the drain time. */}}
+{{/* Fails unless a pod's stop fits its grace period. A terminating pod first waits
+  drain.preStopSeconds (the preStop sleep; it leaves the Service's endpoints meanwhile), which
+  must outlast drain.sessionTimeoutSeconds so that sessions open when the stop began end on
+  their own; then the service's shutdown runs, for drain.seconds but never less than
+  drain.shutdownSeconds (the bound every service puts on its whole shutdown). The grace
+  period must be longer than both together. */}}
 {{- define "asf.checkGrace" -}}
-{{- if and .Values.drain.seconds (le (int .Values.terminationGracePeriodSeconds) (int .Values.drain.seconds)) -}}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than drain.seconds (%v)" .Values.terminationGracePeriodSeconds .Values.drain.seconds) -}}
+{{- $d := .Values.drain -}}
+{{- $pre := int ($d.preStopSeconds | default 0) -}}
+{{- $sess := int ($d.sessionTimeoutSeconds | default 0) -}}
+{{- if and $sess (le $pre $sess) -}}
+{{- fail (printf "drain.preStopSeconds (%v) must be longer than drain.sessionTimeoutSeconds (%v)" $pre $sess) -}}
+{{- end -}}
+{{- $stop := max (int ($d.seconds | default 0)) (int ($d.shutdownSeconds | default 0)) -}}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add $pre $stop) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than drain.preStopSeconds + max(drain.seconds, drain.shutdownSeconds) (%v)" .Values.terminationGracePeriodSeconds (add $pre $stop)) -}}
 {{- end -}}
 {{- end -}}
 {{/* "true" when the service runs insecure (its insecure value or global.insecure): NATS
