@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,8 +39,10 @@ type Options struct {
 	// PickStream (default 30 s): meanwhile picks are unary.
 	UnimplementedRetry time.Duration
 	// MaxAge is how long a stream serves before it is closed (after its last answer) and
-	// opened again (default 30 s), so that streams spread again over lbclient replicas
-	// that came back or were added since they opened.
+	// opened again (default 5 s; each stream's age is drawn between MaxAge/2 and MaxAge,
+	// so the streams retire one at a time), so that streams spread again over lbclient
+	// replicas that came back or were added since they opened. A stream costs one HTTP/2
+	// stream setup per retirement.
 	MaxAge time.Duration
 	// OnDropped, when set, is told of every loader lbclient drops from rotation while it
 	// was live (Lb.WatchDropped: silent for stale-after, or evicted by the registry), so
@@ -78,7 +81,7 @@ func New(cc grpc.ClientConnInterface, opts Options) *Client {
 		opts.UnimplementedRetry = 30 * time.Second
 	}
 	if opts.MaxAge <= 0 {
-		opts.MaxAge = 30 * time.Second
+		opts.MaxAge = 5 * time.Second
 	}
 	c := &Client{c: lbpb.NewLbClient(cc), opts: opts, log: opts.Log}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -285,7 +288,8 @@ func (s *pickStream) serve() error {
 	s.mu.Lock()
 	s.st, s.sent = st, 0
 	s.mu.Unlock()
-	retire := time.AfterFunc(s.c.opts.MaxAge, func() {
+	age := s.c.opts.MaxAge/2 + rand.N(s.c.opts.MaxAge/2+1)
+	retire := time.AfterFunc(age, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.st == st {
