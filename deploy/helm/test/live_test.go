@@ -793,3 +793,54 @@ func mountsSecretFile(p corev1.Pod, ctr corev1.Container, file string) bool {
 	}
 	return false
 }
+
+// TestLiveLoaderAdapterHPA: the loader rendered for a cluster with a metrics adapter
+// (testdata/adapter.yaml: licence utilisation and queue wait, no CPU) is accepted by the API
+// server as rendered: its HPA keeps the Pods and External metrics and is AbleToScale, and
+// the pods keep their preStop sleep and grace period.
+func TestLiveLoaderAdapterHPA(t *testing.T) {
+	if live == nil {
+		t.Skip("ASF_K8S not set (deploy/helm/test/run.sh sets it)")
+	}
+	ctx := t.Context()
+	c := liveCase{chart: "loader", values: "testdata/adapter.yaml", release: "rel", ns: "loader-adapter-hpa"}
+	prepareNamespace(t, c)
+	rendered, err := helm(t, append(append([]string{"template"}, chartArgs(c)...), adapterAPIs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := live.KubectlIn(ctx, rendered, "apply", "-n", c.ns, "-f", "-"); err != nil || strings.Contains(out, "PodSecurity") {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if _, err := live.Kubectl(ctx, "wait", "--for=condition=Available", "deployment/rel-loader", "-n", c.ns, "--timeout=60s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Kubectl(ctx, "wait", "--for=condition=AbleToScale=True", "hpa/rel-loader", "-n", c.ns, "--timeout=60s"); err != nil {
+		t.Fatal(err)
+	}
+	var h autoscalingv2.HorizontalPodAutoscaler
+	if err := getJSON(ctx, &h, "get", "hpa", "rel-loader", "-n", c.ns); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range h.Spec.Metrics {
+		switch m.Type {
+		case autoscalingv2.PodsMetricSourceType:
+			got = append(got, "Pods "+m.Pods.Metric.Name)
+		case autoscalingv2.ExternalMetricSourceType:
+			got = append(got, fmt.Sprintf("External %s %v", m.External.Metric.Name, m.External.Metric.Selector.MatchLabels))
+		default:
+			got = append(got, string(m.Type))
+		}
+	}
+	want := []string{"Pods asf_loader_licence_utilisation_ratio", "External asf_atom_loader_wait_seconds_p95 map[capability:echo]"}
+	if !slices.Equal(got, want) {
+		t.Errorf("HPA metrics as stored %q, want %q", got, want)
+	}
+	var d appsv1.Deployment
+	if err := getJSON(ctx, &d, "get", "deployment", "rel-loader", "-n", c.ns); err != nil {
+		t.Fatal(err)
+	}
+	checkRollout(t, &d)
+	checkPod(t, d.Name, d.Spec.Template.Spec)
+}
