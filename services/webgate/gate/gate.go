@@ -141,9 +141,6 @@ func (g *Gate) Metrics() *Metrics { return g.metrics }
 // Sessions are the gate's open WebSocket sessions.
 func (g *Gate) Sessions() *Sessions { return &g.sessions }
 
-// Log is the gate's logger.
-func (g *Gate) Log() zerolog.Logger { return g.log }
-
 // Lookup resolves a capability id; ok is false for a capability without a schema when
 // RequireSchema is set.
 func (g *Gate) Lookup(c string) (string, *capability.Schema, bool) {
