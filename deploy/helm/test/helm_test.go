@@ -306,6 +306,15 @@ func TestStopOrderRefused(t *testing.T) {
 			t.Errorf("%s %v: want a refusal %q, got %v", c.chart, c.set, c.want, err)
 		}
 	}
+	// The preStop sleep needs Kubernetes 1.30: older clusters are refused by every chart.
+	if _, err := helm(t, "dependency", "build", "../asf"); err != nil {
+		t.Fatal(err)
+	}
+	for _, chart := range append(slices.Clone(services), "asf") {
+		if _, err := helm(t, "template", "rel", "../"+chart, "--kube-version", "1.29.0"); err == nil || !strings.Contains(err.Error(), "requires kubeVersion") {
+			t.Errorf("%s on Kubernetes 1.29: want a refusal, got %v", chart, err)
+		}
+	}
 	// Longer sessions render once preStop and the grace period follow.
 	out, err := helm(t, "template", "rel", "../webgate", "--set", "drain.sessionTimeoutSeconds=600",
 		"--set", "drain.preStopSeconds=610", "--set", "terminationGracePeriodSeconds=630")
