@@ -293,7 +293,7 @@ func TestStopOrderRefused(t *testing.T) {
 			"terminationGracePeriodSeconds (220) must be longer than drain.preStopSeconds + max(drain.seconds, drain.shutdownSeconds) (220)"},
 		{"polaris", []string{"drain.preStopSeconds=5", "terminationGracePeriodSeconds=20"},
 			"must be longer than drain.preStopSeconds + max(drain.seconds, drain.shutdownSeconds) (20)"},
-		{"webgate", []string{"drain.sessionTimeoutSeconds=300"},
+		{"webgate", []string{"drain.sessionTimeoutSeconds=300", "drain.preStopSeconds=190"},
 			"drain.preStopSeconds (190) must be longer than drain.sessionTimeoutSeconds (300)"},
 		{"atom", []string{"drain.preStopSeconds=0"},
 			"drain.preStopSeconds (0) must be longer than drain.sessionTimeoutSeconds (180)"},
@@ -315,9 +315,9 @@ func TestStopOrderRefused(t *testing.T) {
 			t.Errorf("%s on Kubernetes 1.29: want a refusal, got %v", chart, err)
 		}
 	}
-	// Longer sessions render once preStop and the grace period follow.
-	out, err := helm(t, "template", "rel", "../webgate", "--set", "drain.sessionTimeoutSeconds=600",
-		"--set", "drain.preStopSeconds=610", "--set", "terminationGracePeriodSeconds=630")
+	// Longer sessions: the preStop wait and the grace period follow the session timeout,
+	// in one chart and, through global.sessionTimeoutSeconds, in every session tier.
+	out, err := helm(t, "template", "rel", "../webgate", "--set", "drain.sessionTimeoutSeconds=600")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +325,34 @@ func TestStopOrderRefused(t *testing.T) {
 	checkPod(t, d.Name, d.Spec.Template.Spec)
 	if got := env(d, "ASF_WEBGATE_SESSION_TIMEOUT"); got != "600s" {
 		t.Errorf("ASF_WEBGATE_SESSION_TIMEOUT=%q, want 600s", got)
+	}
+	if _, err := helm(t, "dependency", "build", "../asf"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = helm(t, "template", "rel", "../asf", "--set", "global.sessionTimeoutSeconds=600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]int64{"rel-webgate": {610, 630}, "rel-atom": {610, 630}, "rel-loader": {610, 630},
+		"rel-lbclient": {5, 25}, "rel-polaris": {5, 25}}
+	for _, o := range byKind(decodeStrict(t, out), "Deployment") {
+		d := o.obj.(*appsv1.Deployment)
+		w, ok := want[d.Name]
+		if !ok {
+			continue
+		}
+		delete(want, d.Name)
+		spec := d.Spec.Template.Spec
+		checkPod(t, d.Name, spec)
+		if got := [2]int64{spec.Containers[0].Lifecycle.PreStop.Sleep.Seconds, *spec.TerminationGracePeriodSeconds}; got != w {
+			t.Errorf("%s: preStop and grace %v, want %v", d.Name, got, w)
+		}
+		if d.Name == "rel-webgate" && env(d, "ASF_WEBGATE_SESSION_TIMEOUT") != "600s" {
+			t.Errorf("webgate: ASF_WEBGATE_SESSION_TIMEOUT=%q, want 600s", env(d, "ASF_WEBGATE_SESSION_TIMEOUT"))
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("Deployments missing: %v", want)
 	}
 }
 

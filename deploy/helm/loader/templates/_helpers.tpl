@@ -21,23 +21,34 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $tag := .Values.image.tag | default $g.imageTag | default .Chart.AppVersion -}}
 {{- if $reg }}{{ printf "%s/%s:%s" $reg .Values.image.repository $tag }}{{ else }}{{ printf "%s:%s" .Values.image.repository $tag }}{{ end -}}
 {{- end -}}
-{{/* Fails unless a pod's stop fits its grace period. A terminating pod first waits
-  drain.preStopSeconds (the preStop sleep; it leaves the Service's endpoints meanwhile), which
-  must outlast drain.sessionTimeoutSeconds so that sessions open when the stop began end on
+{{/* The stop of a pod, as YAML (session, preStop, grace, in seconds). A terminating pod
+  first waits preStop (the preStop sleep; it leaves the Service's endpoints meanwhile), which
+  must outlast session, the longest session, so that sessions open when the stop began end on
   their own; then the service's shutdown runs, for drain.seconds but never less than
-  drain.shutdownSeconds (the bound every service puts on its whole shutdown). The grace
-  period must be longer than both together. */}}
-{{- define "asf.checkGrace" -}}
+  drain.shutdownSeconds (the bound every service puts on its whole shutdown); grace must be
+  longer than both together. session is drain.sessionTimeoutSeconds, or
+  global.sessionTimeoutSeconds in the charts that carry sessions (a non-zero value of their
+  own); an empty drain.preStopSeconds is session + 10 (5 without sessions), an empty
+  terminationGracePeriodSeconds preStop + shutdown + 5. Values that break the order fail. */}}
+{{- define "asf.stop" -}}
 {{- $d := .Values.drain -}}
-{{- $pre := int ($d.preStopSeconds | default 0) -}}
-{{- $sess := int ($d.sessionTimeoutSeconds | default 0) -}}
-{{- if and $sess (le $pre $sess) -}}
-{{- fail (printf "drain.preStopSeconds (%v) must be longer than drain.sessionTimeoutSeconds (%v)" $pre $sess) -}}
+{{- $session := int ($d.sessionTimeoutSeconds | default 0) -}}
+{{- $g := (.Values.global | default dict).sessionTimeoutSeconds -}}
+{{- if and $session $g -}}{{- $session = int $g -}}{{- end -}}
+{{- $shutdown := max (int ($d.seconds | default 0)) (int ($d.shutdownSeconds | default 0)) -}}
+{{- $preStop := ternary (add $session 10) 5 (gt $session 0) -}}
+{{- if not (or (kindIs "invalid" $d.preStopSeconds) (eq (toString $d.preStopSeconds) "")) -}}{{- $preStop = int $d.preStopSeconds -}}{{- end -}}
+{{- $grace := add $preStop $shutdown 5 -}}
+{{- if not (or (kindIs "invalid" .Values.terminationGracePeriodSeconds) (eq (toString .Values.terminationGracePeriodSeconds) "")) -}}{{- $grace = int .Values.terminationGracePeriodSeconds -}}{{- end -}}
+{{- if and $session (le $preStop $session) -}}
+{{- fail (printf "drain.preStopSeconds (%v) must be longer than drain.sessionTimeoutSeconds (%v)" $preStop $session) -}}
 {{- end -}}
-{{- $stop := max (int ($d.seconds | default 0)) (int ($d.shutdownSeconds | default 0)) -}}
-{{- if le (int .Values.terminationGracePeriodSeconds) (add $pre $stop) -}}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than drain.preStopSeconds + max(drain.seconds, drain.shutdownSeconds) (%v)" .Values.terminationGracePeriodSeconds (add $pre $stop)) -}}
+{{- if le $grace (add $preStop $shutdown) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than drain.preStopSeconds + max(drain.seconds, drain.shutdownSeconds) (%v)" $grace (add $preStop $shutdown)) -}}
 {{- end -}}
+session: {{ $session }}
+preStop: {{ $preStop }}
+grace: {{ $grace }}
 {{- end -}}
 {{/* "true" when the service runs insecure (its insecure value or global.insecure): NATS
   without credentials, and plaintext gRPC without the TLS files. */}}
