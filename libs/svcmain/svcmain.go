@@ -34,7 +34,9 @@ type Service interface {
 // DefaultGCPercent is the GC target every service runs with unless GOGC is set.
 const DefaultGCPercent = 400
 
-// ShutdownTimeout bounds the whole shutdown after a signal.
+// ShutdownTimeout bounds the whole shutdown after a signal, unless the service asks for
+// more with a ShutdownBudget() time.Duration method (its drain timeout plus the steps
+// around it).
 const ShutdownTimeout = 15 * time.Second
 
 // Main runs a service until a signal and exits the process: 0 after a clean shutdown,
@@ -118,8 +120,17 @@ func Run[C any](ctx context.Context, name string, args []string, getenv func(str
 	return 0
 }
 
+// shutdownBudget is how long svc's shutdown may take: ShutdownTimeout, or longer when the
+// service says its drain needs more (ShutdownBudget, e.g. a drain timeout plus its steps).
+func shutdownBudget(svc Service) time.Duration {
+	if b, ok := svc.(interface{ ShutdownBudget() time.Duration }); ok {
+		return max(ShutdownTimeout, b.ShutdownBudget())
+	}
+	return ShutdownTimeout
+}
+
 func shutdown(svc Service, log zerolog.Logger) error {
-	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget(svc))
 	defer cancel()
 	if err := svc.Shutdown(ctx); err != nil {
 		log.Error().Err(err).Msg("shutdown")

@@ -360,6 +360,16 @@ func (s *Server) AdminAddr() string { return s.admin.Addr() }
 // AdvertisedAddr is the address registered in polaris.
 func (s *Server) AdvertisedAddr() string { return s.advertise }
 
+// ShutdownBudget is how long Shutdown needs at most: the drain timeout in effect plus
+// shutdownSteps for deregistering, stopping gRPC and the engine's Fini (svcmain bounds the
+// shutdown with it when it exceeds its default).
+func (s *Server) ShutdownBudget() time.Duration {
+	return time.Duration(s.drain.Load()) + shutdownSteps
+}
+
+// shutdownSteps is the time Shutdown allows itself beyond the drain.
+const shutdownSteps = 5 * time.Second
+
 // Shutdown: (1) report live=0 and deregister, (2) refuse new sessions, (3) wait for running
 // sessions until the drain timeout or ctx ends, then abort the rest, (4) GracefulStop the
 // gRPC server (Stop when ctx ends), (5) engine Fini; then stop heartbeating and the admin
