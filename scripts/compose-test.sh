@@ -3,11 +3,12 @@
 # the images of `make images` (scripts/images.sh builds missing ones), then `docker-compose
 # up` alone — the one-shot secrets service makes every secret. It brings up a private
 # compose project with three echo loaders (two, then scaled to three while running), two
-# atoms and two lbclients, runs tests/compose (which reads the demo app's keys with `run --rm
-# secrets show`; signed once and stream requests through webgate, spread over the loaders,
-# atoms and lbclients; then the chaos table under load: a loader killed, a loader frozen,
-# an atom killed, an lbclient killed, NATS restarted, a polaris replica stopped) and tears
-# everything down (down -v), also on failure or Ctrl-C. ASF_CHAOS_OUT=<file> also writes
+# atoms and two lbclients, webgate behind the front proxy, runs tests/compose (which reads
+# the demo app's keys with `run --rm secrets show`; signed once and stream requests through
+# the proxy, spread over the loaders, atoms and lbclients; webgate scaled to two under load;
+# then the chaos table under load: a loader killed, a loader frozen, an atom killed, an
+# lbclient killed, a webgate killed, webgate restarted behind the proxy, NATS restarted, a
+# polaris replica stopped) and tears everything down (down -v), also on failure or Ctrl-C. ASF_CHAOS_OUT=<file> also writes
 # the chaos table there (relative to the repository).
 #
 # With no reachable Docker engine or no docker-compose it says so and exits 0, so
@@ -41,6 +42,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "compose-test: building missing images: ${missing[*]}"
   ./scripts/images.sh "${missing[@]}"
 fi
+# The front proxy: HAProxy from Debian on the loaders' Debian base (about 20 s).
+if ! docker image inspect "asf/proxy:$tag" >/dev/null 2>&1; then
+  echo "compose-test: building asf/proxy:$tag"
+  proxy_base=${ASF_LOADER_BASE:-asf/base:bookworm}
+  docker image inspect "$proxy_base" >/dev/null 2>&1 || docker pull -q "$proxy_base" >/dev/null ||
+    { echo "compose-test: no $proxy_base for the proxy (make images makes asf/base:bookworm)"; exit 1; }
+  docker build -q -t "asf/proxy:$tag" --build-arg "BASE=$proxy_base" \
+    deploy/images/proxy 2>&1 | { grep -vE "DEPRECATED|legacy builder|buildx|BuildKit|^ *$|^sha256:" || true; }
+fi
 
 project=asftest$$
 export ASF_IMAGE_TAG=$tag ASF_HTTP_PUBLISH=127.0.0.1:
@@ -66,9 +76,9 @@ echo "compose-test: up ($project)"
 "${dc[@]}" ps
 # A third echo loader joins while everything runs.
 "${dc[@]}" up -d --no-recreate --scale loader-echo=3 loader-echo 2>&1 | sed -E '/up-to-date|^(Creating|Starting)/d' 
-port=$("${dc[@]}" port webgate 8889)
-[ -n "$port" ] || { echo "compose-test: webgate has no published port"; exit 1; }
-echo "compose-test: webgate on $port; running tests/compose"
+port=$("${dc[@]}" port proxy 8889)
+[ -n "$port" ] || { echo "compose-test: the proxy has no published port"; exit 1; }
+echo "compose-test: the proxy on $port; running tests/compose"
 chaos_out=${ASF_CHAOS_OUT:-}
 [ -z "$chaos_out" ] || [ "${chaos_out#/}" != "$chaos_out" ] || chaos_out=$root/$chaos_out
 (cd tests && ASF_COMPOSE_PROJECT=$project ASF_COMPOSE_URL="http://$port" \

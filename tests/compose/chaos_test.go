@@ -33,6 +33,8 @@ type chaosRow struct {
 	admin, served string
 	// loader: measure when the container leaves every lbclient's echo rotation.
 	loader bool
+	// edge: a webgate behind the front proxy; measure when the proxy has it back up.
+	edge bool
 }
 
 // The thresholds beyond the chaos package's (late 0, bad 0, zero-failure rows).
@@ -43,6 +45,9 @@ const (
 	// backInUseBound: a restarted atom gets calls this soon after it answers /readyz
 	// (reconnect back-off ≤ 1 s ± 20 %, plus the docker exec polls that observe it).
 	backInUseBound = 2 * time.Second
+	// proxyBackBound: a webgate ready again is up at the proxy this soon (its DNS is
+	// re-resolved every second, its port checked every 500 ms).
+	proxyBackBound = 3 * time.Second
 	chaosWarm      = 3 * time.Second
 	chaosWindow    = 8 * time.Second
 	chaosAfter     = 2 * time.Second // load on the restored stack before the row ends
@@ -58,6 +63,10 @@ func chaosRows() []chaosRow {
 			service: "atom-2", admin: "http://127.0.0.1:9987/readyz", served: "asf_atom_requests_total"},
 		{fault: chaos.Fault{Name: "SIGKILL an lbclient", Kind: chaos.Kill}, action: dockerKill,
 			service: "lbclient-2", admin: "http://127.0.0.1:9990/readyz", served: "asf_lbclient_picks_total"},
+		{fault: chaos.Fault{Name: "SIGKILL a webgate behind the front proxy", Kind: chaos.Kill}, action: dockerKill,
+			service: "webgate", admin: "http://127.0.0.1:8890/readyz", served: "asf_webgate_requests_total", edge: true},
+		{fault: chaos.Fault{Name: "restart webgate behind the front proxy (docker restart)", Kind: chaos.TermRestart, ZeroOnce: true, ZeroStream: true},
+			action: dockerRestart, service: "webgate", admin: "http://127.0.0.1:8890/readyz", edge: true},
 		{fault: chaos.Fault{Name: "NATS restart (docker restart)", Kind: chaos.TermRestart, ZeroOnce: true, ZeroStream: true, NATS: true},
 			action: dockerRestart, service: "nats", admin: "http://127.0.0.1:8222/healthz"},
 		{fault: chaos.Fault{Name: "polaris replica stopped for 8 s (docker stop)", Kind: chaos.TermRestart, ZeroOnce: true, ZeroStream: true},
@@ -89,8 +98,8 @@ func (e env) runChaos(t *testing.T) {
 	t.Logf("compose chaos table:\n%s", table)
 	if out := os.Getenv("ASF_CHAOS_OUT"); out != "" {
 		doc := fmt.Sprintf("# Compose chaos run %s\n\n"+
-			"docker-compose stack (deploy/compose): 3 echo loaders, 2 atoms, 2 lbclients, 2 polaris (Consul), NATS, webgate; "+
-			"%d once loops and %d session loops (5 frames, 40 ms apart) through webgate's published port; "+
+			"docker-compose stack (deploy/compose): 3 echo loaders, 2 atoms, 2 lbclients, 2 polaris (Consul), NATS, 2 webgates behind the front proxy (HAProxy); "+
+			"%d once loops and %d session loops (5 frames, 40 ms apart) through the proxy's published port; "+
 			"%s of load before each fault and %s after it; killed and stopped containers are started again after it.\n"+
 			"cut = failures of ops running at the fault; late = failures of ops started after it; "+
 			"bad = sessions that ended without their results and without exactly one error frame; "+
@@ -109,11 +118,15 @@ func (e env) runChaos(t *testing.T) {
 const onceWorkers, streamWorkers = 4, 3
 
 // whole waits until the stack is whole: every echo loader in every lbclient's rotation
-// (at its current address) and both atoms and lbclients ready.
+// (at its current address), both atoms and lbclients ready, every webgate ready and up at
+// the proxy.
 func (e env) whole(t *testing.T) {
 	t.Helper()
-	waitFor(t, 60*time.Second, "every echo loader in every lbclient's rotation, atoms and lbclients ready", func() bool {
-		for _, svc := range []string{"atom-1", "atom-2", "lbclient-1", "lbclient-2"} {
+	waitFor(t, 60*time.Second, "every echo loader in every lbclient's rotation, atoms, lbclients and webgates ready", func() bool {
+		if !e.webgatesUp(t) {
+			return false
+		}
+		for _, svc := range []string{"atom-1", "atom-2", "lbclient-1", "lbclient-2", "webgate"} {
 			for _, c := range e.containers(t, svc) {
 				if !ready(c, readyURL[svc]) {
 					return false
@@ -140,6 +153,7 @@ func (e env) whole(t *testing.T) {
 var readyURL = map[string]string{
 	"atom-1": "http://127.0.0.1:9987/readyz", "atom-2": "http://127.0.0.1:9987/readyz",
 	"lbclient-1": "http://127.0.0.1:9990/readyz", "lbclient-2": "http://127.0.0.1:9990/readyz",
+	"webgate": "http://127.0.0.1:8890/readyz",
 }
 
 func (e env) lbclients(t *testing.T) []string {
@@ -184,6 +198,18 @@ func (e env) runRow(t *testing.T, r chaosRow) chaos.Result {
 			return res
 		}
 		victimAddr = a
+	}
+
+	// Sessions held open on both webgates before the load, to see exactly what a client
+	// sees when the webgate under its session dies.
+	var held *probes
+	if r.edge && r.action == dockerKill {
+		var err error
+		if held, err = e.openProbes(t, victim, 4); err != nil {
+			res.Err = err
+			return res
+		}
+		defer held.close()
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -251,6 +277,20 @@ func (e env) runRow(t *testing.T, r chaosRow) chaos.Result {
 		}()
 	}
 
+	// backAtProxy measures, from ready, when the proxy has the webgate up again.
+	backAtProxy := func(ready time.Time) {
+		if !r.edge {
+			return
+		}
+		waitFor(t, 30*time.Second, victim+" up at the proxy", func() bool { return e.webgatesUp(t) })
+		d := time.Since(ready)
+		note(d > proxyBackBound, "up at the proxy %s after it was ready (bound %s)", d.Round(10*time.Millisecond), proxyBackBound)
+	}
+	if r.edge {
+		b := e.backendOf(t, victim)
+		note(false, "%d connections open on %s at the fault", b.Cur, e.short(victim))
+	}
+
 	var err error
 	switch r.action {
 	case dockerKill:
@@ -258,6 +298,15 @@ func (e env) runRow(t *testing.T, r chaosRow) chaos.Result {
 		if _, err = docker("kill", victim); err == nil {
 			hitAt = time.Now()
 			noticed(hitAt)
+			if held != nil {
+				vs, n := held.check(e, faultAt, hitAt)
+				for _, v := range vs {
+					note(true, "%s", v)
+				}
+				if n != "" {
+					note(false, "%s", n)
+				}
+			}
 		}
 	case dockerPause:
 		if _, err = docker("pause", victim); err == nil {
@@ -274,6 +323,7 @@ func (e env) runRow(t *testing.T, r chaosRow) chaos.Result {
 			}
 			waitFor(t, 60*time.Second, victim+" ready", func() bool { return ready(victim, r.admin) })
 			res.Restart = time.Since(t0)
+			backAtProxy(time.Now())
 		}
 	case dockerStop:
 		_, err = docker("stop", "-t", "10", victim)
@@ -306,6 +356,7 @@ func (e env) runRow(t *testing.T, r chaosRow) chaos.Result {
 		waitFor(t, 60*time.Second, victim+" ready again", func() bool { return ready(victim, r.admin) })
 		readyAt := time.Now()
 		res.Restart = readyAt.Sub(t0)
+		backAtProxy(readyAt)
 		if r.served != "" {
 			inUse, err := backInUse(victim, adminPort(r.admin), r.served, readyAt, 10*time.Second)
 			switch {
@@ -323,7 +374,27 @@ func (e env) runRow(t *testing.T, r chaosRow) chaos.Result {
 	hold(chaosAfter)
 	wg.Wait()
 	l.Stop()
-	chaos.Evaluate(&res, l.Ops(), faultAt, hitAt)
+	ops := l.Ops()
+	if r.edge {
+		seen := map[string]bool{}
+		for _, op := range ops {
+			if op.Failed() && !seen[op.Err] && len(seen) < 3 {
+				seen[op.Err] = true
+				t.Logf("failed (stream %v): %s", op.Stream, op.Err)
+			}
+		}
+	}
+	if r.edge && r.action == dockerKill {
+		for _, op := range ops {
+			if op.Failed() && !op.Stream && !onceCut(op.Err) {
+				note(true, "a once request failed otherwise than cut by the proxy (EOF or HTTP 502): %s", op.Err)
+			}
+		}
+		if n := classifyEdgeCut(ops, hitAt); n > 0 {
+			note(false, "%d sessions cut by the proxy closing their connection (%s)", n, cutByProxy)
+		}
+	}
+	chaos.Evaluate(&res, ops, faultAt, hitAt)
 	res.Notes = append(res.Notes, notes...)
 	res.Violations = append(res.Violations, violations...)
 	if res.NATSDown > 0 {

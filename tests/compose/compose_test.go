@@ -1,19 +1,22 @@
 // Package compose tests the docker-compose deployment (deploy/compose) from outside, as a
-// client and an operator would: signed once and WebSocket requests through webgate,
-// traffic spread over three echo loaders, two atoms and two lbclients, and the chaos table
+// client and an operator would: signed once and WebSocket requests through the front proxy
+// and webgate, traffic spread over three echo loaders, two atoms and two lbclients, webgate
+// scaled from one replica to two under load (proxy_test.go), and the chaos table
 // (chaos_test.go): under steady once and stream load (tools/chaos's load and thresholds) a
-// killed loader, a frozen loader, a killed atom, a killed lbclient, a NATS restart and a
-// stopped polaris replica, one after the other on the same stack.
+// killed loader, a frozen loader, a killed atom, a killed lbclient, a killed webgate, a
+// webgate restarted behind the proxy, a NATS restart and a stopped polaris replica, one
+// after the other on the same stack.
 //
 // It runs only when ASF_COMPOSE_PROJECT names a running compose project (scripts/compose-test.sh
 // brings it up with `--scale loader-echo=3` and sets the variables); otherwise it skips at once.
 //
 //	ASF_COMPOSE_PROJECT  compose project name (containers <project>_<service>_<n>)
-//	ASF_COMPOSE_URL      webgate base URL (default http://127.0.0.1:8889)
+//	ASF_COMPOSE_URL      the proxy's base URL (default http://127.0.0.1:8889)
 //	ASF_COMPOSE_CMD      the compose command of the project, split on spaces
 //	                     (docker-compose -f deploy/compose/docker-compose.yml -p <project>):
 //	                     the demo app's keys are read as a user does, with
-//	                     `<cmd> run --rm -T secrets show` (client.env)
+//	                     `<cmd> run --rm -T secrets show` (client.env), and webgate is
+//	                     scaled with `<cmd> up -d --no-recreate --scale webgate=2 webgate`
 //	ASF_COMPOSE_ENV      instead, a client.env file with ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET
 //	ASF_CHAOS_OUT        when set, the chaos table is also written to this file (Markdown)
 package compose
@@ -47,6 +50,7 @@ type env struct {
 	project string
 	base    string
 	creds   creds
+	cmd     []string // the project's compose command
 }
 
 func setup(t *testing.T) env {
@@ -55,7 +59,7 @@ func setup(t *testing.T) env {
 	if p == "" {
 		t.Skip("ASF_COMPOSE_PROJECT not set: compose tests run through scripts/compose-test.sh")
 	}
-	e := env{project: p, base: os.Getenv("ASF_COMPOSE_URL")}
+	e := env{project: p, base: os.Getenv("ASF_COMPOSE_URL"), cmd: strings.Fields(os.Getenv("ASF_COMPOSE_CMD"))}
 	if e.base == "" {
 		e.base = "http://127.0.0.1:8889"
 	}
@@ -207,6 +211,14 @@ func (e env) stream(capability string) ([]int, error) {
 			return statuses, nil
 		}
 	}
+}
+
+// runCmd runs a command (up to 3 minutes) and returns its stdout and stderr together.
+func runCmd(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
 }
 
 // docker runs the docker CLI and returns its trimmed stdout.
@@ -490,6 +502,8 @@ func TestCompose(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("webgate scaled to two behind the proxy under load", e.scaleWebgate)
 
 	t.Run("chaos", e.runChaos)
 }
