@@ -12,6 +12,8 @@
 #   asf/nats (nats-server v2.15.2) asf/consul (v1.14.11)  built from their Go modules
 #   asf/loader                                       cgo loader + python3 on Debian bookworm
 #   asf/loader-demo-py asf/loader-demo-c              loader + the example engines
+#   asf/proxy                                        HAProxy on asf/base (deploy/images/proxy):
+#                                                    compose's front proxy before webgate
 #
 # Local bases, made once (kept while they exist; ASF_REBUILD_BASE=1 remakes them):
 #   asf/base:bookworm            Debian bookworm (debootstrap --variant=minbase, docker import):
@@ -41,7 +43,7 @@ apt_mirror() {
 }
 DEBIAN_MIRROR=${ASF_DEBIAN_MIRROR:-$(apt_mirror 2>/dev/null | head -1 || true)}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-all=(polaris lbclient atom webgate init loader loader-demo-py loader-demo-c nats consul)
+all=(polaris lbclient atom webgate init loader loader-demo-py loader-demo-c nats consul proxy)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 
@@ -122,6 +124,10 @@ quiet() {
 
 image() {
   log "asf/$1:$TAG"
+  if [ "$1" = proxy ]; then
+    quiet docker build -q -t "asf/proxy:$TAG" --build-arg "BASE=$LOADER_BASE" deploy/images/proxy
+    return
+  fi
   quiet docker build -q -f deploy/images/Dockerfile --target "$1" -t "asf/$1:$TAG" \
     --build-arg "GO_IMAGE=$GO_IMAGE" --build-arg "LOADER_BASE=$LOADER_BASE" \
     --build-arg "GOPROXY=${ASF_GOPROXY:-$(go env GOPROXY 2>/dev/null || echo https://proxy.golang.org,direct)}" .
