@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Code hygiene on every module that go.work uses (the list is read from go.work, so a module
-# added there is checked without editing this script):
+# added there is checked without editing this script), and on the two modules kept outside it:
 #   gofmt -l          no file may need formatting
 #   go mod tidy -diff go.mod and go.sum are tidy (each module alone, GOWORK=off)
 #   go vet ./...
@@ -38,6 +38,15 @@ for m in "${mods[@]}"; do
   if [ "${1:-}" != fast ]; then
     report "$m" "$(cd "$m" && "$root/.tools/bin/staticcheck" ./... 2>&1 | sed "s#^#$m/#")" staticcheck
   fi
+done
+# Modules outside go.work (their own dependency sets: the Helm tests' Kubernetes client, the
+# images' asfbox) get the same checks but staticcheck, each alone (GOWORK=off).
+for m in deploy/helm/test deploy/images/asfbox; do
+  echo "=== $m (outside go.work)"
+  unformatted=$(gofmt -l "$m" | sed "s/\$/: not gofmt'ed/")
+  report "$m" "$unformatted" "not gofmt'ed"
+  (cd "$m" && GOWORK=off go mod tidy -diff) || bad "$m: go.mod/go.sum not tidy (run GOWORK=off go mod tidy in $m)"
+  (cd "$m" && GOWORK=off go vet ./...) || bad "$m: go vet"
 done
 echo "=== layering"
 (cd tests && go test -count=1 ./layering/) || bad "layering rules broken (docs/architecture.md, tests/layering)"

@@ -483,7 +483,7 @@ func TestAdapterRules(t *testing.T) {
 	}
 	for _, c := range []struct {
 		kind, serves, series string
-		rules            int
+		rules                int
 	}{
 		{"custom", values.Autoscaling.PodMetric.Name, "asf_loader_licence_utilisation_ratio", len(rules.Rules.Custom)},
 		{"external", values.Autoscaling.QueueWait.Name, "asf_atom_loader_wait_seconds", len(rules.Rules.External)},
