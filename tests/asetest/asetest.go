@@ -402,6 +402,24 @@ func (s *Session) RecvUntilEnd(timeout time.Duration) ([]*Response, error) {
 	}
 }
 
+// ThreeFrameSession opens a session of capability, sends three frames (statuses 0, 1, 2,
+// seq 0..2) each carrying audio as payload "input", and returns the responses until the
+// end (RecvUntilEnd with timeout per response); the session is closed.
+func (c *Client) ThreeFrameSession(ctx context.Context, capability string, audio []byte, timeout time.Duration) ([]*Response, error) {
+	ss, err := c.Stream(ctx, capability)
+	if err != nil {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
+	defer func() { _ = ss.Close() }()
+	for i, st := range []int{0, 1, 2} {
+		f := Frame{Status: st, Seq: Int(i), OnlyPayload: i > 0, Payload: map[string]Data{"input": Audio(audio)}}
+		if err := ss.Send(f); err != nil {
+			return nil, fmt.Errorf("send: %w", err)
+		}
+	}
+	return ss.RecvUntilEnd(timeout)
+}
+
 // WaitClose reads until the server closes the socket and returns its close frame.
 func (s *Session) WaitClose(timeout time.Duration) (*websocket.CloseError, error) {
 	deadline := time.Now().Add(timeout)

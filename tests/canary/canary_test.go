@@ -152,19 +152,7 @@ func (y *tally) onceLoop(ctx context.Context, wg *sync.WaitGroup, c *asetest.Cli
 func (y *tally) sessionLoop(ctx context.Context, wg *sync.WaitGroup, c *asetest.Client) {
 	defer wg.Done()
 	for ctx.Err() == nil {
-		ss, err := c.Stream(context.Background(), "echo")
-		if err != nil {
-			y.fail("stream: %v", err)
-			continue
-		}
-		for i, st := range []int{0, 1, 2} {
-			f := asetest.Frame{Status: st, Seq: asetest.Int(i), OnlyPayload: i > 0, Payload: map[string]asetest.Data{"input": asetest.Audio([]byte("a"))}}
-			if err := ss.Send(f); err != nil {
-				y.fail("send: %v", err)
-			}
-		}
-		all, err := ss.RecvUntilEnd(10 * time.Second)
-		_ = ss.Close()
+		all, err := c.ThreeFrameSession(context.Background(), "echo", []byte("a"), 10*time.Second)
 		if err != nil || len(all) != 3 {
 			y.fail("session: %v (%d results)", err, len(all))
 			continue

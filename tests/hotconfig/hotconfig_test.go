@@ -61,19 +61,7 @@ func (l *load) once(ctx context.Context, c *asetest.Client) {
 func (l *load) session(ctx context.Context, c *asetest.Client) {
 	defer l.wg.Done()
 	for ctx.Err() == nil {
-		ss, err := c.Stream(context.Background(), "echo")
-		if err != nil {
-			l.fail("stream: %v", err)
-			continue
-		}
-		for i, st := range []int{0, 1, 2} {
-			f := asetest.Frame{Status: st, Seq: asetest.Int(i), OnlyPayload: i > 0, Payload: map[string]asetest.Data{"input": asetest.Audio([]byte("a"))}}
-			if err := ss.Send(f); err != nil {
-				l.fail("send: %v", err)
-			}
-		}
-		all, err := ss.RecvUntilEnd(10 * time.Second)
-		_ = ss.Close()
+		all, err := c.ThreeFrameSession(context.Background(), "echo", []byte("a"), 10*time.Second)
 		if err != nil {
 			l.fail("session: %v", err)
 			continue
