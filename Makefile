@@ -3,7 +3,7 @@ SERVICES := polaris lbclient atom loader webgate
 MODULES  := libs $(addprefix services/,$(SERVICES)) tools tools/asectl sdk/go tests
 GO       ?= go
 
-.PHONY: help build run test test-unit proto proto-tools verify verify-proto bench bench-quick vet fmt clean consul chromium test-deps engines fuzz chaos images compose-test helm-test
+.PHONY: help build run test test-unit proto proto-tools verify verify-proto bench bench-quick vet fmt clean consul jaeger chromium test-deps engines fuzz chaos images compose-test helm-test
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,11 +30,14 @@ test: test-deps ## every module's tests, the cross-service tests, the Helm tests
 test-unit: test-deps ## every module's tests except the cross-service ones
 	./scripts/test.sh unit
 
-test-deps: consul chromium ## what the tests need beyond Go: a Consul agent, Chromium, the engines' packages
+test-deps: consul jaeger chromium ## what the tests need beyond Go: a Consul agent, Jaeger, Chromium, the engines' packages
 	./scripts/engines.sh install
 
 consul: ## build the Consul agent v1.14.11 (for the polaris consul backend) into bin/consul
 	./scripts/consul.sh
+
+jaeger: ## build Jaeger v2 (module v1.75.0; the trace backend of make run, compose and the trace tests) into bin/jaeger
+	./scripts/jaeger.sh
 
 chromium: ## install Debian's chromium for the console test (when root)
 	./scripts/chromium.sh
