@@ -16,6 +16,11 @@
 // env ASF_<SVC>_<KEY>_FILE, flag --<key>-file) naming a file the value is read from
 // (one trailing newline dropped), so secrets need not be on a command line, which other
 // users of the host can read.
+//
+// Values are checked where they are read, so a bad one is a start error naming its key and
+// value: numbers and durations must parse, a key named log-level takes trace, debug, info,
+// warn, error, fatal, panic or disabled, and a key ending in -listen takes host:port with
+// a port from 0 to 65535 (host may be empty). --version makes Load return ErrVersion.
 package cfgload
 
 import (
@@ -24,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"sort"
@@ -31,11 +37,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"gopkg.in/yaml.v3"
 )
 
 // ErrHelp is returned when -h or --help was asked for; usage has been printed.
 var ErrHelp = flag.ErrHelp
+
+// ErrVersion is returned when --version was asked for; the caller prints the build.
+var ErrVersion = errors.New("version requested")
 
 type field struct {
 	name, help string
@@ -49,6 +59,9 @@ type field struct {
 // setField sets f from the text s (for a "-file" companion, the file s names).
 func setField(f field, s string) error {
 	if !f.fileOf.IsValid() {
+		if err := check(f.name, s); err != nil {
+			return err
+		}
 		return set(f.v, s)
 	}
 	if s == "" {
@@ -61,6 +74,34 @@ func setField(f field, s string) error {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	f.fileOf.SetString(string(b))
+	return nil
+}
+
+// logLevels are the values a log-level key accepts ("" keeps the logger's default).
+var logLevels = []string{"", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled"}
+
+// check applies the rules some keys follow by name to the text s (see the package doc).
+func check(key, s string) error {
+	switch {
+	case key == "log-level":
+		for _, l := range logLevels {
+			if strings.EqualFold(s, l) {
+				return nil
+			}
+		}
+		return errors.New("not a log level (trace, debug, info, warn, error, fatal, panic, disabled)")
+	case strings.HasSuffix(key, "-listen") && s != "":
+		_, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return fmt.Errorf("not a listen address host:port: %w", err)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			// A service name (":http") is looked up in the local services database only.
+			if _, lerr := net.LookupPort("tcp", port); lerr != nil {
+				return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+			}
+		}
+	}
 	return nil
 }
 
@@ -213,6 +254,9 @@ func Load(svc string, args []string, getenv func(string) string, dst any) error 
 }
 
 func load(svc string, args []string, getenv func(string) string, dst any, usage io.Writer) error {
+	if buildinfo.WantsVersion(args) {
+		return ErrVersion
+	}
 	fs, err := fields(dst)
 	if err != nil {
 		return err
@@ -235,18 +279,29 @@ func load(svc string, args []string, getenv func(string) string, dst any, usage 
 	for _, f := range fs {
 		if s := getenv(EnvName(svc, f.name)); s != "" {
 			if err := setField(f, s); err != nil {
-				return fmt.Errorf("env %s: %w", EnvName(svc, f.name), err)
+				return fmt.Errorf("env %s%s: %w", EnvName(svc, f.name), shown(f, s), err)
 			}
 		}
 	}
 	set := flag.NewFlagSet(svc, flag.ContinueOnError)
-	set.SetOutput(usage)
+	// A parse error is returned (the caller prints it once, naming the flag and value);
+	// the flag list is printed only for --help.
+	set.SetOutput(io.Discard)
 	set.String("config", file, "YAML config file (env "+EnvName(svc, "config")+")")
+	version := set.Bool("version", false, "print the version, the commit and the Go version, and exit")
 	for _, f := range fs {
 		set.Var(value{f}, f.name, f.help+" (env "+EnvName(svc, f.name)+")")
 	}
 	if err := set.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			set.SetOutput(usage)
+			fmt.Fprintf(usage, "Usage of %s:\n", svc)
+			set.PrintDefaults()
+		}
 		return err
+	}
+	if *version {
+		return ErrVersion
 	}
 	if set.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", set.Args())
@@ -274,10 +329,10 @@ func loadFile(path string, fs []field) error {
 		}
 		var err error
 		switch {
-		case f.fileOf.IsValid() && node.Kind == yaml.ScalarNode:
-			err = setField(f, node.Value)
 		case node.Kind == yaml.ScalarNode:
-			err = set(f.v, node.Value)
+			if err = setField(f, node.Value); err != nil {
+				k += shown(f, node.Value)
+			}
 		case f.v.Kind() == reflect.Slice || f.v.Kind() == reflect.Map:
 			ptr := reflect.New(f.v.Type())
 			if err = node.Decode(ptr.Interface()); err == nil {
@@ -291,6 +346,14 @@ func loadFile(path string, fs []field) error {
 		}
 	}
 	return nil
+}
+
+// shown is "=<value>" for an error message about field f, or "" for a secret.
+func shown(f field, s string) string {
+	if f.secret || f.fileOf.IsValid() {
+		return ""
+	}
+	return fmt.Sprintf("=%q", s)
 }
 
 // Redacted returns the config as key → value text for logging, with secret fields masked.

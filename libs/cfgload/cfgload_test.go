@@ -1,11 +1,14 @@
 package cfgload
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 type testCfg struct {
@@ -108,4 +111,62 @@ func TestSecretFromFile(t *testing.T) {
 	if _, ok := Redacted(&cfg)["token-file"]; ok {
 		t.Fatal("the -file companion is listed by Redacted")
 	}
+}
+
+type checkedCfg struct {
+	LogLevel   string        `cfg:"log-level"`
+	HTTPListen string        `cfg:"http-listen"`
+	Timeout    time.Duration `cfg:"timeout"`
+	Workers    int           `cfg:"workers"`
+}
+
+// TestBadValuesNameKeyAndValue: a bad value from a flag, the environment or the file is an
+// error naming the key and the value.
+func TestBadValuesNameKeyAndValue(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("log-level: nope\n"), 0o600))
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{args: []string{"--log-level", "nope"}, want: []string{"log-level", `"nope"`, "not a log level"}},
+		{args: []string{"--log-level=NOPE"}, want: []string{"log-level", `"NOPE"`}},
+		{env: map[string]string{"ASF_WG_LOG_LEVEL": "verbose"}, want: []string{"ASF_WG_LOG_LEVEL", `"verbose"`}},
+		{args: []string{"--config", file}, want: []string{"log-level", `"nope"`, file}},
+		{args: []string{"--timeout", "5 sec"}, want: []string{"timeout", `"5 sec"`}},
+		{env: map[string]string{"ASF_WG_TIMEOUT": "soon"}, want: []string{"ASF_WG_TIMEOUT", `"soon"`}},
+		{args: []string{"--workers", "many"}, want: []string{"workers", `"many"`}},
+		{args: []string{"--http-listen", "8889"}, want: []string{"http-listen", `"8889"`, "host:port"}},
+		{args: []string{"--http-listen", "127.0.0.1:70000"}, want: []string{"http-listen", `"127.0.0.1:70000"`, "65535"}},
+	}
+	for _, c := range cases {
+		var cfg checkedCfg
+		var usage bytes.Buffer
+		err := load("wg", c.args, env(c.env), &cfg, &usage)
+		require.Error(t, err, "%v %v accepted", c.args, c.env)
+		for _, w := range c.want {
+			require.Contains(t, err.Error(), w, "%v %v", c.args, c.env)
+		}
+		require.Empty(t, usage.String(), "the flag list is printed only for --help")
+	}
+}
+
+func TestGoodValuesPass(t *testing.T) {
+	var cfg checkedCfg
+	require.NoError(t, load("wg", []string{"--log-level=DEBUG", "--http-listen=:0", "--timeout=1.5s"}, env(nil), &cfg, io.Discard))
+	require.NoError(t, load("wg", []string{"--log-level=", "--http-listen=[::1]:8889", "--http-listen="}, env(nil), &cfg, io.Discard))
+	require.Equal(t, 1500*time.Millisecond, cfg.Timeout)
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var cfg checkedCfg
+	var usage bytes.Buffer
+	require.ErrorIs(t, load("wg", []string{"--help"}, env(nil), &cfg, &usage), ErrHelp)
+	require.Contains(t, usage.String(), "-log-level")
+	require.Contains(t, usage.String(), "-version")
+	require.ErrorIs(t, load("wg", []string{"--version"}, env(nil), &cfg, io.Discard), ErrVersion)
+	// --version wins over a config file that cannot be read.
+	require.ErrorIs(t, load("wg", []string{"--config=/nonexistent", "-version"}, env(nil), &cfg, io.Discard), ErrVersion)
 }

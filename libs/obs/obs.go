@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,15 +25,31 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// NewLogger returns a JSON logger writing to w with a "svc" field and the given level
-// (trace, debug, info, warn, error; unknown → info).
+// NewLogger returns a JSON logger writing to w with a "svc" field, a "time" field in RFC
+// 3339 UTC with milliseconds (TimeLayout) and the given level (trace, debug, info, warn,
+// error; unknown → info: a service's config loader rejects an unknown level before this).
 func NewLogger(w io.Writer, service, level string) zerolog.Logger {
-	lvl, err := zerolog.ParseLevel(level)
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
 	if err != nil || level == "" {
 		lvl = zerolog.InfoLevel
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Str("svc", service).Logger()
+	return zerolog.New(w).Level(lvl).Hook(Timestamp).With().Str("svc", service).Logger()
 }
+
+// TimeLayout is the layout of every log line's "time": RFC 3339 in UTC with milliseconds,
+// 2026-01-02T15:04:05.123Z.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Timestamp is the hook that writes "time" (TimeLayout, UTC) into each event that is
+// logged. It stands in for zerolog's Timestamp(), whose format is the package-global
+// zerolog.TimeFieldFormat (seconds by default): setting that global would change every
+// logger in the process, and a logger here owns its format.
+var Timestamp zerolog.Hook = zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ string) {
+	var b [32]byte
+	buf := append(b[:0], '"')
+	buf = time.Now().UTC().AppendFormat(buf, TimeLayout)
+	e.RawJSON(zerolog.TimestampFieldName, append(buf, '"'))
+})
 
 // NewRegistry returns a Prometheus registry with the Go and process collectors.
 func NewRegistry() *prometheus.Registry {

@@ -1,12 +1,17 @@
 package obs
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
 )
 
 func startAdmin(t *testing.T, opts ...AdminOption) string {
@@ -59,4 +64,25 @@ func TestPprofOnNeverServesCmdline(t *testing.T) {
 	if code, body := get(t, base+"/debug/pprof/cmdline"); code != http.StatusNotFound {
 		t.Errorf("cmdline: HTTP %d %q, want 404 even with pprof on", code, body)
 	}
+}
+
+func TestLoggerTimeIsRFC3339UTCWithMilliseconds(t *testing.T) {
+	var buf bytes.Buffer
+	log := NewLogger(&buf, "webgate", "info").With().Str("sid", "x").Logger()
+	before := time.Now().Truncate(time.Millisecond)
+	log.Info().Msg("hello")
+	log.Debug().Msg("not logged at info")
+	var line struct {
+		Time    string `json:"time"`
+		Svc     string `json:"svc"`
+		Message string `json:"message"`
+	}
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &line), buf.String())
+	require.Equal(t, "webgate", line.Svc)
+	require.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`, line.Time)
+	ts, err := time.Parse(time.RFC3339Nano, line.Time)
+	require.NoError(t, err)
+	require.False(t, ts.Before(before), "%s before %s", ts, before)
+	require.Equal(t, 1, strings.Count(buf.String(), `"time"`))
+	require.Equal(t, 1, strings.Count(buf.String(), "\n"))
 }

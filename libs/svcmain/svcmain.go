@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/libs/cfgload"
 	"github.com/athenaserving/asf/libs/lifecycle"
 	"github.com/athenaserving/asf/libs/obs"
@@ -40,7 +41,8 @@ const DefaultGCPercent = 400
 const ShutdownTimeout = 15 * time.Second
 
 // Main runs a service until a signal and exits the process: 0 after a clean shutdown,
-// 1 on a start-up or shutdown error, 2 on bad configuration.
+// 1 on a start-up or shutdown error, 2 on bad configuration (the message names the key and
+// its value). --help prints the keys and --version the build (libs/buildinfo); both exit 0.
 func Main[C any](name string, cfg C, build func(C, zerolog.Logger, *prometheus.Registry) (Service, error)) {
 	// The first SIGINT/SIGTERM starts the bounded shutdown; a second exits at once.
 	ctx, stop := lifecycle.SignalContext(context.Background(), nil)
@@ -54,6 +56,10 @@ func Main[C any](name string, cfg C, build func(C, zerolog.Logger, *prometheus.R
 func Run[C any](ctx context.Context, name string, args []string, getenv func(string) string, cfg C, build func(C, zerolog.Logger, *prometheus.Registry) (Service, error)) int {
 	if err := cfgload.Load(name, args, getenv, &cfg); err != nil {
 		if errors.Is(err, cfgload.ErrHelp) {
+			return 0
+		}
+		if errors.Is(err, cfgload.ErrVersion) {
+			fmt.Println(buildinfo.Get().String(name))
 			return 0
 		}
 		fmt.Fprintf(os.Stderr, "%s: config: %v\n", name, err)

@@ -75,3 +75,37 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		require.NotContains(t, l, `"message":"stopped"`)
 	}
 }
+
+// runChild runs the test binary as the service process "slow" with args and returns its
+// exit code, stdout and stderr.
+func runChild(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "SVCMAIN_TEST_CHILD=1")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func TestHelpVersionAndBadFlagExitCodes(t *testing.T) {
+	code, _, stderr := runChild(t, "--help")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "-log-level")
+
+	code, stdout, _ := runChild(t, "--version")
+	require.Equal(t, 0, code)
+	require.Regexp(t, `^slow version dev commit \S+( \(modified\))? go1\.\d+`, stdout)
+
+	code, _, stderr = runChild(t, "--log-level", "nope")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, `slow: config: invalid value "nope" for flag -log-level`)
+	require.NotContains(t, stderr, "ready")
+}
