@@ -1,0 +1,107 @@
+package tracing
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func TestOffIsNoop(t *testing.T) {
+	p, err := New(Config{}, "atom", Options{})
+	require.NoError(t, err)
+	assert.False(t, p.On())
+	_, span := p.Tracer("x").Start(context.Background(), "s")
+	assert.False(t, span.SpanContext().IsValid())
+	require.NoError(t, p.Shutdown(context.Background()))
+}
+
+func TestSampledBounds(t *testing.T) {
+	var id trace.TraceID
+	id[8] = 0xff
+	assert.True(t, Sampled(id, 1))
+	assert.False(t, Sampled(id, 0))
+	assert.False(t, Sampled(id, 0.5)) // high bits set: above half
+	id[8] = 0x01
+	assert.True(t, Sampled(id, 0.5))
+}
+
+func TestRateFromContextDecidesRoot(t *testing.T) {
+	rec := tracetest.NewInMemoryExporter()
+	p, err := New(Config{}, "webgate", Options{Root: RateSampler(0), Exporter: rec})
+	require.NoError(t, err)
+	tr := p.Tracer("t")
+	_, s := tr.Start(context.Background(), "default-rate")
+	assert.False(t, s.SpanContext().IsSampled(), "global default 0")
+	s.End()
+	ctx, s := tr.Start(WithSampleRate(context.Background(), 1), "capability-rate")
+	assert.True(t, s.SpanContext().IsSampled(), "the capability's rate wins")
+	_, child := tr.Start(ctx, "child")
+	assert.True(t, child.SpanContext().IsSampled(), "children follow their parent")
+	child.End()
+	s.End()
+	require.NoError(t, p.ForceFlush(context.Background()))
+	assert.Len(t, rec.GetSpans(), 2)
+	require.NoError(t, p.Shutdown(context.Background()))
+}
+
+func TestDownstreamRecordsOnlyTracedCallers(t *testing.T) {
+	rec := tracetest.NewInMemoryExporter()
+	p, err := New(Config{}, "lbclient", Options{Exporter: rec})
+	require.NoError(t, err)
+	_, s := p.Tracer("t").Start(context.Background(), "root")
+	assert.False(t, s.SpanContext().IsSampled())
+
+	up := sdktrace.NewTracerProvider()
+	uctx, us := up.Tracer("u").Start(context.Background(), "caller")
+	carried := Inject(uctx)
+	require.Contains(t, carried, "traceparent")
+	ctx := Extract(context.Background(), carried)
+	_, ds := p.Tracer("t").Start(ctx, "pick")
+	assert.True(t, ds.SpanContext().IsSampled())
+	assert.Equal(t, us.SpanContext().TraceID(), ds.SpanContext().TraceID())
+	assert.Nil(t, Inject(context.Background()))
+}
+
+func TestLogAndExemplar(t *testing.T) {
+	var buf bytes.Buffer
+	log := zerolog.New(&buf)
+	l0 := WithLog(context.Background(), log)
+	l0.Info().Msg("x")
+	assert.NotContains(t, buf.String(), LogField)
+
+	p, err := New(Config{}, "webgate", Options{Root: RateSampler(1), Exporter: tracetest.NewInMemoryExporter()})
+	require.NoError(t, err)
+	ctx, s := p.Tracer("t").Start(context.Background(), "req")
+	defer s.End()
+	id := s.SpanContext().TraceID().String()
+	l1 := WithLog(ctx, log)
+	l1.Info().Msg("y")
+	assert.Contains(t, buf.String(), `"trace_id":"`+id+`"`)
+
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h", Buckets: []float64{1}})
+	Observe(ctx, h, 0.5)
+	var m dto.Metric
+	require.NoError(t, h.Write(&m))
+	ex := m.GetHistogram().GetBucket()[0].GetExemplar()
+	require.NotNil(t, ex)
+	assert.Equal(t, id, ex.GetLabel()[0].GetValue())
+}
+
+func TestTraceResponse(t *testing.T) {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	assert.Equal(t, "00-01000000000000000000000000000000-0200000000000000-01", TraceResponse(sc))
+}
+
+func TestSampleRateChecked(t *testing.T) {
+	assert.Error(t, SampleConfig{TraceSampleRate: 1.5}.Check())
+	assert.NoError(t, SampleConfig{TraceSampleRate: 0.01}.Check())
+}
