@@ -19,12 +19,12 @@ const ToolIdentity = "asfctl"
 // identity is of one of services (or ToolIdentity): any other identity is refused with
 // 10403 (PermissionDenied) before the handler runs, so a certificate of the CA issued to
 // one service cannot call another service's RPCs (a loader calling Atom.Call).
-// grpc.health.v1 answers every caller. A caller without an identity passes: on a TLS
+// grpc.health.v1 and server reflection answer every caller. A caller without an identity passes: on a TLS
 // server the handshake has already refused it, so that is a plaintext (insecure) server.
 func AllowCallers(services ...string) []grpc.ServerOption {
 	allowed := append(slices.Clone(services), ToolIdentity)
 	check := func(ctx context.Context, method string) error {
-		if strings.HasPrefix(method, "/"+healthpb.Health_ServiceDesc.ServiceName+"/") {
+		if strings.HasPrefix(method, "/"+healthpb.Health_ServiceDesc.ServiceName+"/") || strings.HasPrefix(method, "/grpc.reflection.") {
 			return nil
 		}
 		id, ok := IdentityFromContext(ctx)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
 )
 
 // StreamWorkers is how many long-lived goroutines serve incoming streams. A handler
@@ -23,7 +25,8 @@ import (
 // goroutine of their own.
 const StreamWorkers = 64
 
-// Server is a gRPC server with the standard interceptor chain and grpc.health.v1.
+// Server is a gRPC server with the standard interceptor chain, grpc.health.v1 and server
+// reflection (grpc.reflection.v1 and v1alpha, so `grpcurl list` works on every port).
 type Server struct {
 	*grpc.Server
 	Health *health.Server
@@ -42,17 +45,34 @@ func NewServer(service string, log zerolog.Logger, reg prometheus.Registerer, ex
 	}
 	s := &Server{Server: grpc.NewServer(append(opts, extra...)...), Health: health.NewServer()}
 	healthpb.RegisterHealthServer(s.Server, s.Health)
+	// Reflection describes the services and their messages, nothing else: it answers the
+	// callers the TLS handshake admitted, as health does (AllowCallers lets both through).
+	reflection.Register(s.Server)
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	return s
 }
 
-// SetServing marks the whole server SERVING (true) or NOT_SERVING (false) in grpc.health.v1.
+// SetServing marks the server SERVING (true) or NOT_SERVING (false) in grpc.health.v1:
+// the empty name (the whole server) and the full name of every service registered on it
+// (asf.loader.v1.Loader, asf.atom.v1.Atom, …), so a probe may ask for either. Call it after the
+// services are registered.
 func (s *Server) SetServing(ok bool) {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
 	if ok {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.Health.SetServingStatus("", st)
+	for name := range s.GetServiceInfo() {
+		if !infraService(name) {
+			s.Health.SetServingStatus(name, st)
+		}
+	}
+}
+
+// infraService reports whether name is one of the services every server carries (health,
+// reflection) rather than one the service registered.
+func infraService(name string) bool {
+	return name == healthpb.Health_ServiceDesc.ServiceName || strings.HasPrefix(name, "grpc.reflection.")
 }
 
 func recoverUnary(log zerolog.Logger) grpc.UnaryServerInterceptor {
