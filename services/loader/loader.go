@@ -40,6 +40,7 @@ import (
 	"github.com/athenaserving/asf/services/loader/engine/forward"
 	"github.com/athenaserving/asf/services/loader/engine/hotswap"
 	"github.com/athenaserving/asf/services/loader/engine/python"
+	"github.com/athenaserving/asf/services/loader/enginetrace"
 	"github.com/athenaserving/asf/services/loader/licence"
 	"github.com/athenaserving/asf/services/loader/resource"
 	"github.com/athenaserving/asf/services/loader/session"
@@ -47,6 +48,7 @@ import (
 	"github.com/athenaserving/asf/services/loader/worker"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -184,8 +186,27 @@ type Server struct {
 	stopErr  error
 }
 
+// Option adds a dependency to New beyond the config, logger and registry.
+type Option func(*options)
+
+type options struct {
+	tp trace.TracerProvider
+}
+
+// WithTracerProvider makes the loader trace with tp: a span for every licence wait and
+// every engine call (once requests, session opens, each session frame), children of the
+// caller's span in the request ctx, with the engines' own trace events and spans inside
+// them (docs/engines.md). Without it, or with a no-op provider, the loader starts no spans.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tp = tp }
+}
+
 // New validates cfg, builds the engine and binds both listeners; nothing runs yet.
-func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, err error) {
+func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry, opts ...Option) (_ *Server, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("loader config: %w", err)
 	}
@@ -222,7 +243,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	}
 	s.admin = admin
 	s.pool = licence.New(cfg.Licence, cfg.WarmUp, nil)
-	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait}, log)
+	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait,
+		Tracer: enginetrace.Tracer(o.tp), Capability: cfg.Service}, log)
 	// Only atom (and the tools) may call the engine.
 	s.grpc = grpcx.NewServer("loader", log, reg, append(append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), tlsx.ServerOption(tb))...)
 	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it

@@ -304,6 +304,7 @@ int wrapperExec(const char* usrTag, pParamList params, pDataList reqData, pDataL
     misbehave(&o);
     *respData = NULL;
     if (o.fail && strcmp(o.fail, "1") == 0) {
+        trace(usrTag, "fail", "requested by parameter fail");
         free_opts(&o);
         return ERR_FAIL;
     }
@@ -435,6 +436,9 @@ static void* session_run(void* arg) {
         s->head = b->next;
         if (!s->head) s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
+        /* From the engine's own thread: the loader puts it on the session's span once the
+         * frame's engine call has returned. */
+        trace(s->tag, "deliver", b->ret ? "error" : "ok");
         s->cb(s->tag, b->out, b->ret);
         free_list(b->out);
         free(b);
@@ -486,6 +490,10 @@ int wrapperWrite(const void* handle, pDataList reqData) {
     struct session* s = (struct session*)handle;
     if (!s) return ERR_HANDLE;
     misbehave(&s->o);
+    /* A trace event on the loader's span of this frame (value: the write's number). */
+    char n[16];
+    snprintf(n, sizeof(n), "%d", s->writes + 1);
+    trace(s->tag, "write", n);
     if (s->o.fail && strcmp(s->o.fail, "1") == 0) return ERR_FAIL;
     s->writes++;
     pDataList out = NULL;

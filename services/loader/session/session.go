@@ -21,8 +21,11 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/loader/engine"
+	"github.com/athenaserving/asf/services/loader/enginetrace"
 	"github.com/athenaserving/asf/services/loader/licence"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config tunes session handling. Zero values take the defaults.
@@ -35,6 +38,12 @@ type Config struct {
 	// ReorderMax is how many frames may wait behind a gap before it is skipped at once
 	// (default 64).
 	ReorderMax int
+	// Tracer starts the spans of the licence wait and of every engine call (once, session
+	// open, each session frame), children of the span in the caller's ctx. Nil or a no-op
+	// tracer's provider (enginetrace.Tracer): no spans, nothing spent on them.
+	Tracer trace.Tracer
+	// Capability is the service name set as asf.capability on the spans.
+	Capability string
 }
 
 func (c Config) withDefaults() Config {
@@ -53,10 +62,11 @@ func (c Config) withDefaults() Config {
 // Manager admits once requests and sessions within the licence pool and owns the
 // goroutine of every open session.
 type Manager struct {
-	eng  engine.Engine
-	pool *licence.Pool
-	cfg  Config
-	log  zerolog.Logger
+	eng   engine.Engine
+	pool  *licence.Pool
+	cfg   Config
+	log   zerolog.Logger
+	spans *spans // nil: tracing off
 
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -68,7 +78,7 @@ type Manager struct {
 // NewManager returns a manager running eng (already initialised) within pool.
 func NewManager(eng engine.Engine, pool *licence.Pool, cfg Config, log zerolog.Logger) *Manager {
 	return &Manager{
-		eng: eng, pool: pool, cfg: cfg.withDefaults(), log: log,
+		eng: eng, pool: pool, cfg: cfg.withDefaults(), log: log, spans: newSpans(cfg.Tracer, cfg.Capability, eng.Name()),
 		sessions: map[*Session]struct{}{}, byTag: map[string]*Session{},
 	}
 }
@@ -101,6 +111,9 @@ type OnceResult struct {
 // Once runs a once request in a licence slot; it fails at once with 10110 when none is
 // free, and with 10106 when an output is not among the expected ones.
 func (m *Manager) Once(ctx context.Context, req engine.Request) (OnceResult, error) {
+	if m.spans != nil {
+		return m.onceTraced(ctx, req)
+	}
 	slot, err := m.pool.Acquire()
 	if err != nil {
 		return OnceResult{}, fmt.Errorf("once %s: %w", req.Tag, err)
@@ -118,10 +131,43 @@ func (m *Manager) Once(ctx context.Context, req engine.Request) (OnceResult, err
 	return OnceResult{Response: resp, Engine: took}, nil
 }
 
+// onceTraced is Once with a licence span and an engine-call span around the engine call.
+func (m *Manager) onceTraced(ctx context.Context, req engine.Request) (OnceResult, error) {
+	slot, err := m.spans.licence(ctx, req.Tag, m.pool)
+	if err != nil {
+		return OnceResult{}, fmt.Errorf("once %s: %w", req.Tag, err)
+	}
+	defer slot.Release()
+	ctx, span := m.spans.start(ctx, enginetrace.SpanOnce, req.Tag)
+	start := time.Now()
+	resp, err := m.eng.Once(ctx, req)
+	took := time.Since(start)
+	if err == nil {
+		err = engine.CheckOutputs(req.Expect, resp.Outputs)
+	}
+	enginetrace.End(span, err)
+	if err != nil {
+		return OnceResult{Engine: took}, fmt.Errorf("once %s: %w", req.Tag, err)
+	}
+	return OnceResult{Response: resp, Engine: took}, nil
+}
+
 // Open opens an engine session in a licence slot: 10110 at once when none is free, 10105
 // when a session with the same non-empty tag is open.
-func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (*Session, error) {
-	slot, err := m.pool.Acquire()
+func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (_ *Session, err error) {
+	var span trace.Span // the session's span (tracing on)
+	var slot *licence.Slot
+	if m.spans != nil {
+		ctx, span = m.spans.start(ctx, enginetrace.SpanSession, p.Tag)
+		defer func() {
+			if err != nil {
+				enginetrace.End(span, err)
+			}
+		}()
+		slot, err = m.spans.licence(ctx, p.Tag, m.pool)
+	} else {
+		slot, err = m.pool.Acquire()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open session %s: %w", p.Tag, err)
 	}
@@ -129,9 +175,13 @@ func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (*Session, e
 		m: m, slot: slot, tag: p.Tag, expect: p.Expect,
 		in: make(chan engine.Frame, 16), out: make(chan engine.Result, 8),
 		ended: make(chan struct{}, 1), activity: make(chan struct{}, 1), done: make(chan struct{}),
-		ro: newReorder(m.config().ReorderMax),
+		ro:   newReorder(m.config().ReorderMax),
+		span: span,
 	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	if span != nil {
+		s.spanCtx = trace.ContextWithSpan(context.Background(), span)
+	}
 	m.mu.Lock()
 	switch {
 	case m.closed:
@@ -150,7 +200,14 @@ func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (*Session, e
 		s.cancel(err)
 		return nil, err
 	}
-	es, err := m.eng.NewSession(ctx, p, s.emit)
+	var es engine.Session
+	if span != nil {
+		cctx, cspan := m.spans.start(ctx, enginetrace.SpanCreate, p.Tag)
+		es, err = m.eng.NewSession(enginetrace.WithSession(cctx, span), p, s.emit)
+		enginetrace.End(cspan, err)
+	} else {
+		es, err = m.eng.NewSession(ctx, p, s.emit)
+	}
 	if err != nil {
 		m.remove(s)
 		slot.Release()
@@ -218,6 +275,9 @@ type Session struct {
 	expect []engine.Meta
 	eng    engine.Session
 	ro     *reorder // owned by run
+
+	span    trace.Span      // the session's span; nil when tracing is off
+	spanCtx context.Context // holds span: the parent of the frame spans
 
 	ctx    context.Context // cancelled (with a cause) by Abort/Fail
 	cancel context.CancelCauseFunc
@@ -337,6 +397,9 @@ func (s *Session) emit(r engine.Result) {
 			r = engine.Result{Err: err}
 		}
 	}
+	if s.span != nil {
+		s.m.spans.result(s.span, r)
+	}
 	select {
 	case s.out <- r:
 	case <-s.ctx.Done():
@@ -367,7 +430,13 @@ func (s *Session) run() {
 	write := func(fs []engine.Frame) error {
 		for _, f := range fs {
 			s.writeStart.Store(time.Now().UnixNano())
-			if err := s.eng.Write(s.ctx, f); err != nil {
+			var err error
+			if s.span != nil {
+				err = s.writeTraced(f)
+			} else {
+				err = s.eng.Write(s.ctx, f)
+			}
+			if err != nil {
 				return fmt.Errorf("session %s: engine write sync_id %d: %w", s.tag, f.SyncID, err)
 			}
 		}
@@ -431,5 +500,57 @@ loop:
 		s.m.log.Debug().Err(err).Str("sid", s.tag).Msg("session ended with an error")
 	}
 	s.err = err
+	if s.span != nil {
+		enginetrace.End(s.span, err)
+	}
 	close(s.done)
+}
+
+// writeTraced writes f to the engine inside a frame span, a child of the session span;
+// the engine sees the frame span in the ctx of its Write.
+func (s *Session) writeTraced(f engine.Frame) error {
+	_, span := s.m.spans.start(s.spanCtx, enginetrace.SpanWrite, s.tag,
+		enginetrace.KeySyncID.Int(int(f.SyncID)), enginetrace.KeyStatus.String(f.Status.String()))
+	err := s.eng.Write(trace.ContextWithSpan(s.ctx, span), f)
+	enginetrace.End(span, err)
+	return err
+}
+
+// spans starts the manager's spans; a Manager without a tracer has none.
+type spans struct {
+	tracer trace.Tracer
+	common []attribute.KeyValue // capability and engine
+}
+
+func newSpans(t trace.Tracer, capability, engineName string) *spans {
+	if t == nil {
+		return nil
+	}
+	return &spans{tracer: t, common: []attribute.KeyValue{
+		enginetrace.KeyCapability.String(capability), enginetrace.KeyEngine.String(engineName),
+	}}
+}
+
+// start starts span name with the sid, capability and engine attributes plus extra.
+func (sp *spans) start(ctx context.Context, name, sid string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
+	attrs := make([]attribute.KeyValue, 0, len(sp.common)+1+len(extra))
+	attrs = append(append(append(attrs, enginetrace.SID(sid)), sp.common...), extra...)
+	return sp.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// licence takes a slot from pool inside a licence span (10110 on the span when full).
+func (sp *spans) licence(ctx context.Context, sid string, pool *licence.Pool) (*licence.Slot, error) {
+	_, span := sp.start(ctx, enginetrace.SpanLicence, sid)
+	slot, err := pool.Acquire()
+	enginetrace.End(span, err)
+	return slot, err
+}
+
+// result marks a session output on the session span.
+func (sp *spans) result(span trace.Span, r engine.Result) {
+	if r.Err != nil {
+		span.AddEvent(enginetrace.EventResult, trace.WithAttributes(enginetrace.KeyCode.Int(aserr.CodeOf(r.Err))))
+		return
+	}
+	span.AddEvent(enginetrace.EventResult, trace.WithAttributes(enginetrace.KeyStatus.String(r.Status.String())))
 }

@@ -33,6 +33,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/loader/engine"
+	"github.com/athenaserving/asf/services/loader/enginetrace"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -257,7 +258,7 @@ func (e *Engine) Once(ctx context.Context, req engine.Request) (engine.Response,
 	if e.opts.Async && e.sym[symExecAsync] != nil {
 		return e.onceAsync(ctx, req)
 	}
-	key := tags.add(req.Tag, &target{eng: e})
+	key := tags.add(req.Tag, &target{eng: e, span: recording(ctx)})
 	defer tags.remove(key)
 	tag := C.CString(key)
 	defer C.free(unsafe.Pointer(tag))
@@ -288,7 +289,7 @@ func (e *Engine) onceAsync(ctx context.Context, req engine.Request) (engine.Resp
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ch := make(chan onceResult, 1)
-	key := tags.add(req.Tag, &target{eng: e, once: ch})
+	key := tags.add(req.Tag, &target{eng: e, once: ch, span: recording(ctx)})
 	tag := C.CString(key)
 	params := cParams(req.Params)
 	data := cData(req.Inputs, engine.StatusOnce, nil)
@@ -364,12 +365,16 @@ func (e *Engine) UnloadResource(_ context.Context, id uint32) error {
 }
 
 // NewSession calls wrapperCreate: with the result callback in async mode, NULL in sync mode.
-func (e *Engine) NewSession(_ context.Context, p engine.SessionParams, emit engine.Emit) (engine.Session, error) {
+func (e *Engine) NewSession(ctx context.Context, p engine.SessionParams, emit engine.Emit) (engine.Session, error) {
 	if err := e.ready(); err != nil {
 		return nil, err
 	}
 	s := &Session{e: e, emit: emit}
-	t := &target{eng: e}
+	t := &target{eng: e, span: recording(ctx)}
+	if t.span != nil {
+		t.session = enginetrace.SessionSpan(ctx)
+	}
+	s.t = t
 	if e.opts.Async {
 		t.emit = s.deliver
 	}
@@ -401,6 +406,7 @@ func (e *Engine) NewSession(_ context.Context, p engine.SessionParams, emit engi
 type Session struct {
 	e    *Engine
 	emit engine.Emit
+	t    *target
 	key  string
 	tag  *C.char
 	h    unsafe.Pointer
@@ -428,6 +434,7 @@ func (s *Session) Write(ctx context.Context, f engine.Frame) error {
 	if s.closed.Load() {
 		return fmt.Errorf("engine session %s: %w", s.key, aserr.ErrInvalidHandle)
 	}
+	s.t.setSpan(recording(ctx)) // trace callbacks from now on go to this frame's span
 	data := cData(f.Inputs, f.Status, frameDesc(f))
 	rc := C.asf_write(s.e.sym[symWrite], s.h, data)
 	C.asf_free_data(data)

@@ -69,19 +69,31 @@ func asfGoMeter(usrTag unsafe.Pointer, key *C.char, count C.int) C.int {
 	return 0
 }
 
-// asfGoTrace receives wrapperTraceLog calls and logs them at debug level.
+// asfGoTrace receives wrapperTraceLog calls from any engine thread: an event and an
+// attribute on the span of the engine call the usrTag names (the request's, or the
+// session's create or latest frame, else the session's span) when it is traced, and a
+// debug log line.
 //
 //export asfGoTrace
 func asfGoTrace(usrTag, key, value *C.char) C.int {
-	e := engineOf(unsafe.Pointer(usrTag))
+	var tag string
+	var t *target
+	if usrTag != nil {
+		tag = C.GoString(usrTag)
+		t = tags.get(tag)
+	}
+	e := lastInit.Load()
+	if t != nil {
+		e = t.eng
+	}
 	if e == nil {
 		return 0
 	}
-	var tag string
-	if usrTag != nil {
-		tag = C.GoString(usrTag)
+	k, v := C.GoString(key), C.GoString(value)
+	if t != nil {
+		t.traceLog(k, v)
 	}
-	e.opts.Log.Debug().Str("sid", tag).Str("key", C.GoString(key)).Str("value", C.GoString(value)).Msg("engine trace")
+	e.opts.Log.Debug().Str("sid", tag).Str("key", k).Str("value", v).Msg("engine trace")
 	return 0
 }
 

@@ -1,10 +1,13 @@
 package cabi
 
 import (
+	"context"
 	"strconv"
 	"sync"
 
 	"github.com/athenaserving/asf/services/loader/engine"
+	"github.com/athenaserving/asf/services/loader/enginetrace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // target is what an engine callback addresses through its usrTag: an async once request
@@ -14,6 +17,57 @@ type target struct {
 	eng  *Engine
 	once chan onceResult // buffered 1
 	emit engine.Emit
+
+	// mu guards the spans trace callbacks (wrapperTraceLog, from any engine thread) go
+	// to: span is the engine call in progress (a once request's, or a session's create or
+	// latest frame), session the session's span, used once span has ended. Both stay nil
+	// while tracing is off.
+	mu      sync.Mutex
+	span    trace.Span
+	session trace.Span
+}
+
+// recording returns the span of ctx when it records, else nil.
+func recording(ctx context.Context) trace.Span {
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		return sp
+	}
+	return nil
+}
+
+// setSpan makes sp the engine call in progress (nil: keep the last one).
+func (t *target) setSpan(sp trace.Span) {
+	if sp == nil {
+		return
+	}
+	t.mu.Lock()
+	t.span = sp
+	t.mu.Unlock()
+}
+
+// traceSpan is where a trace callback for t goes: the engine call in progress, else the
+// session span while it records, else nil.
+func (t *target) traceSpan() trace.Span {
+	t.mu.Lock()
+	sp, ss := t.span, t.session
+	t.mu.Unlock()
+	if sp != nil && sp.IsRecording() {
+		return sp
+	}
+	if ss != nil && ss.IsRecording() {
+		return ss
+	}
+	return nil
+}
+
+// traceLog puts one trace callback on t's current span.
+func (t *target) traceLog(key, value string) bool {
+	sp := t.traceSpan()
+	if sp == nil {
+		return false
+	}
+	enginetrace.TraceLog(sp, key, value)
+	return true
 }
 
 type onceResult struct {
