@@ -8,8 +8,8 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
-	"github.com/athenaserving/asf/libs/testpoll"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
