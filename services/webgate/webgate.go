@@ -417,17 +417,18 @@ func (s *Server) HTTPAddr() string { return s.ln.Addr().String() }
 // AdminAddr is the bound address of the admin server.
 func (s *Server) AdminAddr() string { return s.admin.Addr() }
 
-// Shutdown: (1) stop accepting: not ready, close the public listener; (2) let running
-// WebSocket sessions go on for up to drain-timeout (bounded by ctx); (3) end the rest with
-// an error frame 10222 "server shutting down" and close 1001, cancelling their atom
-// streams; (4) wait for in-flight once requests and sessions until ctx ends; (5) stop the
-// config watchers; (6) stop the admin server; (7) close the atom and polaris connections.
-// It is idempotent.
+// Shutdown: (1) drain: not ready, new requests and WebSocket handshakes get 503 with 10222
+// "server shutting down" (keep-alives off, so clients reconnect elsewhere); (2) let running
+// once requests and sessions go on for up to drain-timeout (bounded by ctx); (3) stop
+// accepting: close the public listener; end the remaining sessions with an error frame
+// 10222 and close 1001, cancelling their atom streams; (4) wait for in-flight once
+// requests and sessions until ctx ends; (5) stop the config watchers; (6) stop the admin
+// server; (7) close the atom and polaris connections. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.ready.Store(false)
-		_ = s.ln.Close() // (1); Serve returns, and http.Server.Shutdown below tolerates it
-		s.handler.RefuseSessions()
+		s.http.SetKeepAlivesEnabled(false)
+		s.handler.Drain() // (1)
 		drain := s.cfg.DrainTimeout
 		if dl, ok := ctx.Deadline(); ok {
 			drain = min(drain, time.Until(dl)/2)
@@ -439,6 +440,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 			cancel()
 		}
+		_ = s.ln.Close() // (3); Serve returns, and http.Server.Shutdown below tolerates it
 		s.handler.CloseSessions()
 		errs := []error{
 			s.http.Shutdown(ctx),

@@ -7,7 +7,7 @@
 // what they share on the wire and atomgrpc gives the gate its atom over gRPC.
 //
 // The handler chain, outermost first: recover → route (404, capability, sid) → observe
-// (metrics, access log) → [HMAC auth → the gate's per-app limits] → Options.Middlewares →
+// (metrics, access log) → drain (503 once shutting down) → [HMAC auth → the gate's per-app limits] → Options.Middlewares →
 // endpoint (once, WebSocket or OIP). Per-frame checks such as schema validation are the
 // gate's, applied to the once frame and to every WebSocket frame alike.
 package transport
@@ -101,6 +101,8 @@ type Handler struct {
 	chain http.Handler
 	oip   *oip.Server
 	ws    *ws.Server
+	// requests counts the once and OIP requests in flight for the drain (Drain, Wait).
+	requests requests
 }
 
 // NewHandler returns a Handler that calls atom. reg may be nil.
@@ -142,7 +144,7 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 	h.oip = oip.New(g, opts.MaxBodyBytes, opts.Ready)
 	h.oip.SetVersionServed(opts.VersionServed)
 	h.ws = ws.New(g, ws.Options{MaxFrameBytes: opts.MaxFrameBytes, RetryWait: opts.RetryWait})
-	mws := []Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware}
+	mws := []Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware, h.drainMiddleware}
 	if opts.Auth != nil {
 		mws = append(mws, h.authMiddleware(opts.Auth))
 	}
@@ -169,7 +171,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.chain.ServeHTTP(w, r)
 }
 
-// RefuseSessions refuses new WebSocket sessions (503) and lets open ones go on.
+// RefuseSessions refuses new WebSocket sessions (503) and lets open ones go on; Drain
+// refuses new once and OIP requests as well.
 func (h *Handler) RefuseSessions() { h.g.Sessions().Refuse() }
 
 // CloseSessions refuses new WebSocket sessions and ends open ones with an error frame
@@ -177,8 +180,17 @@ func (h *Handler) RefuseSessions() { h.g.Sessions().Refuse() }
 // streams. It is idempotent.
 func (h *Handler) CloseSessions() { h.g.Sessions().Close() }
 
-// Wait waits until every WebSocket session has ended or ctx ends.
-func (h *Handler) Wait(ctx context.Context) error { return h.g.Sessions().Wait(ctx) }
+// Wait waits until every WebSocket session and every once and OIP request has ended, or
+// ctx ends. Requests may still begin while it waits unless Drain was called first.
+func (h *Handler) Wait(ctx context.Context) error {
+	if err := h.g.Sessions().Wait(ctx); err != nil {
+		return err
+	}
+	if h.requests.isDraining() {
+		return h.requests.wait(ctx)
+	}
+	return nil
+}
 
 // Parked returns how many WebAPI 2.0 sessions wait for a retry.
 func (h *Handler) Parked() int { return h.ws.Parked() }

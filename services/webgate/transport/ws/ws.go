@@ -138,9 +138,12 @@ type inMsg struct {
 
 // Serve upgrades the request of info's session and serves the connection until its end.
 func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Request) {
-	if !h.g.Sessions().Begin() {
-		info.Code = aserr.ErrNetwork.Code
-		httpio.WriteMessage(w, http.StatusServiceUnavailable, "service unavailable")
+	if !h.g.Sessions().Begin() { // shutting down (transport's drain answers the same before)
+		info.Code = gate.ErrShuttingDown.Code
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write(webapi.AppendError(nil, info, gate.ErrShuttingDown.Code, gate.ErrShuttingDown.Msg, ""))
 		return
 	}
 	defer h.g.Sessions().End()
