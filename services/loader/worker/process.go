@@ -15,6 +15,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // encoders recycles the encoding buffers of Once and Write requests: call copies the body
@@ -50,6 +51,7 @@ type proc struct {
 
 	mu       sync.Mutex
 	calls    map[uint64]chan Message
+	traces   map[uint64]*callTrace // traced calls in progress, by call id
 	sessions map[uint64]*remoteSession
 	isDead   bool
 
@@ -91,7 +93,7 @@ func (p *Pool) start(id int) (*proc, error) {
 		return nil, fmt.Errorf("worker %d socket: %w", id, err)
 	}
 	w := &proc{
-		pool: p, id: id, conn: conn, calls: map[uint64]chan Message{}, sessions: map[uint64]*remoteSession{},
+		pool: p, id: id, conn: conn, calls: map[uint64]chan Message{}, traces: map[uint64]*callTrace{}, sessions: map[uint64]*remoteSession{},
 		dead: make(chan struct{}), exited: make(chan struct{}),
 	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
@@ -164,6 +166,17 @@ func (w *proc) readLoop() {
 			if rs != nil {
 				rs.deliver(res)
 			}
+		case MsgTrace:
+			w.mu.Lock()
+			ct := w.traces[m.ID]
+			w.mu.Unlock()
+			if ct == nil {
+				continue // the call ended (or was never traced): nothing to add to
+			}
+			if err := ct.apply(m.Body); err != nil {
+				w.die(fmt.Errorf("trace: %w", err))
+				return
+			}
 		default:
 			w.die(fmt.Errorf("unexpected message %s: %w", m.Type, errMalformed))
 			return
@@ -182,6 +195,7 @@ func (w *proc) die(cause error) {
 	sessions := w.sessions
 	w.sessions = map[uint64]*remoteSession{}
 	w.calls = map[uint64]chan Message{}
+	w.traces = map[uint64]*callTrace{}
 	w.mu.Unlock()
 	_ = w.conn.Close()
 	if w.closing.Load() {
@@ -247,8 +261,17 @@ func (w *proc) send(t MsgType, id uint64, body []byte) error {
 // call sends a request and waits for its answer. The worker's death fails it with 10109;
 // ctx's deadline with 10102, after which the worker is killed if the call is still
 // running HangGrace later.
+//
+// A call whose ctx holds a recording span is sent traced: what the child reports on it
+// while it runs becomes child spans, events and attributes of that span (trace.go).
 func (w *proc) call(ctx context.Context, t MsgType, id uint64, body []byte) (Message, error) {
 	ch := make(chan Message, 1)
+	wire := t
+	var ct *callTrace
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		ct, wire = newCallTrace(sp), t|flagTraced
+		defer w.endTrace(id, ct)
+	}
 	w.mu.Lock()
 	if w.isDead {
 		w.mu.Unlock()
@@ -256,10 +279,13 @@ func (w *proc) call(ctx context.Context, t MsgType, id uint64, body []byte) (Mes
 		return Message{}, w.deadErr
 	}
 	w.calls[id] = ch
+	if ct != nil {
+		w.traces[id] = ct
+	}
 	w.mu.Unlock()
 	w.inflight.Add(1)
 	defer w.inflight.Add(-1)
-	if err := w.send(t, id, body); err != nil {
+	if err := w.send(wire, id, body); err != nil {
 		w.die(fmt.Errorf("send %s: %w", t, err))
 		<-w.dead
 		return Message{}, w.deadErr
@@ -289,6 +315,14 @@ func (w *proc) call(ctx context.Context, t MsgType, id uint64, body []byte) (Mes
 		})
 		return Message{}, ctxError(ctx, fmt.Sprintf("worker %d %s", w.id, t))
 	}
+}
+
+// endTrace stops applying the child's reports on call id and ends the spans it left open.
+func (w *proc) endTrace(id uint64, ct *callTrace) {
+	w.mu.Lock()
+	delete(w.traces, id)
+	w.mu.Unlock()
+	ct.finish()
 }
 
 func (w *proc) addSession(rs *remoteSession) bool {

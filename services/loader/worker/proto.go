@@ -35,6 +35,9 @@ const (
 	MsgOK     MsgType = 16 // body: empty, or Response for Once
 	MsgErr    MsgType = 17 // body: error (int32 code, string message)
 	MsgResult MsgType = 18 // body: Result
+	// MsgTrace reports a span, event or attributes of a traced call while it runs; its id
+	// is the call's (trace.go).
+	MsgTrace MsgType = 19
 )
 
 // String names the message type.
@@ -62,6 +65,8 @@ func (t MsgType) String() string {
 		return "err"
 	case MsgResult:
 		return "result"
+	case MsgTrace:
+		return "trace"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }

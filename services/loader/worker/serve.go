@@ -10,9 +10,14 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/services/loader/engine"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // envFD names the environment variable that tells a child process which inherited file
@@ -127,6 +132,14 @@ func (s *server) reply(id uint64, body []byte, err error) {
 }
 
 func (s *server) handle(ctx context.Context, m Message) {
+	if m.Type&flagTraced != 0 {
+		// The parent traces this call: what the engine adds to the span in its ctx (a C
+		// engine's wrapperTraceLog calls) goes back to it while the call runs.
+		m.Type &^= flagTraced
+		fs := &fwdSpan{s: s, id: m.ID}
+		defer fs.done.Store(true)
+		ctx = trace.ContextWithSpan(ctx, fs)
+	}
 	d := newDecoder(m.Body)
 	switch m.Type {
 	case MsgInit:
@@ -247,4 +260,44 @@ func (s *server) resource(ctx context.Context, id uint64, t MsgType, d *Decoder)
 		return
 	}
 	s.reply(id, nil, rl.UnloadResource(ctx, resID))
+}
+
+// fwdSpan stands in the child for the parent's span of a traced call: events and
+// attributes added to it are sent to the parent as MsgTrace frames of the call until the
+// call answers.
+type fwdSpan struct {
+	noop.Span
+	s    *server
+	id   uint64
+	done atomic.Bool
+}
+
+var _ trace.Span = (*fwdSpan)(nil)
+
+// IsRecording reports whether the call still runs.
+func (f *fwdSpan) IsRecording() bool { return !f.done.Load() }
+
+// AddEvent sends the event to the parent.
+func (f *fwdSpan) AddEvent(name string, opts ...trace.EventOption) {
+	if f.done.Load() {
+		return
+	}
+	c := trace.NewEventConfig(opts...)
+	ts := c.Timestamp()
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	var e Encoder
+	e.TraceEventBody(0, name, ts, c.Attributes())
+	f.s.send(MsgTrace, f.id, e.B)
+}
+
+// SetAttributes sends the attributes to the parent.
+func (f *fwdSpan) SetAttributes(kv ...attribute.KeyValue) {
+	if f.done.Load() || len(kv) == 0 {
+		return
+	}
+	var e Encoder
+	e.TraceAttrsBody(0, kv)
+	f.s.send(MsgTrace, f.id, e.B)
 }
