@@ -21,6 +21,7 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -167,7 +168,9 @@ func (c *Client) Open() int {
 // Pick returns up to n loader addresses for service, best first, never one in exclude.
 // Errors carry lbclient's code (10404 unknown service, 10223 none live, 10222 unreachable).
 func (c *Client) Pick(ctx context.Context, service string, n int, exclude []string, key string) ([]string, error) {
-	req := &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key}
+	// A traced pick carries its span's context to lbclient in the message: the streams'
+	// own gRPC metadata belongs to no request. Untraced, the field stays nil (no cost).
+	req := &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key, TraceContext: tracing.Inject(ctx)}
 	if len(c.streams) > 0 {
 		s := c.streams[c.next.Add(1)%uint64(len(c.streams))]
 		if addrs, err, ok := s.pick(ctx, c.ids.Add(1), req); ok {

@@ -28,6 +28,7 @@ import (
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/libs/tlsx"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/lbclient/balance"
 	"github.com/athenaserving/asf/services/lbclient/source"
 	"github.com/athenaserving/asf/services/lbclient/transport"
@@ -66,6 +67,9 @@ type Config struct {
 	// TLS is the internal plane's TLS (tls-ca, tls-cert, tls-key; presented to NATS
 	// too) and its insecure switch, which also allows NATS without credentials.
 	TLS tlsx.Config
+	// Tracing is trace export (trace-endpoint, trace-ca-file): a pick carrying a traced
+	// caller's context gets a span.
+	Tracing tracing.Config
 }
 
 // DefaultConfig returns the production defaults.
@@ -149,6 +153,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
+	tp       *tracing.Provider
 }
 
 // New validates cfg and binds the gRPC and admin listeners; nothing runs until Start.
@@ -211,7 +216,13 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("lbclient metrics: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self, lb: lb}
+	tp, err := tracing.New(cfg.Tracing, "lbclient", tracing.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("lbclient: %w", err)
+	}
+	undo.Push(func() error { return tp.Shutdown(context.Background()) })
+	lb.Trace(tp)
+	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self, lb: lb, tp: tp}
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
 		return nil, fmt.Errorf("lbclient: %w", err)
@@ -392,7 +403,7 @@ func (s *Server) View() *balance.View { return s.view }
 // this one's share of idle slots only once it no longer picks, (4) stop the registry
 // source (closes the NATS connection), (5) shut the admin server down last so /metrics
 // and /readyz answer until the end, (6) wait for every goroutine, then close the
-// polaris connections.
+// polaris connections, (7) flush the spans still buffered to the trace collector.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
 	return s.stopErr
@@ -432,8 +443,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if s.polaris != nil {
 		_ = s.polaris.Close()
 	}
+	terr := s.tp.Shutdown(ctx)
 	if err != nil {
 		return fmt.Errorf("lbclient admin shutdown: %w", err)
 	}
-	return nil
+	return terr
 }

@@ -17,8 +17,12 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
 	lbpb "github.com/athenaserving/asf/libs/proto/lb/v1"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/lbclient/balance"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // unknownService is the metric label of picks for a service the view never saw, so
@@ -40,6 +44,17 @@ type LB struct {
 	wmu         sync.Mutex // guards watchers
 	watchers    map[chan *lbpb.Dropped]struct{}
 	dropsMissed prometheus.Counter
+
+	tracer trace.Tracer // nil: tracing off
+}
+
+// Trace makes every pick that carries a caller's trace context (PickRequest.trace_context)
+// a span "pick" of that trace; nil or a provider that is off traces nothing. Call it
+// before serving.
+func (l *LB) Trace(tp *tracing.Provider) {
+	if tp.On() {
+		l.tracer = tp.Tracer("lbclient")
+	}
 }
 
 var _ lbpb.LbServer = (*LB)(nil)
@@ -144,7 +159,20 @@ func (l *LB) PickStream(stream lbpb.Lb_PickStreamServer) error {
 
 func (l *LB) pick(req *lbpb.PickRequest) ([]string, error) {
 	start := time.Now()
+	var span trace.Span
+	if l.tracer != nil && len(req.GetTraceContext()) > 0 {
+		_, span = l.tracer.Start(tracing.Extract(context.Background(), req.GetTraceContext()), "pick",
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start),
+			trace.WithAttributes(attribute.String("asf.service", req.GetService()), attribute.Int("asf.n", int(req.GetN()))))
+	}
 	addrs, err := l.view.Pick(req.GetService(), int(req.GetN()), req.GetExclude(), req.GetKey(), l.now())
+	if span != nil {
+		span.SetAttributes(attribute.StringSlice("asf.loaders", addrs), attribute.Int("asf.code", aserr.CodeOf(err)))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 	svc, _, _ := strings.Cut(req.GetService(), balance.VersionSep) // versions share their service's label
 	strategy := l.view.StrategyName(svc)
 	if aserr.CodeOf(err) == aserr.ErrNotFound.Code || !l.view.Known(svc) {

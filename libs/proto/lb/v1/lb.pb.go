@@ -32,7 +32,12 @@ type PickRequest struct {
 	// exclude lists addresses that must not be returned (for example one that just failed).
 	Exclude []string `protobuf:"bytes,3,rep,name=exclude,proto3" json:"exclude,omitempty"`
 	// key routes a caller to the same loader under consistent-hash strategies (uid or app_id).
-	Key           string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	Key string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	// trace_context is the W3C trace context (traceparent, tracestate) of the caller's
+	// "pick" span, so lbclient's span of this pick joins the request's trace; empty when
+	// the request is not traced. It travels in the message because picks share long-lived
+	// PickStreams, whose gRPC metadata belongs to no single request.
+	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -93,6 +98,13 @@ func (x *PickRequest) GetKey() string {
 		return x.Key
 	}
 	return ""
+}
+
+func (x *PickRequest) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 type PickResponse struct {
@@ -368,12 +380,16 @@ var File_lb_v1_lb_proto protoreflect.FileDescriptor
 
 const file_lb_v1_lb_proto_rawDesc = "" +
 	"\n" +
-	"\x0elb/v1/lb.proto\x12\tasf.lb.v1\"a\n" +
+	"\x0elb/v1/lb.proto\x12\tasf.lb.v1\"\xf1\x01\n" +
 	"\vPickRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\f\n" +
 	"\x01n\x18\x02 \x01(\x05R\x01n\x12\x18\n" +
 	"\aexclude\x18\x03 \x03(\tR\aexclude\x12\x10\n" +
-	"\x03key\x18\x04 \x01(\tR\x03key\"$\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\x12M\n" +
+	"\rtrace_context\x18\x05 \x03(\v2(.asf.lb.v1.PickRequest.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"$\n" +
 	"\fPickResponse\x12\x14\n" +
 	"\x05addrs\x18\x01 \x03(\tR\x05addrs\"O\n" +
 	"\x11PickStreamRequest\x12\x0e\n" +
@@ -407,7 +423,7 @@ func file_lb_v1_lb_proto_rawDescGZIP() []byte {
 	return file_lb_v1_lb_proto_rawDescData
 }
 
-var file_lb_v1_lb_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_lb_v1_lb_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_lb_v1_lb_proto_goTypes = []any{
 	(*PickRequest)(nil),         // 0: asf.lb.v1.PickRequest
 	(*PickResponse)(nil),        // 1: asf.lb.v1.PickResponse
@@ -415,20 +431,22 @@ var file_lb_v1_lb_proto_goTypes = []any{
 	(*PickStreamResponse)(nil),  // 3: asf.lb.v1.PickStreamResponse
 	(*WatchDroppedRequest)(nil), // 4: asf.lb.v1.WatchDroppedRequest
 	(*Dropped)(nil),             // 5: asf.lb.v1.Dropped
+	nil,                         // 6: asf.lb.v1.PickRequest.TraceContextEntry
 }
 var file_lb_v1_lb_proto_depIdxs = []int32{
-	0, // 0: asf.lb.v1.PickStreamRequest.pick:type_name -> asf.lb.v1.PickRequest
-	0, // 1: asf.lb.v1.Lb.Pick:input_type -> asf.lb.v1.PickRequest
-	2, // 2: asf.lb.v1.Lb.PickStream:input_type -> asf.lb.v1.PickStreamRequest
-	4, // 3: asf.lb.v1.Lb.WatchDropped:input_type -> asf.lb.v1.WatchDroppedRequest
-	1, // 4: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
-	3, // 5: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
-	5, // 6: asf.lb.v1.Lb.WatchDropped:output_type -> asf.lb.v1.Dropped
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	6, // 0: asf.lb.v1.PickRequest.trace_context:type_name -> asf.lb.v1.PickRequest.TraceContextEntry
+	0, // 1: asf.lb.v1.PickStreamRequest.pick:type_name -> asf.lb.v1.PickRequest
+	0, // 2: asf.lb.v1.Lb.Pick:input_type -> asf.lb.v1.PickRequest
+	2, // 3: asf.lb.v1.Lb.PickStream:input_type -> asf.lb.v1.PickStreamRequest
+	4, // 4: asf.lb.v1.Lb.WatchDropped:input_type -> asf.lb.v1.WatchDroppedRequest
+	1, // 5: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
+	3, // 6: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
+	5, // 7: asf.lb.v1.Lb.WatchDropped:output_type -> asf.lb.v1.Dropped
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_lb_v1_lb_proto_init() }
@@ -442,7 +460,7 @@ func file_lb_v1_lb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lb_v1_lb_proto_rawDesc), len(file_lb_v1_lb_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
