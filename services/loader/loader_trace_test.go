@@ -3,6 +3,8 @@ package loader_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,5 +201,111 @@ func TestCEngineSessionSpans(t *testing.T) {
 				t.Errorf("session span: %d results, status %v", results, sess.Status())
 			}
 		})
+	}
+}
+
+func pythonConfig(t *testing.T) loader.Config {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("/usr/bin/python3 is not installed: Python engine tests skipped")
+	}
+	cfg := testConfig(2)
+	cfg.Service, cfg.Engine, cfg.EnginePath, cfg.Workers = "py-trace", loader.EnginePython, "engine/python/testdata/traced", 1
+	return cfg
+}
+
+// child returns the ended span called name whose parent is parent.
+func child(t *testing.T, rec *tracetest.SpanRecorder, parent sdktrace.ReadOnlySpan, name string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	for _, s := range rec.Ended() {
+		if s.Name() == name && s.Parent().SpanID() == parent.SpanContext().SpanID() {
+			return s
+		}
+	}
+	t.Fatalf("no span %s under %s %s", name, parent.Name(), parent.SpanContext().SpanID())
+	return nil
+}
+
+func eventAttrs(s sdktrace.ReadOnlySpan, name string) map[string]string {
+	for _, e := range s.Events() {
+		if e.Name == name {
+			m := map[string]string{}
+			for _, kv := range e.Attributes {
+				m[string(kv.Key)] = kv.Value.Emit()
+			}
+			return m
+		}
+	}
+	return nil
+}
+
+func TestPythonEngineOnceSpans(t *testing.T) {
+	c, rec := startTraced(t, pythonConfig(t))
+	in := onceIn("hello", nil)
+	in.Headers["sid"] = "py-once"
+	if _, err := c.Once(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	call := ended(t, rec, "engine.once", "py-once", 1)[0]
+	if got := attr(call, "asf.capability").AsString(); got != "py-trace" {
+		t.Errorf("asf.capability = %q", got)
+	}
+	if got := attr(call, "model").AsString(); got != "echo-1" {
+		t.Errorf("attribute model = %q, want echo-1 (trace.set_attributes)", got)
+	}
+	if ev := eventAttrs(call, "cache"); ev["hit"] != "false" {
+		t.Errorf("event cache %v on the engine-call span", ev)
+	}
+	prep := child(t, rec, call, "prepare")
+	if got := attr(prep, "n").AsInt64(); got != 5 {
+		t.Errorf("prepare: n = %d", got)
+	}
+	if ev := eventAttrs(prep, "prepared"); ev["ratio"] != "0.5" {
+		t.Errorf("prepare events %v", prep.Events())
+	}
+	tok := child(t, rec, prep, "tokenize")
+	if !attr(tok, "fast").AsBool() || tok.StartTime().Before(prep.StartTime()) || tok.EndTime().After(prep.EndTime()) {
+		t.Errorf("tokenize %v..%v outside prepare %v..%v", tok.StartTime(), tok.EndTime(), prep.StartTime(), prep.EndTime())
+	}
+	if prep.StartTime().Before(call.StartTime()) || prep.EndTime().After(call.EndTime()) {
+		t.Errorf("prepare %v..%v outside the engine call %v..%v", prep.StartTime(), prep.EndTime(), call.StartTime(), call.EndTime())
+	}
+
+	in = onceIn("x", map[string]string{"fail": "1"})
+	in.Headers["sid"] = "py-fail"
+	if _, err := c.Once(t.Context(), in); aserr.CodeOf(grpcx.FromStatus(err)) != 30003 {
+		t.Fatalf("once fail=1: %v, want 30003", err)
+	}
+	call = ended(t, rec, "engine.once", "py-fail", 1)[0]
+	if call.Status().Code != codes.Error || attr(call, "asf.code").AsInt64() != 30003 {
+		t.Errorf("failed call: status %v, asf.code %s", call.Status(), attr(call, "asf.code").Emit())
+	}
+	infer := child(t, rec, call, "infer")
+	if infer.Status().Code != codes.Error || !strings.Contains(infer.Status().Description, "infer failed") {
+		t.Errorf("infer span status %v, want the exception", infer.Status())
+	}
+}
+
+func TestPythonEngineSessionSpans(t *testing.T) {
+	c, rec := startTraced(t, pythonConfig(t))
+	if _, err := session(t.Context(), c, "py-sess"); err != nil {
+		t.Fatal(err)
+	}
+	sess := ended(t, rec, "loader.session", "py-sess", 1)[0]
+	create := ended(t, rec, "engine.create", "py-sess", 1)[0]
+	if ev := eventAttrs(create, "created"); ev["sid"] != "py-sess" {
+		t.Errorf("create events %v", create.Events())
+	}
+	frames := ended(t, rec, "engine.write", "py-sess", 3)
+	for i, f := range frames {
+		if f.Parent().SpanID() != sess.SpanContext().SpanID() {
+			t.Errorf("frame %d is not a child of loader.session", i)
+		}
+		fs := child(t, rec, f, "frame")
+		if got := attr(fs, "status").AsInt64(); got != int64(i) { // BEGIN, CONTINUE, END
+			t.Errorf("frame %d: wrapper span status %d", i, got)
+		}
+		if ev := eventAttrs(fs, "seen"); ev["bytes"] != "1" {
+			t.Errorf("frame %d: events %v", i, fs.Events())
+		}
 	}
 }

@@ -9,6 +9,11 @@ MSG_INIT, MSG_FINI, MSG_ONCE, MSG_OPEN, MSG_WRITE, MSG_CLOSE = 1, 2, 3, 4, 5, 6
 # (as in a request); MSG_UNLOAD_RES body is uint32 resource id. Both answer MSG_OK or MSG_ERR.
 MSG_LOAD_RES, MSG_UNLOAD_RES = 7, 8
 MSG_OK, MSG_ERR, MSG_RESULT = 16, 17, 18
+# MSG_TRACE (child -> parent, the id of a traced call) reports a span, event or attributes
+# of that call while it runs (aiges.trace; services/loader/worker/trace.go). The parent
+# sets FLAG_TRACED in the type byte of the calls it traces.
+MSG_TRACE = 19
+FLAG_TRACED = 0x80
 
 MAX_FRAME = 256 << 20
 
@@ -16,6 +21,14 @@ _hdr = struct.Struct(">IBQ")
 _u32 = struct.Struct(">I")
 _u64 = struct.Struct(">Q")
 _i32 = struct.Struct(">i")
+_i64 = struct.Struct(">q")
+_f64 = struct.Struct(">d")
+
+u32 = _u32.pack
+u64 = _u64.pack
+i32 = _i32.pack
+i64 = _i64.pack
+f64 = _f64.pack
 
 
 class Malformed(ValueError):
@@ -159,6 +172,11 @@ def _s(parts, b):
 
 def _str(parts, s):
     _s(parts, s.encode("utf-8"))
+
+
+def put_str(parts, s):
+    """Appends the encoding of string s to parts."""
+    _s(parts, s.encode("utf-8", "replace"))
 
 
 def _map(parts, m):

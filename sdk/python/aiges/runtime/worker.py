@@ -22,7 +22,7 @@ import time
 import traceback
 from collections import deque
 
-from aiges import dto
+from aiges import dto, trace
 from aiges.runtime import protocol as P
 from aiges.runtime.calls import call_compat
 from aiges.types import DataEnd, DataOnce, ERR_INIT, ERR_USER_INIT, ERR_USER_EXEC
@@ -288,6 +288,17 @@ class Runtime(object):
                     self._spawn()
 
     def handle(self, msg_type, ident, body):
+        if msg_type & P.FLAG_TRACED:
+            # The loader traces this call: aiges.trace reports on this thread go to it.
+            trace._begin(lambda b, i=ident: self.send(P.MSG_TRACE, i, b))
+            try:
+                self._handle(msg_type & ~P.FLAG_TRACED, ident, body)
+            finally:
+                trace._end()
+            return
+        self._handle(msg_type, ident, body)
+
+    def _handle(self, msg_type, ident, body):
         try:
             d = P.Decoder(body)
             if msg_type == P.MSG_INIT:
