@@ -157,3 +157,21 @@ func FuzzParse(f *testing.F) {
 		_ = s.ValidateJSON([]byte(`{"header":{"app_id":"a"},"payload":{}}`))
 	})
 }
+
+func TestOutputJSONType(t *testing.T) {
+	s, err := Parse([]byte(`{"meta":{"serviceId":"n","accept":{"count":{"dataType":"text"},"score":{"dataType":"text"}}},
+ "schemaoutput":{"properties":{"payload":{"properties":{
+   "count":{"properties":{"text":{"type":["null","integer"]},"ok":{"type":"boolean"}}},
+   "score":{"properties":{"text":{"type":"number","format":"float"},"raw":{"type":"number"},"label":{"type":"string"}}}}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ out, key, want string }{
+		{"count", "text", "integer"}, {"count", "ok", "boolean"}, {"score", "text", "float"},
+		{"score", "raw", "number"}, {"score", "label", "string"}, {"score", "nope", ""}, {"nope", "text", ""},
+	} {
+		if got := s.OutputJSONType(c.out, c.key); got != c.want {
+			t.Errorf("OutputJSONType(%s, %s) = %q, want %q", c.out, c.key, got, c.want)
+		}
+	}
+}

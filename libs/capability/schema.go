@@ -63,6 +63,7 @@ type Schema struct {
 	inputs   map[string]DataType
 	accepts  map[string]DataType
 	outAttrs map[string]map[string]AttrType
+	outJSON  map[string]map[string]string // output → key → JSON schema type (and float format)
 	readTO   time.Duration
 	sessTO   time.Duration
 	onceTO   time.Duration
@@ -121,6 +122,14 @@ func (s *Schema) Accepts() []string { return sortedKeys(s.accepts) }
 // schemaoutput declares it, or AttrUnknown.
 func (s *Schema) OutputAttrType(output, key string) AttrType {
 	return s.outAttrs[output][key]
+}
+
+// OutputJSONType returns the JSON schema type schemaoutput declares for field key of
+// output item output: "integer", "number", "float" (a number with format float or
+// float32), "boolean" or "string"; "" when it does not say. The first non-null type of a
+// type list counts. OIP uses it to type an output's data (INT64, FP64, FP32, BOOL).
+func (s *Schema) OutputJSONType(output, key string) string {
+	return s.outJSON[output][key]
 }
 
 // ReadTimeout is meta.read_timeout, 0 when absent.
@@ -238,6 +247,7 @@ func Parse(data []byte) (*Schema, error) {
 		inputs:   map[string]DataType{},
 		accepts:  map[string]DataType{},
 		outAttrs: map[string]map[string]AttrType{},
+		outJSON:  map[string]map[string]string{},
 		codeMap:  map[int]int{},
 		raw:      append([]byte(nil), data...),
 	}
@@ -368,7 +378,7 @@ func (s *Schema) parseSchemas(w *wireDoc) error {
 		if _, err := compile(w.SchemaOutput); err != nil {
 			return fmt.Errorf("capability schema %s: schemaoutput: %w", s.id, err)
 		}
-		readOutputTypes(s.outAttrs, out)
+		readOutputTypes(s.outAttrs, s.outJSON, out)
 	}
 	return nil
 }
@@ -458,7 +468,7 @@ func compile(raw json.RawMessage) (*jsonschema.Schema, error) {
 
 // readOutputTypes reads properties.<output>.properties.<key>.type from schemaoutput,
 // descending into properties.payload first when the schema describes a whole response.
-func readOutputTypes(dst map[string]map[string]AttrType, doc any) {
+func readOutputTypes(dst map[string]map[string]AttrType, jsonTypes map[string]map[string]string, doc any) {
 	props := propsOf(doc)
 	if p, ok := props["payload"]; ok {
 		if inner := propsOf(p); inner != nil {
@@ -472,6 +482,12 @@ func readOutputTypes(dst map[string]map[string]AttrType, doc any) {
 					dst[output] = map[string]AttrType{}
 				}
 				dst[output][key] = t
+			}
+			if t := jsonTypeOf(ksch); t != "" {
+				if jsonTypes[output] == nil {
+					jsonTypes[output] = map[string]string{}
+				}
+				jsonTypes[output][key] = t
 			}
 		}
 	}
@@ -507,6 +523,34 @@ func typeOf(v any) AttrType {
 		}
 	}
 	return AttrUnknown
+}
+
+// jsonTypeOf is the first non-null JSON type of schema v (see OutputJSONType).
+func jsonTypeOf(v any) string {
+	m, _ := v.(map[string]any)
+	var names []string
+	switch t := m["type"].(type) {
+	case string:
+		names = []string{t}
+	case []any:
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				names = append(names, s)
+			}
+		}
+	}
+	for _, n := range names {
+		switch n {
+		case "number":
+			if f, _ := m["format"].(string); f == "float" || f == "float32" {
+				return "float"
+			}
+			return n
+		case "integer", "boolean", "string":
+			return n
+		}
+	}
+	return ""
 }
 
 func isNull(raw json.RawMessage) bool {
