@@ -35,6 +35,7 @@ import (
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/libs/tlsx"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/atom/capmeta"
 	"github.com/athenaserving/asf/services/atom/convert"
 	"github.com/athenaserving/asf/services/atom/route"
@@ -42,6 +43,7 @@ import (
 	"github.com/athenaserving/asf/services/atom/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -70,6 +72,10 @@ type Config struct {
 	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure): atom
 	// serves webgate and calls lbclient, loaders and polaris with it.
 	TLS tlsx.Config
+	// Tracing is trace export (trace-endpoint, trace-ca-file): calls from a traced
+	// webgate get spans (the call, each pick, each loader attempt) and pass the trace on
+	// to lbclient and the loader.
+	Tracing tracing.Config
 }
 
 // DefaultConfig returns the production defaults.
@@ -140,6 +146,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
+	tp       *tracing.Provider
 }
 
 // New validates cfg, binds the gRPC and admin listeners and builds the service; nothing
@@ -155,11 +162,17 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("atom: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, loaders: grpcx.NewPool(grpcx.FastFailure(), grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "loader"))}
+	tp, err := tracing.New(cfg.Tracing, "atom", tracing.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("atom: %w", err)
+	}
+	loaderDial := append([]grpc.DialOption{grpcx.FastFailure(), grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "loader")}, grpcx.TraceDial(tp)...)
+	s := &Server{cfg: cfg, log: log, tp: tp, loaders: grpcx.NewPool(loaderDial...)}
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
 	// On any error below, release what was opened so far, last first.
 	var undo lifecycle.Stack
 	defer undo.CloseIf(&err)
+	undo.Push(func() error { return tp.Shutdown(context.Background()) })
 	undo.PushFunc(s.runStop)
 	if s.lbConn, err = grpcx.Dial(cfg.LBAddr, tlsx.DialOption(tb, "lbclient")); err != nil {
 		return nil, fmt.Errorf("atom lbclient: %w", err)
@@ -204,10 +217,11 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		Log:         log,
 		Uses:        s.uses,
 		Version:     versionOf,
+		Tracer:      tracerOf(tp),
 	})
 	s.router.Store(router)
 	// Only webgate (and the tools) may call atom.
-	s.grpc = grpcx.NewServer("atom", log, reg, append(append(grpcx.AllowCallers("webgate"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), tlsx.ServerOption(tb))...)
+	s.grpc = grpcx.NewServer("atom", log, reg, append(append(grpcx.AllowCallers("webgate"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(tp), tlsx.ServerOption(tb))...)...)
 	atompb.RegisterAtomServer(s.grpc.Server, transport.NewServer(router, m, log))
 	return s, nil
 }
@@ -224,6 +238,14 @@ func (s *Server) dropped(service, addr, reason string) {
 		r.LoaderGone(addr)
 	}
 	s.loaders.Forget(addr)
+}
+
+// tracerOf is the router's tracer: nil with tracing off, so the router skips its spans.
+func tracerOf(tp *tracing.Provider) trace.Tracer {
+	if !tp.On() {
+		return nil
+	}
+	return tp.Tracer("atom")
 }
 
 // advertiseAddr is the address other hosts reach a listener bound to addr at: a wildcard
@@ -350,7 +372,8 @@ func (s *Server) AdminAddr() string { return s.admin.Addr() }
 // letting running calls and sessions finish until ctx ends, then Stop (which cancels them
 // and so aborts their loader sessions), (3) stop the schema watcher and the registrar,
 // (4) close the loader connections, the pick streams, the lbclient and polaris connections, (5) stop the admin server,
-// (6) wait for every goroutine. It is idempotent.
+// (6) wait for every goroutine, (7) flush the spans still buffered to the trace
+// collector (last: every span has ended by then). It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
 	return s.stopErr
@@ -389,6 +412,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("admin shutdown: %w", aerr))
 	}
 	s.wg.Wait()
+	err = errors.Join(err, s.tp.Shutdown(ctx))
 	if err != nil {
 		return fmt.Errorf("atom shutdown: %w", err)
 	}

@@ -19,8 +19,11 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/atom/convert"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // picker answers which loaders may serve a service, best first (lbclient's Pick).
@@ -120,6 +123,9 @@ type Options struct {
 	Version func(capability string) string
 	// Log is the router's logger.
 	Log zerolog.Logger
+	// Tracer traces picks and loader attempts as children of the call's span; nil means
+	// no spans (tracing off).
+	Tracer trace.Tracer
 }
 
 // versionSep joins a loader service and an engine version in a pick: lbclient returns
@@ -297,11 +303,16 @@ func (c *candidates) next(ctx context.Context) (string, error) {
 	}
 	if len(c.batch) == 0 {
 		start := time.Now()
-		addrs, err := c.r.pick.Pick(ctx, c.service, c.r.opts.Candidates, slices.Clone(c.tried), c.key)
+		pctx, span := c.r.startSpan(ctx, spanPick)
+		addrs, err := c.r.pick.Pick(pctx, c.service, c.r.opts.Candidates, slices.Clone(c.tried), c.key)
 		if err != nil && c.fallback != "" && len(c.tried) == 0 && ctx.Err() == nil {
 			c.r.log.Debug().Err(err).Str("service", c.service).Msg("split version has no loader: picking any version")
 			c.service, c.fallback = c.fallback, ""
-			addrs, err = c.r.pick.Pick(ctx, c.service, c.r.opts.Candidates, nil, c.key)
+			addrs, err = c.r.pick.Pick(pctx, c.service, c.r.opts.Candidates, nil, c.key)
+		}
+		if span != nil {
+			span.SetAttributes(attribute.String("asf.service", c.service), attribute.StringSlice("asf.loaders", addrs))
+			endSpan(span, err)
 		}
 		c.r.obs.Hop("lb", time.Since(start))
 		if err != nil {
@@ -347,7 +358,11 @@ func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOut
 	in.Status, in.State = loaderpb.Status_STATUS_ONCE, loaderpb.State_STATE_ONCE
 
 	capability := f.GetCapability()
-	log := r.log.With().Str("sid", f.GetSid()).Str("capability", capability).Logger()
+	lc := r.log.With().Str("sid", f.GetSid()).Str("capability", capability)
+	if id, ok := tracing.TraceID(ctx); ok {
+		lc = lc.Str(tracing.LogField, id)
+	}
+	log := lc.Logger()
 	cands := r.candidates(capability, meta, convert.RouteKey(f), f.GetHeader()[convert.HeaderEngineVersion])
 	var last error
 	for {
@@ -362,7 +377,12 @@ func (r *Router) Once(ctx context.Context, f *atompb.Frame) (*loaderpb.LoaderOut
 			r.obs.Retry(capability, aserr.CodeOf(last))
 		}
 		attempted := time.Now()
-		out, err := r.once(ctx, addr, in)
+		actx, span := r.startSpan(ctx, spanLoaderOnce)
+		if span != nil {
+			attemptAttrs(span, f.GetSid(), addr, len(cands.tried))
+		}
+		out, err := r.once(actx, addr, in)
+		endSpan(span, err)
 		if err == nil {
 			r.observeWait(capability, attempted.Sub(arrived))
 			// A result is final, even one carrying an error code.

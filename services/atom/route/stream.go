@@ -12,8 +12,10 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/atom/convert"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -162,6 +164,7 @@ type attempt struct {
 	broken    bool
 	sendErr   error
 	start     time.Time
+	span      trace.Span // the attempt's span, ended by its pump; nil when not traced
 }
 
 // event is what a pump reports: done after the last output was delivered, else the error
@@ -197,7 +200,11 @@ func (s *stream) forward(f *atompb.Frame) error {
 	if s.seq == 0 {
 		s.capability, s.sid, s.began = f.GetCapability(), f.GetSid(), time.Now()
 		s.meta = s.r.Meta(s.capability)
-		s.log = s.r.log.With().Str("sid", s.sid).Str("capability", s.capability).Logger()
+		lc := s.r.log.With().Str("sid", s.sid).Str("capability", s.capability)
+		if id, ok := tracing.TraceID(s.ctx); ok {
+			lc = lc.Str(tracing.LogField, id)
+		}
+		s.log = lc.Logger()
 		// The session keeps the version pinned or chosen here, also when it reopens.
 		s.cands = s.r.candidates(s.capability, s.meta, convert.RouteKey(f), f.GetHeader()[convert.HeaderEngineVersion])
 	}
@@ -288,12 +295,18 @@ func (s *stream) start(addr string) (*attempt, error) {
 		return nil, fmt.Errorf("loader %s: %w", addr, err)
 	}
 	actx, cancel := context.WithCancel(s.ctx)
+	actx, span := s.r.startSpan(actx, spanLoaderSession)
+	if span != nil {
+		attemptAttrs(span, s.sid, addr, len(s.cands.tried))
+	}
 	sess, err := l.Session(actx)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("loader %s session: %w", addr, err)
+		err = fmt.Errorf("loader %s session: %w", addr, err)
+		endSpan(span, err)
+		return nil, err
 	}
-	a := &attempt{addr: addr, sess: sess, cancel: cancel, exited: make(chan struct{}), start: time.Now()}
+	a := &attempt{addr: addr, sess: sess, cancel: cancel, exited: make(chan struct{}), start: time.Now(), span: span}
 	s.wg.Add(1)
 	go s.pump(a)
 	return a, nil
@@ -304,12 +317,15 @@ func (s *stream) start(addr string) (*attempt, error) {
 func (s *stream) pump(a *attempt) {
 	defer s.wg.Done()
 	defer close(a.exited)
+	var failed error // the attempt's span ends with it
+	defer func() { endSpan(a.span, failed) }()
 	for {
 		out, err := a.sess.Recv()
 		if err == nil {
 			if oerr := convert.OutputError(out); oerr != nil {
 				// A result is final, even one carrying an error code: never reopened.
-				s.report(event{a: a, err: fmt.Errorf("loader %s session: %w", a.addr, oerr), gotOutput: true})
+				failed = fmt.Errorf("loader %s session: %w", a.addr, oerr)
+				s.report(event{a: a, err: failed, gotOutput: true})
 				return
 			}
 		}
@@ -317,7 +333,8 @@ func (s *stream) pump(a *attempt) {
 			if errors.Is(err, io.EOF) {
 				err = errEarlyEnd
 			}
-			s.report(event{a: a, err: fmt.Errorf("loader %s session: %w", a.addr, err), gotOutput: a.gotOutput.Load()})
+			failed = fmt.Errorf("loader %s session: %w", a.addr, err)
+			s.report(event{a: a, err: failed, gotOutput: a.gotOutput.Load()})
 			return
 		}
 		if !a.gotOutput.Swap(true) {
