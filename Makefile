@@ -3,7 +3,7 @@ SERVICES := polaris lbclient atom loader webgate
 MODULES  := libs $(addprefix services/,$(SERVICES)) tools tools/asectl sdk/go tests
 GO       ?= go
 
-.PHONY: help build run test test-unit proto proto-tools verify verify-proto bench bench-quick vet fmt clean consul jaeger chromium test-deps engines fuzz chaos images compose-test helm-test
+.PHONY: help build run test test-unit proto proto-tools verify verify-proto bench bench-quick vet fmt clean consul jaeger promtool chromium test-deps engines fuzz chaos images compose-test helm-test
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ build: ## build the five service binaries and the tools into bin/
 
 # ENGINE=path[,path...] adds your engines (a C .so, a wrapper.py or its directory, an aiges.toml, a forward spec);
 # ENGINE_SERVICE=name[,name...] names their services, ENGINE_ARGS="..." adds loader flags to each.
-run: build engines ## start the whole suite locally: echo, the demo engines and ENGINE=path; Ctrl-C stops it
+run: build engines jaeger ## start the whole suite locally (Jaeger first: its UI shows the traces): echo, the demo engines and ENGINE=path; Ctrl-C stops it
 	./bin/asfrun --bin bin $(if $(ENGINE),--engine '$(ENGINE)') $(if $(ENGINE_SERVICE),--engine-service '$(ENGINE_SERVICE)') $(if $(ENGINE_ARGS),--engine-args '$(ENGINE_ARGS)')
 
 engines: ## build the demo engines (tts, asr, digits) into bin/engines; installs their Debian packages when root
@@ -30,7 +30,7 @@ test: test-deps ## every module's tests, the cross-service tests, the Helm tests
 test-unit: test-deps ## every module's tests except the cross-service ones
 	./scripts/test.sh unit
 
-test-deps: consul jaeger chromium ## what the tests need beyond Go: a Consul agent, Jaeger, Chromium, the engines' packages
+test-deps: consul jaeger promtool chromium ## what the tests need beyond Go: a Consul agent, Jaeger, promtool, Chromium, the engines' packages
 	./scripts/engines.sh install
 
 consul: ## build the Consul agent v1.14.11 (for the polaris consul backend) into bin/consul
@@ -38,6 +38,9 @@ consul: ## build the Consul agent v1.14.11 (for the polaris consul backend) into
 
 jaeger: ## build Jaeger v2 (module v1.75.0; the trace backend of make run, compose and the trace tests) into bin/jaeger
 	./scripts/jaeger.sh
+
+promtool: ## build Prometheus's promtool v0.316.0 (checks deploy/prometheus/alerts.yml in make test) into bin/promtool
+	./scripts/prometheus.sh promtool
 
 chromium: ## install Debian's chromium for the console test (when root)
 	./scripts/chromium.sh
