@@ -224,3 +224,12 @@ func TraceResponse(sc trace.SpanContext) string {
 	}
 	return b.String()
 }
+
+// Use wraps a tracer provider owned elsewhere (a test's recorder, an embedding program's
+// provider): On is true unless tp is nil, and Shutdown leaves tp alone.
+func Use(tp trace.TracerProvider) *Provider {
+	if tp == nil {
+		return Off()
+	}
+	return &Provider{on: true, tp: tp, prop: Propagator}
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/libs/tlsx"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/engine/cabi"
 	"github.com/athenaserving/asf/services/loader/engine/forward"
@@ -89,6 +90,9 @@ type Config struct {
 	MaxPayloadBytes int64 `cfg:"max-payload-bytes" help:"largest decoded payload of one request or frame (set the same on webgate, atom and the loaders); gRPC message limits derive from it"`
 	// AdminConfig holds the admin server's timeouts (admin-read-header-timeout, ...).
 	obs.AdminConfig
+	// Tracing is trace export (trace-endpoint, trace-ca-file): calls from a traced atom
+	// get spans, children of the caller's span carried in the gRPC metadata.
+	Tracing tracing.Config
 }
 
 // DefaultConfig returns the production defaults.
@@ -184,6 +188,7 @@ type Server struct {
 	wg       sync.WaitGroup // serve loops and the registrar
 	stopOnce sync.Once
 	stopErr  error
+	tp       *tracing.Provider // the service's tracing; flushed last by Shutdown
 }
 
 // Option adds a dependency to New beyond the config, logger and registry.
@@ -236,6 +241,15 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry, opts ...Optio
 		return nil, fmt.Errorf("loader: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, advertise: adv, ln: ln, eng: eng, tls: tb, eff: cfg}
+	// A provider passed in (WithTracerProvider) is its owner's; else the config's, owned here.
+	if o.tp != nil {
+		s.tp = tracing.Use(o.tp)
+	} else if s.tp, err = tracing.New(cfg.Tracing, "loader", tracing.Options{}); err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
+	} else if s.tp.On() {
+		o.tp = s.tp.TracerProvider()
+	}
+	undo.Push(func() error { return s.tp.Shutdown(context.Background()) })
 	s.drain.Store(int64(cfg.DrainTimeout))
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {
@@ -246,7 +260,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry, opts ...Optio
 	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait,
 		Tracer: enginetrace.Tracer(o.tp), Capability: cfg.Service}, log)
 	// Only atom (and the tools) may call the engine.
-	s.grpc = grpcx.NewServer("loader", log, reg, append(append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), tlsx.ServerOption(tb))...)
+	s.grpc = grpcx.NewServer("loader", log, reg, append(append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(s.tp), tlsx.ServerOption(tb))...)...)
 	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it
 	tr := transport.New(s.mgr, log, reg)
 	tr.SetResources(s.res)
@@ -395,7 +409,7 @@ const shutdownSteps = 5 * time.Second
 // Shutdown: (1) report live=0 and deregister, (2) refuse new sessions, (3) wait for running
 // sessions until the drain timeout or ctx ends, then abort the rest, (4) GracefulStop the
 // gRPC server (Stop when ctx ends), (5) engine Fini; then stop heartbeating and the admin
-// server. Idempotent: later calls return the first call's result.
+// server, and last flush the spans still buffered to the trace collector. Idempotent: later calls return the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
 	return s.stopErr
@@ -443,6 +457,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("loader admin: %w", err))
 	}
 	s.closeRest()
+	if err := s.tp.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("loader: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
