@@ -175,3 +175,19 @@ func TestOutputJSONType(t *testing.T) {
 		}
 	}
 }
+
+func TestTraceSampleRate(t *testing.T) {
+	s, err := Parse([]byte(`{"meta":{"serviceId":"tr","trace_sample_rate":0.25}}`))
+	require.NoError(t, err)
+	rate, ok := s.TraceSampleRate()
+	require.True(t, ok)
+	require.Equal(t, 0.25, rate)
+
+	s, err = Parse([]byte(`{"meta":{"serviceId":"tr"}}`))
+	require.NoError(t, err)
+	_, ok = s.TraceSampleRate()
+	require.False(t, ok, "absent: the edge's default applies")
+
+	_, err = Parse([]byte(`{"meta":{"serviceId":"tr","trace_sample_rate":2}}`))
+	require.ErrorContains(t, err, "trace_sample_rate")
+}

@@ -68,11 +68,14 @@ type Schema struct {
 	sessTO   time.Duration
 	onceTO   time.Duration
 	codeMap  map[int]int
-	input    *jsonschema.Schema // nil when the document has no schemainput
-	webapi   *mapping.Spec      // nil when the document has no webapi block
-	raw      []byte
-	file     string
-	revision int64
+	// traceRate is meta.trace_sample_rate (0-1), when traceSet.
+	traceRate float64
+	traceSet  bool
+	input     *jsonschema.Schema // nil when the document has no schemainput
+	webapi    *mapping.Spec      // nil when the document has no webapi block
+	raw       []byte
+	file      string
+	revision  int64
 }
 
 // ID is the capability id (meta.serviceId).
@@ -257,6 +260,7 @@ func Parse(data []byte) (*Schema, error) {
 		(*Schema).parseSections,
 		(*Schema).parseTimeouts,
 		(*Schema).parseCodeMap,
+		(*Schema).parseTraceRate,
 		(*Schema).parseSchemas,
 		(*Schema).parseWebAPI,
 	} {
@@ -426,6 +430,31 @@ func metaString(meta map[string]json.RawMessage, key string, dst *string) error 
 		return fmt.Errorf("capability schema: meta.%s must be a string", key)
 	}
 	return nil
+}
+
+// parseTraceRate reads meta.trace_sample_rate, the share (0-1) of the capability's
+// requests and sessions traced (ASF's name for it), as a number or a numeric string.
+func (s *Schema) parseTraceRate(w *wireDoc) error {
+	raw, ok := w.Meta["trace_sample_rate"]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	f, err := strconv.ParseFloat(strings.Trim(string(raw), `"`), 64)
+	if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
+		return fmt.Errorf("capability schema %s: meta.trace_sample_rate = %s: want a number from 0 to 1", s.id, raw)
+	}
+	s.traceRate, s.traceSet = f, true
+	return nil
+}
+
+// TraceSampleRate is meta.trace_sample_rate, the share (0-1) of the capability's requests
+// and sessions traced; ok is false when the schema does not set it (the edge's
+// trace-sample-rate applies).
+func (s *Schema) TraceSampleRate() (rate float64, ok bool) {
+	if s == nil || !s.traceSet {
+		return 0, false
+	}
+	return s.traceRate, true
 }
 
 // metaSeconds reads a duration in seconds given as a number or a numeric string.
