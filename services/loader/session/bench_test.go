@@ -5,9 +5,24 @@ import (
 	"testing"
 
 	"github.com/athenaserving/asf/services/loader/engine"
+	"github.com/athenaserving/asf/services/loader/enginetrace"
 	"github.com/athenaserving/asf/services/loader/licence"
 	"github.com/rs/zerolog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
+
+// tracerConfig is a manager config tracing with an SDK provider that samples everything
+// (on) or nothing (unsampled: spans are started but not recorded).
+func tracerConfig(b *testing.B, sample bool) Config {
+	s := sdktrace.NeverSample()
+	if sample {
+		s = sdktrace.AlwaysSample()
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(s)) // no exporter: the cost of the spans themselves
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return Config{Tracer: tp.Tracer("bench")}
+}
 
 func benchManager(b *testing.B, cfg Config) *Manager {
 	b.Helper()
@@ -59,8 +74,15 @@ func benchFrames(b *testing.B, m *Manager) {
 
 func BenchmarkManagerOnce(b *testing.B) {
 	b.Run("off", func(b *testing.B) { benchOnce(b, benchManager(b, Config{})) })
+	b.Run("noop-provider", func(b *testing.B) {
+		benchOnce(b, benchManager(b, Config{Tracer: enginetrace.Tracer(noop.NewTracerProvider())}))
+	})
+	b.Run("unsampled", func(b *testing.B) { benchOnce(b, benchManager(b, tracerConfig(b, false))) })
+	b.Run("sampled", func(b *testing.B) { benchOnce(b, benchManager(b, tracerConfig(b, true))) })
 }
 
 func BenchmarkManagerFrame(b *testing.B) {
 	b.Run("off", func(b *testing.B) { benchFrames(b, benchManager(b, Config{})) })
+	b.Run("unsampled", func(b *testing.B) { benchFrames(b, benchManager(b, tracerConfig(b, false))) })
+	b.Run("sampled", func(b *testing.B) { benchFrames(b, benchManager(b, tracerConfig(b, true))) })
 }

@@ -160,7 +160,7 @@ func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (_ *Session,
 	if m.spans != nil {
 		ctx, span = m.spans.start(ctx, enginetrace.SpanSession, p.Tag)
 		defer func() {
-			if err != nil {
+			if err != nil && span != nil {
 				enginetrace.End(span, err)
 			}
 		}()
@@ -179,7 +179,12 @@ func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (_ *Session,
 		span: span,
 	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	if span != nil {
+	switch {
+	case span != nil && !span.IsRecording():
+		// Not sampled: its frames would not be either; the session runs untraced.
+		span.End()
+		s.span, span = nil, nil
+	case span != nil:
 		s.spanCtx = trace.ContextWithSpan(context.Background(), span)
 	}
 	m.mu.Lock()
@@ -509,8 +514,10 @@ loop:
 // writeTraced writes f to the engine inside a frame span, a child of the session span;
 // the engine sees the frame span in the ctx of its Write.
 func (s *Session) writeTraced(f engine.Frame) error {
-	_, span := s.m.spans.start(s.spanCtx, enginetrace.SpanWrite, s.tag,
-		enginetrace.KeySyncID.Int(int(f.SyncID)), enginetrace.KeyStatus.String(f.Status.String()))
+	_, span := s.m.spans.start(s.spanCtx, enginetrace.SpanWrite, s.tag)
+	if span.IsRecording() {
+		span.SetAttributes(enginetrace.KeySyncID.Int(int(f.SyncID)), enginetrace.KeyStatus.String(f.Status.String()))
+	}
 	err := s.eng.Write(trace.ContextWithSpan(s.ctx, span), f)
 	enginetrace.End(span, err)
 	return err
@@ -532,10 +539,16 @@ func newSpans(t trace.Tracer, capability, engineName string) *spans {
 }
 
 // start starts span name with the sid, capability and engine attributes plus extra.
+// The attributes are set after the sampling decision, so a span that is not sampled
+// costs no attribute slice.
 func (sp *spans) start(ctx context.Context, name, sid string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
-	attrs := make([]attribute.KeyValue, 0, len(sp.common)+1+len(extra))
-	attrs = append(append(append(attrs, enginetrace.SID(sid)), sp.common...), extra...)
-	return sp.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+	ctx, span := sp.tracer.Start(ctx, name)
+	if span.IsRecording() {
+		span.SetAttributes(enginetrace.SID(sid))
+		span.SetAttributes(sp.common...)
+		span.SetAttributes(extra...)
+	}
+	return ctx, span
 }
 
 // licence takes a slot from pool inside a licence span (10110 on the span when full).
@@ -548,6 +561,9 @@ func (sp *spans) licence(ctx context.Context, sid string, pool *licence.Pool) (*
 
 // result marks a session output on the session span.
 func (sp *spans) result(span trace.Span, r engine.Result) {
+	if !span.IsRecording() {
+		return
+	}
 	if r.Err != nil {
 		span.AddEvent(enginetrace.EventResult, trace.WithAttributes(enginetrace.KeyCode.Int(aserr.CodeOf(r.Err))))
 		return
