@@ -42,11 +42,14 @@ type Suite interface {
 	Stop(ctx context.Context) error
 }
 
-// SuiteSpec says which suite to start: loaders hosting Engine, logs under LogDir, and the
-// internal plane in plaintext when Insecure (mutual TLS otherwise).
+// SuiteSpec says which suite to start: loaders hosting Engine, logs under LogDir, the
+// internal plane in plaintext when Insecure (mutual TLS otherwise), and, when Tracing,
+// its own Jaeger receiving every service's spans with webgate sampling at TraceSampleRate.
 type SuiteSpec struct {
-	Engine, LogDir string
-	Insecure       bool
+	Engine, LogDir  string
+	Insecure        bool
+	Tracing         bool
+	TraceSampleRate float64
 }
 
 // StartSuite starts a suite as spec says.
@@ -81,6 +84,9 @@ type Profile struct {
 	// MTLSConcurrency is the once load of the mTLS scenario, measured MTLSRounds times on
 	// each suite (mutual TLS, plaintext), alternating; 0 rounds = not run.
 	MTLSConcurrency, MTLSRounds int
+	// TracingConcurrency is the once load of the tracing scenario, measured TracingRounds
+	// times on each suite (tracing off, at 1 %, at 100 %), rotating; 0 rounds = not run.
+	TracingConcurrency, TracingRounds int
 }
 
 // Full is `make bench`: a few minutes on two cores.
@@ -102,6 +108,7 @@ func Full() Profile {
 		LoaderBenchWarmup: time.Second, LoaderBenchDuration: 5 * time.Second, LoaderBenchConcurrency: 4,
 		LBBenchLoaders: 1000, LBBenchServices: 50, LBBenchDuration: 10 * time.Second,
 		MTLSConcurrency: 64, MTLSRounds: 4,
+		TracingConcurrency: 64, TracingRounds: 3,
 	}
 }
 
@@ -122,6 +129,7 @@ func Quick() Profile {
 	p.PickConcurrency = []int{16}
 	p.PropagationSamples = 10
 	p.MTLSRounds = 2
+	p.TracingRounds = 1
 	return p
 }
 
@@ -147,7 +155,7 @@ type Env struct {
 	OutDir string
 	// Log receives progress lines.
 	Log io.Writer
-	// Only, when non-empty, selects scenarios by id (once, stream, python, loader, control, mtls).
+	// Only, when non-empty, selects scenarios by id (once, stream, python, loader, control, mtls, tracing).
 	Only map[string]bool
 	// LoaderBench is the loaderbench binary (tools/cmd/loaderbench) and LBBench the
 	// lbbench binary (tools/cmd/lbbench); empty or missing: those
@@ -195,7 +203,7 @@ func Run(ctx context.Context, env *Env) (*report.Report, error) {
 		run func(context.Context, *Env, Suite) (*report.Scenario, error)
 	}{
 		{"once", runOnce}, {"stream", runStream}, {"python", runPython}, {"loader", runLoader}, {"control", runControl},
-		{"mtls", runMTLS},
+		{"mtls", runMTLS}, {"tracing", runTracing},
 	}
 	var errs []error
 	for _, st := range steps {

@@ -94,11 +94,11 @@ func TestMTLSFigures(t *testing.T) {
 		return &report.Row{Result: &asfbench.Result{Windows: []asfbench.Window{{OK: ok}},
 			Summary: asfbench.Summary{Throughput: float64(ok), Errors: errs}}, CPUPer1k: cpu}
 	}
-	on := &mtlsSide{name: "mTLS", rows: []*report.Row{
+	on := &variant{name: "mTLS", rows: []*report.Row{
 		mk(1000, map[string]float64{"webgate": 0.10, "atom": 0.10, "asfbench": 1}, 0),
 		mk(3000, map[string]float64{"webgate": 0.14, "atom": 0.10, "asfbench": 1}, 0),
 	}}
-	off := &mtlsSide{name: "plaintext", insecure: true, rows: []*report.Row{
+	off := &variant{name: "plaintext", spec: SuiteSpec{Insecure: true}, rows: []*report.Row{
 		mk(2000, map[string]float64{"webgate": 0.10, "atom": 0.10, "asfbench": 1}, 0),
 	}}
 	cpu, n, tput := on.cpuPerRequest()
@@ -121,9 +121,39 @@ func TestMTLSFigures(t *testing.T) {
 	_, ts = mtlsFigures(on, off, "m", 64)
 	assert.Equal(t, report.StatusFail, ts[0].Status, "errors fail the row")
 	assert.Equal(t, "suite mTLS r2", on.system(1))
-	f := mtlsRounds(on, off)
-	require.Len(t, f, 1)
-	assert.Contains(t, f[0], "per round: r1 1.000×;", "only rounds measured on both sides")
+	f := variantRounds(on, off)
+	assert.Contains(t, f, "per round: r1 1.000×;", "only rounds measured on both sides")
+}
+
+// TestTracingFigures checks the tracing comparison: 1 % against off within 5 %, 100 % for
+// information, Jaeger's CPU listed but left out of the suite's total.
+func TestTracingFigures(t *testing.T) {
+	mk := func(ok uint64, cpu map[string]float64) *report.Row {
+		return &report.Row{Result: &asfbench.Result{Windows: []asfbench.Window{{OK: ok}},
+			Summary: asfbench.Summary{Throughput: float64(ok)}}, CPUPer1k: cpu}
+	}
+	off := &variant{name: "off", rows: []*report.Row{mk(1000, map[string]float64{"webgate": 0.10, "atom": 0.10, "asfbench": 1})}}
+	one := &variant{name: "1 %", rows: []*report.Row{mk(1000, map[string]float64{"webgate": 0.104, "atom": 0.10, "jaeger": 0.5, "asfbench": 1})}}
+	all := &variant{name: "100 %", rows: []*report.Row{mk(900, map[string]float64{"webgate": 0.15, "atom": 0.13, "jaeger": 0.9, "asfbench": 1})}}
+	tables, ts := tracingFigures(off, one, all, "m", 64)
+	require.Len(t, tables, 1)
+	require.Len(t, ts, 4)
+	assert.Equal(t, report.StatusPass, ts[0].Status, "0.204 / 0.20 = 1.02 ≤ 1.05: Jaeger's CPU is not the suite's")
+	assert.Equal(t, "1.020×", ts[0].Ratio)
+	assert.Equal(t, report.StatusInfo, ts[1].Status)
+	assert.Equal(t, "1.400×", ts[1].Ratio)
+	assert.Equal(t, []string{"process group", "off", "1 %", "100 %", "1 % / off", "100 % / off"}, tables[0].Header)
+	var jaeger []string
+	for _, r := range tables[0].Rows {
+		if strings.HasPrefix(r[0], "jaeger") {
+			jaeger = r
+		}
+	}
+	assert.Equal(t, []string{"jaeger (trace backend)", "0.0000", "0.5000", "0.9000", "–", "–"}, jaeger)
+
+	one.rows[0] = mk(1000, map[string]float64{"webgate": 0.12, "atom": 0.10})
+	_, ts = tracingFigures(off, one, all, "m", 64)
+	assert.Equal(t, report.StatusFail, ts[0].Status, "0.22 / 0.20 = 1.10 > 1.05")
 }
 
 func row(system string, x float64, tput float64, p50, p99 time.Duration, errs uint64) *report.Row {
