@@ -100,6 +100,43 @@ type fakePolaris struct {
 	files   map[string]*polarispb.ConfigFile // service/file
 	watches map[*watch]bool
 	reports []*polarispb.ReportAppliedRequest
+	// registry answers List from the instances set with setLoaders.
+	registry fakeRegistry
+}
+
+// fakeRegistry is polaris's registry as far as webgate asks it: List by service.
+type fakeRegistry struct {
+	polarispb.UnimplementedRegistryServer
+	mu        sync.Mutex
+	instances map[string][]*polarispb.InstanceState // by service
+}
+
+// setLoaders makes service's registered loaders the given states.
+func (r *fakeRegistry) setLoaders(service string, states ...*polarispb.InstanceState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.instances == nil {
+		r.instances = map[string][]*polarispb.InstanceState{}
+	}
+	r.instances[service] = states
+}
+
+func (r *fakeRegistry) List(_ context.Context, req *polarispb.ListRequest) (*polarispb.ListResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &polarispb.ListResponse{Instances: r.instances[req.GetService()]}, nil
+}
+
+// loaderState is a registered provider of service at engine version, live or not.
+func loaderState(service, version, addr string, live bool) *polarispb.InstanceState {
+	l := int32(0)
+	if live {
+		l = 1
+	}
+	return &polarispb.InstanceState{
+		Instance: &polarispb.Instance{Service: service, Version: version, Addr: addr, Kind: "provider"},
+		Load:     &polarispb.Load{Total: 4, Idle: 4, Live: l},
+	}
 }
 
 type watch struct {
@@ -125,6 +162,7 @@ func startPolaris(t *testing.T) (string, *fakePolaris) {
 	require.NoError(t, err)
 	gs := grpc.NewServer()
 	polarispb.RegisterConfigServer(gs, fp)
+	polarispb.RegisterRegistryServer(gs, &fp.registry)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return lis.Addr().String(), fp

@@ -295,7 +295,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		Auth:            s.authn,
 		Limiter:         s.limiter,
 		Ready:           s.Ready,
-		VersionServed:   s.versionServed,
+		Loaders:         s.loadersFunc(),
 	}, log, reg)
 	if err != nil {
 		return fail(err)
@@ -364,27 +364,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.ready.Store(true)
 	return nil
-}
-
-// versionServed tells whether a provider of capability registered engine version in
-// polaris (OIP /v2/models/<m>/versions/<v>); without polaris every version is served.
-// The loader service is taken to be the capability id.
-func (s *Server) versionServed(ctx context.Context, capability, version string) (bool, error) {
-	if s.polaris == nil {
-		return true, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := s.polaris.Registry.List(ctx, &polarispb.ListRequest{Service: capability})
-	if err != nil {
-		return false, fmt.Errorf("polaris: %w", err)
-	}
-	for _, st := range resp.GetInstances() {
-		if in := st.GetInstance(); in.GetKind() != "consumer" && in.GetVersion() == version {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // Ready reports whether the server serves: it accepts requests and holds the capability

@@ -478,6 +478,7 @@ func TestAbnormalCloseAbortsAtomStream(t *testing.T) {
 
 func TestOIP(t *testing.T) {
 	e := start(t, func(c *Config) { c.RequireSchema = true }, defaultFiles())
+	e.polaris.registry.setLoaders("echo", loaderState("echo", "1.0", "127.0.0.1:5090", true))
 	st, body := get(t, e.url("/v2/health/live"))
 	assert.Equal(t, 200, st)
 	assert.JSONEq(t, `{"live":true}`, body)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/capability"
+	"github.com/athenaserving/asf/libs/tracing"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
@@ -32,6 +33,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configures a Handler: the gate's options and the edge's own.
@@ -77,9 +79,10 @@ type Options struct {
 	MaxCapabilityLabels int
 	// Ready reports readiness for the OIP /v2/health/ready probe; nil means always ready.
 	Ready func() bool
-	// VersionServed tells whether a loader of capability registered engine version (OIP
-	// /v2/models/<m>/versions/<v>[/ready]); nil: every version is taken as served.
-	VersionServed func(ctx context.Context, capability, version string) (bool, error)
+	// Loaders lists the loaders registered for a capability, for OIP model metadata and
+	// readiness (oip.Server.SetLoaders); nil: no registry (a model is known by its schema,
+	// every version is taken as served, ready follows Ready).
+	Loaders func(ctx context.Context, capability string) ([]oip.Loader, error)
 	// BodyReadTimeout bounds reading a request body (once and OIP infer); 0 means no bound
 	// beyond the server's.
 	BodyReadTimeout time.Duration
@@ -90,6 +93,12 @@ type Options struct {
 	// its dropped WebSocket, waiting for common.cmd "retry" on a new one; 0 means
 	// ws.DefaultRetryWait.
 	RetryWait time.Duration
+	// Tracing traces requests and sessions (trace.go); nil or off: no spans, no trace
+	// headers.
+	Tracing *tracing.Provider
+	// TraceSampleRate is the share (0-1) of requests and sessions traced when their
+	// capability sets no meta.trace_sample_rate.
+	TraceSampleRate float64
 }
 
 // Handler serves ASE once requests, WebSocket sessions and OIP requests. It is safe for
@@ -101,6 +110,8 @@ type Handler struct {
 	chain http.Handler
 	oip   *oip.Server
 	ws    *ws.Server
+	// tracer starts the requests' spans; nil when tracing is off.
+	tracer trace.Tracer
 	// requests counts the once and OIP requests in flight for the drain (Drain, Wait).
 	requests requests
 }
@@ -142,8 +153,11 @@ func NewHandler(atom atompb.AtomClient, opts Options, log zerolog.Logger, reg pr
 		log:  log,
 	}
 	h.oip = oip.New(g, opts.MaxBodyBytes, opts.Ready)
-	h.oip.SetVersionServed(opts.VersionServed)
-	h.ws = ws.New(g, ws.Options{MaxFrameBytes: opts.MaxFrameBytes, RetryWait: opts.RetryWait})
+	h.oip.SetLoaders(opts.Loaders)
+	if opts.Tracing.On() {
+		h.tracer = opts.Tracing.Tracer("webgate")
+	}
+	h.ws = ws.New(g, ws.Options{MaxFrameBytes: opts.MaxFrameBytes, RetryWait: opts.RetryWait, Tracer: h.tracer})
 	mws := []Middleware{h.recoverMiddleware, h.routeMiddleware, h.observeMiddleware, h.drainMiddleware}
 	if opts.Auth != nil {
 		mws = append(mws, h.authMiddleware(opts.Auth))

@@ -1,7 +1,8 @@
 // Package oip is webgate's Open Inference Protocol v2 (KServe/Triton REST) adapter, a
 // second front door to the same pipeline: a model is a capability, an infer request is a
 // once frame whose payload items are the input tensors, and the result items come back as
-// BYTES output tensors. It decodes and encodes; the gate validates and calls atom.
+// output tensors typed by the capability's schema (BYTES unless its schemaoutput declares
+// a number or boolean). It decodes and encodes; the gate validates and calls atom.
 package oip
 
 import (
@@ -14,10 +15,12 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -43,14 +46,25 @@ type Server struct {
 	g       *gate.Gate
 	maxBody int64
 	ready   func() bool
-	// versionServed answers whether a version of a model is served (nil: every one is).
-	versionServed func(ctx context.Context, model, version string) (bool, error)
+	// loaders lists the loaders registered for a model (nil: no registry, see SetLoaders).
+	loaders func(ctx context.Context, model string) ([]Loader, error)
 }
 
-// SetVersionServed makes /v2/models/<m>/versions/<v> and .../ready answer 404 for a
-// version f says no loader serves (set before serving).
-func (h *Server) SetVersionServed(f func(ctx context.Context, model, version string) (bool, error)) {
-	h.versionServed = f
+// Loader is one engine instance registered for a model: the engine version it registered
+// and whether it is live (serving, not going offline, not disabled by an operator).
+type Loader struct {
+	Version string
+	Live    bool
+}
+
+// SetLoaders gives the server the registry's view of a model's loaders (set before
+// serving). With it, metadata and ready answer 404 for a model that has neither a schema
+// nor a registered loader, and for a version no loader registered; ready is true only
+// while a live loader (of that version) exists; metadata lists the registered versions.
+// Without it, a model is known by its schema, any version is taken as served, and ready
+// follows the server's readiness.
+func (h *Server) SetLoaders(f func(ctx context.Context, model string) ([]Loader, error)) {
+	h.loaders = f
 }
 
 // New returns a Server; maxBody bounds an infer request body, ready answers
@@ -142,44 +156,167 @@ func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Reques
 		WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	if v := Version(r.URL.Path); v != "" && info.OIP != oipInfer && h.versionServed != nil {
-		served, err := h.versionServed(r.Context(), info.Capability, v)
-		switch {
-		case err != nil:
+	if info.OIP == oipInfer {
+		// Unknown models and versions: 404 from atom (10404), without a registry call per
+		// request.
+		h.serveInfer(w, r, info)
+		return
+	}
+	h.serveModel(w, r, info)
+}
+
+// serveModel answers model metadata and readiness (see SetLoaders).
+func (h *Server) serveModel(w http.ResponseWriter, r *http.Request, info *gate.Request) {
+	version := Version(r.URL.Path)
+	known := info.Schema != nil
+	var versions []string // registered engine versions, sorted
+	live := h.ready == nil || h.ready()
+	if h.loaders != nil {
+		ls, err := h.loaders(r.Context(), info.Capability)
+		if err != nil {
 			info.Code = aserr.ErrNoEngine.Code
-			info.Log.Warn().Err(err).Msg("model versions")
-			WriteError(w, http.StatusServiceUnavailable, "model versions cannot be listed now")
-			return
-		case !served:
-			info.Code = aserr.ErrNotFound.Code
-			WriteError(w, http.StatusNotFound, "model "+info.Capability+" has no version "+v)
+			info.Log.Warn().Err(err).Msg("model loaders")
+			WriteError(w, http.StatusServiceUnavailable, "model registry cannot be read now")
 			return
 		}
+		known = known || len(ls) > 0
+		anyLive := false
+		for _, l := range ls {
+			if !slices.Contains(versions, l.Version) && l.Version != "" {
+				versions = append(versions, l.Version)
+			}
+			if l.Live && (version == "" || l.Version == version) {
+				anyLive = true
+			}
+		}
+		sort.Strings(versions)
+		live = live && anyLive
+		if known && version != "" && !slices.Contains(versions, version) {
+			info.Code = aserr.ErrNotFound.Code
+			WriteError(w, http.StatusNotFound, "model "+info.Capability+" has no version "+version)
+			return
+		}
+	}
+	if !known {
+		info.Code = aserr.ErrNotFound.Code
+		WriteError(w, http.StatusNotFound, "model "+info.Capability+" not found")
+		return
 	}
 	switch info.OIP {
 	case oipReady:
-		httpio.WriteJSON(w, http.StatusOK, map[string]any{"name": info.Capability, "ready": true})
+		// The protocol's "4xx means false": 400, as Triton answers a model that is not ready.
+		st := http.StatusOK
+		if !live {
+			st = http.StatusBadRequest
+		}
+		body := map[string]any{"name": info.Capability, "ready": live}
+		if version != "" {
+			body["version"] = version
+		}
+		httpio.WriteJSON(w, st, body)
 	case oipModel:
 		meta := map[string]any{"name": info.Capability, "platform": "asf", "versions": []string{}, "inputs": []oipTensorMeta{}, "outputs": []oipTensorMeta{}}
+		switch {
+		case versions != nil:
+			meta["versions"] = versions
+		case info.Schema != nil && info.Schema.Version() != "":
+			meta["versions"] = []string{info.Schema.Version()}
+		}
 		if s := info.Schema; s != nil {
-			if s.Version() != "" {
-				meta["versions"] = []string{s.Version()}
-			}
-			meta["inputs"] = tensorMetas(s.Inputs())
-			meta["outputs"] = tensorMetas(s.Accepts())
+			meta["inputs"] = tensorMetas(s.Inputs(), nil)
+			meta["outputs"] = tensorMetas(s.Accepts(), s)
 		}
 		httpio.WriteJSON(w, http.StatusOK, meta)
-	case oipInfer:
-		h.serveInfer(w, r, info)
 	}
 }
 
-func tensorMetas(names []string) []oipTensorMeta {
+// tensorMetas describes tensors by name; with the schema of outputs, each output's
+// datatype follows it (outputDatatype), else BYTES.
+func tensorMetas(names []string, outputs *capability.Schema) []oipTensorMeta {
 	out := make([]oipTensorMeta, 0, len(names))
 	for _, n := range names {
-		out = append(out, oipTensorMeta{Name: n, Datatype: "BYTES", Shape: []int64{-1}})
+		dt := "BYTES"
+		if outputs != nil {
+			if d, ok := outputs.AcceptType(n); ok {
+				dt = outputDatatype(outputs, n, string(d))
+			}
+		}
+		out = append(out, oipTensorMeta{Name: n, Datatype: dt, Shape: []int64{-1}})
 	}
 	return out
+}
+
+// outputDatatype is the OIP datatype of output name, whose data field is dataField (the
+// ASE data type: text, audio, ...), as schemaoutput declares that field: integer → INT64,
+// number → FP64, number with format float → FP32, boolean → BOOL; anything else BYTES.
+func outputDatatype(s *capability.Schema, name, dataField string) string {
+	if s == nil {
+		return "BYTES"
+	}
+	switch s.OutputJSONType(name, dataField) {
+	case "integer":
+		return "INT64"
+	case "number":
+		return "FP64"
+	case "float":
+		return "FP32"
+	case "boolean":
+		return "BOOL"
+	}
+	return "BYTES"
+}
+
+// outputTensor fills o's datatype, shape and data from an output item's data: a numeric
+// or boolean datatype takes the text's elements (separated by white space or commas) as
+// a [n] tensor; BYTES (or text that does not parse as the datatype) is one element, shape
+// [1], the UTF-8 text or else base64 with parameters.content_encoding "base64".
+func outputTensor(o *oipOutput, datatype string, data []byte) {
+	if datatype != "BYTES" && utf8.Valid(data) {
+		fields := strings.FieldsFunc(string(data), func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+		vals := make([]any, 0, len(fields))
+		for _, f := range fields {
+			v, ok := parseElement(datatype, f)
+			if !ok {
+				vals = nil
+				break
+			}
+			vals = append(vals, v)
+		}
+		if len(vals) > 0 {
+			o.Datatype, o.Shape, o.Data = datatype, []int64{int64(len(vals))}, vals
+			return
+		}
+	}
+	o.Datatype, o.Shape = "BYTES", []int64{1}
+	if utf8.Valid(data) {
+		o.Data = []any{string(data)}
+		return
+	}
+	o.Data = []any{base64.StdEncoding.EncodeToString(data)}
+	o.Parameters["content_encoding"] = "base64"
+}
+
+// parseElement parses one element of text as datatype (INT64, FP64, FP32 or BOOL).
+func parseElement(datatype, s string) (any, bool) {
+	switch datatype {
+	case "INT64":
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	case "FP64", "FP32":
+		bits := 64
+		if datatype == "FP32" {
+			bits = 32
+		}
+		f, err := strconv.ParseFloat(s, bits)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, false
+		}
+		return f, true
+	case "BOOL":
+		b, err := strconv.ParseBool(s)
+		return b, err == nil
+	}
+	return nil, false
 }
 
 type oipTensor struct {
@@ -205,7 +342,7 @@ type oipOutput struct {
 	Datatype   string         `json:"datatype"`
 	Shape      []int64        `json:"shape"`
 	Parameters map[string]any `json:"parameters,omitempty"`
-	Data       []string       `json:"data"`
+	Data       []any          `json:"data"`
 }
 
 func (h *Server) serveInfer(w http.ResponseWriter, r *http.Request, info *gate.Request) {
@@ -273,19 +410,19 @@ func (h *Server) serveInfer(w http.ResponseWriter, r *http.Request, info *gate.R
 	}
 	outputs := make([]oipOutput, 0, len(res.GetPayload()))
 	for _, it := range res.GetPayload() {
-		o := oipOutput{Name: it.GetName(), Datatype: "BYTES", Shape: []int64{1}, Parameters: map[string]any{}}
+		o := oipOutput{Name: it.GetName(), Parameters: map[string]any{}}
 		for k, v := range it.GetAttributes() {
 			o.Parameters[k] = typedAttr(typer(it.GetName(), k), v)
 		}
-		if it.GetDataType() != "" {
-			o.Parameters["data_type"] = it.GetDataType()
+		dataField := it.GetDataType()
+		if dataField != "" {
+			o.Parameters["data_type"] = dataField
+		} else if info.Schema != nil {
+			if d, ok := info.Schema.AcceptType(it.GetName()); ok {
+				dataField = string(d)
+			}
 		}
-		if utf8.Valid(it.GetData()) {
-			o.Data = []string{string(it.GetData())}
-		} else {
-			o.Data = []string{base64.StdEncoding.EncodeToString(it.GetData())}
-			o.Parameters["content_encoding"] = "base64"
-		}
+		outputTensor(&o, outputDatatype(info.Schema, it.GetName(), dataField), it.GetData())
 		outputs = append(outputs, o)
 	}
 	out["outputs"] = outputs
