@@ -51,6 +51,11 @@ type Options struct {
 	// Exporter replaces the OTLP exporter (tests). With it, tracing is on whatever
 	// Config.TraceEndpoint says.
 	Exporter sdktrace.SpanExporter
+	// Edge marks the public edge: a client's traceparent gives the trace id and the parent
+	// of its span, but Root decides whether it is recorded, so a client cannot make the
+	// suite record more than the configured rates. Elsewhere a remote parent's sampled flag
+	// decides (parent-based).
+	Edge bool
 	// BatchTimeout is the longest a finished span waits before export (default 1 s).
 	BatchTimeout time.Duration
 }
@@ -117,9 +122,13 @@ func New(cfg Config, service string, opts Options) (*Provider, error) {
 		opts.BatchTimeout = time.Second
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", service))
+	sampler := sdktrace.ParentBased(root)
+	if opts.Edge {
+		sampler = sdktrace.ParentBased(root, sdktrace.WithRemoteParentSampled(root), sdktrace.WithRemoteParentNotSampled(root))
+	}
 	sdk := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(root)),
+		sdktrace.WithSampler(sampler),
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(opts.BatchTimeout)),
 	)
 	return &Provider{on: true, service: service, tp: sdk, sdk: sdk, prop: Propagator}, nil

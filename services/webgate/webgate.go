@@ -32,6 +32,7 @@ import (
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
 	"github.com/athenaserving/asf/libs/tlsx"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/athenaserving/asf/services/webgate/gate"
@@ -63,6 +64,11 @@ type Config struct {
 	obs.AdminConfig
 	DataCenter string `cfg:"dc" help:"two-character data centre tag put into every sid"`
 	LogLevel   string `cfg:"log-level" help:"trace, debug, info, warn or error"`
+	// Tracing is trace export (trace-endpoint, trace-ca-file); SampleConfig the share of
+	// requests and sessions traced (trace-sample-rate), which a capability's
+	// meta.trace_sample_rate overrides.
+	Tracing tracing.Config
+	tracing.SampleConfig
 	// TLS is the internal plane's mutual TLS (tls-ca, tls-cert, tls-key, insecure):
 	// webgate calls atom and polaris with it. The public HTTP port is not affected.
 	TLS          tlsx.Config
@@ -108,6 +114,7 @@ func DefaultConfig() Config {
 		HTTPIdleTimeout:       2 * time.Minute,
 		MaxUnauthConnsPerIP:   DefaultMaxUnauthConnsPerIP,
 		AdminConfig:           obs.DefaultAdminConfig(),
+		SampleConfig:          tracing.SampleConfig{TraceSampleRate: 0.01},
 		DataCenter:            "dx",
 		LogLevel:              "info",
 		DrainTimeout:          10 * time.Second,
@@ -143,6 +150,9 @@ func (c Config) envelope(set int64) int64 {
 func (c Config) InternalTLS() tlsx.Config { return c.TLS }
 
 func (c Config) validate() error {
+	if err := c.SampleConfig.Check(); err != nil {
+		return fmt.Errorf("webgate: %w", err)
+	}
 	switch {
 	case c.HTTPListen == "", c.AdminListen == "", c.AtomAddr == "":
 		return errors.New("webgate: http-listen, admin-listen and atom-addr are required")
@@ -166,6 +176,7 @@ func (c Config) validate() error {
 
 // Server is an embeddable webgate.
 type Server struct {
+	tp      *tracing.Provider // the service's tracing; flushed last by Shutdown
 	cfg     Config
 	log     zerolog.Logger
 	ln      net.Listener
@@ -227,7 +238,11 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	if err != nil {
 		return fail(err)
 	}
-	cc, err := grpcx.Dial(cfg.AtomAddr, grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "atom"))
+	if s.tp, err = tracing.New(cfg.Tracing, "webgate", tracing.Options{Edge: true, Root: tracing.RateSampler(cfg.TraceSampleRate)}); err != nil {
+		return fail(err)
+	}
+	undo.Push(func() error { return s.tp.Shutdown(context.Background()) })
+	cc, err := grpcx.Dial(cfg.AtomAddr, append([]grpc.DialOption{grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "atom")}, grpcx.TraceDial(s.tp)...)...)
 	if err != nil {
 		return fail(err)
 	}
@@ -295,6 +310,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		Auth:            s.authn,
 		Limiter:         s.limiter,
 		Ready:           s.Ready,
+		Tracing:         s.tp,
+		TraceSampleRate: cfg.TraceSampleRate,
 		Loaders:         s.loadersFunc(),
 	}, log, reg)
 	if err != nil {
@@ -402,7 +419,8 @@ func (s *Server) AdminAddr() string { return s.admin.Addr() }
 // accepting: close the public listener; end the remaining sessions with an error frame
 // 10222 and close 1001, cancelling their atom streams; (4) wait for in-flight once
 // requests and sessions until ctx ends; (5) stop the config watchers; (6) stop the admin
-// server; (7) close the atom and polaris connections. It is idempotent.
+// server; (7) close the atom and polaris connections; (8) flush the spans still buffered to
+// the trace collector (last: every request's span has ended). It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.ready.Store(false)
@@ -432,6 +450,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.polaris != nil {
 			errs = append(errs, s.polaris.Close())
 		}
+		errs = append(errs, s.tp.Shutdown(ctx)) // (8)
 		s.shutErr = errors.Join(errs...)
 	})
 	return s.shutErr

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Capability label values beyond the capabilities themselves.
@@ -130,10 +132,18 @@ func (m *Metrics) Label(capability string, code int, known bool) string {
 	return capability
 }
 
-// Finished counts a request or session that ended with code and records its duration.
-func (m *Metrics) Finished(label, kind string, code int, took time.Duration) {
+// Finished counts a request or session that ended with code and records its duration,
+// with the trace id of sc as exemplar when sc is sampled.
+func (m *Metrics) Finished(label, kind string, code int, took time.Duration, sc trace.SpanContext) {
 	m.requests.WithLabelValues(label, kind, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(label, kind).Observe(took.Seconds())
+	o := m.latency.WithLabelValues(label, kind)
+	if sc.IsSampled() {
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(took.Seconds(), prometheus.Labels{tracing.LogField: sc.TraceID().String()})
+			return
+		}
+	}
+	o.Observe(took.Seconds())
 }
 
 // NotFound counts a request for a route or capability that does not exist.

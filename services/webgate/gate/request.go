@@ -8,6 +8,7 @@ import (
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Request kinds, the kind label of the request metrics.
@@ -48,6 +49,13 @@ type Request struct {
 	Log zerolog.Logger
 	// ClientIP is the client's address (the TCP peer).
 	ClientIP string
+	// Span is the request's span (a WebSocket connection's: the session), nil when
+	// tracing is off. The HTTP adapter's router starts it and its observer ends it.
+	Span trace.Span
+	// TraceRate is the sample rate that decided the request's trace (the capability's
+	// meta.trace_sample_rate, else trace-sample-rate): a sampled session traces its
+	// frames after the first two at it.
+	TraceRate float64
 
 	kick chan error // a lowered app limit ends the connection
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/athenaserving/asf/services/webgate/transport/httpio"
 	"github.com/athenaserving/asf/services/webgate/transport/oip"
 	"github.com/athenaserving/asf/services/webgate/transport/webapi"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Middleware wraps an http.Handler; webgate's cross-cutting concerns (recovery, routing,
@@ -101,7 +102,11 @@ func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 		if webapi {
 			info.Log = info.Log.With().Str("envelope", "webapi").Logger()
 		}
-		next.ServeHTTP(w, r.WithContext(gate.WithRequest(r.Context(), info)))
+		ctx := r.Context()
+		if h.tracer != nil {
+			ctx = h.startTrace(ctx, w, r, info)
+		}
+		next.ServeHTTP(w, r.WithContext(gate.WithRequest(ctx, info)))
 	})
 }
 
@@ -115,7 +120,12 @@ func (h *Handler) observeMiddleware(next http.Handler) http.Handler {
 		}
 		took := time.Since(info.Start)
 		kind := info.Kind()
-		h.g.Metrics().Finished(h.g.Label(info), kind, info.Code, took)
+		var sc trace.SpanContext
+		if info.Span != nil {
+			sc = info.Span.SpanContext()
+			endTrace(info)
+		}
+		h.g.Metrics().Finished(h.g.Label(info), kind, info.Code, took, sc)
 		ev := info.Log.Debug()
 		if info.Code != 0 {
 			ev = info.Log.Info()

@@ -12,6 +12,8 @@ import (
 	"github.com/athenaserving/asf/services/webgate/ase"
 	"github.com/athenaserving/asf/services/webgate/gate"
 	"github.com/athenaserving/asf/services/webgate/transport/webapi"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func (c *wsConn) newSub(cid string) *subSession {
@@ -65,6 +67,7 @@ type subSession struct {
 	buf       []byte
 	start     time.Time
 	first     time.Duration
+	frames    int // client frames handled, for the frame spans
 }
 
 // freeSlot takes the sub-session out of the socket's counts (MaxSubSessions, the app's
@@ -92,7 +95,7 @@ func (s *subSession) run() {
 	close(s.done)
 	if c.info.Multiplex {
 		label := c.h.g.Metrics().Label(s.info.Capability, code, s.info.Schema != nil)
-		c.h.g.Metrics().Finished(label, gate.KindStream, code, time.Since(s.start))
+		c.h.g.Metrics().Finished(label, gate.KindStream, code, time.Since(s.start), trace.SpanContextFromContext(s.ctx))
 	}
 	c.mu.Lock()
 	c.subs.Remove(s.cid, c.info.Multiplex)
@@ -174,6 +177,11 @@ func (s *subSession) handle(m inMsg) error {
 		return nil
 	}
 	first := s.stream == nil
+	s.frames++
+	if span := s.frameSpan(); span != nil {
+		defer span.End()
+		span.SetAttributes(attribute.String("asf.sid", s.info.SID), attribute.Int("asf.frame", s.frames))
+	}
 	f := m.f
 	if f.Status == statusUnset {
 		f.Status = ase.StatusContinue

@@ -22,6 +22,7 @@ import (
 	"github.com/athenaserving/asf/services/webgate/transport/httpio"
 	"github.com/athenaserving/asf/services/webgate/transport/webapi"
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const (
@@ -43,6 +44,9 @@ type Options struct {
 	// its dropped WebSocket, waiting for common.cmd "retry" on a new one; 0 means
 	// DefaultRetryWait.
 	RetryWait time.Duration
+	// Tracer traces the frames of sampled sessions (a span "frame" each: the first two
+	// always, later ones at the session's sample rate); nil: none.
+	Tracer trace.Tracer
 }
 
 // Server serves the WebSocket sessions of a gate. It is safe for concurrent use.
@@ -148,7 +152,7 @@ func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Reques
 	}
 	defer h.g.Sessions().End()
 
-	conn, err := h.upgrader.Upgrade(w, r, nil)
+	conn, err := h.upgrader.Upgrade(w, r, traceHeaders(w.Header()))
 	if err != nil { // the upgrader has answered with an HTTP error
 		info.Code = aserr.ErrBadRequest.Code
 		info.Log.Debug().Err(err).Msg("websocket upgrade")
