@@ -51,6 +51,9 @@ type Client struct {
 	HTTP *http.Client
 	// Now is the clock used for the signature date (tests of clock skew replace it).
 	Now func() time.Time
+	// RequestHeader holds extra headers sent with every once request and WebSocket
+	// handshake (a W3C traceparent, ...).
+	RequestHeader http.Header
 }
 
 // New returns a Client for baseURL signing with creds (nil: unsigned).
@@ -296,6 +299,9 @@ func (c *Client) Post(ctx context.Context, path string, body []byte) (*Response,
 	if err != nil {
 		return nil, fmt.Errorf("asetest: %w", err)
 	}
+	for k, v := range c.RequestHeader {
+		req.Header[k] = v
+	}
 	req.Header.Set("Content-Type", "application/json")
 	if c.Creds != nil && c.HeaderForm {
 		SignHeaders(req, body, *c.Creds, c.Now())
@@ -316,6 +322,8 @@ func (c *Client) Post(ctx context.Context, path string, body []byte) (*Response,
 
 // Session is one WebSocket connection: a stream session, or a multiplexed socket.
 type Session struct {
+	// Header holds the handshake's response headers (X-Asf-Trace-Id, ...).
+	Header     http.Header
 	conn       *websocket.Conn
 	capability string
 	appID      string
@@ -351,7 +359,7 @@ func (c *Client) Dial(ctx context.Context, path, capability string) (*Session, e
 			return nil, err
 		}
 	}
-	conn, resp, err := websocket.DefaultDialer.DialContext(ctx, target, nil)
+	conn, resp, err := websocket.DefaultDialer.DialContext(ctx, target, c.RequestHeader)
 	if err != nil {
 		if resp != nil {
 			b, _ := io.ReadAll(resp.Body)
@@ -360,10 +368,14 @@ func (c *Client) Dial(ctx context.Context, path, capability string) (*Session, e
 		}
 		return nil, fmt.Errorf("asetest: dial: %w", err)
 	}
-	if resp != nil && resp.Body != nil {
-		_ = resp.Body.Close()
+	ss := &Session{conn: conn, capability: capability, appID: c.appID()}
+	if resp != nil {
+		ss.Header = resp.Header
+		if resp.Body != nil {
+			_ = resp.Body.Close()
+		}
 	}
-	return &Session{conn: conn, capability: capability, appID: c.appID()}, nil
+	return ss, nil
 }
 
 // Send sends f.

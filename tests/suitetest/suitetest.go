@@ -58,6 +58,10 @@ type Options struct {
 	// LogTo, when set, receives each process's log (JSON, debug level) — process is
 	// "polaris", "lbclient", "atom-0", "loader-1", "webgate" — for tests that read it.
 	LogTo func(process string) io.Writer
+	// TraceEndpoint, when set, is every service's trace-endpoint (an OTLP/gRPC collector
+	// such as tests/jaegertest's), and webgate traces every request (trace-sample-rate 1)
+	// unless Webgate sets another rate.
+	TraceEndpoint string
 }
 
 // Suite is a running suite.
@@ -184,6 +188,7 @@ func Start(t testing.TB, o Options) *Suite {
 	lc.GRPCListen, lc.AdminListen, lc.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", s.Polaris.GRPCAddr()
 	lc.NATS.NKeySeedFile = filepath.Join(s.NATSDir, natsbus.UserLBClient+natsbus.SeedExt)
 	lc.TLS = s.TLS("lbclient")
+	lc.Tracing.TraceEndpoint = o.TraceEndpoint
 	s.LB, err = lbclient.New(lc, s.logger("lbclient"), s.reg("lbclient"))
 	check(t, "lbclient", err)
 	s.start(s.LB)
@@ -201,6 +206,7 @@ func Start(t testing.TB, o Options) *Suite {
 		ac.Polaris = s.Polaris.GRPCAddr() // capability schemas, and its provider/consumer entries
 		ac.DataDir = t.TempDir()          // its own polaris cache
 		ac.TLS = s.TLS("atom")
+		ac.Tracing.TraceEndpoint = o.TraceEndpoint
 		if o.Atom != nil {
 			o.Atom(&ac)
 		}
@@ -219,6 +225,9 @@ func Start(t testing.TB, o Options) *Suite {
 	wc.Polaris = s.Polaris.GRPCAddr()
 	wc.DataDir = t.TempDir() // its own polaris cache
 	wc.TLS = s.TLS("webgate")
+	if o.TraceEndpoint != "" {
+		wc.Tracing.TraceEndpoint, wc.TraceSampleRate = o.TraceEndpoint, 1
+	}
 	wc.DemoApp = DemoApp.AppID + ":" + DemoApp.APIKey + ":" + DemoApp.APISecret
 	if o.Webgate != nil {
 		o.Webgate(&wc)
@@ -241,6 +250,7 @@ func (s *Suite) AddLoader() *loader.Server {
 	c.WarmUp, c.HeartbeatInterval = 0, 200*time.Millisecond
 	c.DrainTimeout = 2 * time.Second
 	c.TLS = s.TLS("loader")
+	c.Tracing.TraceEndpoint = s.opts.TraceEndpoint
 	if s.opts.Loader != nil {
 		s.opts.Loader(i, &c)
 	}
