@@ -10,13 +10,15 @@
 //
 //	go build -ldflags "-X github.com/athenaserving/asf/libs/buildinfo.Version=1.4.0" ./cmd/loader
 //
-// The commit comes from the VCS stamp the go command embeds when it builds inside a git
-// checkout (runtime/debug.ReadBuildInfo: vcs.revision, vcs.modified); a build without it
-// (a source tree without .git, -buildvcs=false) reports "unknown".
+// The commit comes from the VCS stamp the go command embeds when it builds a module inside
+// a git checkout (runtime/debug.ReadBuildInfo: vcs.revision, vcs.modified). The go command
+// does not stamp builds in workspace mode (go.work), so the Makefile also sets Commit with
+// -X; a build with neither reports "unknown".
 package buildinfo
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -25,6 +27,10 @@ import (
 // Version is the release this binary is, set at link time with -ldflags -X (the Makefile's
 // VERSION); "dev" for an unreleased build.
 var Version = "dev"
+
+// Commit is the commit to report when the binary carries no VCS stamp, set at link time
+// with -ldflags -X (the Makefile's COMMIT); "" when not set.
+var Commit = ""
 
 // Info describes one build.
 type Info struct {
@@ -37,6 +43,9 @@ type Info struct {
 // Get returns the running binary's Info.
 func Get() Info {
 	info := Info{Version: Version, Commit: "unknown", GoVersion: runtime.Version()}
+	if Commit != "" {
+		info.Commit = Commit
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		info = fromBuildInfo(info, bi)
 	}
@@ -62,12 +71,26 @@ func fromBuildInfo(info Info, bi *debug.BuildInfo) Info {
 
 // String is the --version line of command name:
 // "webgate version 1.4.0 commit 6e176e5c… (modified) go1.26.0".
-func (i Info) String(name string) string {
+func (i Info) String(name string) string { return name + " version " + i.Short() }
+
+// Short is the line without the command: "1.4.0 commit 6e176e5c… (modified) go1.26.0"
+// (cobra's Version, which prints "<name> version <Version>").
+func (i Info) Short() string {
 	commit := i.Commit
 	if i.Modified {
 		commit += " (modified)"
 	}
-	return fmt.Sprintf("%s version %s commit %s %s", name, i.Version, commit, i.GoVersion)
+	return fmt.Sprintf("%s commit %s %s", i.Version, commit, i.GoVersion)
+}
+
+// PrintIfAsked writes command name's --version line to w and reports true when args ask
+// for the version; a command then exits 0.
+func PrintIfAsked(w io.Writer, name string, args []string) bool {
+	if !WantsVersion(args) {
+		return false
+	}
+	fmt.Fprintln(w, Get().String(name))
+	return true
 }
 
 // WantsVersion reports whether args ask for the version (-version or --version, before a

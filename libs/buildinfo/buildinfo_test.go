@@ -38,3 +38,12 @@ func TestWantsVersion(t *testing.T) {
 	require.False(t, WantsVersion([]string{"--versions"}))
 	require.False(t, WantsVersion(nil))
 }
+
+func TestPrintIfAsked(t *testing.T) {
+	var b strings.Builder
+	require.False(t, PrintIfAsked(&b, "asedemo", []string{"tts"}))
+	require.Empty(t, b.String())
+	require.True(t, PrintIfAsked(&b, "asedemo", []string{"--version"}))
+	require.Equal(t, Get().String("asedemo")+"\n", b.String())
+	require.Equal(t, "asedemo version "+Get().Short(), Get().String("asedemo"))
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/tools/asectl/internal/admin"
 	"github.com/athenaserving/asf/tools/asectl/internal/ctxfile"
 	"github.com/spf13/cobra"
@@ -116,8 +117,9 @@ func explain(err error) string {
 
 func (a *app) root() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "asectl",
-		Short: "Athena Serving's command line: engines, operations and calls",
+		Use:     "asectl",
+		Version: buildinfo.Get().Short(), // --version: "asectl version <version> commit <commit> <go>"
+		Short:   "Athena Serving's command line: engines, operations and calls",
 		Long: `asectl drives an engine from a new project to a served, signed call, and operates a
 running Athena Serving: services and their loaders, config, capability schemas and apps
 through polaris's admin API, and calls through the edge (webgate).

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/sdk/go/ase"
 )
 
@@ -33,9 +34,16 @@ func envOr(key, def string) string {
 }
 
 func main() {
+	if buildinfo.PrintIfAsked(os.Stdout, "asedemo", os.Args[1:]) {
+		return
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: asedemo tts|asr|digits [flags]")
 		os.Exit(2)
+	}
+	if a := os.Args[1]; a == "-h" || a == "-help" || a == "--help" {
+		fmt.Fprintln(os.Stderr, "usage: asedemo tts|asr|digits [flags] (asedemo <mode> --help lists the flags)")
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/tools/asfbench"
 	"github.com/athenaserving/asf/tools/asfbench/baseline"
 	"github.com/athenaserving/asf/tools/asfbench/scenario"
@@ -29,6 +30,9 @@ import (
 )
 
 func main() {
+	if buildinfo.PrintIfAsked(os.Stdout, "asfbench", os.Args[1:]) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
@@ -36,6 +40,9 @@ func main() {
 		err = serveBaseline(ctx, os.Stdin, os.Stdout)
 	} else {
 		err = run(ctx, os.Args[1:], os.Stderr)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the flags were printed
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "asfbench:", err)

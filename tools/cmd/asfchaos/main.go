@@ -17,10 +17,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/tools/chaos"
 )
 
 func main() {
+	if buildinfo.PrintIfAsked(os.Stdout, "asfchaos", os.Args[1:]) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {

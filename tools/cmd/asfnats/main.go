@@ -10,21 +10,33 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/libs/natsbus"
 )
 
 func main() {
+	if buildinfo.PrintIfAsked(os.Stdout, "asfnats", os.Args[1:]) {
+		return
+	}
 	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // the usage was printed
+		}
 		fmt.Fprintln(os.Stderr, "asfnats:", err)
 		os.Exit(1)
 	}
 }
 
 func run(args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(os.Stderr, "usage: asfnats init --dir DIR [--prefix asf] (asfnats init --help lists the flags)")
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "init" {
 		return fmt.Errorf("usage: asfnats init --dir DIR [--prefix asf]")
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/pki"
 )
@@ -27,6 +28,9 @@ import (
 var defaultServices = strings.Join(pki.Services, ",")
 
 func main() {
+	if buildinfo.PrintIfAsked(os.Stdout, "asfpki", os.Args[1:]) {
+		return
+	}
 	if err := run(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -53,6 +57,10 @@ func split(s string) []string {
 func run(args []string) error {
 	if len(args) == 0 {
 		return usage()
+	}
+	if a := args[0]; a == "-h" || a == "-help" || a == "--help" {
+		fmt.Fprintln(os.Stderr, usage())
+		return flag.ErrHelp
 	}
 	fs := flag.NewFlagSet("asfpki "+args[0], flag.ContinueOnError)
 	dir := fs.String("dir", "pki", "PKI directory: ca.crt, ca.key and <name>.crt/.key")

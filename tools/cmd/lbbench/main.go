@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lbpick"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
@@ -60,6 +61,9 @@ type Result struct {
 }
 
 func main() {
+	if buildinfo.PrintIfAsked(os.Stdout, "lbbench", os.Args[1:]) {
+		return
+	}
 	loaders := flag.Int("loaders", 1000, "synthetic loaders")
 	services := flag.Int("services", 50, "services the loaders are spread over")
 	duration := flag.Duration("duration", 10*time.Second, "pick phase length")

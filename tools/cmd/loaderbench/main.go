@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/loader"
@@ -96,9 +97,15 @@ func main() {
 		signal.Ignore(os.Interrupt)
 		os.Exit(loader.EngineWorkerMain(context.Background(), os.Args[2:], os.Getenv))
 	}
+	if buildinfo.PrintIfAsked(os.Stdout, "loaderbench", os.Args[1:]) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return // the flags were printed
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loaderbench:", err)
 		os.Exit(1)
