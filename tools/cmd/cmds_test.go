@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// tools are the binaries under tools/cmd checked here (asfrun has its own main_test).
-var tools = []string{"asedemo", "asfbench", "asfchaos", "asfnats", "asfpki", "lbbench", "loaderbench"}
+// tools are the binaries under tools/cmd.
+var tools = []string{"asedemo", "asfbench", "asfchaos", "asfnats", "asfpki", "asfrun", "lbbench", "loaderbench"}
 
 // TestHelpAndVersionExitZero builds every tool and runs it with --help (exit 0) and
 // --version (exit 0, "<name> version <v> commit <c> go<...>" on stdout).

@@ -18,10 +18,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/athenaserving/asf/libs/buildinfo"
 	"github.com/athenaserving/asf/tools/suite"
 )
 
 func main() {
+	if buildinfo.PrintIfAsked(os.Stdout, "asfrun", os.Args[1:]) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
