@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/libs/tracing"
-	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
