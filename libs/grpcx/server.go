@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
@@ -103,7 +104,7 @@ func logUnary(log zerolog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := h(ctx, req)
-		logCall(log, info.FullMethod, start, err)
+		logCall(ctx, log, info.FullMethod, start, err)
 		return resp, err
 	}
 }
@@ -112,15 +113,23 @@ func logStream(log zerolog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		start := time.Now()
 		err := h(srv, ss)
-		logCall(log, info.FullMethod, start, err)
+		logCall(ss.Context(), log, info.FullMethod, start, err)
 		return err
 	}
 }
 
-func logCall(log zerolog.Logger, method string, start time.Time, err error) {
+// logCall logs one call: at debug, or at warn with its code when it failed; a traced
+// call's line carries its trace id (tracing.LogField).
+func logCall(ctx context.Context, log zerolog.Logger, method string, start time.Time, err error) {
 	ev := log.Debug()
 	if err != nil {
 		ev = log.Warn().Err(err).Int("code", aserr.CodeOf(FromStatus(err)))
+	}
+	if !ev.Enabled() {
+		return
+	}
+	if id, ok := tracing.TraceID(ctx); ok {
+		ev = ev.Str(tracing.LogField, id)
 	}
 	ev.Str("method", method).Dur("took", time.Since(start)).Msg("grpc call")
 }
@@ -148,21 +157,23 @@ func newMetrics(service string, reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) observe(method string, start time.Time, err error) {
+// observe counts one call and its duration; a sampled call's duration carries its trace
+// id as exemplar.
+func (m *metrics) observe(ctx context.Context, method string, start time.Time, err error) {
 	m.calls.WithLabelValues(method, strconv.Itoa(aserr.CodeOf(FromStatus(err)))).Inc()
-	m.secs.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	tracing.Observe(ctx, m.secs.WithLabelValues(method), time.Since(start).Seconds())
 }
 
 func (m *metrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	resp, err := h(ctx, req)
-	m.observe(info.FullMethod, start, err)
+	m.observe(ctx, info.FullMethod, start, err)
 	return resp, err
 }
 
 func (m *metrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	start := time.Now()
 	err := h(srv, ss)
-	m.observe(info.FullMethod, start, err)
+	m.observe(ss.Context(), info.FullMethod, start, err)
 	return err
 }

@@ -1,13 +1,19 @@
 package grpcx
 
 import (
+	"bytes"
+	"context"
 	"net"
 	"slices"
 	"testing"
 
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/tracing"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -81,4 +87,51 @@ func TestReflectionListsAndDescribesServices(t *testing.T) {
 	resp, err = stream.Recv()
 	require.NoError(t, err)
 	require.NotEmpty(t, resp.GetFileDescriptorResponse().GetFileDescriptorProto())
+}
+
+// TestTracedCallExemplarAndLogLine checks that a traced call's duration carries its trace
+// id as exemplar and that its log line names the trace.
+func TestTracedCallExemplarAndLogLine(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	srvTP, err := tracing.New(tracing.Config{}, "test", tracing.Options{Exporter: exp})
+	require.NoError(t, err)
+	cliTP, err := tracing.New(tracing.Config{}, "client", tracing.Options{Exporter: exp, Root: sdktrace.AlwaysSample()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srvTP.Shutdown(context.Background()); _ = cliTP.Shutdown(context.Background()) })
+
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	s := NewServer("test", zerolog.New(&logs).Level(zerolog.DebugLevel), reg, TraceServer(srvTP)...)
+	s.SetServing(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(s.Stop)
+	cc, err := grpc.NewClient(ln.Addr().String(), append(TraceDial(cliTP), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cc.Close() })
+
+	ctx, span := cliTP.Tracer("test").Start(t.Context(), "caller")
+	_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	span.End()
+	require.NoError(t, err)
+	traceID := span.SpanContext().TraceID().String()
+
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var exemplars []string
+	for _, mf := range mfs {
+		if mf.GetName() != "asf_test_grpc_call_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, b := range m.GetHistogram().GetBucket() {
+				for _, l := range b.GetExemplar().GetLabel() {
+					exemplars = append(exemplars, l.GetName()+"="+l.GetValue())
+				}
+			}
+		}
+	}
+	require.Equal(t, []string{tracing.LogField + "=" + traceID}, exemplars)
+	require.Contains(t, logs.String(), `"`+tracing.LogField+`":"`+traceID+`"`)
 }

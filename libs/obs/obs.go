@@ -165,7 +165,10 @@ func NewAdmin(addr string, reg *prometheus.Registry, ready func() bool, opts ...
 		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// OpenMetrics when the scraper asks for it (Accept: application/openmetrics-text): only
+	// that format carries the latency histograms' exemplars (the trace id of a sampled
+	// request); the text format stays the default.
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})

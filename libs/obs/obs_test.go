@@ -86,3 +86,31 @@ func TestLoggerTimeIsRFC3339UTCWithMilliseconds(t *testing.T) {
 	require.Equal(t, 1, strings.Count(buf.String(), `"time"`))
 	require.Equal(t, 1, strings.Count(buf.String(), "\n"))
 }
+
+// TestMetricsServeExemplarsInOpenMetrics checks that a scraper asking for OpenMetrics gets
+// a histogram's exemplar (the trace id of a sampled request) and that the text format stays
+// the default.
+func TestMetricsServeExemplarsInOpenMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "asf_test_seconds", Help: "test", Buckets: []float64{1}})
+	reg.MustRegister(h)
+	h.(prometheus.ExemplarObserver).ObserveWithExemplar(0.5, prometheus.Labels{"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"})
+	a, err := NewAdmin("127.0.0.1:0", reg, nil)
+	require.NoError(t, err)
+	go func() { _ = a.Serve() }()
+	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+
+	req, err := http.NewRequest(http.MethodGet, "http://"+a.Addr()+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, resp.Header.Get("Content-Type"), "application/openmetrics-text")
+	require.Contains(t, string(body), `# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.5`)
+
+	_, text := get(t, "http://"+a.Addr()+"/metrics")
+	require.Contains(t, text, "asf_test_seconds_bucket")
+	require.NotContains(t, text, "trace_id", "the text format carries no exemplars")
+}
