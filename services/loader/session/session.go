@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/enginetrace"
 	"github.com/athenaserving/asf/services/loader/licence"
@@ -155,6 +156,10 @@ func (m *Manager) onceTraced(ctx context.Context, req engine.Request) (OnceResul
 // Open opens an engine session in a licence slot: 10110 at once when none is free, 10105
 // when a session with the same non-empty tag is open.
 func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (_ *Session, err error) {
+	// The caller's trace id (atom's call, webgate's request) joins the session's lines to
+	// the request's lines in the other services; taken before the session's own span, which
+	// without a caller's trace would be a root of a trace nobody records.
+	log := tracing.WithLog(ctx, m.log.With().Str("sid", p.Tag).Logger())
 	var span trace.Span // the session's span (tracing on)
 	var slot *licence.Slot
 	if m.spans != nil {
@@ -177,6 +182,7 @@ func (m *Manager) Open(ctx context.Context, p engine.SessionParams) (_ *Session,
 		ended: make(chan struct{}, 1), activity: make(chan struct{}, 1), done: make(chan struct{}),
 		ro:   newReorder(m.config().ReorderMax),
 		span: span,
+		log:  log,
 	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	switch {
@@ -279,7 +285,8 @@ type Session struct {
 	tag    string
 	expect []engine.Meta
 	eng    engine.Session
-	ro     *reorder // owned by run
+	ro     *reorder       // owned by run
+	log    zerolog.Logger // the manager's, with the sid and the caller's trace id
 
 	span    trace.Span      // the session's span; nil when tracing is off
 	spanCtx context.Context // holds span: the parent of the frame spans
@@ -470,7 +477,7 @@ loop:
 				break loop
 			}
 			if dropped {
-				s.m.log.Debug().Str("sid", s.tag).Int32("sync_id", f.SyncID).Msg("late frame after its gap was skipped: dropped")
+				s.log.Debug().Int32("sync_id", f.SyncID).Msg("late frame after its gap was skipped: dropped")
 			}
 			if err = write(ready); err != nil {
 				break loop
@@ -478,7 +485,7 @@ loop:
 			afterWrite()
 		case <-gap.C:
 			gapArmed = false
-			s.m.log.Debug().Str("sid", s.tag).Int("held", s.ro.pending()).Msg("sync_id gap: skipped")
+			s.log.Debug().Int("held", s.ro.pending()).Msg("sync_id gap: skipped")
 			if err = write(s.ro.skip(nil)); err != nil {
 				break loop
 			}
@@ -497,12 +504,12 @@ loop:
 	}
 	s.cancel(err) // unblocks emit callers; no-op when already cancelled
 	if cerr := s.eng.Close(); cerr != nil {
-		s.m.log.Warn().Err(cerr).Str("sid", s.tag).Msg("engine session destroy failed")
+		s.log.Warn().Err(cerr).Msg("engine session destroy failed")
 	}
 	s.slot.Release()
 	s.m.remove(s)
 	if err != nil && !errors.Is(err, context.Canceled) {
-		s.m.log.Debug().Err(err).Str("sid", s.tag).Msg("session ended with an error")
+		s.log.Debug().Err(err).Msg("session ended with an error")
 	}
 	s.err = err
 	if s.span != nil {
