@@ -18,6 +18,7 @@ import (
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/tlsx"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/polaris/config"
 	"github.com/athenaserving/asf/services/polaris/registry"
 	"github.com/athenaserving/asf/services/polaris/resource"
@@ -67,6 +68,10 @@ type Config struct {
 	// switch, which also allows NATS without authorization (an embedded server without
 	// nats-users, an external one without credentials), logged as a warning.
 	TLS tlsx.Config
+	// Tracing is trace export (trace-endpoint, trace-ca-file): a call whose caller sends a
+	// sampled trace context (webgate's OIP model lookups) gets a server span in that trace;
+	// polaris never starts a trace of its own.
+	Tracing tracing.Config
 }
 
 // maxConfigHistory bounds config-history.
@@ -155,6 +160,7 @@ type Server struct {
 	grpcLn net.Listener
 	grpc   *grpcx.Server
 	admin  *obs.Admin
+	tp     *tracing.Provider // flushed last by Shutdown
 
 	emb     *natsbus.Embedded
 	nc      *nats.Conn
@@ -188,19 +194,24 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (_ *Serve
 	if err != nil {
 		return nil, err
 	}
-	store, err := openBackend(context.Background(), cfg, log)
+	tp, err := tracing.New(cfg.Tracing, "polaris", tracing.Options{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("polaris: %w", err)
 	}
 	// On any error below, release what was opened so far, last first.
 	var undo lifecycle.Stack
 	defer undo.CloseIf(&err)
+	undo.Push(func() error { return tp.Shutdown(context.Background()) })
+	store, err := openBackend(context.Background(), cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	undo.Push(store.close)
 	reg, err := registry.New(context.Background(), store.reg, registry.Options{TTL: cfg.TTL})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, store: store, center: config.New(store.cfg, config.Options{History: cfg.ConfigHistory}),
+	s := &Server{cfg: cfg, log: log, promReg: promReg, reg: reg, store: store, tp: tp, center: config.New(store.cfg, config.Options{History: cfg.ConfigHistory}),
 		res: resource.New(store.res, resource.Options{MaxSize: cfg.ResourceMax})}
 	s.natsURL.Store("")
 
@@ -220,7 +231,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (_ *Serve
 	s.admin.Handle("/v1/registry", http.HandlerFunc(s.serveRegistry))
 	s.admin.Handle("/v1/config/applied", http.HandlerFunc(s.serveApplied))
 
-	s.grpc = grpcx.NewServer("polaris", log, promReg, tlsx.ServerOption(tb))
+	s.grpc = grpcx.NewServer("polaris", log, promReg, append(grpcx.TraceServer(tp), tlsx.ServerOption(tb))...)
 	s.registerGRPC()
 	s.registerMetrics()
 	return s, nil
@@ -332,7 +343,8 @@ func (s *Server) Resources() *resource.Service { return s.res }
 // admin and console shutdown begin; (3) close every registry, config and resource watcher, so Watch streams
 // and the publisher end and GracefulStop can finish (Stop when ctx ends); (4) stop the
 // TTL sweeper and the store watches and wait for every goroutine; (5) drain the NATS
-// connection; (6) stop the embedded NATS server; (7) close the store.
+// connection; (6) stop the embedded NATS server; (7) close the store; (8) flush the
+// spans of the last calls and stop the trace exporter.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
 	return s.stopErr
@@ -345,7 +357,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.grpc.Stop()
 		_ = s.grpcLn.Close()
 		_ = s.cons.ln.Close()
-		return errors.Join(s.admin.Shutdown(ctx), s.cons.srv.Shutdown(ctx), s.store.close())
+		return errors.Join(s.admin.Shutdown(ctx), s.cons.srv.Shutdown(ctx), s.store.close(), s.tp.Shutdown(ctx))
 	}
 	var adminErr error
 	lifecycle.StopWithin(ctx, s.grpc, func() {
@@ -366,7 +378,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.relay.Stop()
 	}
 	natsErr := s.stopNATS(ctx)
-	return errors.Join(adminErr, natsErr, s.store.close())
+	return errors.Join(adminErr, natsErr, s.store.close(), s.tp.Shutdown(ctx))
 }
 
 // startNATS starts the embedded NATS server when configured, with the users of

@@ -179,6 +179,7 @@ func Start(t testing.TB, o Options) *Suite {
 	pc.NATSUsers = s.NATSDir
 	pc.TLS = s.TLS("polaris")
 	pc.AdminToken = AdminToken
+	pc.Tracing.TraceEndpoint = o.TraceEndpoint
 	var err error
 	s.Polaris, err = polaris.New(pc, s.logger("polaris"), s.reg("polaris"))
 	check(t, "polaris", err)

@@ -223,6 +223,44 @@ func TestTracesInJaeger(t *testing.T) {
 		}
 	})
 
+	// An OIP model-ready probe is the request that asks polaris: webgate's lookup is a
+	// client span whose context reaches polaris, whose server span joins the trace. (A once
+	// request or a session never asks polaris: the registry reaches lbclient by watch.)
+	t.Run("OIP model ready reaches polaris", func(t *testing.T) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL()+"/v2/models/echo/ready", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asetest.SignHeaders(req, nil, suitetest.DemoApp, time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("ready: HTTP %d", resp.StatusCode)
+		}
+		id := resp.Header.Get("X-Asf-Trace-Id")
+		web := &hop{service: "webgate", op: "oip ready", kind: "server"}
+		lookup := &hop{service: "webgate", op: "polaris list", kind: "client", parent: web}
+		pol := &hop{service: "polaris", op: "asf.polaris.v1.Registry/List", kind: "server", parent: lookup}
+		hops := []*hop{web, lookup, pol}
+		tr := j.WaitTrace(t, id, traceWait, complete(hops))
+		if got := strings.Join(tr.Services(), ","); got != "polaris,webgate" {
+			t.Errorf("services %s, want polaris,webgate\n%s", got, tr)
+		}
+		for _, h := range hops[1:] {
+			for _, sp := range h.spans(tr) {
+				if p := tr.Parent(sp); p == nil || !contains(h.parent.spans(tr), p) {
+					t.Errorf("%s is not a child of %s\n%s", h, h.parent, tr)
+				}
+			}
+		}
+		if len(tr.Spans) != len(hops) {
+			t.Errorf("%d spans, want %d\n%s", len(tr.Spans), len(hops), tr)
+		}
+	})
+
 	// A client's traceparent gives the trace id and the parent of webgate's span; its
 	// sampled flag does not decide (webgate's rate 1 does), so "-00" is recorded too.
 	for _, flags := range []string{"01", "00"} {
