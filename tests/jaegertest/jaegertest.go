@@ -218,7 +218,7 @@ func start(bin, config, logPath string, ports []int) (*Jaeger, func(), error) {
 		}
 	}
 	j := &Jaeger{endpoint: otlp, queryURL: "http://" + queryAddr,
-		http: &http.Client{Timeout: 5 * time.Second}}
+		http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	if err := testpoll.Check(10*time.Second, 20*time.Millisecond, func() error {
 		_, err := j.Services(context.Background())
 		return err
