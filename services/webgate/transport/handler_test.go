@@ -120,6 +120,12 @@ func startGate(t testing.TB, tweak func(*Options)) *edge {
 // startGateWith starts a gate whose atom is atom (fake, or a server built around it).
 func startGateWith(t testing.TB, fake *fakeAtom, atom atompb.AtomServer, tweak func(*Options)) *edge {
 	t.Helper()
+	return startGateLogged(t, fake, atom, tweak, zerolog.New(zerolog.NewTestWriter(t)))
+}
+
+// startGateLogged is startGateWith with the gate's logger.
+func startGateLogged(t testing.TB, fake *fakeAtom, atom atompb.AtomServer, tweak func(*Options), log zerolog.Logger) *edge {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	gs := grpc.NewServer()
@@ -136,7 +142,7 @@ func startGateWith(t testing.TB, fake *fakeAtom, atom atompb.AtomServer, tweak f
 		tweak(&opts)
 	}
 	reg := prometheus.NewRegistry()
-	h, err := NewHandler(atompb.NewAtomClient(cc), opts, zerolog.New(zerolog.NewTestWriter(t)), reg)
+	h, err := NewHandler(atompb.NewAtomClient(cc), opts, log, reg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
