@@ -256,4 +256,20 @@ func BenchmarkPythonOnce(b *testing.B) {
 			}
 		}
 	})
+	// 64 callers over one worker per CPU, as the suite's c=64 Python identity run: ns/op is
+	// the pool's time per call at that load (its inverse the calls per second).
+	b.Run("worker-python-identity-c64", func(b *testing.B) {
+		e := startEngine(b, repoPath(b, "examples/engines/python-echo"), runtime.NumCPU(), nil)
+		b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			ctx := context.Background()
+			for pb.Next() {
+				if _, err := e.Once(ctx, req); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
