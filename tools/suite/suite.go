@@ -1,6 +1,7 @@
 // Package suite starts the whole Athena Serving suite as separate processes from built
-// binaries — polaris (with embedded NATS), lbclient, loaders, atom, webgate — waits until
-// each is ready, and stops them in reverse order. `make run` (asfrun) and the benchmark
+// binaries — Jaeger (the trace backend, when asked for), polaris (with embedded NATS),
+// lbclient, loaders, atom, webgate — waits until each is ready, and stops them in reverse
+// order. `make run` (asfrun) and the benchmark
 // harness use it; the in-process equivalent for tests is tests/suitetest.
 //
 //	s, err := suite.Start(ctx, suite.Options{BinDir: "bin", Loaders: 2, Engine: "echo"})
@@ -79,6 +80,19 @@ type Options struct {
 	// PKIDir holds the internal CA and one certificate per service (and asfctl for the
 	// tools), generated on the first start and reused afterwards (default DataDir/pki).
 	PKIDir string
+	// Jaeger starts Jaeger v2 (JaegerBin, built by scripts/jaeger.sh) first, with
+	// JaegerConfig, and gives every service its OTLP endpoint as --trace-endpoint. With
+	// FixedPorts it listens on 127.0.0.1:4317 (OTLP/gRPC) and the UI on 127.0.0.1:16686.
+	Jaeger bool
+	// JaegerBin is the Jaeger binary (default BinDir/jaeger); JaegerConfig its config
+	// (default deploy/jaeger/config.yaml of the repository holding BinDir).
+	JaegerBin, JaegerConfig string
+	// TraceEndpoint is an OTLP/gRPC endpoint (host:port) given to every service as
+	// --trace-endpoint when Jaeger is off ("" and no Jaeger: tracing off).
+	TraceEndpoint string
+	// TraceSampleRate is webgate's --trace-sample-rate (0-1) while tracing is on ("":
+	// webgate's default).
+	TraceSampleRate string
 }
 
 // PKIInstance is the instance name of the suite's certificates: every process runs on
@@ -167,6 +181,9 @@ type Suite struct {
 	// adminToken is the polaris admin token of this start (polaris admin-token): schema
 	// pushes and other admin operations need it.
 	adminToken string
+	// flagsMu guards flags: whether a binary lists a flag in its --help (hasFlag).
+	flagsMu sync.Mutex
+	flags   map[string]bool
 }
 
 const readyTimeout = 60 * time.Second
@@ -228,6 +245,11 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 			return nil, fmt.Errorf("suite: %w", err)
 		}
 	}
+	if o.Jaeger {
+		if err := o.jaegerAvailable(); err != nil {
+			return nil, fmt.Errorf("suite: %w", err)
+		}
+	}
 	s := &Suite{opts: o}
 	if err := s.startAll(ctx); err != nil {
 		_ = s.Stop(context.Background())
@@ -256,6 +278,11 @@ func (s *Suite) startAll(ctx context.Context) error {
 	demoFile, err := writeSecret(secrets, "webgate-demo-app", o.App.AppID+":"+o.App.APIKey+":"+o.App.APISecret)
 	if err != nil {
 		return err
+	}
+	if o.Jaeger {
+		if err := s.startJaeger(ctx); err != nil {
+			return err
+		}
 	}
 	pol, err := s.start(ctx, "polaris", "polaris",
 		"--grpc-listen", s.listen(6868), "--admin-listen", s.listen(6869), "--nats-listen", s.listen(4222),
@@ -350,7 +377,7 @@ func (s *Suite) start(ctx context.Context, name, bin string, args ...string) (*P
 
 // startIn is start with the process's working directory set to dir ("" = this process's).
 func (s *Suite) startIn(ctx context.Context, name, dir, bin string, args ...string) (*Proc, error) {
-	args = append(append(args, "--log-level", s.opts.LogLevel), s.tlsArgs(bin)...)
+	args = append(append(append(args, "--log-level", s.opts.LogLevel), s.tlsArgs(bin)...), s.traceArgs(bin)...)
 	return s.launch(ctx, name, dir, bin, args, os.Create)
 }
 

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/tools/asfbench"
 )
 
@@ -41,10 +45,22 @@ func TestSuiteProcesses(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// With bin/jaeger built (make jaeger), Jaeger starts first, as in make run.
+	jaeger := filepath.Join(root, "bin", "jaeger")
+	_, noJaeger := os.Stat(jaeger)
+	if noJaeger != nil && os.Getenv("ASF_JAEGER_REQUIRED") == "1" {
+		t.Fatalf("ASF_JAEGER_REQUIRED=1: %v", noJaeger)
+	}
 	s, err := Start(ctx, Options{BinDir: bin, Loaders: 2, LogDir: t.TempDir(),
-		Schemas: []string{filepath.Join(root, "examples", "engines", "digits", "schema_digits.json")}})
+		Schemas: []string{filepath.Join(root, "examples", "engines", "digits", "schema_digits.json")},
+		Jaeger:  noJaeger == nil, JaegerBin: jaeger, TraceSampleRate: "1"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if noJaeger == nil {
+		checkJaeger(t, s)
+	} else {
+		t.Logf("without Jaeger: %v", noJaeger)
 	}
 	t.Cleanup(func() {
 		if err := s.Stop(context.Background()); err != nil {
@@ -80,6 +96,27 @@ func TestSuiteProcesses(t *testing.T) {
 	if r.Payload["input"]["text"] != "aGVsbG8gYXRoZW5h" {
 		t.Fatalf("echo payload: %s", b)
 	}
+	if noJaeger == nil && s.hasFlag("webgate", "trace-endpoint") {
+		// Every request is sampled (TraceSampleRate 1): webgate's spans reach Jaeger.
+		testpoll.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+			var sv struct {
+				Data []string `json:"data"`
+			}
+			resp, err := http.Get(s.JaegerURL() + "/api/services")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if err := json.NewDecoder(resp.Body).Decode(&sv); err != nil {
+				return err
+			}
+			if !slices.Contains(sv.Data, "webgate") {
+				return fmt.Errorf("Jaeger lists no webgate spans yet: %v", sv.Data)
+			}
+			t.Logf("Jaeger lists spans of %v", sv.Data)
+			return nil
+		})
+	}
 
 	// Stop is ordered and clean: every process exits on SIGTERM.
 	if err := s.Stop(ctx); err != nil {
@@ -87,5 +124,42 @@ func TestSuiteProcesses(t *testing.T) {
 	}
 	for _, p := range s.Procs() {
 		t.Errorf("%s still listed after Stop", p.Name)
+	}
+}
+
+// checkJaeger: the suite's Jaeger answers its query API, and every service whose binary
+// has --trace-endpoint was given Jaeger's OTLP endpoint.
+func checkJaeger(t *testing.T, s *Suite) {
+	t.Helper()
+	ui, ep := s.JaegerURL(), s.TraceEndpoint()
+	if ui == "" || ep == "" {
+		t.Fatalf("Jaeger started but JaegerURL %q, TraceEndpoint %q", ui, ep)
+	}
+	resp, err := http.Get(ui + "/api/services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("Jaeger %s/api/services: %s", ui, resp.Status)
+	}
+	procs := s.Procs()
+	var traced []string
+	defer func() { t.Logf("Jaeger %s; given --trace-endpoint %s: %v", ui, ep, traced) }()
+	if procs[0].Name != JaegerName {
+		t.Errorf("first process %s, want jaeger (stopped last)", procs[0].Name)
+	}
+	for _, p := range procs[1:] {
+		svc := filepath.Base(p.Cmd.Path)
+		i := slices.Index(p.args, "--trace-endpoint")
+		if i >= 0 {
+			traced = append(traced, p.Name)
+		}
+		switch {
+		case s.hasFlag(svc, "trace-endpoint") && (i < 0 || p.args[i+1] != ep):
+			t.Errorf("%s: args %v lack --trace-endpoint %s", p.Name, p.args, ep)
+		case !s.hasFlag(svc, "trace-endpoint") && i >= 0:
+			t.Errorf("%s has no --trace-endpoint flag but got it: %v", p.Name, p.args)
+		}
 	}
 }

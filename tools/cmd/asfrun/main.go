@@ -39,7 +39,8 @@ type config struct {
 	bin, logDir, level, demo string
 	loaders, licence         int
 	atoms, lbclients         int
-	free                     bool
+	free, jaeger             bool
+	traceEndpoint, sample    string
 	engines, services        listFlag
 	engineArgs, python       string
 }
@@ -69,6 +70,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.logDir, "logs", ".run/logs", "directory for the services' logs (state goes to its sibling data/)")
 	fs.BoolVar(&c.free, "free-ports", false, "use free ports instead of the default ones")
 	fs.StringVar(&c.level, "log-level", "info", "log level of every service")
+	fs.BoolVar(&c.jaeger, "jaeger", true, "start Jaeger (the trace backend and UI) from <bin>/jaeger when it is built (make jaeger), and send every service's spans to it")
+	fs.StringVar(&c.sample, "trace-sample-rate", "1", "share (0-1) of requests webgate traces while tracing is on (locally every one, so each shows in the UI)")
+	fs.StringVar(&c.traceEndpoint, "trace-endpoint", "", "OTLP/gRPC endpoint (host:port) of your own trace collector for every service, instead of Jaeger")
 	fs.StringVar(&c.demo, "engines", "tts,asr,digits", "demo engines to start beside echo (those that are built)")
 	fs.Var(&c.engines, "engine", "your engine: a C engine .so, a wrapper.py or its directory, an aiges.toml, or a forward spec (repeatable or comma-separated)")
 	fs.Var(&c.services, "engine-service", "service name of each --engine, in order (default: from its aiges.toml, schema, wrapper serviceId, or file name)")
@@ -142,13 +146,33 @@ func start(ctx context.Context, c config, stdout io.Writer) (*suite.Suite, error
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintln(stdout, "starting polaris (with embedded NATS), lbclients, loaders, atoms and webgate ...")
-	s, err := suite.Start(ctx, suite.Options{BinDir: c.bin, Loaders: c.loaders, Engine: "echo", Licence: c.licence,
-		Atoms: c.atoms, LBClients: c.lbclients, LogDir: c.logDir, DataDir: dataDir, FixedPorts: !c.free, LogLevel: c.level, Extra: extra, Schemas: schemas, App: app})
+	o := suite.Options{BinDir: c.bin, Loaders: c.loaders, Engine: "echo", Licence: c.licence,
+		Atoms: c.atoms, LBClients: c.lbclients, LogDir: c.logDir, DataDir: dataDir, FixedPorts: !c.free, LogLevel: c.level, Extra: extra, Schemas: schemas, App: app,
+		TraceEndpoint: c.traceEndpoint, TraceSampleRate: c.sample}
+	traces := "traces off: make jaeger builds bin/jaeger, the trace backend and UI"
+	switch {
+	case c.traceEndpoint != "":
+		traces = "spans to " + c.traceEndpoint + " (OTLP/gRPC)"
+	case !c.jaeger:
+		traces = "traces off (--jaeger=false)"
+	default:
+		if _, err := os.Stat(o.JaegerBinary()); err == nil {
+			o.Jaeger = true
+		}
+	}
+	if o.Jaeger {
+		fmt.Fprintln(stdout, "starting Jaeger, polaris (with embedded NATS), lbclients, loaders, atoms and webgate ...")
+	} else {
+		fmt.Fprintln(stdout, "starting polaris (with embedded NATS), lbclients, loaders, atoms and webgate ...")
+	}
+	s, err := suite.Start(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	printUsage(stdout, s, c.bin, extra, skipped, users)
+	if u := s.JaegerURL(); u != "" {
+		traces = fmt.Sprintf("%s/   (Jaeger UI; OTLP/gRPC %s)", u, s.TraceEndpoint())
+	}
+	printUsage(stdout, s, c.bin, traces, extra, skipped, users)
 	return s, nil
 }
 
@@ -219,7 +243,7 @@ func demoEngines(bin, names string, taken map[string]bool) (extra []suite.Loader
 	return extra, schemas, skipped
 }
 
-func printUsage(w io.Writer, s *suite.Suite, bin string, extra []suite.Loader, skipped []string, users []*suite.UserEngine) {
+func printUsage(w io.Writer, s *suite.Suite, bin, traces string, extra []suite.Loader, skipped []string, users []*suite.UserEngine) {
 	url := s.WebgateURL()
 	app := s.App()
 	keys := fmt.Sprintf("--app-id %s --api-key %s --api-secret %s", app.AppID, app.APIKey, app.APISecret)
@@ -234,6 +258,7 @@ Athena Serving is up.
   lbclient %s
   polaris  %s      (NATS %s)
   console  %s      admin token: %s
+  traces   %s
   loaders  %v
   logs     %s
 
@@ -254,7 +279,7 @@ Operate it (services, top, config, schemas, apps; docs/asectl.md):
 
 %s%s
 Metrics: curl http://%s/metrics     Ctrl-C stops everything.
-`, url, strings.Join(s.AtomAddrs(), ", "), strings.Join(s.LBAddrs(), ", "), s.PolarisAddr(), s.NATSURL(), s.ConsoleURL(), token, s.LoaderAddrs(), s.LogDir(),
+`, url, strings.Join(s.AtomAddrs(), ", "), strings.Join(s.LBAddrs(), ", "), s.PolarisAddr(), s.NATSURL(), s.ConsoleURL(), token, traces, s.LoaderAddrs(), s.LogDir(),
 		app.AppID, app.APIKey, app.APISecret,
 		bin, url, keys, bin, url, keys, app.AppID,
 		bin, url, keys, bin, strings.TrimSuffix(s.ConsoleURL(), "/ui/"), token, url, s.PolarisAddr(), engineUsage(bin, url, keys, app.AppID, users), demoUsage(bin, url, keys, extra, skipped), s.AdminAddrs()["webgate"][0])
