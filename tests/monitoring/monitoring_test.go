@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -212,4 +213,43 @@ func TestAlertRules(t *testing.T) {
 		require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
 		t.Logf("promtool %s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
 	}
+}
+
+// TestDashboardQueriesParse: promtool parses every dashboard query, with Grafana's
+// variables replaced ($__rate_interval by 1m, the filter variables by .*), as a recording
+// rule of a throw-away rules file.
+func TestDashboardQueriesParse(t *testing.T) {
+	root := repoRoot(t)
+	bin := promtool(t, root)
+	files, err := filepath.Glob(filepath.Join(root, "deploy", "grafana", "*.json"))
+	require.NoError(t, err)
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$capability", ".*", "$service", ".*")
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboards\n    rules:\n")
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var d struct {
+			Panels []struct {
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		require.NoError(t, json.Unmarshal(b, &d))
+		for _, p := range d.Panels {
+			for _, q := range p.Targets {
+				expr, err := json.Marshal(vars.Replace(q.Expr)) // a JSON string is a YAML string
+				require.NoError(t, err)
+				n++
+				rules.WriteString("      - record: dashboard_query_" + strconv.Itoa(n) + "\n        expr: " + string(expr) + "\n")
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "dashboards.yml")
+	require.NoError(t, os.WriteFile(path, []byte(rules.String()), 0o644))
+	out, err := exec.Command(bin, "check", "rules", path).CombinedOutput()
+	require.NoError(t, err, "promtool check rules on the dashboards' queries:\n%s", out)
+	require.Contains(t, string(out), strconv.Itoa(n)+" rules found")
 }
