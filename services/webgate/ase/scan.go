@@ -204,6 +204,25 @@ type wireKV struct {
 	paramMap  map[string]json.RawMessage
 	payload   []payloadItem
 	seen      uint8
+
+	// The fast path's members and items go into these arrays while they fit, so that a
+	// typical frame's envelope takes no allocation of its own: kvs[:used] are taken.
+	kvs   [16]kv
+	used  int
+	items [2]payloadItem
+}
+
+// spareKVs returns the unused part of w.kvs to append an object's members to.
+func (w *wireKV) spareKVs() []kv { return w.kvs[w.used:w.used] }
+
+// took records that fields, appended to spareKVs, hold n members: they stay in w.kvs
+// unless they outgrew it.
+func (w *wireKV) took(n int) {
+	if w.used+n <= len(w.kvs) {
+		w.used += n
+	} else {
+		w.used = len(w.kvs)
+	}
 }
 
 const (
@@ -233,10 +252,11 @@ type keySet struct {
 const linearSetMax = 16
 
 // seen reports whether key is among the n keys that key(i) returns, and remembers key.
-func (s *keySet) seen(n int, key func(i int) string, k string) bool {
+// k is compared in place and copied only into the map.
+func (s *keySet) seen(n int, key func(i int) string, k []byte) bool {
 	if s.m == nil && n < linearSetMax {
 		for i := 0; i < n; i++ {
-			if key(i) == k {
+			if key(i) == string(k) {
 				return true
 			}
 		}
@@ -248,10 +268,10 @@ func (s *keySet) seen(n int, key func(i int) string, k string) bool {
 			s.m[key(i)] = struct{}{}
 		}
 	}
-	if _, dup := s.m[k]; dup {
+	if _, dup := s.m[string(k)]; dup {
 		return true
 	}
-	s.m[k] = struct{}{}
+	s.m[string(k)] = struct{}{}
 	return false
 }
 
@@ -262,7 +282,7 @@ func scanKVs(b []byte, i, depth int, dst []kv) (int, []kv, bool) {
 	keyAt := func(j int) string { return dst[base+j].key }
 	end, ok := scanObject(b, i, depth, func(key []byte, start int) (int, bool) {
 		end, ok := scanValue(b, start, depth+1)
-		if !ok || set.seen(len(dst)-base, keyAt, string(key)) {
+		if !ok || set.seen(len(dst)-base, keyAt, key) {
 			return 0, false
 		}
 		dst = append(dst, kv{key: internKey(key), raw: b[start:end]})
@@ -297,8 +317,9 @@ func scanRequest(data []byte, w *wireKV) bool {
 		w.seen |= bit
 		switch bit {
 		case seenHeader:
-			end, header, ok := scanKVs(data, start, 1, w.header)
+			end, header, ok := scanKVs(data, start, 1, w.spareKVs())
 			w.header = header
+			w.took(len(header))
 			return end, ok
 		case seenParameter:
 			end, ok := scanValue(data, start, 1)
@@ -313,12 +334,15 @@ func scanRequest(data []byte, w *wireKV) bool {
 			if start >= len(data) || data[start] != '{' {
 				return 0, false
 			}
-			n := string(name)
-			if names.seen(len(w.payload), func(j int) string { return w.payload[j].name }, n) {
+			if names.seen(len(w.payload), func(j int) string { return w.payload[j].name }, name) {
 				return 0, false
 			}
-			end, fields, ok := scanKVs(data, start, 2, make([]kv, 0, 8))
-			w.payload = append(w.payload, payloadItem{name: n, fields: fields})
+			end, fields, ok := scanKVs(data, start, 2, w.spareKVs())
+			w.took(len(fields))
+			if w.payload == nil {
+				w.payload = w.items[:0]
+			}
+			w.payload = append(w.payload, payloadItem{name: internKey(name), fields: fields})
 			return end, ok
 		})
 	})
@@ -350,6 +374,8 @@ func internKey(b []byte) string {
 		return dataFieldName(b)
 	case "uid":
 		return "uid"
+	case "input":
+		return "input"
 	case "cid":
 		return "cid"
 	}
@@ -377,6 +403,49 @@ func DecodeJSON(data []byte) (v any, ok bool) {
 	return v, true
 }
 
+// decodeObject decodes the object at b[i] == '{' as scanObject reads it (a loop of its
+// own: a member callback would cost an allocation per object).
+func decodeObject(b []byte, i, depth int) (any, int, bool) {
+	if depth > maxScanDepth {
+		return nil, 0, false
+	}
+	m := map[string]any{}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return m, i + 1, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, 0, false
+		}
+		end, ok := scanString(b, i)
+		if !ok {
+			return nil, 0, false
+		}
+		key := b[i+1 : end-1]
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, 0, false
+		}
+		v, end, ok := decodeValue(b, skipWS(b, i+1), depth+1)
+		if !ok {
+			return nil, 0, false
+		}
+		m[internKey(key)] = v
+		i = skipWS(b, end)
+		if i >= len(b) {
+			return nil, 0, false
+		}
+		if b[i] == '}' {
+			return m, i + 1, true
+		}
+		if b[i] != ',' {
+			return nil, 0, false
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
 func decodeValue(b []byte, i, depth int) (any, int, bool) {
 	if i >= len(b) || depth > maxScanDepth {
 		return nil, 0, false
@@ -389,15 +458,7 @@ func decodeValue(b []byte, i, depth int) (any, int, bool) {
 		}
 		return string(b[i+1 : end-1]), end, true
 	case c == '{':
-		m := map[string]any{}
-		end, ok := scanObject(b, i, depth, func(key []byte, start int) (int, bool) {
-			v, end, ok := decodeValue(b, start, depth+1)
-			if ok {
-				m[internKey(key)] = v
-			}
-			return end, ok
-		})
-		return m, end, ok
+		return decodeObject(b, i, depth)
 	case c == '[':
 		a := []any{}
 		i = skipWS(b, i+1)
