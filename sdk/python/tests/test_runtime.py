@@ -66,6 +66,66 @@ class TestProtocol(unittest.TestCase):
         with self.assertRaises(P.Malformed):
             P.read_frame(io.BytesIO(b"\x00\x00\x00\x01" + b"\x00" * 9))
 
+    def test_frame_reader(self):
+        """FrameReader returns the same frames however the bytes arrive: many frames in one
+        recv, a frame split over several, a frame larger than its buffer."""
+        big = b"b" * (P.READ_BUFFER * 2 + 3)
+        frames = [(P.MSG_ONCE, 1 << 40, b"body"), (P.MSG_FINI, 2, b""), (P.MSG_ONCE, 3, big), (P.MSG_OK, 4, b"x")]
+        wire = b"".join(P.frame(*f) for f in frames)
+        for chunk in (len(wire), 1, 7, 4096):
+            a, b = socket.socketpair()
+            self.addCleanup(a.close)
+            self.addCleanup(b.close)
+            sender = threading.Thread(target=lambda: [a.sendall(wire[i:i + chunk]) for i in range(0, len(wire), chunk)] and a.shutdown(socket.SHUT_WR))
+            sender.start()
+            r = P.FrameReader(b)
+            got = []
+            while True:
+                f = r.read()
+                if f is None:
+                    break
+                got.append(f)
+            sender.join()
+            self.assertEqual(got, frames, "chunk %d" % chunk)
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        a.sendall(P.frame(P.MSG_ONCE, 1, b"one") + P.frame(P.MSG_ONCE, 2, b"two"))
+        r = P.FrameReader(b)
+        self.assertFalse(r.pending())
+        self.assertEqual(r.read(), (P.MSG_ONCE, 1, b"one"))
+        self.assertTrue(r.pending(), "the second frame came in the same recv")
+        self.assertEqual(r.read(), (P.MSG_ONCE, 2, b"two"))
+        self.assertFalse(r.pending())
+        a.sendall(P.frame(P.MSG_ONCE, 3, b"body")[:-1])
+        a.shutdown(socket.SHUT_WR)
+        with self.assertRaises(EOFError):
+            r.read()
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        a.sendall(b"\x00\x00\x00\x01" + b"\x00" * 9)
+        with self.assertRaises(P.Malformed):
+            P.FrameReader(b).read()
+
+    def test_decode_request_matches_decoder(self):
+        """decode_request decodes what Decoder.request does and rejects what it rejects."""
+        req = {"tag": "t\u00e9", "headers": {"a": "b", "c": ""}, "params": {"x": "y"},
+               "expect": [("o", 1, {"k": "v"}), ("p", 0, {})],
+               "inputs": [("text", 0, {}, b"x" * 300), ("audio", 2, {"rate": "16000"}, b""), ("z", 3, {"q": "r"}, b"\xff")],
+               "psr": [7, 9]}
+        for r in ({}, req):
+            body = P.encode_request(r)
+            d = P.Decoder(body)
+            want = d.request()
+            d.done()
+            self.assertEqual(P.decode_request(body), want)
+            for cut in range(len(body)):
+                with self.assertRaises(P.Malformed):
+                    P.decode_request(body[:cut])
+            with self.assertRaises(P.Malformed):
+                P.decode_request(body + b"\x00")
+
     def test_malformed_body(self):
         body = P.encode_request({"inputs": [("in", 1, {}, b"abc")]})
         for i in range(len(body)):
@@ -159,6 +219,20 @@ class TestRuntime(unittest.TestCase):
         mt, mid, body = P.read_frame(c.rfile)
         self.assertEqual((mt, mid), (P.MSG_OK, 2))
         self.assertEqual(c.call(P.MSG_ONCE, 4, P.encode_request({"inputs": [("again", 0, {}, b"a")]}))[0], "ok")
+
+    def test_reply_not_held_behind_a_slow_call(self):
+        """Frames that arrive together have their replies written together, but a reply
+        held back for the next frame's is written when that call turns out slow."""
+        c = Conn(self, WRAPPER)
+        self.assertEqual(c.call(P.MSG_INIT, 1, P.encode_map({}))[0], "ok")
+        c.parent.settimeout(10)  # a held reply fails the test instead of hanging it
+        c.parent.sendall(P.frame(P.MSG_ONCE, 2, P.encode_request({"inputs": [("fast", 0, {}, b"f")]})) +
+                         P.frame(P.MSG_ONCE, 3, P.encode_request({"inputs": [("slow", 0, {}, b"s")]})))
+        mt, mid, body = P.read_frame(c.rfile)
+        self.assertEqual((mt, mid), (P.MSG_OK, 2), "the reply before a slow call was held up")
+        c.rt.wrapper.release.set()
+        mt, mid, body = P.read_frame(c.rfile)
+        self.assertEqual((mt, mid), (P.MSG_OK, 3))
 
     def test_slow_inline_call_hands_reading_over(self):
         self._slow_call_does_not_block(WRAPPER)

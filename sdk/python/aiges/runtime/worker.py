@@ -36,6 +36,10 @@ ERR_INVALID_OP = 10003
 # reading is handed to another thread.
 INLINE_HANDOFF = 0.001
 
+# OUT_LIMIT bounds the replies held back while further frames are already buffered
+# (bytes); more are written at once.
+OUT_LIMIT = 1 << 16
+
 
 class EngineError(Exception):
     """An error with an engine code, sent back to the loader."""
@@ -127,7 +131,15 @@ class Runtime(object):
         self.stopped = False
         self.done = threading.Event()
         self.end_error = None
-        self.rfile = None
+        self.reader = None
+        # Replies held back (frames, their size) while the reading thread has a further
+        # whole frame buffered: written together, in order, with the next reply sent
+        # without holding back or before a reader waits for input (also the reader that
+        # takes over from a long call). Guarded by wlock; batch_thread is the thread
+        # whose replies are held back (None: nobody's).
+        self.out = []
+        self.out_len = 0
+        self.batch_thread = None
         self.wrapper = None
         self.load_error = None
         self.slock = threading.Lock()
@@ -151,9 +163,29 @@ class Runtime(object):
 
     # --- transport --------------------------------------------------------------------
     def send(self, msg_type, ident, body=b""):
-        data = P.frame(msg_type, ident, body)
+        self.send_frame(P.frame(msg_type, ident, body))
+
+    def send_frame(self, data):
+        """Writes one encoded frame (or holds it back, see out)."""
         with self.wlock:
+            if self.out or self.batch_thread is not None:
+                self.out.append(data)
+                self.out_len += len(data)
+                if self.batch_thread == threading.get_ident() and self.out_len < OUT_LIMIT:
+                    return
+                data = b"".join(self.out)
+                self.out = []
+                self.out_len = 0
             self.sock.sendall(data)
+
+    def flush(self):
+        """Writes the replies held back."""
+        with self.wlock:
+            if self.out:
+                data = b"".join(self.out)
+                self.out = []
+                self.out_len = 0
+                self.sock.sendall(data)
 
     def reply_ok(self, ident, body=b""):
         self.send(P.MSG_OK, ident, body)
@@ -174,7 +206,7 @@ class Runtime(object):
         for an opted-out wrapper, while no thread is idle) is queued and the reader reads
         on, so the connection is always drained. A thread that finishes a call takes
         queued frames first."""
-        self.rfile = self.sock.makefile("rb", buffering=1 << 16)
+        self.reader = P.FrameReader(self.sock)
         for i in range(self.threads + 1):
             self._spawn()
         threading.Thread(target=self._standby, name="aiges-standby", daemon=True).start()
@@ -223,9 +255,13 @@ class Runtime(object):
         the connection ended."""
         cv = self.cv
         inline_ok = self.inline_ok
+        reader = self.reader
+        me = threading.get_ident()
         while True:
             try:
-                f = P.read_frame(self.rfile)
+                if self.out and not reader.pending():
+                    self.flush()  # the reader may wait for input now
+                f = reader.read()
             except (EOFError, OSError) as e:
                 log.info("worker connection ended: %s", e)
                 f = None
@@ -258,12 +294,22 @@ class Runtime(object):
                     self.active -= 1
                     self.queue.append(f)
                     continue
+            # A call handled inline while the next frame is already buffered holds its
+            # replies back, so that several calls' replies leave in one write.
+            batch = inline and reader.pending()
+            if batch:
+                self.batch_thread = me
             self.handle(*f)
+            if batch and self.batch_thread == me:
+                self.batch_thread = None
             with cv:
                 self.active -= 1
-                if not inline or self.lead is not tok:
-                    return True  # reading was handed over before or during the call
-                self.inline = False
+                handed = not inline or self.lead is not tok
+                if not handed:
+                    self.inline = False
+            if handed:
+                self._safe_flush()
+                return True  # reading was handed over before or during the call
 
     def _standby(self):
         """Hands the reading over when an inline call runs longer than INLINE_HANDOFF."""
@@ -300,6 +346,9 @@ class Runtime(object):
 
     def _handle(self, msg_type, ident, body):
         try:
+            if msg_type == P.MSG_ONCE:
+                self.send_frame(P.response_frame(ident, self.once(P.decode_request(body), ident)))
+                return
             d = P.Decoder(body)
             if msg_type == P.MSG_INIT:
                 cfg = d.map()
@@ -309,10 +358,6 @@ class Runtime(object):
             elif msg_type == P.MSG_FINI:
                 self.fini()
                 self.reply_ok(ident)
-            elif msg_type == P.MSG_ONCE:
-                req = d.request()
-                d.done()
-                self.reply_ok(ident, P.encode_response(self.once(req, ident)))
             elif msg_type == P.MSG_OPEN:
                 sp = d.session_params()
                 d.done()
@@ -349,6 +394,12 @@ class Runtime(object):
         except BaseException as e:  # noqa: B902
             traceback.print_exc()
             self._safe_reply_err(ident, ERR_USER_EXEC, _exc_text(e))
+
+    def _safe_flush(self):
+        try:
+            self.flush()
+        except OSError:
+            pass  # the connection is gone; serve() ends
 
     def _safe_reply_err(self, ident, code, msg):
         try:
@@ -424,7 +475,7 @@ class Runtime(object):
     def once(self, req, ident):
         if self.wrapper is None:
             raise EngineError(ERR_INIT, self.load_error or "no wrapper")
-        params = dict(req["params"])
+        params = req["params"]  # decoded for this call alone
         data = build_datalist(req["inputs"], DataOnce)
         tag = req["tag"]
         persid = req["psr"][0] if req["psr"] else 0
