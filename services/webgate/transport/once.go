@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
@@ -33,26 +34,57 @@ func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, info *gate.R
 		return
 	}
 	info.Code = 0
-	out := webapi.AppendResult(nil, info, h.g.Renderer(info.Schema), res, "")
+	buf := getOnceBuf()
+	out := webapi.AppendResult(buf.b[:0], info, h.g.Renderer(info.Schema), res, "")
 	h.g.Metrics().Sent(len(out))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out)
+	_, _ = w.Write(out) // the writer keeps nothing of out
+	putOnceBuf(buf, out)
+}
+
+// Once request bodies and answers are read and rendered into reused buffers: nothing that
+// outlives the request refers to them (the frame and the schema document hold copies of
+// what they take from a body; the response writer copies an answer).
+const (
+	onceBufSize   = 4096     // a typical body or answer fits
+	maxPooledOnce = 64 << 10 // larger buffers are left to the collector
+)
+
+type onceBuf struct{ b []byte }
+
+var onceBufs = sync.Pool{New: func() any { return &onceBuf{b: make([]byte, 0, onceBufSize)} }}
+
+func getOnceBuf() *onceBuf { return onceBufs.Get().(*onceBuf) }
+
+// putOnceBuf returns buf to the pool with b, the buffer's last contents (it may have grown).
+func putOnceBuf(buf *onceBuf, b []byte) {
+	if b == nil { // nothing was read: the buffer is as it was
+		b = buf.b
+	}
+	if cap(b) > maxPooledOnce {
+		return
+	}
+	buf.b = b[:0]
+	onceBufs.Put(buf)
 }
 
 func (h *Handler) once(ctx context.Context, w http.ResponseWriter, r *http.Request, info *gate.Request) (*atompb.Result, error) {
-	body, err := httpio.ReadBody(w, r, h.opts.MaxBodyBytes)
+	buf := getOnceBuf()
+	body, err := httpio.ReadBodyTo(w, r, h.opts.MaxBodyBytes, buf.b)
+	defer func() { putOnceBuf(buf, body) }()
 	if err != nil {
 		return nil, err
 	}
 	h.g.Metrics().Received(len(body))
+	data := body
 	if info.WebAPI {
 		m, err := webapi.Decode(info, body, true)
 		if err != nil {
 			return nil, err
 		}
-		body = m.ASE
+		data = m.ASE
 	}
-	f, _, err := h.g.DecodeFrame(ctx, info, body, ase.StatusOnce, true, nil)
+	f, _, err := h.g.DecodeFrame(ctx, info, data, ase.StatusOnce, true, nil)
 	if err != nil {
 		return nil, err
 	}

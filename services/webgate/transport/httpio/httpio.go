@@ -26,6 +26,12 @@ const bodyChunk = 32 << 10
 // the client sent it. A body over max is ErrTooLarge (HTTP 413), before anything is read
 // when Content-Length says so.
 func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	return ReadBodyTo(w, r, max, nil)
+}
+
+// ReadBodyTo is ReadBody appending to buf[:0] (a reused buffer; nil: one sized for the
+// body).
+func ReadBodyTo(w http.ResponseWriter, r *http.Request, max int64, buf []byte) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, gate.TooLarge("request body larger than %d bytes", max)
 	}
@@ -34,7 +40,10 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	if r.ContentLength >= 0 {
 		limit = r.ContentLength
 	}
-	buf, err := ReadLimited(r.Body, limit+1, make([]byte, 0, min(limit+1, bodyChunk)))
+	if buf == nil {
+		buf = make([]byte, 0, min(limit+1, bodyChunk))
+	}
+	buf, err := ReadLimited(r.Body, limit+1, buf[:0])
 	if err != nil {
 		return nil, aserr.Newf(aserr.ErrBadRequest.Code, "read request body: %v", err)
 	}
