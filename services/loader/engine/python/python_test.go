@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,6 +249,7 @@ func BenchmarkPythonOnce(b *testing.B) {
 		}
 	})
 	b.Run("worker-python-identity", func(b *testing.B) {
+		c := startCPU(b)
 		e := startEngine(b, repoPath(b, "examples/engines/python-echo"), 1, nil)
 		ctx := context.Background()
 		for b.Loop() {
@@ -255,10 +257,12 @@ func BenchmarkPythonOnce(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		c.report(b, e)
 	})
 	// 64 callers over one worker per CPU, as the suite's c=64 Python identity run: ns/op is
 	// the pool's time per call at that load (its inverse the calls per second).
 	b.Run("worker-python-identity-c64", func(b *testing.B) {
+		c := startCPU(b)
 		e := startEngine(b, repoPath(b, "examples/engines/python-echo"), runtime.NumCPU(), nil)
 		b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 		b.ResetTimer()
@@ -271,5 +275,38 @@ func BenchmarkPythonOnce(b *testing.B) {
 				}
 			}
 		})
+		c.report(b, e)
 	})
+}
+
+// cpuUse is the CPU time of this process (the loader's side) and of its reaped children
+// (the workers, once Fini has reaped them) at the start of a benchmark run.
+type cpuUse struct{ self, children time.Duration }
+
+func rusage(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU(b *testing.B) cpuUse {
+	b.Helper()
+	return cpuUse{self: rusage(syscall.RUSAGE_SELF), children: rusage(syscall.RUSAGE_CHILDREN)}
+}
+
+// report stops the workers (so that their CPU time is counted) and reports the CPU time
+// per call of the loader's side (loader-cpu-ns/op, the benchmark's own goroutines
+// included) and of the workers (worker-cpu-ns/op, their start-up included).
+func (c cpuUse) report(b *testing.B, e engine.Engine) {
+	b.Helper()
+	b.StopTimer()
+	self := rusage(syscall.RUSAGE_SELF) - c.self
+	if err := e.Fini(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	children := rusage(syscall.RUSAGE_CHILDREN) - c.children
+	b.ReportMetric(float64(self.Nanoseconds())/float64(b.N), "loader-cpu-ns/op")
+	b.ReportMetric(float64(children.Nanoseconds())/float64(b.N), "worker-cpu-ns/op")
 }
