@@ -70,10 +70,10 @@ proto: proto-tools ## regenerate the protobuf code under libs/proto
 verify-proto: proto-tools ## fail if the committed protobuf code differs from `make proto`
 	./scripts/verify-proto.sh
 
-bench: build ## full benchmark run: bench/results/<timestamp>/report.md
+bench: build jaeger ## full benchmark run: bench/results/<timestamp>/report.md
 	./scripts/bench.sh full
 
-bench-quick: build ## one-minute benchmark subset
+bench-quick: build jaeger ## one-minute benchmark subset
 	./scripts/bench.sh quick
 
 # Not part of `make test`: it takes a few minutes. CHAOS_ARGS="--only atom" runs some rows.

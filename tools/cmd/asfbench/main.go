@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	bin := fs.String("bin", "bin", "directory of the built service binaries")
 	out := fs.String("out", "bench/results", "results root; the report goes to <out>/<timestamp>/")
 	python := fs.String("python", "/usr/bin/python3", "interpreter for the FastAPI + uvicorn baseline")
-	only := fs.String("only", "", "comma-separated scenarios to run: once,stream,python,loader,control,mtls (default all)")
+	only := fs.String("only", "", "comma-separated scenarios to run: once,stream,python,loader,control,mtls,tracing (default all)")
 	loaderBench := fs.String("loaderbench", "", "loaderbench binary (tools/cmd/loaderbench; default <bin>/loaderbench)")
 	lbBench := fs.String("lbbench", "", "lbbench binary (tools/cmd/lbbench; default <bin>/lbbench)")
 	noSuite := fs.Bool("no-suite", false, "measure the baselines only")
@@ -128,6 +129,9 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 				o := suite.Options{BinDir: *bin, Loaders: *loaders, Engine: engine, Licence: *licence, LogDir: spec.LogDir,
 					DataDir: filepath.Join(spec.LogDir, "data"), Insecure: spec.Insecure,
 					App: suite.App{AppID: *appID, APIKey: *apiKey, APISecret: *apiSecret}}
+				if spec.Tracing { // its own Jaeger (bin/jaeger), every service exporting to it
+					o.Jaeger, o.TraceSampleRate = true, strconv.FormatFloat(spec.TraceSampleRate, 'g', -1, 64)
+				}
 				if engine == "python-identity" { // the identity wrapper.py from examples, one worker per core
 					o.Engine, o.Service = "python", engine
 					o.LoaderArgs = []string{"--engine-path", filepath.Join(filepath.Dir(*bin), "examples", "engines", "python-echo", "wrapper.py")}
