@@ -43,8 +43,13 @@ type proc struct {
 	conn net.Conn
 	log  zerolog.Logger
 
-	wmu sync.Mutex // serialises frame writes
-	buf []byte
+	// wmu guards out and writing. Frames are appended to out; the sender that finds no
+	// write in progress writes out (and whatever other senders append meanwhile) itself,
+	// so concurrent calls' frames leave in one write and a lone call costs no hand-off.
+	wmu     sync.Mutex
+	out     []byte
+	spare   []byte // the buffer last written, reused as out
+	writing bool
 
 	inflight atomic.Int64
 	closing  atomic.Bool // set by shutdown: losing the connection is expected
@@ -247,14 +252,32 @@ func (w *proc) shutdown(grace time.Duration) {
 	<-w.dead
 }
 
+// send queues a frame for writing and, unless another sender is writing already, writes
+// the queue. A frame left to another sender reports no error here: a failed write kills
+// the worker (die), which fails every call waiting on it.
 func (w *proc) send(t MsgType, id uint64, body []byte) error {
 	w.wmu.Lock()
-	defer w.wmu.Unlock()
-	w.buf = appendFrame(w.buf[:0], t, id, body)
-	_, err := w.conn.Write(w.buf)
-	if cap(w.buf) > 1<<20 {
-		w.buf = nil
+	w.out = appendFrame(w.out, t, id, body)
+	if w.writing {
+		w.wmu.Unlock()
+		return nil
 	}
+	w.writing = true
+	var err error
+	for len(w.out) > 0 && err == nil {
+		buf := w.out
+		w.out = w.spare[:0]
+		w.wmu.Unlock()
+		_, err = w.conn.Write(buf)
+		w.wmu.Lock()
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+		w.spare = buf
+	}
+	w.out = w.out[:0]
+	w.writing = false
+	w.wmu.Unlock()
 	return err
 }
 

@@ -324,12 +324,15 @@ func (d *Decoder) raw() []byte {
 
 func (d *Decoder) str() string { return string(d.raw()) }
 
+// bytes returns the next byte string as a slice of the decoder's input, not a copy: a
+// decoded payload keeps its frame's body alive, and that body must not be reused (readFrame
+// allocates every body afresh).
 func (d *Decoder) bytes() []byte {
 	v := d.raw()
 	if len(v) == 0 {
 		return nil
 	}
-	return append([]byte(nil), v...)
+	return v
 }
 
 // count reads a list length; each item takes at least min bytes, which bounds the
