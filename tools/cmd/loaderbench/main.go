@@ -63,14 +63,23 @@ type Dist struct {
 
 // PythonResult compares the loader's Python engine path with an in-process Python call.
 type PythonResult struct {
-	PayloadBytes int     `json:"payload_bytes"`
-	Loader       Dist    `json:"loader_grpc"`
-	InProcess    Dist    `json:"python_in_process"`
-	AddedP50Us   float64 `json:"added_p50_us"`
-	AddedP99Us   float64 `json:"added_p99_us"`
-	TargetP50Us  float64 `json:"target_added_p50_us"`
-	Pass         bool    `json:"pass"`
-	Error        string  `json:"error,omitempty"`
+	PayloadBytes int  `json:"payload_bytes"`
+	Loader       Dist `json:"loader_grpc"`
+	InProcess    Dist `json:"python_in_process"`
+	// Echo is the loader's gRPC Once to its Go echo engine (in process): the gRPC floor
+	// of loader_grpc.
+	Echo Dist `json:"loader_grpc_go_echo"`
+	// Worker is engine.Once on the Python worker pool without gRPC: the worker protocol
+	// and the worker alone.
+	Worker Dist `json:"worker_direct"`
+	// WorkerHopP50Us is loader_grpc's p50 minus loader_grpc_go_echo's: what the Python
+	// worker adds to a gRPC Once.
+	WorkerHopP50Us float64 `json:"worker_hop_p50_us"`
+	AddedP50Us     float64 `json:"added_p50_us"`
+	AddedP99Us     float64 `json:"added_p99_us"`
+	TargetP50Us    float64 `json:"target_added_p50_us"`
+	Pass           bool    `json:"pass"`
+	Error          string  `json:"error,omitempty"`
 }
 
 // CResult compares the C engine in the loader process with isolation process.
@@ -209,6 +218,25 @@ func benchPythonInto(ctx context.Context, o options, r *PythonResult) error {
 	if err != nil {
 		return fmt.Errorf("loader: %w", err)
 	}
+	ecfg := baseConfig()
+	ecfg.Service, ecfg.Engine = "python-identity", loader.EngineEcho
+	o.logf("python: loader gRPC Once to the Go echo engine, 1 caller, %v", o.duration)
+	err = withLoader(ctx, ecfg, func(c loaderpb.LoaderClient) error {
+		d, err := measure(ctx, 1, o.warmup, o.duration, func(ctx context.Context) error {
+			_, err := c.Once(ctx, in)
+			return err
+		})
+		r.Echo = d
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("loader, echo engine: %w", err)
+	}
+	r.WorkerHopP50Us = r.Loader.P50Us - r.Echo.P50Us
+	o.logf("python: engine.Once on the worker pool, 1 caller, %v", o.duration)
+	if r.Worker, err = pythonWorker(ctx, o, wrapper); err != nil {
+		return fmt.Errorf("worker pool: %w", err)
+	}
 	o.logf("python: in-process wrapperOnceExec, %v", o.duration)
 	r.InProcess, err = pythonDirect(ctx, o, wrapper, sdk)
 	if err != nil {
@@ -218,6 +246,28 @@ func benchPythonInto(ctx context.Context, o options, r *PythonResult) error {
 	r.AddedP99Us = r.Loader.P99Us - r.InProcess.P99Us
 	r.Pass = r.Loader.Errors == 0 && r.AddedP50Us <= r.TargetP50Us
 	return nil
+}
+
+// pythonWorker measures engine.Once on a one-worker Python pool, without the loader's gRPC.
+func pythonWorker(ctx context.Context, o options, wrapper string) (Dist, error) {
+	cfg := baseConfig()
+	cfg.Service, cfg.Engine, cfg.EnginePath, cfg.Workers = "python-identity", loader.EnginePython, wrapper, 1
+	eng, err := loader.NewEngine(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		return Dist{}, err
+	}
+	if err := eng.Init(ctx, nil); err != nil {
+		return Dist{}, fmt.Errorf("init: %w", err)
+	}
+	req := engine.Request{Tag: "bench", Inputs: []engine.Payload{{Meta: engine.Meta{Name: "text", Attrs: map[string]string{"encoding": "utf8"}}, Data: bytes.Repeat([]byte("x"), o.size)}}}
+	d, err := measure(ctx, 1, o.warmup, o.duration, func(ctx context.Context) error {
+		_, err := eng.Once(ctx, req)
+		return err
+	})
+	if ferr := eng.Fini(ctx); err == nil {
+		err = ferr
+	}
+	return d, err
 }
 
 // pythonDirect runs direct_once.py and reads its JSON line.
