@@ -170,7 +170,7 @@ func (c *Client) Open() int {
 func (c *Client) Pick(ctx context.Context, service string, n int, exclude []string, key string) ([]string, error) {
 	// A traced pick carries its span's context to lbclient in the message: the streams'
 	// own gRPC metadata belongs to no request. Untraced, the field stays nil (no cost).
-	req := &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key, TraceContext: tracing.Inject(ctx)}
+	req := &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key, TraceContext: tracing.InjectSampled(ctx)}
 	if len(c.streams) > 0 {
 		s := c.streams[c.next.Add(1)%uint64(len(c.streams))]
 		if addrs, err, ok := s.pick(ctx, c.ids.Add(1), req); ok {

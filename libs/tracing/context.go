@@ -56,6 +56,16 @@ func Inject(ctx context.Context) map[string]string {
 	return m
 }
 
+// InjectSampled is Inject for a sampled span, nil otherwise: for a message whose
+// receiver only records spans (lbclient's picks log nothing per pick), so an unsampled
+// trace need not travel with it.
+func InjectSampled(ctx context.Context) map[string]string {
+	if !trace.SpanContextFromContext(ctx).IsSampled() {
+		return nil
+	}
+	return Inject(ctx)
+}
+
 // Extract returns ctx with the remote span context carried by m (from Inject); ctx
 // unchanged when m is empty.
 func Extract(ctx context.Context, m map[string]string) context.Context {
