@@ -17,9 +17,10 @@ const (
 )
 
 // startSpan starts a span of the router's tracer as a child of ctx's; without a tracer
-// (tracing off) it returns ctx and a nil span at no cost.
+// (tracing off) or in a trace that is not sampled (it would record nothing) it returns ctx
+// and a nil span at no cost: ctx keeps the trace id for the calls and log lines below.
 func (r *Router) startSpan(ctx context.Context, name string) (context.Context, trace.Span) {
-	if r.opts.Tracer == nil {
+	if r.opts.Tracer == nil || !trace.SpanContextFromContext(ctx).IsSampled() {
 		return ctx, nil
 	}
 	return r.opts.Tracer.Start(ctx, name)

@@ -41,10 +41,12 @@ func (h *Handler) startTrace(ctx context.Context, w http.ResponseWriter, r *http
 	case info.Stream:
 		name = "session"
 	}
-	ctx, span := h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(info.Start),
-		trace.WithAttributes(attribute.String("asf.sid", info.SID), attribute.String("asf.capability", info.Capability),
+	ctx, span := h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(info.Start))
+	if span.IsRecording() { // an unsampled request's span records nothing: no attributes built
+		span.SetAttributes(attribute.String("asf.sid", info.SID), attribute.String("asf.capability", info.Capability),
 			attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
-			attribute.String("client.address", info.ClientIP)))
+			attribute.String("client.address", info.ClientIP))
+	}
 	info.Span = span
 	sc := span.SpanContext()
 	id := sc.TraceID().String()
