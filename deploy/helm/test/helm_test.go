@@ -635,6 +635,46 @@ func TestInsecure(t *testing.T) {
 	}
 }
 
+// TestTraceEndpoint: global.traceEndpoint (umbrella or a service chart) gives every
+// service ASF_<SVC>_TRACE_ENDPOINT; unset, none has it (tracing off).
+func TestTraceEndpoint(t *testing.T) {
+	if _, err := helm(t, "dependency", "build", "../asf"); err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{"", "jaeger-collector.tracing:4317"} {
+		args := []string{"template", "rel", "../asf"}
+		if set != "" {
+			args = append(args, "--set", "global.traceEndpoint="+set)
+		}
+		out, err := helm(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, o := range byKind(decodeStrict(t, out), "Deployment") {
+			d := o.obj.(*appsv1.Deployment)
+			if d.Name == "rel-nats" {
+				continue
+			}
+			n++
+			name := "ASF_" + strings.ToUpper(strings.TrimPrefix(d.Name, "rel-")) + "_TRACE_ENDPOINT"
+			if got := env(d, name); got != set {
+				t.Errorf("%s: %s = %q, want %q", d.Name, name, got, set)
+			}
+		}
+		if n != 5 {
+			t.Errorf("%d service deployments, want 5", n)
+		}
+	}
+	out, err := helm(t, "template", "rel", "../loader", "--set", "global.traceEndpoint=otel:4317")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := byKind(decodeStrict(t, out), "Deployment")[0].obj.(*appsv1.Deployment); env(d, "ASF_LOADER_TRACE_ENDPOINT") != "otel:4317" {
+		t.Errorf("loader chart: global.traceEndpoint does not set ASF_LOADER_TRACE_ENDPOINT")
+	}
+}
+
 // env is the literal value of the first container's variable name ("" when unset).
 func env(d *appsv1.Deployment, name string) string {
 	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
