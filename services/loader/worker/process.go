@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -263,6 +264,13 @@ func (w *proc) send(t MsgType, id uint64, body []byte) error {
 		return nil
 	}
 	w.writing = true
+	if w.inflight.Load() > 1 {
+		// Other calls are in flight, and the callers their replies just woke may be about
+		// to send: let them append first, so that their frames share this write.
+		w.wmu.Unlock()
+		runtime.Gosched()
+		w.wmu.Lock()
+	}
 	var err error
 	for len(w.out) > 0 && err == nil {
 		buf := w.out
