@@ -9,7 +9,9 @@
 # then the chaos table under load: a loader killed, a loader frozen, an atom killed, an
 # lbclient killed, a webgate killed, webgate restarted behind the proxy, NATS restarted, a
 # polaris replica stopped) and tears everything down (down -v), also on failure or Ctrl-C. ASF_CHAOS_OUT=<file> also writes
-# the chaos table there (relative to the repository).
+# the chaos table there (relative to the repository). Before the chaos table it checks that
+# Prometheus scrapes every replica (all up, the alerting rules loaded) and that Jaeger holds
+# spans of every hop (one request in ten traced).
 #
 # With no reachable Docker engine or no docker-compose it says so and exits 0, so
 # `make test` can call it everywhere; ASF_COMPOSE_REQUIRED=1 makes that a failure instead.
@@ -35,7 +37,7 @@ docker info >/dev/null 2>&1 || skip "no Docker engine reachable (docker info fai
 
 start=$(date +%s)
 missing=()
-for img in polaris lbclient atom webgate init loader loader-demo-py loader-demo-c nats consul; do
+for img in polaris lbclient atom webgate init loader loader-demo-py loader-demo-c nats consul jaeger prometheus; do
   docker image inspect "asf/$img:$tag" >/dev/null 2>&1 || missing+=("$img")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -53,7 +55,9 @@ if ! docker image inspect "asf/proxy:$tag" >/dev/null 2>&1; then
 fi
 
 project=asftest$$
-export ASF_IMAGE_TAG=$tag ASF_HTTP_PUBLISH=127.0.0.1:
+# One request in ten traced: the test finds spans of every hop in Jaeger within seconds.
+export ASF_IMAGE_TAG=$tag ASF_HTTP_PUBLISH=127.0.0.1: ASF_JAEGER_PUBLISH=127.0.0.1: ASF_PROMETHEUS_PUBLISH=127.0.0.1: \
+  ASF_TRACE_SAMPLE_RATE=0.1
 dc+=(-f "$compose_dir/docker-compose.yml" -p "$project")
 
 cleanup() {
@@ -78,9 +82,12 @@ echo "compose-test: up ($project)"
 "${dc[@]}" up -d --no-recreate --scale loader-echo=3 loader-echo 2>&1 | sed -E '/up-to-date|^(Creating|Starting)/d' 
 port=$("${dc[@]}" port proxy 8889)
 [ -n "$port" ] || { echo "compose-test: the proxy has no published port"; exit 1; }
-echo "compose-test: the proxy on $port; running tests/compose"
+jaeger_port=$("${dc[@]}" port jaeger 16686)
+prometheus_port=$("${dc[@]}" port prometheus 9090)
+echo "compose-test: the proxy on $port, Jaeger on $jaeger_port, Prometheus on $prometheus_port; running tests/compose"
 chaos_out=${ASF_CHAOS_OUT:-}
 [ -z "$chaos_out" ] || [ "${chaos_out#/}" != "$chaos_out" ] || chaos_out=$root/$chaos_out
 (cd tests && ASF_COMPOSE_PROJECT=$project ASF_COMPOSE_URL="http://$port" \
+  ASF_COMPOSE_JAEGER_URL="http://$jaeger_port" ASF_COMPOSE_PROMETHEUS_URL="http://$prometheus_port" \
   ASF_COMPOSE_CMD="${dc[*]}" ASF_CHAOS_OUT=$chaos_out \
   go test -count=1 -timeout 10m -v -run TestCompose ./compose)

@@ -14,6 +14,12 @@
 #   asf/loader-demo-py asf/loader-demo-c              loader + the example engines
 #   asf/proxy                                        HAProxy on asf/base (deploy/images/proxy):
 #                                                    compose's front proxy before webgate
+#   asf/jaeger (Jaeger v2, module v1.75.0)           compose's trace backend and UI
+#   asf/prometheus (v0.316.0, no web UI)             compose's Prometheus with the alerting rules
+#                                                    these two from bin/jaeger and bin/prometheus,
+#                                                    built on the host from their Go modules
+#                                                    (scripts/jaeger.sh, scripts/prometheus.sh);
+#                                                    they take asfbox from asf/polaris
 #
 # Local bases, made once (kept while they exist; ASF_REBUILD_BASE=1 remakes them):
 #   asf/base:bookworm            Debian bookworm (debootstrap --variant=minbase, docker import):
@@ -43,7 +49,7 @@ apt_mirror() {
 }
 DEBIAN_MIRROR=${ASF_DEBIAN_MIRROR:-$(apt_mirror 2>/dev/null | head -1 || true)}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-all=(polaris lbclient atom webgate init loader loader-demo-py loader-demo-c nats consul proxy)
+all=(polaris lbclient atom webgate init loader loader-demo-py loader-demo-c nats consul proxy jaeger prometheus)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 
@@ -128,9 +134,33 @@ image() {
     quiet docker build -q -t "asf/proxy:$TAG" --build-arg "BASE=$LOADER_BASE" deploy/images/proxy
     return
   fi
+  if [ "$1" = jaeger ] || [ "$1" = prometheus ]; then
+    host_image "$1"
+    return
+  fi
   quiet docker build -q -f deploy/images/Dockerfile --target "$1" -t "asf/$1:$TAG" \
     --build-arg "GO_IMAGE=$GO_IMAGE" --build-arg "LOADER_BASE=$LOADER_BASE" \
     --build-arg "GOPROXY=${ASF_GOPROXY:-$(go env GOPROXY 2>/dev/null || echo https://proxy.golang.org,direct)}" .
+}
+
+# host_image NAME: asf/jaeger or asf/prometheus from the binary built on the host (a static
+# Go build, cached in bin/) and deploy/images/NAME/Dockerfile; asfbox and the user come from
+# asf/polaris of the same tag (built first when missing).
+host_image() {
+  local ctx="$work/$1"
+  mkdir -p "$ctx"
+  has_image "asf/polaris:$TAG" || image polaris
+  case $1 in
+    jaeger)
+      ./scripts/jaeger.sh | sed 's/^/  /'
+      cp bin/jaeger deploy/jaeger/config.yaml "$ctx/" ;;
+    prometheus)
+      ./scripts/prometheus.sh prometheus | sed 's/^/  /'
+      cp bin/prometheus deploy/prometheus/compose.yml deploy/prometheus/alerts.yml "$ctx/" ;;
+  esac
+  cp "deploy/images/$1/Dockerfile" "$ctx/"
+  quiet docker build -q -t "asf/$1:$TAG" --build-arg "ASF_IMAGE=asf/polaris:$TAG" "$ctx"
+  rm -rf "$ctx"
 }
 
 start=$(date +%s)

@@ -19,6 +19,10 @@
 //	                     scaled with `<cmd> up -d --no-recreate --scale webgate=2 webgate`
 //	ASF_COMPOSE_ENV      instead, a client.env file with ASF_APP_ID, ASF_API_KEY, ASF_API_SECRET
 //	ASF_CHAOS_OUT        when set, the chaos table is also written to this file (Markdown)
+//	ASF_COMPOSE_PROMETHEUS_URL, ASF_COMPOSE_JAEGER_URL
+//	                     the published Prometheus and Jaeger UI/query base URLs: every
+//	                     service replica is a target that is up, the alerting rules are
+//	                     loaded, and Jaeger lists spans of every hop after the traffic
 package compose
 
 import (
@@ -399,6 +403,8 @@ func TestCompose(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("prometheus and jaeger", func(t *testing.T) { e.checkObservability(t, len(loaders)) })
 
 	t.Run("spread over three loaders", func(t *testing.T) {
 		// Every loader, the one scaled in last included, is in rotation without restarts.
