@@ -23,7 +23,7 @@ build: ## build the five service binaries and the tools into bin/ (VERSION=1.4.0
 
 # ENGINE=path[,path...] adds your engines (a C .so, a wrapper.py or its directory, an aiges.toml, a forward spec);
 # ENGINE_SERVICE=name[,name...] names their services, ENGINE_ARGS="..." adds loader flags to each.
-run: build engines jaeger ## start the whole suite locally (Jaeger first: its UI shows the traces): echo, the demo engines and ENGINE=path; Ctrl-C stops it
+run: build engines jaeger ## start the whole suite locally (Jaeger first, its trace API on 127.0.0.1:16686): echo, the demo engines and ENGINE=path; Ctrl-C stops it
 	./bin/asfrun --bin bin $(if $(ENGINE),--engine '$(ENGINE)') $(if $(ENGINE_SERVICE),--engine-service '$(ENGINE_SERVICE)') $(if $(ENGINE_ARGS),--engine-args '$(ENGINE_ARGS)')
 
 engines: ## build the demo engines (tts, asr, digits) into bin/engines; installs their Debian packages when root
