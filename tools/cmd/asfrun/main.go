@@ -170,7 +170,8 @@ func start(ctx context.Context, c config, stdout io.Writer) (*suite.Suite, error
 		return nil, err
 	}
 	if u := s.JaegerURL(); u != "" {
-		traces = fmt.Sprintf("%s/   (Jaeger UI; OTLP/gRPC %s)", u, s.TraceEndpoint())
+		traces = fmt.Sprintf("%s/   (Jaeger, OTLP/gRPC %s; the latest: curl -s '%s/api/traces?service=webgate&limit=5')",
+			u, s.TraceEndpoint(), u)
 	}
 	printUsage(stdout, s, c.bin, traces, extra, skipped, users)
 	return s, nil
