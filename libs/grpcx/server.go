@@ -34,13 +34,22 @@ type Server struct {
 }
 
 // NewServer builds a gRPC server for service (used in metric names: asf_<service>_grpc_...).
-// The chain is recovery → logging → metrics, for unary and streaming calls alike.
+// The chain is recovery → logging → metrics, for unary and streaming calls alike, after
+// the tracing of TraceServer when extra holds it.
 // Health starts NOT_SERVING; call SetServing once the service is ready.
 func NewServer(service string, log zerolog.Logger, reg prometheus.Registerer, extra ...grpc.ServerOption) *Server {
 	m := newMetrics(service, reg)
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(log), logUnary(log), m.unary}
+	stream := []grpc.StreamServerInterceptor{recoverStream(log), logStream(log), m.stream}
+	for _, o := range extra {
+		if t, ok := o.(traceOption); ok { // TraceServer: first, so the rest see the trace
+			unary = append([]grpc.UnaryServerInterceptor{t.t.unaryServer}, unary...)
+			stream = append([]grpc.StreamServerInterceptor{t.t.streamServer}, stream...)
+		}
+	}
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(recoverUnary(log), logUnary(log), m.unary),
-		grpc.ChainStreamInterceptor(recoverStream(log), logStream(log), m.stream),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
 		grpc.NumStreamWorkers(StreamWorkers),
 	}

@@ -45,7 +45,7 @@ func providers(tb testing.TB, exp *tracetest.InMemoryExporter, rate float64) (sr
 }
 
 // TestUnsampledCallsCarryOnlyTheTraceID checks both sides of a call: a sampled trace gets
-// otelgrpc's client and server spans; an unsampled one gets no span at all, but the server
+// a client and a server span; an unsampled one gets no span at all, but the server
 // sees the caller's trace id (its log lines name it).
 func TestUnsampledCallsCarryOnlyTheTraceID(t *testing.T) {
 	for _, tc := range []struct {
@@ -88,7 +88,7 @@ func TestUnsampledCallsCarryOnlyTheTraceID(t *testing.T) {
 }
 
 // BenchmarkTracedCall is one unary call with tracing off, on but unsampled (the 99 % of a
-// 1 % rate) and sampled: the cost otelgrpc and the trace context add to a hop.
+// 1 % rate) and sampled: the cost the tracing interceptors and the trace context add to a hop.
 func BenchmarkTracedCall(b *testing.B) {
 	for _, bc := range []struct {
 		name string

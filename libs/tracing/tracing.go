@@ -137,7 +137,7 @@ func New(cfg Config, service string, opts Options) (*Provider, error) {
 // On reports whether spans are exported.
 func (p *Provider) On() bool { return p != nil && p.on }
 
-// TracerProvider is the provider to hand to instrumentation (otelgrpc).
+// TracerProvider is the provider to hand to instrumentation.
 func (p *Provider) TracerProvider() trace.TracerProvider {
 	if p == nil {
 		return noop.NewTracerProvider()

@@ -21,8 +21,8 @@ import (
 //
 // A sampled request's lookup is a client span "polaris list" whose trace context goes to
 // polaris in the call's metadata, so polaris's server span joins the request's trace. The
-// polaris connection carries no otelgrpc handler: its watches and heartbeats are not
-// requests' work and would be traces of their own.
+// polaris connection carries no tracing interceptor: its watches and heartbeats are no
+// request's work.
 func (s *Server) loaders(ctx context.Context, capability string) (_ []oip.Loader, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
