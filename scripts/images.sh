@@ -140,6 +140,7 @@ image() {
   fi
   quiet docker build -q -f deploy/images/Dockerfile --target "$1" -t "asf/$1:$TAG" \
     --build-arg "GO_IMAGE=$GO_IMAGE" --build-arg "LOADER_BASE=$LOADER_BASE" \
+    --build-arg "VERSION=$(git describe --tags --dirty 2>/dev/null || echo dev)" --build-arg "COMMIT=$(git rev-parse HEAD 2>/dev/null)" \
     --build-arg "GOPROXY=${ASF_GOPROXY:-$(go env GOPROXY 2>/dev/null || echo https://proxy.golang.org,direct)}" .
 }
 
