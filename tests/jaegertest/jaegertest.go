@@ -13,7 +13,6 @@
 package jaegertest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +33,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/testpoll"
+	"github.com/athenaserving/asf/tools/suite"
 )
 
 // RequiredEnv is the variable that turns a missing bin/jaeger from a skip into a failure.
@@ -143,15 +143,6 @@ func freePorts(t testing.TB, n int) []int {
 	return out
 }
 
-// logLine is the part of Jaeger's JSON log lines start reads.
-type logLine struct {
-	Msg      string `json:"msg"`
-	HTTPAddr string `json:"http_addr"`
-}
-
-// readyMsg is the collector's log message once every pipeline and extension runs.
-const readyMsg = "Everything is ready. Begin running and processing data."
-
 func start(bin, config, logPath string, ports []int) (*Jaeger, func(), error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -182,7 +173,7 @@ func start(bin, config, logPath string, ports []int) (*Jaeger, func(), error) {
 	query := make(chan string, 1)
 	ready := make(chan struct{})
 	go func() { // owned by the process: ends when it exits
-		scanLog(stderr, logf, query, ready)
+		suite.ScanJaegerLog(stderr, logf, query, ready)
 		waitErr = cmd.Wait()
 		_ = logf.Close()
 		close(exited)
@@ -226,34 +217,6 @@ func start(bin, config, logPath string, ports []int) (*Jaeger, func(), error) {
 		return fail("jaeger query API at %s: %v", j.queryURL, err)
 	}
 	return j, stop, nil
-}
-
-// scanLog copies Jaeger's log to w, sends the query service's HTTP address and closes
-// ready once the collector reports every component running.
-func scanLog(r io.Reader, w io.Writer, query chan<- string, ready chan<- struct{}) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	sentQuery, sentReady := false, false
-	for sc.Scan() {
-		line := sc.Bytes()
-		_, _ = w.Write(append(line, '\n'))
-		if sentQuery && sentReady {
-			continue
-		}
-		var l logLine
-		if json.Unmarshal(line, &l) != nil {
-			continue
-		}
-		switch {
-		case l.Msg == "Query server started" && l.HTTPAddr != "" && !sentQuery:
-			query <- l.HTTPAddr
-			sentQuery = true
-		case l.Msg == readyMsg && !sentReady:
-			close(ready)
-			sentReady = true
-		}
-	}
-	_, _ = io.Copy(w, r)
 }
 
 func tail(b []byte, n int) string {

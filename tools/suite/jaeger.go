@@ -108,7 +108,7 @@ func (s *Suite) startJaeger(ctx context.Context) error {
 	query := make(chan string, 1)
 	ready := make(chan struct{})
 	go func() { // owned by p: ends when the process closes stderr
-		scanJaeger(stderr, lf, query, ready)
+		ScanJaegerLog(stderr, lf, query, ready)
 		p.err = cmd.Wait()
 		lf.Close()
 		close(p.done)
@@ -136,9 +136,9 @@ func (s *Suite) startJaeger(ctx context.Context) error {
 	return nil
 }
 
-// scanJaeger copies Jaeger's JSON log lines to w, sends the query service's HTTP address
+// ScanJaegerLog copies Jaeger's JSON log lines to w, sends the query service's HTTP address
 // ("Query server started") and closes ready once the collector reports it is running.
-func scanJaeger(r io.Reader, w io.Writer, query chan<- string, ready chan<- struct{}) {
+func ScanJaegerLog(r io.Reader, w io.Writer, query chan<- string, ready chan<- struct{}) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	sentQuery, sentReady := false, false
