@@ -85,7 +85,7 @@ func events(s sdktrace.ReadOnlySpan, name string) []string {
 		v := ""
 		for _, kv := range e.Attributes {
 			if kv.Key == "value" {
-				v = kv.Value.Emit()
+				v = kv.Value.String()
 			}
 		}
 		out = append(out, v)
@@ -139,7 +139,7 @@ func testCEngineOnceSpans(t *testing.T, isolation string) {
 	}
 	call = ended(t, rec, "engine.once", "once-fail", 1)[0]
 	if call.Status().Code != codes.Error || attr(call, "asf.code").AsInt64() != 20001 {
-		t.Errorf("failed call: status %v, asf.code %v; want an error with the engine's code 20001", call.Status(), attr(call, "asf.code").Emit())
+		t.Errorf("failed call: status %v, asf.code %v; want an error with the engine's code 20001", call.Status(), attr(call, "asf.code").String())
 	}
 	if ev := events(call, "fail"); len(ev) != 1 {
 		t.Errorf("events %v, want the engine's fail trace", call.Events())
@@ -230,7 +230,7 @@ func eventAttrs(s sdktrace.ReadOnlySpan, name string) map[string]string {
 		if e.Name == name {
 			m := map[string]string{}
 			for _, kv := range e.Attributes {
-				m[string(kv.Key)] = kv.Value.Emit()
+				m[string(kv.Key)] = kv.Value.String()
 			}
 			return m
 		}
@@ -277,7 +277,7 @@ func TestPythonEngineOnceSpans(t *testing.T) {
 	}
 	call = ended(t, rec, "engine.once", "py-fail", 1)[0]
 	if call.Status().Code != codes.Error || attr(call, "asf.code").AsInt64() != 30003 {
-		t.Errorf("failed call: status %v, asf.code %s", call.Status(), attr(call, "asf.code").Emit())
+		t.Errorf("failed call: status %v, asf.code %s", call.Status(), attr(call, "asf.code").String())
 	}
 	infer := child(t, rec, call, "infer")
 	if infer.Status().Code != codes.Error || !strings.Contains(infer.Status().Description, "infer failed") {

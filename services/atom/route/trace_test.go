@@ -67,10 +67,10 @@ func checkAttempts(t *testing.T, attempts []sdktrace.ReadOnlySpan, call trace.Sp
 		s := attempts[i]
 		n := i + 1
 		if v, _ := attrOf(s, "asf.attempt"); v.AsInt64() != int64(n) {
-			t.Errorf("attempt %d: asf.attempt = %v", n, v.Emit())
+			t.Errorf("attempt %d: asf.attempt = %v", n, v.String())
 		}
 		if v, ok := attrOf(s, "asf.retry"); !ok || v.AsBool() != want.retry {
-			t.Errorf("attempt %d: asf.retry = %v (set %v), want %v", n, v.Emit(), ok, want.retry)
+			t.Errorf("attempt %d: asf.retry = %v (set %v), want %v", n, v.String(), ok, want.retry)
 		}
 		if v, _ := attrOf(s, "asf.loader"); v.AsString() != want.loader {
 			t.Errorf("attempt %d: asf.loader = %q, want %q", n, v.AsString(), want.loader)
@@ -81,9 +81,9 @@ func checkAttempts(t *testing.T, attempts []sdktrace.ReadOnlySpan, call trace.Sp
 		v, ok := attrOf(s, "asf.code")
 		switch {
 		case want.code == 0 && ok:
-			t.Errorf("attempt %d: asf.code = %v on a served attempt", n, v.Emit())
+			t.Errorf("attempt %d: asf.code = %v on a served attempt", n, v.String())
 		case want.code != 0 && v.AsInt64() != want.code:
-			t.Errorf("attempt %d: asf.code = %v, want %d", n, v.Emit(), want.code)
+			t.Errorf("attempt %d: asf.code = %v, want %d", n, v.String(), want.code)
 		}
 		if s.Status().Code != want.status {
 			t.Errorf("attempt %d: status %v, want %v", n, s.Status().Code, want.status)

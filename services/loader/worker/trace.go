@@ -200,7 +200,7 @@ func (e *Encoder) attrs(kvs []attribute.KeyValue) {
 			}
 		default:
 			e.u8(attrString)
-			e.str(kv.Value.Emit())
+			e.str(kv.Value.String())
 		}
 	}
 }
