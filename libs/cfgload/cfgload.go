@@ -20,7 +20,9 @@
 // Values are checked where they are read, so a bad one is a start error naming its key and
 // value: numbers and durations must parse, a key named log-level takes trace, debug, info,
 // warn, error, fatal, panic or disabled, and a key ending in -listen takes host:port with
-// a port from 0 to 65535 (host may be empty). --version makes Load return ErrVersion.
+// a port from 0 to 65535 (host may be empty), as does each entry of a field tagged
+// `addrs:"true"` (a comma-separated dial list; a gRPC target with a scheme, dns:///…, is
+// taken as given). --version makes Load return ErrVersion.
 package cfgload
 
 import (
@@ -50,6 +52,7 @@ var ErrVersion = errors.New("version requested")
 type field struct {
 	name, help string
 	secret     bool
+	addrs      bool // tag addrs:"true": a comma-separated list of host:port (or scheme:/// targets)
 	v          reflect.Value
 	// fileOf is set on the "<key>-file" companion of a secret string field: setting it
 	// reads the named file into that field.
@@ -59,7 +62,7 @@ type field struct {
 // setField sets f from the text s (for a "-file" companion, the file s names).
 func setField(f field, s string) error {
 	if !f.fileOf.IsValid() {
-		if err := check(f.name, s); err != nil {
+		if err := check(f, s); err != nil {
 			return err
 		}
 		return set(f.v, s)
@@ -81,8 +84,19 @@ func setField(f field, s string) error {
 var logLevels = []string{"", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled"}
 
 // check applies the rules some keys follow by name to the text s (see the package doc).
-func check(key, s string) error {
+func check(f field, s string) error {
+	key := f.name
 	switch {
+	case f.addrs && s != "":
+		for _, a := range strings.Split(s, ",") {
+			a = strings.TrimSpace(a)
+			if a == "" || strings.Contains(a, ":///") { // a gRPC target (dns:///host:port) as given
+				continue
+			}
+			if err := checkHostPort(a); err != nil {
+				return fmt.Errorf("address %q: %w", a, err)
+			}
+		}
 	case key == "log-level":
 		for _, l := range logLevels {
 			if strings.EqualFold(s, l) {
@@ -91,15 +105,23 @@ func check(key, s string) error {
 		}
 		return errors.New("not a log level (trace, debug, info, warn, error, fatal, panic, disabled)")
 	case strings.HasSuffix(key, "-listen") && s != "":
-		_, port, err := net.SplitHostPort(s)
-		if err != nil {
-			return fmt.Errorf("not a listen address host:port: %w", err)
+		if err := checkHostPort(s); err != nil {
+			return fmt.Errorf("not a listen address: %w", err)
 		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			// A service name (":http") is looked up in the local services database only.
-			if _, lerr := net.LookupPort("tcp", port); lerr != nil {
-				return fmt.Errorf("port %q is not a number from 0 to 65535", port)
-			}
+	}
+	return nil
+}
+
+// checkHostPort checks that s is host:port with a port from 0 to 65535 (host may be empty).
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("not host:port: %w", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		// A service name (":http") is looked up in the local services database only.
+		if _, lerr := net.LookupPort("tcp", port); lerr != nil {
+			return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 		}
 	}
 	return nil
@@ -129,7 +151,7 @@ func fields(dst any) ([]field, error) {
 			if name == "-" {
 				continue
 			}
-			f := field{name: name, help: sf.Tag.Get("help"), secret: sf.Tag.Get("secret") == "true", v: v.Field(i)}
+			f := field{name: name, help: sf.Tag.Get("help"), secret: sf.Tag.Get("secret") == "true", addrs: sf.Tag.Get("addrs") == "true", v: v.Field(i)}
 			out = append(out, f)
 			if f.secret && f.v.Kind() == reflect.String {
 				out = append(out, field{name: name + "-file", help: "file holding " + name + " (instead of passing it in a flag)", fileOf: f.v})

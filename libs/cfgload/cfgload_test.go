@@ -118,6 +118,7 @@ type checkedCfg struct {
 	HTTPListen string        `cfg:"http-listen"`
 	Timeout    time.Duration `cfg:"timeout"`
 	Workers    int           `cfg:"workers"`
+	Atom       string        `cfg:"atom" addrs:"true"`
 }
 
 // TestBadValuesNameKeyAndValue: a bad value from a flag, the environment or the file is an
@@ -140,6 +141,8 @@ func TestBadValuesNameKeyAndValue(t *testing.T) {
 		{args: []string{"--workers", "many"}, want: []string{"workers", `"many"`}},
 		{args: []string{"--http-listen", "8889"}, want: []string{"http-listen", `"8889"`, "host:port"}},
 		{args: []string{"--http-listen", "127.0.0.1:70000"}, want: []string{"http-listen", `"127.0.0.1:70000"`, "65535"}},
+		{args: []string{"--atom", "atom-1"}, want: []string{"atom", `"atom-1"`, "host:port"}},
+		{env: map[string]string{"ASF_WG_ATOM": "a:9988,b:x"}, want: []string{"ASF_WG_ATOM", `"b:x"`, "65535"}},
 	}
 	for _, c := range cases {
 		var cfg checkedCfg
@@ -157,6 +160,7 @@ func TestGoodValuesPass(t *testing.T) {
 	var cfg checkedCfg
 	require.NoError(t, load("wg", []string{"--log-level=DEBUG", "--http-listen=:0", "--timeout=1.5s"}, env(nil), &cfg, io.Discard))
 	require.NoError(t, load("wg", []string{"--log-level=", "--http-listen=[::1]:8889", "--http-listen="}, env(nil), &cfg, io.Discard))
+	require.NoError(t, load("wg", []string{"--atom= a:9988, b:9986 ,", "--atom=dns:///atom.asf:9988", "--atom="}, env(nil), &cfg, io.Discard))
 	require.Equal(t, 1500*time.Millisecond, cfg.Timeout)
 }
 

@@ -25,7 +25,7 @@ import (
 // Config holds the trace export keys; services embed it in their Config (cfgload reads
 // the fields of an embedded struct as keys of the service).
 type Config struct {
-	TraceEndpoint string `cfg:"trace-endpoint" help:"OTLP/gRPC collector host:port that spans are exported to (Jaeger, an OpenTelemetry collector); empty: tracing off"`
+	TraceEndpoint string `cfg:"trace-endpoint" addrs:"true" help:"OTLP/gRPC collector host:port that spans are exported to (Jaeger, an OpenTelemetry collector); empty: tracing off"`
 	TraceCAFile   string `cfg:"trace-ca-file" help:"PEM CA bundle of the trace collector: export over TLS verified against it (empty: plaintext)"`
 }
 

@@ -52,10 +52,10 @@ import (
 type Config struct {
 	GRPCListen  string        `cfg:"grpc-listen" help:"gRPC listen address of the Atom service"`
 	AdminListen string        `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
-	LBAddr      string        `cfg:"lb" help:"lbclient gRPC address"`
+	LBAddr      string        `cfg:"lb" addrs:"true" help:"lbclient gRPC address"`
 	LBStreams   int           `cfg:"lb-streams" help:"Lb.PickStream streams kept open to lbclient for picks (0: one unary Lb.Pick call per pick)"`
 	OnceTimeout time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline and whose capability sets no once_timeout"`
-	Polaris     string        `cfg:"polaris" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
+	Polaris     string        `cfg:"polaris" addrs:"true" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
 	Advertise   string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
 	LogLevel    string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
 	DataDir     string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`

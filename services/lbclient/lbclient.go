@@ -42,7 +42,7 @@ import (
 type Config struct {
 	GRPCListen     string        `cfg:"grpc-listen" help:"gRPC listen address (Lb service)"`
 	AdminListen    string        `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz /v1/view)"`
-	PolarisAddr    string        `cfg:"polaris" help:"polaris gRPC address"`
+	PolarisAddr    string        `cfg:"polaris" addrs:"true" help:"polaris gRPC address"`
 	NATSURL        string        `cfg:"nats-url" help:"NATS URL; empty asks polaris (Registry.Info)"`
 	ReportInterval time.Duration `cfg:"report-interval" help:"loaders' load report interval; loaders are forgotten after 10 of them"`
 	StaleAfter     time.Duration `cfg:"stale-after" help:"a loader without a load report for this long leaves rotation"`

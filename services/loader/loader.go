@@ -69,7 +69,7 @@ type Config struct {
 	Isolation         string            `cfg:"isolation" help:"none: the engine runs in the loader process; process: in supervised worker processes (a crash fails only that worker's requests with 10109)"`
 	WorkerCommand     []string          `cfg:"worker-command" help:"isolation process: command that starts a worker (default: this executable's engine-worker subcommand); engine flags are appended"`
 	Licence           int               `cfg:"licence" help:"concurrent engine slots (sessions and once requests)"`
-	PolarisAddr       string            `cfg:"polaris" help:"polaris gRPC address; empty = do not register"`
+	PolarisAddr       string            `cfg:"polaris" addrs:"true" help:"polaris gRPC address; empty = do not register"`
 	HeartbeatInterval time.Duration     `cfg:"heartbeat-interval" help:"load report interval"`
 	WarmUp            time.Duration     `cfg:"warm-up" help:"reported idle slots ramp up from 0 over this window after start"`
 	SessionIdleTTL    time.Duration     `cfg:"session-idle-ttl" help:"destroy a session idle for this long"`

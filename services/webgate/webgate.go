@@ -46,7 +46,7 @@ import (
 type Config struct {
 	HTTPListen     string        `cfg:"http-listen" help:"address of the public ASE HTTP/WebSocket server"`
 	AdminListen    string        `cfg:"admin-listen" help:"address of the admin server (/metrics /healthz /readyz)"`
-	AtomAddr       string        `cfg:"atom" help:"address of atom's gRPC server"`
+	AtomAddr       string        `cfg:"atom" addrs:"true" help:"address of atom's gRPC server"`
 	ReadTimeout    time.Duration `cfg:"read-timeout" help:"WebSocket read timeout: no frame in or result out for this long ends the session (10200); a capability's read_timeout overrides it"`
 	SessionTimeout time.Duration `cfg:"session-timeout" help:"WebSocket session lifetime (10114); a capability's session_timeout overrides it"`
 	// MaxPayloadBytes is the suite's one size limit (the same key on atom and the loaders):
@@ -77,7 +77,7 @@ type Config struct {
 	Auth    string `cfg:"auth" help:"HMAC authentication: on or off (off only for local development)"`
 	DemoApp string `cfg:"demo-app" secret:"true" help:"app_id:api_key:api_secret of an app used while no apps config exists (local development); 'generate' makes one and logs its keys"`
 
-	Polaris       string        `cfg:"polaris" help:"polaris address for capability schemas and apps; empty: none"`
+	Polaris       string        `cfg:"polaris" addrs:"true" help:"polaris address for capability schemas and apps; empty: none"`
 	ConfigWait    time.Duration `cfg:"config-wait" help:"how long Start waits for the first schemas and apps from polaris"`
 	ConfigProject string        `cfg:"config-project" help:"polaris config project of schemas and apps"`
 	ConfigGroup   string        `cfg:"config-group" help:"polaris config group of schemas and apps"`
