@@ -2,6 +2,7 @@ package compose
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -139,4 +140,63 @@ func (e env) checkObservability(t *testing.T, loaders int) {
 		return nil
 	})
 	t.Logf("Jaeger holds spans of %v", have)
+
+	// Exemplars: a latency bucket of a sampled request carries its trace id, and that trace
+	// is in Jaeger (Prometheus scrapes OpenMetrics with exemplar storage on).
+	var traceID string
+	testpoll.CheckFor(t, 60*time.Second, 500*time.Millisecond, func() error {
+		id, err := webgateExemplar(prom)
+		if err != nil || id == "" {
+			for range 10 { // sampled at 0.1: some of these carry exemplars
+				_ = e.once("echo", "exemplar", e.creds)
+			}
+			if err == nil {
+				err = errors.New("no exemplar on asf_webgate_request_seconds yet")
+			}
+			return err
+		}
+		traceID = id
+		return nil
+	})
+	testpoll.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error {
+		var tr struct {
+			Data []struct {
+				TraceID string `json:"traceID"`
+			} `json:"data"`
+		}
+		if err := getJSON(jaeger+"/api/traces/"+traceID, &tr); err != nil {
+			return err
+		}
+		if len(tr.Data) != 1 || tr.Data[0].TraceID != traceID {
+			return fmt.Errorf("Jaeger has no trace %s yet", traceID)
+		}
+		return nil
+	})
+	t.Logf("exemplar trace %s of asf_webgate_request_seconds is in Jaeger", traceID)
+}
+
+// webgateExemplar returns the trace id of an exemplar of webgate's request latency from
+// the last ten minutes ("" when there is none yet).
+func webgateExemplar(prom string) (string, error) {
+	var r struct {
+		Data []struct {
+			Exemplars []struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"exemplars"`
+		} `json:"data"`
+	}
+	now := time.Now()
+	q := fmt.Sprintf("%s/api/v1/query_exemplars?query=asf_webgate_request_seconds_bucket&start=%d&end=%d",
+		prom, now.Add(-10*time.Minute).Unix(), now.Unix())
+	if err := getJSON(q, &r); err != nil {
+		return "", err
+	}
+	for _, series := range r.Data {
+		for _, ex := range series.Exemplars {
+			if id := ex.Labels["trace_id"]; id != "" {
+				return id, nil
+			}
+		}
+	}
+	return "", nil
 }
