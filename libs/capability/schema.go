@@ -528,9 +528,9 @@ func propsOf(v any) map[string]any {
 	return p
 }
 
-func typeOf(v any) AttrType {
-	m, _ := v.(map[string]any)
-	var names []string
+// typeNames are the JSON type names schema v declares ("type": a name or a list).
+func typeNames(v any) (m map[string]any, names []string) {
+	m, _ = v.(map[string]any)
 	switch t := m["type"].(type) {
 	case string:
 		names = []string{t}
@@ -541,6 +541,11 @@ func typeOf(v any) AttrType {
 			}
 		}
 	}
+	return m, names
+}
+
+func typeOf(v any) AttrType {
+	_, names := typeNames(v)
 	for _, n := range names {
 		switch n {
 		case "integer", "number":
@@ -556,18 +561,7 @@ func typeOf(v any) AttrType {
 
 // jsonTypeOf is the first non-null JSON type of schema v (see OutputJSONType).
 func jsonTypeOf(v any) string {
-	m, _ := v.(map[string]any)
-	var names []string
-	switch t := m["type"].(type) {
-	case string:
-		names = []string{t}
-	case []any:
-		for _, x := range t {
-			if s, ok := x.(string); ok {
-				names = append(names, s)
-			}
-		}
-	}
+	m, names := typeNames(v)
 	for _, n := range names {
 		switch n {
 		case "number":

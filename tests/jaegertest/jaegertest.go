@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/testpoll"
+	"github.com/athenaserving/asf/tests/layering"
 	"github.com/athenaserving/asf/tools/suite"
 )
 
@@ -48,7 +49,7 @@ var ErrNotFound = errors.New("trace not found")
 // Binary returns the path of the Jaeger binary and of its config file, or "" and "" with
 // the reason they are missing.
 func Binary() (bin, config, why string) {
-	root, err := workspaceRoot()
+	root, err := layering.RepoRoot()
 	if p := os.Getenv("ASF_JAEGER_BIN"); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", "", fmt.Sprintf("ASF_JAEGER_BIN=%s: %v", p, err)
@@ -69,24 +70,6 @@ func Binary() (bin, config, why string) {
 		}
 	}
 	return bin, config, ""
-}
-
-// workspaceRoot is the closest directory above the working directory holding go.work.
-func workspaceRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the test: run it inside the workspace")
-		}
-		dir = parent
-	}
 }
 
 // Jaeger is a running Jaeger.
