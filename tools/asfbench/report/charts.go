@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -69,6 +70,73 @@ func drawCharts(dir string, s *Scenario) ([]string, error) {
 		out = append(out, c.name)
 	}
 	return out, nil
+}
+
+// drawCPUChart draws c into dir: at every load point the measured system's bar stacked by
+// process group, the baseline's bar beside it. It draws nothing (false) when c has no bar.
+func drawCPUChart(dir string, c CPUChart) (bool, error) {
+	if len(c.Bars) == 0 {
+		return false, nil
+	}
+	p := plot.New()
+	p.Title.Text = c.Title
+	p.Y.Label.Text = "CPU µs per " + c.Unit
+	p.Legend.Top = true
+	p.Legend.Left = true
+	grid := plotter.NewGrid()
+	grid.Vertical.Color = nil
+	p.Add(grid)
+	labels := make([]string, len(c.Bars))
+	cpus := make([]*CPU, len(c.Bars))
+	for i, b := range c.Bars {
+		labels[i] = b.Label
+		cpus[i] = &b.CPU
+	}
+	p.NominalX(labels...)
+	width := vg.Points(min(22, 300/float64(len(c.Bars))))
+	var below *plotter.BarChart
+	top := 0.0
+	for i, k := range cpuColumns(cpus) {
+		vals := make(plotter.Values, len(c.Bars))
+		for j, b := range c.Bars {
+			vals[j] = b.CPU.Services[k]
+		}
+		bar, err := plotter.NewBarChart(vals, width)
+		if err != nil {
+			return false, err
+		}
+		bar.Color = plotutil.Color(i)
+		bar.LineStyle.Width = 0
+		bar.Offset = -width / 2
+		if below != nil {
+			bar.StackOn(below)
+		}
+		below = bar
+		p.Add(bar)
+		p.Legend.Add(k, bar)
+	}
+	base := make(plotter.Values, len(c.Bars))
+	for j, b := range c.Bars {
+		base[j] = b.CPU.BaselineSum
+		top = max(top, b.CPU.BaselineSum, b.CPU.Sum)
+	}
+	bar, err := plotter.NewBarChart(base, width)
+	if err != nil {
+		return false, err
+	}
+	bar.Color = color.Gray{Y: 160}
+	bar.LineStyle.Width = 0
+	bar.Offset = width / 2
+	p.Add(bar)
+	p.Legend.Add("baseline: "+strings.Join(c.baselines(), ", "), bar)
+	// Headroom above the tallest bar for the legend.
+	p.Y.Min, p.Y.Max = 0, max(top, 1)*1.5
+	p.X.Min, p.X.Max = -0.6, float64(len(c.Bars))-0.4
+	p.BackgroundColor = color.White
+	if err := p.Save(vg.Length(max(7, 1.2*float64(len(c.Bars))))*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, c.File)); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // msf is a duration in milliseconds, floored at 1 µs so it fits a log axis.

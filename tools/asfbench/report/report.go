@@ -25,6 +25,10 @@ type Report struct {
 	Scenarios []*Scenario
 	// Notes are printed under the title (what was not measured, and why).
 	Notes []string
+	// CPUCharts are drawn by Write and shown under the targets.
+	CPUCharts []CPUChart
+	// Charts are the PNG file names of CPUCharts that Write drew, relative to the report.
+	Charts []string
 }
 
 // Machine describes where the run happened.
@@ -79,6 +83,9 @@ type Target struct {
 	Target string
 	// Status is pass, FAIL, info (no target) or not measured.
 	Status string
+	// CPU is the CPU per request (or per frame) of each process group behind the figure;
+	// nil for figures measured by a helper program in its own process.
+	CPU *CPU `json:",omitempty"`
 }
 
 // CheckMax makes a Target that passes when measured ≤ limit.
@@ -116,6 +123,12 @@ func (t Target) WithBaseline(baseline string, ratio float64) Target {
 	if ratio != 0 && !math.IsNaN(ratio) && !math.IsInf(ratio, 0) {
 		t.Ratio = fmt.Sprintf("%.3f×", ratio)
 	}
+	return t
+}
+
+// WithCPU sets the CPU behind the figure.
+func (t Target) WithCPU(c *CPU) Target {
+	t.CPU = c
 	return t
 }
 
@@ -181,6 +194,16 @@ func (r *Report) Write(dir string) error {
 		}
 		s.Charts = charts
 	}
+	r.Charts = nil
+	for _, c := range r.CPUCharts {
+		ok, err := drawCPUChart(dir, c)
+		if err != nil {
+			return fmt.Errorf("chart %s: %w", c.File, err)
+		}
+		if ok {
+			r.Charts = append(r.Charts, c.File)
+		}
+	}
 	f, err := os.Create(filepath.Join(dir, "report.md"))
 	if err != nil {
 		return err
@@ -223,7 +246,8 @@ func (r *Report) Markdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "Latency in milliseconds, from the intended send time. Throughput counts successful requests per second. "+
-		"CPU is CPU-seconds per 1000 successful requests of each process group (asfbench = the load generator). "+
+		"CPU is CPU-seconds per 1000 successful requests (frames on WebSocket rows) of each process group (asfbench = the load generator; "+
+		"loader includes its engine worker processes). "+
 		"Peak RSS is VmHWM in MiB (largest process of the group). Ratios compare each system with the scenario's baseline at the same load: "+
 		"throughput ratio (higher is better) and p99 ratio (lower is better). `stable` means the last windows agreed within the stability rule.")
 	fmt.Fprintln(w)
@@ -254,6 +278,7 @@ func (r *Report) targetsMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "## Targets\n\nEvery figure below was measured in this run. %d pass, %d fail, %d not measured, %d reported without a target.\n\n",
 		n[StatusPass], n[StatusFail], n[StatusNotMeasured], n[StatusInfo])
 	writeTargets(w, ts)
+	writeImages(w, r.Charts)
 }
 
 func writeTargets(w io.Writer, ts []Target) {
@@ -271,6 +296,17 @@ func writeTargets(w io.Writer, ts []Target) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", t.Metric, t.Measured, t.Baseline, t.Ratio, tg, st)
 	}
 	fmt.Fprintln(w)
+	writeCPU(w, ts)
+}
+
+// writeImages shows the PNG files.
+func writeImages(w io.Writer, files []string) {
+	for _, c := range files {
+		fmt.Fprintf(w, "![%s](%s)\n", c, c)
+	}
+	if len(files) > 0 {
+		fmt.Fprintln(w)
+	}
 }
 
 func writeTable(w io.Writer, t Table) {
@@ -305,12 +341,7 @@ func (s *Scenario) markdown(w io.Writer) {
 	if len(s.Findings)+len(s.Notes) > 0 {
 		fmt.Fprintln(w)
 	}
-	for _, c := range s.Charts {
-		fmt.Fprintf(w, "![%s](%s)\n", c, c)
-	}
-	if len(s.Charts) > 0 {
-		fmt.Fprintln(w)
-	}
+	writeImages(w, s.Charts)
 }
 
 func (s *Scenario) rowsMarkdown(w io.Writer) {

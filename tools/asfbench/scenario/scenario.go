@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/athenaserving/asf/libs/tlsx"
@@ -96,7 +97,7 @@ func Full() Profile {
 		Plan: asfbench.Plan{Warmup: 2 * time.Second, Window: 2 * time.Second, MinWindows: 3, MaxWindows: 5,
 			Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}},
 		OnceConcurrency: []int{1, 16, 64, 256},
-		StreamSessions:  []int{100, 500, 1000, 2000}, StreamPace: 40 * time.Millisecond,
+		StreamSessions:  []int{100, 250, 500, 1000, 2000}, StreamPace: 40 * time.Millisecond,
 		StreamFrameSize: 1280, StreamFramesPerSession: 250,
 		PythonConcurrency: []int{1, 16, 64, 256}, PickConcurrency: []int{1, 16, 64},
 		OIPConcurrency: []int{16}, PropagationSamples: 30, OncePayload: 256,
@@ -118,14 +119,16 @@ func Quick() Profile {
 	p.Name = "quick"
 	p.Plan = asfbench.Plan{Warmup: 500 * time.Millisecond, Window: time.Second, MinWindows: 3, MaxWindows: 3,
 		Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}}
-	// One point of every target: once at c=1 and c=64, 1000 stream sessions held for 6 s.
+	// One point of every target: once at c=1 and c=64, the Python identity engine at c=64,
+	// 1000 stream sessions held for 6 s, and below it the counts that bound the session
+	// count held at p99 ≤ 50 ms.
 	p.OnceConcurrency = []int{1, 64}
-	p.StreamSessions = []int{1000}
+	p.StreamSessions = []int{100, 250, 500, 1000}
 	p.StreamHoldPlan = asfbench.Plan{Warmup: time.Second, Window: 2 * time.Second, MinWindows: 3, MaxWindows: 3,
 		Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}}
 	p.LoaderBenchWarmup, p.LoaderBenchDuration = 300*time.Millisecond, time.Second
 	p.LBBenchDuration = 3 * time.Second
-	p.PythonConcurrency = []int{16}
+	p.PythonConcurrency = []int{64}
 	p.PickConcurrency = []int{16}
 	p.PropagationSamples = 10
 	p.MTLSRounds = 2
@@ -222,6 +225,7 @@ func Run(ctx context.Context, env *Env) (*report.Report, error) {
 			env.logf("scenario %s: %v", st.id, err)
 		}
 	}
+	rep.CPUCharts = cpuCharts(rep)
 	rep.Duration = time.Since(rep.Started)
 	return rep, errors.Join(errs...)
 }
@@ -229,13 +233,19 @@ func Run(ctx context.Context, env *Env) (*report.Report, error) {
 // groups names the process groups of one system under test, plus the load generator.
 type groups map[string]procstat.Group
 
+// suiteGroups are the suite's services, each with the processes it started (the loader's
+// engine workers count as the loader's), and the load generator.
 func suiteGroups(s Suite) groups {
 	g := groups{"asfbench": {PIDs: []int{os.Getpid()}}}
 	if s == nil {
 		return g
 	}
 	for name, pids := range s.PIDs() {
-		g[name] = procstat.Group{PIDs: pids}
+		all := slices.Clone(pids)
+		for _, p := range pids {
+			all = append(all, procstat.Descendants(p)...)
+		}
+		g[name] = procstat.Group{PIDs: all}
 	}
 	return g
 }
@@ -313,7 +323,7 @@ func (e *Env) oipTarget(base string, c int) *targets.OIPInfer {
 
 // runOnce is scenario 1: ASE once requests to the echo engine, suite vs bare Go echo.
 func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
-	sc := &report.Scenario{ID: "once", Title: "1. Once, echo engine, HTTP", XLabel: "concurrency", Baseline: "bare Go echo",
+	sc := &report.Scenario{ID: "once", Title: "1. Once, echo engine, HTTP", XLabel: "concurrency", Baseline: bareEcho,
 		Description: fmt.Sprintf("Closed loop. Signed ASE once requests (POST /v1/private/echo, %d-byte text) through webgate → atom → loader(echo), "+
 			"against a bare Go net/http JSON echo (the floor for the HTTP path). OIP v2 rows: signed POST /v2/models/echo/infer with one "+
 			"%d-byte BYTES tensor `input`, through the suite and against the bare echo's OIP route. WebAPI 2.0 rows: the same text in "+
@@ -321,11 +331,11 @@ func runOnce(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
 			"through the same pipeline, against the same bare Go echo rows and targets.", env.Profile.OncePayload, env.Profile.OncePayload)}
 	for _, c := range env.Profile.OnceConcurrency {
 		load, x := asfbench.Load{Concurrency: c}, float64(c)
-		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, env.suiteSide(s, "suite", "bare Go echo",
+		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, env.suiteSide(s, suiteSystem, bareEcho,
 			func() asfbench.Target { return env.onceTarget(s.WebgateURL(), "echo", c) })); err != nil {
 			return sc, err
 		}
-		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, side{system: "bare Go echo", groups: pidGroups("baseline", env.BaselinePIDs),
+		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, side{system: bareEcho, groups: pidGroups("baseline", env.BaselinePIDs),
 			target: func() asfbench.Target { return env.onceTarget(env.BaselineHTTP, "echo", c) }}); err != nil {
 			return sc, err
 		}
@@ -401,7 +411,7 @@ const heldP99 = 50 * time.Millisecond
 // runStream is scenario 2: WebSocket sessions of 1280-byte frames every 40 ms.
 func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error) {
 	p := env.Profile
-	sc := &report.Scenario{ID: "stream", Title: "2. Stream, echo engine, WebSocket", XLabel: "sessions", Baseline: "bare Go WS echo",
+	sc := &report.Scenario{ID: "stream", Title: "2. Stream, echo engine, WebSocket", XLabel: "sessions", Baseline: bareWSEcho,
 		Description: fmt.Sprintf("Each session sends a %d-byte audio frame every %v (status 0, 1, …, 2; %d frames, then a new session) "+
 			"and waits for its result; latency is frame-to-result from the frame's scheduled send time.",
 			p.StreamFrameSize, p.StreamPace, p.StreamFramesPerSession)}
@@ -416,11 +426,11 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 			plan = p.StreamHoldPlan
 		}
 		x := float64(n)
-		if err := env.measureSide(ctx, sc, plan, x, load, env.suiteSide(s, "suite", "bare Go WS echo",
+		if err := env.measureSide(ctx, sc, plan, x, load, env.suiteSide(s, suiteSystem, bareWSEcho,
 			func() asfbench.Target { return mk(s.WebgateURL()) })); err != nil {
 			return sc, err
 		}
-		if err := env.measureSide(ctx, sc, plan, x, load, side{system: "bare Go WS echo", groups: pidGroups("baseline", env.BaselinePIDs),
+		if err := env.measureSide(ctx, sc, plan, x, load, side{system: bareWSEcho, groups: pidGroups("baseline", env.BaselinePIDs),
 			target: func() asfbench.Target { return mk(env.BaselineHTTP) }}); err != nil {
 			return sc, err
 		}
@@ -432,20 +442,28 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 	return sc, nil
 }
 
+// heldCount is the largest session count at which sys held p99 ≤ heldP99 with under 0.1 %
+// errors (-1 when it held none) and whether sys has any measured row.
+func heldCount(sc *report.Scenario, sys string) (n float64, measured bool) {
+	n = -1
+	rows := sc.ByX(sys)
+	for _, r := range rows {
+		sum := r.Result.Summary
+		if sum.P99 <= heldP99 && float64(sum.Errors) <= 0.001*float64(max(sum.Requests, 1)) && sum.Requests > 0 {
+			n = max(n, r.X)
+		}
+	}
+	return n, len(rows) > 0
+}
+
 // heldFinding states the largest session count a system held with p99 ≤ 50 ms and under
 // 0.1 % errors.
 func heldFinding(sc *report.Scenario, sys string) string {
-	best := -1.0
-	for _, r := range sc.ByX(sys) {
-		sum := r.Result.Summary
-		if sum.P99 <= heldP99 && float64(sum.Errors) <= 0.001*float64(max(sum.Requests, 1)) && sum.Requests > 0 {
-			best = max(best, r.X)
-		}
-	}
-	if len(sc.ByX(sys)) == 0 {
+	best, measured := heldCount(sc, sys)
+	switch {
+	case !measured:
 		return fmt.Sprintf("%s: not measured.", sys)
-	}
-	if best < 0 {
+	case best < 0:
 		return fmt.Sprintf("%s: no measured session count held p99 ≤ %v with < 0.1 %% errors.", sys, heldP99)
 	}
 	return fmt.Sprintf("%s: largest session count held with p99 ≤ %v and < 0.1 %% errors: **%.0f**.", sys, heldP99, best)
@@ -454,7 +472,7 @@ func heldFinding(sc *report.Scenario, sys string) string {
 // runPython is scenario 3: the Python identity engine, suite vs FastAPI + uvicorn.
 func runPython(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error) {
 	p := env.Profile
-	sc := &report.Scenario{ID: "python", Title: "3. Python identity engine", XLabel: "concurrency", Baseline: "FastAPI+uvicorn",
+	sc := &report.Scenario{ID: "python", Title: "3. Python identity engine", XLabel: "concurrency", Baseline: fastAPI,
 		Description: fmt.Sprintf("Closed loop. Signed ASE once requests to the `python-identity` engine, against the same Python function "+
 			"served by FastAPI + uvicorn (Debian packages, /usr/bin/python3, %d workers: one per core).", p.PythonWorkers)}
 	var suite Suite
@@ -486,20 +504,21 @@ func runPython(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error)
 	}
 	for _, c := range p.PythonConcurrency {
 		load, x := asfbench.Load{Concurrency: c}, float64(c)
-		suiteSd := side{system: "suite", vs: "FastAPI+uvicorn", why: suiteWhy}
+		suiteSd := side{system: suiteSystem, vs: fastAPI, why: suiteWhy}
 		if suite != nil {
-			suiteSd = side{system: "suite", vs: "FastAPI+uvicorn", groups: suiteGroups(suite),
+			suiteSd = side{system: suiteSystem, vs: fastAPI, groups: suiteGroups(suite),
 				target: func() asfbench.Target { return env.onceTarget(suite.WebgateURL(), "python-identity", c) }}
 		}
 		if err := env.measureSide(ctx, sc, p.Plan, x, load, suiteSd); err != nil {
 			return sc, err
 		}
 		if fa != nil {
-			if err := env.measureSide(ctx, sc, p.Plan, x, load, side{system: "FastAPI+uvicorn", groups: pidGroups("uvicorn", fa.PIDs()),
+			if err := env.measureSide(ctx, sc, p.Plan, x, load, side{system: fastAPI, groups: pidGroups("uvicorn", fa.PIDs()),
 				target: func() asfbench.Target { return env.onceTarget(fa.URL(), "python-identity", c) }}); err != nil {
 				return sc, err
 			}
 		}
 	}
+	sc.Targets = pythonTargets(sc, env)
 	return sc, nil
 }

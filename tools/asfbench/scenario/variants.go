@@ -141,10 +141,6 @@ func variantRounds(v, ref *variant) string {
 		"(the same work on both sides, so the machine's noise): %s.", v.name, ref.name, strings.Join(suite, ", "), strings.Join(gen, ", "))
 }
 
-// variantServices are the suite's process groups in the order the comparison tables list
-// them.
-var variantServices = []string{"webgate", "atom", "loader", "lbclient", "polaris"}
-
 // variantTable is the CPU per request of each process group on every variant and its
 // ratio to ref's, with the suite's total, the load generator, the trace backend when one
 // ran, and the throughput.
@@ -185,7 +181,7 @@ func variantTable(title string, vs []*variant, ref *variant) report.Table {
 		return r
 	}
 	tbl := report.Table{Title: title, Header: header}
-	for _, k := range variantServices {
+	for _, k := range report.SuiteServices {
 		if _, ok := refCPU[k]; !ok {
 			continue
 		}

@@ -59,9 +59,9 @@ func runWebAPIOnce(ctx context.Context, env *Env, s Suite, sc *report.Scenario) 
 	}
 	for _, c := range env.Profile.OnceConcurrency {
 		load, x := asfbench.Load{Concurrency: c}, float64(c)
-		sd := env.suiteSide(s, webapiSystem, "bare Go echo", func() asfbench.Target { return env.webapiTarget(s.WebgateURL(), c) })
+		sd := env.suiteSide(s, webapiSystem, bareEcho, func() asfbench.Target { return env.webapiTarget(s.WebgateURL(), c) })
 		if why != "" {
-			sd = side{system: webapiSystem, vs: "bare Go echo", why: why}
+			sd = side{system: webapiSystem, vs: bareEcho, why: why}
 		}
 		if err := env.measureSide(ctx, sc, env.Profile.Plan, x, load, sd); err != nil {
 			return err
