@@ -1,9 +1,12 @@
 // Package lbpick asks lbclient which loaders to use. Picks travel over a few long-lived
 // Lb.PickStream streams, which saves a gRPC call's setup (a new HTTP/2 stream, a server
 // goroutine) per pick; while no stream is open — at start, after a break, against an
-// lbclient without PickStream — each pick falls back to the unary Lb.Pick.
+// lbclient without PickStream — each pick falls back to the unary Lb.Pick. With
+// Options.LeaseMax, a busy service's picks without exclude are answered from picks that
+// lbclient granted in advance (Lb.Lease), leased in the background, so most picks make
+// no call at all.
 //
-//	c := lbpick.New(cc, lbpick.Options{Streams: 4, Log: log})
+//	c := lbpick.New(cc, lbpick.Options{Streams: 4, LeaseMax: 64, Log: log})
 //	defer c.Close()
 //	addrs, err := c.Pick(ctx, "echo", 3, nil, uid)
 package lbpick
@@ -51,8 +54,18 @@ type Options struct {
 	// WatchDropped stream open for it, reopened like a PickStream; drops that happen while
 	// it is broken are not heard of. It runs on the stream's goroutine and must not block.
 	OnDropped func(service, addr, reason string)
+	// LeaseMax is the most picks one lease asks lbclient for (Lb.Lease); 0 turns leases
+	// off: every pick asks lbclient. A service is leased for once its pick rate fills
+	// two picks in LeaseWindow; the lease is sized for LeaseWindow of its picks, so the
+	// picks of an idle or quiet service go to lbclient one by one, as without leases.
+	LeaseMax int
+	// LeaseWindow is the stretch of a service's recent picks a lease is sized for
+	// (default 10 ms; at most half the validity lbclient grants).
+	LeaseWindow time.Duration
 	// Log is the client's logger.
 	Log zerolog.Logger
+
+	now func() time.Time // the clock of leases (time.Now; a fake one in tests)
 }
 
 // Client picks loaders. It is safe for concurrent use; Close stops its streams.
@@ -63,11 +76,16 @@ type Client struct {
 	streams []*pickStream
 	next    atomic.Uint64
 	ids     atomic.Uint64
-	// warnedOld is set once an lbclient without PickStream was logged at info.
-	warnedOld atomic.Bool
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// warnedOld is set once an lbclient without PickStream was logged at info, and
+	// warnedNoLease once one that grants no lease was.
+	warnedOld     atomic.Bool
+	warnedNoLease atomic.Bool
+	leases        sync.Map // service → *leases
+	ctx           context.Context
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	smu           sync.Mutex // guards closing: no goroutine starts once Close waits
+	closing       bool
 }
 
 // New returns a Client over cc and starts opening its streams in the background.
@@ -83,6 +101,12 @@ func New(cc grpc.ClientConnInterface, opts Options) *Client {
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 5 * time.Second
+	}
+	if opts.LeaseWindow <= 0 {
+		opts.LeaseWindow = defaultLeaseWindow
+	}
+	if opts.now == nil {
+		opts.now = time.Now
 	}
 	c := &Client{c: lbpb.NewLbClient(cc), opts: opts, log: opts.Log}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -144,9 +168,12 @@ func (c *Client) serveDropped() error {
 	}
 }
 
-// Close stops every stream and waits for their goroutines; picks in flight on a stream
-// finish over unary Pick.
+// Close stops every stream and lease call and waits for their goroutines; picks in
+// flight on a stream finish over unary Pick.
 func (c *Client) Close() error {
+	c.smu.Lock()
+	c.closing = true
+	c.smu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 	return nil
@@ -167,7 +194,14 @@ func (c *Client) Open() int {
 
 // Pick returns up to n loader addresses for service, best first, never one in exclude.
 // Errors carry lbclient's code (10404 unknown service, 10223 none live, 10222 unreachable).
+// With leases on, a pick without exclude may be answered from a lease (never one of a
+// service whose strategy uses key: lbclient refuses to lease those).
 func (c *Client) Pick(ctx context.Context, service string, n int, exclude []string, key string) ([]string, error) {
+	if c.opts.LeaseMax > 0 && len(exclude) == 0 {
+		if addrs, ok := c.leased(service, n); ok {
+			return addrs, nil
+		}
+	}
 	// A traced pick carries its span's context to lbclient in the message: the streams'
 	// own gRPC metadata belongs to no request. Untraced, the field stays nil (no cost).
 	req := &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key, TraceContext: tracing.InjectSampled(ctx)}

@@ -50,6 +50,9 @@ type Config struct {
 	// Strategies overrides Strategy per service.
 	Strategies map[string]string `cfg:"strategies" help:"per-service strategy, service=strategy,service=strategy"`
 	PickLease  time.Duration     `cfg:"pick-lease" help:"a pick stays charged against a loader until a report this much younger than it (covers pick → session → report)"`
+	// LeaseMax and LeaseValidity govern Lb.Lease (docs/load-balancing.md "Leases").
+	LeaseMax      int           `cfg:"lease-max" help:"most picks one Lb.Lease grants a caller in advance (0: leases off, callers pick per request)"`
+	LeaseValidity time.Duration `cfg:"lease-validity" help:"how long leased picks may be used after the caller asked; at most pick-lease/4, so a leased pick reaches its loader well inside pick-lease"`
 	// HashEpsilon is the consistent-hash load slack.
 	HashEpsilon float64 `cfg:"hash-epsilon" help:"consistent-hash bounded-load slack: keys stay while a loader is under (1+ε)× the mean utilisation"`
 	// ReplicaService is the registry service the replicas register under.
@@ -82,12 +85,32 @@ func DefaultConfig() Config {
 		StaleAfter:     3 * time.Second,
 		Strategy:       balance.StrategyLeastLoad,
 		PickLease:      balance.DefaultLease,
+		LeaseMax:       DefaultLeaseMax,
+		LeaseValidity:  DefaultLeaseValidity,
 		HashEpsilon:    balance.DefaultEpsilon,
 		ReplicaService: "lbclient",
 		StartWait:      5 * time.Second,
 		LogLevel:       "info",
 		AdminConfig:    obs.DefaultAdminConfig(),
 	}
+}
+
+// Lease defaults: a caller leases picks for ~10-20 ms of its traffic, so 256 covers
+// ~13k picks/s per service and caller; 20 ms leaves pick-lease (100 ms) 80 ms for the
+// session to reach the loader and its report to come back.
+const (
+	DefaultLeaseMax      = 256
+	DefaultLeaseValidity = 20 * time.Millisecond
+)
+
+// leaseValidity is how long leased picks may be used: lease-validity, at most a quarter
+// of the pick lease in force.
+func (c Config) leaseValidity() time.Duration {
+	pl := c.PickLease
+	if pl <= 0 {
+		pl = balance.DefaultLease
+	}
+	return min(c.LeaseValidity, pl/4)
 }
 
 // InternalTLS is the internal-TLS part of c (checked by the service process at start).
@@ -115,6 +138,12 @@ func (c Config) validate() error {
 	}
 	if c.PickLease < 0 {
 		errs = append(errs, fmt.Errorf("pick-lease %s must not be negative", c.PickLease))
+	}
+	if c.LeaseMax < 0 {
+		errs = append(errs, fmt.Errorf("lease-max %d must not be negative", c.LeaseMax))
+	}
+	if c.LeaseValidity < 0 {
+		errs = append(errs, fmt.Errorf("lease-validity %s must not be negative", c.LeaseValidity))
 	}
 	if c.HashEpsilon < 0 {
 		errs = append(errs, fmt.Errorf("hash-epsilon %g must not be negative", c.HashEpsilon))
@@ -222,6 +251,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	}
 	undo.Push(func() error { return tp.Shutdown(context.Background()) })
 	lb.Trace(tp)
+	lb.Leases(cfg.LeaseMax, cfg.leaseValidity())
 	s := &Server{cfg: cfg, log: log, view: view, src: src, ln: ln, self: self, lb: lb, tp: tp}
 	admin, err := obs.NewAdmin(cfg.AdminListen, reg, s.Ready, obs.WithPprof(cfg.Pprof), obs.WithTimeouts(cfg.Timeouts()))
 	if err != nil {

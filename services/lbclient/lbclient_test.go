@@ -99,13 +99,21 @@ func startServer(t *testing.T, cfg lbclient.Config) *lbclient.Server {
 // an lbclient on both; everything stops at cleanup.
 func startWithLoaders(t *testing.T, instances ...*polarispb.InstanceState) (*lbclient.Server, *natsbus.Embedded) {
 	t.Helper()
+	return startConfigured(t, func(*lbclient.Config) {}, instances...)
+}
+
+// startConfigured is startWithLoaders with the lbclient's config changed by configure.
+func startConfigured(t *testing.T, configure func(*lbclient.Config), instances ...*polarispb.InstanceState) (*lbclient.Server, *natsbus.Embedded) {
+	t.Helper()
 	emb, err := natsbus.StartEmbedded("127.0.0.1:0", zerolog.Nop())
 	require.NoError(t, err)
 	t.Cleanup(emb.Shutdown)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	serve(t, ln, &fakePolaris{natsURL: emb.ClientURL(), instances: instances})
-	return startServer(t, testConfig(ln.Addr().String())), emb
+	cfg := testConfig(ln.Addr().String())
+	configure(&cfg)
+	return startServer(t, cfg), emb
 }
 
 // pickClient opens an lbpick client with streams PickStreams to srv and waits for them.
@@ -253,6 +261,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	cfg.StaleAfter = time.Millisecond
 	_, err = lbclient.New(cfg, zerolog.Nop(), nil)
 	require.ErrorContains(t, err, "stale-after")
+
+	cfg = testConfig("127.0.0.1:1")
+	cfg.LeaseMax = -1
+	_, err = lbclient.New(cfg, zerolog.Nop(), nil)
+	require.ErrorContains(t, err, "lease-max")
 }
 
 func TestShutdownWithoutStart(t *testing.T) {

@@ -63,6 +63,7 @@ type ServiceStats struct {
 	Live        int // loaders in rotation
 	Picks       uint64
 	Overcommits uint64 // picks whose first loader had no room left
+	Leased      uint64 // picks made by Lease (counted in Picks too)
 }
 
 // Stats returns per-service counters at now, sorted by service.
@@ -72,7 +73,7 @@ func (v *View) Stats(now time.Time) []ServiceStats {
 	out := make([]ServiceStats, 0, len(all))
 	for _, s := range all {
 		s.mu.Lock()
-		st := ServiceStats{Service: s.name, Strategy: s.strategy.Name(), Known: len(s.loaders), Picks: s.picks, Overcommits: s.overcommits}
+		st := ServiceStats{Service: s.name, Strategy: s.strategy.Name(), Known: len(s.loaders), Picks: s.picks, Overcommits: s.overcommits, Leased: s.leased}
 		for _, l := range s.loaders {
 			if ok, _ := v.inRotation(l, now, fz); ok {
 				st.Live++
@@ -109,6 +110,7 @@ type ServiceDump struct {
 	Live        int          `json:"live"`
 	Picks       uint64       `json:"picks"`
 	Overcommits uint64       `json:"overcommits"`
+	Leased      uint64       `json:"leased"`
 	Loaders     []LoaderDump `json:"loaders"`
 }
 
@@ -121,7 +123,7 @@ func (v *View) Dump(now time.Time) []ServiceDump {
 	out := make([]ServiceDump, 0, len(all))
 	for _, s := range all {
 		s.mu.Lock()
-		sd := ServiceDump{Service: s.name, Strategy: s.strategy.Name(), Picks: s.picks, Overcommits: s.overcommits, Loaders: []LoaderDump{}}
+		sd := ServiceDump{Service: s.name, Strategy: s.strategy.Name(), Picks: s.picks, Overcommits: s.overcommits, Leased: s.leased, Loaders: []LoaderDump{}}
 		for _, l := range s.loaders {
 			ok, why := v.inRotation(l, now, fz)
 			if ok {

@@ -41,18 +41,33 @@ var ErrUnknownVersion = aserr.New(aserr.ErrNotFound.Code, "engine version not fo
 // engine version ("<service>@<version>", see VersionSep): only loaders that registered it
 // are returned, and a version none registered wraps ErrUnknownVersion (10404).
 func (v *View) Pick(serviceName string, n int, exclude []string, key string, now time.Time) ([]string, error) {
-	if n <= 0 {
-		n = 1
+	n = max(n, 1)
+	s, cands, err := v.lockCandidates(serviceName, exclude, now)
+	if err != nil {
+		return nil, err
 	}
+	defer s.mu.Unlock()
+	ranked := s.rankLocked(cands, key, n)
+	out := make([]string, len(ranked))
+	for i, c := range ranked {
+		out[i] = c.Addr
+	}
+	s.chargeLocked(ranked[0], now)
+	return out, nil
+}
+
+// lockCandidates returns the service with its lock held and its loaders in rotation
+// and not in exclude, sorted by address, with their room and free slots at now. On an
+// error the lock is not held.
+func (v *View) lockCandidates(serviceName string, exclude []string, now time.Time) (*service, []Candidate, error) {
 	name, version, pinned := strings.Cut(serviceName, VersionSep)
 	s := v.get(name)
 	if s == nil {
-		return nil, fmt.Errorf("pick %q: %w", serviceName, aserr.ErrNotFound)
+		return nil, nil, fmt.Errorf("pick %q: %w", serviceName, aserr.ErrNotFound)
 	}
 	repl := v.replicas(now)
 	fz := v.freeze.Load()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.order == nil {
 		s.order = make([]*loader, 0, len(s.loaders))
 		for _, l := range s.loaders {
@@ -76,28 +91,38 @@ func (v *View) Pick(serviceName string, n int, exclude []string, key string, now
 			Load: l.load, Weight: l.admin.Weight, Hash: l.hash,
 		})
 	}
-	if !known {
-		return nil, fmt.Errorf("pick %q: no loader of %s serves engine version %q: %w", serviceName, name, version, ErrUnknownVersion)
+	switch {
+	case !known:
+		s.mu.Unlock()
+		return nil, nil, fmt.Errorf("pick %q: no loader of %s serves engine version %q: %w", serviceName, name, version, ErrUnknownVersion)
+	case len(cands) == 0:
+		loaders := len(s.loaders)
+		s.mu.Unlock()
+		return nil, nil, fmt.Errorf("pick %q: %d loaders known, none in rotation: %w", serviceName, loaders, aserr.ErrNoEngine)
 	}
-	if len(cands) == 0 {
-		return nil, fmt.Errorf("pick %q: %d loaders known, none in rotation: %w", serviceName, len(s.loaders), aserr.ErrNoEngine)
-	}
+	return s, cands, nil
+}
+
+// rankLocked ranks cands (not empty) with the service's strategy and keeps the first n.
+// cands is left as it was.
+func (s *service) rankLocked(cands []Candidate, key string, n int) []Candidate {
 	ranked := s.strategy.Rank(s.state, cands, key, n)
 	if len(ranked) > n {
 		ranked = ranked[:n]
 	}
-	out := make([]string, len(ranked))
-	for i, c := range ranked {
-		out[i] = c.Addr
-	}
-	if ranked[0].Room <= 0 {
+	return ranked
+}
+
+// chargeLocked counts a pick whose first loader is first: in flight against the loader
+// from now, and an over-commit when it had no room left.
+func (s *service) chargeLocked(first Candidate, now time.Time) {
+	if first.Room <= 0 {
 		s.overcommits++
 	}
-	first := s.loaders[out[0]]
-	if len(first.inflight) >= maxInFlight {
-		first.inflight = append(first.inflight[:0], first.inflight[maxInFlight/2:]...)
+	l := s.loaders[first.Addr]
+	if len(l.inflight) >= maxInFlight {
+		l.inflight = append(l.inflight[:0], l.inflight[maxInFlight/2:]...)
 	}
-	first.inflight = append(first.inflight, now)
+	l.inflight = append(l.inflight, now)
 	s.picks++
-	return out, nil
 }

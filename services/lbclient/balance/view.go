@@ -135,6 +135,7 @@ type service struct {
 	tombstones  map[string]tombstone
 	overcommits uint64 // picks whose first loader had no room left
 	picks       uint64
+	leased      uint64 // picks made by Lease (counted in picks too)
 }
 
 type tombstone struct {
@@ -210,11 +211,14 @@ func MustNewView(opts Options) *View {
 func (v *View) StaleAfter() time.Duration { return v.opts.StaleAfter }
 
 // StrategyName is the name of the strategy the service is picked with.
-func (v *View) StrategyName(serviceName string) string {
+func (v *View) StrategyName(serviceName string) string { return v.strategyOf(serviceName).Name() }
+
+// strategyOf is the strategy the service is picked with.
+func (v *View) strategyOf(serviceName string) Strategy {
 	if st, ok := v.strategies[serviceName]; ok {
-		return st.Name()
+		return st
 	}
-	return v.def.Name()
+	return v.def
 }
 
 // get returns the service or nil.

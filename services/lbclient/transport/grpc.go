@@ -37,6 +37,10 @@ type LB struct {
 
 	picks   *prometheus.CounterVec
 	seconds *prometheus.HistogramVec
+	leases  *prometheus.CounterVec
+
+	leaseMax   int           // most picks one Lease grants; 0: leases off
+	leaseValid time.Duration // how long granted picks may be used
 
 	ending  chan struct{} // closed by EndStreams
 	endOnce sync.Once
@@ -78,13 +82,14 @@ func NewLB(view *balance.View, now func() time.Time, reg prometheus.Registerer) 
 			Help:    "Time to answer a Pick from the view.",
 			Buckets: prometheus.ExponentialBuckets(0.000005, 3, 10),
 		}, []string{"strategy"}),
+		leases: newLeasesCounter(),
 		dropsMissed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asf_lbclient_drops_missed_total",
 			Help: "Dropped-loader notices not sent to a WatchDropped stream that lagged too far behind.",
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{l.picks, l.seconds, l.dropsMissed, &viewCollector{view: view, now: now}} {
+		for _, c := range []prometheus.Collector{l.picks, l.seconds, l.leases, l.dropsMissed, &viewCollector{view: view, now: now}} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -196,6 +201,8 @@ var (
 		"Loaders held in memory (in rotation or not), by service.", []string{"service"}, nil)
 	descOver = prometheus.NewDesc("asf_lbclient_overcommits_total",
 		"Picks whose first loader had no room left in this replica's share of its idle slots, by service.", []string{"service"}, nil)
+	descLeased = prometheus.NewDesc("asf_lbclient_leased_picks_total",
+		"Picks granted in leases (Lb.Lease), by service; each is charged like a pick.", []string{"service"}, nil)
 	descReplicas = prometheus.NewDesc("asf_lbclient_replicas",
 		"lbclient replicas sharing the loaders' idle slots (0: replica accounting off).", nil, nil)
 )
@@ -205,6 +212,7 @@ func (c *viewCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLive
 	ch <- descKnown
 	ch <- descOver
+	ch <- descLeased
 	ch <- descReplicas
 }
 
@@ -217,6 +225,7 @@ func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(st.Live), st.Service)
 		ch <- prometheus.MustNewConstMetric(descKnown, prometheus.GaugeValue, float64(st.Known), st.Service)
 		ch <- prometheus.MustNewConstMetric(descOver, prometheus.CounterValue, float64(st.Overcommits), st.Service)
+		ch <- prometheus.MustNewConstMetric(descLeased, prometheus.CounterValue, float64(st.Leased), st.Service)
 	}
 }
 

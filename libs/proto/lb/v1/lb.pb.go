@@ -275,6 +275,160 @@ func (x *PickStreamResponse) GetMessage() string {
 	return ""
 }
 
+// LeaseRequest asks for count picks of service at once: lbclient charges them as count
+// consecutive Picks (service, n, no exclude, no key) made now, and the caller answers its
+// own key-less, exclude-less picks from them until the lease's validity ends.
+type LeaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service is the loader service name, or "<service>@<version>" as in Pick.
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// n is how many distinct candidates each pick holds at most (0 means 1).
+	N int32 `protobuf:"varint,2,opt,name=n,proto3" json:"n,omitempty"`
+	// count is how many picks are asked for (at least 1; lbclient may grant fewer).
+	Count         int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseRequest) Reset() {
+	*x = LeaseRequest{}
+	mi := &file_lb_v1_lb_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRequest) ProtoMessage() {}
+
+func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lb_v1_lb_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
+func (*LeaseRequest) Descriptor() ([]byte, []int) {
+	return file_lb_v1_lb_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LeaseRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *LeaseRequest) GetN() int32 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+func (x *LeaseRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// LeaseResponse holds the picks granted, in the order they were charged. Pick i is
+// picks[i*per : (i+1)*per], indices into addrs, best first. lbclient grants only picks
+// whose first loader had room (fewer than asked, or none, when room runs out), so no
+// leased pick is an over-commit.
+type LeaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// addrs lists every loader address the picks name, once.
+	Addrs []string `protobuf:"bytes,1,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	// per is how many candidates each pick holds.
+	Per int32 `protobuf:"varint,2,opt,name=per,proto3" json:"per,omitempty"`
+	// picks are per indices into addrs for each pick granted.
+	Picks []uint32 `protobuf:"varint,3,rep,packed,name=picks,proto3" json:"picks,omitempty"`
+	// valid_us is how long, counted from when the caller sent the request, a granted pick
+	// may be used: well inside lbclient's pick-lease, so a session started from it reaches
+	// the loader before a report may release its charge.
+	ValidUs int64 `protobuf:"varint,4,opt,name=valid_us,json=validUs,proto3" json:"valid_us,omitempty"`
+	// refused says this service takes no leases (its strategy uses the pick key, or leases
+	// are off on this lbclient): nothing was charged; pick per request.
+	Refused       bool `protobuf:"varint,5,opt,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseResponse) Reset() {
+	*x = LeaseResponse{}
+	mi := &file_lb_v1_lb_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseResponse) ProtoMessage() {}
+
+func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lb_v1_lb_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
+func (*LeaseResponse) Descriptor() ([]byte, []int) {
+	return file_lb_v1_lb_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LeaseResponse) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *LeaseResponse) GetPer() int32 {
+	if x != nil {
+		return x.Per
+	}
+	return 0
+}
+
+func (x *LeaseResponse) GetPicks() []uint32 {
+	if x != nil {
+		return x.Picks
+	}
+	return nil
+}
+
+func (x *LeaseResponse) GetValidUs() int64 {
+	if x != nil {
+		return x.ValidUs
+	}
+	return 0
+}
+
+func (x *LeaseResponse) GetRefused() bool {
+	if x != nil {
+		return x.Refused
+	}
+	return false
+}
+
 // WatchDroppedRequest opens a WatchDropped stream.
 type WatchDroppedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -284,7 +438,7 @@ type WatchDroppedRequest struct {
 
 func (x *WatchDroppedRequest) Reset() {
 	*x = WatchDroppedRequest{}
-	mi := &file_lb_v1_lb_proto_msgTypes[4]
+	mi := &file_lb_v1_lb_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +450,7 @@ func (x *WatchDroppedRequest) String() string {
 func (*WatchDroppedRequest) ProtoMessage() {}
 
 func (x *WatchDroppedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lb_v1_lb_proto_msgTypes[4]
+	mi := &file_lb_v1_lb_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +463,7 @@ func (x *WatchDroppedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDroppedRequest.ProtoReflect.Descriptor instead.
 func (*WatchDroppedRequest) Descriptor() ([]byte, []int) {
-	return file_lb_v1_lb_proto_rawDescGZIP(), []int{4}
+	return file_lb_v1_lb_proto_rawDescGZIP(), []int{6}
 }
 
 // Dropped tells that a loader left rotation while it was live: it went silent (no load
@@ -327,7 +481,7 @@ type Dropped struct {
 
 func (x *Dropped) Reset() {
 	*x = Dropped{}
-	mi := &file_lb_v1_lb_proto_msgTypes[5]
+	mi := &file_lb_v1_lb_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +493,7 @@ func (x *Dropped) String() string {
 func (*Dropped) ProtoMessage() {}
 
 func (x *Dropped) ProtoReflect() protoreflect.Message {
-	mi := &file_lb_v1_lb_proto_msgTypes[5]
+	mi := &file_lb_v1_lb_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +506,7 @@ func (x *Dropped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dropped.ProtoReflect.Descriptor instead.
 func (*Dropped) Descriptor() ([]byte, []int) {
-	return file_lb_v1_lb_proto_rawDescGZIP(), []int{5}
+	return file_lb_v1_lb_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Dropped) GetService() string {
@@ -399,17 +553,28 @@ const file_lb_v1_lb_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\x15\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"L\n" +
+	"\fLeaseRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\f\n" +
+	"\x01n\x18\x02 \x01(\x05R\x01n\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\"\x82\x01\n" +
+	"\rLeaseResponse\x12\x14\n" +
+	"\x05addrs\x18\x01 \x03(\tR\x05addrs\x12\x10\n" +
+	"\x03per\x18\x02 \x01(\x05R\x03per\x12\x14\n" +
+	"\x05picks\x18\x03 \x03(\rR\x05picks\x12\x19\n" +
+	"\bvalid_us\x18\x04 \x01(\x03R\avalidUs\x12\x18\n" +
+	"\arefused\x18\x05 \x01(\bR\arefused\"\x15\n" +
 	"\x13WatchDroppedRequest\"O\n" +
 	"\aDropped\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\xd2\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\x8e\x02\n" +
 	"\x02Lb\x127\n" +
 	"\x04Pick\x12\x16.asf.lb.v1.PickRequest\x1a\x17.asf.lb.v1.PickResponse\x12M\n" +
 	"\n" +
 	"PickStream\x12\x1c.asf.lb.v1.PickStreamRequest\x1a\x1d.asf.lb.v1.PickStreamResponse(\x010\x01\x12D\n" +
-	"\fWatchDropped\x12\x1e.asf.lb.v1.WatchDroppedRequest\x1a\x12.asf.lb.v1.Dropped0\x01B4Z2github.com/athenaserving/asf/libs/proto/lb/v1;lbpbb\x06proto3"
+	"\fWatchDropped\x12\x1e.asf.lb.v1.WatchDroppedRequest\x1a\x12.asf.lb.v1.Dropped0\x01\x12:\n" +
+	"\x05Lease\x12\x17.asf.lb.v1.LeaseRequest\x1a\x18.asf.lb.v1.LeaseResponseB4Z2github.com/athenaserving/asf/libs/proto/lb/v1;lbpbb\x06proto3"
 
 var (
 	file_lb_v1_lb_proto_rawDescOnce sync.Once
@@ -423,27 +588,31 @@ func file_lb_v1_lb_proto_rawDescGZIP() []byte {
 	return file_lb_v1_lb_proto_rawDescData
 }
 
-var file_lb_v1_lb_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_lb_v1_lb_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_lb_v1_lb_proto_goTypes = []any{
 	(*PickRequest)(nil),         // 0: asf.lb.v1.PickRequest
 	(*PickResponse)(nil),        // 1: asf.lb.v1.PickResponse
 	(*PickStreamRequest)(nil),   // 2: asf.lb.v1.PickStreamRequest
 	(*PickStreamResponse)(nil),  // 3: asf.lb.v1.PickStreamResponse
-	(*WatchDroppedRequest)(nil), // 4: asf.lb.v1.WatchDroppedRequest
-	(*Dropped)(nil),             // 5: asf.lb.v1.Dropped
-	nil,                         // 6: asf.lb.v1.PickRequest.TraceContextEntry
+	(*LeaseRequest)(nil),        // 4: asf.lb.v1.LeaseRequest
+	(*LeaseResponse)(nil),       // 5: asf.lb.v1.LeaseResponse
+	(*WatchDroppedRequest)(nil), // 6: asf.lb.v1.WatchDroppedRequest
+	(*Dropped)(nil),             // 7: asf.lb.v1.Dropped
+	nil,                         // 8: asf.lb.v1.PickRequest.TraceContextEntry
 }
 var file_lb_v1_lb_proto_depIdxs = []int32{
-	6, // 0: asf.lb.v1.PickRequest.trace_context:type_name -> asf.lb.v1.PickRequest.TraceContextEntry
+	8, // 0: asf.lb.v1.PickRequest.trace_context:type_name -> asf.lb.v1.PickRequest.TraceContextEntry
 	0, // 1: asf.lb.v1.PickStreamRequest.pick:type_name -> asf.lb.v1.PickRequest
 	0, // 2: asf.lb.v1.Lb.Pick:input_type -> asf.lb.v1.PickRequest
 	2, // 3: asf.lb.v1.Lb.PickStream:input_type -> asf.lb.v1.PickStreamRequest
-	4, // 4: asf.lb.v1.Lb.WatchDropped:input_type -> asf.lb.v1.WatchDroppedRequest
-	1, // 5: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
-	3, // 6: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
-	5, // 7: asf.lb.v1.Lb.WatchDropped:output_type -> asf.lb.v1.Dropped
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
+	6, // 4: asf.lb.v1.Lb.WatchDropped:input_type -> asf.lb.v1.WatchDroppedRequest
+	4, // 5: asf.lb.v1.Lb.Lease:input_type -> asf.lb.v1.LeaseRequest
+	1, // 6: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
+	3, // 7: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
+	7, // 8: asf.lb.v1.Lb.WatchDropped:output_type -> asf.lb.v1.Dropped
+	5, // 9: asf.lb.v1.Lb.Lease:output_type -> asf.lb.v1.LeaseResponse
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -460,7 +629,7 @@ func file_lb_v1_lb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lb_v1_lb_proto_rawDesc), len(file_lb_v1_lb_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

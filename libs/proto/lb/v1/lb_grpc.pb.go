@@ -24,6 +24,7 @@ const (
 	Lb_Pick_FullMethodName         = "/asf.lb.v1.Lb/Pick"
 	Lb_PickStream_FullMethodName   = "/asf.lb.v1.Lb/PickStream"
 	Lb_WatchDropped_FullMethodName = "/asf.lb.v1.Lb/WatchDropped"
+	Lb_Lease_FullMethodName        = "/asf.lb.v1.Lb/Lease"
 )
 
 // LbClient is the client API for Lb service.
@@ -39,6 +40,9 @@ type LbClient interface {
 	// WatchDropped streams every loader dropped from rotation from now on, as it happens,
 	// so callers can give up the work they have in flight on it.
 	WatchDropped(ctx context.Context, in *WatchDroppedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Dropped], error)
+	// Lease charges count picks of a service at once and returns them, so a caller that
+	// picks often answers most picks without a call: see docs/load-balancing.md "Leases".
+	Lease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseResponse, error)
 }
 
 type lbClient struct {
@@ -91,6 +95,16 @@ func (c *lbClient) WatchDropped(ctx context.Context, in *WatchDroppedRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Lb_WatchDroppedClient = grpc.ServerStreamingClient[Dropped]
 
+func (c *lbClient) Lease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaseResponse)
+	err := c.cc.Invoke(ctx, Lb_Lease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LbServer is the server API for Lb service.
 // All implementations must embed UnimplementedLbServer
 // for forward compatibility.
@@ -104,6 +118,9 @@ type LbServer interface {
 	// WatchDropped streams every loader dropped from rotation from now on, as it happens,
 	// so callers can give up the work they have in flight on it.
 	WatchDropped(*WatchDroppedRequest, grpc.ServerStreamingServer[Dropped]) error
+	// Lease charges count picks of a service at once and returns them, so a caller that
+	// picks often answers most picks without a call: see docs/load-balancing.md "Leases".
+	Lease(context.Context, *LeaseRequest) (*LeaseResponse, error)
 	mustEmbedUnimplementedLbServer()
 }
 
@@ -122,6 +139,9 @@ func (UnimplementedLbServer) PickStream(grpc.BidiStreamingServer[PickStreamReque
 }
 func (UnimplementedLbServer) WatchDropped(*WatchDroppedRequest, grpc.ServerStreamingServer[Dropped]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchDropped not implemented")
+}
+func (UnimplementedLbServer) Lease(context.Context, *LeaseRequest) (*LeaseResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Lease not implemented")
 }
 func (UnimplementedLbServer) mustEmbedUnimplementedLbServer() {}
 func (UnimplementedLbServer) testEmbeddedByValue()            {}
@@ -180,6 +200,24 @@ func _Lb_WatchDropped_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Lb_WatchDroppedServer = grpc.ServerStreamingServer[Dropped]
 
+func _Lb_Lease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LbServer).Lease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Lb_Lease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LbServer).Lease(ctx, req.(*LeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Lb_ServiceDesc is the grpc.ServiceDesc for Lb service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -190,6 +228,10 @@ var Lb_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Pick",
 			Handler:    _Lb_Pick_Handler,
+		},
+		{
+			MethodName: "Lease",
+			Handler:    _Lb_Lease_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
