@@ -54,6 +54,7 @@ type Config struct {
 	AdminListen string        `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
 	LBAddr      string        `cfg:"lb" addrs:"true" help:"lbclient gRPC address"`
 	LBStreams   int           `cfg:"lb-streams" help:"Lb.PickStream streams kept open to lbclient for picks (0: one unary Lb.Pick call per pick)"`
+	LBLeaseMax  int           `cfg:"lb-lease-max" help:"most picks of a service leased from lbclient in advance (Lb.Lease), sized from its pick rate; 0: no lease, every pick asks lbclient"`
 	OnceTimeout time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline and whose capability sets no once_timeout"`
 	Polaris     string        `cfg:"polaris" addrs:"true" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
 	Advertise   string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
@@ -85,6 +86,7 @@ func DefaultConfig() Config {
 		AdminListen: "127.0.0.1:9987",
 		LBAddr:      "127.0.0.1:9989",
 		LBStreams:   6,
+		LBLeaseMax:  64,
 		OnceTimeout: 30 * time.Second,
 		DataDir:     "./data/atom",
 		LogLevel:    "info",
@@ -178,7 +180,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		return nil, fmt.Errorf("atom lbclient: %w", err)
 	}
 	undo.Push(s.lbConn.Close)
-	s.lb = lbpick.New(s.lbConn, lbpick.Options{Streams: cfg.LBStreams, OnDropped: s.dropped, Log: log.With().Str("component", "lbpick").Logger()})
+	s.lb = lbpick.New(s.lbConn, lbpick.Options{Streams: cfg.LBStreams, LeaseMax: cfg.LBLeaseMax, OnDropped: s.dropped, Log: log.With().Str("component", "lbpick").Logger()})
 	undo.Push(s.lb.Close)
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen); err != nil {
 		return nil, fmt.Errorf("atom grpc listen %s: %w", cfg.GRPCListen, err)
