@@ -243,34 +243,40 @@ func TestReplicasShareIdleSlots(t *testing.T) {
 			// themselves flagged as beyond their share.
 			require.LessOrEqual(t, uint64(codes[10110]), over, "codes %v, over-commit events %d", codes, over)
 			require.Zero(t, codes[10110], "codes %v, over-commit events %d", codes, over)
-			// Each loader's idle slots are split exactly between the replicas, once every
-			// replica holds the same last report (they arrive a few ms apart).
-			testpoll.Until(t, 5*time.Second, "shares adding up to idle", func() bool {
-				shares, idle := map[string]int32{}, map[string]int32{}
-				now := time.Now()
-				for i, s := range srvs {
-					for _, d := range s.View().Dump(now) {
-						if d.Service != "echo" {
-							continue
-						}
-						for _, l := range d.Loaders {
-							if v, ok := idle[l.Addr]; i > 0 && (!ok || v != l.Load.Idle) {
-								return false
-							}
-							shares[l.Addr] += l.Share
-							idle[l.Addr] = l.Load.Idle
-						}
-					}
-				}
-				for addr := range idle {
-					if shares[addr] != idle[addr] {
-						return false
-					}
-				}
-				return len(idle) == 3
-			})
+			requireSharesAddUp(t, srvs)
 		})
 	}
+}
+
+// requireSharesAddUp waits until each of the 3 echo loaders' idle slots are split exactly
+// between the replicas, once every replica holds the same last report (they arrive a few
+// ms apart).
+func requireSharesAddUp(t *testing.T, srvs []*lbclient.Server) {
+	t.Helper()
+	testpoll.Until(t, 5*time.Second, "shares adding up to idle", func() bool {
+		shares, idle := map[string]int32{}, map[string]int32{}
+		now := time.Now()
+		for i, s := range srvs {
+			for _, d := range s.View().Dump(now) {
+				if d.Service != "echo" {
+					continue
+				}
+				for _, l := range d.Loaders {
+					if v, ok := idle[l.Addr]; i > 0 && (!ok || v != l.Load.Idle) {
+						return false
+					}
+					shares[l.Addr] += l.Share
+					idle[l.Addr] = l.Load.Idle
+				}
+			}
+		}
+		for addr := range idle {
+			if shares[addr] != idle[addr] {
+				return false
+			}
+		}
+		return len(idle) == 3
+	})
 }
 
 func TestFailover(t *testing.T) {
