@@ -52,7 +52,7 @@ func (f *fakePolaris) List(context.Context, *polarispb.ListRequest) (*polarispb.
 	return &polarispb.ListResponse{Instances: f.instances}, nil
 }
 
-func serve(t *testing.T, ln net.Listener, f *fakePolaris) {
+func serve(t testing.TB, ln net.Listener, f *fakePolaris) {
 	t.Helper()
 	gs := grpc.NewServer()
 	polarispb.RegisterRegistryServer(gs, f)
@@ -84,7 +84,7 @@ func testConfig(polaris string) lbclient.Config {
 	return cfg
 }
 
-func startServer(t *testing.T, cfg lbclient.Config) *lbclient.Server {
+func startServer(t testing.TB, cfg lbclient.Config) *lbclient.Server {
 	t.Helper()
 	srv, err := lbclient.New(cfg, zerolog.Nop(), prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -97,13 +97,13 @@ func startServer(t *testing.T, cfg lbclient.Config) *lbclient.Server {
 
 // startWithLoaders starts an embedded NATS server, a fake polaris holding instances and
 // an lbclient on both; everything stops at cleanup.
-func startWithLoaders(t *testing.T, instances ...*polarispb.InstanceState) (*lbclient.Server, *natsbus.Embedded) {
+func startWithLoaders(t testing.TB, instances ...*polarispb.InstanceState) (*lbclient.Server, *natsbus.Embedded) {
 	t.Helper()
 	return startConfigured(t, func(*lbclient.Config) {}, instances...)
 }
 
 // startConfigured is startWithLoaders with the lbclient's config changed by configure.
-func startConfigured(t *testing.T, configure func(*lbclient.Config), instances ...*polarispb.InstanceState) (*lbclient.Server, *natsbus.Embedded) {
+func startConfigured(t testing.TB, configure func(*lbclient.Config), instances ...*polarispb.InstanceState) (*lbclient.Server, *natsbus.Embedded) {
 	t.Helper()
 	emb, err := natsbus.StartEmbedded("127.0.0.1:0", zerolog.Nop())
 	require.NoError(t, err)
