@@ -116,15 +116,10 @@ func TestLeaseErrorsAreThoseOfPick(t *testing.T) {
 func TestReplicaLeasesWithRoomStayWithinIdle(t *testing.T) {
 	// Three replicas, each granting leases of different sizes and answering single
 	// picks in between: the picks charged with room (all the leased ones, and the
-	// single picks not counted as over-commits) never exceed a loader's reported idle,
-	// and nothing over-commits until every slot is taken.
-	views := replicaViews(t, 3, StrategyLeastLoad)
-	idle := map[string]int32{"a:1": 10, "b:1": 20, "c:1": 30}
-	for addr, n := range idle {
-		for _, v := range views {
-			v.Report("echo", addr, capLoad(n, n), 1, t0)
-		}
-	}
+	// single picks not counted as over-commits) add up to each loader's reported idle,
+	// no lease over-commits, and a single pick over-commits only on a replica whose
+	// share is used up.
+	views, idle := idleReplicas(t)
 	sent := map[string]int32{}
 	granted := 0
 	for i := 0; granted < 60; i++ {

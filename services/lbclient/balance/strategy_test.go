@@ -106,10 +106,10 @@ func TestReplicaSharesNeverOvercommit(t *testing.T) {
 	}
 }
 
-func TestReplicaPicksWithRoomStayWithinIdle(t *testing.T) {
-	// Three replicas, each receiving a third of the picks: the picks made with room
-	// (not counted as over-commits) never exceed a loader's reported idle, and no
-	// over-commit happens until every slot is taken.
+// idleReplicas returns 3 replica views that all hold reports of echo's loaders a:1, b:1
+// and c:1 with 10, 20 and 30 idle slots, and those idle slots.
+func idleReplicas(t *testing.T) ([]*View, map[string]int32) {
+	t.Helper()
 	views := replicaViews(t, 3, StrategyLeastLoad)
 	idle := map[string]int32{"a:1": 10, "b:1": 20, "c:1": 30}
 	for addr, n := range idle {
@@ -117,6 +117,14 @@ func TestReplicaPicksWithRoomStayWithinIdle(t *testing.T) {
 			v.Report("echo", addr, capLoad(n, n), 1, t0)
 		}
 	}
+	return views, idle
+}
+
+func TestReplicaPicksWithRoomStayWithinIdle(t *testing.T) {
+	// Three replicas, each receiving a third of the picks: the picks made with room
+	// (not counted as over-commits) never exceed a loader's reported idle, and no
+	// over-commit happens until every slot is taken.
+	views, idle := idleReplicas(t)
 	sent := map[string]int32{}
 	for i := range 60 {
 		v := views[i%3]
