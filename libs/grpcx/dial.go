@@ -18,7 +18,7 @@ import (
 // Dial opens a client connection to addr with the suite's defaults: round-robin over
 // every address the target resolves to, reconnects at most ReconnectMaxDelay apart (so a
 // peer that comes back is used again within about a second), keepalive pings (see
-// KeepaliveTime), and plaintext unless extra holds transport credentials — services pass tlsx.DialOption for mutual TLS, which overrides it. addr is one
+// KeepaliveTime), messages through Codec, and plaintext unless extra holds transport credentials — services pass tlsx.DialOption for mutual TLS, which overrides it. addr is one
 // host:port (or any gRPC target), or a comma-separated list of host:port, which Dial
 // hands to DialList.
 func Dial(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
@@ -77,6 +77,7 @@ func dialDefaults() []grpc.DialOption {
 		grpc.WithDefaultServiceConfig(roundRobin),
 		grpc.WithConnectParams(ReconnectParams()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
+		CodecDialOption(),
 	}
 }
 

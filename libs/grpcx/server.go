@@ -35,7 +35,7 @@ type Server struct {
 
 // NewServer builds a gRPC server for service (used in metric names: asf_<service>_grpc_...).
 // The chain is recovery → logging → metrics, for unary and streaming calls alike, after
-// the tracing of TraceServer when extra holds it.
+// the tracing of TraceServer when extra holds it. Messages go through Codec.
 // Health starts NOT_SERVING; call SetServing once the service is ready.
 func NewServer(service string, log zerolog.Logger, reg prometheus.Registerer, extra ...grpc.ServerOption) *Server {
 	m := newMetrics(service, reg)
@@ -52,6 +52,7 @@ func NewServer(service string, log zerolog.Logger, reg prometheus.Registerer, ex
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
 		grpc.NumStreamWorkers(StreamWorkers),
+		CodecServerOption(),
 	}
 	s := &Server{Server: grpc.NewServer(append(opts, extra...)...), Health: health.NewServer()}
 	healthpb.RegisterHealthServer(s.Server, s.Health)
