@@ -24,6 +24,16 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// askedPicks is how many picks of echo lbclient answered one by one (not leased).
+func askedPicks(srv *lbclient.Server) uint64 {
+	for _, st := range srv.View().Stats(time.Now()) {
+		if st.Service == "echo" {
+			return st.Picks - st.Leased
+		}
+	}
+	return 0
+}
+
 // BenchmarkLeasedPicks measures picks through lbpick over a real lbclient on loopback,
 // with leases off (every pick a PickStream message each way, as before) and on (atom's
 // default lb-lease-max, 64), one caller (c=1: ns/op is a pick's latency) and 64. Both
@@ -62,6 +72,7 @@ func BenchmarkLeasedPicks(b *testing.B) {
 					}
 				}
 				b.SetParallelism(max(callers/runtime.GOMAXPROCS(0), 1))
+				asked0 := askedPicks(srv)
 				cpu0, wall0 := cpuTime(b), time.Now()
 				b.ResetTimer()
 				if callers == 1 {
@@ -84,6 +95,8 @@ func BenchmarkLeasedPicks(b *testing.B) {
 				cpu, wall := cpuTime(b)-cpu0, time.Since(wall0)
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/pick")
 				b.ReportMetric(float64(b.N)/wall.Seconds(), "picks/s")
+				// The share of picks that still asked lbclient (a miss: no lease left).
+				b.ReportMetric(float64(askedPicks(srv)-asked0)/float64(b.N), "asked/pick")
 			})
 		}
 	}
