@@ -78,8 +78,7 @@ func New(g *gate.Gate, opts Options) *Server {
 type connEventKind int
 
 const (
-	evActivity   connEventKind = iota // a message arrived
-	evClientGone                      // the read side failed: the client closed or vanished
+	evClientGone connEventKind = iota // the read side failed: the client closed or vanished
 	evFatal                           // the connection cannot go on (oversized message)
 	evHandedOff                       // a WebAPI 2.0 retry took the socket over (retry.go)
 )
@@ -95,10 +94,13 @@ type connEvent struct {
 // Goroutines: the handler goroutine runs serve (idle timer, kicks, shutdown, sub-session
 // ends, closing); the reader goroutine reads and parses messages and hands each to its
 // sub-session, starting one on its first frame; every sub-session runs its own goroutine
-// (frames to atom, results to the client, its own timers) and an atom receiver. Socket
-// writes are serialised by wmu. wg tracks the reader, subWG the sub-sessions.
-// Lock order: mu before wmu (never held together in practice); mu before the Limiter's
-// locks (sub-session leases are taken and released under mu, by subs).
+// (its first frame, its timers, its end) and an atom receiver that writes its results
+// (session.go tells which goroutine handles a frame). Socket writes are serialised by wmu.
+// wg tracks the reader, subWG the sub-sessions. The reader marks activity (active) rather
+// than waking serve per message: the idle timer re-arms itself for what is left.
+// Lock order: a sub-session's omu before mu and before wmu; mu before wmu (never held
+// together in practice); mu before the Limiter's locks (sub-session leases are taken and
+// released under mu, by subs).
 type wsConn struct {
 	h      *Server
 	conn   *websocket.Conn
@@ -119,6 +121,7 @@ type wsConn struct {
 	stopping bool
 	started  bool // a (non-multiplexed) session has begun
 	lastCode atomic.Int64
+	active   atomic.Int64 // monotonic time of the last message or sub-session end (sinceEpoch)
 
 	// WebAPI 2.0 retry (retry.go). Under wmu: conn (written only by the serve
 	// goroutine, which alone reads it unlocked), parked, pending.
@@ -137,6 +140,7 @@ type subResult struct {
 type inMsg struct {
 	f    *atompb.Frame
 	data []byte
+	buf  *msgBuf // data's pooled buffer; nil when data is not pooled
 	err  error
 }
 
@@ -172,6 +176,7 @@ func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Reques
 		subs:       gate.NewSubs[*subSession](h.g, info),
 		attach:     make(chan *websocket.Conn, 1),
 	}
+	c.touch()
 	info.Code = c.serve()
 	c.cancel()
 	if !c.handedOff.Load() {
@@ -184,6 +189,9 @@ func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Reques
 	c.mu.Unlock()
 }
 
+// touch records activity on the connection: it restarts the idle timeout.
+func (c *wsConn) touch() { c.active.Store(sinceEpoch()) }
+
 // serve is the connection loop; it returns the connection's final ASE code.
 func (c *wsConn) serve() int {
 	c.wg.Add(1)
@@ -195,11 +203,9 @@ func (c *wsConn) serve() int {
 		select {
 		case ev := <-c.events:
 			switch ev.kind {
-			case evActivity:
-				idle.Reset(idleTO)
 			case evClientGone:
 				if c.resumable(ev.err) && c.park() {
-					idle.Reset(idleTO)
+					c.touch()
 					continue
 				}
 				c.cancel() // aborts every atom stream at once: loader slots are freed
@@ -227,8 +233,12 @@ func (c *wsConn) serve() int {
 			if code, done := c.reapFinished(); done {
 				return code
 			}
-			idle.Reset(idleTO)
+			c.touch()
 		case <-idle.C:
+			if left := idleTO - time.Duration(sinceEpoch()-c.active.Load()); left > 0 {
+				idle.Reset(left) // activity since the timer was set
+				continue
+			}
 			// A sub-session that ended just now (its own read timeout, say) has sent its
 			// frame already: it decides the close, not the idle timer.
 			if code, done := c.reapFinished(); done {
@@ -355,56 +365,55 @@ func (c *wsConn) writeLocked(b []byte) error {
 }
 
 func (c *wsConn) emit(ev connEvent) {
-	if ev.kind == evActivity {
-		select {
-		case c.events <- ev:
-		default: // a refresh is already pending
-		}
-		return
-	}
 	select {
 	case c.events <- ev:
 	case <-c.ctx.Done():
 	}
 }
 
-// readMessage reads one message of at most MaxFrameBytes.
-func (c *wsConn) readMessage(conn *websocket.Conn) ([]byte, error) {
+// readMessage reads one message of at most MaxFrameBytes into a pooled buffer.
+func (c *wsConn) readMessage(conn *websocket.Conn) (*msgBuf, error) {
 	_, r, err := conn.NextReader()
 	if err != nil {
 		return nil, err
 	}
 	max := c.h.opts.MaxFrameBytes
-	data, err := httpio.ReadLimited(r, max+1, getMsgBuf())
+	mb := getMsgBuf()
+	mb.b, err = httpio.ReadLimited(r, max+1, mb.b[:0])
 	if err != nil {
-		putMsgBuf(data)
+		putMsgBuf(mb)
 		return nil, err
 	}
-	if int64(len(data)) > max {
-		putMsgBuf(data)
+	if int64(len(mb.b)) > max {
+		putMsgBuf(mb)
 		return nil, gate.TooLarge("websocket message larger than %d bytes", max)
 	}
-	return data, nil
+	return mb, nil
 }
 
 // Message buffers are reused: nothing parsed from a message refers to its bytes (the frame
 // and the schema document hold copies), so a message's buffer goes back to the pool once
-// its sub-session handled it.
+// its sub-session handled it. The pool holds the msgBuf that carries the slice, so
+// returning a buffer allocates nothing.
 const (
 	msgBufSize   = 4096     // a typical frame fits
 	maxPooledBuf = 64 << 10 // larger buffers are left to the collector
 )
 
-var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, msgBufSize); return &b }}
+// msgBuf is a pooled message buffer.
+type msgBuf struct{ b []byte }
 
-func getMsgBuf() []byte { return (*msgBufs.Get().(*[]byte))[:0] }
+var msgBufs = sync.Pool{New: func() any { return &msgBuf{b: make([]byte, 0, msgBufSize)} }}
 
-func putMsgBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooledBuf {
+func getMsgBuf() *msgBuf { return msgBufs.Get().(*msgBuf) }
+
+// putMsgBuf returns mb (nil: nothing) to the pool.
+func putMsgBuf(mb *msgBuf) {
+	if mb == nil || cap(mb.b) > maxPooledBuf {
 		return
 	}
-	b = b[:0]
-	msgBufs.Put(&b)
+	mb.b = mb.b[:0]
+	msgBufs.Put(mb)
 }
 
 // readLoop reads client messages of conn and dispatches them to sub-sessions; it closes
@@ -414,7 +423,7 @@ func (c *wsConn) readLoop(conn *websocket.Conn, done chan struct{}) {
 	defer c.wg.Done()
 	defer close(done)
 	for {
-		data, err := c.readMessage(conn)
+		mb, err := c.readMessage(conn)
 		if err != nil {
 			if tl := (*gate.ErrTooLarge)(nil); errors.As(err, &tl) {
 				c.emit(connEvent{kind: evFatal, err: err})
@@ -423,9 +432,9 @@ func (c *wsConn) readLoop(conn *websocket.Conn, done chan struct{}) {
 			c.emit(connEvent{kind: evClientGone, err: err})
 			return
 		}
-		c.h.g.Metrics().Received(len(data))
-		c.emit(connEvent{kind: evActivity})
-		c.dispatch(data)
+		c.h.g.Metrics().Received(len(mb.b))
+		c.touch()
+		c.dispatch(mb)
 		if c.handedOff.Load() {
 			c.emit(connEvent{kind: evHandedOff})
 			return
@@ -435,27 +444,31 @@ func (c *wsConn) readLoop(conn *websocket.Conn, done chan struct{}) {
 
 // dispatch hands a message to its sub-session, which releases its buffer after handling
 // it; a message that goes nowhere is released here.
-func (c *wsConn) dispatch(data []byte) {
+func (c *wsConn) dispatch(mb *msgBuf) {
 	var pre error
+	data := mb.b
 	if c.info.WebAPI {
 		var ok bool
-		if data, pre, ok = c.envelope(data); !ok {
+		data, pre, ok = c.envelope(data)
+		putMsgBuf(mb) // the envelope's ASE JSON is a copy
+		mb = nil
+		if !ok {
 			return
 		}
 	}
-	if !c.route(data, pre) {
-		putMsgBuf(data)
+	if !c.route(data, mb, pre) {
+		putMsgBuf(mb)
 	}
 }
 
-// envelope maps a WebAPI 2.0 message to ASE request JSON (releasing the message's buffer)
-// and answers the commands that go no further: kpal, retry (the socket goes to the session
-// it resumes) and close of a sub-session that is not running. A message that does not
+// envelope maps a WebAPI 2.0 message to ASE request JSON (a copy: the message's buffer
+// may be reused once it returns) and answers the commands that go no further: kpal, retry
+// (the socket goes to the session it resumes) and close of a sub-session that is not
+// running. A message that does not
 // decode ends the session like an ASE message that does not parse (pre); in multiplex
 // mode it is answered alone. ok is false when nothing is left to route.
 func (c *wsConn) envelope(data []byte) (out []byte, pre error, ok bool) {
 	m, err := webapi.Decode(c.info, data, false)
-	putMsgBuf(data)
 	if err == nil && c.info.Multiplex && m.Cid == "" {
 		err = aserr.New(aserr.ErrBadRequest.Code, "common.cid is required in multiplex mode")
 	}
@@ -481,10 +494,10 @@ func (c *wsConn) envelope(data []byte) (out []byte, pre error, ok bool) {
 	return m.ASE, nil, true
 }
 
-// route parses a message and sends it to its sub-session, starting one when needed; it
-// reports whether the sub-session took the message. pre is an error found before parsing
-// (a WebAPI 2.0 message that did not decode).
-func (c *wsConn) route(data []byte, pre error) bool {
+// route parses a message and hands it to its sub-session, starting one when needed; it
+// reports whether the sub-session took the message (and its buffer mb). pre is an error
+// found before parsing (a WebAPI 2.0 message that did not decode).
+func (c *wsConn) route(data []byte, mb *msgBuf, pre error) bool {
 	var f *atompb.Frame
 	perr := pre
 	if pre == nil {
@@ -507,6 +520,7 @@ func (c *wsConn) route(data []byte, pre error) bool {
 	}
 	c.mu.Lock()
 	s, _ := c.subs.Get(cid)
+	running := s != nil
 	if s == nil && c.info.Multiplex && perr != nil {
 		// A broken frame cannot begin a sub-session: answer it alone.
 		c.mu.Unlock()
@@ -542,12 +556,26 @@ func (c *wsConn) route(data []byte, pre error) bool {
 		go s.run()
 	}
 	c.mu.Unlock()
+	m := inMsg{f: f, data: data, buf: mb, err: perr}
+	if running && perr == nil && s.queued.Load() == 0 {
+		// Every earlier frame of the sub-session has been handled (the first one, which
+		// opens the stream, on its goroutine): this one is handled here, without a hand-off.
+		select {
+		case <-s.done:
+			return false
+		default:
+		}
+		s.handleNow(m)
+		return true
+	}
+	s.queued.Add(1)
 	select {
-	case s.in <- inMsg{f: f, data: data, err: perr}:
+	case s.in <- m:
 		return true
 	case <-s.done:
 	case <-c.ctx.Done():
 	}
+	s.queued.Add(-1)
 	return false
 }
 
