@@ -7,6 +7,8 @@
 //	sch, err := reg.Put("schema_ist.json", 1, data) // capwatch does this for every revision
 //	sch, ok := reg.ByRoute("/v1/private/ist")       // or reg.Get("ist")
 //	if err := sch.ValidateJSON(body); err != nil { /* 10163, err.Error() */ }
+//	first := capability.DecodeMembers(body, "header", "parameter") // a session's first message
+//	err = sch.ValidateOver(later, first, []string{"header", "parameter"}) // a later one, merged
 //	dt, _ := sch.InputType("input")         // capability.DataAudio
 //	_ = sch.OutputAttrType("result", "seq") // capability.AttrNumber
 package capability

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/capability/mapping"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
 
 // DataType is an ASE data field name: text, audio, image, video or other.
@@ -72,10 +74,13 @@ type Schema struct {
 	traceRate float64
 	traceSet  bool
 	input     *jsonschema.Schema // nil when the document has no schemainput
-	webapi    *mapping.Spec      // nil when the document has no webapi block
-	raw       []byte
-	file      string
-	revision  int64
+	// check is schemainput compiled for the validator of validator.go; nil when it uses
+	// a keyword outside that subset (the library validates then).
+	check    *node
+	webapi   *mapping.Spec // nil when the document has no webapi block
+	raw      []byte
+	file     string
+	revision int64
 }
 
 // ID is the capability id (meta.serviceId).
@@ -170,6 +175,60 @@ func (s *Schema) Validate(doc any) error {
 	if s.input == nil {
 		return nil
 	}
+	if s.check != nil {
+		var e evaluator
+		err := e.check(s.check, doc)
+		if !e.bad {
+			if err == nil && !e.outOfRange {
+				return nil
+			}
+			if msg := s.explain(doc); msg != "" {
+				return &ValidationError{Msg: msg}
+			}
+		}
+	}
+	return s.validateLibrary(doc)
+}
+
+// explain returns the flattened error text of an invalid doc, as the library words it
+// ("" when the compiled validator leaves doc to the library).
+func (s *Schema) explain(doc any) string {
+	e := evaluator{explain: true, loc: make([]string, 0, 8)}
+	err := e.check(s.check, doc)
+	switch {
+	case e.bad:
+		return ""
+	case e.outOfRange:
+		if e.rangeMsg != "" {
+			return e.rangeMsg
+		}
+		return errOutOfRange
+	case err == nil:
+		return ""
+	}
+	causes := []*jsonschema.ValidationError{err}
+	if _, ok := err.ErrorKind.(*kind.Group); ok {
+		causes = err.Causes
+	}
+	top := &jsonschema.ValidationError{
+		SchemaURL: s.input.Location,
+		ErrorKind: &kind.Schema{Location: s.input.Location},
+		Causes:    causes,
+	}
+	return flatten(top.Error())
+}
+
+// errOutOfRange words a document refused for a number big.Rat cannot hold.
+const errOutOfRange = "a number is out of range"
+
+// validateLibrary validates doc with the jsonschema library. The library panics on a
+// number big.Rat cannot hold under a numeric keyword: such a document is refused.
+func (s *Schema) validateLibrary(doc any) (verr error) {
+	defer func() {
+		if r := recover(); r != nil {
+			verr = &ValidationError{Msg: errOutOfRange}
+		}
+	}()
 	if err := s.input.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
@@ -182,14 +241,97 @@ func (s *Schema) Validate(doc any) error {
 
 // ValidateJSON decodes data and validates it against schemainput.
 func (s *Schema) ValidateJSON(data []byte) error {
+	return s.ValidateOver(data, nil, nil)
+}
+
+// ValidateOver validates data, one JSON message, against schemainput. With base non-nil
+// data is a later message of a session, validated as the session's merged view: each
+// top-level member named in keys is base's member (the first message's, see
+// DecodeMembers) with data's laid over it — objects merge key by key, recursively, and
+// data's values win; a member data lacks or sets to null is base's. An invalid document
+// gives "invalid request json: ..." as ValidateJSON does.
+//
+// With a compiled schemainput the message is validated from its bytes (the decoding is
+// left to a message the walker cannot pass); otherwise it is decoded and validated by the
+// library.
+func (s *Schema) ValidateOver(data []byte, base map[string]any, keys []string) error {
 	if s.input == nil {
 		return nil
 	}
-	doc, err := DecodeJSON(data)
+	view := baseView{}
+	if base != nil {
+		view = baseView{m: base, keys: keys, top: true}
+	}
+	if s.check != nil && walk(s.check, data, view) {
+		return nil
+	}
+	doc, err := decodeDocument(data)
 	if err != nil {
 		return &ValidationError{Msg: "invalid request json: " + err.Error()}
 	}
+	if base != nil {
+		doc = view.apply(doc)
+	}
 	return s.Validate(doc)
+}
+
+// DecodeMembers decodes the top-level members keys of the JSON object data as DecodeJSON
+// would, skipping the others (a large payload is only scanned): what a session's later
+// messages inherit (ValidateOver). It returns nil when data is not an object or has none
+// of them.
+func DecodeMembers(data []byte, keys ...string) map[string]any {
+	var out map[string]any
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil
+	}
+	slow := false
+	_, ok := members(data, i, func(ks, ke int, flags uint8, j int) (int, bool) {
+		key := data[ks+1 : ke-1]
+		if !plainText(key, flags) {
+			slow = true
+			return 0, false
+		}
+		at := slices.Index(keys, unsafeString(key))
+		if at < 0 {
+			return skipValue(data, j, 1)
+		}
+		v, end, ok := decodeValue(data, j, 1)
+		if ok {
+			if out == nil {
+				out = make(map[string]any, len(keys))
+			}
+			out[keys[at]] = v
+		}
+		return end, ok
+	})
+	if ok && !slow {
+		return out
+	}
+	doc, err := decodeDocument(data)
+	m, isMap := doc.(map[string]any)
+	if err != nil || !isMap {
+		return nil
+	}
+	out = nil
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			if out == nil {
+				out = make(map[string]any, len(keys))
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// decodeDocument decodes data as DecodeJSON does, with the scanner of jsonscan.go first.
+func decodeDocument(data []byte) (any, error) {
+	v, end, ok := decodeValue(data, skipWS(data, 0), 0)
+	if ok && skipWS(data, end) == len(data) {
+		return v, nil
+	}
+	return DecodeJSON(data)
 }
 
 // ValidationError is a schemainput validation failure; Msg is the validator's message.
@@ -372,6 +514,11 @@ func (s *Schema) parseSchemas(w *wireDoc) error {
 		var err error
 		if s.input, err = compile(w.SchemaInput); err != nil {
 			return fmt.Errorf("capability schema %s: schemainput: %w", s.id, err)
+		}
+		// The library has checked the document; the compiled validator takes it when it
+		// stays within its subset.
+		if doc, err := DecodeJSON(w.SchemaInput); err == nil {
+			s.check, _ = compileNode(doc)
 		}
 	}
 	if !isNull(w.SchemaOutput) {
