@@ -26,7 +26,8 @@ func TooLarge(format string, args ...any) error {
 // DecodeFrame parses one request message of req's capability: ASE parsing, the decoded
 // payload bound, schemainput validation (a later WebSocket frame is validated with the
 // first frame's header and parameter filled in when it omits them) and the frame filters.
-// It returns the decoded document of a first frame for later frames' validation.
+// For a first frame that later frames may follow it returns the decoded header and
+// parameter, for those frames' validation.
 func (g *Gate) DecodeFrame(ctx context.Context, req *Request, data []byte, defStatus int32, first bool, firstDoc map[string]any) (*atompb.Frame, map[string]any, error) {
 	f, err := ase.ParseFrame(data, req.Capability, defStatus)
 	if err != nil {
@@ -57,26 +58,20 @@ func (g *Gate) CheckFrame(ctx context.Context, req *Request, f *atompb.Frame, da
 	// carries nothing to validate: its header and parameter do not apply.
 	bare := !first && f.Status == ase.StatusEnd && len(f.GetPayload()) == 0
 	if s := req.Schema; s != nil && s.HasInputSchema() && data != nil && !bare {
-		v, ok := ase.DecodeJSON(data) // the common shape without encoding/json
-		if !ok {
-			var err error
-			if v, err = capability.DecodeJSON(data); err != nil {
-				return nil, nil, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request json: %v", err)
-			}
+		// A follow-up frame may carry only part of the header (often just status) or
+		// parameter: it is validated against the session's merged view, the first
+		// frame's fields overlaid with its own. The message is validated from its bytes;
+		// only what the schema reads is looked at.
+		var base map[string]any
+		if !first {
+			base = firstDoc
 		}
-		doc, _ = v.(map[string]any)
-		if !first && doc != nil && firstDoc != nil {
-			// A follow-up frame may carry only part of the header (often just status) or
-			// parameter: it is validated against the session's merged view, the first
-			// frame's fields overlaid with its own.
-			for _, k := range [...]string{"header", "parameter"} {
-				if m := overlayDoc(firstDoc[k], doc[k]); m != nil {
-					doc[k] = m
-				}
-			}
-		}
-		if err := s.Validate(v); err != nil {
+		if err := s.ValidateOver(data, base, inherited[:]); err != nil {
 			return nil, nil, aserr.New(aserr.ErrBadRequest.Code, err.Error())
+		}
+		if first && f.Status != ase.StatusEnd && f.Status != ase.StatusOnce {
+			// Later frames follow: keep what they inherit.
+			doc = capability.DecodeMembers(data, inherited[:]...)
 		}
 	}
 	f.Sid = req.SID
@@ -96,23 +91,5 @@ func (g *Gate) CheckFrame(ctx context.Context, req *Request, f *atompb.Frame, da
 	return f, doc, nil
 }
 
-// overlayDoc returns over laid on base: objects merge key by key (recursively), anything
-// else in over replaces base; base is never modified. A missing over is base.
-func overlayDoc(base, over any) any {
-	if over == nil {
-		return base
-	}
-	b, ok1 := base.(map[string]any)
-	o, ok2 := over.(map[string]any)
-	if !ok1 || !ok2 {
-		return over
-	}
-	m := make(map[string]any, len(b)+len(o))
-	for k, v := range b {
-		m[k] = v
-	}
-	for k, v := range o {
-		m[k] = overlayDoc(b[k], v)
-	}
-	return m
-}
+// inherited are the members of a session's first frame that its later frames inherit.
+var inherited = [...]string{"header", "parameter"}
