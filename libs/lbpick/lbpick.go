@@ -205,11 +205,8 @@ func (c *Client) Pick(ctx context.Context, service string, n int, exclude []stri
 	// A traced pick carries its span's context to lbclient in the message: the streams'
 	// own gRPC metadata belongs to no request. Untraced, the field stays nil (no cost).
 	req := &lbpb.PickRequest{Service: service, N: int32(n), Exclude: exclude, Key: key, TraceContext: tracing.InjectSampled(ctx)}
-	if len(c.streams) > 0 {
-		s := c.streams[c.next.Add(1)%uint64(len(c.streams))]
-		if addrs, err, ok := s.pick(ctx, c.ids.Add(1), req); ok {
-			return addrs, err
-		}
+	if r, ok := c.onStream(ctx, &lbpb.PickStreamRequest{Pick: req}); ok {
+		return r.addrs, r.err
 	}
 	resp, err := c.c.Pick(ctx, req)
 	if err != nil {
@@ -226,8 +223,20 @@ const maxPending = 256
 
 type result struct {
 	addrs []string
+	lease *lbpb.LeaseResponse // the answer to a lease (nil from an lbclient without leases)
 	err   error
 	lost  bool // the stream broke before the answer: ask again over unary
+}
+
+// onStream sends req (a pick or a lease) on the next stream and waits for its answer. ok
+// is false when no stream is open, or the one tried broke first: the caller then asks
+// over a unary call.
+func (c *Client) onStream(ctx context.Context, req *lbpb.PickStreamRequest) (result, bool) {
+	if len(c.streams) == 0 {
+		return result{}, false
+	}
+	req.Id = c.ids.Add(1)
+	return c.streams[c.next.Add(1)%uint64(len(c.streams))].call(ctx, req)
 }
 
 // pickStream is one PickStream, opened again by run whenever it breaks. mu guards st and
@@ -241,33 +250,33 @@ type pickStream struct {
 	sent    int // picks sent on st and not answered yet
 }
 
-// pick sends req on the stream and waits for its answer. ok is false when the stream is
-// not open or broke first: the caller then picks over unary.
-func (s *pickStream) pick(ctx context.Context, id uint64, req *lbpb.PickRequest) (addrs []string, err error, ok bool) {
+// call sends req on the stream and waits for its answer. ok is false when the stream is
+// not open or broke first.
+func (s *pickStream) call(ctx context.Context, req *lbpb.PickStreamRequest) (r result, ok bool) {
 	ch := make(chan result, 1)
 	s.mu.Lock()
 	st := s.st
 	if st == nil || s.sent >= maxPending {
 		s.mu.Unlock()
-		return nil, nil, false
+		return result{}, false
 	}
-	s.pending[id] = ch
-	if serr := st.Send(&lbpb.PickStreamRequest{Id: id, Pick: req}); serr != nil {
+	s.pending[req.GetId()] = ch
+	if serr := st.Send(req); serr != nil {
 		// The receiver sees the break too and reopens the stream.
-		delete(s.pending, id)
+		delete(s.pending, req.GetId())
 		s.mu.Unlock()
-		return nil, nil, false
+		return result{}, false
 	}
 	s.sent++
 	s.mu.Unlock()
 	select {
 	case r := <-ch:
-		return r.addrs, r.err, !r.lost
+		return r, !r.lost
 	case <-ctx.Done():
 		s.mu.Lock()
-		delete(s.pending, id)
+		delete(s.pending, req.GetId())
 		s.mu.Unlock()
-		return nil, fmt.Errorf("lb pick: %w", grpcx.FromStatus(status.FromContextError(ctx.Err()).Err())), true
+		return result{err: fmt.Errorf("lb pick: %w", grpcx.FromStatus(status.FromContextError(ctx.Err()).Err()))}, true
 	}
 }
 
@@ -357,7 +366,7 @@ func (s *pickStream) serve() error {
 		if !ok {
 			continue // its caller gave up
 		}
-		r := result{addrs: resp.GetAddrs()}
+		r := result{addrs: resp.GetAddrs(), lease: resp.GetLease()}
 		if code := resp.GetCode(); code != 0 {
 			r.err = fmt.Errorf("lb pick: %w", aserr.New(int(code), resp.GetMessage()))
 		}

@@ -45,16 +45,26 @@ func (f *fakeLB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickRespo
 
 type streamingLB struct{ *fakeLB }
 
-func (f streamingLB) PickStream(st lbpb.Lb_PickStreamServer) error {
+// PickStream answers every message as a pick, a lease included: an lbclient from before
+// leases.
+func (f streamingLB) PickStream(st lbpb.Lb_PickStreamServer) error { return f.serveStream(st, nil) }
+
+// serveStream answers picks on st with answer, and leases with lease when it is set.
+func (f *fakeLB) serveStream(st lbpb.Lb_PickStreamServer, lease func(*lbpb.LeaseRequest) (*lbpb.LeaseResponse, error)) error {
 	for {
 		req, err := st.Recv()
 		if err != nil {
 			return nil
 		}
-		f.streamed.Add(1)
 		resp := &lbpb.PickStreamResponse{Id: req.GetId()}
-		addrs, err := f.answer(req.GetPick())
-		resp.Addrs = addrs
+		if lr := req.GetLease(); lr != nil && lease != nil {
+			if resp.Lease, err = lease(lr); resp.Lease == nil {
+				resp.Lease = &lbpb.LeaseResponse{}
+			}
+		} else {
+			f.streamed.Add(1)
+			resp.Addrs, err = f.answer(req.GetPick())
+		}
 		if err != nil {
 			resp.Code, resp.Message = int32(aserr.CodeOf(err)), aserr.MessageOf(err)
 		}

@@ -162,7 +162,7 @@ func (c *Client) refill(service string, ls *leases, count int) {
 	ls.mu.Unlock()
 	sent := c.opts.now()
 	ctx, cancel := context.WithTimeout(c.ctx, leaseTimeout)
-	resp, err := c.c.Lease(ctx, &lbpb.LeaseRequest{Service: service, N: int32(n), Count: int32(count)})
+	resp, err := c.lease(ctx, &lbpb.LeaseRequest{Service: service, N: int32(n), Count: int32(count)})
 	cancel()
 	now := c.opts.now()
 	ls.mu.Lock()
@@ -190,6 +190,26 @@ func (c *Client) refill(service string, ls *leases, count int) {
 		ls.valid = time.Duration(resp.GetValidUs()) * time.Microsecond
 		ls.grants = append(ls.grants, grant{addrs: resp.GetAddrs(), per: per, picks: resp.GetPicks(), until: sent.Add(ls.valid)})
 	}
+}
+
+// errNoLease stands for an lbclient whose PickStream predates leases.
+var errNoLease = status.Error(codes.Unimplemented, "lbclient answered a lease as a pick")
+
+// lease asks for a lease over a PickStream (a message each way, like a pick), or over
+// the unary Lb.Lease while no stream is open.
+func (c *Client) lease(ctx context.Context, req *lbpb.LeaseRequest) (*lbpb.LeaseResponse, error) {
+	r, ok := c.onStream(ctx, &lbpb.PickStreamRequest{Lease: req})
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case !ok:
+		return c.c.Lease(ctx, req)
+	case r.lease == nil:
+		return nil, errNoLease
+	case r.err != nil:
+		return nil, r.err
+	}
+	return r.lease, nil
 }
 
 // validLease checks that a lease answer holds at least one whole pick, every index

@@ -50,9 +50,20 @@ type leasingLB struct {
 	asked   []int32  // count of every Lease, in order
 	of      []string // service of every Lease, in order
 	granted atomic.Int64
+	// unaryLeases counts the leases asked over Lb.Lease rather than a PickStream.
+	unaryLeases atomic.Int64
 }
 
 func (f *leasingLB) Lease(_ context.Context, req *lbpb.LeaseRequest) (*lbpb.LeaseResponse, error) {
+	f.unaryLeases.Add(1)
+	resp, err := f.lease(req)
+	if err != nil {
+		return nil, grpcx.ToStatus(err)
+	}
+	return resp, nil
+}
+
+func (f *leasingLB) lease(req *lbpb.LeaseRequest) (*lbpb.LeaseResponse, error) {
 	f.mu.Lock()
 	f.asked = append(f.asked, req.GetCount())
 	f.of = append(f.of, req.GetService())
@@ -65,7 +76,7 @@ func (f *leasingLB) Lease(_ context.Context, req *lbpb.LeaseRequest) (*lbpb.Leas
 	case req.GetService() == "tts", f.once && !first:
 		return &lbpb.LeaseResponse{Refused: true}, nil
 	case req.GetService() == "none":
-		return nil, grpcx.ToStatus(aserr.New(aserr.ErrNoEngine.Code, "no live loader of none"))
+		return nil, aserr.New(aserr.ErrNoEngine.Code, "no live loader of none")
 	}
 	n := max(int(req.GetN()), 1)
 	resp := &lbpb.LeaseResponse{Per: int32(n), ValidUs: f.valid.Microseconds()}
@@ -98,22 +109,22 @@ func (f *leasingLB) leasesOf(service string) int {
 	return n
 }
 
-// streamingLeasingLB is leasingLB with PickStream.
+// streamingLeasingLB is leasingLB with PickStream, leases included.
 type streamingLeasingLB struct{ *leasingLB }
 
 func (f streamingLeasingLB) PickStream(st lbpb.Lb_PickStreamServer) error {
-	return streamingLB{f.fakeLB}.PickStream(st)
+	return f.serveStream(st, f.lease)
 }
 
-func leaseClient(t *testing.T, srv lbpb.LbServer, clk *fakeClock, leaseMax int) *Client {
+// leaseClient opens a Client with leases on a fake clock to srv, over unary calls only
+// or, with streams, over that many PickStreams once they are open.
+func leaseClient(t *testing.T, srv lbpb.LbServer, clk *fakeClock, leaseMax, streams int) *Client {
 	t.Helper()
 	addr, _ := serve(t, nil, srv)
-	opts := Options{LeaseMax: leaseMax, UnimplementedRetry: time.Minute, Log: zerolog.New(zerolog.NewTestWriter(t))}
-	if clk != nil {
-		opts.now = clk.Now
-	}
+	opts := Options{Streams: streams, LeaseMax: leaseMax, UnimplementedRetry: time.Minute, Log: zerolog.New(zerolog.NewTestWriter(t)), now: clk.Now}
 	c := New(dial(t, addr), opts)
 	t.Cleanup(func() { _ = c.Close() })
+	testpoll.Until(t, 10*time.Second, "streams open", func() bool { return c.Open() == streams })
 	return c
 }
 
@@ -164,7 +175,7 @@ func TestLeasedPicksEndAtTheirValidity(t *testing.T) {
 	// The Lease call takes 5 ms of the 20 ms validity: what is left is 15 ms. Later
 	// leases are refused, so the first one is watched alone.
 	f := &leasingLB{fakeLB: &fakeLB{}, valid: 20 * time.Millisecond, once: true, during: func() { clk.Add(5 * time.Millisecond) }}
-	c := leaseClient(t, f, clk, 64)
+	c := leaseClient(t, f, clk, 64, 0)
 	// 10k picks/s: the first picks ask lbclient, and once the rate is known a lease is
 	// taken in the background.
 	pickAt(t, c, clk, "echo", 100*time.Microsecond, 1000, func() bool { return c.leftFor("echo") > 0 })
@@ -198,7 +209,7 @@ func TestLeasedPicksEndAtTheirValidity(t *testing.T) {
 func TestLeasesNeverServeExcludeOrKeyedServices(t *testing.T) {
 	clk := newFakeClock()
 	f := &leasingLB{fakeLB: &fakeLB{}, valid: time.Second}
-	c := leaseClient(t, f, clk, 64)
+	c := leaseClient(t, f, clk, 64, 0)
 	pickAt(t, c, clk, "echo", 100*time.Microsecond, 1000, func() bool { return c.leftFor("echo") > 0 })
 	left := c.leftFor("echo")
 	// A retry (exclude) asks lbclient and leaves the lease alone.
@@ -237,7 +248,7 @@ func TestLeaseSizeFollowsThePickRate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newFakeClock()
 			f := &leasingLB{fakeLB: &fakeLB{}, valid: 20 * time.Millisecond}
-			c := leaseClient(t, f, clk, 64)
+			c := leaseClient(t, f, clk, 64, 0)
 			// 250 ms of picks: the rate settles (its smoothing time is 50 ms).
 			pickAt(t, c, clk, "echo", tc.step, int(250*time.Millisecond/tc.step), nil)
 			asked := f.leases()
@@ -266,6 +277,7 @@ func TestConcurrentCallersUseEachLeasedPickOnce(t *testing.T) {
 	addr, _ := serve(t, nil, streamingLeasingLB{f})
 	c := New(dial(t, addr), Options{Streams: 2, LeaseMax: 32, Log: zerolog.New(zerolog.NewTestWriter(t))})
 	t.Cleanup(func() { _ = c.Close() })
+	testpoll.Until(t, 10*time.Second, "2 streams open", func() bool { return c.Open() == 2 })
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	var leased, asked atomic.Int64
@@ -300,33 +312,42 @@ func TestConcurrentCallersUseEachLeasedPickOnce(t *testing.T) {
 	if leased.Load() > f.granted.Load() {
 		t.Fatalf("%d leased picks used, %d granted", leased.Load(), f.granted.Load())
 	}
+	if n := f.unaryLeases.Load(); n != 0 {
+		t.Fatalf("%d leases over unary calls while the streams were open", n)
+	}
 }
 
 func TestNoLeasesFromAnLbclientWithout(t *testing.T) {
-	clk := newFakeClock()
-	f := &fakeLB{}
-	c := leaseClient(t, streamingLB{f}, clk, 64) // PickStream, no Lease
-	pickAt(t, c, clk, "echo", 100*time.Microsecond, 1000, func() bool { return paused(c, "echo", clk.Now()) })
-	if !paused(c, "echo", clk.Now()) {
-		t.Fatal("leases not paused after Unimplemented")
-	}
-	before := f.unary.Load() + f.streamed.Load()
-	for range 100 {
-		clk.Add(100 * time.Microsecond)
-		addrs, err := c.Pick(t.Context(), "echo", 3, nil, "k")
-		if err != nil || addrs[0] != "echo:k" {
-			t.Fatalf("pick: %v %v", addrs, err)
-		}
-	}
-	if got := f.unary.Load() + f.streamed.Load() - before; got != 100 {
-		t.Fatalf("%d of 100 picks asked lbclient", got)
+	// Without streams the lease goes over unary Lb.Lease (Unimplemented); with streams
+	// it goes on a PickStream, answered as a pick by an lbclient from before leases.
+	for _, streams := range []int{0, 2} {
+		t.Run(fmt.Sprint("streams=", streams), func(t *testing.T) {
+			clk := newFakeClock()
+			f := &fakeLB{}
+			c := leaseClient(t, streamingLB{f}, clk, 64, streams) // PickStream, no Lease
+			pickAt(t, c, clk, "echo", 100*time.Microsecond, 1000, func() bool { return paused(c, "echo", clk.Now()) })
+			if !paused(c, "echo", clk.Now()) {
+				t.Fatal("leases not paused after the lease was not understood")
+			}
+			before := f.unary.Load() + f.streamed.Load()
+			for range 100 {
+				clk.Add(100 * time.Microsecond)
+				addrs, err := c.Pick(t.Context(), "echo", 3, nil, "k")
+				if err != nil || addrs[0] != "echo:k" {
+					t.Fatalf("pick: %v %v", addrs, err)
+				}
+			}
+			if got := f.unary.Load() + f.streamed.Load() - before; got != 100 {
+				t.Fatalf("%d of 100 picks asked lbclient", got)
+			}
+		})
 	}
 }
 
 func TestLeaseErrorsFallBackToPicks(t *testing.T) {
 	clk := newFakeClock()
 	f := &leasingLB{fakeLB: &fakeLB{}, valid: 20 * time.Millisecond}
-	c := leaseClient(t, f, clk, 64)
+	c := leaseClient(t, f, clk, 64, 0)
 	for range 100 {
 		clk.Add(100 * time.Microsecond)
 		if _, err := c.Pick(t.Context(), "none", 3, nil, ""); aserr.CodeOf(err) != aserr.ErrNoEngine.Code {

@@ -70,3 +70,34 @@ func TestLeasesOff(t *testing.T) {
 	require.True(t, resp.GetRefused())
 	require.Empty(t, resp.GetPicks())
 }
+
+// A lease asked on a PickStream is answered like Lb.Lease, an error with its code and an
+// empty lease (so a caller tells it from an lbclient that predates leases).
+func TestLeaseOnPickStream(t *testing.T) {
+	srv, _ := startWithLoaders(t, state("echo", "10.0.0.1:5090", 4, 1, 1))
+	st, err := lbConn(t, srv).PickStream(t.Context())
+	require.NoError(t, err)
+	ask := func(req *lbpb.PickStreamRequest) *lbpb.PickStreamResponse {
+		require.NoError(t, st.Send(req))
+		resp, err := st.Recv()
+		require.NoError(t, err)
+		require.Equal(t, req.GetId(), resp.GetId())
+		return resp
+	}
+	resp := ask(&lbpb.PickStreamRequest{Id: 1, Lease: &lbpb.LeaseRequest{Service: "echo", N: 3, Count: 3}})
+	require.Zero(t, resp.GetCode())
+	require.Equal(t, []string{"10.0.0.1:5090"}, resp.GetLease().GetAddrs())
+	require.Equal(t, []uint32{0, 0, 0}, resp.GetLease().GetPicks())
+	require.Positive(t, resp.GetLease().GetValidUs())
+
+	resp = ask(&lbpb.PickStreamRequest{Id: 2, Lease: &lbpb.LeaseRequest{Service: "nope", N: 3, Count: 3}})
+	require.Equal(t, int32(10404), resp.GetCode())
+	require.NotNil(t, resp.GetLease())
+	require.Empty(t, resp.GetLease().GetPicks())
+
+	// Picks go on on the same stream.
+	resp = ask(&lbpb.PickStreamRequest{Id: 3, Pick: &lbpb.PickRequest{Service: "echo", N: 3}})
+	require.Equal(t, []string{"10.0.0.1:5090"}, resp.GetAddrs())
+	require.Nil(t, resp.GetLease())
+	require.NoError(t, st.CloseSend())
+}

@@ -112,9 +112,9 @@ func (l *LB) Pick(_ context.Context, req *lbpb.PickRequest) (*lbpb.PickResponse,
 // ones, on another replica once this one's GOAWAY has reached them.
 func (l *LB) EndStreams() { l.endOnce.Do(func() { close(l.ending) }) }
 
-// PickStream answers each pick on the stream in order, as Pick would, until the caller
-// closes its side, the stream breaks or EndStreams is called. A pick's error travels in
-// its answer (code and message); the stream itself stays open.
+// PickStream answers each pick (or lease) on the stream in order, as Pick (or Lease)
+// would, until the caller closes its side, the stream breaks or EndStreams is called. A
+// pick's error travels in its answer (code and message); the stream itself stays open.
 //
 // The picks are answered inline by one goroutine (no hand-off per pick); the handler
 // waits for it or for EndStreams. On EndStreams it returns, which ends the stream and so
@@ -137,7 +137,14 @@ func (l *LB) PickStream(stream lbpb.Lb_PickStreamServer) error {
 				return // no pick charged for an answer nobody will read
 			}
 			resp := &lbpb.PickStreamResponse{Id: req.GetId()}
-			if resp.Addrs, err = l.pick(req.GetPick()); err != nil {
+			if lr := req.GetLease(); lr != nil {
+				if resp.Lease, err = l.lease(lr); err != nil {
+					resp.Lease = &lbpb.LeaseResponse{} // the answer to a lease always holds one
+				}
+			} else {
+				resp.Addrs, err = l.pick(req.GetPick())
+			}
+			if err != nil {
 				resp.Code, resp.Message = int32(aserr.CodeOf(err)), aserr.MessageOf(err)
 			}
 			err = stream.Send(resp)

@@ -24,6 +24,15 @@ func (l *LB) Leases(maxPicks int, valid time.Duration) {
 // Lease grants up to req.count picks of req.service (balance.View.Lease), refused when
 // leases are off or the service's strategy uses the pick key. Errors are Pick's.
 func (l *LB) Lease(_ context.Context, req *lbpb.LeaseRequest) (*lbpb.LeaseResponse, error) {
+	resp, err := l.lease(req)
+	if err != nil {
+		return nil, grpcx.ToStatus(err)
+	}
+	return resp, nil
+}
+
+// lease answers a lease asked by Lease or on a PickStream.
+func (l *LB) lease(req *lbpb.LeaseRequest) (*lbpb.LeaseResponse, error) {
 	svc, _, _ := strings.Cut(req.GetService(), balance.VersionSep)
 	if l.leaseMax <= 0 || l.leaseValid <= 0 {
 		l.countLease(svc, "refused")
@@ -40,7 +49,7 @@ func (l *LB) Lease(_ context.Context, req *lbpb.LeaseRequest) (*lbpb.LeaseRespon
 			svc = unknownService
 		}
 		l.countLease(svc, strconv.Itoa(aserr.CodeOf(err)))
-		return nil, grpcx.ToStatus(err)
+		return nil, err
 	}
 	l.countLease(svc, "0")
 	return &lbpb.LeaseResponse{Addrs: lease.Addrs, Per: int32(lease.Per), Picks: lease.Picks, ValidUs: l.leaseValid.Microseconds()}, nil

@@ -152,11 +152,16 @@ func (x *PickResponse) GetAddrs() []string {
 	return nil
 }
 
-// PickStreamRequest is one pick on a PickStream; id is the caller's, echoed in the answer.
+// PickStreamRequest is one pick on a PickStream, or one lease (then pick is unset); id is
+// the caller's, echoed in the answer.
 type PickStreamRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Pick          *PickRequest           `protobuf:"bytes,2,opt,name=pick,proto3" json:"pick,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Pick  *PickRequest           `protobuf:"bytes,2,opt,name=pick,proto3" json:"pick,omitempty"`
+	// lease, when set, asks for a lease as Lb.Lease does. An lbclient that predates it
+	// reads a pick of no service and answers 10404 without lease: the caller then knows
+	// it grants no lease.
+	Lease         *LeaseRequest `protobuf:"bytes,3,opt,name=lease,proto3" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,14 +210,24 @@ func (x *PickStreamRequest) GetPick() *PickRequest {
 	return nil
 }
 
+func (x *PickStreamRequest) GetLease() *LeaseRequest {
+	if x != nil {
+		return x.Lease
+	}
+	return nil
+}
+
 // PickStreamResponse answers the PickStreamRequest with the same id: addrs, or the ASE
-// code and message of the error Pick would have returned (code 0 means success).
+// code and message of the error Pick would have returned (code 0 means success). The
+// answer to a lease always holds lease (empty on an error), with code and message as for
+// a pick.
 type PickStreamResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Addrs         []string               `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
 	Code          int32                  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
 	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Lease         *LeaseResponse         `protobuf:"bytes,5,opt,name=lease,proto3" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -273,6 +288,13 @@ func (x *PickStreamResponse) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *PickStreamResponse) GetLease() *LeaseResponse {
+	if x != nil {
+		return x.Lease
+	}
+	return nil
 }
 
 // LeaseRequest asks for count picks of service at once: lbclient charges them as count
@@ -545,15 +567,17 @@ const file_lb_v1_lb_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"$\n" +
 	"\fPickResponse\x12\x14\n" +
-	"\x05addrs\x18\x01 \x03(\tR\x05addrs\"O\n" +
+	"\x05addrs\x18\x01 \x03(\tR\x05addrs\"~\n" +
 	"\x11PickStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
-	"\x04pick\x18\x02 \x01(\v2\x16.asf.lb.v1.PickRequestR\x04pick\"h\n" +
+	"\x04pick\x18\x02 \x01(\v2\x16.asf.lb.v1.PickRequestR\x04pick\x12-\n" +
+	"\x05lease\x18\x03 \x01(\v2\x17.asf.lb.v1.LeaseRequestR\x05lease\"\x98\x01\n" +
 	"\x12PickStreamResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"L\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12.\n" +
+	"\x05lease\x18\x05 \x01(\v2\x18.asf.lb.v1.LeaseResponseR\x05lease\"L\n" +
 	"\fLeaseRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\f\n" +
 	"\x01n\x18\x02 \x01(\x05R\x01n\x12\x14\n" +
@@ -603,19 +627,21 @@ var file_lb_v1_lb_proto_goTypes = []any{
 var file_lb_v1_lb_proto_depIdxs = []int32{
 	8, // 0: asf.lb.v1.PickRequest.trace_context:type_name -> asf.lb.v1.PickRequest.TraceContextEntry
 	0, // 1: asf.lb.v1.PickStreamRequest.pick:type_name -> asf.lb.v1.PickRequest
-	0, // 2: asf.lb.v1.Lb.Pick:input_type -> asf.lb.v1.PickRequest
-	2, // 3: asf.lb.v1.Lb.PickStream:input_type -> asf.lb.v1.PickStreamRequest
-	6, // 4: asf.lb.v1.Lb.WatchDropped:input_type -> asf.lb.v1.WatchDroppedRequest
-	4, // 5: asf.lb.v1.Lb.Lease:input_type -> asf.lb.v1.LeaseRequest
-	1, // 6: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
-	3, // 7: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
-	7, // 8: asf.lb.v1.Lb.WatchDropped:output_type -> asf.lb.v1.Dropped
-	5, // 9: asf.lb.v1.Lb.Lease:output_type -> asf.lb.v1.LeaseResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 2: asf.lb.v1.PickStreamRequest.lease:type_name -> asf.lb.v1.LeaseRequest
+	5, // 3: asf.lb.v1.PickStreamResponse.lease:type_name -> asf.lb.v1.LeaseResponse
+	0, // 4: asf.lb.v1.Lb.Pick:input_type -> asf.lb.v1.PickRequest
+	2, // 5: asf.lb.v1.Lb.PickStream:input_type -> asf.lb.v1.PickStreamRequest
+	6, // 6: asf.lb.v1.Lb.WatchDropped:input_type -> asf.lb.v1.WatchDroppedRequest
+	4, // 7: asf.lb.v1.Lb.Lease:input_type -> asf.lb.v1.LeaseRequest
+	1, // 8: asf.lb.v1.Lb.Pick:output_type -> asf.lb.v1.PickResponse
+	3, // 9: asf.lb.v1.Lb.PickStream:output_type -> asf.lb.v1.PickStreamResponse
+	7, // 10: asf.lb.v1.Lb.WatchDropped:output_type -> asf.lb.v1.Dropped
+	5, // 11: asf.lb.v1.Lb.Lease:output_type -> asf.lb.v1.LeaseResponse
+	8, // [8:12] is the sub-list for method output_type
+	4, // [4:8] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_lb_v1_lb_proto_init() }
