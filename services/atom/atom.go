@@ -50,17 +50,21 @@ import (
 // Config is atom's configuration; the cfg tags name the YAML keys, env vars
 // (ASF_ATOM_<KEY>) and flags.
 type Config struct {
-	GRPCListen  string        `cfg:"grpc-listen" help:"gRPC listen address of the Atom service"`
-	AdminListen string        `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
-	LBAddr      string        `cfg:"lb" addrs:"true" help:"lbclient gRPC address"`
-	LBStreams   int           `cfg:"lb-streams" help:"Lb.PickStream streams kept open to lbclient for picks (0: one unary Lb.Pick call per pick)"`
-	LBLeaseMax  int           `cfg:"lb-lease-max" help:"most picks of a service leased from lbclient in advance (Lb.Lease), sized from its pick rate; 0: no lease, every pick asks lbclient"`
-	OnceTimeout time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline and whose capability sets no once_timeout"`
-	Polaris     string        `cfg:"polaris" addrs:"true" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
-	Advertise   string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
-	LogLevel    string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
-	DataDir     string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`
-	Pprof       bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	GRPCListen  string `cfg:"grpc-listen" help:"gRPC listen address of the Atom service"`
+	AdminListen string `cfg:"admin-listen" help:"admin HTTP listen address (/metrics /healthz /readyz)"`
+	LBAddr      string `cfg:"lb" addrs:"true" help:"lbclient gRPC address"`
+	LBStreams   int    `cfg:"lb-streams" help:"Lb.PickStream streams kept open to lbclient for picks (0: one unary Lb.Pick call per pick)"`
+	// LoaderStreams is how many Loader.OnceStream streams atom keeps open to each loader
+	// it has called: once requests travel on them (libs/callmux), over unary Loader.Once
+	// while none is open.
+	LoaderStreams int           `cfg:"loader-streams" help:"Loader.OnceStream streams kept open to each loader for once requests (0: one unary Loader.Once call per once request)"`
+	LBLeaseMax    int           `cfg:"lb-lease-max" help:"most picks of a service leased from lbclient in advance (Lb.Lease), sized from its pick rate; 0: no lease, every pick asks lbclient"`
+	OnceTimeout   time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline and whose capability sets no once_timeout"`
+	Polaris       string        `cfg:"polaris" addrs:"true" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
+	Advertise     string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
+	LogLevel      string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
+	DataDir       string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`
+	Pprof         bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
 	// Labels are sent with every config request: "gray=<group>" makes this replica get
 	// that gray group's revisions (schemas, traffic splits).
 	Labels map[string]string `cfg:"labels" help:"labels sent to polaris's config center, k=v,k=v (gray=<group> joins a gray group)"`
@@ -82,14 +86,15 @@ type Config struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCListen:  "127.0.0.1:9988",
-		AdminListen: "127.0.0.1:9987",
-		LBAddr:      "127.0.0.1:9989",
-		LBStreams:   6,
-		LBLeaseMax:  64,
-		OnceTimeout: 30 * time.Second,
-		DataDir:     "./data/atom",
-		LogLevel:    "info",
+		GRPCListen:    "127.0.0.1:9988",
+		AdminListen:   "127.0.0.1:9987",
+		LBAddr:        "127.0.0.1:9989",
+		LBStreams:     6,
+		LoaderStreams: 2,
+		LBLeaseMax:    64,
+		OnceTimeout:   30 * time.Second,
+		DataDir:       "./data/atom",
+		LogLevel:      "info",
 
 		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
 		AdminConfig:     obs.DefaultAdminConfig(),
@@ -109,6 +114,8 @@ func (c Config) validate() error {
 		return errors.New("lb is empty")
 	case c.LBStreams < 0:
 		return fmt.Errorf("lb-streams %d must not be negative", c.LBStreams)
+	case c.LoaderStreams < 0:
+		return fmt.Errorf("loader-streams %d must not be negative", c.LoaderStreams)
 	case c.OnceTimeout <= 0:
 		return fmt.Errorf("once-timeout %v must be positive", c.OnceTimeout)
 	case c.MaxPayloadBytes < 0:
@@ -127,7 +134,9 @@ type Server struct {
 	lbConn  *grpc.ClientConn
 	lb      *lbpick.Client
 	loaders *grpcx.Pool
-	router  atomic.Pointer[route.Router] // set in New; read by dropped
+	// loaderClients reaches the loaders over loaders' connections, with their once streams.
+	loaderClients *transport.Loaders
+	router        atomic.Pointer[route.Router] // set in New; read by dropped
 
 	// With Config.Polaris only: the schema watcher and the registrar, run under runCtx.
 	polaris   *polarisclient.Client
@@ -170,11 +179,15 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	}
 	loaderDial := append([]grpc.DialOption{grpcx.FastFailure(), grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "loader")}, grpcx.TraceDial(tp)...)
 	s := &Server{cfg: cfg, log: log, tp: tp, loaders: grpcx.NewPool(loaderDial...)}
+	// Before lbpick: its dropped-loader watch (s.dropped) may call it at once.
+	s.loaderClients = transport.NewLoaders(s.loaders, transport.LoaderOptions{
+		Streams: cfg.LoaderStreams, Tracer: grpcx.NewCallTracer(tp), Log: log.With().Str("component", "loader-streams").Logger()})
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
 	// On any error below, release what was opened so far, last first.
 	var undo lifecycle.Stack
 	defer undo.CloseIf(&err)
 	undo.Push(func() error { return tp.Shutdown(context.Background()) })
+	undo.PushFunc(s.loaderClients.Close)
 	undo.PushFunc(s.runStop)
 	if s.lbConn, err = grpcx.Dial(cfg.LBAddr, tlsx.DialOption(tb, "lbclient")); err != nil {
 		return nil, fmt.Errorf("atom lbclient: %w", err)
@@ -212,7 +225,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		metaOf = capmeta.New(s.schemas).Meta
 	}
 	m := transport.NewMetrics(reg)
-	router := route.New(s.lb, transport.NewLoaders(s.loaders), route.Options{
+	router := route.New(s.lb, s.loaderClients, route.Options{
 		OnceTimeout: cfg.OnceTimeout,
 		Meta:        metaOf,
 		Observer:    m,
@@ -239,7 +252,7 @@ func (s *Server) dropped(service, addr, reason string) {
 	if r := s.router.Load(); r != nil {
 		r.LoaderGone(addr)
 	}
-	s.loaders.Forget(addr)
+	s.loaderClients.Forget(addr)
 }
 
 // tracerOf is the router's tracer: nil with tracing off, so the router skips its spans.
@@ -373,7 +386,7 @@ func (s *Server) AdminAddr() string { return s.admin.Addr() }
 // work comes, (2) GracefulStop the gRPC server,
 // letting running calls and sessions finish until ctx ends, then Stop (which cancels them
 // and so aborts their loader sessions), (3) stop the schema watcher and the registrar,
-// (4) close the loader connections, the pick streams, the lbclient and polaris connections, (5) stop the admin server,
+// (4) close the loader once streams and connections, the pick streams, the lbclient and polaris connections, (5) stop the admin server,
 // (6) wait for every goroutine, (7) flush the spans still buffered to the trace
 // collector (last: every span has ended by then). It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -403,6 +416,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 
 	s.runStop()
+	s.loaderClients.Close()
 	s.loaders.Close()
 	_ = s.lb.Close()
 	err = errors.Join(err, s.lbConn.Close())

@@ -583,8 +583,8 @@ func TestRequestLogLinesCarrySid(t *testing.T) {
 	}
 	lines := 0
 	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		if strings.Contains(line, `"message":"grpc call"`) || strings.Contains(line, `"component":"lbpick"`) {
-			continue // libs/grpcx's access line (per RPC) and the pick streams' lines: not per request
+		if strings.Contains(line, `"message":"grpc call"`) || strings.Contains(line, `"component":"lbpick"`) || strings.Contains(line, `"component":"loader-streams"`) {
+			continue // libs/grpcx's access line (per RPC) and the pick and once streams' lines: not per request
 		}
 		lines++
 		if !strings.Contains(line, `"sid":"sid-42"`) && !strings.Contains(line, `"sid":"logged-session"`) {

@@ -167,6 +167,7 @@ type Server struct {
 
 	ln    net.Listener
 	grpc  *grpcx.Server
+	tr    *transport.Server // the Loader service; its OnceStream workers stop with Shutdown
 	admin *obs.Admin
 	eng   engine.Engine
 	pool  *licence.Pool
@@ -262,7 +263,10 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry, opts ...Optio
 	// Only atom (and the tools) may call the engine.
 	s.grpc = grpcx.NewServer("loader", log, reg, append(append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(s.tp), tlsx.ServerOption(tb))...)...)
 	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it
-	tr := transport.New(s.mgr, log, reg)
+	// Once requests over OnceStream count, log and trace as unary Once calls do.
+	tr := transport.New(s.mgr, log, reg, grpcx.NewCallRecorder("loader", log, reg, s.tp))
+	s.tr = tr
+	undo.PushFunc(tr.Close)
 	tr.SetResources(s.res)
 	tr.Register(s.grpc.Server)
 	transport.RegisterResourceMetrics(reg, s.res)
@@ -408,7 +412,9 @@ const shutdownSteps = 5 * time.Second
 
 // Shutdown: (1) report live=0 and deregister, (2) refuse new sessions, (3) wait for running
 // sessions until the drain timeout or ctx ends, then abort the rest, (4) GracefulStop the
-// gRPC server (Stop when ctx ends), (5) engine Fini; then stop heartbeating and the admin
+// gRPC server (Stop when ctx ends), draining atom's OnceStreams once its GOAWAY is out (the
+// once requests on them finish, later ones go back to atom not run, and the streams end
+// so they do not hold the stop up), (5) engine Fini; then stop heartbeating and the admin
 // server, and last flush the spans still buffered to the trace collector. Idempotent: later calls return the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
@@ -440,11 +446,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 	cancel()
 	// (4) stop gRPC.
 	if s.started.Load() {
-		lifecycle.StopWithin(ctx, s.grpc)
+		lifecycle.StopWithin(ctx, s.grpc, s.tr.DrainStreams)
 	} else {
 		s.grpc.Stop()
 		_ = s.ln.Close()
 	}
+	s.tr.Close()
 	s.mgr.Close()
 	s.res.Close() // unload the idle personalisation resources
 	// (5) engine Fini.
@@ -476,6 +483,7 @@ func (s *Server) Kill() {
 		if !s.started.Load() {
 			_ = s.ln.Close()
 		}
+		s.tr.Close()
 		s.mgr.Close()
 		_ = s.admin.Shutdown(context.Background())
 		s.closeRest()

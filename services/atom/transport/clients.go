@@ -7,22 +7,51 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/callmux"
+	"github.com/athenaserving/asf/libs/callmux/muxwire"
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/atom/route"
+	"github.com/rs/zerolog"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
-// Loaders reaches loaders over gRPC through a connection pool keyed by address.
-type Loaders struct{ pool *grpcx.Pool }
+// Loaders reaches loaders over gRPC through a connection pool keyed by address. Once
+// requests travel over a few long-lived OnceStreams per loader (libs/callmux), unary
+// Loader.Once while none is open; sessions are one Loader.Session stream each.
+type Loaders struct {
+	pool *grpcx.Pool
+	opts LoaderOptions
+	// mu guards conns and closed.
+	mu     sync.Mutex
+	conns  map[string]*loaderConn // by address, over the pool's connection to it
+	closed bool
+}
 
-// NewLoaders returns Loaders dialling through pool.
-func NewLoaders(pool *grpcx.Pool) *Loaders { return &Loaders{pool: pool} }
+// LoaderOptions tunes how Loaders calls loaders; zero fields take the defaults noted.
+type LoaderOptions struct {
+	// Streams is how many OnceStreams to keep open to each loader (0: every once request
+	// is a unary Loader.Once).
+	Streams int
+	// Tracer traces the once requests sent on streams (nil: tracing off); the unary calls
+	// are traced by the pool's connections.
+	Tracer *grpcx.CallTracer
+	// Log is the logger of the streams' clients.
+	Log zerolog.Logger
+}
+
+// NewLoaders returns Loaders dialling through pool. Close stops its streams; the pool
+// stays its owner's.
+func NewLoaders(pool *grpcx.Pool, opts LoaderOptions) *Loaders {
+	return &Loaders{pool: pool, opts: opts, conns: map[string]*loaderConn{}}
+}
 
 // Loader returns the loader at addr.
 func (l *Loaders) Loader(addr string) (route.Loader, error) {
@@ -30,13 +59,70 @@ func (l *Loaders) Loader(addr string) (route.Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", aserr.ErrNetwork, err)
 	}
-	return loaderConn{c: loaderpb.NewLoaderClient(cc)}, nil
+	l.mu.Lock()
+	c := l.conns[addr]
+	if c != nil && c.cc == cc {
+		l.mu.Unlock()
+		return c, nil
+	}
+	// New, or the pool dialled addr again since (the old connection was closed): one
+	// stream client per connection, closed with it.
+	old := c
+	c = &loaderConn{cc: cc, c: loaderpb.NewLoaderClient(cc)}
+	if l.opts.Streams > 0 && !l.closed && cc.GetState() != connectivity.Shutdown {
+		c.mux = muxwire.NewLoaderClient(c.c, callmux.Options{
+			Streams: l.opts.Streams, Tracer: l.opts.Tracer, Log: l.opts.Log.With().Str("loader", addr).Logger()})
+		l.conns[addr] = c
+	}
+	l.mu.Unlock()
+	if old != nil && old.mux != nil {
+		_ = old.mux.Close()
+	}
+	return c, nil
 }
 
-type loaderConn struct{ c loaderpb.LoaderClient }
+// Forget closes the connection to addr (a loader lbclient dropped from rotation) and its
+// once streams: every call and session in flight there fails at once with 10222.
+func (l *Loaders) Forget(addr string) {
+	l.pool.Forget(addr)
+	l.mu.Lock()
+	c := l.conns[addr]
+	delete(l.conns, addr)
+	l.mu.Unlock()
+	if c != nil && c.mux != nil {
+		_ = c.mux.Close()
+	}
+}
 
-func (l loaderConn) Once(ctx context.Context, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error) {
-	out, err := l.c.Once(ctx, in)
+// Close stops every loader's once streams (calls still on them fail with 10222); the
+// pool's connections stay open for the pool's owner to close.
+func (l *Loaders) Close() {
+	l.mu.Lock()
+	conns := l.conns
+	l.conns, l.closed = map[string]*loaderConn{}, true
+	l.mu.Unlock()
+	for _, c := range conns {
+		if c.mux != nil {
+			_ = c.mux.Close()
+		}
+	}
+}
+
+// loaderConn is one loader as the router sees it.
+type loaderConn struct {
+	cc  *grpc.ClientConn
+	c   loaderpb.LoaderClient
+	mux *muxwire.LoaderClient // nil: no once streams
+}
+
+func (l *loaderConn) Once(ctx context.Context, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error) {
+	var out *loaderpb.LoaderOutput
+	var err error
+	if l.mux != nil {
+		out, err = l.mux.Call(ctx, in)
+	} else {
+		out, err = l.c.Once(ctx, in)
+	}
 	if err != nil {
 		return nil, loaderErr(ctx, err)
 	}
@@ -90,7 +176,7 @@ func carriesCode(st *status.Status) bool {
 	return false
 }
 
-func (l loaderConn) Session(ctx context.Context) (route.Session, error) {
+func (l *loaderConn) Session(ctx context.Context) (route.Session, error) {
 	st, err := l.c.Session(ctx)
 	if err != nil {
 		return nil, loaderErr(ctx, err)

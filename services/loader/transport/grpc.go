@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/callmux"
+	"github.com/athenaserving/asf/libs/callmux/muxwire"
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/loader/session"
@@ -24,14 +26,19 @@ type Server struct {
 	mgr *session.Manager
 	log zerolog.Logger
 	m   *metrics
-	res Resources // nil: res_id/patch_id headers are not resolved (resources.go)
+	res Resources             // nil: res_id/patch_id headers are not resolved (resources.go)
+	mux *muxwire.LoaderServer // serves OnceStream (oncestream.go)
 }
 
 var _ loaderpb.LoaderServer = (*Server)(nil)
 
 // New returns the gRPC adapter for mgr; its metrics are registered on reg (may be nil).
-func New(mgr *session.Manager, log zerolog.Logger, reg prometheus.Registerer) *Server {
-	return &Server{mgr: mgr, log: log, m: newMetrics(reg, mgr)}
+// rec records the once requests that come over OnceStream as the server's interceptors
+// record a unary Once (grpcx.NewCallRecorder; nil: not recorded). Close stops it.
+func New(mgr *session.Manager, log zerolog.Logger, reg prometheus.Registerer, rec *grpcx.CallRecorder) *Server {
+	g := &Server{mgr: mgr, log: log, m: newMetrics(reg, mgr)}
+	g.mux = muxwire.NewLoaderServer(g.Once, callmux.ServerOptions{Recorder: rec, Log: log})
+	return g
 }
 
 // Register adds the Loader service to s.

@@ -8,7 +8,10 @@
 //     process against the same engine behind isolation process, as throughput and
 //     latency, both called directly (engine.Once) and through the loader's gRPC Once.
 //
-// It runs the loaders in this process on 127.0.0.1:0 without polaris.
+// -via says how the gRPC once requests travel: stream (default), on Loader.OnceStream
+// through libs/callmux with two streams, as atom sends them (loader-streams), or unary,
+// one Loader.Once call each. It runs the loaders in this process on 127.0.0.1:0 without
+// polaris.
 //
 //	loaderbench -mode python,c -duration 3s -wrapper examples/engines/python-echo/wrapper.py -sdk sdk/python
 //	loaderbench engine-worker ...   (internal) one isolation worker process
@@ -34,6 +37,8 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/buildinfo"
+	"github.com/athenaserving/asf/libs/callmux"
+	"github.com/athenaserving/asf/libs/callmux/muxwire"
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/loader"
@@ -63,9 +68,11 @@ type Dist struct {
 
 // PythonResult compares the loader's Python engine path with an in-process Python call.
 type PythonResult struct {
-	PayloadBytes int  `json:"payload_bytes"`
-	Loader       Dist `json:"loader_grpc"`
-	InProcess    Dist `json:"python_in_process"`
+	PayloadBytes int `json:"payload_bytes"`
+	// Via is how the gRPC once requests travelled: stream or unary (-via).
+	Via       string `json:"via"`
+	Loader    Dist   `json:"loader_grpc"`
+	InProcess Dist   `json:"python_in_process"`
 	// Echo is the loader's gRPC Once to its Go echo engine (in process): the gRPC floor
 	// of loader_grpc.
 	Echo Dist `json:"loader_grpc_go_echo"`
@@ -84,7 +91,9 @@ type PythonResult struct {
 
 // CResult compares the C engine in the loader process with isolation process.
 type CResult struct {
-	Concurrency   int     `json:"concurrency"`
+	Concurrency int `json:"concurrency"`
+	// Via is how the gRPC once requests travelled: stream or unary (-via).
+	Via           string  `json:"via"`
 	PayloadBytes  int     `json:"payload_bytes"`
 	InProcess     Dist    `json:"engine_in_process"`
 	Isolated      Dist    `json:"engine_isolated"`
@@ -127,6 +136,7 @@ type options struct {
 	concurrency, size int
 	python, wrapper   string
 	sdk, cEngine      string
+	via               string
 	log               io.Writer
 }
 
@@ -143,8 +153,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.wrapper, "wrapper", "", "python: wrapper.py (default: examples/engines/python-echo/wrapper.py above the working directory)")
 	fs.StringVar(&o.sdk, "sdk", "", "python: aiges SDK directory (default: sdk/python above the working directory)")
 	fs.StringVar(&o.cEngine, "c-engine", "", "c: libwrapper.so of the example engine (default: build examples/engines/c-echo with gcc)")
+	fs.StringVar(&o.via, "via", viaStream, "how the gRPC once requests travel: stream (Loader.OnceStream, two streams, as atom sends them) or unary (one Loader.Once call each)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.via != viaStream && o.via != viaUnary {
+		return fmt.Errorf("-via %q: want %s or %s", o.via, viaStream, viaUnary)
 	}
 	o.modes = strings.Split(*mode, ",")
 	var res Result
@@ -178,7 +192,7 @@ func findUp(rel string) string {
 func (o options) logf(format string, a ...any) { fmt.Fprintf(o.log, "loaderbench: "+format+"\n", a...) }
 
 func benchPython(ctx context.Context, o options) *PythonResult {
-	r := &PythonResult{PayloadBytes: o.size, TargetP50Us: TargetPythonAddedP50Us}
+	r := &PythonResult{PayloadBytes: o.size, Via: o.via, TargetP50Us: TargetPythonAddedP50Us}
 	if err := benchPythonInto(ctx, o, r); err != nil {
 		r.Error = err.Error()
 	}
@@ -205,11 +219,11 @@ func benchPythonInto(ctx context.Context, o options, r *PythonResult) error {
 	}
 	cfg := baseConfig()
 	cfg.Service, cfg.Engine, cfg.EnginePath, cfg.Workers = "python-identity", loader.EnginePython, wrapper, 1
-	o.logf("python: loader gRPC Once, 1 caller, %v", o.duration)
+	o.logf("python: loader gRPC Once (%s), 1 caller, %v", o.via, o.duration)
 	in := onceInput(cfg.Service, o.size)
-	err = withLoader(ctx, cfg, func(c loaderpb.LoaderClient) error {
+	err = withLoader(ctx, cfg, o.via, func(once onceFunc) error {
 		d, err := measure(ctx, 1, o.warmup, o.duration, func(ctx context.Context) error {
-			_, err := c.Once(ctx, in)
+			_, err := once(ctx, in)
 			return err
 		})
 		r.Loader = d
@@ -220,10 +234,10 @@ func benchPythonInto(ctx context.Context, o options, r *PythonResult) error {
 	}
 	ecfg := baseConfig()
 	ecfg.Service, ecfg.Engine = "python-identity", loader.EngineEcho
-	o.logf("python: loader gRPC Once to the Go echo engine, 1 caller, %v", o.duration)
-	err = withLoader(ctx, ecfg, func(c loaderpb.LoaderClient) error {
+	o.logf("python: loader gRPC Once (%s) to the Go echo engine, 1 caller, %v", o.via, o.duration)
+	err = withLoader(ctx, ecfg, o.via, func(once onceFunc) error {
 		d, err := measure(ctx, 1, o.warmup, o.duration, func(ctx context.Context) error {
-			_, err := c.Once(ctx, in)
+			_, err := once(ctx, in)
 			return err
 		})
 		r.Echo = d
@@ -301,7 +315,7 @@ func pythonDirect(ctx context.Context, o options, wrapper, sdk string) (Dist, er
 }
 
 func benchC(ctx context.Context, o options) *CResult {
-	r := &CResult{Concurrency: o.concurrency, PayloadBytes: o.size}
+	r := &CResult{Concurrency: o.concurrency, Via: o.via, PayloadBytes: o.size}
 	if err := benchCInto(ctx, o, r); err != nil {
 		r.Error = err.Error()
 	}
@@ -343,11 +357,11 @@ func benchCInto(ctx context.Context, o options, r *CResult) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", iso, err)
 		}
-		o.logf("c: loader gRPC Once, isolation %s, c=%d, %v", iso, o.concurrency, o.duration)
+		o.logf("c: loader gRPC Once (%s), isolation %s, c=%d, %v", o.via, iso, o.concurrency, o.duration)
 		var g Dist
-		err = withLoader(ctx, cfg, func(c loaderpb.LoaderClient) error {
+		err = withLoader(ctx, cfg, o.via, func(once onceFunc) error {
 			g, err = measure(ctx, o.concurrency, o.warmup, o.duration, func(ctx context.Context) error {
-				_, err := c.Once(ctx, in)
+				_, err := once(ctx, in)
 				return err
 			})
 			return err
@@ -385,8 +399,18 @@ func onceInput(service string, size int) *loaderpb.LoaderInput {
 	}
 }
 
-// withLoader starts a loader with cfg on loopback, calls fn with a client and shuts it down.
-func withLoader(ctx context.Context, cfg loader.Config, fn func(loaderpb.LoaderClient) error) error {
+// The ways -via sends the gRPC once requests.
+const (
+	viaStream = "stream"
+	viaUnary  = "unary"
+)
+
+// onceFunc sends one once request to the loader.
+type onceFunc func(context.Context, *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error)
+
+// withLoader starts a loader with cfg on loopback, calls fn with the way to send it once
+// requests (via) and shuts it down.
+func withLoader(ctx context.Context, cfg loader.Config, via string, fn func(onceFunc) error) error {
 	s, err := loader.New(cfg, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		return err
@@ -404,7 +428,21 @@ func withLoader(ctx context.Context, cfg loader.Config, fn func(loaderpb.LoaderC
 		return err
 	}
 	defer cc.Close()
-	return fn(loaderpb.NewLoaderClient(cc))
+	lc := loaderpb.NewLoaderClient(cc)
+	if via == viaUnary {
+		return fn(func(ctx context.Context, in *loaderpb.LoaderInput) (*loaderpb.LoaderOutput, error) {
+			return lc.Once(ctx, in)
+		})
+	}
+	mux := muxwire.NewLoaderClient(lc, callmux.Options{Streams: 2}) // atom's default loader-streams
+	defer mux.Close()
+	for wait := time.Now().Add(5 * time.Second); mux.Open() < 2 && time.Now().Before(wait); {
+		time.Sleep(time.Millisecond) // until they are open: set-up, before any measurement
+	}
+	if mux.Open() < 2 {
+		return errors.New("the loader's once streams did not open within 5 s")
+	}
+	return fn(mux.Call)
 }
 
 // measure runs call from c goroutines in a closed loop: warmup, then duration, recording

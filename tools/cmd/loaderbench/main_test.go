@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"testing"
 	"time"
 )
@@ -37,5 +39,25 @@ func TestMeasureCountsCallsAndErrors(t *testing.T) {
 	_, err = measure(context.Background(), 2, 0, 20*time.Millisecond, func(context.Context) error { return errors.New("down") })
 	if err == nil {
 		t.Fatal("measure with every call failing: no error")
+	}
+}
+
+// TestWithLoaderSendsBothWays: an echo loader answers once requests sent either way.
+func TestWithLoaderSendsBothWays(t *testing.T) {
+	for _, via := range []string{viaStream, viaUnary} {
+		cfg := baseConfig()
+		err := withLoader(t.Context(), cfg, via, func(once onceFunc) error {
+			out, err := once(t.Context(), onceInput(cfg.Service, 16))
+			if err == nil && len(out.GetPl()) != 1 {
+				err = fmt.Errorf("echo output %v", out)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("via %s: %v", via, err)
+		}
+	}
+	if err := run(t.Context(), []string{"-via", "carrier-pigeon"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("an unknown -via: no error")
 	}
 }

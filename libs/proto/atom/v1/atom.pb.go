@@ -323,6 +323,191 @@ func (x *Result) GetTiming() map[string]int64 {
 	return nil
 }
 
+// CallRequest is one message from the caller on a CallStream: a once request, or the
+// cancel of one sent earlier. id is the caller's, unique on the stream, echoed in the reply.
+type CallRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// frame is the request, as Call takes it (unset on a cancel).
+	Frame *Frame `protobuf:"bytes,2,opt,name=frame,proto3" json:"frame,omitempty"`
+	// timeout_ns is what remained of the caller's deadline when it sent the call, in
+	// nanoseconds (0: none); the stream's own context has no deadline.
+	TimeoutNs int64 `protobuf:"varint,3,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
+	// trace_context is the W3C trace context (traceparent, tracestate) of the caller's span
+	// for this call, as Call carries it in its gRPC metadata; empty when the caller has
+	// none. It travels in the message because many calls share one stream.
+	TraceContext map[string]string `protobuf:"bytes,4,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// cancel: the caller gave up on call id; atom cancels it and sends no reply.
+	Cancel        bool `protobuf:"varint,5,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallRequest) Reset() {
+	*x = CallRequest{}
+	mi := &file_atom_v1_atom_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallRequest) ProtoMessage() {}
+
+func (x *CallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atom_v1_atom_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
+func (*CallRequest) Descriptor() ([]byte, []int) {
+	return file_atom_v1_atom_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CallRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallRequest) GetFrame() *Frame {
+	if x != nil {
+		return x.Frame
+	}
+	return nil
+}
+
+func (x *CallRequest) GetTimeoutNs() int64 {
+	if x != nil {
+		return x.TimeoutNs
+	}
+	return 0
+}
+
+func (x *CallRequest) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
+}
+
+func (x *CallRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+// CallReply answers the CallRequest with the same id: result, or the error Call would
+// have returned (grpc_code != 0). A reply with drain set and id 0 answers no call.
+type CallReply struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Result *Result                `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	// grpc_code is the gRPC status code of the error (0: success), message its message and
+	// code the ASE code its details carry (0: none), so the caller rebuilds the status Call
+	// would have returned.
+	GrpcCode uint32 `protobuf:"varint,3,opt,name=grpc_code,json=grpcCode,proto3" json:"grpc_code,omitempty"`
+	Code     int32  `protobuf:"varint,4,opt,name=code,proto3" json:"code,omitempty"`
+	Message  string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// drain: atom is shutting down; send nothing more on this stream (the calls already on
+	// it are answered, then the stream ends).
+	Drain bool `protobuf:"varint,6,opt,name=drain,proto3" json:"drain,omitempty"`
+	// not_run: the call arrived after drain and was not run; send it elsewhere.
+	NotRun        bool `protobuf:"varint,7,opt,name=not_run,json=notRun,proto3" json:"not_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallReply) Reset() {
+	*x = CallReply{}
+	mi := &file_atom_v1_atom_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallReply) ProtoMessage() {}
+
+func (x *CallReply) ProtoReflect() protoreflect.Message {
+	mi := &file_atom_v1_atom_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallReply.ProtoReflect.Descriptor instead.
+func (*CallReply) Descriptor() ([]byte, []int) {
+	return file_atom_v1_atom_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CallReply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallReply) GetResult() *Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *CallReply) GetGrpcCode() uint32 {
+	if x != nil {
+		return x.GrpcCode
+	}
+	return 0
+}
+
+func (x *CallReply) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallReply) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CallReply) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
+}
+
+func (x *CallReply) GetNotRun() bool {
+	if x != nil {
+		return x.NotRun
+	}
+	return false
+}
+
 var File_atom_v1_atom_proto protoreflect.FileDescriptor
 
 const file_atom_v1_atom_proto_rawDesc = "" +
@@ -373,9 +558,29 @@ const file_atom_v1_atom_proto_rawDesc = "" +
 	"\x06timing\x18\x06 \x03(\v2\x1f.asf.atom.v1.Result.TimingEntryR\x06timing\x1a9\n" +
 	"\vTimingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012n\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x90\x02\n" +
+	"\vCallRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12(\n" +
+	"\x05frame\x18\x02 \x01(\v2\x12.asf.atom.v1.FrameR\x05frame\x12\x1d\n" +
+	"\n" +
+	"timeout_ns\x18\x03 \x01(\x03R\ttimeoutNs\x12O\n" +
+	"\rtrace_context\x18\x04 \x03(\v2*.asf.atom.v1.CallRequest.TraceContextEntryR\ftraceContext\x12\x16\n" +
+	"\x06cancel\x18\x05 \x01(\bR\x06cancel\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc2\x01\n" +
+	"\tCallReply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12+\n" +
+	"\x06result\x18\x02 \x01(\v2\x13.asf.atom.v1.ResultR\x06result\x12\x1b\n" +
+	"\tgrpc_code\x18\x03 \x01(\rR\bgrpcCode\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x14\n" +
+	"\x05drain\x18\x06 \x01(\bR\x05drain\x12\x17\n" +
+	"\anot_run\x18\a \x01(\bR\x06notRun2\xb2\x01\n" +
 	"\x04Atom\x12/\n" +
-	"\x04Call\x12\x12.asf.atom.v1.Frame\x1a\x13.asf.atom.v1.Result\x125\n" +
+	"\x04Call\x12\x12.asf.atom.v1.Frame\x1a\x13.asf.atom.v1.Result\x12B\n" +
+	"\n" +
+	"CallStream\x12\x18.asf.atom.v1.CallRequest\x1a\x16.asf.atom.v1.CallReply(\x010\x01\x125\n" +
 	"\x06Stream\x12\x12.asf.atom.v1.Frame\x1a\x13.asf.atom.v1.Result(\x010\x01B8Z6github.com/athenaserving/asf/libs/proto/atom/v1;atompbb\x06proto3"
 
 var (
@@ -390,38 +595,46 @@ func file_atom_v1_atom_proto_rawDescGZIP() []byte {
 	return file_atom_v1_atom_proto_rawDescData
 }
 
-var file_atom_v1_atom_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_atom_v1_atom_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_atom_v1_atom_proto_goTypes = []any{
-	(*Item)(nil),   // 0: asf.atom.v1.Item
-	(*Accept)(nil), // 1: asf.atom.v1.Accept
-	(*Frame)(nil),  // 2: asf.atom.v1.Frame
-	(*Result)(nil), // 3: asf.atom.v1.Result
-	nil,            // 4: asf.atom.v1.Item.AttributesEntry
-	nil,            // 5: asf.atom.v1.Accept.AttributesEntry
-	nil,            // 6: asf.atom.v1.Frame.HeaderEntry
-	nil,            // 7: asf.atom.v1.Frame.ParamsEntry
-	nil,            // 8: asf.atom.v1.Frame.AcceptsEntry
-	nil,            // 9: asf.atom.v1.Result.TimingEntry
+	(*Item)(nil),        // 0: asf.atom.v1.Item
+	(*Accept)(nil),      // 1: asf.atom.v1.Accept
+	(*Frame)(nil),       // 2: asf.atom.v1.Frame
+	(*Result)(nil),      // 3: asf.atom.v1.Result
+	(*CallRequest)(nil), // 4: asf.atom.v1.CallRequest
+	(*CallReply)(nil),   // 5: asf.atom.v1.CallReply
+	nil,                 // 6: asf.atom.v1.Item.AttributesEntry
+	nil,                 // 7: asf.atom.v1.Accept.AttributesEntry
+	nil,                 // 8: asf.atom.v1.Frame.HeaderEntry
+	nil,                 // 9: asf.atom.v1.Frame.ParamsEntry
+	nil,                 // 10: asf.atom.v1.Frame.AcceptsEntry
+	nil,                 // 11: asf.atom.v1.Result.TimingEntry
+	nil,                 // 12: asf.atom.v1.CallRequest.TraceContextEntry
 }
 var file_atom_v1_atom_proto_depIdxs = []int32{
-	4,  // 0: asf.atom.v1.Item.attributes:type_name -> asf.atom.v1.Item.AttributesEntry
-	5,  // 1: asf.atom.v1.Accept.attributes:type_name -> asf.atom.v1.Accept.AttributesEntry
-	6,  // 2: asf.atom.v1.Frame.header:type_name -> asf.atom.v1.Frame.HeaderEntry
-	7,  // 3: asf.atom.v1.Frame.params:type_name -> asf.atom.v1.Frame.ParamsEntry
-	8,  // 4: asf.atom.v1.Frame.accepts:type_name -> asf.atom.v1.Frame.AcceptsEntry
+	6,  // 0: asf.atom.v1.Item.attributes:type_name -> asf.atom.v1.Item.AttributesEntry
+	7,  // 1: asf.atom.v1.Accept.attributes:type_name -> asf.atom.v1.Accept.AttributesEntry
+	8,  // 2: asf.atom.v1.Frame.header:type_name -> asf.atom.v1.Frame.HeaderEntry
+	9,  // 3: asf.atom.v1.Frame.params:type_name -> asf.atom.v1.Frame.ParamsEntry
+	10, // 4: asf.atom.v1.Frame.accepts:type_name -> asf.atom.v1.Frame.AcceptsEntry
 	0,  // 5: asf.atom.v1.Frame.payload:type_name -> asf.atom.v1.Item
 	0,  // 6: asf.atom.v1.Result.payload:type_name -> asf.atom.v1.Item
-	9,  // 7: asf.atom.v1.Result.timing:type_name -> asf.atom.v1.Result.TimingEntry
-	1,  // 8: asf.atom.v1.Frame.AcceptsEntry.value:type_name -> asf.atom.v1.Accept
-	2,  // 9: asf.atom.v1.Atom.Call:input_type -> asf.atom.v1.Frame
-	2,  // 10: asf.atom.v1.Atom.Stream:input_type -> asf.atom.v1.Frame
-	3,  // 11: asf.atom.v1.Atom.Call:output_type -> asf.atom.v1.Result
-	3,  // 12: asf.atom.v1.Atom.Stream:output_type -> asf.atom.v1.Result
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	11, // 7: asf.atom.v1.Result.timing:type_name -> asf.atom.v1.Result.TimingEntry
+	2,  // 8: asf.atom.v1.CallRequest.frame:type_name -> asf.atom.v1.Frame
+	12, // 9: asf.atom.v1.CallRequest.trace_context:type_name -> asf.atom.v1.CallRequest.TraceContextEntry
+	3,  // 10: asf.atom.v1.CallReply.result:type_name -> asf.atom.v1.Result
+	1,  // 11: asf.atom.v1.Frame.AcceptsEntry.value:type_name -> asf.atom.v1.Accept
+	2,  // 12: asf.atom.v1.Atom.Call:input_type -> asf.atom.v1.Frame
+	4,  // 13: asf.atom.v1.Atom.CallStream:input_type -> asf.atom.v1.CallRequest
+	2,  // 14: asf.atom.v1.Atom.Stream:input_type -> asf.atom.v1.Frame
+	3,  // 15: asf.atom.v1.Atom.Call:output_type -> asf.atom.v1.Result
+	5,  // 16: asf.atom.v1.Atom.CallStream:output_type -> asf.atom.v1.CallReply
+	3,  // 17: asf.atom.v1.Atom.Stream:output_type -> asf.atom.v1.Result
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_atom_v1_atom_proto_init() }
@@ -435,7 +648,7 @@ func file_atom_v1_atom_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atom_v1_atom_proto_rawDesc), len(file_atom_v1_atom_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,8 +21,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Atom_Call_FullMethodName   = "/asf.atom.v1.Atom/Call"
-	Atom_Stream_FullMethodName = "/asf.atom.v1.Atom/Stream"
+	Atom_Call_FullMethodName       = "/asf.atom.v1.Atom/Call"
+	Atom_CallStream_FullMethodName = "/asf.atom.v1.Atom/CallStream"
+	Atom_Stream_FullMethodName     = "/asf.atom.v1.Atom/Stream"
 )
 
 // AtomClient is the client API for Atom service.
@@ -33,6 +34,10 @@ const (
 type AtomClient interface {
 	// Call serves a once request (status 3).
 	Call(ctx context.Context, in *Frame, opts ...grpc.CallOption) (*Result, error)
+	// CallStream serves once requests sent on one long-lived stream, each as Call would,
+	// concurrently, answered as they finish (docs/contracts.md "Multiplexed calls"); a
+	// caller keeps a few open and saves a call's setup per request.
+	CallStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallReply], error)
 	// Stream serves one session: frames in order, results as they come; it ends after a
 	// result with status 2 or an error result.
 	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Frame, Result], error)
@@ -56,9 +61,22 @@ func (c *atomClient) Call(ctx context.Context, in *Frame, opts ...grpc.CallOptio
 	return out, nil
 }
 
+func (c *atomClient) CallStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Atom_ServiceDesc.Streams[0], Atom_CallStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallRequest, CallReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Atom_CallStreamClient = grpc.BidiStreamingClient[CallRequest, CallReply]
+
 func (c *atomClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Frame, Result], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Atom_ServiceDesc.Streams[0], Atom_Stream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Atom_ServiceDesc.Streams[1], Atom_Stream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +95,10 @@ type Atom_StreamClient = grpc.BidiStreamingClient[Frame, Result]
 type AtomServer interface {
 	// Call serves a once request (status 3).
 	Call(context.Context, *Frame) (*Result, error)
+	// CallStream serves once requests sent on one long-lived stream, each as Call would,
+	// concurrently, answered as they finish (docs/contracts.md "Multiplexed calls"); a
+	// caller keeps a few open and saves a call's setup per request.
+	CallStream(grpc.BidiStreamingServer[CallRequest, CallReply]) error
 	// Stream serves one session: frames in order, results as they come; it ends after a
 	// result with status 2 or an error result.
 	Stream(grpc.BidiStreamingServer[Frame, Result]) error
@@ -92,6 +114,9 @@ type UnimplementedAtomServer struct{}
 
 func (UnimplementedAtomServer) Call(context.Context, *Frame) (*Result, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Call not implemented")
+}
+func (UnimplementedAtomServer) CallStream(grpc.BidiStreamingServer[CallRequest, CallReply]) error {
+	return status.Errorf(codes.Unimplemented, "method CallStream not implemented")
 }
 func (UnimplementedAtomServer) Stream(grpc.BidiStreamingServer[Frame, Result]) error {
 	return status.Errorf(codes.Unimplemented, "method Stream not implemented")
@@ -135,6 +160,13 @@ func _Atom_Call_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Atom_CallStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AtomServer).CallStream(&grpc.GenericServerStream[CallRequest, CallReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Atom_CallStreamServer = grpc.BidiStreamingServer[CallRequest, CallReply]
+
 func _Atom_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(AtomServer).Stream(&grpc.GenericServerStream[Frame, Result]{ServerStream: stream})
 }
@@ -155,6 +187,12 @@ var Atom_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "CallStream",
+			Handler:       _Atom_CallStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Stream",
 			Handler:       _Atom_Stream_Handler,

@@ -513,6 +513,191 @@ func (x *LoaderOutput) GetLoaderNs() int64 {
 	return 0
 }
 
+// OnceCall is one message from the caller on a OnceStream: a once request, or the cancel
+// of one sent earlier. id is the caller's, unique on the stream, echoed in the reply.
+type OnceCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// input is the request, as Once takes it (unset on a cancel).
+	Input *LoaderInput `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
+	// timeout_ns is what remained of the caller's deadline when it sent the call, in
+	// nanoseconds (0: none); the stream's own context has no deadline.
+	TimeoutNs int64 `protobuf:"varint,3,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
+	// trace_context is the W3C trace context (traceparent, tracestate) of the caller's span
+	// for this call, as Once carries it in its gRPC metadata; empty when the caller has
+	// none. It travels in the message because many calls share one stream.
+	TraceContext map[string]string `protobuf:"bytes,4,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// cancel: the caller gave up on call id; the loader cancels it and sends no reply.
+	Cancel        bool `protobuf:"varint,5,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnceCall) Reset() {
+	*x = OnceCall{}
+	mi := &file_loader_v1_loader_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnceCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnceCall) ProtoMessage() {}
+
+func (x *OnceCall) ProtoReflect() protoreflect.Message {
+	mi := &file_loader_v1_loader_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnceCall.ProtoReflect.Descriptor instead.
+func (*OnceCall) Descriptor() ([]byte, []int) {
+	return file_loader_v1_loader_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *OnceCall) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *OnceCall) GetInput() *LoaderInput {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+func (x *OnceCall) GetTimeoutNs() int64 {
+	if x != nil {
+		return x.TimeoutNs
+	}
+	return 0
+}
+
+func (x *OnceCall) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
+}
+
+func (x *OnceCall) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+// OnceReply answers the OnceCall with the same id: output, or the error Once would have
+// returned (grpc_code != 0). A reply with drain set and id 0 answers no call.
+type OnceReply struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Output *LoaderOutput          `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
+	// grpc_code is the gRPC status code of the error (0: success), message its message and
+	// code the ASE code its details carry (0: none), so the caller rebuilds the status Once
+	// would have returned.
+	GrpcCode uint32 `protobuf:"varint,3,opt,name=grpc_code,json=grpcCode,proto3" json:"grpc_code,omitempty"`
+	Code     int32  `protobuf:"varint,4,opt,name=code,proto3" json:"code,omitempty"`
+	Message  string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// drain: the loader is shutting down; send nothing more on this stream (the calls
+	// already on it are answered, then the stream ends).
+	Drain bool `protobuf:"varint,6,opt,name=drain,proto3" json:"drain,omitempty"`
+	// not_run: the call arrived after drain and was not run; send it elsewhere.
+	NotRun        bool `protobuf:"varint,7,opt,name=not_run,json=notRun,proto3" json:"not_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnceReply) Reset() {
+	*x = OnceReply{}
+	mi := &file_loader_v1_loader_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnceReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnceReply) ProtoMessage() {}
+
+func (x *OnceReply) ProtoReflect() protoreflect.Message {
+	mi := &file_loader_v1_loader_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnceReply.ProtoReflect.Descriptor instead.
+func (*OnceReply) Descriptor() ([]byte, []int) {
+	return file_loader_v1_loader_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *OnceReply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *OnceReply) GetOutput() *LoaderOutput {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *OnceReply) GetGrpcCode() uint32 {
+	if x != nil {
+		return x.GrpcCode
+	}
+	return 0
+}
+
+func (x *OnceReply) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *OnceReply) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *OnceReply) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
+}
+
+func (x *OnceReply) GetNotRun() bool {
+	if x != nil {
+		return x.NotRun
+	}
+	return false
+}
+
 var File_loader_v1_loader_proto protoreflect.FileDescriptor
 
 const file_loader_v1_loader_proto_rawDesc = "" +
@@ -555,7 +740,25 @@ const file_loader_v1_loader_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\x0e2\x15.asf.loader.v1.StatusR\x06status\x12&\n" +
 	"\x02pl\x18\x05 \x03(\v2\x16.asf.loader.v1.PayloadR\x02pl\x12\x1b\n" +
 	"\tengine_ns\x18\x06 \x01(\x03R\bengineNs\x12\x1b\n" +
-	"\tloader_ns\x18\a \x01(\x03R\bloaderNs*r\n" +
+	"\tloader_ns\x18\a \x01(\x03R\bloaderNs\"\x94\x02\n" +
+	"\bOnceCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
+	"\x05input\x18\x02 \x01(\v2\x1a.asf.loader.v1.LoaderInputR\x05input\x12\x1d\n" +
+	"\n" +
+	"timeout_ns\x18\x03 \x01(\x03R\ttimeoutNs\x12N\n" +
+	"\rtrace_context\x18\x04 \x03(\v2).asf.loader.v1.OnceCall.TraceContextEntryR\ftraceContext\x12\x16\n" +
+	"\x06cancel\x18\x05 \x01(\bR\x06cancel\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x01\n" +
+	"\tOnceReply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
+	"\x06output\x18\x02 \x01(\v2\x1b.asf.loader.v1.LoaderOutputR\x06output\x12\x1b\n" +
+	"\tgrpc_code\x18\x03 \x01(\rR\bgrpcCode\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x14\n" +
+	"\x05drain\x18\x06 \x01(\bR\x05drain\x12\x17\n" +
+	"\anot_run\x18\a \x01(\bR\x06notRun*r\n" +
 	"\bDataType\x12\x12\n" +
 	"\x0eDATA_TYPE_TEXT\x10\x00\x12\x13\n" +
 	"\x0fDATA_TYPE_AUDIO\x10\x01\x12\x13\n" +
@@ -571,9 +774,11 @@ const file_loader_v1_loader_proto_rawDesc = "" +
 	"\x0fSTATUS_CONTINUE\x10\x01\x12\x0e\n" +
 	"\n" +
 	"STATUS_END\x10\x02\x12\x0f\n" +
-	"\vSTATUS_ONCE\x10\x032\x91\x01\n" +
+	"\vSTATUS_ONCE\x10\x032\xd6\x01\n" +
 	"\x06Loader\x12?\n" +
-	"\x04Once\x12\x1a.asf.loader.v1.LoaderInput\x1a\x1b.asf.loader.v1.LoaderOutput\x12F\n" +
+	"\x04Once\x12\x1a.asf.loader.v1.LoaderInput\x1a\x1b.asf.loader.v1.LoaderOutput\x12C\n" +
+	"\n" +
+	"OnceStream\x12\x17.asf.loader.v1.OnceCall\x1a\x18.asf.loader.v1.OnceReply(\x010\x01\x12F\n" +
 	"\aSession\x12\x1a.asf.loader.v1.LoaderInput\x1a\x1b.asf.loader.v1.LoaderOutput(\x010\x01B<Z:github.com/athenaserving/asf/libs/proto/loader/v1;loaderpbb\x06proto3"
 
 var (
@@ -589,7 +794,7 @@ func file_loader_v1_loader_proto_rawDescGZIP() []byte {
 }
 
 var file_loader_v1_loader_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_loader_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_loader_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_loader_v1_loader_proto_goTypes = []any{
 	(DataType)(0),        // 0: asf.loader.v1.DataType
 	(State)(0),           // 1: asf.loader.v1.State
@@ -598,31 +803,39 @@ var file_loader_v1_loader_proto_goTypes = []any{
 	(*Payload)(nil),      // 4: asf.loader.v1.Payload
 	(*LoaderInput)(nil),  // 5: asf.loader.v1.LoaderInput
 	(*LoaderOutput)(nil), // 6: asf.loader.v1.LoaderOutput
-	nil,                  // 7: asf.loader.v1.MetaDesc.AttributeEntry
-	nil,                  // 8: asf.loader.v1.LoaderInput.HeadersEntry
-	nil,                  // 9: asf.loader.v1.LoaderInput.ParamsEntry
+	(*OnceCall)(nil),     // 7: asf.loader.v1.OnceCall
+	(*OnceReply)(nil),    // 8: asf.loader.v1.OnceReply
+	nil,                  // 9: asf.loader.v1.MetaDesc.AttributeEntry
+	nil,                  // 10: asf.loader.v1.LoaderInput.HeadersEntry
+	nil,                  // 11: asf.loader.v1.LoaderInput.ParamsEntry
+	nil,                  // 12: asf.loader.v1.OnceCall.TraceContextEntry
 }
 var file_loader_v1_loader_proto_depIdxs = []int32{
 	0,  // 0: asf.loader.v1.MetaDesc.data_type:type_name -> asf.loader.v1.DataType
-	7,  // 1: asf.loader.v1.MetaDesc.attribute:type_name -> asf.loader.v1.MetaDesc.AttributeEntry
+	9,  // 1: asf.loader.v1.MetaDesc.attribute:type_name -> asf.loader.v1.MetaDesc.AttributeEntry
 	3,  // 2: asf.loader.v1.Payload.meta:type_name -> asf.loader.v1.MetaDesc
 	1,  // 3: asf.loader.v1.LoaderInput.state:type_name -> asf.loader.v1.State
-	8,  // 4: asf.loader.v1.LoaderInput.headers:type_name -> asf.loader.v1.LoaderInput.HeadersEntry
-	9,  // 5: asf.loader.v1.LoaderInput.params:type_name -> asf.loader.v1.LoaderInput.ParamsEntry
+	10, // 4: asf.loader.v1.LoaderInput.headers:type_name -> asf.loader.v1.LoaderInput.HeadersEntry
+	11, // 5: asf.loader.v1.LoaderInput.params:type_name -> asf.loader.v1.LoaderInput.ParamsEntry
 	3,  // 6: asf.loader.v1.LoaderInput.expect:type_name -> asf.loader.v1.MetaDesc
 	4,  // 7: asf.loader.v1.LoaderInput.pl:type_name -> asf.loader.v1.Payload
 	2,  // 8: asf.loader.v1.LoaderInput.status:type_name -> asf.loader.v1.Status
 	2,  // 9: asf.loader.v1.LoaderOutput.status:type_name -> asf.loader.v1.Status
 	4,  // 10: asf.loader.v1.LoaderOutput.pl:type_name -> asf.loader.v1.Payload
-	5,  // 11: asf.loader.v1.Loader.Once:input_type -> asf.loader.v1.LoaderInput
-	5,  // 12: asf.loader.v1.Loader.Session:input_type -> asf.loader.v1.LoaderInput
-	6,  // 13: asf.loader.v1.Loader.Once:output_type -> asf.loader.v1.LoaderOutput
-	6,  // 14: asf.loader.v1.Loader.Session:output_type -> asf.loader.v1.LoaderOutput
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 11: asf.loader.v1.OnceCall.input:type_name -> asf.loader.v1.LoaderInput
+	12, // 12: asf.loader.v1.OnceCall.trace_context:type_name -> asf.loader.v1.OnceCall.TraceContextEntry
+	6,  // 13: asf.loader.v1.OnceReply.output:type_name -> asf.loader.v1.LoaderOutput
+	5,  // 14: asf.loader.v1.Loader.Once:input_type -> asf.loader.v1.LoaderInput
+	7,  // 15: asf.loader.v1.Loader.OnceStream:input_type -> asf.loader.v1.OnceCall
+	5,  // 16: asf.loader.v1.Loader.Session:input_type -> asf.loader.v1.LoaderInput
+	6,  // 17: asf.loader.v1.Loader.Once:output_type -> asf.loader.v1.LoaderOutput
+	8,  // 18: asf.loader.v1.Loader.OnceStream:output_type -> asf.loader.v1.OnceReply
+	6,  // 19: asf.loader.v1.Loader.Session:output_type -> asf.loader.v1.LoaderOutput
+	17, // [17:20] is the sub-list for method output_type
+	14, // [14:17] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_loader_v1_loader_proto_init() }
@@ -636,7 +849,7 @@ func file_loader_v1_loader_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loader_v1_loader_proto_rawDesc), len(file_loader_v1_loader_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,8 +22,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Loader_Once_FullMethodName    = "/asf.loader.v1.Loader/Once"
-	Loader_Session_FullMethodName = "/asf.loader.v1.Loader/Session"
+	Loader_Once_FullMethodName       = "/asf.loader.v1.Loader/Once"
+	Loader_OnceStream_FullMethodName = "/asf.loader.v1.Loader/OnceStream"
+	Loader_Session_FullMethodName    = "/asf.loader.v1.Loader/Session"
 )
 
 // LoaderClient is the client API for Loader service.
@@ -34,6 +35,10 @@ const (
 type LoaderClient interface {
 	// Once runs a one-shot request in a licence slot.
 	Once(ctx context.Context, in *LoaderInput, opts ...grpc.CallOption) (*LoaderOutput, error)
+	// OnceStream runs once requests sent on one long-lived stream, each as Once would,
+	// concurrently, answered as they finish (docs/contracts.md "Multiplexed calls"); a
+	// caller keeps a few open and saves a call's setup per request.
+	OnceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OnceCall, OnceReply], error)
 	// Session runs one engine session: the first input opens it, an input with
 	// status END closes the input side; the stream ends after the END output or an error.
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LoaderInput, LoaderOutput], error)
@@ -57,9 +62,22 @@ func (c *loaderClient) Once(ctx context.Context, in *LoaderInput, opts ...grpc.C
 	return out, nil
 }
 
+func (c *loaderClient) OnceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OnceCall, OnceReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Loader_ServiceDesc.Streams[0], Loader_OnceStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[OnceCall, OnceReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Loader_OnceStreamClient = grpc.BidiStreamingClient[OnceCall, OnceReply]
+
 func (c *loaderClient) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LoaderInput, LoaderOutput], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Loader_ServiceDesc.Streams[0], Loader_Session_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Loader_ServiceDesc.Streams[1], Loader_Session_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +96,10 @@ type Loader_SessionClient = grpc.BidiStreamingClient[LoaderInput, LoaderOutput]
 type LoaderServer interface {
 	// Once runs a one-shot request in a licence slot.
 	Once(context.Context, *LoaderInput) (*LoaderOutput, error)
+	// OnceStream runs once requests sent on one long-lived stream, each as Once would,
+	// concurrently, answered as they finish (docs/contracts.md "Multiplexed calls"); a
+	// caller keeps a few open and saves a call's setup per request.
+	OnceStream(grpc.BidiStreamingServer[OnceCall, OnceReply]) error
 	// Session runs one engine session: the first input opens it, an input with
 	// status END closes the input side; the stream ends after the END output or an error.
 	Session(grpc.BidiStreamingServer[LoaderInput, LoaderOutput]) error
@@ -93,6 +115,9 @@ type UnimplementedLoaderServer struct{}
 
 func (UnimplementedLoaderServer) Once(context.Context, *LoaderInput) (*LoaderOutput, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Once not implemented")
+}
+func (UnimplementedLoaderServer) OnceStream(grpc.BidiStreamingServer[OnceCall, OnceReply]) error {
+	return status.Errorf(codes.Unimplemented, "method OnceStream not implemented")
 }
 func (UnimplementedLoaderServer) Session(grpc.BidiStreamingServer[LoaderInput, LoaderOutput]) error {
 	return status.Errorf(codes.Unimplemented, "method Session not implemented")
@@ -136,6 +161,13 @@ func _Loader_Once_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Loader_OnceStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(LoaderServer).OnceStream(&grpc.GenericServerStream[OnceCall, OnceReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Loader_OnceStreamServer = grpc.BidiStreamingServer[OnceCall, OnceReply]
+
 func _Loader_Session_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(LoaderServer).Session(&grpc.GenericServerStream[LoaderInput, LoaderOutput]{ServerStream: stream})
 }
@@ -156,6 +188,12 @@ var Loader_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "OnceStream",
+			Handler:       _Loader_OnceStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Session",
 			Handler:       _Loader_Session_Handler,

@@ -17,6 +17,7 @@ import (
 
 // fakeClient answers every call and stream with the errors it holds.
 type fakeClient struct {
+	atompb.AtomClient                  // CallStream: not used
 	callErr, openErr, sendErr, recvErr error
 }
 
