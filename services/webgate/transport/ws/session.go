@@ -130,6 +130,7 @@ func (s *subSession) run() {
 		label := c.h.g.Metrics().Label(s.info.Capability, code, s.info.Schema != nil)
 		c.h.g.Metrics().Finished(label, gate.KindStream, code, time.Since(s.start), trace.SpanContextFromContext(s.ctx))
 	}
+	c.live.Add(-1)
 	c.mu.Lock()
 	c.subs.Remove(s.cid, c.info.Multiplex)
 	c.finished = append(c.finished, subResult{code: code, msg: msg, cut: cut})

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,12 @@ type wsConn struct {
 	subWG      sync.WaitGroup
 	wmu        sync.Mutex
 
+	// Write coalescing of a multiplexed connection (batch.go); nil batch: none.
+	batch *batchConn
+	live  atomic.Int32 // sub-sessions running
+	yield func()       // runtime.Gosched; tests pause here
+	werr  error        // under wmu: a failed batch write; every later write fails with it
+
 	mu       sync.Mutex
 	subs     *gate.Subs[*subSession] // the sub-sessions, their slots and leases
 	finished []subResult
@@ -156,7 +163,13 @@ func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Reques
 	}
 	defer h.g.Sessions().End()
 
-	conn, err := h.upgrader.Upgrade(w, r, traceHeaders(w.Header()))
+	uw := w
+	var bw *batchWriter
+	if hj, ok := w.(http.Hijacker); ok && info.Multiplex {
+		bw = &batchWriter{ResponseWriter: w, hj: hj}
+		uw = bw
+	}
+	conn, err := h.upgrader.Upgrade(uw, r, traceHeaders(w.Header()))
 	if err != nil { // the upgrader has answered with an HTTP error
 		info.Code = aserr.ErrBadRequest.Code
 		info.Log.Debug().Err(err).Msg("websocket upgrade")
@@ -175,6 +188,9 @@ func (h *Server) Serve(w http.ResponseWriter, r *http.Request, info *gate.Reques
 		readerDone: make(chan struct{}),
 		subs:       gate.NewSubs[*subSession](h.g, info),
 		attach:     make(chan *websocket.Conn, 1),
+	}
+	if bw != nil {
+		c.batch, c.yield = bw.conn, runtime.Gosched
 	}
 	c.touch()
 	info.Code = c.serve()
@@ -334,7 +350,11 @@ func (c *wsConn) closeWith(code int, reason string) {
 	<-c.readerDone
 }
 
+// write sends message b to the client.
 func (c *wsConn) write(b []byte) error {
+	if c.batch != nil {
+		return c.writeBatched(b)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.writeLocked(b)
@@ -552,6 +572,7 @@ func (c *wsConn) route(data []byte, mb *msgBuf, pre error) bool {
 		s = c.newSub(cid)
 		c.subs.Add(cid, s)
 		c.started = true
+		c.live.Add(1)
 		c.subWG.Add(1)
 		go s.run()
 	}
