@@ -363,7 +363,7 @@ func (echoLoader) Session(ss grpc.BidiStreamingServer[loaderpb.LoaderInput, load
 }
 
 // serve runs s on 127.0.0.1:0 until the test ends and returns its address.
-func codecServe(t *testing.T, s *grpc.Server) string {
+func codecServe(t testing.TB, s *grpc.Server) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -373,7 +373,7 @@ func codecServe(t *testing.T, s *grpc.Server) string {
 	return ln.Addr().String()
 }
 
-func codecDial(t *testing.T, addr string, extra ...grpc.DialOption) *grpc.ClientConn {
+func codecDial(t testing.TB, addr string, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	cc, err := Dial(addr, extra...)
 	require.NoError(t, err)
