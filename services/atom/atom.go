@@ -130,6 +130,7 @@ type Server struct {
 	log     zerolog.Logger
 	grpcLn  net.Listener
 	grpc    *grpcx.Server
+	atom    *transport.Server // the Atom service; its CallStream workers stop with Shutdown
 	admin   *obs.Admin
 	lbConn  *grpc.ClientConn
 	lb      *lbpick.Client
@@ -237,7 +238,10 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	s.router.Store(router)
 	// Only webgate (and the tools) may call atom.
 	s.grpc = grpcx.NewServer("atom", log, reg, append(append(grpcx.AllowCallers("webgate"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(tp), tlsx.ServerOption(tb))...)...)
-	atompb.RegisterAtomServer(s.grpc.Server, transport.NewServer(router, m, log))
+	// Once requests over CallStream count, log and trace as unary Call calls do.
+	s.atom = transport.NewServer(router, m, log, grpcx.NewCallRecorder("atom", log, reg, tp))
+	undo.PushFunc(s.atom.Close)
+	atompb.RegisterAtomServer(s.grpc.Server, s.atom)
 	return s, nil
 }
 
@@ -385,7 +389,9 @@ func (s *Server) AdminAddr() string { return s.admin.Addr() }
 // report live=0 and deregister (the provider entry and every consumer entry), so no new
 // work comes, (2) GracefulStop the gRPC server,
 // letting running calls and sessions finish until ctx ends, then Stop (which cancels them
-// and so aborts their loader sessions), (3) stop the schema watcher and the registrar,
+// and so aborts their loader sessions); webgate's CallStreams are drained once the GOAWAY
+// is out (their once requests finish, later ones go back to webgate not run, to be sent
+// to another atom, and the streams end so they do not hold the stop up), (3) stop the schema watcher and the registrar,
 // (4) close the loader once streams and connections, the pick streams, the lbclient and polaris connections, (5) stop the admin server,
 // (6) wait for every goroutine, (7) flush the spans still buffered to the trace
 // collector (last: every span has ended by then). It is idempotent.
@@ -410,10 +416,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 		})
 	}
 
-	lifecycle.StopWithin(ctx, s.grpc)
+	lifecycle.StopWithin(ctx, s.grpc, s.atom.DrainStreams)
 	if !s.serving.Load() {
 		_ = s.grpcLn.Close() // Serve never took it over
 	}
+	s.atom.Close()
 
 	s.runStop()
 	s.loaderClients.Close()

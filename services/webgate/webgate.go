@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/athenaserving/asf/libs/callmux"
 	"github.com/athenaserving/asf/libs/capability"
 	"github.com/athenaserving/asf/libs/capability/capwatch"
 	"github.com/athenaserving/asf/libs/grpcx"
@@ -37,6 +38,7 @@ import (
 	"github.com/athenaserving/asf/services/webgate/auth"
 	"github.com/athenaserving/asf/services/webgate/gate"
 	"github.com/athenaserving/asf/services/webgate/transport"
+	"github.com/athenaserving/asf/services/webgate/transport/atomgrpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
@@ -44,9 +46,13 @@ import (
 
 // Config is webgate's configuration.
 type Config struct {
-	HTTPListen     string        `cfg:"http-listen" help:"address of the public ASE HTTP/WebSocket server"`
-	AdminListen    string        `cfg:"admin-listen" help:"address of the admin server (/metrics /healthz /readyz)"`
-	AtomAddr       string        `cfg:"atom" addrs:"true" help:"address of atom's gRPC server"`
+	HTTPListen  string `cfg:"http-listen" help:"address of the public ASE HTTP/WebSocket server"`
+	AdminListen string `cfg:"admin-listen" help:"address of the admin server (/metrics /healthz /readyz)"`
+	AtomAddr    string `cfg:"atom" addrs:"true" help:"address of atom's gRPC server"`
+	// AtomStreams is how many Atom.CallStream streams webgate keeps open over its atom
+	// connection: once requests travel on them (libs/callmux), over unary Atom.Call while
+	// none is open. Over several atoms each stream goes to the next one.
+	AtomStreams    int           `cfg:"atom-streams" help:"Atom.CallStream streams kept open to atom for once requests, spread over the atoms of the connection (0: one unary Atom.Call call per once request)"`
 	ReadTimeout    time.Duration `cfg:"read-timeout" help:"WebSocket read timeout: no frame in or result out for this long ends the session (10200); a capability's read_timeout overrides it"`
 	SessionTimeout time.Duration `cfg:"session-timeout" help:"WebSocket session lifetime (10114); a capability's session_timeout overrides it"`
 	// MaxPayloadBytes is the suite's one size limit (the same key on atom and the loaders):
@@ -105,6 +111,7 @@ func DefaultConfig() Config {
 		HTTPListen:      ":8889",
 		AdminListen:     "127.0.0.1:8890",
 		AtomAddr:        "127.0.0.1:9988",
+		AtomStreams:     4,
 		ReadTimeout:     15 * time.Second,
 		SessionTimeout:  180 * time.Second,
 		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
@@ -168,6 +175,8 @@ func (c Config) validate() error {
 		return errors.New("webgate: http-*-timeout and max-unauth-conns-per-ip must not be negative")
 	case c.ReplayCacheSize < 0, c.MaxSubSessions < 0:
 		return errors.New("webgate: replay-cache-size and max-sub-sessions must not be negative")
+	case c.AtomStreams < 0:
+		return fmt.Errorf("webgate: atom-streams %d must not be negative", c.AtomStreams)
 	case c.Auth != "on" && c.Auth != "off":
 		return fmt.Errorf("webgate: auth %q: want on or off", c.Auth)
 	}
@@ -183,6 +192,7 @@ type Server struct {
 	conns   *transport.SourceCap // the public listener under ln
 	admin   *obs.Admin
 	atom    *grpc.ClientConn
+	atomMux *atomgrpc.Mux // atom's client: once calls on CallStreams
 	handler *transport.Handler
 	http    *http.Server
 
@@ -248,6 +258,9 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	}
 	s.atom = cc
 	undo.Push(cc.Close)
+	s.atomMux = atomgrpc.NewMux(atompb.NewAtomClient(cc), callmux.Options{Streams: cfg.AtomStreams, Tracer: grpcx.NewCallTracer(s.tp),
+		Log: log.With().Str("component", "atom-streams").Logger()})
+	undo.Push(s.atomMux.Close)
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fail(fmt.Errorf("listen %s: %w", cfg.HTTPListen, err))
@@ -296,7 +309,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		return fail(err)
 	}
 	undo.Push(func() error { return s.admin.Shutdown(context.Background()) })
-	s.handler, err = transport.NewHandler(atompb.NewAtomClient(cc), transport.Options{
+	s.handler, err = transport.NewHandler(s.atomMux, transport.Options{
 		ReadTimeout:     cfg.ReadTimeout,
 		SessionTimeout:  cfg.SessionTimeout,
 		MaxBodyBytes:    cfg.envelope(cfg.MaxBodyBytes),
@@ -419,7 +432,7 @@ func (s *Server) AdminAddr() string { return s.admin.Addr() }
 // accepting: close the public listener; end the remaining sessions with an error frame
 // 10222 and close 1001, cancelling their atom streams; (4) wait for in-flight once
 // requests and sessions until ctx ends; (5) stop the config watchers; (6) stop the admin
-// server; (7) close the atom and polaris connections; (8) flush the spans still buffered to
+// server; (7) close the atom call streams and the atom and polaris connections; (8) flush the spans still buffered to
 // the trace collector (last: every request's span has ended). It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
@@ -446,7 +459,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopCfg()
 		errs = append(errs, s.admin.Shutdown(ctx))
 		s.wg.Wait()
-		errs = append(errs, s.atom.Close())
+		errs = append(errs, s.atomMux.Close(), s.atom.Close())
 		if s.polaris != nil {
 			errs = append(errs, s.polaris.Close())
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/aserr"
+	"github.com/athenaserving/asf/libs/callmux"
+	"github.com/athenaserving/asf/libs/callmux/muxwire"
 	"github.com/athenaserving/asf/libs/grpcx"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
@@ -24,14 +26,35 @@ type Server struct {
 	router *route.Router
 	m      *Metrics
 	log    zerolog.Logger
+	mux    *muxwire.AtomServer // serves CallStream
 }
 
 var _ atompb.AtomServer = (*Server)(nil)
 
-// NewServer returns the Atom service over router.
-func NewServer(router *route.Router, m *Metrics, log zerolog.Logger) *Server {
-	return &Server{router: router, m: m, log: log}
+// NewServer returns the Atom service over router. rec records the once requests that come
+// over CallStream as the server's interceptors record a unary Call
+// (grpcx.NewCallRecorder; nil: not recorded). Close stops it.
+func NewServer(router *route.Router, m *Metrics, log zerolog.Logger, rec *grpcx.CallRecorder) *Server {
+	s := &Server{router: router, m: m, log: log}
+	s.mux = muxwire.NewAtomServer(s.Call, callmux.ServerOptions{Recorder: rec, Log: log})
+	return s
 }
+
+// CallStream serves the once requests webgate sends on one long-lived stream, each
+// exactly as Call (its routing, retries, result, metrics, log line and span),
+// concurrently, answered as they finish (libs/callmux).
+func (s *Server) CallStream(st atompb.Atom_CallStreamServer) error { return s.mux.Serve(st) }
+
+// DrainStreams ends every CallStream without losing a once request: webgate is told to
+// send no more on it, the requests running finish, later ones are answered "not run"
+// (webgate sends those over unary Call, to another atom once this one's GOAWAY reached
+// it), and the stream ends once all are answered. It returns at once; Shutdown passes it
+// to lifecycle.StopWithin, so the streams do not hold up the graceful stop.
+func (s *Server) DrainStreams() { s.mux.Drain() }
+
+// Close stops the goroutines that run CallStream's requests; call it once the gRPC server
+// has stopped.
+func (s *Server) Close() { s.mux.Close() }
 
 // canceled reports whether the caller went away (as opposed to a deadline or a failure).
 func canceled(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
