@@ -27,6 +27,13 @@ const CodecName = "proto"
 // The generated UnmarshalVT copies bytes and strings out of the wire buffer (it is
 // generated without unmarshal_unsafe), so an unmarshalled message never aliases a buffer
 // gRPC frees or reuses after Unmarshal returns.
+//
+// The generated code reads and writes what protobuf-go does, with two differences. It
+// does not check that strings are UTF-8, marshalling or unmarshalling: webgate refuses
+// such client input before it reaches gRPC (ase.CheckUTF8), and an engine's text that is
+// not UTF-8 now travels on instead of failing the loader's send. And a known field of the
+// wrong wire type, which no encoder writes, is an error rather than an unknown field
+// (FuzzCodecUnmarshal).
 type Codec struct{}
 
 var _ encoding.CodecV2 = Codec{}
