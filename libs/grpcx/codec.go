@@ -31,7 +31,7 @@ const CodecName = "proto"
 // The generated code reads and writes what protobuf-go does, with two differences. It
 // does not check that strings are UTF-8, marshalling or unmarshalling: webgate refuses
 // such client input before it reaches gRPC (ase.CheckUTF8), and an engine's text that is
-// not UTF-8 now travels on instead of failing the loader's send. And a known field of the
+// not UTF-8 travels on rather than failing the loader's send. And a known field of the
 // wrong wire type, which no encoder writes, is an error rather than an unknown field
 // (FuzzCodecUnmarshal).
 type Codec struct{}
