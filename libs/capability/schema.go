@@ -74,13 +74,11 @@ type Schema struct {
 	traceRate float64
 	traceSet  bool
 	input     *jsonschema.Schema // nil when the document has no schemainput
-	// check is schemainput compiled for the validator of validator.go; nil when it uses
-	// a keyword outside that subset (the library validates then).
-	check    *node
-	webapi   *mapping.Spec // nil when the document has no webapi block
-	raw      []byte
-	file     string
-	revision int64
+	check     *node              // input compiled (validator.go); nil: outside its subset
+	webapi    *mapping.Spec      // nil when the document has no webapi block
+	raw       []byte
+	file      string
+	revision  int64
 }
 
 // ID is the capability id (meta.serviceId).
