@@ -56,9 +56,9 @@ type subEvent struct {
 // to the sub-session's goroutine (loop), which also handles the first frame (it opens the
 // stream); recvLoop renders and writes every successful result itself. loop owns the
 // timers and the end: it waits for in, stop, the timers and results' end events.
-// Everything the sub-session writes to the client goes out under omu, which decides once
-// (done) how the session ends: by its last result, a failed write or an error frame.
-// Nothing is written after that.
+// Everything the sub-session writes to the client goes out under omu, where closed is set
+// once the session's end is decided: by its last result, a failed write or an error
+// frame. Nothing is written after that.
 type subSession struct {
 	c       *wsConn
 	cid     string
@@ -98,7 +98,7 @@ func sinceEpoch() int64 { return int64(time.Since(epoch)) }
 // touch records activity: a frame handled or a result sent restarts the read timeout.
 func (s *subSession) touch() { s.active.Store(sinceEpoch()) }
 
-// idleLeft is how long the read timeout to still runs after the last activity.
+// idleLeft is how much of the read timeout to is left since the last activity.
 func (s *subSession) idleLeft(to time.Duration) time.Duration {
 	return to - time.Duration(sinceEpoch()-s.active.Load())
 }
