@@ -11,8 +11,14 @@ export PATH="$PWD/.tools/bin:$PATH"
 out="${1:-$PWD/libs/proto}"
 mkdir -p "$out"
 cd libs/proto
+# Only the request path's messages (atom, lb, loader) get vtprotobuf code: polaris' control
+# plane stays on protobuf-go, which refuses strings that are not UTF-8 (registrations,
+# labels, config names) where the generated code would let them through.
 for f in */v1/*.proto; do
+  vt=()
+  case "$f" in
+    atom/*|lb/*|loader/*) vt=(--go-vtproto_out="$out" --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+size) ;;
+  esac
   protoc -I . --go_out="$out" --go_opt=paths=source_relative \
-    --go-grpc_out="$out" --go-grpc_opt=paths=source_relative \
-    --go-vtproto_out="$out" --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+size "$f"
+    --go-grpc_out="$out" --go-grpc_opt=paths=source_relative "${vt[@]}" "$f"
 done

