@@ -18,7 +18,8 @@ const CodecName = "proto"
 // Codec is the gRPC codec of every server NewServer builds and every connection Dial
 // opens. It marshals and unmarshals the messages of libs/proto through the reflection-free
 // code protoc-gen-go-vtproto generates beside them (MarshalToSizedBufferVT, UnmarshalVT,
-// SizeVT), and any other message (grpc.health.v1, reflection) with protobuf-go, as gRPC's
+// SizeVT) — the request path's messages: atom, lb, loader — and any other message (polaris'
+// control plane, grpc.health.v1, reflection) with protobuf-go, as gRPC's
 // default codec does. Buffers are handled as in that codec: a message larger than gRPC's
 // pooling threshold is marshalled into a buffer of gRPC's pool, which gRPC frees once it
 // has been written, and a received message is read from gRPC's buffer in place unless it
@@ -31,7 +32,9 @@ const CodecName = "proto"
 // The generated code reads and writes what protobuf-go does, with two differences. It
 // does not check that strings are UTF-8, marshalling or unmarshalling: webgate refuses
 // such client input before it reaches gRPC (ase.CheckUTF8), and an engine's text that is
-// not UTF-8 travels on rather than failing the loader's send. And a known field of the
+// not UTF-8 travels on rather than failing the loader's send (webgate renders it as U+FFFD).
+// polaris' messages have no vtprotobuf code, so registrations and config names are still
+// checked. And a known field of the
 // wrong wire type, which no encoder writes, is an error rather than an unknown field
 // (FuzzCodecUnmarshal).
 type Codec struct{}
