@@ -171,7 +171,9 @@ func (c *Client[Req, Resp, C, R]) Call(ctx context.Context, req *Req) (*Resp, er
 		if i > 0 {
 			s = c.pick(first + i)
 		}
-		sent = s != nil && s.send(h.ID, msg, ch)
+		if sent = s != nil && s.send(h.ID, msg, ch); !sent && s != nil {
+			ch = make(chan outcome[Resp], 1) // a broken stream may still answer the old one
+		}
 	}
 	if !sent {
 		return c.unary(ctx, req)
@@ -298,40 +300,60 @@ func (c *Client[Req, Resp, C, R]) openStream() (*stream[Req, Resp, C, R], error)
 	return s, nil
 }
 
-// stream is one open stream. mu guards pending, cancelling, retiring, closed and
-// stopErr, and is held across every Send and CloseSend, since a gRPC stream allows one
-// sender at a time.
+// stream is one open stream. mu guards pending, cancelling, retiring, closing, ended
+// and stopErr; sendMu is held across every Send and CloseSend (a gRPC stream allows one
+// sender at a time) and guards shut. The receiver takes only mu, so it never waits behind
+// a Send that waits for the server: the server may be waiting for the receiver to read.
+// closeIfIdle takes sendMu under mu (mu first), when no Send can be under way.
 type stream[Req, Resp, C, R any] struct {
 	c          *Client[Req, Resp, C, R]
 	st         grpc.BidiStreamingClient[C, R]
 	end        context.CancelFunc // ends the stream's context
 	sendable   atomic.Bool        // takes new calls (not retired, drained or broken)
 	mu         sync.Mutex
-	pending    map[uint64]chan outcome[Resp] // sent and not answered, their callers waiting
+	pending    map[uint64]chan outcome[Resp] // sent (or being sent), not answered
 	cancelling int                           // cancels of abandoned calls not sent yet
 	retiring   bool                          // no new calls: close the side once idle
-	closed     bool                          // CloseSend done or the stream ended: no Send
+	closing    bool                          // the side is closed, or about to be
+	ended      bool                          // the receiver saw the stream end
 	stopErr    error
 	stopOnce   sync.Once
 	stopped    chan struct{} // closed once the stream takes no new calls
+	sendMu     sync.Mutex
+	shut       bool // CloseSend done
 }
 
 // send puts a call on the stream; false when the stream takes no calls (retired, drained,
-// broken, or MaxPending reached), so the call was not sent.
+// broken, or MaxPending reached), so the call was not sent and ch gets nothing from it.
 func (s *stream[Req, Resp, C, R]) send(id uint64, msg *C, ch chan outcome[Resp]) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.retiring || len(s.pending) >= s.c.opts.MaxPending {
+	if s.ended || s.retiring || s.closing || len(s.pending) >= s.c.opts.MaxPending {
+		s.mu.Unlock()
 		return false
 	}
-	if err := s.st.Send(msg); err != nil {
-		// The receiver sees the break too and fails what is pending.
-		s.sendable.Store(false)
-		return false
+	s.pending[id] = ch // before the Send: the answer may come before Send returns
+	s.mu.Unlock()
+	s.sendMu.Lock()
+	err := errClosed
+	if !s.shut {
+		err = s.st.Send(msg)
 	}
-	s.pending[id] = ch
-	return true
+	s.sendMu.Unlock()
+	if err == nil {
+		return true
+	}
+	// Not sent: the stream broke (its receiver sees it too and fails what is pending, ch
+	// perhaps included: the caller then waits on a new channel).
+	s.sendable.Store(false)
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.closeIfIdle()
+	s.mu.Unlock()
+	return false
 }
+
+// errClosed is send's error for a stream whose side is closed.
+var errClosed = errors.New("call stream closed")
 
 // abandon forgets call id, whose caller gave up; if it was still unanswered, the server is
 // told to cancel it (by another goroutine: the caller returns at once).
@@ -350,13 +372,15 @@ func (s *stream[Req, Resp, C, R]) abandon(id uint64) {
 	go func() {
 		defer s.c.wg.Done()
 		msg := s.c.wire.NewCall(CallHeader{ID: id, Cancel: true}, nil)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.cancelling--
-		if !s.closed {
+		s.sendMu.Lock()
+		if !s.shut {
 			_ = s.st.Send(msg) // a failure is the stream's break, which the receiver sees
 		}
+		s.sendMu.Unlock()
+		s.mu.Lock()
+		s.cancelling--
 		s.closeIfIdle()
+		s.mu.Unlock()
 	}()
 }
 
@@ -371,11 +395,14 @@ func (s *stream[Req, Resp, C, R]) retire() {
 }
 
 // closeIfIdle closes the side of a retiring stream with nothing left to send or wait
-// for. mu is held.
+// for. mu is held; no Send is under way (none is pending or cancelling).
 func (s *stream[Req, Resp, C, R]) closeIfIdle() {
-	if s.retiring && !s.closed && len(s.pending) == 0 && s.cancelling == 0 {
-		s.closed = true
+	if s.retiring && !s.closing && !s.ended && len(s.pending) == 0 && s.cancelling == 0 {
+		s.closing = true
+		s.sendMu.Lock()
+		s.shut = true
 		_ = s.st.CloseSend()
+		s.sendMu.Unlock()
 	}
 }
 
@@ -439,7 +466,7 @@ func (s *stream[Req, Resp, C, R]) receive() {
 func (s *stream[Req, Resp, C, R]) finish(err error) {
 	s.sendable.Store(false)
 	s.mu.Lock()
-	s.closed = true
+	s.ended = true
 	pending := s.pending
 	s.pending = map[uint64]chan outcome[Resp]{}
 	s.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // ServerOptions tunes a Server; zero fields take the defaults noted.
@@ -44,12 +45,12 @@ type Server[Req, Resp, C, R any] struct {
 	work    chan *call[Req, Resp, C, R]
 	quit    chan struct{}
 	workers sync.WaitGroup
-	// mu guards streams and draining.
+	// mu guards streams, draining and closed, and readers.Add (never beside Close's Wait).
 	mu       sync.Mutex
 	streams  map[*serverStream[Req, Resp, C, R]]struct{}
 	draining bool
+	closed   bool
 	readers  sync.WaitGroup // stream readers, which may outlive Serve by a Recv
-	closing  sync.Once
 }
 
 // NewServer returns a Server running calls with handler and starts its workers.
@@ -76,9 +77,15 @@ func NewServer[Req, Resp, C, R any](handler Handler[Req, Resp], wire ServerWire[
 }
 
 // Close stops the workers and waits for them and for the stream readers; call it after
-// the gRPC server stopped (every Serve returned).
+// the gRPC server stopped. A stream that still arrives (grpc's Stop does not wait for the
+// handlers it cancelled) gets Unavailable.
 func (s *Server[Req, Resp, C, R]) Close() {
-	s.closing.Do(func() { close(s.quit) })
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.quit)
+	}
+	s.mu.Unlock()
 	s.workers.Wait()
 	s.readers.Wait()
 }
@@ -120,9 +127,15 @@ func (s *Server[Req, Resp, C, R]) Serve(st grpc.BidiStreamingServer[C, R]) error
 	ctx, cancel := context.WithCancel(st.Context())
 	defer cancel()
 	ss := &serverStream[Req, Resp, C, R]{s: s, st: st, ctx: ctx, calls: map[uint64]*call[Req, Resp, C, R]{}, drained: make(chan struct{})}
+	read := make(chan error, 1)
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return status.Error(codes.Unavailable, "call stream server closed")
+	}
 	s.streams[ss] = struct{}{}
 	draining := s.draining
+	s.readers.Go(func() { read <- ss.read() })
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -132,8 +145,6 @@ func (s *Server[Req, Resp, C, R]) Serve(st grpc.BidiStreamingServer[C, R]) error
 	if draining {
 		ss.drain()
 	}
-	read := make(chan error, 1)
-	s.readers.Go(func() { read <- ss.read() })
 	var err error
 	select {
 	case err = <-read:

@@ -81,6 +81,17 @@ func (l *Loaders) Loader(addr string) (route.Loader, error) {
 	return c, nil
 }
 
+// Streams is how many once streams to the loader at addr take calls now.
+func (l *Loaders) Streams(addr string) int {
+	l.mu.Lock()
+	c := l.conns[addr]
+	l.mu.Unlock()
+	if c == nil || c.mux == nil {
+		return 0
+	}
+	return c.mux.Open()
+}
+
 // Forget closes the connection to addr (a loader lbclient dropped from rotation) and its
 // once streams: every call and session in flight there fails at once with 10222.
 func (l *Loaders) Forget(addr string) {

@@ -103,7 +103,7 @@ func testLoaderErrors(t *testing.T, streams int) {
 		addr := serveLoader(t, sl)
 		l, err := loaders.Loader(addr)
 		require.NoError(t, err)
-		testpoll.Until(t, 5*time.Second, "the once streams open", func() bool { return sl.opened.Load() == int64(streams) })
+		testpoll.Until(t, 5*time.Second, "the once streams open", func() bool { return loaders.Streams(addr) == streams })
 		out, err := l.Once(t.Context(), &loaderpb.LoaderInput{})
 		require.Nil(t, out)
 		require.Error(t, err)
@@ -147,7 +147,7 @@ func TestForgetFailsCallsOnStreams(t *testing.T) {
 	addr := serveLoader(t, sl)
 	l, err := loaders.Loader(addr)
 	require.NoError(t, err)
-	testpoll.Until(t, 5*time.Second, "two once streams", func() bool { return sl.opened.Load() == 2 })
+	testpoll.Until(t, 5*time.Second, "two once streams", func() bool { return loaders.Streams(addr) == 2 })
 	errs := make(chan error, 3)
 	for range 3 {
 		go func() {
@@ -165,5 +165,5 @@ func TestForgetFailsCallsOnStreams(t *testing.T) {
 	l2, err := loaders.Loader(addr)
 	require.NoError(t, err)
 	require.NotSame(t, l, l2)
-	testpoll.Until(t, 5*time.Second, "two new once streams", func() bool { return sl.opened.Load() == 4 })
+	testpoll.Until(t, 5*time.Second, "two new once streams", func() bool { return loaders.Streams(addr) == 2 && sl.opened.Load() == 4 })
 }
