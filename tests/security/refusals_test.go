@@ -56,6 +56,7 @@ func wrongCalls() map[string][]wrongCall {
 		"/asf.lb.v1.Lb/Pick":           {{id("webgate"), &lbpb.PickRequest{Service: "echo", N: 1}, "webgate picking loaders"}, {id("loader"), nil, "a loader picking"}},
 		"/asf.lb.v1.Lb/PickStream":     {{id("webgate"), &lbpb.PickStreamRequest{Id: 1, Pick: &lbpb.PickRequest{Service: "echo"}}, "webgate picking on a stream"}},
 		"/asf.lb.v1.Lb/WatchDropped":   {{id("webgate"), &lbpb.WatchDroppedRequest{}, "webgate watching dropped loaders"}, {id("loader"), nil, "a loader watching dropped loaders"}},
+		"/asf.lb.v1.Lb/Lease":          {{id("webgate"), &lbpb.LeaseRequest{Service: "echo", Count: 4}, "webgate leasing picks"}, {id("loader"), nil, "a loader leasing picks"}},
 		"/asf.loader.v1.Loader/Once": {
 			{id("webgate"), &loaderpb.LoaderInput{ServiceId: "echo"}, "webgate calling a loader directly"},
 			{id("lbclient"), nil, "lbclient calling a loader"},
