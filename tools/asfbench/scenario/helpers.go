@@ -122,7 +122,8 @@ func runLoader(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error)
 			"%v warm-up and %v per path. Python: the identity `wrapperOnceExec` of examples/engines/python-echo through the loader's gRPC Once "+
 			"(one Python worker, one caller) against the same call made in a Python process (the floor); the difference is the latency the loader adds. "+
 			"C: the example C engine (examples/engines/c-echo, gcc) in the loader process against the same engine behind isolation process "+
-			"(one worker process), %d callers, called directly (engine.Once) and through the loader's gRPC Once.",
+			"(one worker process), %d callers, called directly (engine.Once) and through the loader's gRPC Once. "+
+			"A gRPC Once travels as atom sends it: on a Loader.OnceStream (loaderbench -via stream).",
 			p.LoaderBenchWarmup, p.LoaderBenchDuration, p.LoaderBenchConcurrency)}
 	const (
 		mPy50  = "loader Python once added latency p50 (gRPC Once − in-process Python)"
