@@ -386,16 +386,27 @@ func TestDrainLosesNoCall(t *testing.T) {
 	release := make(chan struct{})
 	var held atomic.Int64
 	a := serve(t, func(ctx context.Context, req *in) (*out, error) {
+		if strings.HasPrefix(req.GetServiceId(), "spread") {
+			return echo(ctx, req)
+		}
 		held.Add(1)
 		<-release
 		return echo(ctx, req)
 	})
 	b := serve(t, echo)
 	// Streams opened before both connections are up all go to one server: a short age
-	// spreads them.
+	// spreads them, while calls keep them in use (an unused stream is not opened again).
 	m, _ := client(t, callmux.Options{Streams: 4, MaxAge: 100 * time.Millisecond}, nil, a.addr, b.addr)
 	waitOpen(t, m, 4)
-	testpoll.Until(t, 5*time.Second, "streams on both servers", func() bool { return a.mux.Streams() > 0 && b.mux.Streams() > 0 })
+	spread := 0
+	testpoll.Until(t, 5*time.Second, "streams on both servers", func() bool {
+		for range 4 {
+			spread++
+			_, err := m.Call(t.Context(), input("spread-"+strconv.Itoa(spread)))
+			require.NoError(t, err)
+		}
+		return a.mux.Streams() > 0 && b.mux.Streams() > 0
+	})
 
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -577,4 +588,22 @@ func TestSpansAreTheUnaryOnes(t *testing.T) {
 	require.Equal(t, trace.TraceID{1, 2, 3}, sc.TraceID())
 	require.NoError(t, srvTP.ForceFlush(t.Context()))
 	require.Empty(t, exp.GetSpans())
+}
+
+// TestIdleClientParksItsStreams: streams that took no call are not opened again at their
+// age, so an idle client holds none (and dials nothing); the first call after that goes
+// unary and opens them again.
+func TestIdleClientParksItsStreams(t *testing.T) {
+	s := serve(t, echo)
+	m, _ := client(t, callmux.Options{Streams: 2, MaxAge: 20 * time.Millisecond}, nil, s.addr)
+	waitOpen(t, m, 2)
+	waitOpen(t, m, 0) // retired unused: parked
+	served := s.f.streamsServed.Load()
+	require.LessOrEqual(t, served, int64(2), "no stream opened again while idle")
+
+	resp, err := m.Call(t.Context(), input("wake"))
+	require.NoError(t, err)
+	require.Equal(t, "wake", resp.GetServiceId())
+	require.EqualValues(t, 1, s.f.unary.Load(), "the call that found no stream went unary")
+	testpoll.Until(t, 5*time.Second, "streams opened again", func() bool { return s.f.streamsServed.Load() > served })
 }

@@ -105,7 +105,7 @@ func NewClient[Req, Resp, C, R any](open Opener[C, R], unary Unary[Req, Resp], w
 	c := &Client[Req, Resp, C, R]{open: open, unary: unary, wire: wire, opts: opts}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range max(opts.Streams, 0) {
-		sl := &slot[Req, Resp, C, R]{c: c, idx: i}
+		sl := &slot[Req, Resp, C, R]{c: c, idx: i, wake: make(chan struct{}, 1)}
 		c.slots = append(c.slots, sl)
 		c.wg.Add(1)
 		go sl.run()
@@ -150,6 +150,7 @@ func (c *Client[Req, Resp, C, R]) Call(ctx context.Context, req *Req) (*Resp, er
 	first := c.next.Add(1)
 	s := c.pick(first)
 	if s == nil {
+		c.wake()
 		return c.unary(ctx, req)
 	}
 	if err := ctx.Err(); err != nil {
@@ -176,7 +177,11 @@ func (c *Client[Req, Resp, C, R]) Call(ctx context.Context, req *Req) (*Resp, er
 		}
 	}
 	if !sent {
+		c.wake()
 		return c.unary(ctx, req)
+	}
+	if !s.used.Load() {
+		s.used.Store(true)
 	}
 	select {
 	case o := <-ch:
@@ -193,6 +198,16 @@ func (c *Client[Req, Resp, C, R]) Call(ctx context.Context, req *Req) (*Resp, er
 	}
 }
 
+// wake asks every slot parked for want of calls to open a stream: a call found none open.
+func (c *Client[Req, Resp, C, R]) wake() {
+	for _, sl := range c.slots {
+		select {
+		case sl.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // pick returns the open stream of slot i (mod the slots), nil when it has none.
 func (c *Client[Req, Resp, C, R]) pick(i uint64) *stream[Req, Resp, C, R] {
 	s := c.slots[i%uint64(len(c.slots))].cur.Load()
@@ -203,21 +218,34 @@ func (c *Client[Req, Resp, C, R]) pick(i uint64) *stream[Req, Resp, C, R] {
 }
 
 // slot keeps one stream open: it opens one, replaces it when it retires at its age, and
-// opens another after a wait when it breaks or is drained.
+// opens another after a wait when it breaks or is drained. A slot whose last stream took
+// no call (or whose last open failed) opens the next one only once a call found no
+// stream open (that call went unary): an idle client — a loader atom no longer picks, one
+// that went away — holds no stream and does not dial it again and again.
 type slot[Req, Resp, C, R any] struct {
-	c   *Client[Req, Resp, C, R]
-	idx int
-	cur atomic.Pointer[stream[Req, Resp, C, R]] // the stream taking calls; nil while none
+	c    *Client[Req, Resp, C, R]
+	idx  int
+	cur  atomic.Pointer[stream[Req, Resp, C, R]] // the stream taking calls; nil while none
+	used atomic.Bool                             // a call was sent on the current stream
+	wake chan struct{}                           // a call found no stream open (1 buffered)
 }
 
 func (sl *slot[Req, Resp, C, R]) run() {
 	c := sl.c
 	defer c.wg.Done()
 	backoff := c.opts.RetryMin
-	for c.ctx.Err() == nil {
+	for first := true; c.ctx.Err() == nil; first = false {
+		if !first && !sl.used.Swap(false) {
+			select { // idle: open again on demand
+			case <-sl.wake:
+			case <-c.ctx.Done():
+				return
+			}
+		}
 		began := time.Now()
 		s, err := c.openStream()
 		if err == nil {
+			s.used = &sl.used
 			sl.cur.Store(s)
 			err = sl.serve(s)
 			sl.cur.CompareAndSwap(s, nil)
@@ -309,6 +337,7 @@ type stream[Req, Resp, C, R any] struct {
 	c          *Client[Req, Resp, C, R]
 	st         grpc.BidiStreamingClient[C, R]
 	end        context.CancelFunc // ends the stream's context
+	used       *atomic.Bool       // its slot's: set by the first call sent on it
 	sendable   atomic.Bool        // takes new calls (not retired, drained or broken)
 	mu         sync.Mutex
 	pending    map[uint64]chan outcome[Resp] // sent (or being sent), not answered
