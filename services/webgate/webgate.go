@@ -216,6 +216,13 @@ type Server struct {
 
 // New validates cfg, binds the HTTP and admin listeners and prepares the atom and polaris
 // connections (connected lazily); nothing runs until Start. A nil reg gets a private registry.
+// atomStreamMaxAge is how long one of webgate's Atom.CallStreams takes calls before it is
+// replaced (each stream's age drawn between half of it and it). New streams go round-robin
+// over the atoms, so this is how soon an atom that was restarted, or added, gets its
+// share of once requests: well under a second with 4 streams. A stream costs one HTTP/2
+// stream setup per age, a few per second per webgate.
+const atomStreamMaxAge = time.Second
+
 func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -258,8 +265,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	}
 	s.atom = cc
 	undo.Push(cc.Close)
-	s.atomMux = atomgrpc.NewMux(atompb.NewAtomClient(cc), callmux.Options{Streams: cfg.AtomStreams, Tracer: grpcx.NewCallTracer(s.tp),
-		Log: log.With().Str("component", "atom-streams").Logger()})
+	s.atomMux = atomgrpc.NewMux(atompb.NewAtomClient(cc), callmux.Options{Streams: cfg.AtomStreams, MaxAge: atomStreamMaxAge,
+		Tracer: grpcx.NewCallTracer(s.tp), Log: log.With().Str("component", "atom-streams").Logger()})
 	undo.Push(s.atomMux.Close)
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
