@@ -4,6 +4,7 @@ import socket
 import tempfile
 import textwrap
 import threading
+import time
 import unittest
 
 from aiges import dto
@@ -236,6 +237,52 @@ class TestRuntime(unittest.TestCase):
 
     def test_slow_inline_call_hands_reading_over(self):
         self._slow_call_does_not_block(WRAPPER)
+
+    def test_nudged_slow_call_hands_reading_over(self):
+        """With a hand-off socket the standby waits for the loader's nudge: a slow inline
+        call holds the reading until a nudge comes, then hands it over."""
+        nudge, theirs = socket.socketpair()
+        self.addCleanup(nudge.close)
+        c = Conn(self, WRAPPER, nudge=theirs)
+        self.assertEqual(c.call(P.MSG_INIT, 1, P.encode_map({})), ("ok", b""))
+        c.parent.sendall(P.frame(P.MSG_ONCE, 2, P.encode_request({"inputs": [("slow", 0, {}, b"s")]})))
+        c.parent.sendall(P.frame(P.MSG_ONCE, 3, P.encode_request({"inputs": [("fast", 0, {}, b"f")]})))
+        # No nudge, no clock: the call behind the slow one waits (the standby sleeps).
+        c.parent.settimeout(0.2)
+        with self.assertRaises(socket.timeout):
+            c.parent.recv(1, socket.MSG_PEEK)
+        c.parent.settimeout(10)
+        nudge.sendall(b"\x01")  # the slow call has been running long enough: hand over
+        mt, mid, body = P.read_frame(c.rfile)
+        self.assertEqual((mt, mid), (P.MSG_OK, 3), "the nudge did not hand the reading over")
+        c.rt.wrapper.release.set()
+        mt, mid, body = P.read_frame(c.rfile)
+        self.assertEqual((mt, mid), (P.MSG_OK, 2))
+        # The standby watches again after the next nudge: a second slow call is handed over too.
+        c.rt.wrapper.release.clear()
+        c.parent.sendall(P.frame(P.MSG_ONCE, 4, P.encode_request({"inputs": [("slow", 0, {}, b"s")]})) +
+                         P.frame(P.MSG_ONCE, 5, P.encode_request({"inputs": [("fast", 0, {}, b"g")]})))
+        nudge.sendall(b"\x01")
+        mt, mid, body = P.read_frame(c.rfile)
+        self.assertEqual((mt, mid), (P.MSG_OK, 5))
+        c.rt.wrapper.release.set()
+        self.assertEqual(P.read_frame(c.rfile)[:2], (P.MSG_OK, 4))
+        self.assertEqual(c.call(P.MSG_ONCE, 6, P.encode_request({"inputs": [("again", 0, {}, b"a")]}))[0], "ok")
+
+    def test_nudge_socket_closed_ends_standby(self):
+        """The standby thread ends when the loader closes the hand-off socket."""
+        nudge, theirs = socket.socketpair()
+        c = Conn(self, WRAPPER, nudge=theirs)
+        self.assertEqual(c.call(P.MSG_INIT, 1, P.encode_map({})), ("ok", b""))
+        deadline = time.monotonic() + 10
+        standby = []
+        while not standby and time.monotonic() < deadline:  # serve starts it after the call threads
+            standby = [t for t in threading.enumerate() if t.name == "aiges-standby" and t.is_alive()]
+            time.sleep(0.001)
+        nudge.close()
+        for t in standby:
+            t.join(10)
+        self.assertTrue(standby and not any(t.is_alive() for t in standby))
 
     def test_inline_opt_out(self):
         src = WRAPPER.replace("class Wrapper(WrapperBase):", "class Wrapper(WrapperBase):\n    inlineCalls = False")

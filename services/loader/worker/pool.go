@@ -40,6 +40,12 @@ type Config struct {
 	// StopGrace is how long Fini waits for a worker to exit after closing its socket
 	// before killing it (default 3 s).
 	StopGrace time.Duration
+	// Handoff, when positive, gives every worker a second socket (descriptor 4, named by
+	// EnvNudgeFD) on which the pool writes a byte, at most once per Handoff, while a call
+	// sent Handoff or longer ago is unanswered. A child that runs calls on the thread that
+	// reads them (the Python runtime) waits on it to hand the reading over from a long
+	// call, instead of looking at the clock every Handoff itself. 0: no such socket.
+	Handoff time.Duration
 	// Log receives the pool's events and every line the workers write to stdout/stderr.
 	Log zerolog.Logger
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,9 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 		fmt.Println("test worker ready")
+		if fd := os.Getenv(EnvNudgeFD); fd != "" {
+			go countNudges(fd)
+		}
 		if err := Serve(context.Background(), conn, &testEngine{Echo: engine.NewEcho()}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -79,9 +83,28 @@ func withPid(outs []engine.Payload) []engine.Payload {
 	return outs
 }
 
+// nudges counts the bytes the child read from its hand-off socket (Config.Handoff).
+var nudges atomic.Int64
+
+func countNudges(fd string) {
+	n, _ := strconv.Atoi(fd)
+	f := os.NewFile(uintptr(n), "handoff")
+	buf := make([]byte, 64)
+	for {
+		k, err := f.Read(buf)
+		nudges.Add(int64(k))
+		if err != nil {
+			return
+		}
+	}
+}
+
 func (e *testEngine) Once(ctx context.Context, req engine.Request) (engine.Response, error) {
 	if err := misbehave(req.Inputs); err != nil {
 		return engine.Response{}, err
+	}
+	if len(req.Inputs) == 1 && req.Inputs[0].Name == "nudges" {
+		return engine.Response{Outputs: []engine.Payload{{Meta: engine.Meta{Name: "nudges", Type: engine.DataText}, Data: []byte(strconv.FormatInt(nudges.Load(), 10))}}}, nil
 	}
 	resp, err := e.Echo.Once(ctx, req)
 	resp.Outputs = withPid(resp.Outputs)
@@ -343,4 +366,55 @@ func BenchmarkPoolOnce(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestHandoffNudges: with Config.Handoff the child gets a hand-off socket and a byte on
+// it only while a call has been unanswered for Handoff or longer; short calls send none.
+func TestHandoffNudges(t *testing.T) {
+	const h = 2 * time.Millisecond
+	p := startPool(t, 1, func(c *Config) { c.Handoff = h })
+	allowed := 0 // see below
+	count := func() int {
+		t.Helper()
+		start := time.Now()
+		defer func() { allowed += int(time.Since(start)/h) + 1 }() // a call still running at its return
+		resp, err := once(t, p, "nudges", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(string(resp.Outputs[0].Data))
+		return n
+	}
+	base := count()
+	// A nudge needs a call unanswered for h at one of the pool's looks, one look per h:
+	// a call that took d allows at most d/h of them. Echo calls take microseconds, so
+	// nudges here would mean the child was woken for nothing.
+	allowed = 0
+	for range 200 {
+		start := time.Now()
+		if _, err := once(t, p, "echo", "x"); err != nil {
+			t.Fatal(err)
+		}
+		allowed += int(time.Since(start) / h)
+	}
+	if n := count() - base; n > allowed {
+		t.Fatalf("%d nudges for 200 short calls (at most %d for calls that took that long)", n, allowed)
+	}
+	before := count()
+	if _, err := once(t, p, "slow", "40"); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Until(t, 10*time.Second, "a nudge for a call running 40 ms", func() bool { return count() > before })
+}
+
+// TestNoHandoffSocketByDefault: without Config.Handoff the child gets no hand-off socket.
+func TestNoHandoffSocketByDefault(t *testing.T) {
+	p := startPool(t, 1, nil)
+	if _, err := once(t, p, "slow", "20"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := once(t, p, "nudges", "")
+	if err != nil || string(resp.Outputs[0].Data) != "0" {
+		t.Fatalf("nudges without Handoff: %v %v", resp.Outputs, err)
+	}
 }

@@ -55,8 +55,14 @@ type proc struct {
 	inflight atomic.Int64
 	closing  atomic.Bool // set by shutdown: losing the connection is expected
 
+	// nudgeFD is the parent's end of the hand-off socket (-1: none, or closed); guarded by
+	// mu, so that watch never writes to a descriptor number that was closed and reused.
+	nudgeFD  int
+	watching bool        // watchT is armed (guarded by mu)
+	watchT   *time.Timer // runs watch while calls are in flight (nil: no hand-off socket)
+
 	mu       sync.Mutex
-	calls    map[uint64]chan Message
+	calls    map[uint64]pending
 	traces   map[uint64]*callTrace // traced calls in progress, by call id
 	sessions map[uint64]*remoteSession
 	isDead   bool
@@ -69,6 +75,12 @@ type proc struct {
 
 // lost reports whether the worker's connection is lost (it may still be in p.live
 // until its supervisor notices).
+// pending is a call waiting for its answer.
+type pending struct {
+	ch   chan Message
+	sent time.Time // when it was registered (watch's age)
+}
+
 func (w *proc) lost() bool {
 	select {
 	case <-w.dead:
@@ -99,13 +111,28 @@ func (p *Pool) start(id int) (*proc, error) {
 		return nil, fmt.Errorf("worker %d socket: %w", id, err)
 	}
 	w := &proc{
-		pool: p, id: id, conn: conn, calls: map[uint64]chan Message{}, traces: map[uint64]*callTrace{}, sessions: map[uint64]*remoteSession{},
-		dead: make(chan struct{}), exited: make(chan struct{}),
+		pool: p, id: id, conn: conn, calls: map[uint64]pending{}, traces: map[uint64]*callTrace{}, sessions: map[uint64]*remoteSession{},
+		dead: make(chan struct{}), exited: make(chan struct{}), nudgeFD: -1,
 	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = append(append(os.Environ(), p.cfg.Env...), envFD+"=3", EnvID+"="+strconv.Itoa(id))
 	cmd.ExtraFiles = []*os.File{theirs}
+	var nudgeChild *os.File
+	if p.cfg.Handoff > 0 {
+		nudge, err := handoffSocket()
+		if err != nil {
+			_ = conn.Close()
+			_ = theirs.Close()
+			return nil, fmt.Errorf("worker %d hand-off socket: %w", id, err)
+		}
+		nudgeChild = nudge.child
+		w.nudgeFD = nudge.parent
+		w.watchT = time.AfterFunc(time.Hour, w.watch)
+		w.watchT.Stop()
+		cmd.Env = append(cmd.Env, EnvNudgeFD+"=4")
+		cmd.ExtraFiles = append(cmd.ExtraFiles, nudge.child)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = time.Second
 	w.cmd = cmd
@@ -114,7 +141,13 @@ func (p *Pool) start(id int) (*proc, error) {
 	cmd.Stderr = newLineLog(w.log, "stderr")
 	err = cmd.Start()
 	_ = theirs.Close()
+	if nudgeChild != nil {
+		_ = nudgeChild.Close()
+	}
 	if err != nil {
+		w.mu.Lock()
+		w.closeNudge()
+		w.mu.Unlock()
 		_ = conn.Close()
 		return nil, fmt.Errorf("worker %d start %s: %w", id, p.cfg.Command[0], err)
 	}
@@ -153,11 +186,11 @@ func (w *proc) readLoop() {
 		switch m.Type {
 		case MsgOK, MsgErr:
 			w.mu.Lock()
-			ch := w.calls[m.ID]
+			c := w.calls[m.ID]
 			delete(w.calls, m.ID)
 			w.mu.Unlock()
-			if ch != nil {
-				ch <- m
+			if c.ch != nil {
+				c.ch <- m
 			}
 		case MsgResult:
 			d := newDecoder(m.Body)
@@ -190,6 +223,65 @@ func (w *proc) readLoop() {
 	}
 }
 
+// handoff is a hand-off socket pair: parent is a raw non-blocking descriptor the pool
+// writes nudges to, child the end the worker inherits.
+type handoff struct {
+	parent int
+	child  *os.File
+}
+
+func handoffSocket() (handoff, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return handoff{}, err
+	}
+	// The child blocks on its end: clear O_NONBLOCK there (the flag is per open file).
+	if err := syscall.SetNonblock(fds[1], false); err != nil {
+		_ = syscall.Close(fds[0])
+		_ = syscall.Close(fds[1])
+		return handoff{}, err
+	}
+	return handoff{parent: fds[0], child: os.NewFile(uintptr(fds[1]), "worker-handoff")}, nil
+}
+
+// watch runs every Config.Handoff while calls are in flight. When one of them was sent
+// Handoff or longer ago it nudges the child (one byte on the hand-off socket): a child
+// that runs calls on its reading thread then looks whether its current call has run that
+// long and hands the reading over to another thread. Between nudges such a child needs
+// no clock of its own, so a stream of short calls wakes nothing but their reader.
+func (w *proc) watch() {
+	h := w.pool.cfg.Handoff
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.isDead || len(w.calls) == 0 {
+		w.watching = false
+		return
+	}
+	w.watchT.Reset(h)
+	for _, c := range w.calls {
+		if now.Sub(c.sent) >= h {
+			if w.nudgeFD >= 0 {
+				// Non-blocking: a full socket already holds nudges the child has not read.
+				_, _ = syscall.Write(w.nudgeFD, []byte{1})
+			}
+			return
+		}
+	}
+}
+
+// closeNudge closes the hand-off socket (the child's wait on it ends). Called with mu held.
+func (w *proc) closeNudge() {
+	if w.nudgeFD >= 0 {
+		_ = syscall.Close(w.nudgeFD)
+		w.nudgeFD = -1
+	}
+	if w.watchT != nil {
+		w.watchT.Stop()
+		w.watching = false
+	}
+}
+
 // die marks the worker dead: every pending call and open session fails with 10109.
 func (w *proc) die(cause error) {
 	w.mu.Lock()
@@ -200,8 +292,9 @@ func (w *proc) die(cause error) {
 	w.isDead = true
 	sessions := w.sessions
 	w.sessions = map[uint64]*remoteSession{}
-	w.calls = map[uint64]chan Message{}
+	w.calls = map[uint64]pending{}
 	w.traces = map[uint64]*callTrace{}
+	w.closeNudge()
 	w.mu.Unlock()
 	_ = w.conn.Close()
 	if w.closing.Load() {
@@ -309,9 +402,13 @@ func (w *proc) call(ctx context.Context, t MsgType, id uint64, body []byte) (Mes
 		<-w.dead
 		return Message{}, w.deadErr
 	}
-	w.calls[id] = ch
+	w.calls[id] = pending{ch: ch, sent: time.Now()}
 	if ct != nil {
 		w.traces[id] = ct
+	}
+	if w.watchT != nil && !w.watching {
+		w.watching = true
+		w.watchT.Reset(w.pool.cfg.Handoff)
 	}
 	w.mu.Unlock()
 	w.inflight.Add(1)

@@ -24,6 +24,10 @@ import (
 // descriptor is its end of the worker socket.
 const envFD = "ASF_WORKER_FD"
 
+// EnvNudgeFD names the environment variable that tells a child which inherited descriptor
+// is its hand-off socket (Config.Handoff); unset when the pool gives none.
+const EnvNudgeFD = "ASF_WORKER_NUDGE_FD"
+
 // EnvID names the environment variable carrying the worker's id (for its logs).
 const EnvID = "ASF_WORKER_ID"
 

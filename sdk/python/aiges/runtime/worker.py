@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from time import monotonic
 
 from aiges import dto, trace
 from aiges.runtime import protocol as P
@@ -109,8 +110,13 @@ def build_datalist(items, status=None):
 class Runtime(object):
     """Serves one worker connection for one wrapper."""
 
-    def __init__(self, sock, wrapper_path, threads=8, async_mode=False, results_at_end=False):
+    def __init__(self, sock, wrapper_path, threads=8, async_mode=False, results_at_end=False, nudge=None):
         self.sock = sock
+        # nudge is the loader's hand-off socket (ASF_WORKER_NUDGE_FD) or None: the loader
+        # writes a byte to it while a call has been unanswered for INLINE_HANDOFF or longer,
+        # and the standby thread waits on it instead of looking at the clock (_standby).
+        self.nudge = nudge
+        self.inline_start = 0.0  # when the reader's inline call began (time.monotonic)
         self.wrapper_path = wrapper_path
         self.wlock = threading.Lock()
         self.threads = max(1, threads)
@@ -285,6 +291,7 @@ class Runtime(object):
                 if inline:
                     self.inline = True
                     self.inline_gen += 1
+                    self.inline_start = monotonic()
                     if self.standby_sleeping:
                         self.scv.notify()
                 elif self.idle:
@@ -313,6 +320,9 @@ class Runtime(object):
 
     def _standby(self):
         """Hands the reading over when an inline call runs longer than INLINE_HANDOFF."""
+        if self.nudge is not None:
+            self._standby_nudged()
+            return
         cv, scv = self.cv, self.scv
         with cv:
             seen = -1
@@ -326,12 +336,50 @@ class Runtime(object):
                 scv.wait(INLINE_HANDOFF)
                 if self.stopped or not self.inline or self.inline_gen != seen:
                     continue
-                self.inline = False
-                self.lead = None
-                if self.idle:
-                    cv.notify()
-                else:
-                    self._spawn()
+                self._hand_over()
+
+    def _hand_over(self):
+        """Takes the reading turn from the inline call (cv held): an idle call thread, or a
+        new one, reads on."""
+        self.inline = False
+        self.lead = None
+        if self.idle:
+            self.cv.notify()
+        else:
+            self._spawn()
+
+    def _standby_nudged(self):
+        """_standby for a worker with a hand-off socket: it sleeps until the loader nudges
+        (a call has been unanswered for INLINE_HANDOFF), then watches the inline calls as
+        _standby does (one running INLINE_HANDOFF since it began is handed over) until a
+        whole INLINE_HANDOFF passes with no inline call, and sleeps again. So a stream of
+        short calls wakes no thread but the reader; long calls are watched as before."""
+        cv, scv = self.cv, self.scv
+        while True:
+            try:
+                if not self.nudge.recv(64):
+                    return  # the loader closed it: the connection is ending
+            except OSError:
+                return
+            with cv:
+                seen = -1
+                while not self.stopped:
+                    if not self.inline and self.inline_gen == seen:
+                        break  # no inline call since the last look: wait for a nudge
+                    seen = self.inline_gen
+                    wait = INLINE_HANDOFF
+                    if self.inline:
+                        wait = self.inline_start + INLINE_HANDOFF - monotonic()
+                        if wait <= 0:
+                            self._hand_over()
+                            continue
+                    scv.wait(wait)
+                    if self.stopped or not self.inline or self.inline_gen != seen:
+                        continue
+                    if monotonic() - self.inline_start >= INLINE_HANDOFF:
+                        self._hand_over()
+                if self.stopped:
+                    return
 
     def handle(self, msg_type, ident, body):
         if msg_type & P.FLAG_TRACED:
@@ -614,6 +662,8 @@ def main(argv=None):
         print("ASF_WORKER_FD is not set: this program is started by the loader", file=sys.stderr)
         return 2
     sock = socket.socket(fileno=int(fd))
-    rt = Runtime(sock, args.wrapper, args.threads, args.async_mode, args.results_at_end)
+    nudge_fd = os.environ.get("ASF_WORKER_NUDGE_FD")
+    nudge = socket.socket(fileno=int(nudge_fd)) if nudge_fd else None
+    rt = Runtime(sock, args.wrapper, args.threads, args.async_mode, args.results_at_end, nudge)
     rt.serve()
     return 0

@@ -29,6 +29,11 @@ import (
 // directory holding the aiges package).
 const EnvSDK = "ASF_AIGES_SDK"
 
+// InlineHandoff is how long a call may run on a Python worker's reading thread before
+// the reading goes to another thread (the runtime's INLINE_HANDOFF): the pool nudges a
+// worker when one of its calls has been running that long (worker.Config.Handoff).
+const InlineHandoff = time.Millisecond
+
 // DefaultPython is the interpreter used when Options.Python is empty.
 const DefaultPython = "/usr/bin/python3"
 
@@ -99,7 +104,7 @@ func Config(opts Options) (worker.Config, error) {
 		interp = f
 	}
 	cfg := worker.Config{
-		Name: opts.Name, Size: opts.Workers, Log: opts.Log,
+		Name: opts.Name, Size: opts.Workers, Log: opts.Log, Handoff: InlineHandoff,
 		InitTimeout: opts.InitTimeout, HangGrace: opts.HangGrace, RestartMin: opts.RestartMin, RestartMax: opts.RestartMax,
 	}
 	if opts.WrapperPath == "" {
