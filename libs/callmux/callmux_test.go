@@ -590,6 +590,84 @@ func TestSpansAreTheUnaryOnes(t *testing.T) {
 	require.Empty(t, exp.GetSpans())
 }
 
+// TestTraceContextTravels: over a stream, a span context with tracestate reaches the
+// server whole (sampled: as the parent of its span; unsampled: in ctx), and a caller that
+// sends only the W3C map (one built before the fixed-size trace fields) is still read.
+func TestTraceContextTravels(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	srvTP, err := tracing.New(tracing.Config{}, "server", tracing.Options{Exporter: exp})
+	require.NoError(t, err)
+	cliTP, err := tracing.New(tracing.Config{}, "client", tracing.Options{Exporter: exp})
+	require.NoError(t, err)
+	defer func() { _ = srvTP.Shutdown(context.Background()); _ = cliTP.Shutdown(context.Background()) }()
+	seen := make(chan trace.SpanContext, 1)
+	s := serve(t, func(ctx context.Context, req *in) (*out, error) {
+		seen <- trace.SpanContextFromContext(ctx)
+		return echo(ctx, req)
+	}, withTracing(srvTP))
+	m, lc := client(t, callmux.Options{Streams: 1, Tracer: grpcx.NewCallTracer(cliTP)}, grpcx.TraceDial(cliTP), s.addr)
+	waitOpen(t, m, 1)
+	ts, err := trace.ParseTraceState("vendor=opaque,other=1")
+	require.NoError(t, err)
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled} {
+		caller := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7, 7}, SpanID: trace.SpanID{8, 8},
+			TraceFlags: flags, TraceState: ts, Remote: true})
+		_, err := m.Call(trace.ContextWithRemoteSpanContext(t.Context(), caller), input("tracestate"))
+		require.NoError(t, err)
+		sc := <-seen
+		require.Equal(t, caller.TraceID(), sc.TraceID())
+		require.Equal(t, flags.IsSampled(), sc.IsSampled())
+		require.Equal(t, "vendor=opaque,other=1", sc.TraceState().String())
+		if !flags.IsSampled() {
+			require.True(t, sc.Equal(caller), "the caller's span context: %v", sc)
+		}
+	}
+	require.Zero(t, s.f.unary.Load(), "every call went on the stream")
+
+	st, err := lc.OnceStream(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, st.Send(&loaderpb.OnceCall{Id: 1, Input: input("map only"),
+		TraceContext: map[string]string{"traceparent": "00-0a0b0000000000000000000000000000-0c0d000000000000-00", "tracestate": "vendor=old"}}))
+	r, err := st.Recv()
+	require.NoError(t, err)
+	require.EqualValues(t, codes.OK, r.GetGrpcCode())
+	sc := <-seen
+	require.Equal(t, trace.TraceID{0x0a, 0x0b}, sc.TraceID())
+	require.Equal(t, trace.SpanID{0x0c, 0x0d}, sc.SpanID())
+	require.Equal(t, "vendor=old", sc.TraceState().String())
+	require.NoError(t, st.CloseSend())
+}
+
+// TestTraceFieldsRoundTrip: a span context without tracestate travels in the fixed-size
+// fields and no map; one with tracestate in the map alone; none in neither; each reads
+// back as it was sent, and the fixed-size fields win over a map beside them.
+func TestTraceFieldsRoundTrip(t *testing.T) {
+	ts, err := trace.ParseTraceState("vendor=opaque")
+	require.NoError(t, err)
+	cfg := trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, Remote: true}
+	plain := trace.NewSpanContext(cfg)
+	cfg.TraceState, cfg.TraceFlags = ts, trace.FlagsSampled
+	stated := trace.NewSpanContext(cfg)
+	for _, sc := range []trace.SpanContext{plain, stated, {}} {
+		h := callmux.CallHeader{ID: 9, Timeout: time.Second, Trace: sc}
+		var c loaderpb.OnceCall
+		c.Id, c.TimeoutNs = h.ID, int64(h.Timeout)
+		c.TraceIdHi, c.TraceIdLo, c.SpanId, c.TraceFlags, c.TraceContext = h.TraceFields()
+		require.Equal(t, sc.IsValid() && sc.TraceState().Len() == 0, c.TraceIdHi != 0, "fixed-size fields for %v", sc)
+		require.Equal(t, sc.TraceState().Len() > 0, c.TraceContext != nil, "map for %v", sc)
+		b, err := c.MarshalVT()
+		require.NoError(t, err)
+		var got loaderpb.OnceCall
+		require.NoError(t, got.UnmarshalVT(b))
+		require.Equal(t, h, callmux.CallHeaderOf(&got))
+	}
+	both := &loaderpb.OnceCall{Id: 1, TraceIdHi: 1, TraceIdLo: 2, SpanId: 3, TraceFlags: 1,
+		TraceContext: map[string]string{"traceparent": "00-0a0b0000000000000000000000000000-0c0d000000000000-00"}}
+	sc := callmux.CallHeaderOf(both).Trace
+	require.Equal(t, trace.TraceID{7: 1, 15: 2}, sc.TraceID())
+	require.True(t, sc.IsSampled())
+}
+
 // TestIdleClientParksItsStreams: streams that took no call are not opened again at their
 // age, so an idle client holds none (and dials nothing); the first call after that goes
 // unary and opens them again.

@@ -163,8 +163,8 @@ func (c *Client[Req, Resp, C, R]) Call(ctx context.Context, req *Req) (*Resp, er
 	// A call of a sampled trace gets its client span here; if the call then goes over the
 	// unary RPC after all, the span is left unended (so never exported) and the unary
 	// call's interceptor traces it instead.
-	tctx, span, tc := c.opts.Tracer.Start(ctx, c.opts.Method)
-	h.Trace = tc
+	tctx, span, sc := c.opts.Tracer.Start(ctx, c.opts.Method)
+	h.Trace = sc
 	msg := c.wire.NewCall(h, req)
 	ch := make(chan outcome[Resp], 1)
 	sent := false

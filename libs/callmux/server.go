@@ -8,6 +8,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -185,7 +186,7 @@ type call[Req, Resp, C, R any] struct {
 	ss     *serverStream[Req, Resp, C, R]
 	id     uint64
 	req    *Req
-	trace  map[string]string
+	trace  trace.SpanContext // the caller's (not valid: none)
 	ctx    context.Context
 	cancel context.CancelFunc
 	// abandoned: the client cancelled it and expects no reply (guarded by ss.mu).

@@ -3,6 +3,8 @@ package callmux
 import (
 	"time"
 
+	"github.com/athenaserving/asf/libs/tracing"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 )
 
@@ -12,8 +14,9 @@ type CallHeader struct {
 	ID uint64
 	// Timeout is what remained of the caller's deadline when it sent the call (0: none).
 	Timeout time.Duration
-	// Trace is the W3C trace context of the caller's span (nil: none).
-	Trace map[string]string
+	// Trace is the span context of the caller's span, tracestate included (not valid:
+	// none). TraceFields puts it in a call message, CallHeaderOf reads it back.
+	Trace trace.SpanContext
 	// Cancel marks a message that cancels call ID instead of carrying a call.
 	Cancel bool
 }
@@ -60,12 +63,35 @@ type CallMessage interface {
 	GetId() uint64
 	GetTimeoutNs() int64
 	GetTraceContext() map[string]string
+	GetTraceIdHi() uint64
+	GetTraceIdLo() uint64
+	GetSpanId() uint64
+	GetTraceFlags() uint32
 	GetCancel() bool
 }
 
-// CallHeaderOf reads the header of a generated call message.
+// CallHeaderOf reads the header of a generated call message. Its span context comes from
+// the fixed-size trace fields when their trace id is not zero, else from the W3C map
+// trace_context (a span context with tracestate, or a caller that sends only the map).
 func CallHeaderOf(m CallMessage) CallHeader {
-	return CallHeader{ID: m.GetId(), Timeout: time.Duration(m.GetTimeoutNs()), Trace: m.GetTraceContext(), Cancel: m.GetCancel()}
+	h := CallHeader{ID: m.GetId(), Timeout: time.Duration(m.GetTimeoutNs()), Cancel: m.GetCancel()}
+	if hi, lo := m.GetTraceIdHi(), m.GetTraceIdLo(); hi != 0 || lo != 0 {
+		h.Trace = tracing.Unpack(hi, lo, m.GetSpanId(), m.GetTraceFlags())
+	} else if tc := m.GetTraceContext(); len(tc) > 0 {
+		h.Trace = tracing.SpanContextOf(tc)
+	}
+	return h
+}
+
+// TraceFields is h.Trace as a call message's trace fields: a span context without
+// tracestate in the fixed-size fields (trace_id_hi, trace_id_lo, span_id, trace_flags;
+// tc nil), so a call costs no allocation for it; one with tracestate in the W3C map tc
+// (the other fields 0); none: all zero.
+func (h CallHeader) TraceFields() (traceHi, traceLo, span uint64, flags uint32, tc map[string]string) {
+	if traceHi, traceLo, span, flags, ok := tracing.Pack(h.Trace); ok {
+		return traceHi, traceLo, span, flags, nil
+	}
+	return 0, 0, 0, 0, tracing.InjectSpanContext(h.Trace)
 }
 
 // ReplyMessage is what a service's generated reply message gives ReplyHeaderOf: its

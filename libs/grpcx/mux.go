@@ -66,16 +66,18 @@ func registered[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 // Serve runs h as one call of method (its full name, "/asf.loader.v1.Loader/Once"), in
-// the order of NewServer's chain: the span (a child of the caller's trace context in tc,
-// when sampled), recovery, the log line, the metrics. h returns what a unary handler
-// returns (a status error or nil); Serve returns h's error, or the 11502 status of a panic.
-func (r *CallRecorder) Serve(ctx context.Context, method string, tc map[string]string, h func(context.Context) error) (err error) {
+// the order of NewServer's chain: the span (a child of the caller's span context sc, when
+// sampled), recovery, the log line, the metrics. A valid sc of an unsampled trace gets no
+// span, only its place in ctx, so the call's log lines name its trace. h returns what a
+// unary handler returns (a status error or nil); Serve returns h's error, or the 11502
+// status of a panic.
+func (r *CallRecorder) Serve(ctx context.Context, method string, sc trace.SpanContext, h func(context.Context) error) (err error) {
 	if r == nil {
 		return recovered(ctx, zerolog.Nop(), method, h)
 	}
 	var span trace.Span
-	if r.tracer != nil {
-		ctx, span = r.tracer.start(tracing.Extract(ctx, tc), method, trace.SpanKindServer)
+	if r.tracer != nil && sc.IsValid() {
+		ctx, span = r.tracer.start(trace.ContextWithRemoteSpanContext(ctx, sc), method, trace.SpanKindServer)
 	}
 	defer func() {
 		// As in the chain, recovery sits outside the log and metrics interceptors: a call
@@ -122,15 +124,23 @@ func NewCallTracer(tp *tracing.Provider) *CallTracer {
 }
 
 // Start starts the client span of method when ctx's trace is sampled and returns the
-// trace context to send with the call: the span's, or for an unsampled trace its caller's
-// (so the server's log lines name the trace, as the traceparent of a unary call does);
-// nil without a valid span context.
-func (t *CallTracer) Start(ctx context.Context, method string) (context.Context, trace.Span, map[string]string) {
-	if t == nil || !trace.SpanContextFromContext(ctx).IsValid() {
-		return ctx, nil, nil
+// span context to send with the call: the span's, or for an unsampled trace its caller's
+// (so the server's log lines name the trace, as the traceparent of a unary call does); not
+// valid (send none) without a valid span context in ctx. It builds nothing to send: the
+// caller encodes the span context (callmux.CallHeader.TraceFields).
+func (t *CallTracer) Start(ctx context.Context, method string) (context.Context, trace.Span, trace.SpanContext) {
+	if t == nil {
+		return ctx, nil, trace.SpanContext{}
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ctx, nil, trace.SpanContext{}
 	}
 	ctx, span := t.t.start(ctx, method, trace.SpanKindClient)
-	return ctx, span, tracing.Inject(ctx)
+	if span != nil {
+		sc = span.SpanContext()
+	}
+	return ctx, span, sc
 }
 
 // End ends span (nil: nothing) with err's status, as a unary call's client span ends.

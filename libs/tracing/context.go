@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"encoding/binary"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -54,6 +55,54 @@ func Inject(ctx context.Context) map[string]string {
 	m := make(map[string]string, 2)
 	Propagator.Inject(ctx, propagation.MapCarrier(m))
 	return m
+}
+
+// InjectSpanContext is Inject for span context sc: its W3C trace context as a map; nil
+// when sc is not valid.
+func InjectSpanContext(sc trace.SpanContext) map[string]string {
+	if !sc.IsValid() {
+		return nil
+	}
+	return Inject(trace.ContextWithSpanContext(context.Background(), sc))
+}
+
+// SpanContextOf returns the remote span context carried by m (from Inject); not valid
+// when m carries none or a malformed one.
+func SpanContextOf(m map[string]string) trace.SpanContext {
+	if len(m) == 0 {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(Propagator.Extract(context.Background(), propagation.MapCarrier(m)))
+}
+
+// Pack splits sc into four fixed-size fields for a message: the trace id's bytes 0–7 and
+// 8–15 and the span id, each read big-endian, and the trace flags. A message carries them
+// in scalar fields, which cost no allocation to encode or decode, where the W3C map costs
+// several (the map, its strings, the parse back); tracestate does not fit and is left out
+// (ok is false when sc has one, or is not valid: carry sc with InjectSpanContext then).
+func Pack(sc trace.SpanContext) (traceHi, traceLo, span uint64, flags uint32, ok bool) {
+	if !sc.IsValid() || sc.TraceState().Len() > 0 {
+		return 0, 0, 0, 0, false
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	return binary.BigEndian.Uint64(tid[:8]), binary.BigEndian.Uint64(tid[8:]), binary.BigEndian.Uint64(sid[:]), uint32(w3cFlags(uint32(sc.TraceFlags()))), true
+}
+
+// w3cFlags keeps the trace flags the W3C propagator carries: sampled and random.
+func w3cFlags(f uint32) trace.TraceFlags {
+	return trace.TraceFlags(f) & (trace.FlagsSampled | trace.FlagsRandom)
+}
+
+// Unpack is the remote span context that Pack split into its fields; not valid when the
+// trace id or the span id is zero. As with the W3C propagator, only the flags it knows
+// (sampled, random) are kept.
+func Unpack(traceHi, traceLo, span uint64, flags uint32) trace.SpanContext {
+	var tid trace.TraceID
+	var sid trace.SpanID
+	binary.BigEndian.PutUint64(tid[:8], traceHi)
+	binary.BigEndian.PutUint64(tid[8:], traceLo)
+	binary.BigEndian.PutUint64(sid[:], span)
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: w3cFlags(flags), Remote: true})
 }
 
 // InjectSampled is Inject for a sampled span, nil otherwise: for a message whose

@@ -105,3 +105,35 @@ func TestSampleRateChecked(t *testing.T) {
 	assert.Error(t, SampleConfig{TraceSampleRate: 1.5}.Check())
 	assert.NoError(t, SampleConfig{TraceSampleRate: 0.01}.Check())
 }
+
+// TestPackCarriesWhatTheW3CMapCarries: a span context without tracestate packed into four
+// fields and unpacked is the one the W3C map carries (remote, same ids and flags); one
+// with tracestate, or none, does not pack.
+func TestPackCarriesWhatTheW3CMapCarries(t *testing.T) {
+	tid := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	sid := trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsSampled | trace.FlagsRandom, 0xff} {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags})
+		hi, lo, span, f, ok := Pack(sc)
+		require.True(t, ok)
+		assert.Equal(t, uint64(0x4bf92f3577b34da6), hi)
+		assert.Equal(t, uint64(0xa3ce929d0e0e4736), lo)
+		assert.Equal(t, uint64(0x00f067aa0ba902b7), span)
+		got := Unpack(hi, lo, span, f)
+		assert.True(t, got.IsRemote())
+		assert.True(t, got.Equal(SpanContextOf(InjectSpanContext(sc))), "flags %v: %v", flags, got)
+		assert.Equal(t, flags.IsSampled(), got.IsSampled())
+	}
+	ts, err := trace.ParseTraceState("vendor=opaque")
+	require.NoError(t, err)
+	withState := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceState: ts})
+	_, _, _, _, ok := Pack(withState)
+	assert.False(t, ok, "tracestate does not fit")
+	assert.Equal(t, "vendor=opaque", SpanContextOf(InjectSpanContext(withState)).TraceState().String())
+	_, _, _, _, ok = Pack(trace.SpanContext{})
+	assert.False(t, ok)
+	assert.False(t, Unpack(0, 0, 0, 0).IsValid())
+	assert.False(t, Unpack(1, 2, 0, 1).IsValid(), "no span id")
+	assert.Nil(t, InjectSpanContext(trace.SpanContext{}))
+	assert.False(t, SpanContextOf(map[string]string{"traceparent": "00-bad"}).IsValid())
+}

@@ -33,7 +33,9 @@ func NewLoaderClient(lc loaderpb.LoaderClient, opts callmux.Options) *LoaderClie
 	opts.Method = loaderpb.Loader_Once_FullMethodName
 	return callmux.NewClient(lc.OnceStream, lc.Once, clientWire((*loaderpb.OnceReply).GetOutput, loaderSize,
 		func(h callmux.CallHeader, in *loaderpb.LoaderInput) *loaderpb.OnceCall {
-			return &loaderpb.OnceCall{Id: h.ID, Input: in, TimeoutNs: int64(h.Timeout), TraceContext: h.Trace, Cancel: h.Cancel}
+			c := &loaderpb.OnceCall{Id: h.ID, Input: in, TimeoutNs: int64(h.Timeout), Cancel: h.Cancel}
+			c.TraceIdHi, c.TraceIdLo, c.SpanId, c.TraceFlags, c.TraceContext = h.TraceFields()
+			return c
 		}), opts)
 }
 
@@ -53,7 +55,9 @@ func NewAtomClient(ac atompb.AtomClient, opts callmux.Options) *AtomClient {
 	opts.Method = atompb.Atom_Call_FullMethodName
 	return callmux.NewClient(ac.CallStream, ac.Call, clientWire((*atompb.CallReply).GetResult, frameSize,
 		func(h callmux.CallHeader, f *atompb.Frame) *atompb.CallRequest {
-			return &atompb.CallRequest{Id: h.ID, Frame: f, TimeoutNs: int64(h.Timeout), TraceContext: h.Trace, Cancel: h.Cancel}
+			c := &atompb.CallRequest{Id: h.ID, Frame: f, TimeoutNs: int64(h.Timeout), Cancel: h.Cancel}
+			c.TraceIdHi, c.TraceIdLo, c.SpanId, c.TraceFlags, c.TraceContext = h.TraceFields()
+			return c
 		}), opts)
 }
 

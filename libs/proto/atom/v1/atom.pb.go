@@ -333,12 +333,25 @@ type CallRequest struct {
 	// timeout_ns is what remained of the caller's deadline when it sent the call, in
 	// nanoseconds (0: none); the stream's own context has no deadline.
 	TimeoutNs int64 `protobuf:"varint,3,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
-	// trace_context is the W3C trace context (traceparent, tracestate) of the caller's span
-	// for this call, as Call carries it in its gRPC metadata; empty when the caller has
-	// none. It travels in the message because many calls share one stream.
+	// The caller's span context for this call, as Call carries it in its gRPC metadata
+	// (traceparent, tracestate); it travels in the message because many calls share one
+	// stream. A span context without tracestate (the suite adds none) travels in
+	// the fixed-size fields trace_id_hi, trace_id_lo, span_id and trace_flags, which cost
+	// no allocation to send or read (most calls carry the context of an unsampled trace,
+	// only for their log lines); one with tracestate travels in trace_context, the W3C
+	// trace context (traceparent, tracestate), and leaves those fields 0. A receiver reads
+	// the fixed-size fields when the trace id they make is not zero, else trace_context
+	// (which a sender built before the fixed-size fields existed always uses). Neither: no
+	// trace context.
 	TraceContext map[string]string `protobuf:"bytes,4,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// cancel: the caller gave up on call id; atom cancels it and sends no reply.
-	Cancel        bool `protobuf:"varint,5,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	Cancel bool `protobuf:"varint,5,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	// trace_id_hi and trace_id_lo are the trace id's bytes 0–7 and 8–15 (big-endian), span_id
+	// the caller's span id (big-endian), trace_flags the W3C trace flags (bit 0: sampled).
+	TraceIdHi     uint64 `protobuf:"fixed64,6,opt,name=trace_id_hi,json=traceIdHi,proto3" json:"trace_id_hi,omitempty"`
+	TraceIdLo     uint64 `protobuf:"fixed64,7,opt,name=trace_id_lo,json=traceIdLo,proto3" json:"trace_id_lo,omitempty"`
+	SpanId        uint64 `protobuf:"fixed64,8,opt,name=span_id,json=spanId,proto3" json:"span_id,omitempty"`
+	TraceFlags    uint32 `protobuf:"varint,9,opt,name=trace_flags,json=traceFlags,proto3" json:"trace_flags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -406,6 +419,34 @@ func (x *CallRequest) GetCancel() bool {
 		return x.Cancel
 	}
 	return false
+}
+
+func (x *CallRequest) GetTraceIdHi() uint64 {
+	if x != nil {
+		return x.TraceIdHi
+	}
+	return 0
+}
+
+func (x *CallRequest) GetTraceIdLo() uint64 {
+	if x != nil {
+		return x.TraceIdLo
+	}
+	return 0
+}
+
+func (x *CallRequest) GetSpanId() uint64 {
+	if x != nil {
+		return x.SpanId
+	}
+	return 0
+}
+
+func (x *CallRequest) GetTraceFlags() uint32 {
+	if x != nil {
+		return x.TraceFlags
+	}
+	return 0
 }
 
 // CallReply answers the CallRequest with the same id: result, or the error Call would
@@ -558,14 +599,19 @@ const file_atom_v1_atom_proto_rawDesc = "" +
 	"\x06timing\x18\x06 \x03(\v2\x1f.asf.atom.v1.Result.TimingEntryR\x06timing\x1a9\n" +
 	"\vTimingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x90\x02\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x8a\x03\n" +
 	"\vCallRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12(\n" +
 	"\x05frame\x18\x02 \x01(\v2\x12.asf.atom.v1.FrameR\x05frame\x12\x1d\n" +
 	"\n" +
 	"timeout_ns\x18\x03 \x01(\x03R\ttimeoutNs\x12O\n" +
 	"\rtrace_context\x18\x04 \x03(\v2*.asf.atom.v1.CallRequest.TraceContextEntryR\ftraceContext\x12\x16\n" +
-	"\x06cancel\x18\x05 \x01(\bR\x06cancel\x1a?\n" +
+	"\x06cancel\x18\x05 \x01(\bR\x06cancel\x12\x1e\n" +
+	"\vtrace_id_hi\x18\x06 \x01(\x06R\ttraceIdHi\x12\x1e\n" +
+	"\vtrace_id_lo\x18\a \x01(\x06R\ttraceIdLo\x12\x17\n" +
+	"\aspan_id\x18\b \x01(\x06R\x06spanId\x12\x1f\n" +
+	"\vtrace_flags\x18\t \x01(\rR\n" +
+	"traceFlags\x1a?\n" +
 	"\x11TraceContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc2\x01\n" +

@@ -5,6 +5,7 @@
 package atompb
 
 import (
+	binary "encoding/binary"
 	fmt "fmt"
 	protohelpers "github.com/planetscale/vtprotobuf/protohelpers"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -383,6 +384,29 @@ func (m *CallRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.TraceFlags != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.TraceFlags))
+		i--
+		dAtA[i] = 0x48
+	}
+	if m.SpanId != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(m.SpanId))
+		i--
+		dAtA[i] = 0x41
+	}
+	if m.TraceIdLo != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(m.TraceIdLo))
+		i--
+		dAtA[i] = 0x39
+	}
+	if m.TraceIdHi != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(m.TraceIdHi))
+		i--
+		dAtA[i] = 0x31
+	}
 	if m.Cancel {
 		i--
 		if m.Cancel {
@@ -688,6 +712,18 @@ func (m *CallRequest) SizeVT() (n int) {
 	}
 	if m.Cancel {
 		n += 2
+	}
+	if m.TraceIdHi != 0 {
+		n += 9
+	}
+	if m.TraceIdLo != 0 {
+		n += 9
+	}
+	if m.SpanId != 0 {
+		n += 9
+	}
+	if m.TraceFlags != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.TraceFlags))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -2281,6 +2317,55 @@ func (m *CallRequest) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.Cancel = bool(v != 0)
+		case 6:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field TraceIdHi", wireType)
+			}
+			m.TraceIdHi = 0
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.TraceIdHi = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
+		case 7:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field TraceIdLo", wireType)
+			}
+			m.TraceIdLo = 0
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.TraceIdLo = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
+		case 8:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field SpanId", wireType)
+			}
+			m.SpanId = 0
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.SpanId = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
+		case 9:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field TraceFlags", wireType)
+			}
+			m.TraceFlags = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.TraceFlags |= uint32(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
