@@ -191,3 +191,45 @@ func (g Group) ResetPeak() {
 		_ = ResetPeak(p)
 	}
 }
+
+// MachineTimes is one reading of /proc/stat's first line: the CPU time all cores spent
+// busy (user, nice, system, irq, softirq, steal) and idle (idle, iowait), in clock ticks.
+type MachineTimes struct{ Busy, Idle uint64 }
+
+// ParseMachine reads the aggregate "cpu" line of /proc/stat's contents b.
+func ParseMachine(b []byte) (MachineTimes, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return MachineTimes{}, fmt.Errorf("/proc/stat: no aggregate cpu line")
+	}
+	var v [8]uint64
+	for i := range v {
+		n, err := strconv.ParseUint(f[i+1], 10, 64)
+		if err != nil {
+			return MachineTimes{}, fmt.Errorf("/proc/stat field %d: %w", i+1, err)
+		}
+		v[i] = n
+	}
+	// user nice system idle iowait irq softirq steal
+	return MachineTimes{Busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], Idle: v[3] + v[4]}, nil
+}
+
+// ReadMachine reads the machine's CPU times now.
+func ReadMachine() (MachineTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineTimes{}, err
+	}
+	return ParseMachine(b)
+}
+
+// BusyShare is the share of all cores' time that was busy between a and b (0 when no time
+// passed).
+func BusyShare(a, b MachineTimes) float64 {
+	busy, idle := b.Busy-a.Busy, b.Idle-a.Idle
+	if busy+idle == 0 {
+		return 0
+	}
+	return float64(busy) / float64(busy+idle)
+}

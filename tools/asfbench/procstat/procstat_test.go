@@ -67,3 +67,28 @@ func FuzzParseStatus(f *testing.F) {
 		}
 	})
 }
+
+func TestParseMachine(t *testing.T) {
+	a, err := ParseMachine([]byte("cpu  100 10 50 1000 5 1 2 7 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != (MachineTimes{Busy: 100 + 10 + 50 + 1 + 2 + 7, Idle: 1005}) {
+		t.Fatalf("got %+v", a)
+	}
+	b := MachineTimes{Busy: a.Busy + 30, Idle: a.Idle + 90}
+	if s := BusyShare(a, b); s != 0.25 {
+		t.Fatalf("busy share %v, want 0.25", s)
+	}
+	if BusyShare(a, a) != 0 {
+		t.Fatal("no time passed: want 0")
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5 6 7 8"} {
+		if _, err := ParseMachine([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	if _, err := ReadMachine(); err != nil {
+		t.Fatalf("this machine's /proc/stat: %v", err)
+	}
+}

@@ -88,6 +88,9 @@ type Profile struct {
 	// TracingConcurrency is the once load of the tracing scenario, measured TracingRounds
 	// times on each suite (tracing off, at 1 %, at 100 %), rotating; 0 rounds = not run.
 	TracingConcurrency, TracingRounds int
+	// SettleMax bounds the wait for a quiet machine before each measurement (see
+	// Env.settle); 0 = no wait.
+	SettleMax time.Duration
 }
 
 // Full is `make bench`: a few minutes on two cores.
@@ -110,6 +113,7 @@ func Full() Profile {
 		LBBenchLoaders: 1000, LBBenchServices: 50, LBBenchDuration: 10 * time.Second,
 		MTLSConcurrency: 64, MTLSRounds: 4,
 		TracingConcurrency: 64, TracingRounds: 3,
+		SettleMax: 10 * time.Second,
 	}
 }
 
@@ -261,8 +265,58 @@ func measure(ctx context.Context, env *Env, system string, x float64, target asf
 }
 
 // measurePlan is measure with an explicit plan.
+// Settling before a measurement: at most Profile.SettleMax until the machine was under
+// settleBusy busy (all cores together) for a whole settleWindow.
+const (
+	settleBusy   = 0.15
+	settleWindow = 250 * time.Millisecond
+)
+
+// settle waits until the machine is quiet before a measurement, so that what the one
+// before left running (a trace backend still taking the last round's spans, the exit of a
+// stopped system, garbage collection) is not counted against the next: CPU per request is
+// read per process, but a busy neighbour still slows every process on a 2-core machine.
+// It gives up after Profile.SettleMax and says so in the log.
+func (e *Env) settle(ctx context.Context, system string, x float64) {
+	limit := e.Profile.SettleMax
+	if limit <= 0 {
+		return
+	}
+	start := time.Now()
+	prev, err := procstat.ReadMachine()
+	if err != nil {
+		return // not Linux: nothing to wait on
+	}
+	t := time.NewTicker(settleWindow)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now, err := procstat.ReadMachine()
+		if err != nil {
+			return
+		}
+		busy := procstat.BusyShare(prev, now)
+		prev = now
+		if busy < settleBusy {
+			if waited := time.Since(start); waited > 2*settleWindow {
+				e.logf("  %-22s %-6v settled after %v", system, x, waited.Round(time.Millisecond))
+			}
+			return
+		}
+		if time.Since(start) >= limit {
+			e.logf("  %-22s %-6v machine still %.0f %% busy after %v: measuring anyway", system, x, 100*busy, limit)
+			return
+		}
+	}
+}
+
 func measurePlan(ctx context.Context, env *Env, plan asfbench.Plan, system string, x float64, target asfbench.Target, load asfbench.Load, g groups) (*report.Row, error) {
 	row := &report.Row{System: system, X: x, Load: fmt.Sprint(x)}
+	env.settle(ctx, system, x)
 	for _, gr := range g {
 		gr.ResetPeak()
 	}
