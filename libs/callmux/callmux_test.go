@@ -639,27 +639,35 @@ func TestTraceContextTravels(t *testing.T) {
 }
 
 // TestTraceFieldsRoundTrip: a span context without tracestate travels in the fixed-size
-// fields and no map; one with tracestate in the map alone; none in neither; each reads
-// back as it was sent, and the fixed-size fields win over a map beside them.
+// fields, and in the map as well when sampled (for a server that reads only the map); one
+// with tracestate in the map alone; none in neither; each reads back as it was sent, and
+// the fixed-size fields win over a map beside them.
 func TestTraceFieldsRoundTrip(t *testing.T) {
 	ts, err := trace.ParseTraceState("vendor=opaque")
 	require.NoError(t, err)
 	cfg := trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, Remote: true}
 	plain := trace.NewSpanContext(cfg)
-	cfg.TraceState, cfg.TraceFlags = ts, trace.FlagsSampled
+	cfg.TraceFlags = trace.FlagsSampled
+	sampled := trace.NewSpanContext(cfg)
+	cfg.TraceState = ts
 	stated := trace.NewSpanContext(cfg)
-	for _, sc := range []trace.SpanContext{plain, stated, {}} {
+	for _, sc := range []trace.SpanContext{plain, sampled, stated, {}} {
 		h := callmux.CallHeader{ID: 9, Timeout: time.Second, Trace: sc}
 		var c loaderpb.OnceCall
 		c.Id, c.TimeoutNs = h.ID, int64(h.Timeout)
 		c.TraceIdHi, c.TraceIdLo, c.SpanId, c.TraceFlags, c.TraceContext = h.TraceFields()
 		require.Equal(t, sc.IsValid() && sc.TraceState().Len() == 0, c.TraceIdHi != 0, "fixed-size fields for %v", sc)
-		require.Equal(t, sc.TraceState().Len() > 0, c.TraceContext != nil, "map for %v", sc)
+		require.Equal(t, sc.IsSampled(), c.TraceContext != nil, "map for %v", sc)
 		b, err := c.MarshalVT()
 		require.NoError(t, err)
 		var got loaderpb.OnceCall
 		require.NoError(t, got.UnmarshalVT(b))
 		require.Equal(t, h, callmux.CallHeaderOf(&got))
+		if sc.IsSampled() {
+			// A server that knows only the map reads the same span context from it.
+			mapOnly := &loaderpb.OnceCall{Id: 9, TimeoutNs: int64(time.Second), TraceContext: got.TraceContext}
+			require.Equal(t, h, callmux.CallHeaderOf(mapOnly), "map of %v", sc)
+		}
 	}
 	both := &loaderpb.OnceCall{Id: 1, TraceIdHi: 1, TraceIdLo: 2, SpanId: 3, TraceFlags: 1,
 		TraceContext: map[string]string{"traceparent": "00-0a0b0000000000000000000000000000-0c0d000000000000-00"}}

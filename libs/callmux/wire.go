@@ -84,12 +84,17 @@ func CallHeaderOf(m CallMessage) CallHeader {
 }
 
 // TraceFields is h.Trace as a call message's trace fields: a span context without
-// tracestate in the fixed-size fields (trace_id_hi, trace_id_lo, span_id, trace_flags;
-// tc nil), so a call costs no allocation for it; one with tracestate in the W3C map tc
-// (the other fields 0); none: all zero.
+// tracestate in the fixed-size fields (trace_id_hi, trace_id_lo, span_id, trace_flags),
+// so an unsampled call costs no allocation for it; one with tracestate in the W3C map tc
+// (the other fields 0); none: all zero. A sampled span context travels in the map as well
+// (a receiver reads the fields first), so that while a hop is being upgraded a server that
+// knows only the map still continues the sampled traces.
 func (h CallHeader) TraceFields() (traceHi, traceLo, span uint64, flags uint32, tc map[string]string) {
 	if traceHi, traceLo, span, flags, ok := tracing.Pack(h.Trace); ok {
-		return traceHi, traceLo, span, flags, nil
+		if h.Trace.IsSampled() {
+			tc = tracing.InjectSpanContext(h.Trace)
+		}
+		return traceHi, traceLo, span, flags, tc
 	}
 	return 0, 0, 0, 0, tracing.InjectSpanContext(h.Trace)
 }

@@ -339,7 +339,9 @@ type CallRequest struct {
 	// the fixed-size fields trace_id_hi, trace_id_lo, span_id and trace_flags, which cost
 	// no allocation to send or read (most calls carry the context of an unsampled trace,
 	// only for their log lines); one with tracestate travels in trace_context, the W3C
-	// trace context (traceparent, tracestate), and leaves those fields 0. A receiver reads
+	// trace context (traceparent, tracestate), and leaves those fields 0. A sampled span
+	// context travels in trace_context as well, for a receiver built before the fixed-size
+	// fields (it reads only the map) while a hop is being upgraded. A receiver reads
 	// the fixed-size fields when the trace id they make is not zero, else trace_context
 	// (which a sender built before the fixed-size fields existed always uses). Neither: no
 	// trace context.
