@@ -5,10 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -219,20 +219,24 @@ func Sampled(id trace.TraceID, rate float64) bool {
 
 // TraceResponse formats the W3C Trace Context `traceresponse` header of sc:
 // 00-<trace id>-<span id>-<flags>.
+// Its bytes 3 to 35 are the trace id in hex (TraceResponseID), so a caller that needs both
+// builds one string.
 func TraceResponse(sc trace.SpanContext) string {
-	var b strings.Builder
-	b.Grow(55)
-	b.WriteString("00-")
-	b.WriteString(sc.TraceID().String())
-	b.WriteByte('-')
-	b.WriteString(sc.SpanID().String())
+	var b [55]byte
+	copy(b[:], "00-")
+	tid, sid := sc.TraceID(), sc.SpanID()
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	copy(b[52:], "-00")
 	if sc.IsSampled() {
-		b.WriteString("-01")
-	} else {
-		b.WriteString("-00")
+		b[54] = '1'
 	}
-	return b.String()
+	return string(b[:])
 }
+
+// TraceResponseID is the trace id (32 hex digits) of a TraceResponse string, without a copy.
+func TraceResponseID(tr string) string { return tr[3:35] }
 
 // Use wraps a tracer provider owned elsewhere (a test's recorder, an embedding program's
 // provider): On is true unless tp is nil, and Shutdown leaves tp alone.

@@ -98,7 +98,11 @@ func TestLogAndExemplar(t *testing.T) {
 
 func TestTraceResponse(t *testing.T) {
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
-	assert.Equal(t, "00-01000000000000000000000000000000-0200000000000000-01", TraceResponse(sc))
+	tr := TraceResponse(sc)
+	assert.Equal(t, "00-01000000000000000000000000000000-0200000000000000-01", tr)
+	assert.Equal(t, sc.TraceID().String(), TraceResponseID(tr))
+	unsampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{15: 0xff}, SpanID: trace.SpanID{7: 0xab}})
+	assert.Equal(t, "00-000000000000000000000000000000ff-00000000000000ab-00", TraceResponse(unsampled))
 }
 
 func TestSampleRateChecked(t *testing.T) {

@@ -20,8 +20,10 @@ import (
 
 	"github.com/athenaserving/asf/libs/capability"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
+	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // benchFrame is a typical streaming frame: 40 ms of 16 kHz 16-bit PCM.
@@ -117,9 +119,30 @@ func (echoAtom) Stream(ss atompb.Atom_StreamServer) error {
 // BenchmarkOnce measures one once request (client → webgate's HTTP handler → atom over
 // gRPC → webgate → client) of the echo capability with its schema and 1 KB of text, as
 // the suite's once scenario sends it; the client reuses its connection.
+//
+// The traced cases run webgate with tracing on (spans to an in-memory exporter) at the
+// given sample rate: "traced-0" is what every unsampled request of a traced suite costs
+// webgate beyond "untraced".
 func BenchmarkOnce(b *testing.B) {
+	b.Run("untraced", func(b *testing.B) { benchOnce(b, nil, 0) })
+	for _, rate := range []float64{0, 0.01} {
+		b.Run("traced-"+strconv.FormatFloat(rate, 'g', -1, 64), func(b *testing.B) {
+			tp, err := tracing.New(tracing.Config{}, "webgate", tracing.Options{Edge: true, Root: tracing.RateSampler(rate),
+				Exporter: tracetest.NewInMemoryExporter()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = tp.Shutdown(context.Background()) }()
+			benchOnce(b, tp, rate)
+		})
+	}
+}
+
+func benchOnce(b *testing.B, tp *tracing.Provider, rate float64) {
 	reg := echoSchemas(b)
-	g := startGateLogged(b, &fakeAtom{}, echoAtom{}, func(o *Options) { o.Schemas = reg }, benchLog)
+	g := startGateLogged(b, &fakeAtom{}, echoAtom{}, func(o *Options) {
+		o.Schemas, o.Tracing, o.TraceSampleRate = reg, tp, rate
+	}, benchLog)
 	url := g.srv.URL + "/v1/private/echo"
 	body := []byte(`{"header":{"app_id":"app1","status":3},"parameter":{"echo":{}},"payload":{"input":{"encoding":"utf8","status":3,"text":"` +
 		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("athena "), 150)) + `"}}}`)

@@ -28,7 +28,9 @@ const (
 // at trace-sample-rate. It sets the trace headers on the answer and the trace id on the
 // request's logger, and returns ctx carrying the span.
 func (h *Handler) startTrace(ctx context.Context, w http.ResponseWriter, r *http.Request, info *gate.Request) context.Context {
-	ctx = tracing.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	if _, ok := r.Header["Traceparent"]; ok { // net/http canonicalises the names it reads
+		ctx = tracing.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
 	info.TraceRate = h.opts.TraceSampleRate
 	if rate, ok := info.Schema.TraceSampleRate(); ok {
 		info.TraceRate = rate
@@ -41,21 +43,26 @@ func (h *Handler) startTrace(ctx context.Context, w http.ResponseWriter, r *http
 	case info.Stream:
 		name = "session"
 	}
-	ctx, span := h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(info.Start))
+	ctx, span := h.tracer.Start(ctx, name, spanKindServer, trace.WithTimestamp(info.Start))
 	if span.IsRecording() { // an unsampled request's span records nothing: no attributes built
 		span.SetAttributes(attribute.String("asf.sid", info.SID), attribute.String("asf.capability", info.Capability),
 			attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
 			attribute.String("client.address", info.ClientIP))
 	}
 	info.Span = span
-	sc := span.SpanContext()
-	id := sc.TraceID().String()
+	tr := tracing.TraceResponse(span.SpanContext())
+	id := tracing.TraceResponseID(tr)
+	// Both header names are canonical: set them straight, with one slice for both values.
+	vals := []string{id, tr}
 	hdr := w.Header()
-	hdr.Set(HeaderTraceID, id)
-	hdr.Set(HeaderTraceResponse, tracing.TraceResponse(sc))
+	hdr[HeaderTraceID] = vals[0:1:1]
+	hdr[HeaderTraceResponse] = vals[1:2:2]
 	info.Log = info.Log.With().Str(tracing.LogField, id).Logger()
 	return ctx
 }
+
+// spanKindServer is built once: an option made per request costs an allocation.
+var spanKindServer = trace.WithSpanKind(trace.SpanKindServer)
 
 // endTrace ends the request's span with its ASE code.
 func endTrace(info *gate.Request) {
