@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/athenaserving/asf/tools/asfbench"
 	"github.com/athenaserving/asf/tools/asfbench/report"
 )
 
@@ -45,7 +44,7 @@ func runMTLS(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error) {
 		sc.Targets = []report.Target{report.NotMeasured(metric, tgt, why)}
 		return sc, err
 	}
-	if err := measureVariants(ctx, env, sc, vs, off, asfbench.Load{Concurrency: c}, p.MTLSRounds); err != nil {
+	if err := measureVariants(ctx, env, sc, vs, off, c, p.MTLSRounds); err != nil {
 		return sc, err
 	}
 	sc.Tables, sc.Targets = mtlsFigures(on, off, metric, c)

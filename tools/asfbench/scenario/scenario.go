@@ -88,10 +88,6 @@ type Profile struct {
 	// TracingConcurrency is the once load of the tracing scenario, measured TracingRounds
 	// times on each suite (tracing off, at 1 %, at 100 %), rotating; 0 rounds = not run.
 	TracingConcurrency, TracingRounds int
-	// TracingRate, when positive, makes the tracing scenario's load an open loop offering
-	// that many once requests a second from TracingConcurrency workers, the same on every
-	// suite; 0 = closed loop (each suite at its own throughput).
-	TracingRate int
 	// SettleMax bounds the wait for a quiet machine before each measurement (see
 	// Env.settle); 0 = no wait.
 	SettleMax time.Duration
@@ -116,7 +112,7 @@ func Full() Profile {
 		LoaderBenchWarmup: time.Second, LoaderBenchDuration: 5 * time.Second, LoaderBenchConcurrency: 4,
 		LBBenchLoaders: 1000, LBBenchServices: 50, LBBenchDuration: 10 * time.Second,
 		MTLSConcurrency: 64, MTLSRounds: 4,
-		TracingConcurrency: 64, TracingRounds: 3, TracingRate: 2000,
+		TracingConcurrency: 64, TracingRounds: 3,
 		SettleMax: 10 * time.Second,
 	}
 }

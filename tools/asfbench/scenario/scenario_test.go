@@ -143,7 +143,7 @@ func TestTracingFigures(t *testing.T) {
 	off := &variant{name: "off", rows: []*report.Row{mk(1000, map[string]float64{"webgate": 0.10, "atom": 0.10, "asfbench": 1})}}
 	one := &variant{name: "1 %", rows: []*report.Row{mk(1000, map[string]float64{"webgate": 0.104, "atom": 0.10, "jaeger": 0.5, "asfbench": 1})}}
 	all := &variant{name: "100 %", rows: []*report.Row{mk(900, map[string]float64{"webgate": 0.15, "atom": 0.13, "jaeger": 0.9, "asfbench": 1})}}
-	tables, ts := tracingFigures(off, one, all, "m", "c=64")
+	tables, ts := tracingFigures(off, one, all, "m", 64)
 	require.Len(t, tables, 1)
 	require.Len(t, ts, 4)
 	assert.Equal(t, report.StatusPass, ts[0].Status, "0.204 / 0.20 = 1.02 ≤ 1.05: Jaeger's CPU is not the suite's")
@@ -160,7 +160,7 @@ func TestTracingFigures(t *testing.T) {
 	assert.Equal(t, []string{"jaeger (trace backend)", "0.0000", "0.5000", "0.9000", "–", "–"}, jaeger)
 
 	one.rows[0] = mk(1000, map[string]float64{"webgate": 0.12, "atom": 0.10})
-	_, ts = tracingFigures(off, one, all, "m", "c=64")
+	_, ts = tracingFigures(off, one, all, "m", 64)
 	assert.Equal(t, report.StatusFail, ts[0].Status, "0.22 / 0.20 = 1.10 > 1.05")
 }
 

@@ -3,9 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/athenaserving/asf/tools/asfbench"
 	"github.com/athenaserving/asf/tools/asfbench/report"
 )
 
@@ -21,23 +19,14 @@ const tracingCPURatio = 1.05
 func runTracing(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error) {
 	p := env.Profile
 	c := p.TracingConcurrency
-	load, at, loadText := asfbench.Load{Concurrency: c}, fmt.Sprintf("c=%d", c), fmt.Sprintf("closed-loop once load as scenario 1 (c=%d)", c)
-	if p.TracingRate > 0 && c > 0 {
-		// The same offered load on every suite: in a closed loop a suite that runs slower for
-		// any reason (the VM included) also spends more CPU per request in every process,
-		// traced or not, which the ratio would count as tracing's.
-		load.Pace = time.Duration(int64(time.Second) * int64(c) / int64(p.TracingRate))
-		at = fmt.Sprintf("%d req/s", p.TracingRate)
-		loadText = fmt.Sprintf("open-loop once load of %d requests a second (%d workers, one request every %v each)", p.TracingRate, c, load.Pace)
-	}
-	metric := fmt.Sprintf("once CPU per request with tracing at 1 %% / off, %s (whole suite)", at)
+	metric := fmt.Sprintf("once CPU per request with tracing at 1 %% / off, c=%d (whole suite)", c)
 	tgt := fmt.Sprintf("≤ %.2f×", tracingCPURatio)
 	sc := &report.Scenario{ID: "tracing", Title: "7. Tracing, once path", XLabel: "concurrency", Baseline: "suite tracing off",
 		Description: fmt.Sprintf("Three suites side by side: tracing off (no trace endpoint), and tracing on with webgate's "+
-			"`trace-sample-rate` at 0.01 and at 1, each exporting OTLP to its own Jaeger (memory storage). The same %s "+
-			"(signed ASE once, %d-byte text) runs %d times on each, rotating the order every round; CPU per request "+
+			"`trace-sample-rate` at 0.01 and at 1, each exporting OTLP to its own Jaeger (memory storage). The same closed-loop once load "+
+			"as scenario 1 (signed ASE once, %d-byte text, c=%d) runs %d times on each, rotating the order every round; CPU per request "+
 			"is counted per process group after each warm-up. Jaeger's CPU is listed apart and left out of the suite's total.",
-			loadText, p.OncePayload, p.TracingRounds)}
+			p.OncePayload, c, p.TracingRounds)}
 	if env.StartSuite == nil {
 		sc.Targets = []report.Target{report.NotMeasured(metric, tgt, env.suiteWhy())}
 		return sc, nil
@@ -56,10 +45,10 @@ func runTracing(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error
 		sc.Targets = []report.Target{report.NotMeasured(metric, tgt, why)}
 		return sc, err
 	}
-	if err := measureVariants(ctx, env, sc, vs, off, load, p.TracingRounds); err != nil {
+	if err := measureVariants(ctx, env, sc, vs, off, c, p.TracingRounds); err != nil {
 		return sc, err
 	}
-	sc.Tables, sc.Targets = tracingFigures(off, one, all, metric, at)
+	sc.Tables, sc.Targets = tracingFigures(off, one, all, metric, c)
 	for _, v := range []*variant{one, all} {
 		if f := variantRounds(v, off); f != "" {
 			sc.Findings = append(sc.Findings, f)
@@ -70,20 +59,20 @@ func runTracing(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error
 
 // tracingFigures compares the three suites: a table of CPU per request per service and
 // the target rows (1 % against off; 100 % for information).
-func tracingFigures(off, one, all *variant, metric, at string) ([]report.Table, []report.Target) {
+func tracingFigures(off, one, all *variant, metric string, c int) ([]report.Table, []report.Target) {
 	var n []any
 	for _, v := range []*variant{off, one, all} {
 		_, req, _ := v.cpuPerRequest()
 		n = append(n, req)
 	}
-	tbl := variantTable(fmt.Sprintf("CPU ms per once request at %s over all rounds (%d requests untraced, %d at 1 %%, %d at 100 %%):",
-		append([]any{at}, n...)...), []*variant{off, one, all}, off)
-	allCPU := cpuRatioTarget(fmt.Sprintf("once CPU per request with tracing at 100 %% / off, %s (whole suite)", at), all, off, 0)
+	tbl := variantTable(fmt.Sprintf("CPU ms per once request at c=%d over all rounds (%d requests untraced, %d at 1 %%, %d at 100 %%):",
+		append([]any{c}, n...)...), []*variant{off, one, all}, off)
+	allCPU := cpuRatioTarget(fmt.Sprintf("once CPU per request with tracing at 100 %% / off, c=%d (whole suite)", c), all, off, 0)
 	allCPU.Status, allCPU.Target = report.StatusInfo, "–"
 	return []report.Table{tbl}, []report.Target{
 		cpuRatioTarget(metric, one, off, tracingCPURatio),
 		allCPU,
-		throughputInfo(fmt.Sprintf("once throughput with tracing at 1 %% / off, %s", at), one, off),
-		throughputInfo(fmt.Sprintf("once throughput with tracing at 100 %% / off, %s", at), all, off),
+		throughputInfo(fmt.Sprintf("once throughput with tracing at 1 %% / off, c=%d", c), one, off),
+		throughputInfo(fmt.Sprintf("once throughput with tracing at 100 %% / off, c=%d", c), all, off),
 	}
 }

@@ -101,8 +101,8 @@ func stopVariants(vs []*variant) {
 // rotating the order each round (AB BA … for two, ABC BCA CAB … for three) so that the
 // machine's drift falls on all of them. Rows of variants other than ref name ref's row of
 // the same round as their baseline.
-func measureVariants(ctx context.Context, env *Env, sc *report.Scenario, vs []*variant, ref *variant, load asfbench.Load, rounds int) error {
-	c, x := load.Concurrency, float64(load.Concurrency)
+func measureVariants(ctx context.Context, env *Env, sc *report.Scenario, vs []*variant, ref *variant, c, rounds int) error {
+	load, x := asfbench.Load{Concurrency: c}, float64(c)
 	for round := range rounds {
 		for i := range vs {
 			v := vs[(i+round)%len(vs)]
