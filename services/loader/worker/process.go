@@ -73,14 +73,14 @@ type proc struct {
 	exitErr error         // cmd.Wait's error; set before exited is closed
 }
 
-// lost reports whether the worker's connection is lost (it may still be in p.live
-// until its supervisor notices).
 // pending is a call waiting for its answer.
 type pending struct {
 	ch   chan Message
 	sent time.Time // when it was registered (watch's age)
 }
 
+// lost reports whether the worker's connection is lost (it may still be in p.live
+// until its supervisor notices).
 func (w *proc) lost() bool {
 	select {
 	case <-w.dead:
