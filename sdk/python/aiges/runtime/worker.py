@@ -350,10 +350,11 @@ class Runtime(object):
 
     def _standby_nudged(self):
         """_standby for a worker with a hand-off socket: it sleeps until the loader nudges
-        (a call has been unanswered for INLINE_HANDOFF), then watches the inline calls as
-        _standby does (one running INLINE_HANDOFF since it began is handed over) until a
-        whole INLINE_HANDOFF passes with no inline call, and sleeps again. So a stream of
-        short calls wakes no thread but the reader; long calls are watched as before."""
+        (one of this worker's calls has been unanswered for INLINE_HANDOFF; the loader
+        nudges again every INLINE_HANDOFF while one is), then looks at the call running
+        inline: one that has run INLINE_HANDOFF since it began is handed over, a younger one
+        is looked at again when it would reach that age, and the standby sleeps again. So a
+        stream of short calls wakes no thread but the reader."""
         cv, scv = self.cv, self.scv
         while True:
             try:
@@ -362,24 +363,19 @@ class Runtime(object):
             except OSError:
                 return
             with cv:
-                seen = -1
-                while not self.stopped:
-                    if not self.inline and self.inline_gen == seen:
-                        break  # no inline call since the last look: wait for a nudge
-                    seen = self.inline_gen
-                    wait = INLINE_HANDOFF
-                    if self.inline:
-                        wait = self.inline_start + INLINE_HANDOFF - monotonic()
-                        if wait <= 0:
-                            self._hand_over()
-                            continue
-                    scv.wait(wait)
-                    if self.stopped or not self.inline or self.inline_gen != seen:
-                        continue
-                    if monotonic() - self.inline_start >= INLINE_HANDOFF:
-                        self._hand_over()
                 if self.stopped:
                     return
+                if not self.inline:
+                    continue
+                seen = self.inline_gen
+                wait = self.inline_start + INLINE_HANDOFF - monotonic()
+                if wait > 0:
+                    scv.wait(wait)
+                    if self.stopped:
+                        return
+                    if not self.inline or self.inline_gen != seen:
+                        continue
+                self._hand_over()
 
     def handle(self, msg_type, ident, body):
         if msg_type & P.FLAG_TRACED:
