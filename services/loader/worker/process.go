@@ -76,7 +76,7 @@ type proc struct {
 // pending is a call waiting for its answer.
 type pending struct {
 	ch   chan Message
-	sent time.Time // when it was registered (watch's age)
+	sent time.Time // when it was registered (set only for watch, with a hand-off socket)
 }
 
 // lost reports whether the worker's connection is lost (it may still be in p.live
@@ -402,13 +402,17 @@ func (w *proc) call(ctx context.Context, t MsgType, id uint64, body []byte) (Mes
 		<-w.dead
 		return Message{}, w.deadErr
 	}
-	w.calls[id] = pending{ch: ch, sent: time.Now()}
+	c := pending{ch: ch}
+	if w.watchT != nil { // only watch reads the age
+		c.sent = time.Now()
+		if !w.watching {
+			w.watching = true
+			w.watchT.Reset(w.pool.cfg.Handoff)
+		}
+	}
+	w.calls[id] = c
 	if ct != nil {
 		w.traces[id] = ct
-	}
-	if w.watchT != nil && !w.watching {
-		w.watching = true
-		w.watchT.Reset(w.pool.cfg.Handoff)
 	}
 	w.mu.Unlock()
 	w.inflight.Add(1)
