@@ -1,7 +1,9 @@
 package ase
 
 import (
+	"bytes"
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
@@ -32,5 +34,23 @@ func BenchmarkAppendResult(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = r.AppendResult(buf[:0], res)
+	}
+}
+
+// BenchmarkAppendString measures JSON string rendering: base64 (the data of most
+// payloads), Chinese text (results) and text with escapes.
+func BenchmarkAppendString(b *testing.B) {
+	for name, s := range map[string]string{
+		"base64":  base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("athena "), 150)),
+		"chinese": strings.Repeat("科大讯飞语音识别", 40),
+		"escapes": strings.Repeat(`a "quoted" line\n`, 40),
+	} {
+		b.Run(name, func(b *testing.B) {
+			var buf []byte
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				buf = AppendString(buf[:0], s)
+			}
+		})
 	}
 }

@@ -209,6 +209,16 @@ func isJSONNumber(s string) bool {
 
 const hexDigits = "0123456789abcdef"
 
+// plainASCII holds the bytes a JSON string takes as they are and that are never part of a
+// multi-byte rune: printable ASCII but '"' and '\\'. One load per byte for the long runs of
+// base64 and text that make most of a document.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD, and U+2028/U+2029
 // are escaped so the output is safe to embed in JavaScript.
 func appendString(dst []byte, s string) []byte {
@@ -218,7 +228,7 @@ func appendString(dst []byte, s string) []byte {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
+				i = plainPrefix(s, i+1)
 				continue
 			}
 			dst = append(dst, s[start:i]...)

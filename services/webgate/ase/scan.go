@@ -1,7 +1,6 @@
 package ase
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"strings"
 )
@@ -41,27 +40,29 @@ func skipWS(b []byte, i int) int {
 // scanString returns the end (after the closing quote) of the string starting at b[i] ==
 // '"'; ok is false for escapes, control characters and non-ASCII bytes.
 func scanString(b []byte, i int) (int, bool) {
-	j := i + 1
-	// Eight bytes at a time while none is special: a quote, a backslash, a control
-	// character or a non-ASCII byte.
+	if j := plainPrefix(b, i+1); j < len(b) && b[j] == '"' {
+		return j + 1, true
+	}
+	return 0, false
+}
+
+// plainPrefix returns the index of the first byte of b from j on that a JSON string does
+// not take as it is (a quote, a backslash, a control character or a non-ASCII byte), or
+// len(b). It looks at eight bytes at a time while none is special.
+func plainPrefix[T ~string | ~[]byte](b T, j int) int {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	for ; j+8 <= len(b); j += 8 {
-		x := binary.LittleEndian.Uint64(b[j:])
+		x := uint64(b[j]) | uint64(b[j+1])<<8 | uint64(b[j+2])<<16 | uint64(b[j+3])<<24 |
+			uint64(b[j+4])<<32 | uint64(b[j+5])<<40 | uint64(b[j+6])<<48 | uint64(b[j+7])<<56
 		q, bs := x^(lo*'"'), x^(lo*'\\')
 		if (x|((x-lo*0x20)&^x)|((q-lo)&^q)|((bs-lo)&^bs))&hi != 0 {
 			break
 		}
 	}
-	for ; j < len(b); j++ {
-		c := b[j]
-		switch {
-		case c == '"':
-			return j + 1, true
-		case c < 0x20 || c == '\\' || c >= 0x80:
-			return 0, false
-		}
+	for j < len(b) && plainASCII[b[j]] {
+		j++
 	}
-	return 0, false
+	return j
 }
 
 // scanValue returns the end of the JSON value starting at b[i] (no leading space).

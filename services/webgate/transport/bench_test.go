@@ -125,6 +125,7 @@ func (echoAtom) Stream(ss atompb.Atom_StreamServer) error {
 // webgate beyond "untraced".
 func BenchmarkOnce(b *testing.B) {
 	b.Run("untraced", func(b *testing.B) { benchOnce(b, nil, 0) })
+	b.Run("webapi", benchOnceWebAPI)
 	for _, rate := range []float64{0, 0.01} {
 		b.Run("traced-"+strconv.FormatFloat(rate, 'g', -1, 64), func(b *testing.B) {
 			tp, err := tracing.New(tracing.Config{}, "webgate", tracing.Options{Edge: true, Root: tracing.RateSampler(rate),
@@ -161,6 +162,51 @@ func benchOnce(b *testing.B, tp *tracing.Provider, rate float64) {
 		buf, err = readAll(resp.Body, buf[:0])
 		_ = resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d, err %v: %s", resp.StatusCode, err, buf)
+		}
+	}
+}
+
+// benchWebAPISchema is the echo schema of the suite's WebAPI 2.0 once rows: a route and
+// its mappings, no validation (tools/asfbench/scenario/webapi.go).
+const benchWebAPISchema = `{
+  "meta": {"serviceId": "echo", "version": "v1.0", "service": ["echo"]},
+  "webapi": {
+    "route": "/v2/echo",
+    "request": {"data": {"mapping": [{"data_type": "text", "rule": [
+      {"src": "$.data.text", "dst": "$.payload.input.text"},
+      {"value": "utf8", "dst": "$.payload.input.encoding"}]}]}},
+    "response": {"data": {"mapping": [{"data_type": "text", "rule": [
+      {"src": "$.payload.input.text", "dst": "$.data.result"}]}]}}
+  }
+}`
+
+// benchOnceWebAPI is benchOnce's request in iFLYTEK's WebAPI 2.0 envelope on the
+// capability's WebAPI 2.0 route, as the suite's WebAPI 2.0 once rows send it.
+func benchOnceWebAPI(b *testing.B) {
+	reg := capability.NewRegistry()
+	if _, err := reg.Put("echo.json", 1, []byte(benchWebAPISchema)); err != nil {
+		b.Fatal(err)
+	}
+	g := startGateLogged(b, &fakeAtom{}, echoAtom{}, func(o *Options) { o.Schemas = reg }, benchLog)
+	url := g.srv.URL + "/v2/echo"
+	body := []byte(`{"business":{},"common":{"app_id":"app1"},"data":{"status":2,"text":"` +
+		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("athena "), 150)) + `"}}`)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer client.CloseIdleConnections()
+	var rd bytes.Reader
+	buf := make([]byte, 0, 8192)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		resp, err := client.Post(url, "application/json", &rd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf, err = readAll(resp.Body, buf[:0])
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(buf, []byte(`"code":0`)) {
 			b.Fatalf("status %d, err %v: %s", resp.StatusCode, err, buf)
 		}
 	}

@@ -9,7 +9,9 @@ package webapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
+	"sync"
 
 	"github.com/athenaserving/asf/libs/aserr"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
@@ -38,16 +40,9 @@ type Msg struct {
 func Decode(info *gate.Request, data []byte, once bool) (Msg, error) {
 	var m Msg
 	spec := info.Schema.WebAPI()
-	v, ok := ase.DecodeJSON(data)
-	if !ok {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		if err := dec.Decode(&v); err != nil {
-			return m, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request json: %v", err)
-		}
-		if dec.More() {
-			return m, aserr.New(aserr.ErrBadRequest.Code, "invalid request json: data after the top-level value")
-		}
+	v, err := decode(data)
+	if err != nil {
+		return m, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request json: %v", err)
 	}
 	doc, ok := v.(map[string]any)
 	if !ok {
@@ -87,13 +82,46 @@ func Decode(info *gate.Request, data []byte, once bool) (Msg, error) {
 		hdr["status"] = int(ase.StatusEnd)
 		delete(out, "payload")
 	}
-	b, err := json.Marshal(out)
+	b, err := marshal(make([]byte, 0, len(data)+256), out)
 	if err != nil {
 		return m, aserr.Newf(aserr.ErrBadRequest.Code, "invalid request: %v", err)
 	}
 	m.ASE = b
 	return m, nil
 }
+
+// decode decodes a JSON document as a json.Decoder with UseNumber does, on ase's fast
+// path when the document allows.
+func decode(data []byte) (any, error) {
+	if v, ok := ase.DecodeJSON(data); ok {
+		return v, nil
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("data after the top-level value")
+	}
+	return v, nil
+}
+
+// marshal appends v as JSON: ase.AppendJSON, or encoding/json for what that refuses.
+func marshal(dst []byte, v any) ([]byte, error) {
+	if out, ok := ase.AppendJSON(dst, v); ok {
+		return out, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+// scratch holds the ASE rendering of a result while AppendResult maps it.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
 
 // common is the request's common object (nil when absent).
 func common(doc map[string]any) map[string]any {
@@ -118,15 +146,13 @@ func AppendResult(dst []byte, info *gate.Request, r ase.Renderer, res *atompb.Re
 	if info.Schema == nil || !info.WebAPI {
 		return r.AppendResultCID(dst, res, cid)
 	}
-	doc := map[string]any{}
-	dec := json.NewDecoder(bytes.NewReader(r.AppendResult(nil, res)))
-	dec.UseNumber()
-	_ = dec.Decode(&doc) // the renderer writes valid JSON
+	buf := scratch.Get().(*[]byte)
+	*buf = r.AppendResult((*buf)[:0], res)
+	v, _ := decode(*buf) // the renderer writes valid JSON; decode copies what it keeps
+	scratch.Put(buf)
+	doc, _ := v.(map[string]any)
 	data := info.Schema.WebAPI().Response(doc)
-	body, err := json.Marshal(data)
-	if err != nil {
-		return appendWebAPIError(dst, aserr.ErrInternal.Code, aserr.ErrInternal.Msg, res.GetSid(), cid)
-	}
+	n := len(dst)
 	dst = append(dst, `{"code":0,"message":"success","sid":`...)
 	dst = ase.AppendString(dst, res.GetSid())
 	if cid != "" {
@@ -134,7 +160,10 @@ func AppendResult(dst []byte, info *gate.Request, r ase.Renderer, res *atompb.Re
 		dst = ase.AppendString(dst, cid)
 	}
 	dst = append(dst, `,"data":`...)
-	dst = append(dst, body...)
+	dst, err := marshal(dst, data)
+	if err != nil {
+		return appendWebAPIError(dst[:n], aserr.ErrInternal.Code, aserr.ErrInternal.Msg, res.GetSid(), cid)
+	}
 	return append(dst, '}')
 }
 
