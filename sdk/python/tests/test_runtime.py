@@ -1,5 +1,6 @@
 import io
 import os
+import select
 import socket
 import tempfile
 import textwrap
@@ -252,7 +253,7 @@ class TestRuntime(unittest.TestCase):
         with self.assertRaises(socket.timeout):
             c.parent.recv(1, socket.MSG_PEEK)
         c.parent.settimeout(10)
-        nudge.sendall(b"\x01")  # the slow call has been running long enough: hand over
+        self._nudge_until_answered(nudge, c.parent)  # the slow call has run long enough
         mt, mid, body = P.read_frame(c.rfile)
         self.assertEqual((mt, mid), (P.MSG_OK, 3), "the nudge did not hand the reading over")
         c.rt.wrapper.release.set()
@@ -262,12 +263,23 @@ class TestRuntime(unittest.TestCase):
         c.rt.wrapper.release.clear()
         c.parent.sendall(P.frame(P.MSG_ONCE, 4, P.encode_request({"inputs": [("slow", 0, {}, b"s")]})) +
                          P.frame(P.MSG_ONCE, 5, P.encode_request({"inputs": [("fast", 0, {}, b"g")]})))
-        nudge.sendall(b"\x01")
+        self._nudge_until_answered(nudge, c.parent)
         mt, mid, body = P.read_frame(c.rfile)
         self.assertEqual((mt, mid), (P.MSG_OK, 5))
         c.rt.wrapper.release.set()
         self.assertEqual(P.read_frame(c.rfile)[:2], (P.MSG_OK, 4))
         self.assertEqual(c.call(P.MSG_ONCE, 6, P.encode_request({"inputs": [("again", 0, {}, b"a")]}))[0], "ok")
+
+    def _nudge_until_answered(self, nudge, parent):
+        """Nudge every 50 ms until an answer is waiting, as the loader nudges every
+        millisecond while a call is old: a nudge that comes before the slow call has
+        begun finds nothing to hand over."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            nudge.sendall(b"\x01")
+            if select.select([parent], [], [], 0.05)[0]:
+                return
+        self.fail("no answer after 10 s of nudges")
 
     def test_nudge_socket_closed_ends_standby(self):
         """The standby thread ends when the loader closes the hand-off socket."""
