@@ -120,8 +120,11 @@ func marshal(dst []byte, v any) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
-// scratch holds the ASE rendering of a result while AppendResult maps it.
+// scratch holds the ASE rendering of a result while AppendResult maps it; a buffer that
+// grew past maxScratch (a large result) is left to the collector.
 var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxScratch = 1 << 20
 
 // common is the request's common object (nil when absent).
 func common(doc map[string]any) map[string]any {
@@ -149,7 +152,9 @@ func AppendResult(dst []byte, info *gate.Request, r ase.Renderer, res *atompb.Re
 	buf := scratch.Get().(*[]byte)
 	*buf = r.AppendResult((*buf)[:0], res)
 	v, _ := decode(*buf) // the renderer writes valid JSON; decode copies what it keeps
-	scratch.Put(buf)
+	if cap(*buf) <= maxScratch {
+		scratch.Put(buf)
+	}
 	doc, _ := v.(map[string]any)
 	data := info.Schema.WebAPI().Response(doc)
 	n := len(dst)
