@@ -210,8 +210,7 @@ func isJSONNumber(s string) bool {
 const hexDigits = "0123456789abcdef"
 
 // plainASCII holds the bytes a JSON string takes as they are and that are never part of a
-// multi-byte rune: printable ASCII but '"' and '\\'. One load per byte for the long runs of
-// base64 and text that make most of a document.
+// multi-byte rune: printable ASCII but '"' and '\\' (plainPrefix's byte-at-a-time test).
 var plainASCII = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'

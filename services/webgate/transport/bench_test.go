@@ -144,54 +144,32 @@ func benchOnce(b *testing.B, tp *tracing.Provider, rate float64) {
 	g := startGateLogged(b, &fakeAtom{}, echoAtom{}, func(o *Options) {
 		o.Schemas, o.Tracing, o.TraceSampleRate = reg, tp, rate
 	}, benchLog)
-	url := g.srv.URL + "/v1/private/echo"
 	body := []byte(`{"header":{"app_id":"app1","status":3},"parameter":{"echo":{}},"payload":{"input":{"encoding":"utf8","status":3,"text":"` +
 		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("athena "), 150)) + `"}}}`)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	defer client.CloseIdleConnections()
-	var rd bytes.Reader
-	buf := make([]byte, 0, 8192)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		rd.Reset(body)
-		resp, err := client.Post(url, "application/json", &rd)
-		if err != nil {
-			b.Fatal(err)
-		}
-		buf, err = readAll(resp.Body, buf[:0])
-		_ = resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("status %d, err %v: %s", resp.StatusCode, err, buf)
-		}
-	}
+	benchPost(b, g.srv.URL+"/v1/private/echo", body, func([]byte) bool { return true })
 }
 
-// benchWebAPISchema is the echo schema of the suite's WebAPI 2.0 once rows: a route and
-// its mappings, no validation (tools/asfbench/scenario/webapi.go).
-const benchWebAPISchema = `{
-  "meta": {"serviceId": "echo", "version": "v1.0", "service": ["echo"]},
-  "webapi": {
-    "route": "/v2/echo",
-    "request": {"data": {"mapping": [{"data_type": "text", "rule": [
-      {"src": "$.data.text", "dst": "$.payload.input.text"},
-      {"value": "utf8", "dst": "$.payload.input.encoding"}]}]}},
-    "response": {"data": {"mapping": [{"data_type": "text", "rule": [
-      {"src": "$.payload.input.text", "dst": "$.data.result"}]}]}}
-  }
-}`
-
 // benchOnceWebAPI is benchOnce's request in iFLYTEK's WebAPI 2.0 envelope on the
-// capability's WebAPI 2.0 route, as the suite's WebAPI 2.0 once rows send it.
+// capability's WebAPI 2.0 route, with the echo schema of the suite's WebAPI 2.0 once rows
+// (a route and its mappings, no validation: tools/asfbench/scenario/webapi.go).
 func benchOnceWebAPI(b *testing.B) {
+	sch, err := os.ReadFile("webapi/testdata/bench_echo_schema.json")
+	if err != nil {
+		b.Fatal(err)
+	}
 	reg := capability.NewRegistry()
-	if _, err := reg.Put("echo.json", 1, []byte(benchWebAPISchema)); err != nil {
+	if _, err := reg.Put("echo.json", 1, sch); err != nil {
 		b.Fatal(err)
 	}
 	g := startGateLogged(b, &fakeAtom{}, echoAtom{}, func(o *Options) { o.Schemas = reg }, benchLog)
-	url := g.srv.URL + "/v2/echo"
 	body := []byte(`{"business":{},"common":{"app_id":"app1"},"data":{"status":2,"text":"` +
 		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("athena "), 150)) + `"}}`)
+	benchPost(b, g.srv.URL+"/v2/echo", body, func(resp []byte) bool { return bytes.Contains(resp, []byte(`"code":0`)) })
+}
+
+// benchPost posts body to url b.N times on reused connections; every answer must be 200
+// and pass ok.
+func benchPost(b *testing.B, url string, body []byte, ok func([]byte) bool) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	defer client.CloseIdleConnections()
 	var rd bytes.Reader
@@ -206,7 +184,7 @@ func benchOnceWebAPI(b *testing.B) {
 		}
 		buf, err = readAll(resp.Body, buf[:0])
 		_ = resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(buf, []byte(`"code":0`)) {
+		if err != nil || resp.StatusCode != http.StatusOK || !ok(buf) {
 			b.Fatalf("status %d, err %v: %s", resp.StatusCode, err, buf)
 		}
 	}

@@ -93,14 +93,13 @@ func FuzzAppendResult(f *testing.F) {
 }
 
 // BenchmarkWebAPI measures the WebAPI 2.0 envelope of one once request of the suite's
-// WebAPI 2.0 rows, 1 KB of text: Decode into ASE JSON and AppendResult of its echo
+// WebAPI 2.0 rows (their schema), 1 KB of text: Decode into ASE JSON and AppendResult of its echo
 // (without the ASE parsing and rendering that every ASE request costs too, except the
 // rendering AppendResult maps from).
 func BenchmarkWebAPI(b *testing.B) {
-	sch, err := capability.Parse([]byte(`{"meta": {"serviceId": "echo"}, "webapi": {"route": "/v2/echo",
-	  "request": {"data": {"mapping": [{"data_type": "text", "rule": [
-	    {"src": "$.data.text", "dst": "$.payload.input.text"}, {"value": "utf8", "dst": "$.payload.input.encoding"}]}]}},
-	  "response": {"data": {"mapping": [{"data_type": "text", "rule": [{"src": "$.payload.input.text", "dst": "$.data.result"}]}]}}}}`))
+	raw, err := os.ReadFile("testdata/bench_echo_schema.json")
+	require.NoError(b, err)
+	sch, err := capability.Parse(raw)
 	require.NoError(b, err)
 	info := &gate.Request{Capability: "echo", Schema: sch, WebAPI: true, SID: "sid"}
 	text := bytes.Repeat([]byte("athena "), 150)
