@@ -48,6 +48,9 @@ func appendJSON(dst []byte, v any, depth int) ([]byte, bool) {
 	case float64:
 		return appendFloat(dst, x)
 	case map[string]any:
+		if x == nil {
+			return append(dst, "null"...), true
+		}
 		var arr [16]string
 		keys := arr[:0]
 		for k := range x {

@@ -38,6 +38,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		"sorted keys":   many,
 		"empty object":  map[string]any{},
 		"nil list":      []any(nil),
+		"nil object":    map[string]any(nil),
 		"control chars": "\n\r\t\x01",
 	} {
 		t.Run(name, func(t *testing.T) {
