@@ -14,9 +14,10 @@ const maxEncodeDepth = 2 * maxScanDepth
 // AppendJSON appends v as JSON, as encoding/json marshals it with HTML escaping off: v is
 // a value as DecodeJSON (or a json.Decoder with UseNumber) returns it — map[string]any
 // (its keys sorted), []any, string, json.Number, bool, nil — or an int or a float64. ok
-// is false, and dst is to be discarded, for any other type, a number that is not valid
-// JSON, a NaN or infinity, or a value nested deeper than maxEncodeDepth: the caller then
-// falls back to encoding/json.
+// is false for any other type, a number that is not valid JSON, a NaN or infinity, or a
+// value nested deeper than maxEncodeDepth: the slice returned then holds a partial value
+// and is to be dropped (dst up to its length is intact), and the caller falls back to
+// encoding/json.
 //
 // It is DecodeJSON's inverse for the WebAPI 2.0 envelope, which maps documents as maps:
 // one pass with no reflection and no intermediate buffer.

@@ -93,8 +93,8 @@ func FuzzAppendResult(f *testing.F) {
 }
 
 // BenchmarkWebAPI measures the WebAPI 2.0 envelope of one once request of the suite's
-// WebAPI 2.0 rows (their schema), 1 KB of text: Decode into ASE JSON and AppendResult of its echo
-// (without the ASE parsing and rendering that every ASE request costs too, except the
+// WebAPI 2.0 rows (their schema, 1 KB of text): Decode into ASE JSON and AppendResult of
+// its echo, without the ASE parsing and rendering every ASE request costs too (but the
 // rendering AppendResult maps from).
 func BenchmarkWebAPI(b *testing.B) {
 	raw, err := os.ReadFile("testdata/bench_echo_schema.json")
