@@ -18,7 +18,7 @@ shift || true
 # The FastAPI + uvicorn baseline runs on Debian's packages with /usr/bin/python3, with
 # uvloop and httptools as uvicorn runs in production: without httptools uvicorn falls back
 # to h11, which writes a response's head and body apart, and the client's delayed ACK then
-# holds every request ~40 ms (scripts/engines.sh installs fastapi and uvicorn alone).
+# holds every request ~40 ms (scripts/engines.sh, run by make engines, installs them too).
 if ! /usr/bin/python3 -c 'import fastapi, uvicorn, uvloop, httptools' 2>/dev/null; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		echo "bench: installing python3-fastapi python3-uvicorn python3-uvloop python3-httptools (Debian packages)" >&2

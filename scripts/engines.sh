@@ -11,8 +11,10 @@
 #   asr     (C, examples/engines/asr)     libpocketsphinx-dev pocketsphinx-en-us (pulls libsphinxbase-dev)
 #   digits  (Python, examples/engines/digits) python3-sklearn python3-numpy python3-pil
 # and for the forward engine's tests (tests/forward): python3-fastapi python3-uvicorn, an
-# upstream API served by FastAPI + uvicorn under /usr/bin/python3; and python3-websocket for
-# the Python WebAPI 2.0 client (examples/webapi/iat_client.py, tests/engines).
+# upstream API served by FastAPI + uvicorn under /usr/bin/python3, with python3-uvloop
+# python3-httptools as uvicorn runs in production (asfbench's FastAPI baseline and its test);
+# and python3-websocket for the Python WebAPI 2.0 client (examples/webapi/iat_client.py,
+# tests/engines).
 # Output directory: $ASF_ENGINES_DIR, default bin/engines. Never fails because an engine
 # cannot be built: it says which one was skipped and why (exit 0); only a broken build
 # of an engine whose packages are present fails (exit 1).
@@ -20,7 +22,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=${ASF_ENGINES_DIR:-$root/bin/engines}
-PKGS=(libespeak-ng-dev espeak-ng-data libpocketsphinx-dev pocketsphinx-en-us python3-sklearn python3-numpy python3-pil python3-venv python3-fastapi python3-uvicorn python3-websocket)
+PKGS=(libespeak-ng-dev espeak-ng-data libpocketsphinx-dev pocketsphinx-en-us python3-sklearn python3-numpy python3-pil python3-venv python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-websocket)
 INC=$root/services/loader/include
 CC=${CC:-gcc}
 PY=${ASF_PYTHON:-/usr/bin/python3}

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,6 +94,30 @@ type Options struct {
 	// TraceSampleRate is webgate's --trace-sample-rate (0-1) while tracing is on ("":
 	// webgate's default).
 	TraceSampleRate string
+	// GoMaxProcs is the GOMAXPROCS every service process (and Jaeger) runs with: 0 is SharedGoMaxProcs
+	// (half the machine's cores), below 0 sets none (each process takes one P per core).
+	// A GOMAXPROCS in this process's environment is passed on as it is instead.
+	GoMaxProcs int
+}
+
+// SharedGoMaxProcs is the GOMAXPROCS the suite gives each service by default: half the
+// cores this process may run on, at least 1. The suite's processes share the machine;
+// with a P per core each, every hand-off between goroutines wakes another thread of the
+// same process to spin for work, on the cores the other services need (docs/operating.md,
+// "Co-located services").
+func SharedGoMaxProcs() int { return max(1, runtime.NumCPU()/2) }
+
+// procEnv is the environment of a service process: this process's, with GOMAXPROCS set
+// as Options.GoMaxProcs says (nil: this process's unchanged).
+func (o Options) procEnv() []string {
+	if o.GoMaxProcs < 0 || os.Getenv("GOMAXPROCS") != "" {
+		return nil
+	}
+	n := o.GoMaxProcs
+	if n == 0 {
+		n = SharedGoMaxProcs()
+	}
+	return append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(n))
 }
 
 // PKIInstance is the instance name of the suite's certificates: every process runs on
@@ -398,6 +423,7 @@ func (s *Suite) launch(ctx context.Context, name, dir, bin string, args []string
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
+	cmd.Env = s.opts.procEnv()
 	cmd.Stdout = lf
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

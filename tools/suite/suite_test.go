@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +70,18 @@ func TestSuiteProcesses(t *testing.T) {
 	})
 	if got := len(s.LoaderAddrs()); got != 2 {
 		t.Fatalf("loaders = %d", got)
+	}
+	if os.Getenv("GOMAXPROCS") == "" { // every service runs with the suite's share of the cores
+		want := fmt.Sprintf("GOMAXPROCS=%d", SharedGoMaxProcs())
+		for _, p := range s.Procs() {
+			env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.Cmd.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(strings.Split(string(env), "\x00"), want) {
+				t.Errorf("%s runs without %s", p.Name, want)
+			}
+		}
 	}
 	body := `{"header":{"app_id":"demo","status":3},"parameter":{"echo":{}},"payload":{"input":{"encoding":"utf8","status":3,"text":"aGVsbG8gYXRoZW5h"}}}`
 	app := s.App()
@@ -161,5 +174,34 @@ func checkJaeger(t *testing.T, s *Suite) {
 		case !s.hasFlag(svc, "trace-endpoint") && i >= 0:
 			t.Errorf("%s has no --trace-endpoint flag but got it: %v", p.Name, p.args)
 		}
+	}
+}
+
+// TestProcEnv: a service gets GOMAXPROCS as Options.GoMaxProcs says, unless this
+// process's environment sets one.
+func TestProcEnv(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "")
+	os.Unsetenv("GOMAXPROCS")
+	last := func(env []string) string {
+		if env == nil {
+			return "<inherited>"
+		}
+		return env[len(env)-1]
+	}
+	for _, c := range []struct {
+		procs int
+		want  string
+	}{
+		{0, fmt.Sprintf("GOMAXPROCS=%d", max(1, runtime.NumCPU()/2))},
+		{3, "GOMAXPROCS=3"},
+		{-1, "<inherited>"},
+	} {
+		if got := last(Options{GoMaxProcs: c.procs}.procEnv()); got != c.want {
+			t.Errorf("GoMaxProcs %d: %s, want %s", c.procs, got, c.want)
+		}
+	}
+	t.Setenv("GOMAXPROCS", "7")
+	if got := last(Options{GoMaxProcs: 3}.procEnv()); got != "<inherited>" {
+		t.Errorf("with GOMAXPROCS=7 set: %s, want the environment inherited", got)
 	}
 }

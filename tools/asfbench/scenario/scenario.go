@@ -170,6 +170,9 @@ type Env struct {
 	LoaderBench, LBBench string
 	// RepoDir is the checkout (for examples/engines and sdk/python).
 	RepoDir string
+	// SuiteSetup says how the suite's processes run (their GOMAXPROCS), for the report's
+	// notes; "" says nothing.
+	SuiteSetup string
 }
 
 func (e *Env) logf(format string, a ...any) {
@@ -188,6 +191,8 @@ func Run(ctx context.Context, env *Env) (*report.Report, error) {
 	rep := &report.Report{Mode: env.Profile.Name, Started: time.Now(), Machine: DescribeMachine()}
 	if env.StartSuite == nil {
 		rep.Notes = append(rep.Notes, "The suite was not measured: "+env.SuiteUnavailable+". Only the baselines ran.")
+	} else if env.SuiteSetup != "" {
+		rep.Notes = append(rep.Notes, env.SuiteSetup)
 	}
 	var suite Suite
 	if env.StartSuite != nil && (env.want("once") || env.want("stream") || env.want("control")) {
