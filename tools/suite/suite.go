@@ -103,7 +103,7 @@ type Options struct {
 // SharedGoMaxProcs is the GOMAXPROCS the suite gives each service by default: half the
 // cores this process may run on, at least 1. The suite's processes share the machine;
 // with a P per core each, every hand-off between goroutines wakes another thread of the
-// same process to spin for work, on the cores the other services need (docs/operating.md,
+// same process to spin for work, on the cores the other services need (docs/operations.md,
 // "Co-located services").
 func SharedGoMaxProcs() int { return max(1, runtime.NumCPU()/2) }
 

@@ -307,6 +307,6 @@ func suiteSetup(procs int) string {
 	case procs == 0:
 		procs = suite.SharedGoMaxProcs()
 	}
-	return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%d of %d cores (--gomaxprocs; the suite's default is half the cores: docs/operating.md, \"Co-located services\").",
+	return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%d of %d cores (--gomaxprocs; the suite's default is half the cores: docs/operations.md, \"Co-located services\").",
 		procs, runtime.NumCPU())
 }
