@@ -52,6 +52,8 @@ func NewServer(service string, log zerolog.Logger, reg prometheus.Registerer, ex
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
 		grpc.NumStreamWorkers(StreamWorkers),
+		grpc.StaticStreamWindowSize(StreamWindow), // see StreamWindow
+		grpc.StaticConnWindowSize(ConnWindow),
 		CodecServerOption(),
 	}
 	s := &Server{Server: grpc.NewServer(append(opts, extra...)...), Health: health.NewServer()}
