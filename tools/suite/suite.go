@@ -94,9 +94,9 @@ type Options struct {
 	// TraceSampleRate is webgate's --trace-sample-rate (0-1) while tracing is on ("":
 	// webgate's default).
 	TraceSampleRate string
-	// GoMaxProcs is the GOMAXPROCS every service process (and Jaeger) runs with: 0 is SharedGoMaxProcs
-	// (half the machine's cores), below 0 sets none (each process takes one P per core).
-	// A GOMAXPROCS in this process's environment is passed on as it is instead.
+	// GoMaxProcs is the GOMAXPROCS every service process (and Jaeger) runs with: 0 is
+	// SharedGoMaxProcs (half the machine's cores), below 0 sets none (each process takes
+	// one P per core). A GOMAXPROCS in this process's environment is passed on as it is.
 	GoMaxProcs int
 }
 
