@@ -87,11 +87,7 @@ func (s *Suite) startJaeger(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(o.JaegerBinary(), "--config", config)
-	env := o.procEnv()
-	if env == nil {
-		env = os.Environ()
-	}
-	cmd.Env = append(env,
+	cmd.Env = append(o.procEnv(),
 		"ASF_JAEGER_OTLP_GRPC_LISTEN="+otlp, "ASF_JAEGER_OTLP_HTTP_LISTEN="+otlpHTTP,
 		"ASF_JAEGER_QUERY_HTTP_LISTEN="+queryHTTP, "ASF_JAEGER_QUERY_GRPC_LISTEN="+queryGRPC)
 	cmd.Stdout = lf

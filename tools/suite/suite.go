@@ -107,17 +107,27 @@ type Options struct {
 // "Co-located services").
 func SharedGoMaxProcs() int { return max(1, runtime.NumCPU()/2) }
 
+// GoMaxProcsFor is the GOMAXPROCS the suite sets on its processes for Options.GoMaxProcs
+// n, and false when it sets none: n below 0, or a GOMAXPROCS in this process's
+// environment, which they inherit as it is.
+func GoMaxProcsFor(n int) (int, bool) {
+	switch {
+	case n < 0 || os.Getenv("GOMAXPROCS") != "":
+		return 0, false
+	case n == 0:
+		return SharedGoMaxProcs(), true
+	}
+	return n, true
+}
+
 // procEnv is the environment of a service process: this process's, with GOMAXPROCS set
-// as Options.GoMaxProcs says (nil: this process's unchanged).
+// as Options.GoMaxProcs says.
 func (o Options) procEnv() []string {
-	if o.GoMaxProcs < 0 || os.Getenv("GOMAXPROCS") != "" {
-		return nil
+	env := os.Environ()
+	if n, ok := GoMaxProcsFor(o.GoMaxProcs); ok {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(n))
 	}
-	n := o.GoMaxProcs
-	if n == 0 {
-		n = SharedGoMaxProcs()
-	}
-	return append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(n))
+	return env
 }
 
 // PKIInstance is the instance name of the suite's certificates: every process runs on

@@ -299,14 +299,13 @@ func serveBaseline(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 
 // suiteSetup is the report's note on the suite processes' GOMAXPROCS (suite.Options.GoMaxProcs).
 func suiteSetup(procs int) string {
-	switch g := os.Getenv("GOMAXPROCS"); {
-	case g != "":
-		return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%s, as this process's environment sets it.", g)
-	case procs < 0:
-		return "Every suite process runs with a P per core (--gomaxprocs -1)."
-	case procs == 0:
-		procs = suite.SharedGoMaxProcs()
+	n, ok := suite.GoMaxProcsFor(procs)
+	switch {
+	case ok:
+		return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%d of %d cores (--gomaxprocs; the suite's default is half the cores: docs/operations.md, \"Co-located services\").",
+			n, runtime.NumCPU())
+	case os.Getenv("GOMAXPROCS") != "":
+		return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%s, as this process's environment sets it.", os.Getenv("GOMAXPROCS"))
 	}
-	return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%d of %d cores (--gomaxprocs; the suite's default is half the cores: docs/operations.md, \"Co-located services\").",
-		procs, runtime.NumCPU())
+	return "Every suite process runs with a P per core (--gomaxprocs -1)."
 }
