@@ -14,6 +14,7 @@ import (
 	"github.com/athenaserving/asf/libs/callmux/muxwire"
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,9 +40,9 @@ import (
 //	go test -c -o /tmp/cm.test ./libs/callmux && for i in 1 2 3 4 5; do /tmp/cm.test -test.run '^$' -test.bench Once -test.benchmem -test.cpu 2; done
 func BenchmarkOnce(b *testing.B) {
 	for _, conc := range []int{1, 64} {
-		for _, way := range []string{"unary", "mux"} {
+		for _, way := range []string{"unary", "mux", "raw"} {
 			b.Run(way+"/c"+strconv.Itoa(conc), func(b *testing.B) {
-				call := benchSetup(b, way == "mux")
+				call := benchSetup(b, way)
 				req := &in{ServiceId: "echo", Headers: map[string]string{"sid": "ase000d1b0a@dx18f0e2b1a2c0001", "app_id": "app1", "uid": "u1"},
 					Pl: []*loaderpb.Payload{{Meta: &loaderpb.MetaDesc{Name: "text", Attribute: map[string]string{"encoding": "utf8"}}, Data: make([]byte, 128)}}}
 				b.ReportAllocs()
@@ -72,17 +73,21 @@ func BenchmarkOnce(b *testing.B) {
 }
 
 // benchSetup serves an echo Loader with the project's chain and returns a call function:
-// the unary Once, or Once over a callmux client with two streams.
-func benchSetup(b *testing.B, muxed bool) func(context.Context, *in) (*out, error) {
+// the unary Once ("unary"), or Once over a callmux client with two gRPC streams ("mux") or
+// two raw streams ("raw", libs/rawstream on the same port).
+func benchSetup(b *testing.B, way string) func(context.Context, *in) (*out, error) {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(b, err)
+	split := rawstream.Listen(tcp, rawstream.ListenOptions{})
+	var ln net.Listener = split.GRPC()
 	reg := prometheus.NewRegistry()
-	opts := append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(0)...)
-	srv := grpcx.NewServer("bench", zerolog.Nop(), reg, opts...)
+	sopts := append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(0)...)
+	srv := grpcx.NewServer("bench", zerolog.Nop(), reg, sopts...)
 	f := &fakeLoader{handle: echo, runs: map[string]int{}}
 	f.mux = muxwire.NewLoaderServer(echo, callmux.ServerOptions{Recorder: grpcx.NewCallRecorder("bench", zerolog.Nop(), reg, nil)})
 	loaderpb.RegisterLoaderServer(srv.Server, benchLoader{f: f})
+	muxwire.ServeLoader(split, f.mux, "atom")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -91,23 +96,27 @@ func benchSetup(b *testing.B, muxed bool) func(context.Context, *in) (*out, erro
 	cc, err := grpcx.Dial(ln.Addr().String(), grpcx.FastFailure(), grpcx.CallMsgSize(0))
 	require.NoError(b, err)
 	lc := loaderpb.NewLoaderClient(cc)
-	streams := 0
-	if muxed {
-		streams = 2
+	opts := callmux.Options{}
+	if way != "unary" {
+		opts.Streams = 2
 	}
-	m := muxwire.NewLoaderClient(lc, callmux.Options{Streams: streams})
+	if way == "raw" {
+		opts.Direct = &rawstream.Dialer{Target: split.Addr().String()}
+	}
+	m := muxwire.NewLoaderClient(lc, opts)
 	b.Cleanup(func() {
 		_ = m.Close()
 		_ = cc.Close()
 		srv.Stop()
 		<-done
+		split.Shutdown(context.Background())
 		f.mux.Close()
 	})
 	deadline := time.Now().Add(5 * time.Second)
-	for m.Open() < streams && time.Now().Before(deadline) {
+	for m.Open() < opts.Streams && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // set-up before the timer starts
 	}
-	require.Equal(b, streams, m.Open())
+	require.Equal(b, opts.Streams, m.Open())
 	return func(ctx context.Context, req *in) (*out, error) { return m.Call(ctx, req) }
 }
 

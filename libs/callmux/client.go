@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -50,6 +51,11 @@ type Options struct {
 	// 64 KiB; negative: no bound); a larger one goes over the unary RPC, so that moving it
 	// never holds up the small calls that share the stream.
 	MaxCallBytes int
+	// Direct, when set, opens the streams as rawstream connections of their own instead
+	// of gRPC streams (each falls back to a gRPC stream while Direct cannot open one: see
+	// rawstream.Opener); StreamMethod names them (muxwire sets it).
+	Direct       *rawstream.Dialer
+	StreamMethod string
 	// Log is the client's logger.
 	Log zerolog.Logger
 }
@@ -102,6 +108,9 @@ type Client[Req, Resp, C, R any] struct {
 // put on a stream with unary; it starts opening the streams in the background.
 func NewClient[Req, Resp, C, R any](open Opener[C, R], unary Unary[Req, Resp], wire ClientWire[Req, Resp, C, R], opts Options) *Client[Req, Resp, C, R] {
 	opts.defaults()
+	if opts.Direct != nil {
+		open = rawstream.Opener(opts.Direct, opts.StreamMethod, open)
+	}
 	c := &Client[Req, Resp, C, R]{open: open, unary: unary, wire: wire, opts: opts}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range max(opts.Streams, 0) {
@@ -322,6 +331,7 @@ func (c *Client[Req, Resp, C, R]) openStream() (*stream[Req, Resp, C, R], error)
 		return nil, err
 	}
 	s := &stream[Req, Resp, C, R]{c: c, st: st, end: cancel, pending: map[uint64]chan outcome[Resp]{}, stopped: make(chan struct{})}
+	_, s.concurrent = st.(ConcurrentSender)
 	s.sendable.Store(true)
 	c.wg.Add(1)
 	go s.receive()
@@ -330,7 +340,7 @@ func (c *Client[Req, Resp, C, R]) openStream() (*stream[Req, Resp, C, R], error)
 
 // stream is one open stream. mu guards pending, cancelling, retiring, closing, ended
 // and stopErr; sendMu is held across every Send and CloseSend (a gRPC stream allows one
-// sender at a time) and guards shut. The receiver takes only mu, so it never waits behind
+// sender at a time; a ConcurrentSender's Sends hold it shared) and guards shut. The receiver takes only mu, so it never waits behind
 // a Send that waits for the server: the server may be waiting for the receiver to read.
 // closeIfIdle takes sendMu under mu (mu first), when no Send can be under way.
 type stream[Req, Resp, C, R any] struct {
@@ -348,7 +358,8 @@ type stream[Req, Resp, C, R any] struct {
 	stopErr    error
 	stopOnce   sync.Once
 	stopped    chan struct{} // closed once the stream takes no new calls
-	sendMu     sync.Mutex
+	sendMu     sync.RWMutex
+	concurrent bool // st is a ConcurrentSender
 	shut       bool // CloseSend done
 }
 
@@ -362,12 +373,7 @@ func (s *stream[Req, Resp, C, R]) send(id uint64, msg *C, ch chan outcome[Resp])
 	}
 	s.pending[id] = ch // before the Send: the answer may come before Send returns
 	s.mu.Unlock()
-	s.sendMu.Lock()
-	err := errClosed
-	if !s.shut {
-		err = s.st.Send(msg)
-	}
-	s.sendMu.Unlock()
+	err := s.sendMsg(msg)
 	if err == nil {
 		return true
 	}
@@ -380,6 +386,26 @@ func (s *stream[Req, Resp, C, R]) send(id uint64, msg *C, ch chan outcome[Resp])
 	s.mu.Unlock()
 	return false
 }
+
+// sendMsg sends msg unless the stream's side is closed.
+func (s *stream[Req, Resp, C, R]) sendMsg(msg *C) error {
+	if s.concurrent {
+		s.sendMu.RLock()
+		defer s.sendMu.RUnlock()
+	} else {
+		s.sendMu.Lock()
+		defer s.sendMu.Unlock()
+	}
+	if s.shut {
+		return errClosed
+	}
+	return s.st.Send(msg)
+}
+
+// ConcurrentSender is a stream whose Send may be called by several goroutines at once
+// (a rawstream stream: its senders' messages go out in one write when they meet, which
+// taking turns would prevent).
+type ConcurrentSender interface{ ConcurrentSend() }
 
 // errClosed is send's error for a stream whose side is closed.
 var errClosed = errors.New("call stream closed")
@@ -401,11 +427,7 @@ func (s *stream[Req, Resp, C, R]) abandon(id uint64) {
 	go func() {
 		defer s.c.wg.Done()
 		msg := s.c.wire.NewCall(CallHeader{ID: id, Cancel: true}, nil)
-		s.sendMu.Lock()
-		if !s.shut {
-			_ = s.st.Send(msg) // a failure is the stream's break, which the receiver sees
-		}
-		s.sendMu.Unlock()
+		_ = s.sendMsg(msg) // a failure is the stream's break, which the receiver sees
 		s.mu.Lock()
 		s.cancelling--
 		s.closeIfIdle()

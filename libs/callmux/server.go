@@ -128,6 +128,7 @@ func (s *Server[Req, Resp, C, R]) Serve(st grpc.BidiStreamingServer[C, R]) error
 	ctx, cancel := context.WithCancel(st.Context())
 	defer cancel()
 	ss := &serverStream[Req, Resp, C, R]{s: s, st: st, ctx: ctx, calls: map[uint64]*call[Req, Resp, C, R]{}, drained: make(chan struct{})}
+	_, ss.conc = st.(ConcurrentSender)
 	read := make(chan error, 1)
 	s.mu.Lock()
 	if s.closed {
@@ -166,8 +167,8 @@ func (s *Server[Req, Resp, C, R]) Serve(st grpc.BidiStreamingServer[C, R]) error
 }
 
 // serverStream is one stream being served. mu guards calls and draining; wmu guards
-// ended and is held across every Send (one sender at a time); mu is never taken while
-// wmu is held.
+// ended and is held across every Send (one sender at a time; shared by the Sends of a
+// ConcurrentSender); mu is never taken while wmu is held.
 type serverStream[Req, Resp, C, R any] struct {
 	s        *Server[Req, Resp, C, R]
 	st       grpc.BidiStreamingServer[C, R]
@@ -177,7 +178,8 @@ type serverStream[Req, Resp, C, R any] struct {
 	draining bool
 	drained  chan struct{} // closed by drain
 	running  sync.WaitGroup
-	wmu      sync.Mutex
+	wmu      sync.RWMutex // shared across the Sends of a ConcurrentSender
+	conc     bool         // st is a ConcurrentSender
 	ended    bool // Serve is returning: Send no more
 }
 
@@ -259,8 +261,13 @@ func (ss *serverStream[Req, Resp, C, R]) drain() {
 
 // send sends r unless the stream has ended.
 func (ss *serverStream[Req, Resp, C, R]) send(r *R) error {
-	ss.wmu.Lock()
-	defer ss.wmu.Unlock()
+	if ss.conc {
+		ss.wmu.RLock()
+		defer ss.wmu.RUnlock()
+	} else {
+		ss.wmu.Lock()
+		defer ss.wmu.Unlock()
+	}
 	if ss.ended {
 		return context.Canceled
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/athenaserving/asf/libs/callmux"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/rawstream"
 )
 
 type (
@@ -31,6 +32,7 @@ type (
 // names its calls (spans) Loader/Once. A request's size is its payload bytes.
 func NewLoaderClient(lc loaderpb.LoaderClient, opts callmux.Options) *LoaderClient {
 	opts.Method = loaderpb.Loader_Once_FullMethodName
+	opts.StreamMethod = loaderpb.Loader_OnceStream_FullMethodName
 	return callmux.NewClient(lc.OnceStream, lc.Once, clientWire((*loaderpb.OnceReply).GetOutput, loaderSize,
 		func(h callmux.CallHeader, in *loaderpb.LoaderInput) *loaderpb.OnceCall {
 			c := &loaderpb.OnceCall{Id: h.ID, Input: in, TimeoutNs: int64(h.Timeout), Cancel: h.Cancel}
@@ -53,6 +55,7 @@ func NewLoaderServer(once callmux.Handler[loaderpb.LoaderInput, loaderpb.LoaderO
 // names its calls (spans) Atom/Call. A request's size is its payload bytes.
 func NewAtomClient(ac atompb.AtomClient, opts callmux.Options) *AtomClient {
 	opts.Method = atompb.Atom_Call_FullMethodName
+	opts.StreamMethod = atompb.Atom_CallStream_FullMethodName
 	return callmux.NewClient(ac.CallStream, ac.Call, clientWire((*atompb.CallReply).GetResult, frameSize,
 		func(h callmux.CallHeader, f *atompb.Frame) *atompb.CallRequest {
 			c := &atompb.CallRequest{Id: h.ID, Frame: f, TimeoutNs: int64(h.Timeout), Cancel: h.Cancel}
@@ -69,6 +72,22 @@ func NewAtomServer(call callmux.Handler[atompb.Frame, atompb.Result], opts callm
 		func(h callmux.ReplyHeader, res *atompb.Result) *atompb.CallReply {
 			return &atompb.CallReply{Id: h.ID, Result: res, GrpcCode: uint32(h.Status), Code: int32(h.Code), Message: h.Message, Drain: h.Drain, NotRun: h.NotRun}
 		}), opts)
+}
+
+// ServeLoader registers srv's OnceStream on ln as a raw stream (rawstream.Opener's
+// counterpart, what callmux.Options.Direct dials) for callers of one of services.
+func ServeLoader(ln *rawstream.Listener, srv *LoaderServer, services ...string) {
+	ln.Handle(loaderpb.Loader_OnceStream_FullMethodName, services, func(c *rawstream.Conn) error {
+		return srv.Serve(rawstream.ServerStream[loaderpb.OnceCall, loaderpb.OnceReply](c))
+	})
+}
+
+// ServeAtom registers srv's CallStream on ln as a raw stream for callers of one of
+// services.
+func ServeAtom(ln *rawstream.Listener, srv *AtomServer, services ...string) {
+	ln.Handle(atompb.Atom_CallStream_FullMethodName, services, func(c *rawstream.Conn) error {
+		return srv.Serve(rawstream.ServerStream[atompb.CallRequest, atompb.CallReply](c))
+	})
 }
 
 // clientWire is the caller's wire of a hop: newCall builds its call message, resp reads

@@ -1,0 +1,193 @@
+package rawstream
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+)
+
+// FallbackFor is how long a Dialer whose dial failed leaves its Opener to the gRPC stream
+// before it tries again.
+const FallbackFor = 30 * time.Second
+
+// Dialer opens streams to a server's Listener. It is safe for concurrent use.
+type Dialer struct {
+	// Target is the server: host:port, a comma-separated list of them, or a gRPC dns:///
+	// target. Each Dial resolves it and takes the next address (round robin over the
+	// replicas a name resolves to, as grpcx.Dial's connections do).
+	Target string
+	// TLS is the client's TLS config (tlsx's ClientConfig); nil dials plaintext. Dial asks
+	// for Proto over ALPN.
+	TLS *tls.Config
+	// MaxRecv bounds a message the client receives (default DefaultMaxRecv).
+	MaxRecv int
+	// Timeout bounds the connection, its handshake and the server's hello (default
+	// grpcx.ConnectTimeout).
+	Timeout time.Duration
+	// Log is where Opener logs a dial that failed (at debug; at info the first time).
+	Log zerolog.Logger
+
+	next     atomic.Uint64
+	mu       sync.Mutex
+	downTill time.Time // Opener uses the gRPC stream until then
+	warned   bool
+}
+
+// Dial opens a stream of method ("/asf.loader.v1.Loader/OnceStream") on the next address
+// of Target; it returns once the server accepted it. ctx bounds the stream's life: when it
+// is done the connection is closed.
+func (d *Dialer) Dial(ctx context.Context, method string) (*Conn, error) {
+	addrs, err := d.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := d.next.Add(1)
+	var errs []error
+	for i := range addrs {
+		c, err := d.dial(ctx, addrs[(start+uint64(i))%uint64(len(addrs))], method)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// resolve returns Target's addresses, names resolved.
+func (d *Dialer) resolve(ctx context.Context) ([]string, error) {
+	target := strings.TrimPrefix(d.Target, "dns:///")
+	var out []string
+	for _, hp := range grpcx.SplitAddrs(target) {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			return nil, fmt.Errorf("rawstream: target %q: %w", d.Target, err)
+		}
+		if net.ParseIP(host) != nil {
+			out = append(out, hp)
+			continue
+		}
+		ips, err := net.DefaultResolver.LookupHost(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("rawstream: resolve %s: %w", host, err)
+		}
+		for _, ip := range ips {
+			out = append(out, net.JoinHostPort(ip, port))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("rawstream: target %q has no address", d.Target)
+	}
+	return out, nil
+}
+
+func (d *Dialer) dial(ctx context.Context, addr, method string) (*Conn, error) {
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = grpcx.ConnectTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	nd := net.Dialer{Deadline: deadline, KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: grpcx.KeepaliveTime, Interval: grpcx.KeepaliveTimeout, Count: 3}}
+	nc, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(deadline)
+	if d.TLS != nil {
+		cfg := d.TLS.Clone()
+		cfg.NextProtos = []string{Proto}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("rawstream: %s: TLS: %w", addr, err)
+		}
+		if p := tc.ConnectionState().NegotiatedProtocol; p != Proto {
+			_ = nc.Close()
+			return nil, fmt.Errorf("rawstream: %s does not serve streams (ALPN %q)", addr, p)
+		}
+		nc = tc
+	}
+	hello := append([]byte(Magic), appendFrame(nil, frameHello, len(method))...)
+	if _, err := nc.Write(append(hello, method...)); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("rawstream: %s: hello: %w", addr, err)
+	}
+	br := bufio.NewReaderSize(nc, readBuffer)
+	fr := frameReader{r: br}
+	typ, p, err := fr.next(maxHello)
+	switch {
+	case err != nil:
+		_ = nc.Close()
+		return nil, fmt.Errorf("rawstream: %s: no hello (a server without streams?): %w", addr, err)
+	case typ == frameEnd:
+		err := endError(p)
+		_ = nc.Close()
+		if err == nil {
+			err = errors.New("stream ended before it began")
+		}
+		return nil, fmt.Errorf("rawstream: %s refused the stream: %w", addr, err)
+	case typ != frameHello || len(p) != 0:
+		_ = nc.Close()
+		return nil, fmt.Errorf("rawstream: %s: %w: hello", addr, errFrame)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	maxRecv := d.MaxRecv
+	if maxRecv <= 0 {
+		maxRecv = DefaultMaxRecv
+	}
+	c := newConn(ctx, nc, br, method, maxRecv, false)
+	context.AfterFunc(c.ctx, c.Close) // ctx done: the connection closes (Close cancels c.ctx too)
+	return c, nil
+}
+
+// Opener returns a callmux opener of method's streams: rawstream streams from d, or,
+// when d is nil or its last dial failed within FallbackFor (a server without streams, a
+// refused or failed connection), the gRPC stream that fallback opens.
+func Opener[C, R any](d *Dialer, method string, fallback func(context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[C, R], error)) func(context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[C, R], error) {
+	if d == nil {
+		return fallback
+	}
+	return func(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[C, R], error) {
+		if d.usable() {
+			c, err := d.Dial(ctx, method)
+			if err == nil {
+				return ClientStream[C, R](c), nil
+			}
+			d.failed(method, err)
+		}
+		return fallback(ctx, opts...)
+	}
+}
+
+func (d *Dialer) usable() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Now().After(d.downTill)
+}
+
+func (d *Dialer) failed(method string, err error) {
+	d.mu.Lock()
+	d.downTill = time.Now().Add(FallbackFor)
+	first := !d.warned
+	d.warned = true
+	d.mu.Unlock()
+	ev := d.Log.Debug()
+	if first {
+		ev = d.Log.Info()
+	}
+	ev.Err(err).Str("target", d.Target).Str("method", method).Dur("for", FallbackFor).Msg("raw stream not opened: using the gRPC stream")
+}
