@@ -180,7 +180,7 @@ type serverStream[Req, Resp, C, R any] struct {
 	running  sync.WaitGroup
 	wmu      sync.RWMutex // shared across the Sends of a ConcurrentSender
 	conc     bool         // st is a ConcurrentSender
-	ended    bool // Serve is returning: Send no more
+	ended    bool         // Serve is returning: Send no more
 }
 
 // call is one call running.
