@@ -67,6 +67,21 @@ func (d *Dialer) Dial(ctx context.Context, method string) (*Conn, error) {
 	return nil, errors.Join(errs...)
 }
 
+// Dialable reports whether a Dialer can reach target: host:port entries or a dns:///
+// target (not another gRPC resolver's scheme).
+func Dialable(target string) bool {
+	t := strings.TrimPrefix(target, "dns:///")
+	if strings.Contains(t, "://") || strings.HasPrefix(t, "unix:") {
+		return false
+	}
+	for _, hp := range grpcx.SplitAddrs(t) {
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			return false
+		}
+	}
+	return t != ""
+}
+
 // resolve returns Target's addresses, names resolved.
 func (d *Dialer) resolve(ctx context.Context) ([]string, error) {
 	target := strings.TrimPrefix(d.Target, "dns:///")

@@ -61,6 +61,7 @@ type Listener struct {
 
 	mu       sync.Mutex
 	routes   map[string]route
+	sorting  map[net.Conn]struct{} // accepted, not handed to gRPC nor serving a stream yet
 	streams  map[*Conn]struct{}
 	closed   bool
 	closeErr error
@@ -81,7 +82,7 @@ func Listen(ln net.Listener, opts ListenOptions) *Listener {
 	if opts.TLS != nil {
 		opts.TLS = withProtos(opts.TLS, "h2", Proto)
 	}
-	l := &Listener{base: ln, opts: opts, routes: map[string]route{}, streams: map[*Conn]struct{}{}, done: make(chan struct{})}
+	l := &Listener{base: ln, opts: opts, routes: map[string]route{}, sorting: map[net.Conn]struct{}{}, streams: map[*Conn]struct{}{}, done: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.grpc = &grpcListener{l: l, conns: make(chan net.Conn)}
 	l.wg.Add(1)
@@ -131,7 +132,7 @@ func (l *Listener) Streams() int {
 }
 
 // Close stops accepting connections (the gRPC server's Stop and GracefulStop call it
-// through GRPC); the streams being served go on.
+// through GRPC) and closes the ones not sorted yet; the streams being served go on.
 func (l *Listener) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -139,6 +140,9 @@ func (l *Listener) Close() error {
 		l.closed = true
 		close(l.done)
 		l.closeErr = l.base.Close()
+		for nc := range l.sorting {
+			_ = nc.Close()
+		}
 	}
 	return l.closeErr
 }
@@ -167,6 +171,14 @@ func (l *Listener) Shutdown(ctx context.Context) {
 	<-idle
 }
 
+// Stop closes the listener and ends every stream at once (a crash-like stop), then waits
+// for the Listener's goroutines.
+func (l *Listener) Stop() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.Shutdown(ctx)
+}
+
 func (l *Listener) accept() {
 	defer l.wg.Done()
 	var backoff time.Duration
@@ -193,6 +205,14 @@ func (l *Listener) accept() {
 			return
 		}
 		backoff = 0
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			_ = nc.Close()
+			return
+		}
+		l.sorting[nc] = struct{}{}
+		l.mu.Unlock()
 		l.wg.Add(1)
 		go l.sort(nc)
 	}
@@ -201,6 +221,8 @@ func (l *Listener) accept() {
 // sort sends nc to the gRPC server or serves the stream it opens.
 func (l *Listener) sort(nc net.Conn) {
 	defer l.wg.Done()
+	raw := nc
+	defer l.sorted(raw) // done already unless it failed
 	_ = nc.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
 	var tlsInfo credentials.AuthInfo
 	var cs *tls.ConnectionState
@@ -214,6 +236,7 @@ func (l *Listener) sort(nc net.Conn) {
 		st := tc.ConnectionState()
 		if st.NegotiatedProtocol != Proto {
 			_ = nc.SetDeadline(time.Time{})
+			l.sorted(raw)
 			l.grpc.hand(tc)
 			return
 		}
@@ -230,15 +253,24 @@ func (l *Listener) sort(nc net.Conn) {
 				return
 			}
 			_ = nc.SetDeadline(time.Time{})
+			l.sorted(raw)
 			l.grpc.hand(&bufferedConn{Conn: nc, r: br})
 			return
 		}
 	}
-	l.serve(nc, br, cs, tlsInfo)
+	l.serve(raw, nc, br, cs, tlsInfo)
+}
+
+// sorted forgets raw as a connection being sorted: it is the gRPC server's now, or a
+// stream's.
+func (l *Listener) sorted(raw net.Conn) {
+	l.mu.Lock()
+	delete(l.sorting, raw)
+	l.mu.Unlock()
 }
 
 // serve reads a stream's hello, checks it and runs its handler.
-func (l *Listener) serve(nc net.Conn, br *bufio.Reader, cs *tls.ConnectionState, auth credentials.AuthInfo) {
+func (l *Listener) serve(raw, nc net.Conn, br *bufio.Reader, cs *tls.ConnectionState, auth credentials.AuthInfo) {
 	log := l.opts.Log.With().Str("peer", nc.RemoteAddr().String()).Logger()
 	method, err := readHello(br)
 	if err != nil {
@@ -253,6 +285,7 @@ func (l *Listener) serve(nc net.Conn, br *bufio.Reader, cs *tls.ConnectionState,
 	closed := l.closed
 	if ok && !closed {
 		l.streams[c] = struct{}{}
+		delete(l.sorting, raw)
 	}
 	l.mu.Unlock()
 	var refuse error

@@ -15,6 +15,7 @@ package atom
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -34,6 +35,7 @@ import (
 	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/atom/capmeta"
@@ -57,14 +59,18 @@ type Config struct {
 	// LoaderStreams is how many Loader.OnceStream streams atom keeps open to each loader
 	// it has called: once requests travel on them (libs/callmux), over unary Loader.Once
 	// while none is open.
-	LoaderStreams int           `cfg:"loader-streams" help:"Loader.OnceStream streams kept open to each loader for once requests (0: one unary Loader.Once call per once request)"`
-	LBLeaseMax    int           `cfg:"lb-lease-max" help:"most picks of a service leased from lbclient in advance (Lb.Lease), sized from its pick rate; 0: no lease, every pick asks lbclient"`
-	OnceTimeout   time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline and whose capability sets no once_timeout"`
-	Polaris       string        `cfg:"polaris" addrs:"true" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
-	Advertise     string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
-	LogLevel      string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
-	DataDir       string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`
-	Pprof         bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	LoaderStreams int `cfg:"loader-streams" help:"Loader.OnceStream streams kept open to each loader for once requests (0: one unary Loader.Once call per once request)"`
+	// LoaderRawStreams opens those streams as raw streams (libs/rawstream: a connection of
+	// their own on the loader's gRPC port, no HTTP/2), each a gRPC stream while the loader
+	// does not take them.
+	LoaderRawStreams bool          `cfg:"loader-raw-streams" help:"open the loader streams as raw streams on the loader's gRPC port (a connection each, no HTTP/2); false: gRPC streams"`
+	LBLeaseMax       int           `cfg:"lb-lease-max" help:"most picks of a service leased from lbclient in advance (Lb.Lease), sized from its pick rate; 0: no lease, every pick asks lbclient"`
+	OnceTimeout      time.Duration `cfg:"once-timeout" help:"bound of a once request whose caller set no deadline and whose capability sets no once_timeout"`
+	Polaris          string        `cfg:"polaris" addrs:"true" help:"polaris gRPC address: capability schemas are watched there and atom registers itself; empty: no schemas (defaults), no registration"`
+	Advertise        string        `cfg:"advertise" help:"address registered in polaris (default: the bound gRPC address, the host name for a wildcard host)"`
+	LogLevel         string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
+	DataDir          string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`
+	Pprof            bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
 	// Labels are sent with every config request: "gray=<group>" makes this replica get
 	// that gray group's revisions (schemas, traffic splits).
 	Labels map[string]string `cfg:"labels" help:"labels sent to polaris's config center, k=v,k=v (gray=<group> joins a gray group)"`
@@ -86,15 +92,16 @@ type Config struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCListen:    "127.0.0.1:9988",
-		AdminListen:   "127.0.0.1:9987",
-		LBAddr:        "127.0.0.1:9989",
-		LBStreams:     6,
-		LoaderStreams: 2,
-		LBLeaseMax:    64,
-		OnceTimeout:   30 * time.Second,
-		DataDir:       "./data/atom",
-		LogLevel:      "info",
+		GRPCListen:       "127.0.0.1:9988",
+		AdminListen:      "127.0.0.1:9987",
+		LBAddr:           "127.0.0.1:9989",
+		LBStreams:        6,
+		LoaderStreams:    2,
+		LoaderRawStreams: true,
+		LBLeaseMax:       64,
+		OnceTimeout:      30 * time.Second,
+		DataDir:          "./data/atom",
+		LogLevel:         "info",
 
 		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
 		AdminConfig:     obs.DefaultAdminConfig(),
@@ -129,6 +136,8 @@ type Server struct {
 	cfg     Config
 	log     zerolog.Logger
 	grpcLn  net.Listener
+	srvTLS  *tls.Config         // the gRPC port's (nil: plaintext)
+	split   *rawstream.Listener // over grpcLn from Start: gRPC and CallStream's raw streams
 	grpc    *grpcx.Server
 	atom    *transport.Server // the Atom service; its CallStream workers stop with Shutdown
 	admin   *obs.Admin
@@ -180,9 +189,22 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	}
 	loaderDial := append([]grpc.DialOption{grpcx.FastFailure(), grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "loader")}, grpcx.TraceDial(tp)...)
 	s := &Server{cfg: cfg, log: log, tp: tp, loaders: grpcx.NewPool(loaderDial...)}
+	if tb != nil {
+		s.srvTLS = tb.ServerConfig()
+	}
+	var direct func(addr string) *rawstream.Dialer
+	if cfg.LoaderRawStreams {
+		direct = func(addr string) *rawstream.Dialer {
+			d := &rawstream.Dialer{Target: addr, MaxRecv: grpcx.ResultBytes(cfg.MaxPayloadBytes), Log: log.With().Str("loader", addr).Logger()}
+			if tb != nil {
+				d.TLS = tb.ClientConfig("loader")
+			}
+			return d
+		}
+	}
 	// Before lbpick: its dropped-loader watch (s.dropped) may call it at once.
 	s.loaderClients = transport.NewLoaders(s.loaders, transport.LoaderOptions{
-		Streams: cfg.LoaderStreams, Tracer: grpcx.NewCallTracer(tp), Log: log.With().Str("component", "loader-streams").Logger()})
+		Streams: cfg.LoaderStreams, Direct: direct, Tracer: grpcx.NewCallTracer(tp), Log: log.With().Str("component", "loader-streams").Logger()})
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
 	// On any error below, release what was opened so far, last first.
 	var undo lifecycle.Stack
@@ -237,7 +259,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	})
 	s.router.Store(router)
 	// Only webgate (and the tools) may call atom.
-	s.grpc = grpcx.NewServer("atom", log, reg, append(append(grpcx.AllowCallers("webgate"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(tp), tlsx.ServerOption(tb))...)...)
+	s.grpc = grpcx.NewServer("atom", log, reg, append(append(grpcx.AllowCallers("webgate"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(tp), rawstream.ServerCreds(tb != nil))...)...)
 	// Once requests over CallStream count, log and trace as unary Call calls do.
 	s.atom = transport.NewServer(router, m, log, grpcx.NewCallRecorder("atom", log, reg, tp))
 	undo.PushFunc(s.atom.Close)
@@ -322,11 +344,16 @@ func (s *Server) Start(ctx context.Context) error {
 			})
 		}()
 	}
+	// grpcLn carries gRPC and CallStream's raw streams (libs/rawstream), TLS handshakes by
+	// the split listener when TLS is on.
+	s.split = rawstream.Listen(s.grpcLn, rawstream.ListenOptions{TLS: s.srvTLS, MaxRecv: grpcx.MessageBytes(s.cfg.MaxPayloadBytes),
+		Log: s.log.With().Str("component", "raw-streams").Logger()})
+	s.atom.ServeRaw(s.split)
 	s.serving.Store(true)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := s.grpc.Serve(s.split.GRPC()); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			s.log.Error().Err(err).Msg("grpc serve")
 		}
 	}()
@@ -417,6 +444,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 
 	lifecycle.StopWithin(ctx, s.grpc, s.atom.DrainStreams)
+	if s.split != nil {
+		s.split.Shutdown(ctx) // the raw streams, drained with the gRPC ones
+	}
 	if !s.serving.Load() {
 		_ = s.grpcLn.Close() // Serve never took it over
 	}

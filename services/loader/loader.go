@@ -17,6 +17,7 @@ package loader
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -34,6 +35,7 @@ import (
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/loader/engine"
@@ -166,6 +168,7 @@ type Server struct {
 	tls       *tlsx.Bundle // nil: plaintext
 
 	ln    net.Listener
+	split *rawstream.Listener // over ln from Start: gRPC and OnceStream's raw streams
 	grpc  *grpcx.Server
 	tr    *transport.Server // the Loader service; its OnceStream workers stop with Shutdown
 	admin *obs.Admin
@@ -261,7 +264,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry, opts ...Optio
 	s.mgr = session.NewManager(eng, s.pool, session.Config{IdleTTL: cfg.SessionIdleTTL, ReorderWait: cfg.ReorderWait,
 		Tracer: enginetrace.Tracer(o.tp), Capability: cfg.Service}, log)
 	// Only atom (and the tools) may call the engine.
-	s.grpc = grpcx.NewServer("loader", log, reg, append(append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(s.tp), tlsx.ServerOption(tb))...)...)
+	s.grpc = grpcx.NewServer("loader", log, reg, append(append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(s.tp), rawstream.ServerCreds(tb != nil))...)...)
 	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it
 	// Once requests over OnceStream count, log and trace as unary Once calls do.
 	tr := transport.New(s.mgr, log, reg, grpcx.NewCallRecorder("loader", log, reg, s.tp))
@@ -310,10 +313,19 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.inited.Store(true)
 	s.pool.StartWarmUp()
+	// ln carries gRPC and OnceStream's raw streams (libs/rawstream), TLS handshakes by the
+	// split listener when TLS is on.
+	var tlsCfg *tls.Config
+	if s.tls != nil {
+		tlsCfg = s.tls.ServerConfig()
+	}
+	s.split = rawstream.Listen(s.ln, rawstream.ListenOptions{TLS: tlsCfg, MaxRecv: grpcx.MessageBytes(s.cfg.MaxPayloadBytes),
+		Log: s.log.With().Str("component", "raw-streams").Logger()})
+	s.tr.ServeRaw(s.split)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.grpc.Serve(s.ln); err != nil {
+		if err := s.grpc.Serve(s.split.GRPC()); err != nil {
 			s.log.Error().Err(err).Msg("grpc serve")
 		}
 	}()
@@ -444,9 +456,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.mgr.AbortAll(fmt.Errorf("loader shutting down: %w", aserr.ErrReleased))
 	}
 	cancel()
-	// (4) stop gRPC.
-	if s.started.Load() {
+	// (4) stop gRPC and the raw streams (drained with the gRPC ones: their calls finish).
+	if s.split != nil {
 		lifecycle.StopWithin(ctx, s.grpc, s.tr.DrainStreams)
+		s.split.Shutdown(ctx)
 	} else {
 		s.grpc.Stop()
 		_ = s.ln.Close()
@@ -480,7 +493,9 @@ func (s *Server) Kill() {
 			s.regStop()
 		}
 		s.grpc.Stop()
-		if !s.started.Load() {
+		if s.split != nil {
+			s.split.Stop()
+		} else {
 			_ = s.ln.Close()
 		}
 		s.tr.Close()

@@ -32,6 +32,7 @@ import (
 	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/athenaserving/asf/libs/tlsx"
 	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/athenaserving/asf/services/webgate/ase"
@@ -52,7 +53,11 @@ type Config struct {
 	// AtomStreams is how many Atom.CallStream streams webgate keeps open over its atom
 	// connection: once requests travel on them (libs/callmux), over unary Atom.Call while
 	// none is open. Over several atoms each stream goes to the next one.
-	AtomStreams    int           `cfg:"atom-streams" help:"Atom.CallStream streams kept open to atom for once requests, spread over the atoms of the connection (0: one unary Atom.Call call per once request)"`
+	AtomStreams int `cfg:"atom-streams" help:"Atom.CallStream streams kept open to atom for once requests, spread over the atoms of the connection (0: one unary Atom.Call call per once request)"`
+	// AtomRawStreams opens those streams as raw streams (libs/rawstream: a connection of
+	// their own on atom's gRPC port, no HTTP/2), each a gRPC stream while atom does not take
+	// them. Only for an atom address of host:port entries or a dns:/// target.
+	AtomRawStreams bool          `cfg:"atom-raw-streams" help:"open the atom streams as raw streams on atom's gRPC port (a connection each, no HTTP/2); false: gRPC streams"`
 	ReadTimeout    time.Duration `cfg:"read-timeout" help:"WebSocket read timeout: no frame in or result out for this long ends the session (10200); a capability's read_timeout overrides it"`
 	SessionTimeout time.Duration `cfg:"session-timeout" help:"WebSocket session lifetime (10114); a capability's session_timeout overrides it"`
 	// MaxPayloadBytes is the suite's one size limit (the same key on atom and the loaders):
@@ -112,6 +117,7 @@ func DefaultConfig() Config {
 		AdminListen:     "127.0.0.1:8890",
 		AtomAddr:        "127.0.0.1:9988",
 		AtomStreams:     4,
+		AtomRawStreams:  true,
 		ReadTimeout:     15 * time.Second,
 		SessionTimeout:  180 * time.Second,
 		MaxPayloadBytes: grpcx.DefaultMaxPayloadBytes,
@@ -265,8 +271,15 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	}
 	s.atom = cc
 	undo.Push(cc.Close)
-	s.atomMux = atomgrpc.NewMux(atompb.NewAtomClient(cc), callmux.Options{Streams: cfg.AtomStreams, MaxAge: atomStreamMaxAge,
-		Tracer: grpcx.NewCallTracer(s.tp), Log: log.With().Str("component", "atom-streams").Logger()})
+	mopts := callmux.Options{Streams: cfg.AtomStreams, MaxAge: atomStreamMaxAge,
+		Tracer: grpcx.NewCallTracer(s.tp), Log: log.With().Str("component", "atom-streams").Logger()}
+	if cfg.AtomRawStreams && rawstream.Dialable(cfg.AtomAddr) {
+		mopts.Direct = &rawstream.Dialer{Target: cfg.AtomAddr, MaxRecv: grpcx.ResultBytes(cfg.MaxPayloadBytes), Log: mopts.Log}
+		if tb != nil {
+			mopts.Direct.TLS = tb.ClientConfig("atom")
+		}
+	}
+	s.atomMux = atomgrpc.NewMux(atompb.NewAtomClient(cc), mopts)
 	undo.Push(s.atomMux.Close)
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/callmux"
 	"github.com/athenaserving/asf/libs/callmux/muxwire"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/services/atom/route"
@@ -40,6 +41,9 @@ type LoaderOptions struct {
 	// Streams is how many OnceStreams to keep open to each loader (0: every once request
 	// is a unary Loader.Once).
 	Streams int
+	// Direct, when set, gives the dialer of a loader's raw streams (libs/rawstream; nil
+	// Dialer or nil Direct: gRPC streams).
+	Direct func(addr string) *rawstream.Dialer
 	// Tracer traces the once requests sent on streams (nil: tracing off); the unary calls
 	// are traced by the pool's connections.
 	Tracer *grpcx.CallTracer
@@ -70,8 +74,11 @@ func (l *Loaders) Loader(addr string) (route.Loader, error) {
 	old := c
 	c = &loaderConn{cc: cc, c: loaderpb.NewLoaderClient(cc)}
 	if l.opts.Streams > 0 && !l.closed && cc.GetState() != connectivity.Shutdown {
-		c.mux = muxwire.NewLoaderClient(c.c, callmux.Options{
-			Streams: l.opts.Streams, Tracer: l.opts.Tracer, Log: l.opts.Log.With().Str("loader", addr).Logger()})
+		o := callmux.Options{Streams: l.opts.Streams, Tracer: l.opts.Tracer, Log: l.opts.Log.With().Str("loader", addr).Logger()}
+		if l.opts.Direct != nil {
+			o.Direct = l.opts.Direct(addr)
+		}
+		c.mux = muxwire.NewLoaderClient(c.c, o)
 		l.conns[addr] = c
 	}
 	l.mu.Unlock()

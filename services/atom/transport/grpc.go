@@ -11,6 +11,7 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/callmux"
 	"github.com/athenaserving/asf/libs/callmux/muxwire"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/athenaserving/asf/libs/grpcx"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
@@ -44,6 +45,10 @@ func NewServer(router *route.Router, m *Metrics, log zerolog.Logger, rec *grpcx.
 // exactly as Call (its routing, retries, result, metrics, log line and span),
 // concurrently, answered as they finish (libs/callmux).
 func (s *Server) CallStream(st atompb.Atom_CallStreamServer) error { return s.mux.Serve(st) }
+
+// ServeRaw serves CallStream on ln's raw streams too (libs/rawstream: the same calls on a
+// connection of their own, what webgate opens first), for webgate (and the tools).
+func (s *Server) ServeRaw(ln *rawstream.Listener) { muxwire.ServeAtom(ln, s.mux, "webgate") }
 
 // DrainStreams ends every CallStream without losing a once request: webgate is told to
 // send no more on it, the requests running finish, later ones are answered "not run"
