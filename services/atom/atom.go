@@ -195,7 +195,8 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	var direct func(addr string) *rawstream.Dialer
 	if cfg.LoaderRawStreams {
 		direct = func(addr string) *rawstream.Dialer {
-			d := &rawstream.Dialer{Target: addr, MaxRecv: grpcx.ResultBytes(cfg.MaxPayloadBytes), Log: log.With().Str("loader", addr).Logger()}
+			d := &rawstream.Dialer{Target: addr, MaxRecv: grpcx.ResultBytes(cfg.MaxPayloadBytes),
+				Log: log.With().Str("component", "loader-streams").Str("loader", addr).Logger()}
 			if tb != nil {
 				d.TLS = tb.ClientConfig("loader")
 			}
