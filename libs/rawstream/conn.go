@@ -167,6 +167,9 @@ func (c *Conn) send(typ byte, size int, fill func([]byte) error) error {
 // closed its side; on a client, io.EOF once the server ended the stream with OK, else the
 // status the server ended it with. A broken connection is Unavailable (ASE 10222).
 func (c *Conn) RecvMsg(m any) error {
+	if c.fr.err != nil {
+		return c.fr.err
+	}
 	typ, p, err := c.fr.next(c.maxRecv)
 	if err != nil {
 		return c.readFailed(err)
@@ -195,14 +198,24 @@ func (c *Conn) readFailed(err error) error {
 	c.wmu.Lock()
 	closed := c.closeErr
 	c.wmu.Unlock()
-	c.Close()
 	if closed != nil {
 		return closed
 	}
-	if errors.Is(err, errFrame) {
-		return status.Error(codes.Internal, err.Error())
+	switch {
+	case errors.Is(err, errFrame):
+		err = status.Error(codes.Internal, err.Error())
+	case status.Code(err) == codes.ResourceExhausted:
+	default:
+		c.Close()
+		return brokenError(err)
 	}
-	return brokenError(err)
+	// The peer's bytes cannot be read on: a server still tells its client why (the
+	// handler returns this error and end sends it); a client ends the stream.
+	c.fr.err = err
+	if !c.server {
+		c.Close()
+	}
+	return err
 }
 
 // ConcurrentSend marks a Conn's streams as taking Sends from several goroutines at once

@@ -45,6 +45,7 @@ func appendFrame(b []byte, typ byte, n int) []byte {
 type frameReader struct {
 	r   *bufio.Reader
 	buf []byte // payloads that do not fit the reader's buffer
+	err error  // set by Conn once the bytes can no longer be read as frames
 }
 
 // next reads one frame whose payload is at most limit bytes. The payload is valid until
@@ -95,9 +96,10 @@ func (fr *frameReader) next(limit int) (typ byte, payload []byte, err error) {
 }
 
 // endPayload encodes a stream's status: the gRPC code and the ASE code as uvarints, then
-// the message (grpcx.StatusParts of err; nil is OK).
+// the message (grpcx.StatusParts of err as a gRPC handler's error would go out, ToStatus;
+// nil is OK).
 func endPayload(err error) []byte {
-	c, ase, msg := grpcx.StatusParts(err)
+	c, ase, msg := grpcx.StatusParts(grpcx.ToStatus(err))
 	b := binary.AppendUvarint(nil, uint64(c))
 	b = binary.AppendUvarint(b, uint64(uint32(ase)))
 	return append(b, msg...)
