@@ -218,6 +218,9 @@ func (c *Conn) readFailed(err error) error {
 	return err
 }
 
+// Peer is the address of the other end (callmux.Peer).
+func (c *Conn) Peer() string { return c.nc.RemoteAddr().String() }
+
 // ConcurrentSend marks a Conn's streams as taking Sends from several goroutines at once
 // (callmux.ConcurrentSender).
 func (c *Conn) ConcurrentSend() {}
