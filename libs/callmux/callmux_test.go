@@ -19,6 +19,7 @@ import (
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lifecycle"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/athenaserving/asf/libs/testpoll"
 	"github.com/athenaserving/asf/libs/tracing"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -95,17 +97,22 @@ type server struct {
 	reg    *prometheus.Registry
 	addr   string
 	served chan struct{}
+	split  *rawstream.Listener // withRaw
 }
 
 type serverOpt func(*serverConfig)
 
 type serverConfig struct {
 	old  bool
+	raw  bool
 	tp   *tracing.Provider
 	opts []grpc.ServerOption
 }
 
 func withoutStream() serverOpt { return func(c *serverConfig) { c.old = true } }
+
+// withRaw serves OnceStream as raw streams too, on the same port (libs/rawstream).
+func withRaw() serverOpt { return func(c *serverConfig) { c.raw = true } }
 
 func withTracing(tp *tracing.Provider) serverOpt {
 	return func(c *serverConfig) { c.tp, c.opts = tp, append(c.opts, grpcx.TraceServer(tp)...) }
@@ -134,6 +141,14 @@ func serve(t testing.TB, handle callmux.Handler[in, out], opts ...serverOpt) *se
 	} else {
 		loaderpb.RegisterLoaderServer(s.srv.Server, s.f)
 	}
+	if cfg.raw {
+		s.split = rawstream.Listen(ln, rawstream.ListenOptions{})
+		s.split.Handle(loaderpb.Loader_OnceStream_FullMethodName, nil, func(c *rawstream.Conn) error {
+			s.f.streamsServed.Add(1)
+			return s.mux.Serve(rawstream.ServerStream[loaderpb.OnceCall, loaderpb.OnceReply](c))
+		})
+		ln = s.split.GRPC()
+	}
 	go func() {
 		defer close(s.served)
 		_ = s.srv.Serve(ln)
@@ -146,6 +161,9 @@ func serve(t testing.TB, handle callmux.Handler[in, out], opts ...serverOpt) *se
 func (s *server) stop() {
 	s.srv.Stop()
 	<-s.served
+	if s.split != nil {
+		s.split.Stop()
+	}
 	s.mux.Close()
 }
 
@@ -383,6 +401,18 @@ func TestOldServerMeansUnary(t *testing.T) {
 // still coming finishes the ones it runs, sends the others elsewhere, runs none twice, and
 // its graceful stop is not held up by the long-lived streams.
 func TestDrainLosesNoCall(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(map[bool]string{false: "grpc", true: "raw"}[raw], func(t *testing.T) { drainLosesNoCall(t, raw) })
+	}
+}
+
+func drainLosesNoCall(t *testing.T, raw bool) {
+	var so []serverOpt
+	var direct func(addrs ...string) *rawstream.Dialer
+	if raw {
+		so = append(so, withRaw())
+		direct = func(addrs ...string) *rawstream.Dialer { return &rawstream.Dialer{Target: strings.Join(addrs, ",")} }
+	}
 	release := make(chan struct{})
 	var held atomic.Int64
 	a := serve(t, func(ctx context.Context, req *in) (*out, error) {
@@ -392,11 +422,15 @@ func TestDrainLosesNoCall(t *testing.T) {
 		held.Add(1)
 		<-release
 		return echo(ctx, req)
-	})
-	b := serve(t, echo)
+	}, so...)
+	b := serve(t, echo, so...)
 	// Streams opened before both connections are up all go to one server: a short age
 	// spreads them, while calls keep them in use (an unused stream is not opened again).
-	m, _ := client(t, callmux.Options{Streams: 4, MaxAge: 100 * time.Millisecond}, nil, a.addr, b.addr)
+	opts := callmux.Options{Streams: 4, MaxAge: 100 * time.Millisecond}
+	if raw {
+		opts.Direct = direct(a.addr, b.addr)
+	}
+	m, _ := client(t, opts, nil, a.addr, b.addr)
 	waitOpen(t, m, 4)
 	spread := 0
 	testpoll.Until(t, 5*time.Second, "streams on both servers", func() bool {
@@ -430,6 +464,9 @@ func TestDrainLosesNoCall(t *testing.T) {
 	go func() {
 		defer close(stopped)
 		lifecycle.StopWithin(context.Background(), a.srv, a.mux.Drain)
+		if a.split != nil {
+			a.split.Shutdown(context.Background())
+		}
 	}()
 	testpoll.Until(t, 5*time.Second, "a's streams drained", func() bool { return m.Open() < 4 || a.mux.Streams() == 0 })
 	for range 50 { // more calls while a drains: they go to b
@@ -692,4 +729,52 @@ func TestIdleClientParksItsStreams(t *testing.T) {
 	require.Equal(t, "wake", resp.GetServiceId())
 	require.EqualValues(t, 1, s.f.unary.Load(), "the call that found no stream went unary")
 	testpoll.Until(t, 5*time.Second, "streams opened again", func() bool { return s.f.streamsServed.Load() > served })
+}
+
+// TestRawStreamsShareTheFirstToAServer: raw streams to one server carry the calls on the
+// first of them (one connection's writes), the others staying open; over two servers
+// every server takes a share of the calls.
+func TestRawStreamsShareTheFirstToAServer(t *testing.T) {
+	// counted echoes and counts the calls of each connection (the peer's address).
+	counted := func(conns *sync.Map) callmux.Handler[in, out] {
+		return func(ctx context.Context, req *in) (*out, error) {
+			p, _ := peer.FromContext(ctx)
+			v, _ := conns.LoadOrStore(p.Addr.String(), new(atomic.Int64))
+			v.(*atomic.Int64).Add(1)
+			return echo(ctx, req)
+		}
+	}
+	total := func(conns *sync.Map) (calls int64, n int) {
+		conns.Range(func(_, v any) bool {
+			calls += v.(*atomic.Int64).Load()
+			n++
+			return true
+		})
+		return calls, n
+	}
+	var one sync.Map
+	a := serve(t, counted(&one), withRaw())
+	m, _ := client(t, callmux.Options{Streams: 4, Direct: &rawstream.Dialer{Target: a.addr}}, nil, a.addr)
+	waitOpen(t, m, 4)
+	for i := range 100 {
+		_, err := m.Call(t.Context(), input(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	require.Zero(t, a.f.unary.Load())
+	calls, n := total(&one)
+	require.Equal(t, [2]int64{100, 1}, [2]int64{calls, int64(n)}, "calls, connections")
+	require.Equal(t, 4, m.Open())
+
+	var toA, toB sync.Map
+	a2, b := serve(t, counted(&toA), withRaw()), serve(t, counted(&toB), withRaw())
+	m2, _ := client(t, callmux.Options{Streams: 4, Direct: &rawstream.Dialer{Target: a2.addr + "," + b.addr}}, nil, a2.addr, b.addr)
+	waitOpen(t, m2, 4)
+	for i := range 400 {
+		_, err := m2.Call(t.Context(), input(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	for _, conns := range []*sync.Map{&toA, &toB} {
+		calls, _ := total(conns)
+		require.GreaterOrEqual(t, calls, int64(100), "a server took %d of 400 calls", calls)
+	}
 }
