@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc"
 )
 
-// FallbackFor is how long a Dialer whose dial failed leaves its Opener to the gRPC stream
-// before it tries again.
+// FallbackFor is how long a Dialer leaves an address whose dial failed alone before it
+// tries it again (its Opener meanwhile opens gRPC streams when no address is left).
 const FallbackFor = 30 * time.Second
 
 // Dialer opens streams to a server's Listener. It is safe for concurrent use.
@@ -38,15 +38,17 @@ type Dialer struct {
 	// Log is where Opener logs a dial that failed (at debug; at info the first time).
 	Log zerolog.Logger
 
-	next     atomic.Uint64
-	mu       sync.Mutex
-	downTill time.Time // Opener uses the gRPC stream until then
-	warned   bool
+	next   atomic.Uint64
+	mu     sync.Mutex
+	down   map[string]time.Time // addresses whose dial failed, until when they are left alone
+	warned bool
 }
 
 // Dial opens a stream of method ("/asf.loader.v1.Loader/OnceStream") on the next address
-// of Target; it returns once the server accepted it. ctx bounds the stream's life: when it
-// is done the connection is closed.
+// of Target; it returns once the server accepted it. An address whose dial failed is
+// skipped for FallbackFor (a server without raw streams, a refusal, a frozen or dead
+// process); Dial fails when every address is. ctx bounds the stream's life: when it is
+// done the connection is closed.
 func (d *Dialer) Dial(ctx context.Context, method string) (*Conn, error) {
 	addrs, err := d.resolve(ctx)
 	if err != nil {
@@ -55,14 +57,22 @@ func (d *Dialer) Dial(ctx context.Context, method string) (*Conn, error) {
 	start := d.next.Add(1)
 	var errs []error
 	for i := range addrs {
-		c, err := d.dial(ctx, addrs[(start+uint64(i))%uint64(len(addrs))], method)
+		addr := addrs[(start+uint64(i))%uint64(len(addrs))]
+		if !d.usable(addr) {
+			continue
+		}
+		c, err := d.dial(ctx, addr, method)
 		if err == nil {
 			return c, nil
 		}
-		errs = append(errs, err)
 		if ctx.Err() != nil {
-			break
+			return nil, err
 		}
+		d.failed(addr, method, err)
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("rawstream: every address of %s failed within %s", d.Target, FallbackFor)
 	}
 	return nil, errors.Join(errs...)
 }
@@ -170,33 +180,39 @@ func (d *Dialer) dial(ctx context.Context, addr, method string) (*Conn, error) {
 }
 
 // Opener returns a callmux opener of method's streams: rawstream streams from d, or,
-// when d is nil or its last dial failed within FallbackFor (a server without streams, a
-// refused or failed connection), the gRPC stream that fallback opens.
+// when d is nil or cannot open one (see Dial), the gRPC stream that fallback opens.
 func Opener[C, R any](d *Dialer, method string, fallback func(context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[C, R], error)) func(context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[C, R], error) {
 	if d == nil {
 		return fallback
 	}
 	return func(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[C, R], error) {
-		if d.usable() {
-			c, err := d.Dial(ctx, method)
-			if err == nil {
-				return ClientStream[C, R](c), nil
-			}
-			d.failed(method, err)
+		if c, err := d.Dial(ctx, method); err == nil {
+			return ClientStream[C, R](c), nil
 		}
 		return fallback(ctx, opts...)
 	}
 }
 
-func (d *Dialer) usable() bool {
+func (d *Dialer) usable(addr string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return time.Now().After(d.downTill)
+	return time.Now().After(d.down[addr])
 }
 
-func (d *Dialer) failed(method string, err error) {
+// failed leaves addr alone for FallbackFor; the first failure is logged at info, the
+// later ones at debug.
+func (d *Dialer) failed(addr, method string, err error) {
 	d.mu.Lock()
-	d.downTill = time.Now().Add(FallbackFor)
+	if d.down == nil {
+		d.down = map[string]time.Time{}
+	}
+	now := time.Now()
+	for a, t := range d.down { // forget the addresses whose time is over
+		if now.After(t) {
+			delete(d.down, a)
+		}
+	}
+	d.down[addr] = now.Add(FallbackFor)
 	first := !d.warned
 	d.warned = true
 	d.mu.Unlock()
@@ -204,5 +220,5 @@ func (d *Dialer) failed(method string, err error) {
 	if first {
 		ev = d.Log.Info()
 	}
-	ev.Err(err).Str("target", d.Target).Str("method", method).Dur("for", FallbackFor).Msg("raw stream not opened: using the gRPC stream")
+	ev.Err(err).Str("addr", addr).Str("method", method).Dur("for", FallbackFor).Msg("raw stream not opened: gRPC streams while the address is left alone")
 }

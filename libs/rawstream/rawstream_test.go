@@ -346,3 +346,22 @@ func TestBadConnectionsDoNotDisturbOthers(t *testing.T) {
 		require.NoError(t, err, "connection %d", i)
 	}
 }
+
+// TestDialLeavesAFailedAddressAlone: of two addresses, one a server without raw streams,
+// every stream opens on the other: the failed one is tried once, then left alone.
+func TestDialLeavesAFailedAddressAlone(t *testing.T) {
+	old, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gs := grpc.NewServer()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gs.Serve(old) }()
+	defer func() { gs.Stop(); <-done }()
+	s := serve(t, nil, rawstream.ListenOptions{}, echo)
+	d := &rawstream.Dialer{Target: old.Addr().String() + "," + s.addr()}
+	for range 6 {
+		c, err := d.Dial(t.Context(), method)
+		require.NoError(t, err)
+		require.Equal(t, s.addr(), c.Peer())
+		c.Close()
+	}
+}
