@@ -9,8 +9,9 @@
 //     latency, both called directly (engine.Once) and through the loader's gRPC Once.
 //
 // -via says how the gRPC once requests travel: stream (default), on Loader.OnceStream
-// through libs/callmux with two streams, as atom sends them (loader-streams), or unary,
-// one Loader.Once call each. It runs the loaders in this process on 127.0.0.1:0 without
+// through libs/callmux with two raw streams (libs/rawstream), as atom sends them
+// (loader-streams, loader-raw-streams); grpc-stream, the same on two gRPC streams; or
+// unary, one Loader.Once call each. It runs the loaders in this process on 127.0.0.1:0 without
 // polaris.
 //
 //	loaderbench -mode python,c -duration 3s -wrapper examples/engines/python-echo/wrapper.py -sdk sdk/python
@@ -41,6 +42,7 @@ import (
 	"github.com/athenaserving/asf/libs/callmux/muxwire"
 	"github.com/athenaserving/asf/libs/grpcx"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
+	"github.com/athenaserving/asf/libs/rawstream"
 	"github.com/athenaserving/asf/services/loader"
 	"github.com/athenaserving/asf/services/loader/engine"
 	"github.com/athenaserving/asf/services/loader/engine/cabi/cabitest"
@@ -153,12 +155,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.wrapper, "wrapper", "", "python: wrapper.py (default: examples/engines/python-echo/wrapper.py above the working directory)")
 	fs.StringVar(&o.sdk, "sdk", "", "python: aiges SDK directory (default: sdk/python above the working directory)")
 	fs.StringVar(&o.cEngine, "c-engine", "", "c: libwrapper.so of the example engine (default: build examples/engines/c-echo with gcc)")
-	fs.StringVar(&o.via, "via", viaStream, "how the gRPC once requests travel: stream (Loader.OnceStream, two streams, as atom sends them) or unary (one Loader.Once call each)")
+	fs.StringVar(&o.via, "via", viaStream, "how the once requests travel: stream (Loader.OnceStream, two raw streams, as atom sends them), grpc-stream (two gRPC streams) or unary (one Loader.Once call each)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.via != viaStream && o.via != viaUnary {
-		return fmt.Errorf("-via %q: want %s or %s", o.via, viaStream, viaUnary)
+	if o.via != viaStream && o.via != viaGRPCStream && o.via != viaUnary {
+		return fmt.Errorf("-via %q: want %s, %s or %s", o.via, viaStream, viaGRPCStream, viaUnary)
 	}
 	o.modes = strings.Split(*mode, ",")
 	var res Result
@@ -401,8 +403,9 @@ func onceInput(service string, size int) *loaderpb.LoaderInput {
 
 // The ways -via sends the gRPC once requests.
 const (
-	viaStream = "stream"
-	viaUnary  = "unary"
+	viaStream     = "stream"
+	viaGRPCStream = "grpc-stream"
+	viaUnary      = "unary"
 )
 
 // onceFunc sends one once request to the loader.
@@ -434,7 +437,11 @@ func withLoader(ctx context.Context, cfg loader.Config, via string, fn func(once
 			return lc.Once(ctx, in)
 		})
 	}
-	mux := muxwire.NewLoaderClient(lc, callmux.Options{Streams: 2}) // atom's default loader-streams
+	opts := callmux.Options{Streams: 2} // atom's default loader-streams
+	if via == viaStream {
+		opts.Direct = &rawstream.Dialer{Target: s.GRPCAddr()} // and loader-raw-streams
+	}
+	mux := muxwire.NewLoaderClient(lc, opts)
 	defer mux.Close()
 	for wait := time.Now().Add(5 * time.Second); mux.Open() < 2 && time.Now().Before(wait); {
 		time.Sleep(time.Millisecond) // until they are open: set-up, before any measurement

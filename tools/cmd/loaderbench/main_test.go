@@ -44,7 +44,7 @@ func TestMeasureCountsCallsAndErrors(t *testing.T) {
 
 // TestWithLoaderSendsBothWays: an echo loader answers once requests sent either way.
 func TestWithLoaderSendsBothWays(t *testing.T) {
-	for _, via := range []string{viaStream, viaUnary} {
+	for _, via := range []string{viaStream, viaGRPCStream, viaUnary} {
 		cfg := baseConfig()
 		err := withLoader(t.Context(), cfg, via, func(once onceFunc) error {
 			out, err := once(t.Context(), onceInput(cfg.Service, 16))
