@@ -3,6 +3,7 @@ package rawstream
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -48,15 +49,17 @@ type Conn struct {
 	maxRecv int
 	server  bool
 
-	fr frameReader // RecvMsg's
+	rmu sync.Mutex  // held by RecvMsg, and by end while it reads the connection to its end
+	fr  frameReader // guarded by rmu; fr.err: nothing more to read (io.EOF: the client's close-send)
 
 	wmu      sync.Mutex
 	wbuf     []byte // frames waiting for the writer
 	spare    []byte
-	writing  bool  // a sender is writing; others append to wbuf
-	werr     error // the first write failure: every later send fails with it
-	sentEnd  bool  // server: the end frame is queued; client: close-send is
-	closeErr error // why the stream was closed locally (Close)
+	writing  bool       // a sender is writing; others append to wbuf
+	werr     error      // the first write failure: every later send fails with it
+	sentEnd  bool       // server: the end frame is queued; client: close-send is
+	closeErr error      // why the stream was closed locally (Close)
+	flushed  *sync.Cond // on wmu: a write ended (made by waitFlushed)
 
 	closeOnce sync.Once
 }
@@ -155,6 +158,9 @@ func (c *Conn) send(typ byte, size int, fill func([]byte) error) error {
 		}
 	}
 	c.writing = false
+	if c.flushed != nil {
+		c.flushed.Broadcast()
+	}
 	err := c.werr
 	c.wmu.Unlock()
 	if err != nil {
@@ -167,12 +173,18 @@ func (c *Conn) send(typ byte, size int, fill func([]byte) error) error {
 // closed its side; on a client, io.EOF once the server ended the stream with OK, else the
 // status the server ended it with. A broken connection is Unavailable (ASE 10222).
 func (c *Conn) RecvMsg(m any) error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	if c.fr.err != nil {
 		return c.fr.err
 	}
 	typ, p, err := c.fr.next(c.maxRecv)
 	if err != nil {
-		return c.readFailed(err)
+		err = c.readFailed(err)
+		if c.fr.err == nil {
+			c.fr.err = err // the connection is read to its end
+		}
+		return err
 	}
 	switch {
 	case typ == frameMsg:
@@ -182,6 +194,7 @@ func (c *Conn) RecvMsg(m any) error {
 		}
 		return nil
 	case c.server && typ == frameCloseSnd && len(p) == 0:
+		c.fr.err = io.EOF
 		return io.EOF
 	case !c.server && typ == frameEnd:
 		err := endError(p)
@@ -229,9 +242,53 @@ func (c *Conn) ConcurrentSend() {}
 func (c *Conn) CloseSend() error { return c.sendBytes(frameCloseSnd, nil) }
 
 // end sends the stream's status (server side) and closes the connection once it is written.
+//
+// The connection is closed only once the client closed its end, so that nothing the client
+// sent stays unread when it is closed: a socket closed with unread data resets the
+// connection, which may discard what was still on its way to the client, the end frame
+// and the last replies among it. So end waits until the end frame is written, closes the
+// sending side (the client reads the end and closes), and reads, discarding, until the
+// client's close (or a RecvMsg under way sees it), for at most lingerTimeout.
 func (c *Conn) end(err error) {
-	_ = c.sendBytes(frameEnd, endPayload(err))
+	if c.sendBytes(frameEnd, endPayload(err)) == nil && c.waitFlushed() == nil {
+		closeWrite(c.nc)
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		c.rmu.Lock()
+		for c.fr.err == nil {
+			if _, _, err := c.fr.next(c.maxRecv); err != nil {
+				c.fr.err = err
+			}
+		}
+		c.rmu.Unlock()
+	}
 	c.Close()
+}
+
+// lingerTimeout bounds how long a server waits for its client to close a stream it ended.
+const lingerTimeout = 5 * time.Second
+
+// waitFlushed waits until no write is under way: what was sent is written (or failed).
+func (c *Conn) waitFlushed() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for c.writing {
+		if c.flushed == nil {
+			c.flushed = sync.NewCond(&c.wmu)
+		}
+		c.flushed.Wait()
+	}
+	return c.werr
+}
+
+// closeWrite closes the sending side of nc (TLS: close_notify, then the TCP side).
+func closeWrite(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		_ = tc.CloseWrite()
+		nc = tc.NetConn()
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
 }
 
 // Close ends the stream: the connection is closed, a RecvMsg under way returns

@@ -365,3 +365,32 @@ func TestDialLeavesAFailedAddressAlone(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestEndReachesAClientStillSending: a server that ends a stream while its client is
+// still sending reads what the client sent until the client closes, so the client gets
+// the end status (not a reset connection).
+func TestEndReachesAClientStillSending(t *testing.T) {
+	s := serve(t, nil, rawstream.ListenOptions{}, func(c *rawstream.Conn) error {
+		if err := c.RecvMsg(new(loaderpb.OnceCall)); err != nil {
+			return err
+		}
+		return grpcx.ToStatus(aserr.ErrLicenceFull)
+	})
+	d := dialer(s, nil, "")
+	for range 20 {
+		c, err := d.Dial(t.Context(), method)
+		require.NoError(t, err)
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for i := range 2000 {
+				if c.SendMsg(call(uint64(i+1), strings.Repeat("x", 1024))) != nil {
+					return
+				}
+			}
+		}()
+		err = c.RecvMsg(new(loaderpb.OnceReply))
+		require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+		<-sent
+	}
+}
