@@ -239,23 +239,30 @@ func TestOversizedMessageEndsOnlyItsStream(t *testing.T) {
 	require.Equal(t, "small", r.GetMessage())
 }
 
-// TestOpenerFallsBackToGRPC: against a gRPC server without the split (an older server),
-// Opener's Dial fails and it opens the gRPC stream instead.
-func TestOpenerFallsBackToGRPC(t *testing.T) {
+// oldServer serves gRPC on 127.0.0.1:0 without a Listener (a server built before raw
+// streams) and returns its address.
+func oldServer(t *testing.T) string {
+	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	gs := grpc.NewServer()
 	done := make(chan struct{})
 	go func() { defer close(done); _ = gs.Serve(tcp) }()
-	defer func() { gs.Stop(); <-done }()
-	d := &rawstream.Dialer{Target: tcp.Addr().String()}
+	t.Cleanup(func() { gs.Stop(); <-done })
+	return tcp.Addr().String()
+}
+
+// TestOpenerFallsBackToGRPC: against a gRPC server without the split (an older server),
+// Opener's Dial fails and it opens the gRPC stream instead.
+func TestOpenerFallsBackToGRPC(t *testing.T) {
+	d := &rawstream.Dialer{Target: oldServer(t)}
 	fellBack := 0
 	open := rawstream.Opener(d, method, func(context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[loaderpb.OnceCall, loaderpb.OnceReply], error) {
 		fellBack++
 		return nil, status.Error(codes.Unimplemented, "fallback")
 	})
 	for range 2 {
-		_, err = open(t.Context())
+		_, err := open(t.Context())
 		require.Equal(t, codes.Unimplemented, status.Code(err))
 	}
 	require.Equal(t, 2, fellBack)
@@ -350,14 +357,8 @@ func TestBadConnectionsDoNotDisturbOthers(t *testing.T) {
 // TestDialLeavesAFailedAddressAlone: of two addresses, one a server without raw streams,
 // every stream opens on the other: the failed one is tried once, then left alone.
 func TestDialLeavesAFailedAddressAlone(t *testing.T) {
-	old, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	gs := grpc.NewServer()
-	done := make(chan struct{})
-	go func() { defer close(done); _ = gs.Serve(old) }()
-	defer func() { gs.Stop(); <-done }()
 	s := serve(t, nil, rawstream.ListenOptions{}, echo)
-	d := &rawstream.Dialer{Target: old.Addr().String() + "," + s.addr()}
+	d := &rawstream.Dialer{Target: oldServer(t) + "," + s.addr()}
 	for range 6 {
 		c, err := d.Dial(t.Context(), method)
 		require.NoError(t, err)
