@@ -382,9 +382,10 @@ func (c *Client[Req, Resp, C, R]) openStream() (*stream[Req, Resp, C, R], error)
 
 // stream is one open stream. mu guards pending, cancelling, retiring, closing, ended
 // and stopErr; sendMu is held across every Send and CloseSend (a gRPC stream allows one
-// sender at a time; a ConcurrentSender's Sends hold it shared) and guards shut. The receiver takes only mu, so it never waits behind
-// a Send that waits for the server: the server may be waiting for the receiver to read.
-// closeIfIdle takes sendMu under mu (mu first), when no Send can be under way.
+// sender at a time; a ConcurrentSender's Sends hold it shared) and guards shut. The
+// receiver takes only mu, so it never waits behind a Send that waits for the server: the
+// server may be waiting for the receiver to read. closeIfIdle takes sendMu under mu (mu
+// first), when no Send can be under way.
 type stream[Req, Resp, C, R any] struct {
 	c          *Client[Req, Resp, C, R]
 	st         grpc.BidiStreamingClient[C, R]
