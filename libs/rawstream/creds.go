@@ -37,7 +37,7 @@ func (handshaken) ServerHandshake(nc net.Conn) (net.Conn, credentials.AuthInfo, 
 }
 
 func (handshaken) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.3"}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
 }
 
 func (h handshaken) Clone() credentials.TransportCredentials { return h }
