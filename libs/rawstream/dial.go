@@ -133,9 +133,7 @@ func (d *Dialer) dial(ctx context.Context, addr, method string) (*Conn, error) {
 	}
 	_ = nc.SetDeadline(deadline)
 	if d.TLS != nil {
-		cfg := d.TLS.Clone()
-		cfg.NextProtos = []string{Proto}
-		tc := tls.Client(nc, cfg)
+		tc := tls.Client(nc, tuned(d.TLS, Proto))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = nc.Close()
 			return nil, fmt.Errorf("rawstream: %s: TLS: %w", addr, err)

@@ -91,21 +91,30 @@ func Listen(ln net.Listener, opts ListenOptions) *Listener {
 }
 
 // withProtos returns cfg offering protos over ALPN, also from the config its
-// GetConfigForClient returns.
+// GetConfigForClient returns, with full-size TLS records from the start (see tuned).
 func withProtos(cfg *tls.Config, protos ...string) *tls.Config {
-	c := cfg.Clone()
-	c.NextProtos = protos
+	c := tuned(cfg, protos...)
 	if get := c.GetConfigForClient; get != nil {
 		c.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 			sc, err := get(h)
 			if err != nil || sc == nil {
 				return sc, err
 			}
-			sc = sc.Clone()
-			sc.NextProtos = protos
-			return sc, nil
+			return tuned(sc, protos...), nil
 		}
 	}
+	return c
+}
+
+// tuned returns a copy of cfg offering protos, without dynamic record sizing: crypto/tls
+// otherwise starts every connection with records of one TCP segment, growing only after
+// 128 KiB or a thousand records, and writes each record with a system call of its own —
+// a stream connection lives seconds (webgate's retire after 0.5–1 s) and its writes
+// carry several messages at once, so it would spend its life splitting them.
+func tuned(cfg *tls.Config, protos ...string) *tls.Config {
+	c := cfg.Clone()
+	c.NextProtos = protos
+	c.DynamicRecordSizingDisabled = true
 	return c
 }
 
