@@ -36,6 +36,8 @@ type ListenOptions struct {
 	HandshakeTimeout time.Duration
 	// MaxRecv bounds a message a stream handler receives (default DefaultMaxRecv).
 	MaxRecv int
+	// Metrics counts the streams (nil: NewMetrics("rawstream", nil), not registered).
+	Metrics *Metrics
 	// Log is where refused and failed streams are logged (at debug: the client logs what it
 	// makes of them).
 	Log zerolog.Logger
@@ -78,6 +80,9 @@ func Listen(ln net.Listener, opts ListenOptions) *Listener {
 	}
 	if opts.MaxRecv <= 0 {
 		opts.MaxRecv = DefaultMaxRecv
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics("rawstream", nil)
 	}
 	if opts.TLS != nil {
 		opts.TLS = withProtos(opts.TLS, "h2", Proto)
@@ -283,6 +288,7 @@ func (l *Listener) serve(raw, nc net.Conn, br *bufio.Reader, cs *tls.ConnectionS
 	log := l.opts.Log.With().Str("peer", nc.RemoteAddr().String()).Logger()
 	method, err := readHello(br)
 	if err != nil {
+		l.opts.Metrics.failed.Inc()
 		log.Debug().Err(err).Msg("stream hello refused")
 		_ = nc.Close()
 		return
@@ -307,6 +313,7 @@ func (l *Listener) serve(raw, nc net.Conn, br *bufio.Reader, cs *tls.ConnectionS
 		refuse = checkCaller(cs, method, r.allow)
 	}
 	if refuse != nil {
+		l.opts.Metrics.refused.Inc()
 		log.Debug().Err(refuse).Str("method", method).Msg("stream refused")
 		if ok && !closed {
 			l.forget(c)
@@ -320,7 +327,10 @@ func (l *Listener) serve(raw, nc net.Conn, br *bufio.Reader, cs *tls.ConnectionS
 		c.Close()
 		return
 	}
+	l.opts.Metrics.served.Inc()
+	l.opts.Metrics.open.Inc()
 	err = l.run(c, r.h)
+	l.opts.Metrics.open.Dec()
 	l.forget(c)
 	c.end(err)
 }

@@ -395,3 +395,44 @@ func TestEndReachesAClientStillSending(t *testing.T) {
 		<-sent
 	}
 }
+
+// TestMetricsCountStreams: a stream served counts as served and open while it runs, an
+// unknown method as refused, a hello that is not one as failed.
+func TestMetricsCountStreams(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := rawstream.NewMetrics("test", reg)
+	s := serve(t, nil, rawstream.ListenOptions{Metrics: m}, echo)
+	d := dialer(s, nil, "")
+	c, err := d.Dial(t.Context(), method)
+	require.NoError(t, err)
+	_, err = d.Dial(t.Context(), "/no.Such/Method")
+	require.Error(t, err)
+	nc, err := net.Dial("tcp", s.addr())
+	require.NoError(t, err)
+	_, err = nc.Write([]byte(rawstream.Magic + "Mxxxx"))
+	require.NoError(t, err)
+	_, _ = io.ReadAll(nc)
+	_ = nc.Close()
+	value := func(name, result string) float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, mm := range mf.GetMetric() {
+				if result == "" || mm.GetLabel()[0].GetValue() == result {
+					return mm.GetCounter().GetValue() + mm.GetGauge().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	testpoll.Until(t, 5*time.Second, "counts", func() bool {
+		return value("asf_test_raw_streams_total", "served") == 1 && value("asf_test_raw_streams_total", "refused") == 1 &&
+			value("asf_test_raw_streams_total", "failed") == 1 && value("asf_test_raw_streams_open", "") == 1
+	})
+	require.NoError(t, c.CloseSend())
+	require.ErrorIs(t, c.RecvMsg(new(loaderpb.OnceReply)), io.EOF)
+	testpoll.Until(t, 5*time.Second, "stream closed", func() bool { return value("asf_test_raw_streams_open", "") == 0 })
+}

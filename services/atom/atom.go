@@ -138,6 +138,7 @@ type Server struct {
 	grpcLn  net.Listener
 	srvTLS  *tls.Config         // the gRPC port's (nil: plaintext)
 	split   *rawstream.Listener // over grpcLn from Start: gRPC and CallStream's raw streams
+	rawM    *rawstream.Metrics  // asf_atom_raw_streams_*
 	grpc    *grpcx.Server
 	atom    *transport.Server // the Atom service; its CallStream workers stop with Shutdown
 	admin   *obs.Admin
@@ -261,6 +262,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	s.router.Store(router)
 	// Only webgate (and the tools) may call atom.
 	s.grpc = grpcx.NewServer("atom", log, reg, append(append(grpcx.AllowCallers("webgate"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(tp), rawstream.ServerCreds(tb != nil))...)...)
+	s.rawM = rawstream.NewMetrics("atom", reg)
 	// Once requests over CallStream count, log and trace as unary Call calls do.
 	s.atom = transport.NewServer(router, m, log, grpcx.NewCallRecorder("atom", log, reg, tp))
 	undo.PushFunc(s.atom.Close)
@@ -347,7 +349,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// grpcLn carries gRPC and CallStream's raw streams (libs/rawstream), TLS handshakes by
 	// the split listener when TLS is on.
-	s.split = rawstream.Listen(s.grpcLn, rawstream.ListenOptions{TLS: s.srvTLS, MaxRecv: grpcx.MessageBytes(s.cfg.MaxPayloadBytes),
+	s.split = rawstream.Listen(s.grpcLn, rawstream.ListenOptions{TLS: s.srvTLS, MaxRecv: grpcx.MessageBytes(s.cfg.MaxPayloadBytes), Metrics: s.rawM,
 		Log: s.log.With().Str("component", "raw-streams").Logger()})
 	s.atom.ServeRaw(s.split)
 	s.serving.Store(true)

@@ -169,6 +169,7 @@ type Server struct {
 
 	ln    net.Listener
 	split *rawstream.Listener // over ln from Start: gRPC and OnceStream's raw streams
+	rawM  *rawstream.Metrics  // asf_loader_raw_streams_*
 	grpc  *grpcx.Server
 	tr    *transport.Server // the Loader service; its OnceStream workers stop with Shutdown
 	admin *obs.Admin
@@ -265,6 +266,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry, opts ...Optio
 		Tracer: enginetrace.Tracer(o.tp), Capability: cfg.Service}, log)
 	// Only atom (and the tools) may call the engine.
 	s.grpc = grpcx.NewServer("loader", log, reg, append(append(grpcx.AllowCallers("atom"), grpcx.ServerMsgSize(cfg.MaxPayloadBytes)...), append(grpcx.TraceServer(s.tp), rawstream.ServerCreds(tb != nil))...)...)
+	s.rawM = rawstream.NewMetrics("loader", reg)
 	s.res = resource.NewManager(eng, nil, resource.Config{}, log) // fetches from polaris once Start dialled it
 	// Once requests over OnceStream count, log and trace as unary Once calls do.
 	tr := transport.New(s.mgr, log, reg, grpcx.NewCallRecorder("loader", log, reg, s.tp))
@@ -319,7 +321,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.tls != nil {
 		tlsCfg = s.tls.ServerConfig()
 	}
-	s.split = rawstream.Listen(s.ln, rawstream.ListenOptions{TLS: tlsCfg, MaxRecv: grpcx.MessageBytes(s.cfg.MaxPayloadBytes),
+	s.split = rawstream.Listen(s.ln, rawstream.ListenOptions{TLS: tlsCfg, MaxRecv: grpcx.MessageBytes(s.cfg.MaxPayloadBytes), Metrics: s.rawM,
 		Log: s.log.With().Str("component", "raw-streams").Logger()})
 	s.tr.ServeRaw(s.split)
 	s.wg.Add(2)
