@@ -54,3 +54,16 @@ func TestEndPayloadKeepsASECode(t *testing.T) {
 		t.Fatalf("OK read back as %v", err)
 	}
 }
+
+// TestDialable: host:port entries and dns:/// targets can be dialled raw; other resolver
+// schemes and malformed entries cannot.
+func TestDialable(t *testing.T) {
+	for target, want := range map[string]bool{
+		"atom:9988": true, "10.0.0.1:9988,10.0.0.2:9988": true, "dns:///atom-headless:9988": true, "[::1]:9988": true,
+		"": false, "atom": false, "polaris:///atom": false, "unix:///tmp/atom.sock": false, "xds:///atom": false,
+	} {
+		if got := Dialable(target); got != want {
+			t.Errorf("Dialable(%q) = %v, want %v", target, got, want)
+		}
+	}
+}
