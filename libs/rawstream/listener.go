@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,7 +45,7 @@ type ListenOptions struct {
 type Handler func(c *Conn) error
 
 type route struct {
-	allow []string
+	check func(ctx context.Context, method string) error // grpcx.CallerCheck
 	h     Handler
 }
 
@@ -129,7 +127,7 @@ func tuned(cfg *tls.Config, protos ...string) *tls.Config {
 func (l *Listener) Handle(method string, services []string, h Handler) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.routes[method] = route{allow: append(slices.Clone(services), grpcx.ToolIdentity), h: h}
+	l.routes[method] = route{check: grpcx.CallerCheck(services...), h: h}
 }
 
 // GRPC is the listener of the gRPC server: the connections that are not streams.
@@ -238,8 +236,7 @@ func (l *Listener) sort(nc net.Conn) {
 	raw := nc
 	defer l.sorted(raw) // done already unless it failed
 	_ = nc.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
-	var tlsInfo credentials.AuthInfo
-	var cs *tls.ConnectionState
+	var tlsInfo credentials.AuthInfo // nil: plaintext
 	if l.opts.TLS != nil {
 		tc := tls.Server(nc, l.opts.TLS)
 		if err := tc.Handshake(); err != nil {
@@ -254,12 +251,11 @@ func (l *Listener) sort(nc net.Conn) {
 			l.grpc.hand(tc)
 			return
 		}
-		cs = &st
 		tlsInfo = tlsInfoOf(st)
 		nc = tc
 	}
 	br := bufio.NewReaderSize(nc, readBuffer)
-	if cs == nil { // plaintext: the first bytes tell
+	if tlsInfo == nil { // plaintext: the first bytes tell
 		head, err := br.Peek(len(Magic))
 		if string(head) != Magic {
 			if err != nil && len(head) == 0 {
@@ -272,7 +268,7 @@ func (l *Listener) sort(nc net.Conn) {
 			return
 		}
 	}
-	l.serve(raw, nc, br, cs, tlsInfo)
+	l.serve(raw, nc, br, tlsInfo)
 }
 
 // sorted forgets raw as a connection being sorted: it is the gRPC server's now, or a
@@ -284,7 +280,7 @@ func (l *Listener) sorted(raw net.Conn) {
 }
 
 // serve reads a stream's hello, checks it and runs its handler.
-func (l *Listener) serve(raw, nc net.Conn, br *bufio.Reader, cs *tls.ConnectionState, auth credentials.AuthInfo) {
+func (l *Listener) serve(raw, nc net.Conn, br *bufio.Reader, auth credentials.AuthInfo) {
 	log := l.opts.Log.With().Str("peer", nc.RemoteAddr().String()).Logger()
 	method, err := readHello(br)
 	if err != nil {
@@ -310,7 +306,7 @@ func (l *Listener) serve(raw, nc net.Conn, br *bufio.Reader, cs *tls.ConnectionS
 	case !ok:
 		refuse = status.Errorf(codes.Unimplemented, "rawstream: unknown stream method %q", method)
 	default:
-		refuse = checkCaller(cs, method, r.allow)
+		refuse = r.check(ctx, method) // the peer's certificate, as AllowCallers checks a gRPC call
 	}
 	if refuse != nil {
 		l.opts.Metrics.refused.Inc()
@@ -371,19 +367,6 @@ func readHello(br *bufio.Reader) (string, error) {
 		return "", fmt.Errorf("%w: hello", errFrame)
 	}
 	return string(p), nil
-}
-
-// checkCaller refuses a caller whose certificate identity is not of one of allowed, as
-// grpcx.AllowCallers does for gRPC calls. A plaintext stream (cs nil) passes.
-func checkCaller(cs *tls.ConnectionState, method string, allowed []string) error {
-	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
-		return nil
-	}
-	id, err := grpcx.IdentityOfCert(cs.VerifiedChains[0][0])
-	if err != nil || slices.Contains(allowed, id.Service) {
-		return nil // the handshake admitted it; a certificate without identity is refused there
-	}
-	return grpcx.ToStatus(fmt.Errorf("%s: caller %s is not one of %s: %w", method, id, strings.Join(allowed, ", "), aserr.ErrForbidden))
 }
 
 // grpcListener hands the gRPC server its connections.
