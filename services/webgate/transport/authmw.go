@@ -43,10 +43,10 @@ func (h *Handler) authMiddleware(a *auth.Authenticator) Middleware {
 }
 
 func (h *Handler) authenticate(a *auth.Authenticator, w http.ResponseWriter, r *http.Request) (*auth.App, error) {
-	q := r.URL.Query()
+	q := r.URL.RawQuery
 	req := auth.Request{Method: r.Method, Path: r.URL.EscapedPath()}
-	if authz := q.Get("authorization"); authz != "" {
-		req.Authorization, req.Date, req.Host, req.URLForm = authz, q.Get("date"), q.Get("host"), true
+	if authz := httpio.QueryGet(q, "authorization"); authz != "" {
+		req.Authorization, req.Date, req.Host, req.URLForm = authz, httpio.QueryGet(q, "date"), httpio.QueryGet(q, "host"), true
 		if req.Host == "" {
 			req.Host = r.Host
 		}

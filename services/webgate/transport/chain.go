@@ -86,7 +86,7 @@ func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 				return
 			}
 		} else {
-			name, schema, ok = h.g.Resolve(r.URL.Path, r.URL.Query().Get("serviceId"))
+			name, schema, ok = h.g.Resolve(r.URL.Path, httpio.QueryGet(r.URL.RawQuery, "serviceId"))
 		}
 		if !ok {
 			h.g.Metrics().NotFound(kindOf(r))
@@ -98,7 +98,7 @@ func (h *Handler) routeMiddleware(next http.Handler) http.Handler {
 		info.OIP = action
 		info.WebAPI = webapi
 		info.ClientIP = httpio.ClientIP(r)
-		info.Multiplex = info.Stream && r.URL.Query().Get("stream_mode") == "multiplex"
+		info.Multiplex = info.Stream && httpio.QueryGet(r.URL.RawQuery, "stream_mode") == "multiplex"
 		if webapi {
 			info.Log = info.Log.With().Str("envelope", "webapi").Logger()
 		}
