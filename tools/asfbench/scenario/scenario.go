@@ -4,6 +4,7 @@
 package scenario
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,10 +59,13 @@ type StartSuite func(ctx context.Context, spec SuiteSpec) (Suite, error)
 
 // Profile is the size of a run.
 type Profile struct {
-	Name                    string
-	Plan                    asfbench.Plan
-	OnceConcurrency         []int
-	StreamSessions          []int
+	Name            string
+	Plan            asfbench.Plan
+	OnceConcurrency []int
+	StreamSessions  []int
+	// StreamRefine is how many more counts each system is measured at between the largest
+	// it held and the next it missed (refineCount), after the StreamSessions ladder.
+	StreamRefine            int
 	StreamPace              time.Duration
 	StreamFrameSize         int
 	StreamFramesPerSession  int
@@ -100,7 +104,7 @@ func Full() Profile {
 		Plan: asfbench.Plan{Warmup: 2 * time.Second, Window: 2 * time.Second, MinWindows: 3, MaxWindows: 5,
 			Rule: asfbench.StabilityRule{Windows: 3, Tolerance: 0.10}},
 		OnceConcurrency: []int{1, 16, 64, 256},
-		StreamSessions:  []int{100, 250, 500, 1000, 2000}, StreamPace: 40 * time.Millisecond,
+		StreamSessions:  []int{100, 250, 500, 1000, 2000}, StreamPace: 40 * time.Millisecond, StreamRefine: 2,
 		StreamFrameSize: 1280, StreamFramesPerSession: 250,
 		PythonConcurrency: []int{1, 16, 64, 256}, PickConcurrency: []int{1, 16, 64},
 		OIPConcurrency: []int{16}, PropagationSamples: 30, OncePayload: 256,
@@ -478,22 +482,45 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 		return targets.NewASEStream(targets.ASEStreamConfig{BaseURL: base, Service: "echo", AppID: env.AppID, Creds: env.Creds,
 			FrameSize: p.StreamFrameSize, FramesPerSession: p.StreamFramesPerSession})
 	}
-	for _, n := range p.StreamSessions {
-		load := asfbench.Load{Concurrency: n, Pace: p.StreamPace}
+	sides := []func() side{
+		func() side {
+			return env.suiteSide(s, suiteSystem, bareWSEcho, func() asfbench.Target { return mk(s.WebgateURL()) })
+		},
+		func() side {
+			return side{system: bareWSEcho, groups: pidGroups("baseline", env.BaselinePIDs),
+				target: func() asfbench.Target { return mk(env.BaselineHTTP) }}
+		},
+	}
+	measure := func(sd side, n int) error {
 		plan := p.Plan
 		if n == p.StreamHoldSessions && p.StreamHoldPlan.Window > 0 {
 			plan = p.StreamHoldPlan
 		}
-		x := float64(n)
-		if err := env.measureSide(ctx, sc, plan, x, load, env.suiteSide(s, suiteSystem, bareWSEcho,
-			func() asfbench.Target { return mk(s.WebgateURL()) })); err != nil {
-			return sc, err
-		}
-		if err := env.measureSide(ctx, sc, plan, x, load, side{system: bareWSEcho, groups: pidGroups("baseline", env.BaselinePIDs),
-			target: func() asfbench.Target { return mk(env.BaselineHTTP) }}); err != nil {
-			return sc, err
+		return env.measureSide(ctx, sc, plan, float64(n), asfbench.Load{Concurrency: n, Pace: p.StreamPace}, sd)
+	}
+	for _, n := range p.StreamSessions {
+		for _, sd := range sides {
+			if err := measure(sd(), n); err != nil {
+				return sc, err
+			}
 		}
 	}
+	// The ladder's steps are 2–2.5× apart: each system is measured again between the
+	// largest count it held and the next it missed, halving that gap StreamRefine times,
+	// so the held counts (and their ratio) are known to within ~15 %, not a factor of 2.
+	for _, sd := range sides {
+		sd := sd()
+		for range p.StreamRefine {
+			n, ok := refineCount(sc, sd.system)
+			if !ok {
+				break
+			}
+			if err := measure(sd, n); err != nil {
+				return sc, err
+			}
+		}
+	}
+	slices.SortStableFunc(sc.Rows, func(a, b *report.Row) int { return cmp.Compare(a.X, b.X) }) // the table by count
 	for _, sys := range sc.Systems() {
 		sc.Findings = append(sc.Findings, heldFinding(sc, sys))
 	}
@@ -513,6 +540,28 @@ func heldCount(sc *report.Scenario, sys string) (n float64, measured bool) {
 		}
 	}
 	return n, len(rows) > 0
+}
+
+// refineCount is the session count halfway (to a multiple of 10) between the largest count
+// sys held and the smallest above it that it missed, and false when there is no such pair
+// or they are already within an eighth of each other (or 20 sessions).
+func refineCount(sc *report.Scenario, sys string) (int, bool) {
+	held, _ := heldCount(sc, sys)
+	lo := max(int(held), 0)
+	hi := -1
+	for _, r := range sc.ByX(sys) {
+		if x := int(r.X); x > lo && (hi < 0 || x < hi) {
+			hi = x
+		}
+	}
+	if hi < 0 || hi-lo <= max(20, lo/8) {
+		return 0, false
+	}
+	m := (lo + hi + 10) / 20 * 10
+	if m <= lo || m >= hi {
+		return 0, false
+	}
+	return m, true
 }
 
 // heldFinding states the largest session count a system held with p99 ≤ 50 ms and under

@@ -89,7 +89,7 @@ func TestRunBaselinesOnly(t *testing.T) {
 	assert.Contains(t, string(md), "not measured: sessions 1000 is not in the quick profile")
 	assert.Contains(t, string(md), "lbclient Pick throughput over gRPC, 1000 loaders / 50 services | not measured: lbbench binary not configured")
 	assert.Contains(t, string(md), "| once CPU per request with internal mTLS / plaintext, c=64 (whole suite) | not measured: test without suite |")
-	assert.Contains(t, string(md), "| webgate WebSocket sessions held at p99 ≤ 50ms, share of the bare WS echo's (of 4 sessions) | not measured: test without suite |")
+	assert.Contains(t, string(md), "| webgate WebSocket sessions held at p99 ≤ 50ms, share of the bare WS echo's (of 4 sessions, then 2 halvings of the gap above each held count) | not measured: test without suite |")
 	// The CPU charts show the baselines' bars even without the suite.
 	assert.Equal(t, []string{"cpu-per-request.png", "cpu-per-frame.png"}, rep.Charts)
 	assert.Contains(t, string(md), "![cpu-per-request.png](cpu-per-request.png)")
@@ -261,6 +261,35 @@ func streamRows(suite, bare [4]time.Duration) *report.Scenario {
 			cpuRow(row("bare Go WS echo", n, 25*n, time.Millisecond, bare[i], 0), bareCPU))
 	}
 	return sc
+}
+
+// TestRefineCount checks the counts measured between a system's held and missed counts:
+// halfway, to a multiple of 10, until they are within an eighth (or 20 sessions).
+func TestRefineCount(t *testing.T) {
+	ok, slow := 10*time.Millisecond, 900*time.Millisecond
+	sc := streamRows([4]time.Duration{ok, ok, slow, slow}, [4]time.Duration{ok, ok, ok, ok})
+	n, more := refineCount(sc, "suite")
+	assert.True(t, more)
+	assert.Equal(t, 380, n, "between 250 held and 500 missed")
+	_, more = refineCount(sc, "bare Go WS echo")
+	assert.False(t, more, "held every count: nothing above to refine")
+
+	sc.Rows = append(sc.Rows, row("suite", 380, 25*380, time.Millisecond, slow, 0))
+	n, _ = refineCount(sc, "suite")
+	assert.Equal(t, 320, n, "between 250 held and 380 missed")
+	sc.Rows = append(sc.Rows, row("suite", 320, 25*320, time.Millisecond, ok, 0))
+	n, _ = refineCount(sc, "suite")
+	assert.Equal(t, 350, n, "between 320 held and 380 missed")
+	sc.Rows = append(sc.Rows, row("suite", 350, 25*350, time.Millisecond, ok, 0))
+	_, more = refineCount(sc, "suite")
+	assert.False(t, more, "350 held, 380 missed: within an eighth")
+	held, _ := heldCount(sc, "suite")
+	assert.Equal(t, 350.0, held)
+
+	none := streamRows([4]time.Duration{slow, slow, slow, slow}, [4]time.Duration{ok, ok, ok, ok})
+	n, more = refineCount(none, "suite")
+	assert.True(t, more)
+	assert.Equal(t, 50, n, "none held: halfway to the smallest count")
 }
 
 // TestStreamHeldTarget checks the held session count against the bare WebSocket echo's:

@@ -188,7 +188,11 @@ func streamTargets(sc *report.Scenario, env *Env) []report.Target {
 // (at the smallest measured count when it held none).
 func streamHeldTarget(sc *report.Scenario, env *Env) report.Target {
 	counts := env.Profile.StreamSessions
-	m := fmt.Sprintf("webgate WebSocket sessions held at p99 ≤ %v, share of the bare WS echo's (of %s sessions)", heldP99, joinInts(counts))
+	of := joinInts(counts) + " sessions"
+	if env.Profile.StreamRefine > 0 {
+		of += fmt.Sprintf(", then %d halvings of the gap above each held count", env.Profile.StreamRefine)
+	}
+	m := fmt.Sprintf("webgate WebSocket sessions held at p99 ≤ %v, share of the bare WS echo's (of %s)", heldP99, of)
 	tgt := fmt.Sprintf("≥ %.2f × %s", streamHeldRatio, bareWSEcho)
 	if len(counts) == 0 {
 		return report.NotMeasured(m, tgt, "no session count in the "+env.Profile.Name+" profile")
