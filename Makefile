@@ -14,10 +14,15 @@ help: ## list the tasks
 VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/athenaserving/asf/libs/buildinfo.Version=$(VERSION) -X github.com/athenaserving/asf/libs/buildinfo.Commit=$(COMMIT)
+# The pure-Go services (not the loader, whose C engines run on its own threads) are linked
+# with a default GODEBUG that keeps the Go runtime's monitor thread out of its deep sleep
+# (docs/operations.md, "Go runtime monitor"); GODEBUG in a process's environment overrides it.
+RUNTIME_GODEBUG := schedtrace=2147483647
+SVC_LDFLAGS := $(LDFLAGS) -X runtime.godebugDefault=$(RUNTIME_GODEBUG)
 
 build: ## build the five service binaries and the tools into bin/ (VERSION=1.4.0 sets --version's)
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(foreach s,$(filter-out loader,$(SERVICES)),./services/$(s)/cmd/$(s))
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(SVC_LDFLAGS)' -o bin/ $(foreach s,$(filter-out loader,$(SERVICES)),./services/$(s)/cmd/$(s))
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./services/loader/cmd/loader
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./tools/cmd/asfrun ./tools/cmd/asedemo ./tools/cmd/asfbench ./tools/asectl/cmd/asectl
 

@@ -130,6 +130,51 @@ func (o Options) procEnv() []string {
 	return env
 }
 
+// RuntimeGODEBUG is what make build links into webgate, atom, lbclient and polaris as
+// their default GODEBUG, and what the suite gives a loader whose engine makes no C calls
+// in its process: the Go runtime's monitor thread never takes its deep sleep, so a
+// process that goes idle and busy again thousands of times a second does not wake it and
+// poll every 20 µs after each wake (docs/operations.md, "Go runtime monitor").
+const RuntimeGODEBUG = "schedtrace=2147483647"
+
+// callsC reports whether a loader started with args may call C engine code in its own
+// process: unless its last --engine is echo, python or forward, it may (an AIGES
+// libwrapper.so, or an aiges.toml naming one), and is left with Go's default monitor,
+// which hands the process's P on within ~20 µs of a long C call after an idle spell.
+func callsC(args []string) bool {
+	engine := ""
+	for i, a := range args {
+		switch {
+		case a == "--engine" && i+1 < len(args):
+			engine = args[i+1]
+		case strings.HasPrefix(a, "--engine="):
+			engine = strings.TrimPrefix(a, "--engine=")
+		}
+	}
+	switch engine {
+	case "echo", "python", "forward":
+		return false
+	}
+	return true
+}
+
+// withRuntimeGODEBUG returns env with RuntimeGODEBUG first in its GODEBUG, so settings
+// already in this process's GODEBUG (later in the list) still win.
+func withRuntimeGODEBUG(env []string) []string {
+	out := make([]string, 0, len(env)+1)
+	v := RuntimeGODEBUG
+	for _, e := range env {
+		if cur, ok := strings.CutPrefix(e, "GODEBUG="); ok {
+			if cur != "" {
+				v += "," + cur
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	return append(out, "GODEBUG="+v)
+}
+
 // PKIInstance is the instance name of the suite's certificates: every process runs on
 // 127.0.0.1, and an instance naming a host covers every port on it.
 const PKIInstance = "127.0.0.1"
@@ -434,6 +479,9 @@ func (s *Suite) launch(ctx context.Context, name, dir, bin string, args []string
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	cmd.Env = s.opts.procEnv()
+	if bin == "loader" && !callsC(args) {
+		cmd.Env = withRuntimeGODEBUG(cmd.Env)
+	}
 	cmd.Stdout = lf
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -205,3 +205,31 @@ func TestProcEnv(t *testing.T) {
 		t.Errorf("with GOMAXPROCS=7 set: %s, want the environment inherited", got)
 	}
 }
+
+// TestLoaderRuntimeGODEBUG: a loader gets RuntimeGODEBUG only when its engine makes no C
+// calls in its process; GODEBUG settings of the suite's own environment still win.
+func TestLoaderRuntimeGODEBUG(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		callC bool
+	}{
+		{[]string{"--engine", "echo"}, false},
+		{[]string{"--engine=python", "--workers", "2"}, false},
+		{[]string{"--engine", "forward"}, false},
+		{[]string{"--engine", "c", "--engine-path", "x.so"}, true},
+		{[]string{"--engine", "echo", "--engine", "c"}, true}, // the last one counts
+		{[]string{"-c", "aiges.toml", "-s", "asr"}, true},     // may name a C engine
+		{nil, true},
+	} {
+		if got := callsC(c.args); got != c.callC {
+			t.Errorf("callsC(%q) = %v, want %v", c.args, got, c.callC)
+		}
+	}
+	env := withRuntimeGODEBUG([]string{"A=1", "GODEBUG=schedtrace=0,gctrace=1"})
+	if want := []string{"A=1", "GODEBUG=" + RuntimeGODEBUG + ",schedtrace=0,gctrace=1"}; !slices.Equal(env, want) {
+		t.Errorf("withRuntimeGODEBUG = %q, want %q", env, want)
+	}
+	if env := withRuntimeGODEBUG([]string{"A=1"}); !slices.Equal(env, []string{"A=1", "GODEBUG=" + RuntimeGODEBUG}) {
+		t.Errorf("withRuntimeGODEBUG without GODEBUG = %q", env)
+	}
+}
