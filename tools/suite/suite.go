@@ -158,9 +158,9 @@ func callsC(args []string) bool {
 	return true
 }
 
-// withRuntimeGODEBUG returns env with RuntimeGODEBUG first in its GODEBUG, so settings
+// WithRuntimeGODEBUG returns env with RuntimeGODEBUG first in its GODEBUG, so settings
 // already in this process's GODEBUG (later in the list) still win.
-func withRuntimeGODEBUG(env []string) []string {
+func WithRuntimeGODEBUG(env []string) []string {
 	out := make([]string, 0, len(env)+1)
 	v := RuntimeGODEBUG
 	for _, e := range env {
@@ -480,7 +480,7 @@ func (s *Suite) launch(ctx context.Context, name, dir, bin string, args []string
 	cmd.Dir = dir
 	cmd.Env = s.opts.procEnv()
 	if bin == "loader" && !callsC(args) {
-		cmd.Env = withRuntimeGODEBUG(cmd.Env)
+		cmd.Env = WithRuntimeGODEBUG(cmd.Env)
 	}
 	cmd.Stdout = lf
 	stderr, err := cmd.StderrPipe()

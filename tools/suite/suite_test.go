@@ -225,11 +225,11 @@ func TestLoaderRuntimeGODEBUG(t *testing.T) {
 			t.Errorf("callsC(%q) = %v, want %v", c.args, got, c.callC)
 		}
 	}
-	env := withRuntimeGODEBUG([]string{"A=1", "GODEBUG=schedtrace=0,gctrace=1"})
+	env := WithRuntimeGODEBUG([]string{"A=1", "GODEBUG=schedtrace=0,gctrace=1"})
 	if want := []string{"A=1", "GODEBUG=" + RuntimeGODEBUG + ",schedtrace=0,gctrace=1"}; !slices.Equal(env, want) {
-		t.Errorf("withRuntimeGODEBUG = %q, want %q", env, want)
+		t.Errorf("WithRuntimeGODEBUG = %q, want %q", env, want)
 	}
-	if env := withRuntimeGODEBUG([]string{"A=1"}); !slices.Equal(env, []string{"A=1", "GODEBUG=" + RuntimeGODEBUG}) {
-		t.Errorf("withRuntimeGODEBUG without GODEBUG = %q", env)
+	if env := WithRuntimeGODEBUG([]string{"A=1"}); !slices.Equal(env, []string{"A=1", "GODEBUG=" + RuntimeGODEBUG}) {
+		t.Errorf("WithRuntimeGODEBUG without GODEBUG = %q", env)
 	}
 }

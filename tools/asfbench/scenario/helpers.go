@@ -92,6 +92,9 @@ func (e *Env) runHelper(ctx context.Context, name, bin string, args []string, ds
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = e.RepoDir
 	cmd.WaitDelay = 10 * time.Second
+	if name == "loaderbench" && e.LoaderEnv != nil {
+		cmd.Env = e.LoaderEnv
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, logf
 	e.logf("%s: %s %s", name, bin, strings.Join(args, " "))
@@ -123,7 +126,8 @@ func runLoader(ctx context.Context, env *Env, _ Suite) (*report.Scenario, error)
 			"(one Python worker, one caller) against the same call made in a Python process (the floor); the difference is the latency the loader adds. "+
 			"C: the example C engine (examples/engines/c-echo, gcc) in the loader process against the same engine behind isolation process "+
 			"(one worker process), %d callers, called directly (engine.Once) and through the loader's gRPC Once. "+
-			"A gRPC Once travels as atom sends it: on a Loader.OnceStream (loaderbench -via stream).",
+			"A gRPC Once travels as atom sends it: on a Loader.OnceStream (loaderbench -via stream). loaderbench runs with the runtime settings "+
+			"tools/suite gives a loader of a Python engine (GODEBUG=schedtrace=…, docs/operations.md, \"Go runtime monitor\").",
 			p.LoaderBenchWarmup, p.LoaderBenchDuration, p.LoaderBenchConcurrency)}
 	const (
 		mPy50  = "loader Python once added latency p50 (gRPC Once − in-process Python)"

@@ -147,6 +147,9 @@ func Quick() Profile {
 // Env is everything a run needs.
 type Env struct {
 	Profile Profile
+	// LoaderEnv, when set, is loaderbench's environment: the loader's runtime settings as
+	// tools/suite gives them to a loader of a Python engine (suite.WithRuntimeGODEBUG).
+	LoaderEnv []string
 	// StartSuite is nil when the suite cannot be started (then every suite row says why).
 	StartSuite StartSuite
 	// SuiteUnavailable says why StartSuite is nil.

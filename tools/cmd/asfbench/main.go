@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 		Profile: p, Python: *python, OutDir: dir, Log: log, PythonSuite: *pythonSuite,
 		Creds: asfbench.Credentials{APIKey: *apiKey, APISecret: *apiSecret}, AppID: *appID,
 		LoaderBench: absOr(*loaderBench), LBBench: absOr(*lbBench), RepoDir: repo,
-		SuiteSetup: suiteSetup(*procs),
+		SuiteSetup: suiteSetup(*procs), LoaderEnv: suite.WithRuntimeGODEBUG(os.Environ()),
 	}
 	if *only != "" {
 		env.Only = map[string]bool{}
