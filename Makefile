@@ -14,9 +14,10 @@ help: ## list the tasks
 VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/athenaserving/asf/libs/buildinfo.Version=$(VERSION) -X github.com/athenaserving/asf/libs/buildinfo.Commit=$(COMMIT)
-# The pure-Go services (not the loader, whose C engines run on its own threads) are linked
-# with a default GODEBUG that keeps the Go runtime's monitor thread out of its deep sleep
-# (docs/operations.md, "Go runtime monitor"); GODEBUG in a process's environment overrides it.
+# The pure-Go services are linked with a default GODEBUG that keeps the Go runtime's monitor
+# thread out of its deep sleep (docs/operations.md, "Go runtime monitor"); GODEBUG in a
+# process's environment overrides it. Not the loader: an in-process C engine's long calls
+# would hold its P; tools/suite and compose give it to loaders without one.
 RUNTIME_GODEBUG := schedtrace=2147483647
 SVC_LDFLAGS := $(LDFLAGS) -X runtime.godebugDefault=$(RUNTIME_GODEBUG)
 

@@ -233,3 +233,24 @@ func TestLoaderRuntimeGODEBUG(t *testing.T) {
 		t.Errorf("WithRuntimeGODEBUG without GODEBUG = %q", env)
 	}
 }
+
+// TestRuntimeGODEBUGEverywhere: make build, the images and compose's loaders without a C
+// engine carry the same runtime default as RuntimeGODEBUG.
+func TestRuntimeGODEBUGEverywhere(t *testing.T) {
+	for _, f := range []struct {
+		path string
+		n    int // occurrences
+	}{
+		{"../../Makefile", 1},
+		{"../../deploy/images/Dockerfile", 2},          // the four services, the Python demo loader
+		{"../../deploy/compose/docker-compose.yml", 1}, // loader-echo
+	} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(string(b), RuntimeGODEBUG); got != f.n {
+			t.Errorf("%s holds %q %d times, want %d", f.path, RuntimeGODEBUG, got, f.n)
+		}
+	}
+}
