@@ -485,14 +485,9 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 		return targets.NewASEStream(targets.ASEStreamConfig{BaseURL: base, Service: "echo", AppID: env.AppID, Creds: env.Creds,
 			FrameSize: p.StreamFrameSize, FramesPerSession: p.StreamFramesPerSession})
 	}
-	sides := []func() side{
-		func() side {
-			return env.suiteSide(s, suiteSystem, bareWSEcho, func() asfbench.Target { return mk(s.WebgateURL()) })
-		},
-		func() side {
-			return side{system: bareWSEcho, groups: pidGroups("baseline", env.BaselinePIDs),
-				target: func() asfbench.Target { return mk(env.BaselineHTTP) }}
-		},
+	sides := []side{
+		env.suiteSide(s, suiteSystem, bareWSEcho, func() asfbench.Target { return mk(s.WebgateURL()) }),
+		{system: bareWSEcho, groups: pidGroups("baseline", env.BaselinePIDs), target: func() asfbench.Target { return mk(env.BaselineHTTP) }},
 	}
 	measure := func(sd side, n int) error {
 		plan := p.Plan
@@ -503,7 +498,7 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 	}
 	for _, n := range p.StreamSessions {
 		for _, sd := range sides {
-			if err := measure(sd(), n); err != nil {
+			if err := measure(sd, n); err != nil {
 				return sc, err
 			}
 		}
@@ -512,7 +507,6 @@ func runStream(ctx context.Context, env *Env, s Suite) (*report.Scenario, error)
 	// largest count it held and the next it missed, halving that gap StreamRefine times,
 	// so the held counts (and their ratio) are known to within ~15 %, not a factor of 2.
 	for _, sd := range sides {
-		sd := sd()
 		for range p.StreamRefine {
 			n, ok := refineCount(sc, sd.system)
 			if !ok {
