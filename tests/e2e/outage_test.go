@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/services/polaris"
+	"github.com/athenaserving/asf/services/polaris/registry"
 	"github.com/athenaserving/asf/tests/suitetest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -41,6 +43,18 @@ func getJSON(t *testing.T, url string, dst any) {
 	if err := json.NewDecoder(resp.Body).Decode(dst); err != nil {
 		t.Fatalf("%s: %v", url, err)
 	}
+}
+
+// getRaw is the body at url, or the error, as text.
+func getRaw(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // frozenGauge is asf_lbclient_view_frozen as lbclient's /metrics shows it.
@@ -163,14 +177,25 @@ func TestPolarisOutageSurvivedFromCaches(t *testing.T) {
 	// The loaders reach the new polaris after their polaris client's reconnect back-off
 	// (up to 5 s); until then polaris may expire the restored registrations. Once they
 	// heartbeat again they are live again and requests succeed.
+	var last string // what the condition saw last, for a failure
+	t.Cleanup(func() {
+		if t.Failed() && last != "" {
+			t.Logf("last seen: %s; lbclient view: %s", last, getRaw(t, "http://"+s.LB.AdminAddr()+"/v1/view"))
+		}
+	})
 	suitetest.WaitFor(t, 20*time.Second, func() bool {
 		live := 0
+		var regs []string
 		for _, st := range p.Registry().List("echo") {
-			if st.Load.Live > 0 {
+			regs = append(regs, fmt.Sprintf("%s %s live=%d seq=%d", st.Instance.Kind, st.Instance.Addr, st.Load.Live, st.Seq))
+			// atom's consumer entry for echo is listed too; only the loaders count.
+			if st.Instance.Kind == registry.KindProvider && st.Load.Live > 0 {
 				live++
 			}
 		}
-		return live == 2 && s.LB.Live("echo") == 2 && lbView(t, s).NATSConnected
+		v := lbView(t, s)
+		last = fmt.Sprintf("polaris %v, lbclient live %d, source %+v", regs, s.LB.Live("echo"), v)
+		return live == 2 && s.LB.Live("echo") == 2 && v.NATSConnected
 	})
 	t.Logf("thawed %s and both loaders live %s after polaris returned", thawed.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	for range 10 {
