@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/athenaserving/asf/libs/localsock"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
@@ -206,4 +207,16 @@ func (p *Pool) Close() {
 	for _, cc := range conns {
 		_ = cc.Close()
 	}
+}
+
+// LocalSockets makes a connection reach a co-located server over the Unix socket it
+// serves in dir (libs/localsock: the server's Listen with the same dir) and any other
+// over TCP; the target keeps its host:port, and TLS runs over the socket as over TCP.
+// An empty dir changes nothing.
+func LocalSockets(dir string) grpc.DialOption {
+	if dir == "" {
+		return grpc.EmptyDialOption{}
+	}
+	d := &localsock.Dialer{Dir: dir}
+	return grpc.WithContextDialer(d.DialContext)
 }

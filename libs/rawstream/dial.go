@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/localsock"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 )
@@ -35,6 +36,9 @@ type Dialer struct {
 	// Timeout bounds the connection, its handshake and the server's hello (default
 	// grpcx.ConnectTimeout).
 	Timeout time.Duration
+	// Sockets is the directory co-located servers serve Unix sockets in (libs/localsock):
+	// an address served there is dialed over its socket. Empty: TCP only.
+	Sockets string
 	// Log is where Opener logs a dial that failed (at debug; at info the first time).
 	Log zerolog.Logger
 
@@ -127,7 +131,8 @@ func (d *Dialer) dial(ctx context.Context, addr, method string) (*Conn, error) {
 	deadline := time.Now().Add(timeout)
 	nd := net.Dialer{Deadline: deadline, KeepAliveConfig: net.KeepAliveConfig{
 		Enable: true, Idle: grpcx.KeepaliveTime, Interval: grpcx.KeepaliveTimeout, Count: 3}}
-	nc, err := nd.DialContext(ctx, "tcp", addr)
+	ld := localsock.Dialer{Dir: d.Sockets, TCP: nd}
+	nc, err := ld.DialContext(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
+	"github.com/athenaserving/asf/libs/localsock"
 	"github.com/athenaserving/asf/libs/pki"
 	loaderpb "github.com/athenaserving/asf/libs/proto/loader/v1"
 	"github.com/athenaserving/asf/libs/rawstream"
@@ -24,6 +26,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -60,6 +63,12 @@ func serve(t *testing.T, b *tlsx.Bundle, opts rawstream.ListenOptions, h rawstre
 	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	return serveOn(t, tcp, b, opts, h)
+}
+
+// serveOn is serve on the listener tcp.
+func serveOn(t *testing.T, tcp net.Listener, b *tlsx.Bundle, opts rawstream.ListenOptions, h rawstream.Handler) *server {
+	t.Helper()
 	if b != nil {
 		opts.TLS = b.ServerConfig()
 	}
@@ -175,6 +184,49 @@ func TestStreamsAndGRPCShareThePort(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStreamsOverLocalSockets: a server listening through localsock and a Dialer with
+// its directory: the stream and gRPC calls go over the Unix socket, under mutual TLS, and
+// the handler sees the caller's identity.
+func TestStreamsOverLocalSockets(t *testing.T) {
+	srvB, atomB, _ := bundles(t)
+	dir, err := os.MkdirTemp("", "rs")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln, err := localsock.Listen(tcp, dir)
+	require.NoError(t, err)
+	type seen struct {
+		network string
+		id      grpcx.Identity
+	}
+	peers := make(chan seen, 1)
+	s := serveOn(t, ln, srvB, rawstream.ListenOptions{}, func(c *rawstream.Conn) error {
+		id, _ := grpcx.IdentityFromContext(c.Context())
+		p, _ := peer.FromContext(c.Context())
+		peers <- seen{p.Addr.Network(), id}
+		return echo(c)
+	})
+	d := dialer(s, atomB, "loader")
+	d.Sockets = dir
+	c, err := d.Dial(t.Context(), method)
+	require.NoError(t, err)
+	p := <-peers
+	require.Equal(t, "unix", p.network)
+	require.Equal(t, "atom", p.id.Service)
+	require.NoError(t, c.SendMsg(call(1, "over the socket")))
+	r := new(loaderpb.OnceReply)
+	require.NoError(t, c.RecvMsg(r))
+	require.Equal(t, "over the socket", r.GetMessage())
+	require.NoError(t, c.CloseSend())
+
+	cc, err := grpcx.Dial(s.addr(), tlsx.DialOption(atomB, "loader"), grpcx.LocalSockets(dir))
+	require.NoError(t, err)
+	defer cc.Close()
+	_, err = healthpb.NewHealthClient(cc).Check(t.Context(), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
 }
 
 // TestRefusedStreams: an unknown method is Unimplemented and a caller of another service
