@@ -280,3 +280,18 @@ func isLocal(ip net.IP) bool {
 	}
 	return false
 }
+
+// ListenTCP listens on TCP address addr and, when dir is not empty, on its Unix socket in
+// dir too (Listen).
+func ListenTCP(addr, dir string) (net.Listener, error) {
+	tcp, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := Listen(tcp, dir)
+	if err != nil {
+		_ = tcp.Close()
+		return nil, err
+	}
+	return ln, nil
+}

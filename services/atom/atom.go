@@ -31,6 +31,7 @@ import (
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lbpick"
 	"github.com/athenaserving/asf/libs/lifecycle"
+	"github.com/athenaserving/asf/libs/localsock"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	atompb "github.com/athenaserving/asf/libs/proto/atom/v1"
@@ -71,6 +72,10 @@ type Config struct {
 	LogLevel         string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
 	DataDir          string        `cfg:"data-dir" help:"data directory: the last capability schemas from polaris are cached here (polaris-cache/) so atom starts while polaris is down"`
 	Pprof            bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// LocalSockets is the directory co-located services share Unix sockets in
+	// (libs/localsock): atom serves its gRPC port there too and reaches a loader,
+	// lbclient or polaris that serves one over it.
+	LocalSockets string `cfg:"local-sockets" help:"directory of the Unix sockets co-located services serve their gRPC ports on too (short: a socket path holds 107 bytes); the gRPC port is served there and peers found there are reached over it; empty: TCP only"`
 	// Labels are sent with every config request: "gray=<group>" makes this replica get
 	// that gray group's revisions (schemas, traffic splits).
 	Labels map[string]string `cfg:"labels" help:"labels sent to polaris's config center, k=v,k=v (gray=<group> joins a gray group)"`
@@ -188,7 +193,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	if err != nil {
 		return nil, fmt.Errorf("atom: %w", err)
 	}
-	loaderDial := append([]grpc.DialOption{grpcx.FastFailure(), grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "loader")}, grpcx.TraceDial(tp)...)
+	loaderDial := append([]grpc.DialOption{grpcx.FastFailure(), grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "loader"), grpcx.LocalSockets(cfg.LocalSockets)}, grpcx.TraceDial(tp)...)
 	s := &Server{cfg: cfg, log: log, tp: tp, loaders: grpcx.NewPool(loaderDial...)}
 	if tb != nil {
 		s.srvTLS = tb.ServerConfig()
@@ -196,7 +201,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	var direct func(addr string) *rawstream.Dialer
 	if cfg.LoaderRawStreams {
 		direct = func(addr string) *rawstream.Dialer {
-			d := &rawstream.Dialer{Target: addr, MaxRecv: grpcx.ResultBytes(cfg.MaxPayloadBytes),
+			d := &rawstream.Dialer{Target: addr, MaxRecv: grpcx.ResultBytes(cfg.MaxPayloadBytes), Sockets: cfg.LocalSockets,
 				Log: log.With().Str("component", "loader-streams").Str("loader", addr).Logger()}
 			if tb != nil {
 				d.TLS = tb.ClientConfig("loader")
@@ -214,13 +219,13 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	undo.Push(func() error { return tp.Shutdown(context.Background()) })
 	undo.PushFunc(s.loaderClients.Close)
 	undo.PushFunc(s.runStop)
-	if s.lbConn, err = grpcx.Dial(cfg.LBAddr, tlsx.DialOption(tb, "lbclient")); err != nil {
+	if s.lbConn, err = grpcx.Dial(cfg.LBAddr, tlsx.DialOption(tb, "lbclient"), grpcx.LocalSockets(cfg.LocalSockets)); err != nil {
 		return nil, fmt.Errorf("atom lbclient: %w", err)
 	}
 	undo.Push(s.lbConn.Close)
 	s.lb = lbpick.New(s.lbConn, lbpick.Options{Streams: cfg.LBStreams, LeaseMax: cfg.LBLeaseMax, OnDropped: s.dropped, Log: log.With().Str("component", "lbpick").Logger()})
 	undo.Push(s.lb.Close)
-	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen); err != nil {
+	if s.grpcLn, err = localsock.ListenTCP(cfg.GRPCListen, cfg.LocalSockets); err != nil {
 		return nil, fmt.Errorf("atom grpc listen %s: %w", cfg.GRPCListen, err)
 	}
 	undo.Push(s.grpcLn.Close)
@@ -236,7 +241,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 			advertise = advertiseAddr(s.GRPCAddr())
 		}
 		caller := &polarispb.Caller{Addr: advertise, Labels: maps.Clone(cfg.Labels)}
-		if s.polaris, err = polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, CacheDir: cacheDir(cfg.DataDir), Caller: caller, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}); err != nil {
+		if s.polaris, err = polarisclient.DialWith(cfg.Polaris, polarisclient.Options{Log: log, CacheDir: cacheDir(cfg.DataDir), Caller: caller, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris"), grpcx.LocalSockets(cfg.LocalSockets)}}); err != nil {
 			return nil, fmt.Errorf("atom: %w", err)
 		}
 		s.schemas = capability.NewRegistry()

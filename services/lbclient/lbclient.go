@@ -22,6 +22,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lifecycle"
+	"github.com/athenaserving/asf/libs/localsock"
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
@@ -61,6 +62,9 @@ type Config struct {
 	StartWait      time.Duration `cfg:"start-wait" help:"how long Start waits for polaris before returning not ready (retrying goes on)"`
 	LogLevel       string        `cfg:"log-level" help:"trace, debug, info, warn or error"`
 	Pprof          bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// LocalSockets is the directory co-located services share Unix sockets in
+	// (libs/localsock): lbclient serves its gRPC port there too and reaches polaris over polaris's.
+	LocalSockets string `cfg:"local-sockets" help:"directory of the Unix sockets co-located services serve their gRPC ports on too (short: a socket path holds 107 bytes): the gRPC port is served there and polaris is reached over its socket when it serves one; empty: TCP only"`
 	// AdminConfig holds the admin server's timeouts (admin-read-header-timeout, ...).
 	obs.AdminConfig
 
@@ -200,7 +204,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	// On any error below, release what was opened so far, last first.
 	var undo lifecycle.Stack
 	defer undo.CloseIf(&err)
-	ln, err := net.Listen("tcp", cfg.GRPCListen)
+	ln, err := localsock.ListenTCP(cfg.GRPCListen, cfg.LocalSockets)
 	if err != nil {
 		return nil, fmt.Errorf("lbclient grpc listen %s: %w", cfg.GRPCListen, err)
 	}
@@ -236,7 +240,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 		return nil, fmt.Errorf("lbclient config: %w", err)
 	}
 	src, err := source.New(source.Config{PolarisAddr: cfg.PolarisAddr, NATSURL: cfg.NATSURL, NATSOptions: natsAuth, SweepEvery: cfg.ReportInterval,
-		DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}}, view, log, reg)
+		DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris"), grpcx.LocalSockets(cfg.LocalSockets)}}, view, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("lbclient: %w", err)
 	}
@@ -267,7 +271,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (_ *Server, e
 	s.admin = admin
 	if cfg.ReplicaService != "" {
 		// Registered as a replica, the others split the loaders' idle slots with this one.
-		c, err := polarisclient.DialWith(cfg.PolarisAddr, polarisclient.Options{Log: log, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}})
+		c, err := polarisclient.DialWith(cfg.PolarisAddr, polarisclient.Options{Log: log, DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris"), grpcx.LocalSockets(cfg.LocalSockets)}})
 		if err != nil {
 			return nil, fmt.Errorf("lbclient: %w", err)
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/athenaserving/asf/libs/cfgload"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lifecycle"
+	"github.com/athenaserving/asf/libs/localsock"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/polarisclient"
 	polarispb "github.com/athenaserving/asf/libs/proto/polaris/v1"
@@ -87,6 +88,9 @@ type Config struct {
 	TLS          tlsx.Config
 	RegisterWait time.Duration `cfg:"register-wait" help:"how long Start waits for the first registration in polaris; after it the loader serves anyway and registers (retrying with backoff) when polaris answers"`
 	Pprof        bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// LocalSockets is the directory co-located services share Unix sockets in
+	// (libs/localsock): the loader serves its gRPC port there too and reaches polaris over polaris's.
+	LocalSockets string `cfg:"local-sockets" help:"directory of the Unix sockets co-located services serve their gRPC ports on too (short: a socket path holds 107 bytes): the gRPC port is served there and polaris is reached over its socket when it serves one; empty: TCP only"`
 	// MaxPayloadBytes is the suite's one size limit (the same key on webgate and atom):
 	// the gRPC server's message limits derive from it (grpcx.MessageBytes, grpcx.ResultBytes).
 	MaxPayloadBytes int64 `cfg:"max-payload-bytes" help:"largest decoded payload of one request or frame (set the same on webgate, atom and the loaders); gRPC message limits derive from it"`
@@ -236,7 +240,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry, opts ...Optio
 	// On any error below, release what was opened so far, last first.
 	var undo lifecycle.Stack
 	defer undo.CloseIf(&err)
-	ln, err := net.Listen("tcp", cfg.GRPCListen)
+	ln, err := localsock.ListenTCP(cfg.GRPCListen, cfg.LocalSockets)
 	if err != nil {
 		return nil, fmt.Errorf("loader grpc listen %s: %w", cfg.GRPCListen, err)
 	}
@@ -296,7 +300,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.PolarisAddr != "" {
 		c, err := polarisclient.DialWith(s.cfg.PolarisAddr, polarisclient.Options{Log: s.log,
 			Caller:      &polarispb.Caller{Addr: s.advertise, Labels: s.labels()},
-			DialOptions: []grpc.DialOption{tlsx.DialOption(s.tls, "polaris")}})
+			DialOptions: []grpc.DialOption{tlsx.DialOption(s.tls, "polaris"), grpcx.LocalSockets(s.cfg.LocalSockets)}})
 		if err != nil {
 			return fmt.Errorf("loader: %w", err)
 		}

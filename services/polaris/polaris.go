@@ -15,6 +15,7 @@ import (
 	"github.com/athenaserving/asf/libs/aserr"
 	"github.com/athenaserving/asf/libs/grpcx"
 	"github.com/athenaserving/asf/libs/lifecycle"
+	"github.com/athenaserving/asf/libs/localsock"
 	"github.com/athenaserving/asf/libs/natsbus"
 	"github.com/athenaserving/asf/libs/obs"
 	"github.com/athenaserving/asf/libs/tlsx"
@@ -41,14 +42,17 @@ type Config struct {
 	WatchBuffer   int           `cfg:"watch-buffer" help:"events a Watch stream may fall behind before it is dropped"`
 	LogLevel      string        `cfg:"log-level" help:"log level: trace, debug, info, warn, error"`
 	Pprof         bool          `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
-	ConsoleListen string        `cfg:"console-listen" help:"HTTP listen address of the admin API (/api/v1) and the web console (/ui)"`
-	DataDir       string        `cfg:"data-dir" help:"data directory (admin API tokens, hashed; polaris.db of backend embedded)"`
-	Backend       string        `cfg:"backend" help:"storage of registrations and config: embedded (bbolt file in data-dir), memory, consul"`
-	ConsulAddr    string        `cfg:"consul-addr" help:"Consul HTTP address (backend consul)"`
-	ConsulToken   string        `cfg:"consul-token" secret:"true" help:"Consul ACL token (backend consul)"`
-	ResourceMax   int64         `cfg:"resource-max-bytes" help:"size bound of one personalisation resource (admin API uploads); at most the gRPC message bound loaders accept (64 MiB)"`
-	ConfigHistory int           `cfg:"config-history" help:"revisions kept per config file (the oldest beyond it are pruned at the next push; revisions in force are kept)"`
-	AdminToken    string        `cfg:"admin-token" secret:"true" help:"admin token for the API and console, from a secret (env ASF_POLARIS_ADMIN_TOKEN); empty: one is generated at the first start and logged once"`
+	// LocalSockets is the directory co-located services share Unix sockets in
+	// (libs/localsock): polaris serves its gRPC port there too.
+	LocalSockets  string `cfg:"local-sockets" help:"directory of the Unix sockets co-located services serve their gRPC ports on too (short: a socket path holds 107 bytes): the gRPC port is served there too; empty: TCP only"`
+	ConsoleListen string `cfg:"console-listen" help:"HTTP listen address of the admin API (/api/v1) and the web console (/ui)"`
+	DataDir       string `cfg:"data-dir" help:"data directory (admin API tokens, hashed; polaris.db of backend embedded)"`
+	Backend       string `cfg:"backend" help:"storage of registrations and config: embedded (bbolt file in data-dir), memory, consul"`
+	ConsulAddr    string `cfg:"consul-addr" help:"Consul HTTP address (backend consul)"`
+	ConsulToken   string `cfg:"consul-token" secret:"true" help:"Consul ACL token (backend consul)"`
+	ResourceMax   int64  `cfg:"resource-max-bytes" help:"size bound of one personalisation resource (admin API uploads); at most the gRPC message bound loaders accept (64 MiB)"`
+	ConfigHistory int    `cfg:"config-history" help:"revisions kept per config file (the oldest beyond it are pruned at the next push; revisions in force are kept)"`
+	AdminToken    string `cfg:"admin-token" secret:"true" help:"admin token for the API and console, from a secret (env ASF_POLARIS_ADMIN_TOKEN); empty: one is generated at the first start and logged once"`
 
 	// Console*Timeout bound what one connection of the admin API and console may hold.
 	ConsoleReadHeaderTimeout time.Duration `cfg:"console-read-header-timeout" help:"admin API and console: longest time a client may take to send a request's headers"`
@@ -215,7 +219,7 @@ func New(cfg Config, log zerolog.Logger, promReg *prometheus.Registry) (_ *Serve
 		res: resource.New(store.res, resource.Options{MaxSize: cfg.ResourceMax})}
 	s.natsURL.Store("")
 
-	s.grpcLn, err = net.Listen("tcp", cfg.GRPCListen)
+	s.grpcLn, err = localsock.ListenTCP(cfg.GRPCListen, cfg.LocalSockets)
 	if err != nil {
 		return nil, fmt.Errorf("grpc listen %s: %w", cfg.GRPCListen, err)
 	}

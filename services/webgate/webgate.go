@@ -105,6 +105,9 @@ type Config struct {
 
 	DataDir string `cfg:"data-dir" help:"data directory: the last schemas and apps from polaris are cached here (polaris-cache/) so webgate starts and serves while polaris is down"`
 	Pprof   bool   `cfg:"pprof" help:"serve runtime profiles under /debug/pprof/ on the admin port"`
+	// LocalSockets is the directory co-located services share Unix sockets in
+	// (libs/localsock): webgate reaches atom and polaris over theirs when they serve one.
+	LocalSockets string `cfg:"local-sockets" help:"directory of the Unix sockets co-located services serve their gRPC ports on too (short: a socket path holds 107 bytes): atom and polaris are reached over their sockets when they serve one; empty: TCP only"`
 	// Labels are sent with every config request besides service=webgate: "gray=<group>"
 	// makes this instance get that gray group's revisions (schemas, apps).
 	Labels map[string]string `cfg:"labels" help:"labels sent to polaris's config center, k=v,k=v (gray=<group> joins a gray group)"`
@@ -265,7 +268,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 		return fail(err)
 	}
 	undo.Push(func() error { return s.tp.Shutdown(context.Background()) })
-	cc, err := grpcx.Dial(cfg.AtomAddr, append([]grpc.DialOption{grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "atom")}, grpcx.TraceDial(s.tp)...)...)
+	cc, err := grpcx.Dial(cfg.AtomAddr, append([]grpc.DialOption{grpcx.CallMsgSize(cfg.MaxPayloadBytes), tlsx.DialOption(tb, "atom"), grpcx.LocalSockets(cfg.LocalSockets)}, grpcx.TraceDial(s.tp)...)...)
 	if err != nil {
 		return fail(err)
 	}
@@ -274,7 +277,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	mopts := callmux.Options{Streams: cfg.AtomStreams, MaxAge: atomStreamMaxAge,
 		Tracer: grpcx.NewCallTracer(s.tp), Log: log.With().Str("component", "atom-streams").Logger()}
 	if cfg.AtomRawStreams && rawstream.Dialable(cfg.AtomAddr) {
-		mopts.Direct = &rawstream.Dialer{Target: cfg.AtomAddr, MaxRecv: grpcx.ResultBytes(cfg.MaxPayloadBytes), Log: mopts.Log}
+		mopts.Direct = &rawstream.Dialer{Target: cfg.AtomAddr, MaxRecv: grpcx.ResultBytes(cfg.MaxPayloadBytes), Sockets: cfg.LocalSockets, Log: mopts.Log}
 		if tb != nil {
 			mopts.Direct.TLS = tb.ClientConfig("atom")
 		}
@@ -290,7 +293,7 @@ func New(cfg Config, log zerolog.Logger, reg *prometheus.Registry) (*Server, err
 	undo.Push(s.ln.Close)
 	if cfg.Polaris != "" {
 		pc, err := polarisclient.DialWith(cfg.Polaris, polarisclient.Options{CacheDir: cacheDir(cfg.DataDir), Log: log,
-			DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris")}})
+			DialOptions: []grpc.DialOption{tlsx.DialOption(tb, "polaris"), grpcx.LocalSockets(cfg.LocalSockets)}})
 		if err != nil {
 			return fail(err)
 		}

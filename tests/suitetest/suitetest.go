@@ -62,6 +62,10 @@ type Options struct {
 	// such as tests/jaegertest's), and webgate traces every request (trace-sample-rate 1)
 	// unless Webgate sets another rate.
 	TraceEndpoint string
+	// LocalSockets makes every service serve its gRPC port on a Unix socket too, in a
+	// directory of the suite's (Suite.LocalSockets), and reach the others over theirs, as
+	// tools/suite runs them (libs/localsock).
+	LocalSockets bool
 }
 
 // Suite is a running suite.
@@ -81,6 +85,7 @@ type Suite struct {
 	opts    Options
 	stops   []func(context.Context) error
 	pkiDir  string // "" with Options.Insecure
+	sockDir string // "" without Options.LocalSockets
 }
 
 // PKIInstance is the instance name of the suite's certificates: everything runs on
@@ -90,6 +95,10 @@ const PKIInstance = "127.0.0.1"
 // PKIWants are the certificates of the suite: one per service, and asfctl for test
 // clients (File names them <service>.crt and .key).
 func PKIWants() []pki.Want { return pki.ServiceWants(pki.Services, PKIInstance) }
+
+// LocalSockets is the directory the services serve Unix sockets in ("" without
+// Options.LocalSockets).
+func (s *Suite) LocalSockets() string { return s.sockDir }
 
 // PKIDir is the directory of the suite's CA (ca.crt, ca.key) and certificates
 // (<service>.crt, .key); "" with Options.Insecure. The services re-read them on every
@@ -159,6 +168,13 @@ func Start(t testing.TB, o Options) *Suite {
 		o.Atoms = 1
 	}
 	s := &Suite{t: t, opts: o, regs: map[string]*prometheus.Registry{}}
+	if o.LocalSockets {
+		// Short: a socket path holds 107 bytes, more than t.TempDir leaves.
+		d, err := os.MkdirTemp("", "asf-sock-")
+		check(t, "local sockets", err)
+		t.Cleanup(func() { _ = os.RemoveAll(d) }) // after stopAll, registered after it
+		s.sockDir = d
+	}
 	t.Cleanup(s.stopAll)
 	if !o.Insecure {
 		s.pkiDir = t.TempDir()
@@ -178,6 +194,7 @@ func Start(t testing.TB, o Options) *Suite {
 	}
 	pc.NATSUsers = s.NATSDir
 	pc.TLS = s.TLS("polaris")
+	pc.LocalSockets = s.sockDir
 	pc.AdminToken = AdminToken
 	pc.Tracing.TraceEndpoint = o.TraceEndpoint
 	var err error
@@ -189,6 +206,7 @@ func Start(t testing.TB, o Options) *Suite {
 	lc.GRPCListen, lc.AdminListen, lc.PolarisAddr = "127.0.0.1:0", "127.0.0.1:0", s.Polaris.GRPCAddr()
 	lc.NATS.NKeySeedFile = filepath.Join(s.NATSDir, natsbus.UserLBClient+natsbus.SeedExt)
 	lc.TLS = s.TLS("lbclient")
+	lc.LocalSockets = s.sockDir
 	lc.Tracing.TraceEndpoint = o.TraceEndpoint
 	s.LB, err = lbclient.New(lc, s.logger("lbclient"), s.reg("lbclient"))
 	check(t, "lbclient", err)
@@ -207,6 +225,7 @@ func Start(t testing.TB, o Options) *Suite {
 		ac.Polaris = s.Polaris.GRPCAddr() // capability schemas, and its provider/consumer entries
 		ac.DataDir = t.TempDir()          // its own polaris cache
 		ac.TLS = s.TLS("atom")
+		ac.LocalSockets = s.sockDir
 		ac.Tracing.TraceEndpoint = o.TraceEndpoint
 		if o.Atom != nil {
 			o.Atom(&ac)
@@ -226,6 +245,7 @@ func Start(t testing.TB, o Options) *Suite {
 	wc.Polaris = s.Polaris.GRPCAddr()
 	wc.DataDir = t.TempDir() // its own polaris cache
 	wc.TLS = s.TLS("webgate")
+	wc.LocalSockets = s.sockDir
 	if o.TraceEndpoint != "" {
 		wc.Tracing.TraceEndpoint, wc.TraceSampleRate = o.TraceEndpoint, 1
 	}
@@ -251,6 +271,7 @@ func (s *Suite) AddLoader() *loader.Server {
 	c.WarmUp, c.HeartbeatInterval = 0, 200*time.Millisecond
 	c.DrainTimeout = 2 * time.Second
 	c.TLS = s.TLS("loader")
+	c.LocalSockets = s.sockDir
 	c.Tracing.TraceEndpoint = s.opts.TraceEndpoint
 	if s.opts.Loader != nil {
 		s.opts.Loader(i, &c)

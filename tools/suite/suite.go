@@ -98,6 +98,10 @@ type Options struct {
 	// SharedGoMaxProcs (half the machine's cores), below 0 sets none (each process takes
 	// one P per core). A GOMAXPROCS in this process's environment is passed on as it is.
 	GoMaxProcs int
+	// TCPOnly keeps every internal hop on loopback TCP. By default the services serve their
+	// gRPC ports on Unix sockets too, in a directory of the suite's (LocalSockets), and
+	// reach each other over them (libs/localsock; docs/operations.md "Co-located services").
+	TCPOnly bool
 }
 
 // SharedGoMaxProcs is the GOMAXPROCS the suite gives each service by default: half the
@@ -264,6 +268,8 @@ type Suite struct {
 	// flagsMu guards flags: whether a binary lists a flag in its --help (hasFlag).
 	flagsMu sync.Mutex
 	flags   map[string]bool
+	// sockDir is where the services serve Unix sockets (LocalSockets); removed by Stop.
+	sockDir string
 }
 
 const readyTimeout = 60 * time.Second
@@ -331,6 +337,15 @@ func Start(ctx context.Context, o Options) (*Suite, error) {
 		}
 	}
 	s := &Suite{opts: o}
+	if !o.TCPOnly {
+		// Short, under the system's temporary directory: a socket path holds 107 bytes,
+		// and LogDir may be deep (a test's temporary directory).
+		d, err := os.MkdirTemp("", "asf-sock-")
+		if err != nil {
+			return nil, fmt.Errorf("suite: %w", err)
+		}
+		s.sockDir = d
+	}
 	if err := s.startAll(ctx); err != nil {
 		_ = s.Stop(context.Background())
 		return nil, err
@@ -457,7 +472,7 @@ func (s *Suite) start(ctx context.Context, name, bin string, args ...string) (*P
 
 // startIn is start with the process's working directory set to dir ("" = this process's).
 func (s *Suite) startIn(ctx context.Context, name, dir, bin string, args ...string) (*Proc, error) {
-	args = append(append(append(args, "--log-level", s.opts.LogLevel), s.tlsArgs(bin)...), s.traceArgs(bin)...)
+	args = append(append(append(append(args, "--log-level", s.opts.LogLevel), s.tlsArgs(bin)...), s.traceArgs(bin)...), s.socketArgs(bin)...)
 	return s.launch(ctx, name, dir, bin, args, os.Create)
 }
 
@@ -602,7 +617,23 @@ func (s *Suite) Stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if s.sockDir != "" {
+		errs = append(errs, os.RemoveAll(s.sockDir))
+	}
 	return errors.Join(errs...)
+}
+
+// LocalSockets is the directory the services serve and dial Unix sockets in ("" with
+// Options.TCPOnly).
+func (s *Suite) LocalSockets() string { return s.sockDir }
+
+// socketArgs is --local-sockets for a service that has the flag, while the suite has a
+// socket directory.
+func (s *Suite) socketArgs(bin string) []string {
+	if s.sockDir == "" || !s.hasFlag(bin, "local-sockets") {
+		return nil
+	}
+	return []string{"--local-sockets", s.sockDir}
 }
 
 func stopProc(ctx context.Context, p *Proc) error {

@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	noSuiteReason := fs.String("no-suite-reason", "--no-suite was given", "why the suite is not measured (printed in the report)")
 	pythonSuite := fs.Bool("python-suite", true, "also start the suite with the python-identity engine (examples/engines/python-echo)")
 	loaders := fs.Int("loaders", 2, "loader processes in the suite")
+	tcpOnly := fs.Bool("tcp-only", false, "keep the suite's internal hops on loopback TCP (default: Unix sockets between its co-located services)")
 	procs := fs.Int("gomaxprocs", 0, "GOMAXPROCS of every suite process (0: half the machine's cores, at least 1; -1: every core)")
 	licence := fs.Int("licence", 0, "licence per loader (0 = enough for the largest stream scenario)")
 	apiKey := fs.String("api-key", "bench-key", "API key for HMAC signing")
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 		Profile: p, Python: *python, OutDir: dir, Log: log, PythonSuite: *pythonSuite,
 		Creds: asfbench.Credentials{APIKey: *apiKey, APISecret: *apiSecret}, AppID: *appID,
 		LoaderBench: absOr(*loaderBench), LBBench: absOr(*lbBench), RepoDir: repo,
-		SuiteSetup: suiteSetup(*procs), LoaderEnv: suite.WithRuntimeGODEBUG(os.Environ()),
+		SuiteSetup: suiteSetup(*procs, *tcpOnly), LoaderEnv: suite.WithRuntimeGODEBUG(os.Environ()),
 	}
 	if *only != "" {
 		env.Only = map[string]bool{}
@@ -130,7 +131,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 				// python-identity and mTLS suites start, and two polaris processes cannot share one store.
 				engine := spec.Engine
 				o := suite.Options{BinDir: *bin, Loaders: *loaders, Engine: engine, Licence: *licence, LogDir: spec.LogDir,
-					DataDir: filepath.Join(spec.LogDir, "data"), Insecure: spec.Insecure, GoMaxProcs: *procs,
+					DataDir: filepath.Join(spec.LogDir, "data"), Insecure: spec.Insecure, GoMaxProcs: *procs, TCPOnly: *tcpOnly,
 					App: suite.App{AppID: *appID, APIKey: *apiKey, APISecret: *apiSecret}}
 				if spec.Tracing { // its own Jaeger (bin/jaeger), every service exporting to it
 					o.Jaeger, o.TraceSampleRate = true, strconv.FormatFloat(spec.TraceSampleRate, 'g', -1, 64)
@@ -298,14 +299,18 @@ func serveBaseline(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 }
 
 // suiteSetup is the report's note on the suite processes' GOMAXPROCS (suite.Options.GoMaxProcs).
-func suiteSetup(procs int) string {
+func suiteSetup(procs int, tcpOnly bool) string {
+	hops := " Its internal hops go over Unix sockets between the co-located services (--tcp-only: loopback TCP)."
+	if tcpOnly {
+		hops = " Its internal hops go over loopback TCP (--tcp-only)."
+	}
 	n, ok := suite.GoMaxProcsFor(procs)
 	switch {
 	case ok:
 		return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%d of %d cores (--gomaxprocs; the suite's default is half the cores: docs/operations.md, \"Co-located services\").",
-			n, runtime.NumCPU())
+			n, runtime.NumCPU()) + hops
 	case os.Getenv("GOMAXPROCS") != "":
-		return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%s, as this process's environment sets it.", os.Getenv("GOMAXPROCS"))
+		return fmt.Sprintf("Every suite process runs with GOMAXPROCS=%s, as this process's environment sets it.", os.Getenv("GOMAXPROCS")) + hops
 	}
-	return "Every suite process runs with a P per core (--gomaxprocs -1)."
+	return "Every suite process runs with a P per core (--gomaxprocs -1)." + hops
 }

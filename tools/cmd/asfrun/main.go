@@ -38,6 +38,7 @@ func main() {
 type config struct {
 	bin, logDir, level, demo string
 	loaders, licence, procs  int
+	tcpOnly                  bool
 	atoms, lbclients         int
 	free, jaeger             bool
 	traceEndpoint, sample    string
@@ -73,6 +74,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.jaeger, "jaeger", true, "start Jaeger (the trace backend and UI) from <bin>/jaeger when it is built (make jaeger), and send every service's spans to it")
 	fs.StringVar(&c.sample, "trace-sample-rate", "1", "share (0-1) of requests webgate traces while tracing is on (locally every one, so each shows in the UI)")
 	fs.StringVar(&c.traceEndpoint, "trace-endpoint", "", "OTLP/gRPC endpoint (host:port) of your own trace collector for every service, instead of Jaeger")
+	fs.BoolVar(&c.tcpOnly, "tcp-only", false, "keep every internal hop on loopback TCP (default: the services also serve their gRPC ports on Unix sockets and reach each other over them)")
 	fs.IntVar(&c.procs, "gomaxprocs", 0, "GOMAXPROCS of every service (0: half the machine's cores, at least 1; -1: every core; a GOMAXPROCS in the environment wins)")
 	fs.StringVar(&c.demo, "engines", "tts,asr,digits", "demo engines to start beside echo (those that are built)")
 	fs.Var(&c.engines, "engine", "your engine: a C engine .so, a wrapper.py or its directory, an aiges.toml, or a forward spec (repeatable or comma-separated)")
@@ -149,7 +151,7 @@ func start(ctx context.Context, c config, stdout io.Writer) (*suite.Suite, error
 	}
 	o := suite.Options{BinDir: c.bin, Loaders: c.loaders, Engine: "echo", Licence: c.licence,
 		Atoms: c.atoms, LBClients: c.lbclients, LogDir: c.logDir, DataDir: dataDir, FixedPorts: !c.free, LogLevel: c.level, Extra: extra, Schemas: schemas, App: app,
-		TraceEndpoint: c.traceEndpoint, TraceSampleRate: c.sample, GoMaxProcs: c.procs}
+		TraceEndpoint: c.traceEndpoint, TraceSampleRate: c.sample, GoMaxProcs: c.procs, TCPOnly: c.tcpOnly}
 	traces := "traces off: make jaeger builds bin/jaeger, the trace backend and UI"
 	switch {
 	case c.traceEndpoint != "":
