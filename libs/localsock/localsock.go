@@ -243,13 +243,14 @@ func (d *Dialer) Path(addr string) string {
 }
 
 // DialContext connects to addr: "unix:<path>" or "unix://<path>" over that socket,
-// host:port over its socket in Dir when one accepts, else over TCP. A socket that refuses
+// host:port over its socket in Dir when one accepts (a host name is resolved to find
+// it), else over TCP. A socket that refuses
 // (its server gone, the file left behind) falls back to TCP.
 func (d *Dialer) DialContext(ctx context.Context, addr string) (net.Conn, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		return d.TCP.DialContext(ctx, "unix", strings.TrimPrefix(path, "//"))
 	}
-	if p := d.Path(addr); p != "" {
+	for _, p := range d.paths(ctx, addr) {
 		if c, err := d.TCP.DialContext(ctx, "unix", p); err == nil {
 			return c, nil
 		} else if ctx.Err() != nil {
@@ -257,6 +258,32 @@ func (d *Dialer) DialContext(ctx context.Context, addr string) (net.Conn, error)
 		}
 	}
 	return d.TCP.DialContext(ctx, "tcp", addr)
+}
+
+// paths are the sockets serving addr: Path's, or for a host name those of the addresses
+// it resolves to.
+func (d *Dialer) paths(ctx context.Context, addr string) []string {
+	if d.Dir == "" {
+		return nil
+	}
+	if p := d.Path(addr); p != "" {
+		return []string{p}
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "localhost" || net.ParseIP(host) != nil {
+		return nil
+	}
+	ips, err := d.TCP.Resolver.LookupHost(ctx, host) // a nil Resolver is the default one
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, ip := range ips {
+		if p := d.Path(net.JoinHostPort(ip, port)); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func isSocket(p string) bool {

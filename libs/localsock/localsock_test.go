@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/athenaserving/asf/libs/localsock"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // shortDir is a socket directory short enough for sun_path (t.TempDir's can be too long).
@@ -223,3 +225,65 @@ func FuzzPath(f *testing.F) {
 }
 
 func port(ln net.Listener) string { return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) }
+
+// TestDialerResolvesHostNames: a name is resolved and its addresses' sockets are used.
+func TestDialerResolvesHostNames(t *testing.T) {
+	dir := shortDir(t)
+	ln := listen(t, dir)
+	echoServer(t, ln)
+	d := &localsock.Dialer{Dir: dir}
+	d.TCP.Resolver = fakeDNS(t, net.IPv4(127, 0, 0, 1))
+	c, err := d.DialContext(t.Context(), "loader.asf.test:"+port(ln))
+	require.NoError(t, err)
+	defer c.Close()
+	require.Equal(t, "unix x", roundTrip(t, c, "x"))
+}
+
+// fakeDNS is a resolver answering every A question with ip (AAAA with nothing), over
+// in-memory stream connections.
+func fakeDNS(t *testing.T, ip net.IP) *net.Resolver {
+	t.Helper()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		client, server := net.Pipe()
+		go func() {
+			defer server.Close()
+			for {
+				var n [2]byte
+				if _, err := io.ReadFull(server, n[:]); err != nil {
+					return
+				}
+				q := make([]byte, int(n[0])<<8|int(n[1]))
+				if _, err := io.ReadFull(server, q); err != nil {
+					return
+				}
+				var p dnsmessage.Parser
+				h, err := p.Start(q)
+				if err != nil {
+					return
+				}
+				question, err := p.Question()
+				if err != nil {
+					return
+				}
+				b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
+				b.EnableCompression()
+				_ = b.StartQuestions()
+				_ = b.Question(question)
+				_ = b.StartAnswers()
+				if question.Type == dnsmessage.TypeA {
+					var a [4]byte
+					copy(a[:], ip.To4())
+					_ = b.AResource(dnsmessage.ResourceHeader{Name: question.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a})
+				}
+				out, err := b.Finish()
+				if err != nil {
+					return
+				}
+				if _, err := server.Write(append([]byte{byte(len(out) >> 8), byte(len(out))}, out...)); err != nil {
+					return
+				}
+			}
+		}()
+		return client, nil
+	}}
+}
