@@ -298,7 +298,8 @@ func serveBaseline(ctx context.Context, stdin io.Reader, stdout io.Writer) error
 	return errors.Join(runErr, err)
 }
 
-// suiteSetup is the report's note on the suite processes' GOMAXPROCS (suite.Options.GoMaxProcs).
+// suiteSetup is the report's note on the suite processes' GOMAXPROCS (suite.Options.GoMaxProcs)
+// and on what carries their internal hops (suite.Options.TCPOnly).
 func suiteSetup(procs int, tcpOnly bool) string {
 	hops := " Its internal hops go over Unix sockets between the co-located services (--tcp-only: loopback TCP)."
 	if tcpOnly {
