@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/athenaserving/asf/libs/localsock"
 	"github.com/athenaserving/asf/tests/suitetest"
@@ -76,7 +77,7 @@ func TestInternalHopsOverLocalSockets(t *testing.T) {
 	for i := range 20 {
 		mustOK(t, once(t, c, "after-kill"), fmt.Sprint("after kill ", i))
 	}
-	suitetest.WaitFor(t, 5e9, func() bool { return s.LB.Live("echo") == 1 })
+	suitetest.WaitFor(t, 5*time.Second, func() bool { return s.LB.Live("echo") == 1 })
 	if got := fmt.Sprint(streamSession(t, c)); got != "[0 1 2]" {
 		t.Fatalf("after kill: statuses = %v, want [0 1 2]", got)
 	}

@@ -172,7 +172,7 @@ func Start(t testing.TB, o Options) *Suite {
 		// Short: a socket path holds 107 bytes, more than t.TempDir leaves.
 		d, err := os.MkdirTemp("", "asf-sock-")
 		check(t, "local sockets", err)
-		t.Cleanup(func() { _ = os.RemoveAll(d) }) // after stopAll, registered after it
+		t.Cleanup(func() { _ = os.RemoveAll(d) }) // runs after stopAll: registered before it
 		s.sockDir = d
 	}
 	t.Cleanup(s.stopAll)
