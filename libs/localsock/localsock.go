@@ -47,8 +47,12 @@ const MaxPath = 107
 const anyHost = "any"
 
 // Namespace names the network namespace of this process ("net-4026531840"), or
-// "net-default" where it cannot be read.
-func Namespace() string {
+// "net-default" where it cannot be read. It is read once: the process does not move.
+func Namespace() string { return namespaceOnce() }
+
+var namespaceOnce = sync.OnceValue(readNamespace)
+
+func readNamespace() string {
 	link, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		return "net-default"
@@ -244,8 +248,8 @@ func (d *Dialer) Path(addr string) string {
 
 // DialContext connects to addr: "unix:<path>" or "unix://<path>" over that socket,
 // host:port over its socket in Dir when one accepts (a host name is resolved to find
-// it), else over TCP. A socket that refuses
-// (its server gone, the file left behind) falls back to TCP.
+// it), else over TCP. A socket that refuses (its server gone, the file left behind)
+// falls back to TCP.
 func (d *Dialer) DialContext(ctx context.Context, addr string) (net.Conn, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		return d.TCP.DialContext(ctx, "unix", strings.TrimPrefix(path, "//"))
